@@ -1,0 +1,70 @@
+//! Condition types and reasons, as written to `status.conditions`. Reasons are
+//! stable CamelCase words: alert rules, Argo CD and Flux health checks match
+//! on them.
+
+/// Condition types.
+pub mod types {
+    /// The object does what it was asked: a Model has a usable version whose
+    /// aliases resolve; a ModelDeployment serves its resolved version on all
+    /// wanted replicas.
+    pub const READY: &str = "Ready";
+    /// A Model has a training run in progress.
+    pub const TRAINING: &str = "Training";
+    /// A TrainingJob's trainer is running.
+    pub const RUNNING: &str = "Running";
+    /// A TrainingJob finished and its version was recorded.
+    pub const SUCCEEDED: &str = "Succeeded";
+    /// A TrainingJob failed; final.
+    pub const FAILED: &str = "Failed";
+    /// A ModelDeployment is rolling out a version or migrating a replica.
+    pub const PROGRESSING: &str = "Progressing";
+    /// A ModelDeployment has an unhealthy replica or cannot resolve its model.
+    pub const DEGRADED: &str = "Degraded";
+}
+
+/// Condition reasons.
+pub mod reasons {
+    /// Everything is as asked.
+    pub const AS_EXPECTED: &str = "AsExpected";
+    /// The spec fails a rule the schema cannot express; the message says which.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// An object this one refers to (Model, Secret) does not exist.
+    pub const REFERENCE_NOT_FOUND: &str = "ReferenceNotFound";
+    /// A Model has no Ready version yet.
+    pub const NO_READY_VERSION: &str = "NoReadyVersion";
+    /// An alias names a version that does not exist or is not Ready.
+    pub const ALIAS_UNRESOLVED: &str = "AliasUnresolved";
+    /// A training run is in progress.
+    pub const TRAINING_IN_PROGRESS: &str = "TrainingInProgress";
+    /// No training run is in progress.
+    pub const IDLE: &str = "Idle";
+    /// A TrainingJob is waiting for its Job or pods.
+    pub const PENDING: &str = "Pending";
+    /// A TrainingJob's trainer is running.
+    pub const TRAINER_RUNNING: &str = "TrainerRunning";
+    /// A TrainingJob's version was recorded.
+    pub const VERSION_REGISTERED: &str = "VersionRegistered";
+    /// A trainer exited with a non-zero code more often than `backoffLimit`
+    /// allows.
+    pub const BACKOFF_LIMIT_EXCEEDED: &str = "BackoffLimitExceeded";
+    /// A run outlived `activeDeadlineSeconds`.
+    pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
+    /// The trainer image could not be pulled or started.
+    pub const IMAGE_UNAVAILABLE: &str = "ImageUnavailable";
+    /// The data set could not be found or read.
+    pub const DATASET_UNAVAILABLE: &str = "DatasetUnavailable";
+    /// The artifact is missing, does not load, or does not run.
+    pub const ARTIFACT_INVALID: &str = "ArtifactInvalid";
+    /// A rollout is replacing replicas.
+    pub const ROLLING_OUT: &str = "RollingOut";
+    /// A canary is being analysed.
+    pub const CANARY_ANALYSIS: &str = "CanaryAnalysis";
+    /// A canary failed its analysis and was rolled back.
+    pub const CANARY_ROLLED_BACK: &str = "CanaryRolledBack";
+    /// A replica is being migrated away from an unhealthy pod or node.
+    pub const MIGRATING: &str = "Migrating";
+    /// A replica crossed a health threshold.
+    pub const REPLICA_UNHEALTHY: &str = "ReplicaUnhealthy";
+    /// Fewer replicas are ready than wanted.
+    pub const REPLICAS_UNAVAILABLE: &str = "ReplicasUnavailable";
+}

@@ -1,0 +1,12 @@
+//! Version `v1alpha1` of the aimass.io API.
+
+mod common;
+pub mod conditions;
+mod model;
+mod model_deployment;
+mod training_job;
+
+pub use common::*;
+pub use model::*;
+pub use model_deployment::*;
+pub use training_job::*;

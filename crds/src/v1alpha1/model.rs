@@ -1,0 +1,408 @@
+//! `Model`: a named family of immutable, versioned model artifacts, the gates a
+//! version must pass to be promoted, and the aliases (`champion`, …) that
+//! deployments follow.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{ArtifactStorage, ModelSignature, SecretReference};
+use super::training_job::TrainingRunSpec;
+
+/// The alias that automatic promotion moves unless told otherwise.
+pub const CHAMPION_ALIAS: &str = "champion";
+/// The alias given to the newest version that passed the absolute gates but
+/// did not (yet) replace the champion.
+pub const CHALLENGER_ALIAS: &str = "challenger";
+
+/// A model: where its versions come from, how they are promoted, and how many
+/// are kept. The operator records every version in `status.versions` and in
+/// storage; versions are never changed once recorded.
+#[derive(CustomResource, Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq)]
+#[kube(
+    group = "aimass.io",
+    version = "v1alpha1",
+    kind = "Model",
+    namespaced,
+    status = "ModelStatus",
+    shortname = "mdl",
+    category = "aimass",
+    printcolumn = r#"{"name":"Champion","type":"integer","description":"Version the champion alias points at","jsonPath":".status.aliases.champion"}"#,
+    printcolumn = r#"{"name":"Latest","type":"integer","description":"Newest recorded version","jsonPath":".status.latestVersion"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = (
+        "!has(self.spec.source.training) || has(self.spec.storage)",
+        "spec.storage is required when spec.source.training is set: trained versions need a place to be written"
+    ),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSpec {
+    /// Where new versions come from: an existing artifact (`uri`) or training
+    /// runs (`training`). Exactly one of the two.
+    pub source: ModelSource,
+
+    /// Where the operator stores trained artifacts and the `version.json`
+    /// record of every version, so that a deleted and re-created Model
+    /// recovers its history. Required with `source.training`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<ArtifactStorage>,
+
+    /// Gates a new version must pass before it becomes the promoted alias
+    /// (`champion` by default), and who moves that alias.
+    #[serde(default)]
+    pub promotion: PromotionSpec,
+
+    /// Aliases pinned by the user: alias name to version number, for example
+    /// `champion: 3` to roll back or to promote by hand from git. A pinned
+    /// alias always wins over automatic promotion.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(
+        validation = (
+            "self.all(k, k.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(k) <= 63)",
+            "alias names must be lower-case DNS labels (letters, digits and '-', at most 63 characters), like champion or challenger"
+        ),
+        validation = ("self.all(k, self[k] >= 1)", "aliases must point at version numbers of 1 or more")
+    )]
+    pub aliases: BTreeMap<String, i64>,
+
+    /// How many versions are kept.
+    #[serde(default)]
+    pub retention: RetentionSpec,
+}
+
+/// Where a Model's versions come from.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = (
+        "has(self.uri) != has(self.training)",
+        "set exactly one of source.uri (an existing ONNX artifact) or source.training (a TrainingJob template)"
+    ),
+    validation = ("!has(self.sha256) || has(self.uri)", "source.sha256 is only meaningful with source.uri"),
+    validation = ("!has(self.secretRef) || has(self.uri)", "source.secretRef is only meaningful with source.uri; set storage.secretRef for training")
+)]
+pub struct ModelSource {
+    /// URI of an existing ONNX artifact: `s3://`, `gs://`, `az://`,
+    /// `http(s)://`, `file://` or `pvc://<claim>/<path>`. Changing it records a
+    /// new version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = (
+        "self.matches('^(s3|gs|az|https?|file|pvc)://.+')",
+        "source.uri must start with s3://, gs://, az://, http://, https://, file:// or pvc:// followed by a location"
+    ))]
+    #[schemars(length(max = 2048))]
+    pub uri: Option<String>,
+
+    /// Expected sha256 of the artifact at `uri`, as 64 hex digits. A mismatch
+    /// rejects the version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-f0-9]{64}$"))]
+    pub sha256: Option<String>,
+
+    /// Secret with the credentials to read `uri` (see `storage.secretRef` for
+    /// its keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretReference>,
+
+    /// Train versions with TrainingJobs created from this template, once when
+    /// the Model is created and then on `schedule`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<TrainingSource>,
+}
+
+/// Training runs that produce a Model's versions.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainingSource {
+    /// Retrain periodically, in cron syntax (`minute hour day-of-month month
+    /// day-of-week`, or `@daily`, `@hourly`, …), evaluated in UTC. A tick that
+    /// comes while a run is still going is skipped, never queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = (
+        "self.matches('^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[^ ]+( +[^ ]+){4})$')",
+        "schedule must be a cron expression with five fields (minute hour day-of-month month day-of-week), e.g. '0 2 * * *', or one of @yearly, @monthly, @weekly, @daily, @hourly"
+    ))]
+    pub schedule: Option<String>,
+
+    /// Pause scheduled retraining without deleting the schedule.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// The training run to start: image, dataset, hyperparameters and
+    /// resources, as in a TrainingJob's spec.
+    pub template: TrainingRunSpec,
+}
+
+/// Who moves the promoted alias.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum PromotionPolicy {
+    /// The operator moves the alias to each new version that passes every gate.
+    #[default]
+    Automatic,
+    /// The operator only evaluates the gates and reports the result; the user
+    /// moves aliases in `spec.aliases`.
+    Manual,
+}
+
+/// How new versions are promoted.
+#[derive(Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionSpec {
+    /// `Automatic`: the operator moves the alias when a version passes every
+    /// gate. `Manual`: it only reports the gates' verdict.
+    #[serde(default)]
+    pub policy: PromotionPolicy,
+
+    /// The alias that promotion moves.
+    #[serde(default = "default_promotion_alias")]
+    #[x_kube(validation = (
+        "self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+        "promotion.alias must be a lower-case DNS label, like champion"
+    ))]
+    #[schemars(length(min = 1, max = 63))]
+    pub alias: String,
+
+    /// Every gate must pass for a version to be promoted. With no gates, every
+    /// valid version is promoted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = (
+        "self.all(g, self.exists_one(h, h.metric == g.metric))",
+        "each metric may appear in only one promotion gate"
+    ))]
+    #[schemars(length(max = 32))]
+    pub gates: Vec<PromotionGate>,
+}
+
+impl Default for PromotionSpec {
+    fn default() -> Self {
+        Self {
+            policy: PromotionPolicy::default(),
+            alias: default_promotion_alias(),
+            gates: Vec::new(),
+        }
+    }
+}
+
+fn default_promotion_alias() -> String {
+    CHAMPION_ALIAS.to_owned()
+}
+
+/// Whether larger or smaller values of a metric are better.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum MetricGoal {
+    /// Larger is better (AUC, KS, recall, precision, accuracy).
+    #[default]
+    Maximize,
+    /// Smaller is better (loss, log-loss, Brier score, error rates).
+    Minimize,
+}
+
+/// A condition on one metric that a version must meet to be promoted.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = (
+        "has(self.minimum) || has(self.maximum) || has(self.betterThanChampionBy)",
+        "a promotion gate needs at least one of minimum, maximum or betterThanChampionBy"
+    ),
+    validation = (
+        "!has(self.minimum) || !has(self.maximum) || self.minimum <= self.maximum",
+        "promotion gate minimum must not be greater than maximum"
+    )
+)]
+pub struct PromotionGate {
+    /// Metric name as the trainer reports it in `metrics.json`, e.g. `auc`.
+    #[schemars(length(min = 1, max = 128))]
+    pub metric: String,
+
+    /// Whether larger (`Maximize`, the default) or smaller (`Minimize`)
+    /// values are better; decides what "better than the champion" means.
+    #[serde(default)]
+    pub goal: MetricGoal,
+
+    /// The metric must be at least this value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<f64>,
+
+    /// The metric must be at most this value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximum: Option<f64>,
+
+    /// The metric must beat the current holder of the alias by at least this
+    /// margin, in the direction of `goal` (0 means "at least as good"). Passes
+    /// when there is no holder yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = ("self >= 0.0", "betterThanChampionBy must be 0 or more"))]
+    pub better_than_champion_by: Option<f64>,
+}
+
+/// How many versions are kept.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionSpec {
+    /// Keep the newest this many versions. Versions that an alias or a
+    /// ModelDeployment points at are always kept on top of these.
+    #[serde(default = "default_keep_last")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub keep_last: i32,
+
+    /// Also delete the artifacts of versions dropped from the registry (and of
+    /// all versions when the Model is deleted). Off by default: storage is the
+    /// bank's record, and removing it is a decision for a human.
+    #[serde(default)]
+    pub delete_artifacts: bool,
+}
+
+impl Default for RetentionSpec {
+    fn default() -> Self {
+        Self {
+            keep_last: default_keep_last(),
+            delete_artifacts: false,
+        }
+    }
+}
+
+fn default_keep_last() -> i32 {
+    10
+}
+
+/// The observed state of a Model: its versions, aliases and training schedule.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Standard conditions: `Ready` (a usable version exists and the aliases
+    /// resolve) and `Training` (a training run is in progress).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// Every recorded version, oldest first, minus those removed by
+    /// retention. Records are append-only and never changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<ModelVersion>,
+
+    /// The newest version number handed out (to a version or a training run in
+    /// progress). Version numbers are never reused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_version: Option<i64>,
+
+    /// Alias name to the version it points at, e.g. `champion: 4`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aliases: BTreeMap<String, i64>,
+
+    /// The latest alias moves, newest last (bounded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alias_history: Vec<AliasMove>,
+
+    /// The TrainingJob currently running for this Model, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_training_job: Option<String>,
+
+    /// When the schedule last started a training run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled_time: Option<Time>,
+
+    /// When the schedule will next start a training run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_scheduled_time: Option<Time>,
+}
+
+/// Whether a recorded version may be served.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum VersionPhase {
+    /// The artifact loaded and ran in the inference engine; it may be served.
+    #[default]
+    Ready,
+    /// The artifact failed validation; `reason` says why. It is never served.
+    Rejected,
+}
+
+/// One immutable version of a Model.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelVersion {
+    /// Version number, starting at 1 and never reused.
+    pub version: i64,
+    /// Whether the version may be served.
+    pub phase: VersionPhase,
+    /// Why the version was rejected, or why it was not promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A sentence for humans explaining `reason`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Where the ONNX artifact is stored.
+    pub uri: String,
+    /// sha256 of the artifact, as 64 hex digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Size of the artifact in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    /// Inputs and outputs read from the artifact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ModelSignature>,
+    /// Final evaluation metrics the trainer reported in `metrics.json`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, f64>,
+    /// Where the version came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<VersionLineage>,
+    /// When the version was recorded.
+    pub created: Time,
+}
+
+/// What produced a version: the training run, its image, data and
+/// hyperparameters; or the URI it was imported from.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionLineage {
+    /// Name of the TrainingJob that produced the version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_job: Option<String>,
+    /// UID of that TrainingJob, which stays unique after its name is reused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_job_uid: Option<String>,
+    /// Trainer image that ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Dataset the trainer read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_uri: Option<String>,
+    /// Hyperparameters the trainer was given.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hyperparameters: BTreeMap<String, String>,
+    /// The URI the artifact was imported from, for `source.uri` versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<String>,
+}
+
+/// A move of an alias: a promotion, a manual pin, or a rollback.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AliasMove {
+    /// The alias that moved.
+    pub alias: String,
+    /// Version it pointed at before, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<i64>,
+    /// Version it points at now.
+    pub to: i64,
+    /// Why it moved: `Promoted` (gates passed), `Pinned` (set in
+    /// `spec.aliases`), or `Unpinned`.
+    pub reason: String,
+    /// The evidence, e.g. the gate values compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When it moved.
+    pub time: Time,
+}
