@@ -1,0 +1,63 @@
+//! Command-line and environment configuration of the operator.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, ValueEnum};
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The aimass operator: reconciles Model, TrainingJob and ModelDeployment
+/// resources (group aimass.io) into Jobs, Deployments and Services.
+///
+/// It reads the cluster from the in-cluster service account, or from
+/// KUBECONFIG outside a cluster.
+#[derive(Debug, Parser)]
+#[command(name = "aimass-operator", version, about, long_about)]
+pub struct Config {
+    /// Address of the admin server: /livez, /readyz and /metrics.
+    #[arg(long, env = "AIMASS_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
+    pub admin_addr: SocketAddr,
+
+    /// Install or upgrade the aimass.io CRDs with server-side apply at start,
+    /// so that upgrading the operator upgrades its API (Helm never upgrades
+    /// CRDs). Turn off when CRDs are managed elsewhere; the operator then
+    /// waits for them to exist.
+    #[arg(long, env = "AIMASS_MANAGE_CRDS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub manage_crds: bool,
+
+    /// Log format.
+    #[arg(long, env = "AIMASS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
+    pub log_format: LogFormat,
+
+    /// Log filter in RUST_LOG syntax, e.g. `info,aimass_operator=debug`.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log_filter: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Config::command().debug_assert();
+    }
+
+    #[test]
+    fn crd_management_can_be_turned_off() {
+        let config =
+            Config::try_parse_from(["aimass-operator", "--manage-crds", "false"]).expect("parses");
+        assert!(!config.manage_crds);
+        let config = Config::try_parse_from(["aimass-operator"]).expect("parses");
+        assert!(config.manage_crds);
+        assert_eq!(config.admin_addr.port(), 8080);
+    }
+}
