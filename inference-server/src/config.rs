@@ -1,0 +1,139 @@
+//! Command-line and environment configuration of the inference server.
+
+use std::net::IpAddr;
+
+use clap::{Parser, ValueEnum};
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Serves one ONNX model over the Open Inference Protocol v2 (the REST API of
+/// KServe and Triton), with dynamic batching and Prometheus metrics.
+///
+/// The model is loaded, optimised and warmed up once at start; the server
+/// reports ready only after that. SIGTERM makes it unready at once, finishes
+/// the requests it holds (up to --drain-timeout) and exits.
+#[derive(Debug, Parser)]
+#[command(name = "aimass-inference-server", version, about, long_about)]
+pub struct Config {
+    /// Where the ONNX model is: a local path, file://, http(s)://, s3://,
+    /// gs:// or az://. Object-store credentials and endpoints come from the
+    /// usual environment variables (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL,
+    /// GOOGLE_SERVICE_ACCOUNT_KEY, AZURE_STORAGE_ACCOUNT_NAME, …).
+    #[arg(long, env = "AIMASS_MODEL_URI")]
+    pub model_uri: String,
+
+    /// Name the model is served under: /v2/models/{name}.
+    #[arg(long, env = "AIMASS_MODEL_NAME")]
+    pub model_name: String,
+
+    /// Version the model is served under: /v2/models/{name}/versions/{version}.
+    #[arg(long, env = "AIMASS_MODEL_VERSION", default_value = "1")]
+    pub model_version: String,
+
+    /// Expected sha256 of the model file (64 hex digits); start-up fails on a
+    /// mismatch.
+    #[arg(long, env = "AIMASS_MODEL_SHA256")]
+    pub model_sha256: Option<String>,
+
+    /// Address to listen on.
+    #[arg(long, env = "AIMASS_LISTEN_ADDRESS", default_value = "0.0.0.0")]
+    pub address: IpAddr,
+
+    /// Port of the inference API.
+    #[arg(long, env = "AIMASS_PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Most rows merged into one model run. 1 turns batching off.
+    #[arg(long, env = "AIMASS_MAX_BATCH_SIZE", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_batch_size: u32,
+
+    /// Longest a request waits for others to join its batch, in microseconds;
+    /// 0 runs whatever is queued at once.
+    #[arg(long, env = "AIMASS_MAX_QUEUE_DELAY_MICROS", default_value_t = 500)]
+    pub max_queue_delay: u64,
+
+    /// Requests that may wait for the model; when full, requests are refused
+    /// at once with 429.
+    #[arg(long, env = "AIMASS_QUEUE_CAPACITY", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub queue_capacity: u32,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "AIMASS_MAX_REQUEST_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// Longest a request may take, queueing included, in milliseconds; then
+    /// it is answered with 504.
+    #[arg(long, env = "AIMASS_REQUEST_TIMEOUT_MILLIS", default_value_t = 10_000)]
+    pub request_timeout_millis: u64,
+
+    /// Longest the server spends finishing requests after SIGTERM, in seconds.
+    #[arg(long, env = "AIMASS_DRAIN_TIMEOUT_SECONDS", default_value_t = 20)]
+    pub drain_timeout_seconds: u64,
+
+    /// Threads running the model. Default: the number of CPUs.
+    #[arg(long, env = "AIMASS_INFERENCE_THREADS")]
+    pub inference_threads: Option<usize>,
+
+    /// Log format.
+    #[arg(long, env = "AIMASS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
+    pub log_format: LogFormat,
+
+    /// Log filter in RUST_LOG syntax.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log_filter: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Config::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_the_flags_the_operator_sets() {
+        let config = Config::try_parse_from([
+            "aimass-inference-server",
+            "--model-uri",
+            "s3://models/fraud/3/model.onnx",
+            "--model-name",
+            "fraud",
+            "--model-version",
+            "3",
+            "--max-batch-size",
+            "64",
+            "--max-queue-delay",
+            "0",
+        ])
+        .expect("parses");
+        assert_eq!(config.model_version, "3");
+        assert_eq!(config.max_batch_size, 64);
+        assert_eq!(config.max_queue_delay, 0);
+        assert_eq!(config.port, 8080);
+    }
+
+    #[test]
+    fn refuses_a_zero_batch_size() {
+        let err = Config::try_parse_from([
+            "aimass-inference-server",
+            "--model-uri",
+            "m.onnx",
+            "--model-name",
+            "m",
+            "--max-batch-size",
+            "0",
+        ])
+        .expect_err("zero batch");
+        assert!(err.to_string().contains("max-batch-size"), "{err}");
+    }
+}
