@@ -8,11 +8,12 @@ RUST_VERSION := $(shell rustc --version | awk '{print $$2}')
 export CARGO_TARGET_DIR ?= $(AIMASS_CACHE_DIR)/cargo-target-$(RUST_VERSION)
 export AIMASS_CACHE_DIR
 
-.PHONY: help generate fmt lint unit-test test cluster-up cluster-down cluster-env demo
+.PHONY: help generate fmt lint unit-test e2e test cluster-up cluster-down cluster-env demo
 
 help:
 	@echo "make demo         the whole product on a local cluster (arrives with issue #9)"
 	@echo "make test         lint, unit tests, CRD drift check, cluster tests"
+	@echo "make e2e          only the cluster tests (local cluster, or KUBECONFIG)"
 	@echo "make generate     render crds/*.yaml from the Rust types"
 	@echo "make fmt | lint   format; rustfmt check + clippy -D warnings"
 	@echo "make cluster-up | cluster-down | cluster-env"
@@ -28,9 +29,12 @@ lint:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 unit-test:
-	cargo test --workspace --locked
+	cargo test --workspace --locked --exclude aimass-e2e
 
-test: lint unit-test
+e2e:
+	@scripts/e2e.sh
+
+test: lint unit-test e2e
 
 cluster-up:
 	@scripts/cluster-up.sh
