@@ -8,18 +8,22 @@ RUST_VERSION := $(shell rustc --version | awk '{print $$2}')
 export CARGO_TARGET_DIR ?= $(AIMASS_CACHE_DIR)/cargo-target-$(RUST_VERSION)
 export AIMASS_CACHE_DIR
 
-.PHONY: help generate fmt lint unit-test e2e test cluster-up cluster-down cluster-env demo
+.PHONY: help generate zoo fmt lint unit-test e2e test cluster-up cluster-down cluster-env demo
 
 help:
 	@echo "make demo         the whole product on a local cluster (arrives with issue #9)"
 	@echo "make test         lint, unit tests, CRD drift check, cluster tests"
 	@echo "make e2e          only the cluster tests (local cluster, or KUBECONFIG)"
 	@echo "make generate     render crds/*.yaml from the Rust types"
+	@echo "make zoo          regenerate tests/zoo/models with the real exporters and onnxruntime"
 	@echo "make fmt | lint   format; rustfmt check + clippy -D warnings"
 	@echo "make cluster-up | cluster-down | cluster-env"
 
 generate:
 	cargo run --quiet -p aimass-crds --bin crdgen -- crds/
+
+zoo:
+	PYTHONHASHSEED=0 "$$(scripts/zoo-venv.sh)/bin/python" tests/zoo/generate.py
 
 fmt:
 	cargo fmt --all

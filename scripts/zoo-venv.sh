@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Prints the path of the zoo's Python virtualenv, creating it first when
+# missing. It lives in the cache, keyed by a hash of tests/zoo/requirements.txt.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/lib.sh"
+req="$here/../tests/zoo/requirements.txt"
+venv="$AIMASS_CACHE_DIR/venv-zoo-$(sha256sum "$req" | cut -c1-12)"
+if [ ! -x "$venv/bin/python" ]; then
+  log "creating the zoo's Python environment in $venv"
+  python3 -m venv "$venv.partial"
+  "$venv.partial/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  mv "$venv.partial" "$venv"
+fi
+echo "$venv"
