@@ -1,11 +1,6 @@
-//! The aimass inference server: one ONNX model behind the Open Inference
-//! Protocol v2 REST API.
-//!
-//! This foundation release parses and checks its configuration only; model
-//! loading and serving arrive with the inference-server work (issue #5).
+//! Entry point of `aimass-inference-server`.
 
-mod config;
-
+use aimass_inference_server::config;
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
