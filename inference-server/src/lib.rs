@@ -6,9 +6,20 @@
 //! artifact before it records a model version, so a version that validates
 //! is a version the server can serve.
 
+pub mod batching;
 pub mod config;
 pub mod engine;
+mod error;
+pub mod http;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
+pub mod source;
 pub mod tensor;
 
+pub use error::Error;
+
+#[cfg(test)]
+mod http_tests;
 #[cfg(test)]
 mod zoo_tests;

@@ -1,14 +1,48 @@
 //! Entry point of `aimass-inference-server`.
 
-use aimass_inference_server::config;
-use clap::Parser;
+use std::net::SocketAddr;
 
-fn main() -> anyhow::Result<()> {
-    let config = config::Config::parse();
-    anyhow::bail!(
-        "serving is not implemented yet: aimass-inference-server {} parsed its configuration for model {:?} version {} and stops here",
-        env!("CARGO_PKG_VERSION"),
-        config.model_name,
-        config.model_version
+use aimass_inference_server::config::{Config, LogFormat};
+use aimass_inference_server::server;
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    let filter = EnvFilter::try_new(&config.log_filter).context("invalid log filter")?;
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    match config.log_format {
+        LogFormat::Plain => subscriber.init(),
+        LogFormat::Json => subscriber.json().flatten_event(true).init(),
+    }
+    let listener = server::bind(SocketAddr::new(config.address, config.port)).await?;
+    let service = server::prepare(&config).await?;
+    server::serve(
+        service,
+        listener,
+        shutdown_signal(),
+        std::time::Duration::from_secs(config.drain_timeout_seconds),
     )
+    .await;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }

@@ -340,7 +340,8 @@ fn from_tract(t: &Tensor) -> Result<ServerTensor, EngineError> {
     let shape = t.shape().to_vec();
     let bad = |e: TractError| EngineError::Run(format!("{e:#}"));
     if t.datum_type() == DatumType::TDim {
-        return from_tract(&t.cast_to::<i64>().map_err(bad)?.into_owned());
+        let ints = t.cast_to::<i64>().map_err(bad)?;
+        return from_tract(&ints);
     }
     let view = t.try_as_plain_ram().map_err(bad)?;
     let data = match t.datum_type() {

@@ -1,0 +1,386 @@
+//! Dynamic batching: requests wait in a bounded queue; worker threads (off
+//! the async runtime) take the first waiting request, gather others with the
+//! same shape until the batch is full or the queue delay has passed, run the
+//! model once, and hand each request its rows of the outputs.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::engine::{Backend, EngineError};
+use crate::metrics::Metrics;
+use crate::tensor::Tensor;
+
+/// How requests are batched.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchingConfig {
+    /// Most rows per model run.
+    pub max_batch_size: usize,
+    /// Longest a request waits for others.
+    pub max_queue_delay: Duration,
+    /// Requests that may wait.
+    pub queue_capacity: usize,
+    /// Worker threads running the model.
+    pub workers: usize,
+}
+
+/// What a request gets back.
+pub type Reply = Result<Vec<Tensor>, EngineError>;
+
+/// A request waiting for the model.
+struct Job {
+    inputs: Vec<Tensor>,
+    rows: usize,
+    enqueued: Instant,
+    reply: oneshot::Sender<Reply>,
+}
+
+impl Job {
+    /// Whether `other` can share a model run with this job.
+    fn joins(&self, other: &Job) -> bool {
+        self.inputs.len() == other.inputs.len()
+            && self
+                .inputs
+                .iter()
+                .zip(&other.inputs)
+                .all(|(a, b)| a.stackable_with(b))
+    }
+}
+
+/// Why a request was not queued.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SubmitError {
+    /// The queue is full; the client should retry later.
+    #[error("the request queue is full ({0} requests waiting); retry later")]
+    QueueFull(usize),
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    Closed,
+}
+
+/// The queue in front of the model.
+pub struct Batcher {
+    queue: SyncSender<Job>,
+    capacity: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Batcher {
+    /// Starts the worker threads.
+    pub fn start(backend: Arc<dyn Backend>, config: BatchingConfig, metrics: Arc<Metrics>) -> Self {
+        let (queue, receiver) = sync_channel::<Job>(config.queue_capacity);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let merge = !backend.batch_dependent() && config.max_batch_size > 1;
+        for i in 0..config.workers.max(1) {
+            let worker = Worker {
+                backend: Arc::clone(&backend),
+                receiver: Arc::clone(&receiver),
+                config,
+                merge,
+                metrics: Arc::clone(&metrics),
+            };
+            let spawned = std::thread::Builder::new()
+                .name(format!("inference-{i}"))
+                .spawn(move || worker.run());
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start an inference worker");
+            }
+        }
+        Self {
+            queue,
+            capacity: config.queue_capacity,
+            metrics,
+        }
+    }
+
+    /// Queues a request; the receiver resolves with its outputs.
+    pub fn submit(
+        &self,
+        inputs: Vec<Tensor>,
+        rows: usize,
+    ) -> Result<oneshot::Receiver<Reply>, SubmitError> {
+        let (reply, receiver) = oneshot::channel();
+        let job = Job {
+            inputs,
+            rows,
+            enqueued: Instant::now(),
+            reply,
+        };
+        // Counted before sending, so a worker's decrement never comes first.
+        self.metrics.queue_depth.inc();
+        let refused = match self.queue.try_send(job) {
+            Ok(()) => return Ok(receiver),
+            Err(TrySendError::Full(_)) => SubmitError::QueueFull(self.capacity),
+            Err(TrySendError::Disconnected(_)) => SubmitError::Closed,
+        };
+        self.metrics.queue_depth.dec();
+        Err(refused)
+    }
+}
+
+struct Worker {
+    backend: Arc<dyn Backend>,
+    receiver: Arc<Mutex<Receiver<Job>>>,
+    config: BatchingConfig,
+    merge: bool,
+    metrics: Arc<Metrics>,
+}
+
+impl Worker {
+    fn run(self) {
+        let mut carried: Option<Job> = None;
+        loop {
+            let Some(batch) = self.gather(&mut carried) else {
+                return;
+            };
+            self.execute(batch);
+        }
+    }
+
+    fn take(&self, job: Job) -> Option<Job> {
+        self.metrics.queue_depth.dec();
+        // A request whose client gave up (timeout, disconnect) is not run.
+        (!job.reply.is_closed()).then_some(job)
+    }
+
+    /// The next batch; `None` when the queue is closed and empty.
+    fn gather(&self, carried: &mut Option<Job>) -> Option<Vec<Job>> {
+        let receiver = self.receiver.lock().unwrap_or_else(|p| p.into_inner());
+        let first = loop {
+            let next = match carried.take() {
+                Some(job) => job,
+                None => {
+                    let job = receiver.recv().ok()?;
+                    match self.take(job) {
+                        Some(job) => job,
+                        None => continue,
+                    }
+                }
+            };
+            break next;
+        };
+        let deadline = first.enqueued + self.config.max_queue_delay;
+        let mut rows = first.rows;
+        let mut batch = vec![first];
+        while self.merge && rows < self.config.max_batch_size {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let job = match receiver.recv_timeout(wait) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            };
+            let Some(job) = self.take(job) else { continue };
+            if rows + job.rows > self.config.max_batch_size || !batch[0].joins(&job) {
+                *carried = Some(job);
+                break;
+            }
+            rows += job.rows;
+            batch.push(job);
+        }
+        Some(batch)
+    }
+
+    fn execute(&self, batch: Vec<Job>) {
+        let started = Instant::now();
+        for job in &batch {
+            self.metrics
+                .queue_seconds
+                .observe(started.duration_since(job.enqueued).as_secs_f64());
+        }
+        let rows: Vec<usize> = batch.iter().map(|j| j.rows).collect();
+        self.metrics
+            .batch_rows
+            .observe(rows.iter().sum::<usize>() as f64);
+        if batch.len() == 1 {
+            let job = batch.into_iter().next().map(|j| (j.inputs, j.reply));
+            if let Some((inputs, reply)) = job {
+                let result = self.backend.run(inputs);
+                self.metrics
+                    .compute_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                let _ = reply.send(result);
+            }
+            return;
+        }
+        let (inputs, replies): (Vec<Vec<Tensor>>, Vec<_>) =
+            batch.into_iter().map(|j| (j.inputs, j.reply)).unzip();
+        let joined: Result<Vec<Tensor>, EngineError> = (0..inputs[0].len())
+            .map(|i| {
+                let parts: Vec<&Tensor> = inputs.iter().map(|req| &req[i]).collect();
+                Tensor::concat(&parts).map_err(|e| EngineError::Run(e.to_string()))
+            })
+            .collect();
+        let result = joined.and_then(|joined| self.backend.run(joined));
+        self.metrics
+            .compute_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match result.and_then(|outputs| split(outputs, &rows)) {
+            Ok(per_request) => {
+                for (reply, outputs) in replies.into_iter().zip(per_request) {
+                    let _ = reply.send(Ok(outputs));
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(EngineError::Run(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Splits each batched output back into the requests' rows.
+fn split(outputs: Vec<Tensor>, rows: &[usize]) -> Result<Vec<Vec<Tensor>>, EngineError> {
+    let mut per_request: Vec<Vec<Tensor>> = rows
+        .iter()
+        .map(|_| Vec::with_capacity(outputs.len()))
+        .collect();
+    for output in outputs {
+        let pieces = output
+            .split(rows)
+            .map_err(|e| EngineError::Run(e.to_string()))?;
+        for (request, piece) in per_request.iter_mut().zip(pieces) {
+            request.push(piece);
+        }
+    }
+    Ok(per_request)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::engine::{Signature, TensorSpec};
+    use crate::tensor::{DataType, TensorData};
+
+    /// Doubles its input and records the batch sizes it saw.
+    struct Doubler {
+        signature: Signature,
+        runs: Mutex<Vec<usize>>,
+        delay: Duration,
+        dependent: bool,
+        calls: AtomicUsize,
+    }
+
+    impl Doubler {
+        fn new(delay: Duration, dependent: bool) -> Arc<Self> {
+            let spec = |name: &str| TensorSpec {
+                name: name.into(),
+                datatype: DataType::Fp32,
+                shape: vec![-1, 2],
+            };
+            Arc::new(Self {
+                signature: Signature {
+                    inputs: vec![spec("x")],
+                    outputs: vec![spec("y")],
+                },
+                runs: Mutex::new(Vec::new()),
+                delay,
+                dependent,
+                calls: AtomicUsize::new(0),
+            })
+        }
+    }
+
+    impl Backend for Doubler {
+        fn signature(&self) -> &Signature {
+            &self.signature
+        }
+        fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, EngineError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(self.delay);
+            let x = &inputs[0];
+            self.runs.lock().unwrap().push(x.rows());
+            let TensorData::Fp32(v) = &x.data else {
+                unreachable!()
+            };
+            Ok(vec![
+                Tensor::new(
+                    x.shape.clone(),
+                    TensorData::Fp32(v.iter().map(|a| a * 2.0).collect()),
+                )
+                .unwrap(),
+            ])
+        }
+        fn batch_dependent(&self) -> bool {
+            self.dependent
+        }
+    }
+
+    fn rows(n: usize, value: f32) -> Vec<Tensor> {
+        vec![Tensor::new(vec![n, 2], TensorData::Fp32(vec![value; n * 2])).unwrap()]
+    }
+
+    fn config(max: usize, delay_ms: u64, capacity: usize) -> BatchingConfig {
+        BatchingConfig {
+            max_batch_size: max,
+            max_queue_delay: Duration::from_millis(delay_ms),
+            queue_capacity: capacity,
+            workers: 1,
+        }
+    }
+
+    fn metrics() -> Arc<Metrics> {
+        Arc::new(Metrics::new("m", "1").unwrap())
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_share_a_run_and_get_their_own_rows() {
+        let backend = Doubler::new(Duration::ZERO, false);
+        let batcher = Batcher::start(backend.clone(), config(8, 200, 16), metrics());
+        let receivers: Vec<_> = (0..4)
+            .map(|i| batcher.submit(rows(2, i as f32), 2).unwrap())
+            .collect();
+        for (i, rx) in receivers.into_iter().enumerate() {
+            let out = rx.await.unwrap().unwrap();
+            assert_eq!(out[0].data, TensorData::Fp32(vec![i as f32 * 2.0; 4]));
+        }
+        assert_eq!(*backend.runs.lock().unwrap(), vec![8], "one run of 8 rows");
+    }
+
+    #[tokio::test]
+    async fn batch_dependent_models_never_merge_requests() {
+        let backend = Doubler::new(Duration::ZERO, true);
+        let batcher = Batcher::start(backend.clone(), config(8, 200, 16), metrics());
+        let receivers: Vec<_> = (0..3)
+            .map(|_| batcher.submit(rows(1, 1.0), 1).unwrap())
+            .collect();
+        for rx in receivers {
+            rx.await.unwrap().unwrap();
+        }
+        assert_eq!(*backend.runs.lock().unwrap(), vec![1, 1, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_abandoned_requests_are_skipped() {
+        let backend = Doubler::new(Duration::from_millis(300), false);
+        let metrics = metrics();
+        let batcher = Batcher::start(backend.clone(), config(1, 0, 1), Arc::clone(&metrics));
+        let running = batcher.submit(rows(1, 1.0), 1).unwrap();
+        // Let the worker pick the first request up; the queue then holds one.
+        while backend.calls.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let abandoned = batcher.submit(rows(1, 2.0), 1).unwrap();
+        assert_eq!(
+            batcher.submit(rows(1, 3.0), 1).unwrap_err(),
+            SubmitError::QueueFull(1)
+        );
+        drop(abandoned);
+        running.await.unwrap().unwrap();
+        // The worker takes the abandoned request off the queue and drops it.
+        while metrics.queue_depth.get() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let later = batcher.submit(rows(1, 4.0), 1).unwrap();
+        later.await.unwrap().unwrap();
+        assert_eq!(
+            backend.calls.load(Ordering::SeqCst),
+            2,
+            "the abandoned request never ran"
+        );
+    }
+}

@@ -1,0 +1,392 @@
+//! The HTTP front: Open Inference Protocol v2 routes, limits, and the one
+//! place where errors become status codes and `{"error": "..."}` bodies.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::batching::{Batcher, SubmitError};
+use crate::engine::{Backend, EngineError, Signature};
+use crate::metrics::Metrics;
+use crate::protocol::{
+    self, InferRequest, MetadataTensor, ModelMetadata, ProtocolError, ServerMetadata,
+};
+
+/// The header that says how long the JSON part of a body with binary tensor
+/// data is.
+pub const HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// Limits on requests.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest body accepted.
+    pub max_request_bytes: usize,
+    /// Longest a request may take, queueing included.
+    pub request_timeout: Duration,
+}
+
+/// Everything a request needs.
+pub struct Service {
+    /// Name the model is served under.
+    pub model_name: String,
+    /// Version it is served under.
+    pub model_version: String,
+    /// The model.
+    pub backend: Arc<dyn Backend>,
+    /// The queue in front of it.
+    pub batcher: Batcher,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Ready to serve: the model is loaded and warm, and no shutdown began.
+    pub ready: AtomicBool,
+    /// Request limits.
+    pub limits: Limits,
+}
+
+/// Why a request failed, and so its status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 404: no such route, model or version.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the route exists with another method.
+    #[error("method {0} is not allowed here")]
+    MethodNotAllowed(Method),
+    /// 400: the request is malformed or does not fit the model.
+    #[error(transparent)]
+    BadRequest(#[from] ProtocolError),
+    /// 413: the body is larger than allowed.
+    #[error("the request body exceeds {0} bytes")]
+    TooLarge(usize),
+    /// 429: the queue is full.
+    #[error("{0}")]
+    Busy(SubmitError),
+    /// 503: not ready (loading or shutting down).
+    #[error("the model is not ready")]
+    NotReady,
+    /// 504: the request took longer than allowed.
+    #[error("the request took longer than {0:?}")]
+    Timeout(Duration),
+    /// 500: the model failed on valid input.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The status code of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Busy(SubmitError::QueueFull(_)) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy(SubmitError::Closed) | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn into_response(self) -> Response<Full<Bytes>> {
+        let mut response = json_response(self.status(), &json!({"error": self.to_string()}));
+        if matches!(self, Self::Busy(_)) {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(body)
+        .unwrap_or_else(|_| b"{\"error\":\"cannot encode the response\"}".to_vec());
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A request body: hyper's, or any other (tests pass whole bodies).
+pub trait RequestBody:
+    hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send
+{
+}
+impl<B> RequestBody for B where
+    B: hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+{
+}
+
+/// Handles one request; never fails (errors are responses).
+pub async fn handle<B: RequestBody>(
+    service: Arc<Service>,
+    req: Request<B>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let is_infer = req.uri().path().ends_with("/infer");
+    let started = Instant::now();
+    if is_infer {
+        service.metrics.in_flight.inc();
+    }
+    let result = route(&service, req).await;
+    let response = result.unwrap_or_else(ApiError::into_response);
+    if is_infer {
+        service.metrics.in_flight.dec();
+        service
+            .metrics
+            .requests
+            .with_label_values(&[response.status().as_str()])
+            .inc();
+        service
+            .metrics
+            .request_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(response)
+}
+
+async fn route<B: RequestBody>(
+    service: &Service,
+    req: Request<B>,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let method = req.method().clone();
+    let get = |r: Response<Full<Bytes>>| {
+        if method == Method::GET {
+            Ok(r)
+        } else {
+            Err(ApiError::MethodNotAllowed(method.clone()))
+        }
+    };
+    match segments.as_slice() {
+        ["v2"] => get(json_response(StatusCode::OK, &server_metadata())),
+        ["v2", "health", "live"] => get(json_response(StatusCode::OK, &json!({"live": true}))),
+        ["v2", "health", "ready"] => {
+            let ready = service.ready.load(Ordering::Acquire);
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            get(json_response(status, &json!({"ready": ready})))
+        }
+        ["metrics"] => match service.metrics.render() {
+            Ok(text) => {
+                let mut r = Response::new(Full::new(Bytes::from(text)));
+                r.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                get(r)
+            }
+            Err(e) => Err(ApiError::Internal(format!("cannot render metrics: {e}"))),
+        },
+        ["v2", "models", name, rest @ ..] => {
+            let (version, action) = match rest {
+                ["versions", v, action @ ..] => (Some(*v), action),
+                action => (None, action),
+            };
+            service.check_model(name, version)?;
+            match action {
+                [] => get(json_response(StatusCode::OK, &service.model_metadata())),
+                ["ready"] => {
+                    let ready = service.ready.load(Ordering::Acquire);
+                    let status = if ready {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    get(json_response(
+                        status,
+                        &json!({"name": service.model_name, "ready": ready}),
+                    ))
+                }
+                ["infer"] if method == Method::POST => service.infer(req).await,
+                ["infer"] => Err(ApiError::MethodNotAllowed(method)),
+                _ => Err(ApiError::NotFound(format!(
+                    "{path} is not an Open Inference Protocol route"
+                ))),
+            }
+        }
+        _ => Err(ApiError::NotFound(format!(
+            "{path} is not an Open Inference Protocol route"
+        ))),
+    }
+}
+
+fn server_metadata() -> ServerMetadata {
+    ServerMetadata {
+        name: "aimass-inference-server",
+        version: env!("CARGO_PKG_VERSION"),
+        extensions: vec![
+            "binary_tensor_data",
+            "model_repository_metadata",
+            "statistics_prometheus",
+        ],
+    }
+}
+
+fn metadata_tensors(specs: &[crate::engine::TensorSpec]) -> Vec<MetadataTensor> {
+    specs
+        .iter()
+        .map(|s| MetadataTensor {
+            name: s.name.clone(),
+            datatype: s.datatype.as_str(),
+            shape: s.shape.clone(),
+        })
+        .collect()
+}
+
+impl Service {
+    fn signature(&self) -> &Signature {
+        self.backend.signature()
+    }
+
+    fn check_model(&self, name: &str, version: Option<&str>) -> Result<(), ApiError> {
+        if name != self.model_name {
+            return Err(ApiError::NotFound(format!(
+                "unknown model {name:?}; this server serves {:?}",
+                self.model_name
+            )));
+        }
+        match version {
+            Some(v) if v != self.model_version => Err(ApiError::NotFound(format!(
+                "unknown version {v:?} of model {name:?}; this server serves version {:?}",
+                self.model_version
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn model_metadata(&self) -> ModelMetadata {
+        let mut parameters = Map::new();
+        let dependent = self.backend.batch_dependent();
+        parameters.insert("batch_dependent".into(), Value::Bool(dependent));
+        parameters.insert(
+            "dynamic_batching".into(),
+            Value::String(
+                if dependent {
+                    "off: outputs depend on the whole batch"
+                } else {
+                    "on"
+                }
+                .into(),
+            ),
+        );
+        ModelMetadata {
+            name: self.model_name.clone(),
+            versions: vec![self.model_version.clone()],
+            platform: "onnx",
+            inputs: metadata_tensors(&self.signature().inputs),
+            outputs: metadata_tensors(&self.signature().outputs),
+            parameters,
+        }
+    }
+
+    async fn infer<B: RequestBody>(
+        &self,
+        req: Request<B>,
+    ) -> Result<Response<Full<Bytes>>, ApiError> {
+        if !self.ready.load(Ordering::Acquire) {
+            return Err(ApiError::NotReady);
+        }
+        let limit = self.limits.max_request_bytes;
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(ApiError::TooLarge(limit));
+        }
+        let header_length = match req.headers().get(HEADER_LENGTH) {
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .ok_or_else(|| {
+                        ProtocolError::Malformed(format!("{HEADER_LENGTH} must be a byte count"))
+                    })?,
+            ),
+            None => None,
+        };
+        let body = Limited::new(req.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    ApiError::TooLarge(limit)
+                } else {
+                    ApiError::BadRequest(ProtocolError::Malformed(format!(
+                        "cannot read the body: {e}"
+                    )))
+                }
+            })?;
+        let body = body.to_bytes();
+        let (json, binary) = match header_length {
+            Some(n) if n <= body.len() => body.split_at(n),
+            Some(n) => {
+                return Err(ProtocolError::Malformed(format!(
+                    "{HEADER_LENGTH} is {n}, but the body has only {} bytes",
+                    body.len()
+                ))
+                .into());
+            }
+            None => (&body[..], &[][..]),
+        };
+        let request: InferRequest = serde_json::from_slice(json)
+            .map_err(|e| ProtocolError::Malformed(format!("invalid JSON: {e}")))?;
+        let mut decoded = protocol::decode(request, binary, self.signature())?;
+        let inputs = std::mem::take(&mut decoded.inputs);
+        let receiver = self
+            .batcher
+            .submit(inputs, decoded.rows)
+            .map_err(ApiError::Busy)?;
+        let timeout = self.limits.request_timeout;
+        let outputs = match tokio::time::timeout(timeout, receiver).await {
+            Err(_) => return Err(ApiError::Timeout(timeout)),
+            Ok(Err(_)) => return Err(ApiError::Internal("the inference worker stopped".into())),
+            Ok(Ok(Err(EngineError::Run(e)))) => {
+                return Err(ApiError::Internal(format!("inference failed: {e}")));
+            }
+            Ok(Ok(Err(e))) => return Err(ApiError::Internal(e.to_string())),
+            Ok(Ok(Ok(outputs))) => outputs,
+        };
+        let encoded = protocol::encode(
+            &self.model_name,
+            &self.model_version,
+            &decoded,
+            &outputs,
+            self.signature(),
+        )
+        .map_err(|e| ApiError::Internal(format!("cannot encode the response: {e}")))?;
+        let mut response = Response::new(Full::new(Bytes::from(encoded.body)));
+        let headers = response.headers_mut();
+        match encoded.header_length {
+            Some(n) => {
+                headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                );
+                headers.insert(HEADER_LENGTH, HeaderValue::from(n));
+            }
+            None => {
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            }
+        }
+        Ok(response)
+    }
+}

@@ -1,0 +1,502 @@
+//! Handler tests: every route and every error status, against a fake
+//! backend, without sockets.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use serde_json::{Value, json};
+
+use crate::batching::{Batcher, BatchingConfig};
+use crate::engine::{Backend, EngineError, Signature, TensorSpec};
+use crate::http::{HEADER_LENGTH, Limits, Service, handle};
+use crate::metrics::Metrics;
+use crate::tensor::{DataType, Tensor, TensorData};
+
+/// Scores = sum of each row's features; fails on a row summing to 13.
+struct Summer {
+    signature: Signature,
+    delay: Duration,
+}
+
+impl Backend for Summer {
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, EngineError> {
+        std::thread::sleep(self.delay);
+        let x = &inputs[0];
+        let TensorData::Fp32(v) = &x.data else {
+            unreachable!()
+        };
+        let sums: Vec<f32> = v.chunks(x.shape[1]).map(|r| r.iter().sum()).collect();
+        if sums.contains(&13.0) {
+            return Err(EngineError::Run("unlucky row".into()));
+        }
+        let labels: Vec<i64> = sums.iter().map(|s| i64::from(*s > 1.0)).collect();
+        Ok(vec![
+            Tensor::new(vec![sums.len(), 1], TensorData::Fp32(sums)).unwrap(),
+            Tensor::new(vec![labels.len()], TensorData::Int64(labels)).unwrap(),
+        ])
+    }
+    fn batch_dependent(&self) -> bool {
+        false
+    }
+}
+
+fn service(delay: Duration, queue: usize, timeout: Duration, ready: bool) -> Arc<Service> {
+    let spec = |name: &str, datatype, shape: Vec<i64>| TensorSpec {
+        name: name.into(),
+        datatype,
+        shape,
+    };
+    let backend: Arc<dyn Backend> = Arc::new(Summer {
+        signature: Signature {
+            inputs: vec![spec("features", DataType::Fp32, vec![-1, 3])],
+            outputs: vec![
+                spec("score", DataType::Fp32, vec![-1, 1]),
+                spec("label", DataType::Int64, vec![-1]),
+            ],
+        },
+        delay,
+    });
+    let metrics = Arc::new(Metrics::new("fraud", "3").unwrap());
+    let batcher = Batcher::start(
+        Arc::clone(&backend),
+        BatchingConfig {
+            max_batch_size: 8,
+            max_queue_delay: Duration::from_micros(200),
+            queue_capacity: queue,
+            workers: 1,
+        },
+        Arc::clone(&metrics),
+    );
+    Arc::new(Service {
+        model_name: "fraud".into(),
+        model_version: "3".into(),
+        backend,
+        batcher,
+        metrics,
+        ready: AtomicBool::new(ready),
+        limits: Limits {
+            max_request_bytes: 4096,
+            request_timeout: timeout,
+        },
+    })
+}
+
+fn default_service() -> Arc<Service> {
+    service(Duration::ZERO, 16, Duration::from_secs(5), true)
+}
+
+async fn call(
+    svc: &Arc<Service>,
+    method: Method,
+    path: &str,
+    body: impl Into<Bytes>,
+) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .body(Full::new(body.into()))
+        .unwrap();
+    raw(svc, request).await
+}
+
+async fn raw(svc: &Arc<Service>, request: Request<Full<Bytes>>) -> (StatusCode, Value) {
+    let response = handle(Arc::clone(svc), request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&body)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&body).into())),
+    )
+}
+
+fn infer_body(data: Value, shape: Value) -> String {
+    json!({"id": "req-1", "inputs": [{"name": "features", "shape": shape, "datatype": "FP32", "data": data}]}).to_string()
+}
+
+#[tokio::test]
+async fn health_metadata_and_readiness() {
+    let svc = default_service();
+    assert_eq!(
+        call(&svc, Method::GET, "/v2/health/live", "").await,
+        (StatusCode::OK, json!({"live": true}))
+    );
+    assert_eq!(
+        call(&svc, Method::GET, "/v2/health/ready", "").await,
+        (StatusCode::OK, json!({"ready": true}))
+    );
+    let (status, server) = call(&svc, Method::GET, "/v2", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        server["extensions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("binary_tensor_data"))
+    );
+    for path in ["/v2/models/fraud", "/v2/models/fraud/versions/3"] {
+        let (status, meta) = call(&svc, Method::GET, path, "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            meta["inputs"],
+            json!([{"name": "features", "datatype": "FP32", "shape": [-1, 3]}])
+        );
+        assert_eq!(
+            meta["outputs"][1],
+            json!({"name": "label", "datatype": "INT64", "shape": [-1]})
+        );
+        assert_eq!(meta["versions"], json!(["3"]));
+    }
+    let (status, ready) = call(&svc, Method::GET, "/v2/models/fraud/versions/3/ready", "").await;
+    assert_eq!(
+        (status, ready["ready"].clone()),
+        (StatusCode::OK, json!(true))
+    );
+
+    let loading = service(Duration::ZERO, 16, Duration::from_secs(5), false);
+    assert_eq!(
+        call(&loading, Method::GET, "/v2/health/ready", "").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        call(&loading, Method::GET, "/v2/models/fraud/ready", "")
+            .await
+            .0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let (status, body) = call(
+        &loading,
+        Method::POST,
+        "/v2/models/fraud/infer",
+        infer_body(json!([1, 2, 3]), json!([1, 3])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"], "the model is not ready");
+}
+
+#[tokio::test]
+async fn infer_with_and_without_version_selecting_outputs() {
+    let svc = default_service();
+    for path in [
+        "/v2/models/fraud/infer",
+        "/v2/models/fraud/versions/3/infer",
+    ] {
+        let (status, body) = call(
+            &svc,
+            Method::POST,
+            path,
+            infer_body(json!([[1, 2, 3], [0, 0, 0.5]]), json!([2, 3])),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["id"], "req-1");
+        assert_eq!(body["model_version"], "3");
+        assert_eq!(
+            body["outputs"][0],
+            json!({"name": "score", "shape": [2, 1], "datatype": "FP32", "data": [6.0, 0.5]})
+        );
+        assert_eq!(body["outputs"][1]["data"], json!([1, 0]));
+    }
+    let only_label = json!({"inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP32", "data": [1, 1, 1]}],
+                            "outputs": [{"name": "label"}], "parameters": {"trace": "abc"}});
+    let (status, body) = call(
+        &svc,
+        Method::POST,
+        "/v2/models/fraud/infer",
+        only_label.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["outputs"].as_array().unwrap().len(), 1);
+    assert_eq!(body["outputs"][0]["name"], "label");
+    assert_eq!(
+        body["parameters"]["trace"], "abc",
+        "parameters pass through"
+    );
+}
+
+#[tokio::test]
+async fn binary_tensor_data_in_and_out() {
+    let svc = default_service();
+    let header = json!({"inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP32", "parameters": {"binary_data_size": 12}}],
+                        "outputs": [{"name": "score", "parameters": {"binary_data": true}}]})
+    .to_string();
+    let mut body = header.clone().into_bytes();
+    for x in [1.0f32, 2.0, 4.0] {
+        body.extend_from_slice(&x.to_le_bytes());
+    }
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/v2/models/fraud/infer")
+        .header(HEADER_LENGTH, header.len())
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let response = handle(Arc::clone(&svc), request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let json_len: usize = response.headers()[HEADER_LENGTH]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json: Value = serde_json::from_slice(&bytes[..json_len]).unwrap();
+    assert_eq!(json["outputs"][0]["parameters"]["binary_data_size"], 4);
+    assert_eq!(&bytes[json_len..], &7.0f32.to_le_bytes());
+}
+
+#[tokio::test]
+async fn client_mistakes_get_4xx_with_a_reason() {
+    let svc = default_service();
+    let cases = [
+        (Method::POST, "/v2/models/fraud/infer", "{not json".to_owned(), StatusCode::BAD_REQUEST, "invalid JSON"),
+        (Method::POST, "/v2/models/fraud/infer", "{}".to_owned(), StatusCode::BAD_REQUEST, "missing field `inputs`"),
+        (Method::POST, "/v2/models/fraud/infer", infer_body(json!([1, 2]), json!([1, 3])), StatusCode::BAD_REQUEST, "holds 3 elements, but 2 were sent"),
+        (Method::POST, "/v2/models/fraud/infer", infer_body(json!([1, "x", 3]), json!([1, 3])), StatusCode::BAD_REQUEST, "not a number"),
+        (Method::POST, "/v2/models/fraud/infer", infer_body(json!([1, 2, 3, 4]), json!([1, 4])), StatusCode::BAD_REQUEST, "but the model expects [-1, 3]"),
+        (Method::POST, "/v2/models/fraud/infer", json!({"inputs": [{"name": "features", "shape": [1, 3], "datatype": "INT64", "data": [1, 2, 3]}]}).to_string(), StatusCode::BAD_REQUEST, "has datatype INT64"),
+        (Method::POST, "/v2/models/fraud/infer", json!({"inputs": []}).to_string(), StatusCode::BAD_REQUEST, "missing input \"features\""),
+        (Method::POST, "/v2/models/fraud/infer", json!({"inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}], "outputs": [{"name": "risk"}]}).to_string(), StatusCode::BAD_REQUEST, "unknown output \"risk\""),
+        (Method::POST, "/v2/models/credit/infer", infer_body(json!([1, 2, 3]), json!([1, 3])), StatusCode::NOT_FOUND, "unknown model \"credit\""),
+        (Method::POST, "/v2/models/fraud/versions/2/infer", infer_body(json!([1, 2, 3]), json!([1, 3])), StatusCode::NOT_FOUND, "unknown version \"2\""),
+        (Method::GET, "/v2/models/fraud/infer", String::new(), StatusCode::METHOD_NOT_ALLOWED, "method GET"),
+        (Method::POST, "/v2/health/live", String::new(), StatusCode::METHOD_NOT_ALLOWED, "method POST"),
+        (Method::GET, "/v1/models/fraud:predict", String::new(), StatusCode::NOT_FOUND, "not an Open Inference Protocol route"),
+        (Method::POST, "/v2/models/fraud/infer", format!("{{\"inputs\": [], \"pad\": \"{}\"}}", "x".repeat(5000)), StatusCode::PAYLOAD_TOO_LARGE, "exceeds 4096 bytes"),
+    ];
+    for (method, path, body, status, message) in cases {
+        let (got, answer) = call(&svc, method, path, body).await;
+        assert_eq!(got, status, "{path}: {answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(message),
+            "{path}: {error:?} lacks {message:?}"
+        );
+    }
+    let text = svc.metrics.render().unwrap();
+    let answered = sample(&text, "aimass_inference_requests_total", &["code=\"400\""]);
+    assert_eq!(answered, Some(8.0), "{text}");
+}
+
+#[tokio::test]
+async fn a_failing_model_run_is_a_500_and_the_server_keeps_serving() {
+    let svc = default_service();
+    let (status, body) = call(
+        &svc,
+        Method::POST,
+        "/v2/models/fraud/infer",
+        infer_body(json!([6, 7, 0]), json!([1, 3])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body["error"].as_str().unwrap().contains("unlucky row"));
+    let (status, _) = call(
+        &svc,
+        Method::POST,
+        "/v2/models/fraud/infer",
+        infer_body(json!([1, 2, 3]), json!([1, 3])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn slow_models_time_out_with_504_and_a_full_queue_answers_429_at_once() {
+    let slow = service(
+        Duration::from_millis(400),
+        1,
+        Duration::from_millis(100),
+        true,
+    );
+    let (status, body) = call(
+        &slow,
+        Method::POST,
+        "/v2/models/fraud/infer",
+        infer_body(json!([1, 2, 3]), json!([1, 3])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+
+    let busy = service(Duration::from_millis(300), 1, Duration::from_secs(5), true);
+    let first = {
+        let busy = Arc::clone(&busy);
+        tokio::spawn(async move {
+            call(
+                &busy,
+                Method::POST,
+                "/v2/models/fraud/infer",
+                infer_body(json!([1, 2, 3]), json!([1, 3])),
+            )
+            .await
+        })
+    };
+    // Wait until the worker runs the first request; then one more fills the queue.
+    while busy.metrics.batch_rows.get_sample_count() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let second = {
+        let busy = Arc::clone(&busy);
+        tokio::spawn(async move {
+            call(
+                &busy,
+                Method::POST,
+                "/v2/models/fraud/infer",
+                infer_body(json!([1, 2, 3]), json!([1, 3])),
+            )
+            .await
+        })
+    };
+    while busy.metrics.queue_depth.get() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = std::time::Instant::now();
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/v2/models/fraud/infer")
+        .body(Full::new(Bytes::from(infer_body(
+            json!([1, 2, 3]),
+            json!([1, 3]),
+        ))))
+        .unwrap();
+    let response = handle(Arc::clone(&busy), request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "429 must not wait for the queue"
+    );
+    assert_eq!(first.await.unwrap().0, StatusCode::OK);
+    assert_eq!(second.await.unwrap().0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn metrics_report_the_contract_names() {
+    let svc = default_service();
+    call(
+        &svc,
+        Method::POST,
+        "/v2/models/fraud/infer",
+        infer_body(json!([1, 2, 3]), json!([1, 3])),
+    )
+    .await;
+    let (status, text) = call(&svc, Method::GET, "/metrics", "").await;
+    assert_eq!(status, StatusCode::OK);
+    let text = text.as_str().unwrap().to_owned();
+    let count = |name: &str, labels: &[&str]| sample(&text, name, labels);
+    assert_eq!(
+        count(
+            "aimass_inference_requests_total",
+            &["code=\"200\"", "model=\"fraud\"", "version=\"3\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        count("aimass_inference_request_duration_seconds_count", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        count("aimass_inference_queue_duration_seconds_count", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        count("aimass_inference_compute_duration_seconds_count", &[]),
+        Some(1.0)
+    );
+    assert_eq!(count("aimass_inference_batch_size_count", &[]), Some(1.0));
+    assert_eq!(count("aimass_inference_in_flight_requests", &[]), Some(0.0));
+    assert_eq!(count("aimass_inference_queue_depth", &[]), Some(0.0));
+    for name in [
+        "aimass_inference_model_load_duration_seconds",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(count(name, &[]).is_some(), "missing {name} in {text}");
+    }
+    assert!(svc.ready.load(Ordering::Acquire));
+}
+
+/// POSTs an inference request over a real connection.
+async fn post_over_tcp(addr: std::net::SocketAddr) -> Result<StatusCode, String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let request = Request::post("/v2/models/fraud/infer")
+        .header(hyper::header::HOST, "localhost")
+        .body(Full::new(Bytes::from(infer_body(
+            json!([1, 2, 3]),
+            json!([1, 3]),
+        ))))
+        .map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(response.status())
+}
+
+#[tokio::test]
+async fn shutdown_turns_unready_stops_accepting_and_finishes_requests_in_hand() {
+    let svc = service(
+        Duration::from_millis(300),
+        16,
+        Duration::from_secs(5),
+        false,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::server::serve(
+        Arc::clone(&svc),
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(5),
+    ));
+    while !svc.ready.load(Ordering::Acquire) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let in_hand = tokio::spawn(post_over_tcp(addr));
+    while svc.metrics.in_flight.get() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.send(()).unwrap();
+    assert_eq!(
+        in_hand.await.unwrap(),
+        Ok(StatusCode::OK),
+        "the request in hand finished"
+    );
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!svc.ready.load(Ordering::Acquire));
+    assert!(
+        post_over_tcp(addr).await.is_err(),
+        "no new connections after shutdown"
+    );
+}
+
+/// The value of the first sample of `name` whose labels include `labels`
+/// (label order in the text format is not fixed).
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            (metric == name && labels.iter().all(|l| rest.contains(l)))
+                .then(|| value.parse().ok())?
+        })
+}

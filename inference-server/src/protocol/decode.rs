@@ -1,0 +1,580 @@
+//! Request decoding: JSON or binary tensor data into tensors, checked against
+//! the model's signature so that a bad request gets a precise 400, never a
+//! wrong score.
+
+use serde_json::{Map, Value};
+
+use super::{InferRequest, ProtocolError};
+use crate::engine::Signature;
+use crate::tensor::{DataType, Tensor, TensorData};
+
+/// An output the client asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputRequest {
+    /// Index in the model's outputs.
+    pub index: usize,
+    /// Send it with the binary tensor data extension.
+    pub binary: bool,
+}
+
+/// A request, ready for the model.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The request id, echoed back.
+    pub id: Option<String>,
+    /// The request parameters, passed through.
+    pub parameters: Option<Map<String, Value>>,
+    /// Inputs, in the model's order.
+    pub inputs: Vec<Tensor>,
+    /// Outputs to return, in the order asked.
+    pub outputs: Vec<OutputRequest>,
+    /// Rows in the request (its batch size).
+    pub rows: usize,
+}
+
+fn flag(parameters: Option<&Map<String, Value>>, name: &str) -> bool {
+    parameters
+        .and_then(|p| p.get(name))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// Decodes `request` (whose binary tensor data, if any, is `binary`) for a
+/// model with `signature`.
+pub fn decode(
+    request: InferRequest,
+    binary: &[u8],
+    signature: &Signature,
+) -> Result<Decoded, ProtocolError> {
+    let expected_inputs = || {
+        signature
+            .inputs
+            .iter()
+            .map(|s| s.name.clone())
+            .collect::<Vec<_>>()
+    };
+    let mut slots: Vec<Option<Tensor>> = vec![None; signature.inputs.len()];
+    let mut cursor = 0usize;
+    for input in request.inputs {
+        let index = signature
+            .inputs
+            .iter()
+            .position(|s| s.name == input.name)
+            .ok_or_else(|| ProtocolError::UnknownInput {
+                name: input.name.clone(),
+                expected: expected_inputs(),
+            })?;
+        if slots[index].is_some() {
+            return Err(ProtocolError::DuplicateInput(input.name));
+        }
+        let spec = &signature.inputs[index];
+        let datatype =
+            DataType::parse(&input.datatype).ok_or_else(|| ProtocolError::WrongDatatype {
+                name: input.name.clone(),
+                got: input.datatype.clone(),
+                expected: spec.datatype.to_string(),
+            })?;
+        if datatype != spec.datatype {
+            return Err(ProtocolError::WrongDatatype {
+                name: input.name,
+                got: input.datatype,
+                expected: spec.datatype.to_string(),
+            });
+        }
+        let fits = input.shape.len() == spec.shape.len()
+            && input
+                .shape
+                .iter()
+                .zip(&spec.shape)
+                .all(|(got, want)| *got >= 0 && (*want < 0 || got == want));
+        if !fits {
+            return Err(ProtocolError::WrongShape {
+                name: input.name,
+                got: input.shape,
+                expected: spec.shape.clone(),
+            });
+        }
+        let bad = |reason: String| ProtocolError::BadData {
+            name: input.name.clone(),
+            reason,
+        };
+        let shape: Vec<usize> = input
+            .shape
+            .iter()
+            .map(|d| usize::try_from(*d).unwrap_or(0))
+            .collect();
+        let count = shape
+            .iter()
+            .try_fold(1usize, |acc, d| acc.checked_mul(*d))
+            .ok_or_else(|| bad("the shape has too many elements".into()))?;
+        let binary_size = input
+            .parameters
+            .as_ref()
+            .and_then(|p| p.get("binary_data_size"))
+            .map(|v| {
+                v.as_u64()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| bad("binary_data_size must be a non-negative integer".into()))
+            })
+            .transpose()?;
+        let data = match (binary_size, input.data) {
+            (Some(size), None) => {
+                let end = cursor
+                    .checked_add(size)
+                    .filter(|end| *end <= binary.len())
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "binary_data_size {size} runs past the {} bytes of binary data",
+                            binary.len()
+                        ))
+                    })?;
+                let bytes = &binary[cursor..end];
+                cursor = end;
+                from_binary(datatype, bytes, count).map_err(bad)?
+            }
+            (None, Some(value)) => {
+                let mut flat = Vec::with_capacity(count.min(1 << 20));
+                flatten(value, &mut flat);
+                if flat.len() != count {
+                    return Err(bad(format!(
+                        "shape {:?} holds {count} elements, but {} were sent",
+                        input.shape,
+                        flat.len()
+                    )));
+                }
+                from_json(datatype, flat).map_err(bad)?
+            }
+            (Some(_), Some(_)) => {
+                return Err(bad("give either data or binary_data_size, not both".into()));
+            }
+            (None, None) => {
+                return Err(bad(
+                    "no data: give data, or binary_data_size with binary tensor data".into(),
+                ));
+            }
+        };
+        slots[index] = Tensor::new(shape, data);
+        if slots[index].is_none() {
+            return Err(bad("element count does not match the shape".into()));
+        }
+    }
+    if cursor != binary.len() {
+        return Err(ProtocolError::Malformed(format!(
+            "{} bytes of binary data follow the JSON header, but inputs claim {cursor}",
+            binary.len()
+        )));
+    }
+    let mut inputs = Vec::with_capacity(slots.len());
+    for (slot, spec) in slots.into_iter().zip(&signature.inputs) {
+        inputs.push(slot.ok_or_else(|| ProtocolError::MissingInput {
+            name: spec.name.clone(),
+            expected: expected_inputs(),
+        })?);
+    }
+    let rows = batch_rows(&inputs, signature)?;
+    let default_binary = flag(request.parameters.as_ref(), "binary_data_output");
+    let outputs = match request.outputs {
+        None => (0..signature.outputs.len())
+            .map(|index| OutputRequest {
+                index,
+                binary: default_binary,
+            })
+            .collect(),
+        Some(wanted) => wanted
+            .into_iter()
+            .map(|o| {
+                let index = signature
+                    .outputs
+                    .iter()
+                    .position(|s| s.name == o.name)
+                    .ok_or_else(|| ProtocolError::UnknownOutput {
+                        name: o.name.clone(),
+                        expected: signature.outputs.iter().map(|s| s.name.clone()).collect(),
+                    })?;
+                let binary = o
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.get("binary_data"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(default_binary);
+                Ok(OutputRequest { index, binary })
+            })
+            .collect::<Result<_, ProtocolError>>()?,
+    };
+    Ok(Decoded {
+        id: request.id,
+        parameters: request.parameters,
+        inputs,
+        outputs,
+        rows,
+    })
+}
+
+/// The batch size: the first dimension, which inputs with a dynamic first
+/// dimension must agree on.
+fn batch_rows(inputs: &[Tensor], signature: &Signature) -> Result<usize, ProtocolError> {
+    let batched: Vec<usize> = inputs
+        .iter()
+        .zip(&signature.inputs)
+        .filter(|(_, spec)| spec.shape.first() == Some(&-1))
+        .map(|(t, _)| t.rows())
+        .collect();
+    match batched.first() {
+        Some(first) if batched.iter().any(|r| r != first) => {
+            Err(ProtocolError::BatchMismatch(batched))
+        }
+        Some(first) => Ok(*first),
+        None => Ok(1),
+    }
+}
+
+fn flatten(value: Value, out: &mut Vec<Value>) {
+    match value {
+        Value::Array(items) => items.into_iter().for_each(|v| flatten(v, out)),
+        other => out.push(other),
+    }
+}
+
+fn describe(v: &Value) -> String {
+    let text = v.to_string();
+    if text.len() > 40 {
+        format!("{}…", &text[..40])
+    } else {
+        text
+    }
+}
+
+fn ints<T: TryFrom<i64> + TryFrom<u64>>(
+    values: Vec<Value>,
+    dt: DataType,
+) -> Result<Vec<T>, String> {
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let parsed = match &v {
+                Value::Number(n) => n
+                    .as_i64()
+                    .and_then(|x| T::try_from(x).ok())
+                    .or_else(|| n.as_u64().and_then(|x| T::try_from(x).ok())),
+                _ => None,
+            };
+            parsed.ok_or_else(|| {
+                format!(
+                    "element {i} is {}, not an integer in the range of {dt}",
+                    describe(&v)
+                )
+            })
+        })
+        .collect()
+}
+
+fn floats(values: Vec<Value>, dt: DataType) -> Result<Vec<f64>, String> {
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| match &v {
+            Value::Number(n) => n
+                .as_f64()
+                .ok_or_else(|| format!("element {i} is not a number")),
+            // JSON has no NaN: null stands for a missing value.
+            Value::Null => Ok(f64::NAN),
+            _ => Err(format!(
+                "element {i} is {}, not a number ({dt}; null for a missing value)",
+                describe(&v)
+            )),
+        })
+        .collect()
+}
+
+fn from_json(dt: DataType, values: Vec<Value>) -> Result<TensorData, String> {
+    Ok(match dt {
+        DataType::Bool => TensorData::Bool(
+            values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    v.as_bool().ok_or_else(|| {
+                        format!("element {i} is {}, not true or false", describe(&v))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        DataType::Uint8 => TensorData::Uint8(ints(values, dt)?),
+        DataType::Uint16 => TensorData::Uint16(ints(values, dt)?),
+        DataType::Uint32 => TensorData::Uint32(ints(values, dt)?),
+        DataType::Uint64 => TensorData::Uint64(ints(values, dt)?),
+        DataType::Int8 => TensorData::Int8(ints(values, dt)?),
+        DataType::Int16 => TensorData::Int16(ints(values, dt)?),
+        DataType::Int32 => TensorData::Int32(ints(values, dt)?),
+        DataType::Int64 => TensorData::Int64(ints(values, dt)?),
+        DataType::Fp32 => {
+            TensorData::Fp32(floats(values, dt)?.into_iter().map(|x| x as f32).collect())
+        }
+        DataType::Fp64 => TensorData::Fp64(floats(values, dt)?),
+        DataType::Bytes => TensorData::Bytes(
+            values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s.into_bytes()),
+                    other => Err(format!("element {i} is {}, not a string", describe(&other))),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+    })
+}
+
+/// Fixed-size little-endian elements.
+fn le<const N: usize, T>(bytes: &[u8], from: fn([u8; N]) -> T) -> Vec<T> {
+    bytes
+        .chunks_exact(N)
+        .map(|c| {
+            let mut a = [0u8; N];
+            a.copy_from_slice(c);
+            from(a)
+        })
+        .collect()
+}
+
+fn from_binary(dt: DataType, bytes: &[u8], count: usize) -> Result<TensorData, String> {
+    if let Some(size) = dt.element_size() {
+        let expected = count.saturating_mul(size);
+        if bytes.len() != expected {
+            return Err(format!(
+                "{count} {dt} elements take {expected} bytes, but binary_data_size is {}",
+                bytes.len()
+            ));
+        }
+    }
+    Ok(match dt {
+        DataType::Bool => TensorData::Bool(bytes.iter().map(|b| *b != 0).collect()),
+        DataType::Uint8 => TensorData::Uint8(bytes.to_vec()),
+        DataType::Uint16 => TensorData::Uint16(le(bytes, u16::from_le_bytes)),
+        DataType::Uint32 => TensorData::Uint32(le(bytes, u32::from_le_bytes)),
+        DataType::Uint64 => TensorData::Uint64(le(bytes, u64::from_le_bytes)),
+        DataType::Int8 => TensorData::Int8(le(bytes, i8::from_le_bytes)),
+        DataType::Int16 => TensorData::Int16(le(bytes, i16::from_le_bytes)),
+        DataType::Int32 => TensorData::Int32(le(bytes, i32::from_le_bytes)),
+        DataType::Int64 => TensorData::Int64(le(bytes, i64::from_le_bytes)),
+        DataType::Fp32 => TensorData::Fp32(le(bytes, f32::from_le_bytes)),
+        DataType::Fp64 => TensorData::Fp64(le(bytes, f64::from_le_bytes)),
+        DataType::Bytes => {
+            // Each element: a 4-byte little-endian length, then the bytes.
+            let mut items = Vec::with_capacity(count.min(bytes.len() / 4));
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                let (len, tail) = rest
+                    .split_at_checked(4)
+                    .ok_or("a BYTES element is cut short")?;
+                let len = usize::try_from(u32::from_le_bytes([len[0], len[1], len[2], len[3]]))
+                    .unwrap_or(usize::MAX);
+                let (item, tail) = tail
+                    .split_at_checked(len)
+                    .ok_or("a BYTES element is cut short")?;
+                items.push(item.to_vec());
+                rest = tail;
+            }
+            if items.len() != count {
+                return Err(format!(
+                    "the shape holds {count} elements, but {} were sent",
+                    items.len()
+                ));
+            }
+            TensorData::Bytes(items)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::TensorSpec;
+
+    fn signature() -> Signature {
+        Signature {
+            inputs: vec![
+                TensorSpec {
+                    name: "features".into(),
+                    datatype: DataType::Fp32,
+                    shape: vec![-1, 3],
+                },
+                TensorSpec {
+                    name: "mcc".into(),
+                    datatype: DataType::Int64,
+                    shape: vec![-1, 1],
+                },
+            ],
+            outputs: vec![
+                TensorSpec {
+                    name: "label".into(),
+                    datatype: DataType::Int64,
+                    shape: vec![-1],
+                },
+                TensorSpec {
+                    name: "probabilities".into(),
+                    datatype: DataType::Fp32,
+                    shape: vec![-1, 2],
+                },
+            ],
+        }
+    }
+
+    fn request(body: Value) -> InferRequest {
+        serde_json::from_value(body).unwrap()
+    }
+
+    fn ok_body() -> Value {
+        serde_json::json!({
+            "id": "r1",
+            "inputs": [
+                {"name": "mcc", "shape": [2, 1], "datatype": "INT64", "data": [5411, 7995]},
+                {"name": "features", "shape": [2, 3], "datatype": "FP32", "data": [[1, 2.5, null], [4, 5, 6]]}
+            ],
+            "outputs": [{"name": "probabilities"}]
+        })
+    }
+
+    #[test]
+    fn decodes_nested_and_flat_data_in_signature_order() {
+        let d = decode(request(ok_body()), &[], &signature()).unwrap();
+        assert_eq!(d.id.as_deref(), Some("r1"));
+        assert_eq!(d.rows, 2);
+        assert_eq!(d.inputs[0].shape, vec![2, 3]);
+        let TensorData::Fp32(v) = &d.inputs[0].data else {
+            panic!()
+        };
+        assert_eq!(&v[..2], &[1.0, 2.5]);
+        assert!(v[2].is_nan(), "null is a missing value");
+        assert_eq!(d.inputs[1].data, TensorData::Int64(vec![5411, 7995]));
+        assert_eq!(
+            d.outputs,
+            vec![OutputRequest {
+                index: 1,
+                binary: false
+            }]
+        );
+    }
+
+    fn error(mutate: impl FnOnce(&mut Value)) -> String {
+        let mut body = ok_body();
+        mutate(&mut body);
+        decode(request(body), &[], &signature())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn every_mistake_gets_a_precise_message() {
+        type Mutation = Box<dyn FnOnce(&mut Value)>;
+        let cases: Vec<(Mutation, &str)> = vec![
+            (
+                Box::new(|b| {
+                    b["inputs"].as_array_mut().unwrap().remove(0);
+                }),
+                "missing input \"mcc\"",
+            ),
+            (
+                Box::new(|b| b["inputs"][0]["name"] = "merchant".into()),
+                "unknown input \"merchant\"",
+            ),
+            (
+                Box::new(|b| b["inputs"][1]["datatype"] = "FP64".into()),
+                "has datatype FP64, but the model expects FP32",
+            ),
+            (
+                Box::new(|b| b["inputs"][1]["datatype"] = "FP16".into()),
+                "has datatype FP16",
+            ),
+            (
+                Box::new(|b| b["inputs"][1]["shape"] = serde_json::json!([2, 4])),
+                "has shape [2, 4], but the model expects [-1, 3]",
+            ),
+            (
+                Box::new(|b| b["inputs"][1]["shape"] = serde_json::json!([6])),
+                "has shape [6]",
+            ),
+            (
+                Box::new(|b| b["inputs"][1]["data"] = serde_json::json!([1, 2, 3])),
+                "holds 6 elements, but 3 were sent",
+            ),
+            (
+                Box::new(|b| b["inputs"][1]["data"][0][1] = "high".into()),
+                "element 1 is \"high\", not a number",
+            ),
+            (
+                Box::new(|b| b["inputs"][0]["data"][0] = serde_json::json!(1.5)),
+                "element 0 is 1.5, not an integer",
+            ),
+            (
+                Box::new(|b| {
+                    b["inputs"][0]["shape"] = serde_json::json!([1, 1]);
+                    b["inputs"][0]["data"] = serde_json::json!([5411]);
+                }),
+                "disagree on the batch size",
+            ),
+            (
+                Box::new(|b| b["outputs"][0]["name"] = "score".into()),
+                "unknown output \"score\"",
+            ),
+            (
+                Box::new(|b| {
+                    let i = b["inputs"][0].clone();
+                    b["inputs"].as_array_mut().unwrap().push(i);
+                }),
+                "given more than once",
+            ),
+            (
+                Box::new(|b| {
+                    b["inputs"][0].as_object_mut().unwrap().remove("data");
+                }),
+                "no data",
+            ),
+        ];
+        for (mutate, expected) in cases {
+            let message = error(mutate);
+            assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+        }
+    }
+
+    #[test]
+    fn decodes_binary_tensor_data() {
+        let mut binary = Vec::new();
+        for x in [1.0f32, 2.0, 3.0] {
+            binary.extend_from_slice(&x.to_le_bytes());
+        }
+        binary.extend_from_slice(&42i64.to_le_bytes());
+        let body = serde_json::json!({
+            "inputs": [
+                {"name": "features", "shape": [1, 3], "datatype": "FP32", "parameters": {"binary_data_size": 12}},
+                {"name": "mcc", "shape": [1, 1], "datatype": "INT64", "parameters": {"binary_data_size": 8}}
+            ],
+            "parameters": {"binary_data_output": true}
+        });
+        let d = decode(request(body), &binary, &signature()).unwrap();
+        assert_eq!(d.inputs[0].data, TensorData::Fp32(vec![1.0, 2.0, 3.0]));
+        assert_eq!(d.inputs[1].data, TensorData::Int64(vec![42]));
+        assert!(d.outputs.iter().all(|o| o.binary));
+
+        let short = serde_json::json!({"inputs": [
+            {"name": "features", "shape": [1, 3], "datatype": "FP32", "parameters": {"binary_data_size": 12}},
+            {"name": "mcc", "shape": [1, 1], "datatype": "INT64", "parameters": {"binary_data_size": 8}}
+        ]});
+        let err = decode(request(short), &binary[..16], &signature()).unwrap_err();
+        assert!(err.to_string().contains("runs past"), "{err}");
+    }
+
+    #[test]
+    fn decodes_length_prefixed_bytes() {
+        let mut bytes = Vec::new();
+        for s in ["fraud", "ok"] {
+            bytes.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(s.as_bytes());
+        }
+        assert_eq!(
+            from_binary(DataType::Bytes, &bytes, 2).unwrap(),
+            TensorData::Bytes(vec![b"fraud".to_vec(), b"ok".to_vec()])
+        );
+        assert!(from_binary(DataType::Bytes, &bytes[..7], 2).is_err());
+    }
+}
