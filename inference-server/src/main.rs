@@ -10,6 +10,9 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // object_store brings rustls with aws-lc-rs and kube with ring; with both
+    // linked, rustls cannot pick a provider itself, so every binary picks ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = Config::parse();
     let filter = EnvFilter::try_new(&config.log_filter).context("invalid log filter")?;
     let subscriber = tracing_subscriber::fmt()

@@ -19,6 +19,9 @@ pub use error::Error;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // object_store brings rustls with aws-lc-rs and kube with ring; with both
+    // linked, rustls cannot pick a provider itself, so every binary picks ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = config::Config::parse();
     telemetry::init(config.log_format, &config.log_filter)?;
     info!(

@@ -66,6 +66,9 @@ static KUBECONFIG_OVERRIDE: OnceLock<PathBuf> = OnceLock::new();
 /// A client for the test cluster.
 pub async fn client() -> Result<Client> {
     ensure_cluster()?;
+    // object_store brings rustls with aws-lc-rs and kube with ring; with both
+    // linked, rustls cannot pick a provider itself, so every binary picks ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = match KUBECONFIG_OVERRIDE.get() {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)?;

@@ -62,6 +62,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    // object_store brings rustls with aws-lc-rs and kube with ring; with both
+    // linked, rustls cannot pick a provider itself, so every binary picks ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = kube::Client::try_default()
         .await
         .context("connecting to the API server")?;
