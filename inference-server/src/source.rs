@@ -50,6 +50,10 @@ pub async fn fetch(uri: &str) -> Result<Vec<u8>, Error> {
         "http" | "https" => Box::new(
             object_store::http::HttpBuilder::new()
                 .with_url(url.origin().ascii_serialization())
+                // The URI itself says whether plain HTTP is wanted.
+                .with_client_options(
+                    object_store::ClientOptions::new().with_allow_http(url.scheme() == "http"),
+                )
                 .build()
                 .map_err(|e| fail(e.to_string()))?,
         ),

@@ -1,0 +1,139 @@
+//! Helpers for the tests that run the real server binary next to real peers
+//! (tritonclient, an HTTP file server, an S3-compatible store).
+
+#![allow(dead_code)] // each test binary uses a different part
+// Test support: a failed step should stop the test with its error.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The zoo's Python, created on first use by `scripts/zoo-venv.sh`.
+pub fn zoo_python() -> PathBuf {
+    let venv = Command::new("bash")
+        .arg(repo().join("scripts/zoo-venv.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(
+        venv.status.success(),
+        "could not create the zoo's Python environment"
+    );
+    PathBuf::from(String::from_utf8(venv.stdout).unwrap().trim()).join("bin")
+}
+
+/// A free port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process stopped when the test ends, however it ends.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until something accepts connections on `port`.
+pub fn wait_for_port(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the process exited with {status} before listening on {port}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on {port} after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts the server binary with `args` and extra environment.
+pub fn server(args: &[&str], env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aimass-inference-server"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Starts the server with `model_uri` on a free port; waits until it listens.
+pub fn start_server(model_uri: &str, extra: &[&str], env: &[(&str, String)]) -> (Process, u16) {
+    let port = free_port();
+    let port_arg = port.to_string();
+    let mut args = vec![
+        "--model-uri",
+        model_uri,
+        "--model-name",
+        "fraud",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        &port_arg,
+    ];
+    args.extend_from_slice(extra);
+    let mut child = server(&args, env).spawn().unwrap();
+    wait_for_port(port, &mut child);
+    (Process(child), port)
+}
+
+/// A minimal HTTP/1.1 POST of a JSON body; returns (status, body).
+pub fn post_json(port: u16, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The torch-style MLP's reference request and first output value.
+pub fn mlp_request() -> (String, f64) {
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("tests/zoo/models/torch_mlp.json")).unwrap(),
+    )
+    .unwrap();
+    let input = &reference["inputs"][0];
+    let body = serde_json::json!({"inputs": [input]}).to_string();
+    (body, reference["outputs"][0]["data"][0].as_f64().unwrap())
+}
+
+/// Asserts the server on `port` gives the MLP's reference answer.
+pub fn assert_serves_the_mlp(port: u16) {
+    let (body, expected) = mlp_request();
+    let (status, answer) = post_json(port, "/v2/models/fraud/infer", &body);
+    assert_eq!(status, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let got = answer["outputs"][0]["data"][0].as_f64().unwrap();
+    assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
+}
