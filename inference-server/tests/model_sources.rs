@@ -7,21 +7,9 @@ mod support;
 use std::process::Command;
 
 use support::{
-    Process, assert_serves_the_mlp, free_port, repo, start_server, wait_for_port, zoo_python,
+    Process, assert_serves_the_mlp, free_port, mlp_sha256, repo, start_server, wait_for_port,
+    zoo_python,
 };
-
-fn mlp_sha256() -> String {
-    let out = Command::new("sha256sum")
-        .arg(repo().join("tests/zoo/models/torch_mlp.onnx"))
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
-}
 
 #[test]
 fn loads_over_http_and_checks_the_sha256() {

@@ -1,6 +1,7 @@
 //! The inference engine behind one small trait, so the protocol, batching
 //! and HTTP layers (and their tests) never see tract.
 
+mod onnx_ml;
 mod tract;
 
 pub use self::tract::TractBackend;

@@ -35,7 +35,8 @@ fn invalid(e: impl std::fmt::Display) -> EngineError {
 impl TractBackend {
     /// Parses, checks and optimises an ONNX model.
     pub fn load(bytes: &[u8]) -> Result<Self, EngineError> {
-        let onnx = tract_onnx::onnx();
+        let mut onnx = tract_onnx::onnx();
+        super::onnx_ml::register(&mut onnx);
         let proto = onnx.proto_model_for_read(&mut &*bytes).map_err(invalid)?;
         let graph = proto
             .graph

@@ -1,7 +1,8 @@
 //! Helpers for the tests that run the real server binary next to real peers
 //! (tritonclient, an HTTP file server, an S3-compatible store).
 
-#![allow(dead_code)] // each test binary uses a different part
+#![allow(dead_code)]
+// each test binary uses a different part
 // Test support: a failed step should stop the test with its error.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -136,4 +137,18 @@ pub fn assert_serves_the_mlp(port: u16) {
     let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
     let got = answer["outputs"][0]["data"][0].as_f64().unwrap();
     assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
+}
+
+/// The sha256 of the zoo's torch-style MLP, as `sha256sum` computes it.
+pub fn mlp_sha256() -> String {
+    let out = Command::new("sha256sum")
+        .arg(repo().join("tests/zoo/models/torch_mlp.onnx"))
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
 }

@@ -1,0 +1,351 @@
+//! `TreeEnsembleClassifier` and `TreeEnsembleRegressor` (ai.onnx.ml 1 and 3)
+//! as tract operators backed by [`Forest`], replacing tract's own, with the
+//! output conventions onnxruntime follows (binary classifiers with one score
+//! column, base values, post transforms).
+
+use std::sync::Arc;
+
+use tract_onnx::model::ParsingContext;
+use tract_onnx::pb::NodeProto;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::internal::*;
+
+use super::attributes::Attributes;
+use super::forest::{Aggregate, Forest, ForestSpec, PostTransform, logistic};
+
+/// Class labels of a classifier.
+#[derive(Debug)]
+enum Labels {
+    Int(Vec<i64>),
+    Str(Vec<String>),
+}
+
+impl Labels {
+    fn len(&self) -> usize {
+        match self {
+            Labels::Int(v) => v.len(),
+            Labels::Str(v) => v.len(),
+        }
+    }
+}
+
+/// Everything parsed from one tree-ensemble node.
+#[derive(Debug)]
+struct Ensemble {
+    forest: Forest,
+    aggregate: Aggregate,
+    post: PostTransform,
+    base: Vec<f64>,
+    /// Classifiers only.
+    labels: Option<Labels>,
+}
+
+fn forest_spec(a: &Attributes, prefix: &str, n_targets: usize) -> TractResult<ForestSpec> {
+    Ok(ForestSpec {
+        tree_ids: a.ints("nodes_treeids")?,
+        node_ids: a.ints("nodes_nodeids")?,
+        feature_ids: a.ints("nodes_featureids")?,
+        values: a.reals("nodes_values")?,
+        modes: a.strings("nodes_modes")?,
+        true_ids: a.ints("nodes_truenodeids")?,
+        false_ids: a.ints("nodes_falsenodeids")?,
+        missing_true: a.ints("nodes_missing_value_tracks_true")?,
+        weight_tree_ids: a.ints(&format!("{prefix}_treeids"))?,
+        weight_node_ids: a.ints(&format!("{prefix}_nodeids"))?,
+        weight_targets: a.ints(&format!("{prefix}_ids"))?,
+        weights: a.reals(&format!("{prefix}_weights"))?,
+        n_targets,
+    })
+}
+
+fn parse(node: &NodeProto, classifier: bool) -> TractResult<Ensemble> {
+    let a = Attributes(node);
+    let post = PostTransform::parse(&a.string("post_transform")?.unwrap_or_else(|| "NONE".into()))
+        .map_err(|e| anyhow!(e))?;
+    let base = a.reals("base_values")?;
+    let (labels, n_targets, prefix, aggregate) = if classifier {
+        let ints = a.ints("classlabels_int64s")?;
+        let strings = a.strings("classlabels_strings")?;
+        let labels = match (ints.is_empty(), strings.is_empty()) {
+            (false, true) => Labels::Int(ints),
+            (true, false) => Labels::Str(strings),
+            _ => bail!("exactly one of classlabels_int64s and classlabels_strings must be given"),
+        };
+        let n = labels.len();
+        (Some(labels), n, "class", Aggregate::Sum)
+    } else {
+        let n = usize::try_from(a.int("n_targets")?.unwrap_or(1))
+            .map_err(|_| anyhow!("n_targets must be positive"))?;
+        let aggregate = Aggregate::parse(
+            &a.string("aggregate_function")?
+                .unwrap_or_else(|| "SUM".into()),
+        )
+        .map_err(|e| anyhow!(e))?;
+        (None, n, "target", aggregate)
+    };
+    let forest = Forest::new(&forest_spec(&a, prefix, n_targets)?)
+        .map_err(|e| anyhow!("{}: {e}", node.name))?;
+    if !base.is_empty()
+        && base.len() != n_targets
+        && !(classifier && n_targets == 2 && base.len() == 1)
+    {
+        bail!(
+            "base_values has {} entries for {n_targets} classes or targets",
+            base.len()
+        );
+    }
+    Ok(Ensemble {
+        forest,
+        aggregate,
+        post,
+        base,
+        labels,
+    })
+}
+
+impl Ensemble {
+    /// Columns of the score output: classes or targets.
+    fn width(&self) -> usize {
+        self.labels
+            .as_ref()
+            .map_or(self.forest.n_targets(), Labels::len)
+    }
+}
+
+/// The ONNX builder of `TreeEnsembleClassifier`.
+pub fn classifier(
+    _ctx: &ParsingContext,
+    node: &NodeProto,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    Ok((expand(TreeExpansion(Arc::new(parse(node, true)?))), vec![]))
+}
+
+/// The ONNX builder of `TreeEnsembleRegressor`.
+pub fn regressor(
+    _ctx: &ParsingContext,
+    node: &NodeProto,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    Ok((expand(TreeExpansion(Arc::new(parse(node, false)?))), vec![]))
+}
+
+/// The operator, before and after type inference.
+#[derive(Clone, Debug)]
+struct TreeExpansion(Arc<Ensemble>);
+
+impl PartialEq for TreeExpansion {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for TreeExpansion {}
+
+impl TreeExpansion {
+    fn is_classifier(&self) -> bool {
+        self.0.labels.is_some()
+    }
+}
+
+impl Expansion for TreeExpansion {
+    fn name(&self) -> StaticName {
+        if self.is_classifier() {
+            "AimassTreeEnsembleClassifier".into()
+        } else {
+            "AimassTreeEnsembleRegressor".into()
+        }
+    }
+
+    fn nboutputs(&self) -> TractResult<usize> {
+        Ok(if self.is_classifier() { 2 } else { 1 })
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, 1)?;
+        check_output_arity(outputs, self.nboutputs()?)?;
+        s.equals(&inputs[0].rank, 2)?;
+        let n_targets = self.0.width();
+        if let Some(labels) = &self.0.labels {
+            let dt = match labels {
+                Labels::Int(_) => i64::datum_type(),
+                Labels::Str(_) => String::datum_type(),
+            };
+            s.equals(&outputs[0].datum_type, dt)?;
+            s.equals(&outputs[0].rank, 1)?;
+            s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
+            s.equals(&outputs[1].datum_type, f32::datum_type())?;
+            s.equals(&outputs[1].rank, 2)?;
+            s.equals(&outputs[1].shape[0], &inputs[0].shape[0])?;
+            s.equals(&outputs[1].shape[1], n_targets.to_dim())?;
+        } else {
+            s.equals(&outputs[0].datum_type, f32::datum_type())?;
+            s.equals(&outputs[0].rank, 2)?;
+            s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
+            s.equals(&outputs[0].shape[1], n_targets.to_dim())?;
+        }
+        Ok(())
+    }
+
+    fn wire(
+        &self,
+        prefix: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        let mut x = inputs[0];
+        if model.outlet_fact(x)?.datum_type != f32::datum_type() {
+            x = model.wire_node(
+                format!("{prefix}.to_f32"),
+                tract_onnx::tract_core::ops::cast::cast(f32::datum_type()),
+                &[x],
+            )?[0];
+        }
+        model.wire_node(prefix, TreeOp(Arc::clone(&self.0)), &[x])
+    }
+}
+
+/// The evaluating operator.
+#[derive(Clone, Debug)]
+struct TreeOp(Arc<Ensemble>);
+
+impl PartialEq for TreeOp {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for TreeOp {}
+
+impl Op for TreeOp {
+    fn name(&self) -> StaticName {
+        "AimassTreeEnsemble".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for TreeOp {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        let shape = input.shape();
+        let (n_rows, n_features) = (shape[0], shape[1]);
+        let view = input.try_as_plain_ram()?;
+        let rows: &[f32] = view.as_slice()?;
+        let e = &self.0;
+        if n_features < e.forest.min_features() && n_rows > 0 {
+            bail!(
+                "the model reads feature {} but rows have {n_features}",
+                e.forest.min_features() - 1
+            );
+        }
+        let (scores, has) = e.forest.eval(rows, n_features, e.aggregate);
+        match &e.labels {
+            None => {
+                let t = e.width();
+                let mut out = scores;
+                for row in out.chunks_mut(t.max(1)) {
+                    for (k, v) in row.iter_mut().enumerate() {
+                        *v += e.base.get(k).copied().unwrap_or(0.0);
+                    }
+                    e.post.apply(row);
+                }
+                let out: Vec<f32> = out.iter().map(|v| *v as f32).collect();
+                Ok(tvec!(Tensor::from_shape(&[n_rows, t], &out)?.into_tvalue()))
+            }
+            Some(labels) => {
+                let (winners, probabilities) = classify(e, labels.len(), &scores, &has, n_rows);
+                let label = match labels {
+                    Labels::Int(v) => Tensor::from_shape(
+                        &[n_rows],
+                        &winners.iter().map(|w| v[*w]).collect::<Vec<_>>(),
+                    )?,
+                    Labels::Str(v) => tract_ndarray::Array1::from_vec(
+                        winners.iter().map(|w| v[*w].clone()).collect::<Vec<_>>(),
+                    )
+                    .into_tensor(),
+                };
+                let probabilities: Vec<f32> = probabilities.iter().map(|v| *v as f32).collect();
+                Ok(tvec!(
+                    label.into_tvalue(),
+                    Tensor::from_shape(&[n_rows, labels.len()], &probabilities)?.into_tvalue()
+                ))
+            }
+        }
+    }
+}
+
+/// Labels (as indices) and class scores, with onnxruntime's conventions.
+fn classify(
+    e: &Ensemble,
+    n_classes: usize,
+    scores: &[f64],
+    has: &[bool],
+    n_rows: usize,
+) -> (Vec<usize>, Vec<f64>) {
+    let mut winners = Vec::with_capacity(n_rows);
+    let mut out = Vec::with_capacity(n_rows * n_classes);
+    let binary_one_column = n_classes == 2 && e.forest.weighted_targets() <= 1;
+    let all_positive = e.forest.weights_all_positive();
+    for r in 0..n_rows {
+        let row = &scores[r * n_classes..(r + 1) * n_classes];
+        let row_has = &has[r * n_classes..(r + 1) * n_classes];
+        if binary_one_column {
+            // One score column: the positive class's weight.
+            let s = row[0] + e.base.first().copied().unwrap_or(0.0);
+            let positive = if all_positive { s > 0.5 } else { s > 0.0 };
+            winners.push(usize::from(positive));
+            let pair = match (e.post, all_positive) {
+                (PostTransform::Probit, _) => {
+                    let mut p = [s];
+                    PostTransform::Probit.apply(&mut p);
+                    [p[0], 0.0]
+                }
+                (_, true) => [1.0 - s, s],
+                (PostTransform::Logistic, false) => [logistic(-s), logistic(s)],
+                (_, false) => [-s, s],
+            };
+            out.extend_from_slice(&pair);
+        } else {
+            let mut row: Vec<f64> = row.to_vec();
+            let mut row_has = row_has.to_vec();
+            for (k, b) in e.base.iter().enumerate().take(n_classes) {
+                row[k] += b;
+                row_has[k] = true;
+            }
+            let winner = (0..n_classes)
+                .filter(|k| row_has[*k])
+                .fold(None, |best: Option<usize>, k| match best {
+                    Some(b) if row[b] >= row[k] => Some(b),
+                    _ => Some(k),
+                })
+                .unwrap_or(0);
+            winners.push(winner);
+            e.post.apply(&mut row);
+            out.extend_from_slice(&row);
+        }
+    }
+    (winners, out)
+}
+
+impl TypedOp for TreeOp {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let n = inputs[0].shape[0].clone();
+        let e = &self.0;
+        Ok(match &e.labels {
+            None => tvec!(f32::fact(&[n, e.width().to_dim()])),
+            Some(labels) => {
+                let label = match labels {
+                    Labels::Int(_) => i64::fact(std::slice::from_ref(&n)),
+                    Labels::Str(_) => String::fact(std::slice::from_ref(&n)),
+                };
+                tvec!(label, f32::fact(&[n, labels.len().to_dim()]))
+            }
+        })
+    }
+
+    as_op!();
+}
