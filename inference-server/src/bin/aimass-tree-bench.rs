@@ -56,7 +56,7 @@ fn main() -> Result<()> {
             let onnx = args.zoo.join(format!("{model}.onnx"));
             let reference = args.zoo.join(format!("{model}.json"));
             let ours =
-                ours(&onnx, &reference, rows, args.seconds).with_context(|| format!("{model}"))?;
+                ours(&onnx, &reference, rows, args.seconds).with_context(|| model.clone())?;
             let out = Command::new(&python)
                 .arg(repo.join("tests/zoo/ort_bench.py"))
                 .args([&onnx, &reference])
