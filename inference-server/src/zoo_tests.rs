@@ -10,17 +10,6 @@ use serde_json::Value;
 use crate::engine::{Backend, TractBackend};
 use crate::tensor::{DataType, Tensor, TensorData};
 
-/// Models whose ONNX-ML operators tract lacks or gets wrong and ours do not
-/// cover yet (Scaler, Imputer, Binarizer, OneHotEncoder, string-label
-/// LinearClassifier; issue #10). The test fails if one of these starts
-/// passing, so the list stays true.
-const PENDING_ONNX_ML_OPERATORS: &[&str] = &[
-    "imputer_binarizer_logreg",
-    "logreg_scaler",
-    "logreg_string_labels",
-    "onehot_logreg",
-];
-
 fn zoo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/zoo/models")
 }
@@ -130,7 +119,6 @@ fn check(name: &str, reference: &Value) -> Result<(), String> {
 #[test]
 fn every_zoo_model_matches_onnxruntime() {
     let mut failures = Vec::new();
-    let mut fixed = Vec::new();
     let mut entries: Vec<PathBuf> = std::fs::read_dir(zoo())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -144,11 +132,8 @@ fn every_zoo_model_matches_onnxruntime() {
         let name = path.file_stem().unwrap().to_str().unwrap();
         let reference: Value =
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        let pending = PENDING_ONNX_ML_OPERATORS.contains(&name);
-        match (check(name, &reference), pending) {
-            (Ok(()), true) => fixed.push(name.to_owned()),
-            (Err(e), false) => failures.push(format!("{name}: {e}")),
-            _ => {}
+        if let Err(e) = check(name, &reference) {
+            failures.push(format!("{name}: {e}"));
         }
         checked += 1;
     }
@@ -157,9 +142,5 @@ fn every_zoo_model_matches_onnxruntime() {
         failures.is_empty(),
         "zoo models that do not match onnxruntime:\n{}",
         failures.join("\n")
-    );
-    assert!(
-        fixed.is_empty(),
-        "now passing, remove from PENDING_ONNX_ML_OPERATORS: {fixed:?}"
     );
 }

@@ -1,0 +1,485 @@
+//! The ONNX-ML operators exporters put around linear models and trees:
+//! `Scaler`, `Imputer`, `Binarizer`, `OneHotEncoder`, and `LinearClassifier`
+//! (tract's fails on string class labels). One operator type serves them all,
+//! each kind with its own shape rules and evaluation.
+
+use std::sync::Arc;
+
+use tract_onnx::model::ParsingContext;
+use tract_onnx::pb::NodeProto;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::internal::*;
+
+use super::attributes::Attributes;
+use super::forest::PostTransform;
+
+/// Categories of a one-hot encoder.
+#[derive(Debug)]
+enum Categories {
+    Int(Vec<i64>),
+    Str(Vec<String>),
+}
+
+/// Class labels of a linear classifier.
+#[derive(Debug)]
+enum Labels {
+    Int(Vec<i64>),
+    Str(Vec<String>),
+}
+
+impl Labels {
+    fn len(&self) -> usize {
+        match self {
+            Labels::Int(v) => v.len(),
+            Labels::Str(v) => v.len(),
+        }
+    }
+}
+
+/// Which operator, with its parameters.
+#[derive(Debug)]
+enum Kind {
+    /// `(x - offset) * scale`, per feature or for all.
+    Scaler { offset: Vec<f32>, scale: Vec<f32> },
+    /// `x` equal to `replaced` (NaN: NaN) becomes the feature's value.
+    Imputer { values: Vec<f32>, replaced: f32 },
+    /// `1` where `x > threshold`, else `0`.
+    Binarizer { threshold: f32 },
+    /// One column per category; unknown values are zeros (or an error).
+    OneHot { categories: Categories, zeros: bool },
+    /// `x · coefficientsᵀ + intercepts`, then a post transform and a label.
+    Linear {
+        coefficients: Vec<f32>,
+        intercepts: Vec<f32>,
+        rows: usize,
+        labels: Labels,
+        post: PostTransform,
+    },
+}
+
+fn reals32(a: &Attributes, name: &str) -> TractResult<Vec<f32>> {
+    Ok(a.reals(name)?.into_iter().map(|v| v as f32).collect())
+}
+
+fn build(kind: Kind) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    Ok((expand(MlExpansion(Arc::new(kind))), vec![]))
+}
+
+/// Builder of `Scaler`.
+pub fn scaler(
+    _ctx: &ParsingContext,
+    node: &NodeProto,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let a = Attributes(node);
+    build(Kind::Scaler {
+        offset: reals32(&a, "offset")?,
+        scale: reals32(&a, "scale")?,
+    })
+}
+
+/// Builder of `Imputer` (float values; the int64 form is refused).
+pub fn imputer(
+    _ctx: &ParsingContext,
+    node: &NodeProto,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let a = Attributes(node);
+    if !a.ints("imputed_value_int64s")?.is_empty() {
+        bail!("Imputer with imputed_value_int64s is not supported; impute float features");
+    }
+    let replaced = node
+        .attribute
+        .iter()
+        .find(|x| x.name == "replaced_value_float")
+        .map_or(0.0, |x| x.f);
+    build(Kind::Imputer {
+        values: reals32(&a, "imputed_value_floats")?,
+        replaced,
+    })
+}
+
+/// Builder of `Binarizer`.
+pub fn binarizer(
+    _ctx: &ParsingContext,
+    node: &NodeProto,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let threshold = node
+        .attribute
+        .iter()
+        .find(|x| x.name == "threshold")
+        .map_or(0.0, |x| x.f);
+    build(Kind::Binarizer { threshold })
+}
+
+/// Builder of `OneHotEncoder`.
+pub fn one_hot(
+    _ctx: &ParsingContext,
+    node: &NodeProto,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let a = Attributes(node);
+    let ints = a.ints("cats_int64s")?;
+    let strings = a.strings("cats_strings")?;
+    let categories = match (ints.is_empty(), strings.is_empty()) {
+        (false, true) => Categories::Int(ints),
+        (true, false) => Categories::Str(strings),
+        _ => bail!("exactly one of cats_int64s and cats_strings must be given"),
+    };
+    build(Kind::OneHot {
+        categories,
+        zeros: a.int("zeros")?.unwrap_or(1) != 0,
+    })
+}
+
+/// Builder of `LinearClassifier`.
+pub fn linear_classifier(
+    _ctx: &ParsingContext,
+    node: &NodeProto,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let a = Attributes(node);
+    let ints = a.ints("classlabels_ints")?;
+    let strings = a.strings("classlabels_strings")?;
+    let labels = match (ints.is_empty(), strings.is_empty()) {
+        (false, true) => Labels::Int(ints),
+        (true, false) => Labels::Str(strings),
+        _ => bail!("exactly one of classlabels_ints and classlabels_strings must be given"),
+    };
+    let coefficients = reals32(&a, "coefficients")?;
+    let mut intercepts = reals32(&a, "intercepts")?;
+    let rows = if intercepts.is_empty() {
+        labels.len().min(coefficients.len()).max(1)
+    } else {
+        intercepts.len()
+    };
+    if intercepts.is_empty() {
+        intercepts = vec![0.0; rows];
+    }
+    if coefficients.is_empty() || coefficients.len() % rows != 0 {
+        bail!(
+            "{} coefficients do not divide into {rows} classes",
+            coefficients.len()
+        );
+    }
+    let post = PostTransform::parse(&a.string("post_transform")?.unwrap_or_else(|| "NONE".into()))
+        .map_err(|e| anyhow!(e))?;
+    build(Kind::Linear {
+        coefficients,
+        intercepts,
+        rows,
+        labels,
+        post,
+    })
+}
+
+impl Kind {
+    fn name(&self) -> &'static str {
+        match self {
+            Kind::Scaler { .. } => "AimassScaler",
+            Kind::Imputer { .. } => "AimassImputer",
+            Kind::Binarizer { .. } => "AimassBinarizer",
+            Kind::OneHot { .. } => "AimassOneHotEncoder",
+            Kind::Linear { .. } => "AimassLinearClassifier",
+        }
+    }
+
+    /// Columns of the linear classifier's scores (2 for a binary model with
+    /// one coefficient row, as onnxruntime writes them).
+    fn linear_columns(rows: usize, labels: &Labels) -> usize {
+        if rows == 1 && labels.len() == 2 {
+            2
+        } else {
+            rows
+        }
+    }
+
+    fn label_type(labels: &Labels) -> DatumType {
+        match labels {
+            Labels::Int(_) => i64::datum_type(),
+            Labels::Str(_) => String::datum_type(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct MlExpansion(Arc<Kind>);
+
+impl PartialEq for MlExpansion {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for MlExpansion {}
+
+impl Expansion for MlExpansion {
+    fn name(&self) -> StaticName {
+        self.0.name().into()
+    }
+
+    fn nboutputs(&self) -> TractResult<usize> {
+        Ok(if matches!(*self.0, Kind::Linear { .. }) {
+            2
+        } else {
+            1
+        })
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, 1)?;
+        check_output_arity(outputs, self.nboutputs()?)?;
+        match &*self.0 {
+            Kind::Scaler { .. } | Kind::Imputer { .. } | Kind::Binarizer { .. } => {
+                s.equals(&outputs[0].datum_type, f32::datum_type())?;
+                s.equals(&outputs[0].shape, &inputs[0].shape)?;
+            }
+            Kind::OneHot { categories, .. } => {
+                let n = match categories {
+                    Categories::Int(v) => v.len(),
+                    Categories::Str(v) => v.len(),
+                };
+                s.equals(&outputs[0].datum_type, f32::datum_type())?;
+                s.equals(&outputs[0].rank, inputs[0].rank.bex() + 1)?;
+                s.given(&inputs[0].rank, move |s, rank| {
+                    let rank = rank as usize;
+                    for axis in 0..rank {
+                        s.equals(&inputs[0].shape[axis], &outputs[0].shape[axis])?;
+                    }
+                    s.equals(&outputs[0].shape[rank], n.to_dim())
+                })?;
+            }
+            Kind::Linear { rows, labels, .. } => {
+                s.equals(&inputs[0].rank, 2)?;
+                s.equals(&outputs[0].datum_type, Kind::label_type(labels))?;
+                s.equals(&outputs[0].rank, 1)?;
+                s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
+                s.equals(&outputs[1].datum_type, f32::datum_type())?;
+                s.equals(&outputs[1].rank, 2)?;
+                s.equals(&outputs[1].shape[0], &inputs[0].shape[0])?;
+                s.equals(
+                    &outputs[1].shape[1],
+                    Kind::linear_columns(*rows, labels).to_dim(),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn wire(
+        &self,
+        prefix: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        let mut x = inputs[0];
+        let wanted = match &*self.0 {
+            Kind::OneHot {
+                categories: Categories::Str(_),
+                ..
+            } => String::datum_type(),
+            Kind::OneHot { .. } => i64::datum_type(),
+            _ => f32::datum_type(),
+        };
+        if model.outlet_fact(x)?.datum_type != wanted {
+            x = model.wire_node(
+                format!("{prefix}.cast"),
+                tract_onnx::tract_core::ops::cast::cast(wanted),
+                &[x],
+            )?[0];
+        }
+        model.wire_node(prefix, MlOp(Arc::clone(&self.0)), &[x])
+    }
+}
+
+#[derive(Clone, Debug)]
+struct MlOp(Arc<Kind>);
+
+impl PartialEq for MlOp {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for MlOp {}
+
+impl Op for MlOp {
+    fn name(&self) -> StaticName {
+        self.0.name().into()
+    }
+
+    op_as_typed_op!();
+}
+
+/// A per-feature parameter: one value for all features, or one per feature.
+fn per_feature(values: &[f32], feature: usize, default: f32) -> f32 {
+    match values.len() {
+        0 => default,
+        1 => values[0],
+        _ => values.get(feature).copied().unwrap_or(default),
+    }
+}
+
+impl EvalOp for MlOp {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        let shape = input.shape().to_vec();
+        let width = shape.last().copied().unwrap_or(1).max(1);
+        let view = input.try_as_plain_ram()?;
+        let feature_wise = |f: &dyn Fn(usize, f32) -> f32| -> TractResult<TVec<TValue>> {
+            let x: &[f32] = view.as_slice()?;
+            let y: Vec<f32> = x
+                .iter()
+                .enumerate()
+                .map(|(i, v)| f(i % width, *v))
+                .collect();
+            Ok(tvec!(Tensor::from_shape(&shape, &y)?.into_tvalue()))
+        };
+        match &*self.0 {
+            Kind::Scaler { offset, scale } => {
+                feature_wise(&|k, v| (v - per_feature(offset, k, 0.0)) * per_feature(scale, k, 1.0))
+            }
+            Kind::Imputer { values, replaced } => feature_wise(&|k, v| {
+                let missing = if replaced.is_nan() {
+                    v.is_nan()
+                } else {
+                    v == *replaced
+                };
+                if missing {
+                    per_feature(values, k, v)
+                } else {
+                    v
+                }
+            }),
+            Kind::Binarizer { threshold } => {
+                feature_wise(&|_, v| if v > *threshold { 1.0 } else { 0.0 })
+            }
+            Kind::OneHot { categories, zeros } => {
+                let (n, positions): (usize, Vec<Option<usize>>) = match categories {
+                    Categories::Int(cats) => {
+                        let x: &[i64] = view.as_slice()?;
+                        (
+                            cats.len(),
+                            x.iter().map(|v| cats.iter().position(|c| c == v)).collect(),
+                        )
+                    }
+                    Categories::Str(cats) => {
+                        let x: &[String] = view.as_slice()?;
+                        (
+                            cats.len(),
+                            x.iter().map(|v| cats.iter().position(|c| c == v)).collect(),
+                        )
+                    }
+                };
+                if !zeros && positions.iter().any(Option::is_none) {
+                    bail!(
+                        "a value is not among the OneHotEncoder's categories and zeros=0 forbids unknown values"
+                    );
+                }
+                let mut y = vec![0.0f32; positions.len() * n];
+                for (i, p) in positions.iter().enumerate() {
+                    if let Some(p) = p {
+                        y[i * n + p] = 1.0;
+                    }
+                }
+                let mut out_shape = shape.clone();
+                out_shape.push(n);
+                Ok(tvec!(Tensor::from_shape(&out_shape, &y)?.into_tvalue()))
+            }
+            Kind::Linear {
+                coefficients,
+                intercepts,
+                rows,
+                labels,
+                post,
+            } => {
+                let x: &[f32] = view.as_slice()?;
+                let features = coefficients.len() / rows;
+                if width != features {
+                    bail!(
+                        "the linear model has {features} coefficients per class but rows have {width} features"
+                    );
+                }
+                let n_rows = shape.first().copied().unwrap_or(0);
+                let columns = Kind::linear_columns(*rows, labels);
+                let mut scores = Vec::with_capacity(n_rows * columns);
+                let mut winners = Vec::with_capacity(n_rows);
+                for row in x.chunks_exact(width) {
+                    let mut s: Vec<f64> = (0..*rows)
+                        .map(|c| {
+                            let w = &coefficients[c * features..(c + 1) * features];
+                            f64::from(intercepts[c])
+                                + w.iter()
+                                    .zip(row)
+                                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                                    .sum::<f64>()
+                        })
+                        .collect();
+                    if columns == 2 && *rows == 1 {
+                        // One coefficient row: the positive class's score.
+                        let positive = s[0];
+                        winners.push(usize::from(positive > 0.0));
+                        s = match post {
+                            PostTransform::Logistic => {
+                                let p = super::forest::logistic(positive);
+                                vec![1.0 - p, p]
+                            }
+                            _ => vec![-positive, positive],
+                        };
+                    } else {
+                        let winner =
+                            (0..s.len()).fold(0, |best, k| if s[k] > s[best] { k } else { best });
+                        winners.push(winner);
+                        post.apply(&mut s);
+                    }
+                    scores.extend(s.into_iter().map(|v| v as f32));
+                }
+                let label = match labels {
+                    Labels::Int(v) => Tensor::from_shape(
+                        &[n_rows],
+                        &winners.iter().map(|w| v[*w]).collect::<Vec<_>>(),
+                    )?,
+                    Labels::Str(v) => tract_ndarray::Array1::from_vec(
+                        winners.iter().map(|w| v[*w].clone()).collect::<Vec<_>>(),
+                    )
+                    .into_tensor(),
+                };
+                Ok(tvec!(
+                    label.into_tvalue(),
+                    Tensor::from_shape(&[n_rows, columns], &scores)?.into_tvalue()
+                ))
+            }
+        }
+    }
+}
+
+impl TypedOp for MlOp {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let shape = inputs[0].shape.to_tvec();
+        Ok(match &*self.0 {
+            Kind::Scaler { .. } | Kind::Imputer { .. } | Kind::Binarizer { .. } => {
+                tvec!(f32::fact(&shape))
+            }
+            Kind::OneHot { categories, .. } => {
+                let n = match categories {
+                    Categories::Int(v) => v.len(),
+                    Categories::Str(v) => v.len(),
+                };
+                let mut out = shape;
+                out.push(n.to_dim());
+                tvec!(f32::fact(&out))
+            }
+            Kind::Linear { rows, labels, .. } => {
+                let n = shape[0].clone();
+                let label = TypedFact::dt_shape(Kind::label_type(labels), std::slice::from_ref(&n));
+                tvec!(
+                    label,
+                    f32::fact(&[n, Kind::linear_columns(*rows, labels).to_dim()])
+                )
+            }
+        })
+    }
+
+    as_op!();
+}
