@@ -403,13 +403,13 @@ impl Forest {
 
     /// The leaf a row reaches in the tree at `root`.
     #[inline]
-    fn leaf(&self, root: u32, row: &[f32]) -> &Node {
+    fn leaf<T: Copy + Into<f64>>(&self, root: u32, row: &[T]) -> &Node {
         let mut node = &self.nodes[root as usize];
         match self.single_mode {
             // The common case (every exporter writes one mode): no mode dispatch.
             Some(mode) => {
                 while node.mode.is_some() {
-                    let x = f64::from(row[node.feature as usize]);
+                    let x: f64 = row[node.feature as usize].into();
                     let go_true =
                         mode.holds(x, node.threshold) || (node.missing_true && x.is_nan());
                     node = &self.nodes[if go_true {
@@ -421,7 +421,7 @@ impl Forest {
             }
             None => {
                 while let Some(mode) = node.mode {
-                    let x = f64::from(row[node.feature as usize]);
+                    let x: f64 = row[node.feature as usize].into();
                     let go_true =
                         mode.holds(x, node.threshold) || (node.missing_true && x.is_nan());
                     node = &self.nodes[if go_true {
@@ -437,9 +437,9 @@ impl Forest {
 
     /// Aggregated leaf values: `scores[row * n_targets + target]`, and
     /// whether any leaf gave each target a value.
-    pub fn eval(
+    pub fn eval<T: Copy + Into<f64>>(
         &self,
-        rows: &[f32],
+        rows: &[T],
         n_features: usize,
         aggregate: Aggregate,
     ) -> (Vec<f64>, Vec<bool>) {
@@ -552,6 +552,17 @@ mod tests {
             run(&eq, &[[1.0, 5.0], [3.0, 5.0]], Aggregate::Sum),
             vec![21.0, 31.0]
         );
+    }
+
+    #[test]
+    fn double_inputs_are_compared_in_double() {
+        let mut s = spec(["BRANCH_LEQ", "BRANCH_LT"]);
+        s.values[0] = 0.1; // as from nodes_values_as_tensor
+        let f = Forest::new(&s).unwrap();
+        // 0.1 as f64 is <= 0.1; 0.1 as f32 widens to 0.10000000149… > 0.1.
+        let (double, _) = f.eval(&[0.1f64, 4.0], 2, Aggregate::Sum);
+        let (single, _) = f.eval(&[0.1f32, 4.0], 2, Aggregate::Sum);
+        assert_eq!((double[0], single[0]), (11.0, 31.0));
     }
 
     #[test]

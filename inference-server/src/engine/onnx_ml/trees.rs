@@ -176,12 +176,16 @@ impl Expansion for TreeExpansion {
             s.equals(&outputs[0].datum_type, dt)?;
             s.equals(&outputs[0].rank, 1)?;
             s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
-            s.equals(&outputs[1].datum_type, f32::datum_type())?;
+            s.given(&inputs[0].datum_type, move |s, dt| {
+                s.equals(&outputs[1].datum_type, score_type(dt))
+            })?;
             s.equals(&outputs[1].rank, 2)?;
             s.equals(&outputs[1].shape[0], &inputs[0].shape[0])?;
             s.equals(&outputs[1].shape[1], n_targets.to_dim())?;
         } else {
-            s.equals(&outputs[0].datum_type, f32::datum_type())?;
+            s.given(&inputs[0].datum_type, move |s, dt| {
+                s.equals(&outputs[0].datum_type, score_type(dt))
+            })?;
             s.equals(&outputs[0].rank, 2)?;
             s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
             s.equals(&outputs[0].shape[1], n_targets.to_dim())?;
@@ -196,14 +200,34 @@ impl Expansion for TreeExpansion {
         inputs: &[OutletId],
     ) -> TractResult<TVec<OutletId>> {
         let mut x = inputs[0];
-        if model.outlet_fact(x)?.datum_type != f32::datum_type() {
+        let dt = score_type(model.outlet_fact(x)?.datum_type);
+        if model.outlet_fact(x)?.datum_type != dt {
             x = model.wire_node(
-                format!("{prefix}.to_f32"),
-                tract_onnx::tract_core::ops::cast::cast(f32::datum_type()),
+                format!("{prefix}.cast"),
+                tract_onnx::tract_core::ops::cast::cast(dt),
                 &[x],
             )?[0];
         }
         model.wire_node(prefix, TreeOp(Arc::clone(&self.0)), &[x])
+    }
+}
+
+/// Double inputs are evaluated and scored in double, as onnxruntime does;
+/// everything else in single precision.
+fn score_type(input: DatumType) -> DatumType {
+    if input == f64::datum_type() {
+        f64::datum_type()
+    } else {
+        f32::datum_type()
+    }
+}
+
+/// Scores as a tensor of `dt`.
+fn scores_tensor(dt: DatumType, shape: &[usize], values: &[f64]) -> TractResult<Tensor> {
+    if dt == f64::datum_type() {
+        Tensor::from_shape(shape, values)
+    } else {
+        Tensor::from_shape(shape, &values.iter().map(|v| *v as f32).collect::<Vec<_>>())
     }
 }
 
@@ -234,7 +258,6 @@ impl EvalOp for TreeOp {
         let shape = input.shape();
         let (n_rows, n_features) = (shape[0], shape[1]);
         let view = input.try_as_plain_ram()?;
-        let rows: &[f32] = view.as_slice()?;
         let e = &self.0;
         if n_features < e.forest.min_features() && n_rows > 0 {
             bail!(
@@ -242,7 +265,14 @@ impl EvalOp for TreeOp {
                 e.forest.min_features() - 1
             );
         }
-        let (scores, has) = e.forest.eval(rows, n_features, e.aggregate);
+        let dt = input.datum_type();
+        let (scores, has) = if dt == f64::datum_type() {
+            e.forest
+                .eval(view.as_slice::<f64>()?, n_features, e.aggregate)
+        } else {
+            e.forest
+                .eval(view.as_slice::<f32>()?, n_features, e.aggregate)
+        };
         match &e.labels {
             None => {
                 let t = e.width();
@@ -253,8 +283,7 @@ impl EvalOp for TreeOp {
                     }
                     e.post.apply(row);
                 }
-                let out: Vec<f32> = out.iter().map(|v| *v as f32).collect();
-                Ok(tvec!(Tensor::from_shape(&[n_rows, t], &out)?.into_tvalue()))
+                Ok(tvec!(scores_tensor(dt, &[n_rows, t], &out)?.into_tvalue()))
             }
             Some(labels) => {
                 let (winners, probabilities) = classify(e, labels.len(), &scores, &has, n_rows);
@@ -268,11 +297,8 @@ impl EvalOp for TreeOp {
                     )
                     .into_tensor(),
                 };
-                let probabilities: Vec<f32> = probabilities.iter().map(|v| *v as f32).collect();
-                Ok(tvec!(
-                    label.into_tvalue(),
-                    Tensor::from_shape(&[n_rows, labels.len()], &probabilities)?.into_tvalue()
-                ))
+                let probabilities = scores_tensor(dt, &[n_rows, labels.len()], &probabilities)?;
+                Ok(tvec!(label.into_tvalue(), probabilities.into_tvalue()))
             }
         }
     }
@@ -335,14 +361,15 @@ impl TypedOp for TreeOp {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let n = inputs[0].shape[0].clone();
         let e = &self.0;
+        let dt = score_type(inputs[0].datum_type);
         Ok(match &e.labels {
-            None => tvec!(f32::fact(&[n, e.width().to_dim()])),
+            None => tvec!(TypedFact::dt_shape(dt, &[n, e.width().to_dim()])),
             Some(labels) => {
                 let label = match labels {
                     Labels::Int(_) => i64::fact(std::slice::from_ref(&n)),
                     Labels::Str(_) => String::fact(std::slice::from_ref(&n)),
                 };
-                tvec!(label, f32::fact(&[n, labels.len().to_dim()]))
+                tvec!(label, TypedFact::dt_shape(dt, &[n, labels.len().to_dim()]))
             }
         })
     }
