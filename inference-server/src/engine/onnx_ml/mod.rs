@@ -6,6 +6,7 @@
 mod attributes;
 mod forest;
 mod preprocess;
+mod shared;
 mod trees;
 
 /// Registers the operators with an ONNX loader.

@@ -3,8 +3,6 @@
 //! (tract's fails on string class labels). One operator type serves them all,
 //! each kind with its own shape rules and evaluation.
 
-use std::sync::Arc;
-
 use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::*;
@@ -12,28 +10,13 @@ use tract_onnx::tract_hir::internal::*;
 
 use super::attributes::Attributes;
 use super::forest::PostTransform;
+use super::shared::{Labels, Shared};
 
 /// Categories of a one-hot encoder.
 #[derive(Debug)]
 enum Categories {
     Int(Vec<i64>),
     Str(Vec<String>),
-}
-
-/// Class labels of a linear classifier.
-#[derive(Debug)]
-enum Labels {
-    Int(Vec<i64>),
-    Str(Vec<String>),
-}
-
-impl Labels {
-    fn len(&self) -> usize {
-        match self {
-            Labels::Int(v) => v.len(),
-            Labels::Str(v) => v.len(),
-        }
-    }
 }
 
 /// Which operator, with its parameters.
@@ -62,7 +45,7 @@ fn reals32(a: &Attributes, name: &str) -> TractResult<Vec<f32>> {
 }
 
 fn build(kind: Kind) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    Ok((expand(MlExpansion(Arc::new(kind))), vec![]))
+    Ok((expand(MlExpansion(Shared::new(kind))), vec![]))
 }
 
 /// Builder of `Scaler`.
@@ -135,13 +118,7 @@ pub fn linear_classifier(
     node: &NodeProto,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
     let a = Attributes(node);
-    let ints = a.ints("classlabels_ints")?;
-    let strings = a.strings("classlabels_strings")?;
-    let labels = match (ints.is_empty(), strings.is_empty()) {
-        (false, true) => Labels::Int(ints),
-        (true, false) => Labels::Str(strings),
-        _ => bail!("exactly one of classlabels_ints and classlabels_strings must be given"),
-    };
+    let labels = Labels::parse(&a, "classlabels_ints", "classlabels_strings")?;
     let coefficients = reals32(&a, "coefficients")?;
     let mut intercepts = reals32(&a, "intercepts")?;
     let rows = if intercepts.is_empty() {
@@ -189,24 +166,10 @@ impl Kind {
             rows
         }
     }
-
-    fn label_type(labels: &Labels) -> DatumType {
-        match labels {
-            Labels::Int(_) => i64::datum_type(),
-            Labels::Str(_) => String::datum_type(),
-        }
-    }
 }
 
-#[derive(Clone, Debug)]
-struct MlExpansion(Arc<Kind>);
-
-impl PartialEq for MlExpansion {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-impl Eq for MlExpansion {}
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct MlExpansion(Shared<Kind>);
 
 impl Expansion for MlExpansion {
     fn name(&self) -> StaticName {
@@ -251,7 +214,7 @@ impl Expansion for MlExpansion {
             }
             Kind::Linear { rows, labels, .. } => {
                 s.equals(&inputs[0].rank, 2)?;
-                s.equals(&outputs[0].datum_type, Kind::label_type(labels))?;
+                s.equals(&outputs[0].datum_type, labels.datum_type())?;
                 s.equals(&outputs[0].rank, 1)?;
                 s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
                 s.equals(&outputs[1].datum_type, f32::datum_type())?;
@@ -288,19 +251,12 @@ impl Expansion for MlExpansion {
                 &[x],
             )?[0];
         }
-        model.wire_node(prefix, MlOp(Arc::clone(&self.0)), &[x])
+        model.wire_node(prefix, MlOp(self.0.clone()), &[x])
     }
 }
 
-#[derive(Clone, Debug)]
-struct MlOp(Arc<Kind>);
-
-impl PartialEq for MlOp {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-impl Eq for MlOp {}
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct MlOp(Shared<Kind>);
 
 impl Op for MlOp {
     fn name(&self) -> StaticName {
@@ -435,16 +391,7 @@ impl EvalOp for MlOp {
                     }
                     scores.extend(s.into_iter().map(|v| v as f32));
                 }
-                let label = match labels {
-                    Labels::Int(v) => Tensor::from_shape(
-                        &[n_rows],
-                        &winners.iter().map(|w| v[*w]).collect::<Vec<_>>(),
-                    )?,
-                    Labels::Str(v) => tract_ndarray::Array1::from_vec(
-                        winners.iter().map(|w| v[*w].clone()).collect::<Vec<_>>(),
-                    )
-                    .into_tensor(),
-                };
+                let label = labels.tensor(&winners)?;
                 Ok(tvec!(
                     label.into_tvalue(),
                     Tensor::from_shape(&[n_rows, columns], &scores)?.into_tvalue()
@@ -472,7 +419,7 @@ impl TypedOp for MlOp {
             }
             Kind::Linear { rows, labels, .. } => {
                 let n = shape[0].clone();
-                let label = TypedFact::dt_shape(Kind::label_type(labels), std::slice::from_ref(&n));
+                let label = TypedFact::dt_shape(labels.datum_type(), std::slice::from_ref(&n));
                 tvec!(
                     label,
                     f32::fact(&[n, Kind::linear_columns(*rows, labels).to_dim()])

@@ -3,8 +3,6 @@
 //! output conventions onnxruntime follows (binary classifiers with one score
 //! column, base values, post transforms).
 
-use std::sync::Arc;
-
 use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::*;
@@ -12,22 +10,7 @@ use tract_onnx::tract_hir::internal::*;
 
 use super::attributes::Attributes;
 use super::forest::{Aggregate, Forest, ForestSpec, PostTransform, logistic};
-
-/// Class labels of a classifier.
-#[derive(Debug)]
-enum Labels {
-    Int(Vec<i64>),
-    Str(Vec<String>),
-}
-
-impl Labels {
-    fn len(&self) -> usize {
-        match self {
-            Labels::Int(v) => v.len(),
-            Labels::Str(v) => v.len(),
-        }
-    }
-}
+use super::shared::{Labels, Shared};
 
 /// Everything parsed from one tree-ensemble node.
 #[derive(Debug)]
@@ -64,13 +47,7 @@ fn parse(node: &NodeProto, classifier: bool) -> TractResult<Ensemble> {
         .map_err(|e| anyhow!(e))?;
     let base = a.reals("base_values")?;
     let (labels, n_targets, prefix, aggregate) = if classifier {
-        let ints = a.ints("classlabels_int64s")?;
-        let strings = a.strings("classlabels_strings")?;
-        let labels = match (ints.is_empty(), strings.is_empty()) {
-            (false, true) => Labels::Int(ints),
-            (true, false) => Labels::Str(strings),
-            _ => bail!("exactly one of classlabels_int64s and classlabels_strings must be given"),
-        };
+        let labels = Labels::parse(&a, "classlabels_int64s", "classlabels_strings")?;
         let n = labels.len();
         (Some(labels), n, "class", Aggregate::Sum)
     } else {
@@ -117,7 +94,10 @@ pub fn classifier(
     _ctx: &ParsingContext,
     node: &NodeProto,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    Ok((expand(TreeExpansion(Arc::new(parse(node, true)?))), vec![]))
+    Ok((
+        expand(TreeExpansion(Shared::new(parse(node, true)?))),
+        vec![],
+    ))
 }
 
 /// The ONNX builder of `TreeEnsembleRegressor`.
@@ -125,19 +105,15 @@ pub fn regressor(
     _ctx: &ParsingContext,
     node: &NodeProto,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    Ok((expand(TreeExpansion(Arc::new(parse(node, false)?))), vec![]))
+    Ok((
+        expand(TreeExpansion(Shared::new(parse(node, false)?))),
+        vec![],
+    ))
 }
 
 /// The operator, before and after type inference.
-#[derive(Clone, Debug)]
-struct TreeExpansion(Arc<Ensemble>);
-
-impl PartialEq for TreeExpansion {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-impl Eq for TreeExpansion {}
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct TreeExpansion(Shared<Ensemble>);
 
 impl TreeExpansion {
     fn is_classifier(&self) -> bool {
@@ -169,11 +145,7 @@ impl Expansion for TreeExpansion {
         s.equals(&inputs[0].rank, 2)?;
         let n_targets = self.0.width();
         if let Some(labels) = &self.0.labels {
-            let dt = match labels {
-                Labels::Int(_) => i64::datum_type(),
-                Labels::Str(_) => String::datum_type(),
-            };
-            s.equals(&outputs[0].datum_type, dt)?;
+            s.equals(&outputs[0].datum_type, labels.datum_type())?;
             s.equals(&outputs[0].rank, 1)?;
             s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
             s.given(&inputs[0].datum_type, move |s, dt| {
@@ -208,7 +180,7 @@ impl Expansion for TreeExpansion {
                 &[x],
             )?[0];
         }
-        model.wire_node(prefix, TreeOp(Arc::clone(&self.0)), &[x])
+        model.wire_node(prefix, TreeOp(self.0.clone()), &[x])
     }
 }
 
@@ -232,15 +204,8 @@ fn scores_tensor(dt: DatumType, shape: &[usize], values: &[f64]) -> TractResult<
 }
 
 /// The evaluating operator.
-#[derive(Clone, Debug)]
-struct TreeOp(Arc<Ensemble>);
-
-impl PartialEq for TreeOp {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-impl Eq for TreeOp {}
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct TreeOp(Shared<Ensemble>);
 
 impl Op for TreeOp {
     fn name(&self) -> StaticName {
@@ -287,16 +252,7 @@ impl EvalOp for TreeOp {
             }
             Some(labels) => {
                 let (winners, probabilities) = classify(e, labels.len(), &scores, &has, n_rows);
-                let label = match labels {
-                    Labels::Int(v) => Tensor::from_shape(
-                        &[n_rows],
-                        &winners.iter().map(|w| v[*w]).collect::<Vec<_>>(),
-                    )?,
-                    Labels::Str(v) => tract_ndarray::Array1::from_vec(
-                        winners.iter().map(|w| v[*w].clone()).collect::<Vec<_>>(),
-                    )
-                    .into_tensor(),
-                };
+                let label = labels.tensor(&winners)?;
                 let probabilities = scores_tensor(dt, &[n_rows, labels.len()], &probabilities)?;
                 Ok(tvec!(label.into_tvalue(), probabilities.into_tvalue()))
             }
@@ -365,10 +321,7 @@ impl TypedOp for TreeOp {
         Ok(match &e.labels {
             None => tvec!(TypedFact::dt_shape(dt, &[n, e.width().to_dim()])),
             Some(labels) => {
-                let label = match labels {
-                    Labels::Int(_) => i64::fact(std::slice::from_ref(&n)),
-                    Labels::Str(_) => String::fact(std::slice::from_ref(&n)),
-                };
+                let label = TypedFact::dt_shape(labels.datum_type(), std::slice::from_ref(&n));
                 tvec!(label, TypedFact::dt_shape(dt, &[n, labels.len().to_dim()]))
             }
         })
