@@ -242,7 +242,7 @@ pub struct Forest {
     weights: Vec<Weight>,
     n_targets: usize,
     max_feature: usize,
-    /// Every branch node uses this mode (specialised loop).
+    /// Every branch node uses this mode (specialised comparison).
     single_mode: Option<Mode>,
 }
 
@@ -401,36 +401,24 @@ impl Forest {
         }
     }
 
-    /// The leaf a row reaches in the tree at `root`.
-    #[inline]
-    fn leaf<T: Copy + Into<f64>>(&self, root: u32, row: &[T]) -> &Node {
+    /// The leaf a row reaches in the tree at `root`, with `goes_true`
+    /// deciding each branch (monomorphised per comparison mode).
+    #[inline(always)]
+    fn leaf<T: Copy + Into<f64>>(
+        &self,
+        root: u32,
+        row: &[T],
+        goes_true: impl Fn(&Node, f64) -> bool,
+    ) -> &Node {
         let mut node = &self.nodes[root as usize];
-        match self.single_mode {
-            // The common case (every exporter writes one mode): no mode dispatch.
-            Some(mode) => {
-                while node.mode.is_some() {
-                    let x: f64 = row[node.feature as usize].into();
-                    let go_true =
-                        mode.holds(x, node.threshold) || (node.missing_true && x.is_nan());
-                    node = &self.nodes[if go_true {
-                        node.true_or_first_weight
-                    } else {
-                        node.false_or_end_weight
-                    } as usize];
-                }
-            }
-            None => {
-                while let Some(mode) = node.mode {
-                    let x: f64 = row[node.feature as usize].into();
-                    let go_true =
-                        mode.holds(x, node.threshold) || (node.missing_true && x.is_nan());
-                    node = &self.nodes[if go_true {
-                        node.true_or_first_weight
-                    } else {
-                        node.false_or_end_weight
-                    } as usize];
-                }
-            }
+        while node.mode.is_some() {
+            let x: f64 = row[node.feature as usize].into();
+            let next = if goes_true(node, x) || (node.missing_true && x.is_nan()) {
+                node.true_or_first_weight
+            } else {
+                node.false_or_end_weight
+            };
+            node = &self.nodes[next as usize];
         }
         node
     }
@@ -443,23 +431,49 @@ impl Forest {
         n_features: usize,
         aggregate: Aggregate,
     ) -> (Vec<f64>, Vec<bool>) {
+        // The common case (every exporter writes one mode): the comparison is
+        // chosen once, not at every node.
+        match self.single_mode {
+            Some(Mode::Leq) => self.eval_with(rows, n_features, aggregate, |n, x| x <= n.threshold),
+            Some(Mode::Lt) => self.eval_with(rows, n_features, aggregate, |n, x| x < n.threshold),
+            Some(Mode::Gte) => self.eval_with(rows, n_features, aggregate, |n, x| x >= n.threshold),
+            Some(Mode::Gt) => self.eval_with(rows, n_features, aggregate, |n, x| x > n.threshold),
+            Some(Mode::Eq) => self.eval_with(rows, n_features, aggregate, |n, x| x == n.threshold),
+            Some(Mode::Neq) => self.eval_with(rows, n_features, aggregate, |n, x| x != n.threshold),
+            None => self.eval_with(rows, n_features, aggregate, |n, x| {
+                n.mode.is_some_and(|m| m.holds(x, n.threshold))
+            }),
+        }
+    }
+
+    fn eval_with<T: Copy + Into<f64>>(
+        &self,
+        rows: &[T],
+        n_features: usize,
+        aggregate: Aggregate,
+        goes_true: impl Fn(&Node, f64) -> bool + Copy,
+    ) -> (Vec<f64>, Vec<bool>) {
         let n_rows = rows.len().checked_div(n_features).unwrap_or(0);
         let t = self.n_targets;
         let mut scores = vec![0.0; n_rows * t];
         let mut has = vec![false; n_rows * t];
+        let summing = matches!(aggregate, Aggregate::Sum | Aggregate::Average);
         // Tree-major: each tree walks all rows while its nodes are in cache.
         for &root in &self.roots {
             for (r, row) in rows.chunks_exact(n_features.max(1)).enumerate() {
-                let leaf = self.leaf(root, row);
+                let leaf = self.leaf(root, row, goes_true);
                 for w in &self.weights
                     [leaf.true_or_first_weight as usize..leaf.false_or_end_weight as usize]
                 {
                     let k = r * t + w.target as usize;
-                    scores[k] = match (aggregate, has[k]) {
-                        (_, false) => w.value,
-                        (Aggregate::Sum | Aggregate::Average, true) => scores[k] + w.value,
-                        (Aggregate::Min, true) => scores[k].min(w.value),
-                        (Aggregate::Max, true) => scores[k].max(w.value),
+                    scores[k] = if summing {
+                        scores[k] + w.value
+                    } else if !has[k] {
+                        w.value
+                    } else if aggregate == Aggregate::Min {
+                        scores[k].min(w.value)
+                    } else {
+                        scores[k].max(w.value)
                     };
                     has[k] = true;
                 }
