@@ -244,6 +244,9 @@ pub struct Forest {
     max_feature: usize,
     /// Every branch node uses this mode (specialised comparison).
     single_mode: Option<Mode>,
+    /// One target, and every leaf gives it at most one value: a leaf's value
+    /// is read from the node itself.
+    scalar_leaves: bool,
 }
 
 impl Forest {
@@ -349,7 +352,9 @@ impl Forest {
                         false_or_end_weight: weights.len() as u32,
                         mode: None,
                         missing_true,
-                        threshold: 0.0,
+                        // The leaf's total, for forests whose leaves each
+                        // give one value (see `scalar_leaves`).
+                        threshold: leaf_weights.iter().map(|w| w.value).sum(),
                     }
                 }
             };
@@ -369,6 +374,10 @@ impl Forest {
                 trees.len()
             ));
         }
+        let scalar_leaves = spec.n_targets <= 1
+            && nodes
+                .iter()
+                .all(|n| n.mode.is_some() || n.false_or_end_weight - n.true_or_first_weight <= 1);
         let single_mode = (modes.len() == 1)
             .then(|| modes.into_iter().next())
             .flatten();
@@ -379,6 +388,7 @@ impl Forest {
             n_targets: spec.n_targets,
             max_feature,
             single_mode,
+            scalar_leaves,
         })
     }
 
@@ -458,6 +468,43 @@ impl Forest {
         let mut scores = vec![0.0; n_rows * t];
         let mut has = vec![false; n_rows * t];
         let summing = matches!(aggregate, Aggregate::Sum | Aggregate::Average);
+        if summing && self.scalar_leaves && t == 1 {
+            // The usual regressor and binary classifier: one sum per row.
+            for &root in &self.roots {
+                for (score, row) in scores.iter_mut().zip(rows.chunks_exact(n_features.max(1))) {
+                    *score += self.leaf(root, row, goes_true).threshold;
+                }
+            }
+            has.iter_mut().for_each(|h| *h = !self.weights.is_empty());
+        } else {
+            self.accumulate(
+                rows,
+                n_features,
+                aggregate,
+                goes_true,
+                &mut scores,
+                &mut has,
+            );
+        }
+        if aggregate == Aggregate::Average {
+            let n = self.trees().max(1) as f64;
+            scores.iter_mut().for_each(|s| *s /= n);
+        }
+        (scores, has)
+    }
+
+    /// The general case: any number of targets and weights per leaf.
+    fn accumulate<T: Copy + Into<f64>>(
+        &self,
+        rows: &[T],
+        n_features: usize,
+        aggregate: Aggregate,
+        goes_true: impl Fn(&Node, f64) -> bool + Copy,
+        scores: &mut [f64],
+        has: &mut [bool],
+    ) {
+        let t = self.n_targets;
+        let summing = matches!(aggregate, Aggregate::Sum | Aggregate::Average);
         // Tree-major: each tree walks all rows while its nodes are in cache.
         for &root in &self.roots {
             for (r, row) in rows.chunks_exact(n_features.max(1)).enumerate() {
@@ -479,11 +526,6 @@ impl Forest {
                 }
             }
         }
-        if aggregate == Aggregate::Average {
-            let n = self.trees().max(1) as f64;
-            scores.iter_mut().for_each(|s| *s /= n);
-        }
-        (scores, has)
     }
 
     /// Whether every leaf weight is ≥ 0 (decides the binary classifier's
