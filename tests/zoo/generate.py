@@ -227,6 +227,56 @@ def torch_style_zoo():
     save("torch_mlp_int8", "quantized", "onnxruntime.quantization.quantize_dynamic", quantized, {"input": XQ}, batch_dependent=True)
 
 
+def ml3_double_tree():
+    """A tree regressor in ai.onnx.ml 3 form: double thresholds, weights and
+    base values in *_as_tensor attributes, double input, a threshold where
+    single and double precision disagree, and a NaN routed by
+    nodes_missing_value_tracks_true. Built with onnx's helpers because
+    skl2onnx writes ai.onnx.ml 1 by default."""
+
+    def doubles(name, values):
+        return helper.make_attribute(name, onnx.numpy_helper.from_array(np.array(values, dtype=np.float64), name))
+
+    node = helper.make_node(
+        "TreeEnsembleRegressor",
+        ["features"],
+        ["amount"],
+        domain="ai.onnx.ml",
+        n_targets=1,
+        aggregate_function="SUM",
+        post_transform="NONE",
+        nodes_treeids=[0, 0, 0, 1, 1, 1],
+        nodes_nodeids=[0, 1, 2, 0, 1, 2],
+        nodes_featureids=[0, 0, 0, 1, 0, 0],
+        nodes_modes=["BRANCH_LEQ", "LEAF", "LEAF", "BRANCH_LT", "LEAF", "LEAF"],
+        nodes_truenodeids=[1, 0, 0, 1, 0, 0],
+        nodes_falsenodeids=[2, 0, 0, 2, 0, 0],
+        nodes_missing_value_tracks_true=[1, 0, 0, 0, 0, 0],
+        target_treeids=[0, 0, 1, 1],
+        target_nodeids=[1, 2, 1, 2],
+        target_ids=[0, 0, 0, 0],
+    )
+    node.attribute.extend(
+        [
+            doubles("nodes_values_as_tensor", [0.1, 0, 0, -0.3, 0, 0]),
+            doubles("target_weights_as_tensor", [1.5, -2.25, 0.125, 10.0]),
+            doubles("base_values_as_tensor", [100.0]),
+        ]
+    )
+    graph = helper.make_graph(
+        [node],
+        "ml3",
+        [helper.make_tensor_value_info("features", TensorProto.DOUBLE, [None, FEATURES])],
+        [helper.make_tensor_value_info("amount", TensorProto.FLOAT, [None, 1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    x = XQ.astype(np.float64)
+    x[0, 0], x[1, 0], x[2, 0], x[3, 1] = 0.1, 0.10000001, np.nan, -0.3
+    save("tree_regressor_ml3_double", "tree", "onnx.helper (ai.onnx.ml 3)", model, {"features": x})
+
+
 def tree_zoo():
     inputs = {"features": XQ}
     missing = {"features": with_missing(XQ)}
@@ -286,6 +336,7 @@ def main():
     sklearn_zoo()
     torch_style_zoo()
     tree_zoo()
+    ml3_double_tree()
     return 0
 
 

@@ -148,16 +148,12 @@ impl Expansion for TreeExpansion {
             s.equals(&outputs[0].datum_type, labels.datum_type())?;
             s.equals(&outputs[0].rank, 1)?;
             s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
-            s.given(&inputs[0].datum_type, move |s, dt| {
-                s.equals(&outputs[1].datum_type, score_type(dt))
-            })?;
+            s.equals(&outputs[1].datum_type, f32::datum_type())?;
             s.equals(&outputs[1].rank, 2)?;
             s.equals(&outputs[1].shape[0], &inputs[0].shape[0])?;
             s.equals(&outputs[1].shape[1], n_targets.to_dim())?;
         } else {
-            s.given(&inputs[0].datum_type, move |s, dt| {
-                s.equals(&outputs[0].datum_type, score_type(dt))
-            })?;
+            s.equals(&outputs[0].datum_type, f32::datum_type())?;
             s.equals(&outputs[0].rank, 2)?;
             s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
             s.equals(&outputs[0].shape[1], n_targets.to_dim())?;
@@ -172,7 +168,7 @@ impl Expansion for TreeExpansion {
         inputs: &[OutletId],
     ) -> TractResult<TVec<OutletId>> {
         let mut x = inputs[0];
-        let dt = score_type(model.outlet_fact(x)?.datum_type);
+        let dt = eval_type(model.outlet_fact(x)?.datum_type);
         if model.outlet_fact(x)?.datum_type != dt {
             x = model.wire_node(
                 format!("{prefix}.cast"),
@@ -184,9 +180,9 @@ impl Expansion for TreeExpansion {
     }
 }
 
-/// Double inputs are evaluated and scored in double, as onnxruntime does;
-/// everything else in single precision.
-fn score_type(input: DatumType) -> DatumType {
+/// Double inputs are compared in double (with double thresholds), as
+/// onnxruntime does; everything else in single precision.
+fn eval_type(input: DatumType) -> DatumType {
     if input == f64::datum_type() {
         f64::datum_type()
     } else {
@@ -194,13 +190,9 @@ fn score_type(input: DatumType) -> DatumType {
     }
 }
 
-/// Scores as a tensor of `dt`.
-fn scores_tensor(dt: DatumType, shape: &[usize], values: &[f64]) -> TractResult<Tensor> {
-    if dt == f64::datum_type() {
-        Tensor::from_shape(shape, values)
-    } else {
-        Tensor::from_shape(shape, &values.iter().map(|v| *v as f32).collect::<Vec<_>>())
-    }
+/// Scores are FP32 whatever the input, as the operators define them.
+fn scores_tensor(shape: &[usize], values: &[f64]) -> TractResult<Tensor> {
+    Tensor::from_shape(shape, &values.iter().map(|v| *v as f32).collect::<Vec<_>>())
 }
 
 /// The evaluating operator.
@@ -248,12 +240,12 @@ impl EvalOp for TreeOp {
                     }
                     e.post.apply(row);
                 }
-                Ok(tvec!(scores_tensor(dt, &[n_rows, t], &out)?.into_tvalue()))
+                Ok(tvec!(scores_tensor(&[n_rows, t], &out)?.into_tvalue()))
             }
             Some(labels) => {
                 let (winners, probabilities) = classify(e, labels.len(), &scores, &has, n_rows);
                 let label = labels.tensor(&winners)?;
-                let probabilities = scores_tensor(dt, &[n_rows, labels.len()], &probabilities)?;
+                let probabilities = scores_tensor(&[n_rows, labels.len()], &probabilities)?;
                 Ok(tvec!(label.into_tvalue(), probabilities.into_tvalue()))
             }
         }
@@ -317,12 +309,11 @@ impl TypedOp for TreeOp {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let n = inputs[0].shape[0].clone();
         let e = &self.0;
-        let dt = score_type(inputs[0].datum_type);
         Ok(match &e.labels {
-            None => tvec!(TypedFact::dt_shape(dt, &[n, e.width().to_dim()])),
+            None => tvec!(f32::fact(&[n, e.width().to_dim()])),
             Some(labels) => {
                 let label = TypedFact::dt_shape(labels.datum_type(), std::slice::from_ref(&n));
-                tvec!(label, TypedFact::dt_shape(dt, &[n, labels.len().to_dim()]))
+                tvec!(label, f32::fact(&[n, labels.len().to_dim()]))
             }
         })
     }
