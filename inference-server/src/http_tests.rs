@@ -117,6 +117,15 @@ async fn raw(svc: &Arc<Service>, request: Request<Full<Bytes>>) -> (StatusCode, 
     )
 }
 
+/// Sends a valid one-row inference request in the background.
+fn spawn_infer(svc: &Arc<Service>) -> tokio::task::JoinHandle<(StatusCode, Value)> {
+    let svc = Arc::clone(svc);
+    tokio::spawn(async move {
+        let body = infer_body(json!([1, 2, 3]), json!([1, 3]));
+        call(&svc, Method::POST, "/v2/models/fraud/infer", body).await
+    })
+}
+
 fn infer_body(data: Value, shape: Value) -> String {
     json!({"id": "req-1", "inputs": [{"name": "features", "shape": shape, "datatype": "FP32", "data": data}]}).to_string()
 }
@@ -324,34 +333,12 @@ async fn slow_models_time_out_with_504_and_a_full_queue_answers_429_at_once() {
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
 
     let busy = service(Duration::from_millis(300), 1, Duration::from_secs(5), true);
-    let first = {
-        let busy = Arc::clone(&busy);
-        tokio::spawn(async move {
-            call(
-                &busy,
-                Method::POST,
-                "/v2/models/fraud/infer",
-                infer_body(json!([1, 2, 3]), json!([1, 3])),
-            )
-            .await
-        })
-    };
+    let first = spawn_infer(&busy);
     // Wait until the worker runs the first request; then one more fills the queue.
     while busy.metrics.batch_rows.get_sample_count() == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let second = {
-        let busy = Arc::clone(&busy);
-        tokio::spawn(async move {
-            call(
-                &busy,
-                Method::POST,
-                "/v2/models/fraud/infer",
-                infer_body(json!([1, 2, 3]), json!([1, 3])),
-            )
-            .await
-        })
-    };
+    let second = spawn_infer(&busy);
     while busy.metrics.queue_depth.get() == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

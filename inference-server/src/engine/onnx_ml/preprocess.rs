@@ -10,7 +10,7 @@ use tract_onnx::tract_hir::internal::*;
 
 use super::attributes::Attributes;
 use super::forest::PostTransform;
-use super::shared::{Labels, Shared};
+use super::shared::{Labels, Shared, wire_as};
 
 /// Categories of a one-hot encoder.
 #[derive(Debug)]
@@ -235,7 +235,6 @@ impl Expansion for MlExpansion {
         model: &mut TypedModel,
         inputs: &[OutletId],
     ) -> TractResult<TVec<OutletId>> {
-        let mut x = inputs[0];
         let wanted = match &*self.0 {
             Kind::OneHot {
                 categories: Categories::Str(_),
@@ -244,14 +243,7 @@ impl Expansion for MlExpansion {
             Kind::OneHot { .. } => i64::datum_type(),
             _ => f32::datum_type(),
         };
-        if model.outlet_fact(x)?.datum_type != wanted {
-            x = model.wire_node(
-                format!("{prefix}.cast"),
-                tract_onnx::tract_core::ops::cast::cast(wanted),
-                &[x],
-            )?[0];
-        }
-        model.wire_node(prefix, MlOp(self.0.clone()), &[x])
+        wire_as(prefix, model, inputs[0], wanted, MlOp(self.0.clone()))
     }
 }
 

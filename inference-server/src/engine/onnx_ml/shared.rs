@@ -101,3 +101,23 @@ impl Labels {
         })
     }
 }
+
+/// Wires `op` on `input`, first casting the input to `dt` when it has
+/// another type.
+pub fn wire_as(
+    prefix: &str,
+    model: &mut TypedModel,
+    input: OutletId,
+    dt: DatumType,
+    op: impl TypedOp,
+) -> TractResult<TVec<OutletId>> {
+    let mut x = input;
+    if model.outlet_fact(x)?.datum_type != dt {
+        x = model.wire_node(
+            format!("{prefix}.cast"),
+            tract_onnx::tract_core::ops::cast::cast(dt),
+            &[x],
+        )?[0];
+    }
+    model.wire_node(prefix, op, &[x])
+}

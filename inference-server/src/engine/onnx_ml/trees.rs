@@ -10,7 +10,7 @@ use tract_onnx::tract_hir::internal::*;
 
 use super::attributes::Attributes;
 use super::forest::{Aggregate, Forest, ForestSpec, PostTransform, logistic};
-use super::shared::{Labels, Shared};
+use super::shared::{Labels, Shared, wire_as};
 
 /// Everything parsed from one tree-ensemble node.
 #[derive(Debug)]
@@ -167,16 +167,8 @@ impl Expansion for TreeExpansion {
         model: &mut TypedModel,
         inputs: &[OutletId],
     ) -> TractResult<TVec<OutletId>> {
-        let mut x = inputs[0];
-        let dt = eval_type(model.outlet_fact(x)?.datum_type);
-        if model.outlet_fact(x)?.datum_type != dt {
-            x = model.wire_node(
-                format!("{prefix}.cast"),
-                tract_onnx::tract_core::ops::cast::cast(dt),
-                &[x],
-            )?[0];
-        }
-        model.wire_node(prefix, TreeOp(self.0.clone()), &[x])
+        let dt = eval_type(model.outlet_fact(inputs[0])?.datum_type);
+        wire_as(prefix, model, inputs[0], dt, TreeOp(self.0.clone()))
     }
 }
 
