@@ -277,6 +277,34 @@ def ml3_double_tree():
     save("tree_regressor_ml3_double", "tree", "onnx.helper (ai.onnx.ml 3)", model, {"features": x})
 
 
+def label_encoder_model():
+    """Merchant categories (strings) to codes, and codes to risk weights:
+    LabelEncoder both ways, with unknown values falling to the defaults."""
+    categories = ["grocery", "travel", "gambling", "crypto"]
+    encode = helper.make_node(
+        "LabelEncoder", ["merchant_category"], ["code"], domain="ai.onnx.ml",
+        keys_strings=categories, values_int64s=[0, 1, 2, 3], default_int64=-1,
+    )
+    weigh = helper.make_node(
+        "LabelEncoder", ["code"], ["risk_weight"], domain="ai.onnx.ml",
+        keys_int64s=[0, 1, 2, 3], values_floats=[0.1, 0.3, 0.9, 0.8], default_float=0.5,
+    )
+    graph = helper.make_graph(
+        [encode, weigh],
+        "label_encoder",
+        [helper.make_tensor_value_info("merchant_category", TensorProto.STRING, [None, 1])],
+        [
+            helper.make_tensor_value_info("code", TensorProto.INT64, [None, 1]),
+            helper.make_tensor_value_info("risk_weight", TensorProto.FLOAT, [None, 1]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 2)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    values = np.array([["travel"], ["crypto"], ["pharmacy"], ["grocery"], ["gambling"], [""]], dtype=object)
+    save("label_encoder_categories", "preprocessing", "onnx.helper (ai.onnx.ml 2)", model, {"merchant_category": values})
+
+
 def tree_zoo():
     inputs = {"features": XQ}
     missing = {"features": with_missing(XQ)}
@@ -337,6 +365,7 @@ def main():
     torch_style_zoo()
     tree_zoo()
     ml3_double_tree()
+    label_encoder_model()
     return 0
 
 

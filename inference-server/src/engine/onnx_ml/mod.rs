@@ -21,5 +21,7 @@ pub fn register(onnx: &mut tract_onnx::Onnx) {
     onnx.op_register
         .insert("OneHotEncoder", preprocess::one_hot);
     onnx.op_register
+        .insert("LabelEncoder", preprocess::label_encoder);
+    onnx.op_register
         .insert("LinearClassifier", preprocess::linear_classifier);
 }

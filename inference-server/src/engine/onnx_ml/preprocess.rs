@@ -19,6 +19,81 @@ enum Categories {
     Str(Vec<String>),
 }
 
+/// One side of a LabelEncoder's table, or its default value.
+#[derive(Debug)]
+enum Column {
+    Str(Vec<String>),
+    Int(Vec<i64>),
+    Float(Vec<f32>),
+}
+
+impl Column {
+    /// Reads `<prefix>_strings`, `<prefix>_int64s` or `<prefix>_floats`.
+    fn parse(a: &Attributes, prefix: &str) -> TractResult<Option<Self>> {
+        let strings = a.strings(&format!("{prefix}_strings"))?;
+        let ints = a.ints(&format!("{prefix}_int64s"))?;
+        let floats = reals32(a, &format!("{prefix}_floats"))?;
+        Ok(
+            match (strings.is_empty(), ints.is_empty(), floats.is_empty()) {
+                (false, true, true) => Some(Column::Str(strings)),
+                (true, false, true) => Some(Column::Int(ints)),
+                (true, true, false) => Some(Column::Float(floats)),
+                (true, true, true) => None,
+                _ => bail!("give one of {prefix}_strings, {prefix}_int64s and {prefix}_floats"),
+            },
+        )
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Column::Str(v) => v.len(),
+            Column::Int(v) => v.len(),
+            Column::Float(v) => v.len(),
+        }
+    }
+
+    fn datum_type(&self) -> DatumType {
+        match self {
+            Column::Str(_) => String::datum_type(),
+            Column::Int(_) => i64::datum_type(),
+            Column::Float(_) => f32::datum_type(),
+        }
+    }
+
+    /// The entries at `rows` (`None`: the default), as a tensor of `shape`.
+    fn gather(
+        &self,
+        default: &Column,
+        rows: &[Option<usize>],
+        shape: &[usize],
+    ) -> TractResult<Tensor> {
+        Ok(match (self, default) {
+            (Column::Str(v), Column::Str(d)) => tract_ndarray::ArrayD::from_shape_vec(
+                shape,
+                rows.iter()
+                    .map(|r| r.map_or_else(|| d[0].clone(), |i| v[i].clone()))
+                    .collect(),
+            )?
+            .into_tensor(),
+            (Column::Int(v), Column::Int(d)) => Tensor::from_shape(
+                shape,
+                &rows
+                    .iter()
+                    .map(|r| r.map_or(d[0], |i| v[i]))
+                    .collect::<Vec<_>>(),
+            )?,
+            (Column::Float(v), Column::Float(d)) => Tensor::from_shape(
+                shape,
+                &rows
+                    .iter()
+                    .map(|r| r.map_or(d[0], |i| v[i]))
+                    .collect::<Vec<_>>(),
+            )?,
+            _ => bail!("the default value's type differs from the values'"),
+        })
+    }
+}
+
 /// Which operator, with its parameters.
 #[derive(Debug)]
 enum Kind {
@@ -30,6 +105,13 @@ enum Kind {
     Binarizer { threshold: f32 },
     /// One column per category; unknown values are zeros (or an error).
     OneHot { categories: Categories, zeros: bool },
+    /// Each element looked up in `keys`, replaced by the matching entry of
+    /// `values`, or by `default`.
+    LabelEncoder {
+        keys: Column,
+        values: Column,
+        default: Column,
+    },
     /// `x · coefficientsᵀ + intercepts`, then a post transform and a label.
     Linear {
         coefficients: Vec<f32>,
@@ -112,6 +194,42 @@ pub fn one_hot(
     })
 }
 
+/// Builder of `LabelEncoder` (ai.onnx.ml 2 and later).
+pub fn label_encoder(
+    _ctx: &ParsingContext,
+    node: &NodeProto,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let a = Attributes(node);
+    let keys = Column::parse(&a, "keys")?.ok_or_else(|| anyhow!("LabelEncoder needs keys_*"))?;
+    let values =
+        Column::parse(&a, "values")?.ok_or_else(|| anyhow!("LabelEncoder needs values_*"))?;
+    if keys.len() != values.len() {
+        bail!(
+            "LabelEncoder has {} keys and {} values",
+            keys.len(),
+            values.len()
+        );
+    }
+    let default = match &values {
+        Column::Str(_) => Column::Str(vec![
+            a.string("default_string")?
+                .unwrap_or_else(|| "_Unused".into()),
+        ]),
+        Column::Int(_) => Column::Int(vec![a.int("default_int64")?.unwrap_or(-1)]),
+        Column::Float(_) => Column::Float(vec![
+            node.attribute
+                .iter()
+                .find(|x| x.name == "default_float")
+                .map_or(-0.0, |x| x.f),
+        ]),
+    };
+    build(Kind::LabelEncoder {
+        keys,
+        values,
+        default,
+    })
+}
+
 /// Builder of `LinearClassifier`.
 pub fn linear_classifier(
     _ctx: &ParsingContext,
@@ -153,6 +271,7 @@ impl Kind {
             Kind::Imputer { .. } => "AimassImputer",
             Kind::Binarizer { .. } => "AimassBinarizer",
             Kind::OneHot { .. } => "AimassOneHotEncoder",
+            Kind::LabelEncoder { .. } => "AimassLabelEncoder",
             Kind::Linear { .. } => "AimassLinearClassifier",
         }
     }
@@ -195,6 +314,10 @@ impl Expansion for MlExpansion {
         match &*self.0 {
             Kind::Scaler { .. } | Kind::Imputer { .. } | Kind::Binarizer { .. } => {
                 s.equals(&outputs[0].datum_type, f32::datum_type())?;
+                s.equals(&outputs[0].shape, &inputs[0].shape)?;
+            }
+            Kind::LabelEncoder { values, .. } => {
+                s.equals(&outputs[0].datum_type, values.datum_type())?;
                 s.equals(&outputs[0].shape, &inputs[0].shape)?;
             }
             Kind::OneHot { categories, .. } => {
@@ -241,6 +364,7 @@ impl Expansion for MlExpansion {
                 ..
             } => String::datum_type(),
             Kind::OneHot { .. } => i64::datum_type(),
+            Kind::LabelEncoder { keys, .. } => keys.datum_type(),
             _ => f32::datum_type(),
         };
         wire_as(prefix, model, inputs[0], wanted, MlOp(self.0.clone()))
@@ -302,6 +426,45 @@ impl EvalOp for MlOp {
             }),
             Kind::Binarizer { threshold } => {
                 feature_wise(&|_, v| if v > *threshold { 1.0 } else { 0.0 })
+            }
+            Kind::LabelEncoder {
+                keys,
+                values,
+                default,
+            } => {
+                let rows: Vec<Option<usize>> = match keys {
+                    Column::Str(k) => {
+                        let index: std::collections::HashMap<&str, usize> = k
+                            .iter()
+                            .enumerate()
+                            .map(|(i, key)| (key.as_str(), i))
+                            .collect();
+                        view.as_slice::<String>()?
+                            .iter()
+                            .map(|x| index.get(x.as_str()).copied())
+                            .collect()
+                    }
+                    Column::Int(k) => {
+                        let index: std::collections::HashMap<i64, usize> =
+                            k.iter().enumerate().map(|(i, key)| (*key, i)).collect();
+                        view.as_slice::<i64>()?
+                            .iter()
+                            .map(|x| index.get(x).copied())
+                            .collect()
+                    }
+                    Column::Float(k) => {
+                        let index: std::collections::HashMap<u32, usize> = k
+                            .iter()
+                            .enumerate()
+                            .map(|(i, key)| (key.to_bits(), i))
+                            .collect();
+                        view.as_slice::<f32>()?
+                            .iter()
+                            .map(|x| index.get(&x.to_bits()).copied())
+                            .collect()
+                    }
+                };
+                Ok(tvec!(values.gather(default, &rows, &shape)?.into_tvalue()))
             }
             Kind::OneHot { categories, zeros } => {
                 let (n, positions): (usize, Vec<Option<usize>>) = match categories {
@@ -399,6 +562,9 @@ impl TypedOp for MlOp {
         Ok(match &*self.0 {
             Kind::Scaler { .. } | Kind::Imputer { .. } | Kind::Binarizer { .. } => {
                 tvec!(f32::fact(&shape))
+            }
+            Kind::LabelEncoder { values, .. } => {
+                tvec!(TypedFact::dt_shape(values.datum_type(), &shape))
             }
             Kind::OneHot { categories, .. } => {
                 let n = match categories {
