@@ -277,6 +277,43 @@ def ml3_double_tree():
     save("tree_regressor_ml3_double", "tree", "onnx.helper (ai.onnx.ml 3)", model, {"features": x})
 
 
+def tree_ensemble_v5():
+    """The ai.onnx.ml 5 TreeEnsemble operator (no exporter writes it by
+    default yet): leaves in their own arrays, trees by root index, a
+    BRANCH_MEMBER node testing set membership, a NaN routed by
+    nodes_missing_value_tracks_true."""
+    uint8 = lambda name, values: helper.make_attribute(name, onnx.numpy_helper.from_array(np.array(values, dtype=np.uint8), name))
+    floats = lambda name, values: helper.make_attribute(name, onnx.numpy_helper.from_array(np.array(values, dtype=np.float32), name))
+    node = helper.make_node(
+        "TreeEnsemble", ["features"], ["score"], domain="ai.onnx.ml",
+        n_targets=1, aggregate_function=1, post_transform=0,
+        tree_roots=[0, 2],
+        nodes_featureids=[0, 1, 2],
+        nodes_truenodeids=[1, 0, 3], nodes_trueleafs=[0, 1, 1],
+        nodes_falsenodeids=[2, 1, 4], nodes_falseleafs=[1, 1, 1],
+        nodes_missing_value_tracks_true=[1, 0, 0],
+        leaf_targetids=[0, 0, 0, 0, 0],
+    )
+    node.attribute.extend([
+        uint8("nodes_modes", [0, 6, 3]),
+        floats("nodes_splits", [0.5, 0.0, 0.0]),
+        floats("membership_values", [1.0, 3.0, 7.0]),
+        floats("leaf_weights", [1.0, 2.0, 4.0, 0.5, -0.5]),
+    ])
+    graph = helper.make_graph(
+        [node], "tree_ensemble_v5",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, FEATURES])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, [None, 1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 5)])
+    model.ir_version = 10
+    onnx.checker.check_model(model)
+    x = XQ.copy()
+    x[:, 1] = [1, 3, 7, 2, 0, 1, 3, 5, 7, 1, 8, 3, 1, 7, 3, 4]
+    x[0, 0], x[4, 0] = np.nan, 0.5
+    save("tree_ensemble_v5_member", "tree", "onnx.helper (ai.onnx.ml 5)", model, {"features": x})
+
+
 def label_encoder_model():
     """Merchant categories (strings) to codes, and codes to risk weights:
     LabelEncoder both ways, with unknown values falling to the defaults."""
@@ -366,6 +403,7 @@ def main():
     tree_zoo()
     ml3_double_tree()
     label_encoder_model()
+    tree_ensemble_v5()
     return 0
 
 

@@ -62,6 +62,33 @@ impl Attributes<'_> {
     }
 }
 
+impl Attributes<'_> {
+    /// A tensor attribute's values as reals (FLOAT, DOUBLE); empty when absent.
+    pub fn tensor_reals(&self, name: &str) -> TractResult<Vec<f64>> {
+        match self.get(name).and_then(|a| a.t.as_ref()) {
+            Some(t) => tensor_reals(t).with_context(|| format!("attribute {name}")),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// A UINT8 tensor attribute's values (as ONNX stores them: raw bytes or
+    /// int32_data); empty when absent.
+    pub fn tensor_bytes(&self, name: &str) -> TractResult<Vec<u8>> {
+        const UINT8: i32 = 2;
+        match self.get(name).and_then(|a| a.t.as_ref()) {
+            Some(t) if t.data_type == UINT8 && !t.int32_data.is_empty() => {
+                Ok(t.int32_data.iter().map(|v| *v as u8).collect())
+            }
+            Some(t) if t.data_type == UINT8 => Ok(t.raw_data.clone()),
+            Some(t) => bail!(
+                "attribute {name}: expected a uint8 tensor, got data type {}",
+                t.data_type
+            ),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
 /// The values of a FLOAT or DOUBLE tensor attribute.
 fn tensor_reals(t: &TensorProto) -> TractResult<Vec<f64>> {
     const FLOAT: i32 = 1;

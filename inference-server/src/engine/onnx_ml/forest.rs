@@ -18,6 +18,9 @@ pub enum Mode {
     Eq,
     /// `x != t`
     Neq,
+    /// `x` is one of a set of values (ai.onnx.ml 5); the node's threshold
+    /// holds the index of its set.
+    Member,
 }
 
 impl Mode {
@@ -30,6 +33,7 @@ impl Mode {
             "BRANCH_GT" => Self::Gt,
             "BRANCH_EQ" => Self::Eq,
             "BRANCH_NEQ" => Self::Neq,
+            "BRANCH_MEMBER" => Self::Member,
             "LEAF" => return Ok(None),
             other => return Err(format!("unknown node mode {other:?}")),
         }))
@@ -44,6 +48,8 @@ impl Mode {
             Self::Gt => x > t,
             Self::Eq => x == t,
             Self::Neq => x != t,
+            // Set membership needs the forest's sets; see `Forest::is_member`.
+            Self::Member => false,
         }
     }
 }
@@ -232,6 +238,9 @@ pub struct ForestSpec {
     pub weights: Vec<f64>,
     /// Number of targets or classes.
     pub n_targets: usize,
+    /// The sets of `BRANCH_MEMBER` nodes, whose `values` entry is an index
+    /// into this list.
+    pub member_sets: Vec<Vec<f64>>,
 }
 
 /// A parsed, flattened forest.
@@ -247,6 +256,8 @@ pub struct Forest {
     /// One target, and every leaf gives it at most one value: a leaf's value
     /// is read from the node itself.
     scalar_leaves: bool,
+    /// Sets of `BRANCH_MEMBER` nodes.
+    member_sets: Vec<Vec<f64>>,
 }
 
 impl Forest {
@@ -334,6 +345,15 @@ impl Forest {
                         .map_err(|_| "negative feature id".to_owned())?;
                     max_feature = max_feature.max(feature);
                     modes.insert(mode);
+                    if mode == Mode::Member
+                        && !(spec.values[i] >= 0.0
+                            && (spec.values[i] as usize) < spec.member_sets.len())
+                    {
+                        return Err(format!(
+                            "BRANCH_MEMBER node {} has no membership set",
+                            spec.node_ids[i]
+                        ));
+                    }
                     Node {
                         feature: feature as u32,
                         true_or_first_weight: t as u32,
@@ -389,7 +409,14 @@ impl Forest {
             max_feature,
             single_mode,
             scalar_leaves,
+            member_sets: spec.member_sets.clone(),
         })
+    }
+
+    /// Whether `x` is in the set of a `BRANCH_MEMBER` node.
+    #[inline]
+    fn is_member(&self, node: &Node, x: f64) -> bool {
+        self.member_sets[node.threshold as usize].contains(&x)
     }
 
     /// Number of targets or classes scored.
@@ -450,8 +477,13 @@ impl Forest {
             Some(Mode::Gt) => self.eval_with(rows, n_features, aggregate, |n, x| x > n.threshold),
             Some(Mode::Eq) => self.eval_with(rows, n_features, aggregate, |n, x| x == n.threshold),
             Some(Mode::Neq) => self.eval_with(rows, n_features, aggregate, |n, x| x != n.threshold),
-            None => self.eval_with(rows, n_features, aggregate, |n, x| {
-                n.mode.is_some_and(|m| m.holds(x, n.threshold))
+            Some(Mode::Member) => {
+                self.eval_with(rows, n_features, aggregate, |n, x| self.is_member(n, x))
+            }
+            None => self.eval_with(rows, n_features, aggregate, |n, x| match n.mode {
+                Some(Mode::Member) => self.is_member(n, x),
+                Some(m) => m.holds(x, n.threshold),
+                None => false,
             }),
         }
     }
@@ -577,6 +609,7 @@ mod tests {
             weight_targets: vec![0, 0, 0, 0, 0],
             weights: vec![10.0, 20.0, 30.0, 1.0, 2.0],
             n_targets: 1,
+            member_sets: vec![vec![1.0, 3.0]],
         }
     }
 
@@ -608,6 +641,20 @@ mod tests {
             run(&eq, &[[1.0, 5.0], [3.0, 5.0]], Aggregate::Sum),
             vec![21.0, 31.0]
         );
+    }
+
+    #[test]
+    fn branch_member_tests_set_membership() {
+        let mut s = spec(["BRANCH_MEMBER", "BRANCH_LT"]);
+        s.values[0] = 0.0; // the first membership set: {1, 3}
+        let f = Forest::new(&s).unwrap();
+        // x0 = 3 is a member → x1 branch (4 < 5 → 10); x0 = 2 is not → 30.
+        assert_eq!(
+            run(&f, &[[3.0, 4.0], [2.0, 4.0]], Aggregate::Sum),
+            vec![11.0, 31.0]
+        );
+        s.values[0] = 5.0;
+        assert!(Forest::new(&s).unwrap_err().contains("no membership set"));
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub fn register(onnx: &mut tract_onnx::Onnx) {
         .insert("TreeEnsembleClassifier", trees::classifier);
     onnx.op_register
         .insert("TreeEnsembleRegressor", trees::regressor);
+    onnx.op_register
+        .insert("TreeEnsemble", trees::tree_ensemble);
     onnx.op_register.insert("Scaler", preprocess::scaler);
     onnx.op_register.insert("Imputer", preprocess::imputer);
     onnx.op_register.insert("Binarizer", preprocess::binarizer);

@@ -21,6 +21,9 @@ struct Ensemble {
     base: Vec<f64>,
     /// Classifiers only.
     labels: Option<Labels>,
+    /// Scores have the input's type (ai.onnx.ml 5 `TreeEnsemble`) instead of
+    /// always FP32.
+    scores_like_input: bool,
 }
 
 fn forest_spec(a: &Attributes, prefix: &str, n_targets: usize) -> TractResult<ForestSpec> {
@@ -38,6 +41,7 @@ fn forest_spec(a: &Attributes, prefix: &str, n_targets: usize) -> TractResult<Fo
         weight_targets: a.ints(&format!("{prefix}_ids"))?,
         weights: a.reals(&format!("{prefix}_weights"))?,
         n_targets,
+        member_sets: Vec::new(),
     })
 }
 
@@ -77,6 +81,7 @@ fn parse(node: &NodeProto, classifier: bool) -> TractResult<Ensemble> {
         post,
         base,
         labels,
+        scores_like_input: false,
     })
 }
 
@@ -109,6 +114,157 @@ pub fn regressor(
         expand(TreeExpansion(Shared::new(parse(node, false)?))),
         vec![],
     ))
+}
+
+/// The ONNX builder of `TreeEnsemble` (ai.onnx.ml 5).
+pub fn tree_ensemble(
+    _ctx: &ParsingContext,
+    node: &NodeProto,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    Ok((expand(TreeExpansion(Shared::new(parse_v5(node)?))), vec![]))
+}
+
+/// Translates the opset-5 layout (branch nodes and leaves in separate
+/// arrays, trees by root index, integer enums, set membership) into the
+/// same forest.
+fn parse_v5(node: &NodeProto) -> TractResult<Ensemble> {
+    let a = Attributes(node);
+    let features = a.ints("nodes_featureids")?;
+    let n_nodes = features.len();
+    let splits = a.tensor_reals("nodes_splits")?;
+    let modes = a.tensor_bytes("nodes_modes")?;
+    let (true_ids, true_leafs) = (a.ints("nodes_truenodeids")?, a.ints("nodes_trueleafs")?);
+    let (false_ids, false_leafs) = (a.ints("nodes_falsenodeids")?, a.ints("nodes_falseleafs")?);
+    let leaf_targets = a.ints("leaf_targetids")?;
+    let leaf_weights = a.tensor_reals("leaf_weights")?;
+    for (name, len) in [
+        ("nodes_splits", splits.len()),
+        ("nodes_modes", modes.len()),
+        ("nodes_truenodeids", true_ids.len()),
+        ("nodes_trueleafs", true_leafs.len()),
+        ("nodes_falsenodeids", false_ids.len()),
+        ("nodes_falseleafs", false_leafs.len()),
+    ] {
+        ensure!(
+            len == n_nodes,
+            "{name} has {len} entries for {n_nodes} nodes"
+        );
+    }
+    ensure!(
+        leaf_targets.len() == leaf_weights.len(),
+        "leaf_targetids and leaf_weights differ in length"
+    );
+    // Membership sets, NaN-separated, in the order of the BRANCH_MEMBER nodes.
+    let mut sets: Vec<Vec<f64>> = vec![Vec::new()];
+    for v in a.tensor_reals("membership_values")? {
+        if v.is_nan() {
+            sets.push(Vec::new())
+        } else if let Some(last) = sets.last_mut() {
+            last.push(v)
+        }
+    }
+    // Which tree each node and leaf belongs to, found from the roots.
+    let mut node_tree = vec![None; n_nodes];
+    let mut leaf_tree = vec![None; leaf_weights.len()];
+    for (t, root) in a.ints("tree_roots")?.into_iter().enumerate() {
+        let mut stack = vec![usize::try_from(root)?];
+        while let Some(i) = stack.pop() {
+            ensure!(
+                i < n_nodes && node_tree[i].is_none(),
+                "tree {t} reaches node {i} twice or out of range"
+            );
+            node_tree[i] = Some(t as i64);
+            for (id, is_leaf) in [(true_ids[i], true_leafs[i]), (false_ids[i], false_leafs[i])] {
+                let id = usize::try_from(id)?;
+                if is_leaf != 0 {
+                    ensure!(id < leaf_tree.len(), "node {i} points to missing leaf {id}");
+                    leaf_tree[id] = Some(t as i64);
+                } else {
+                    stack.push(id);
+                }
+            }
+        }
+    }
+    let mode_name = |m: u8| -> TractResult<&'static str> {
+        Ok(match m {
+            0 => "BRANCH_LEQ",
+            1 => "BRANCH_LT",
+            2 => "BRANCH_GTE",
+            3 => "BRANCH_GT",
+            4 => "BRANCH_EQ",
+            5 => "BRANCH_NEQ",
+            6 => "BRANCH_MEMBER",
+            other => bail!("unknown node mode {other}"),
+        })
+    };
+    let mut spec = ForestSpec {
+        n_targets: usize::try_from(a.int("n_targets")?.unwrap_or(1))?,
+        ..ForestSpec::default()
+    };
+    let mut member = 0;
+    for i in 0..n_nodes {
+        let Some(tree) = node_tree[i] else { continue };
+        let child = |id: i64, leaf: i64| if leaf != 0 { n_nodes as i64 + id } else { id };
+        spec.tree_ids.push(tree);
+        spec.node_ids.push(i as i64);
+        spec.feature_ids.push(features[i]);
+        spec.modes.push(mode_name(modes[i])?.to_owned());
+        spec.values.push(if modes[i] == 6 {
+            member += 1;
+            (member - 1) as f64
+        } else {
+            splits[i]
+        });
+        spec.true_ids.push(child(true_ids[i], true_leafs[i]));
+        spec.false_ids.push(child(false_ids[i], false_leafs[i]));
+        spec.missing_true.push(
+            a.ints("nodes_missing_value_tracks_true")?
+                .get(i)
+                .copied()
+                .unwrap_or(0),
+        );
+    }
+    for (j, tree) in leaf_tree.iter().enumerate() {
+        let Some(tree) = *tree else { continue };
+        let id = (n_nodes + j) as i64;
+        spec.tree_ids.push(tree);
+        spec.node_ids.push(id);
+        spec.feature_ids.push(0);
+        spec.modes.push("LEAF".into());
+        spec.values.push(0.0);
+        spec.true_ids.push(0);
+        spec.false_ids.push(0);
+        spec.missing_true.push(0);
+        spec.weight_tree_ids.push(tree);
+        spec.weight_node_ids.push(id);
+        spec.weight_targets.push(leaf_targets[j]);
+        spec.weights.push(leaf_weights[j]);
+    }
+    spec.member_sets = sets;
+    let aggregate = match a.int("aggregate_function")?.unwrap_or(1) {
+        0 => Aggregate::Average,
+        1 => Aggregate::Sum,
+        2 => Aggregate::Min,
+        3 => Aggregate::Max,
+        other => bail!("unknown aggregate_function {other}"),
+    };
+    let post = match a.int("post_transform")?.unwrap_or(0) {
+        0 => PostTransform::None,
+        1 => PostTransform::Softmax,
+        2 => PostTransform::Logistic,
+        3 => PostTransform::SoftmaxZero,
+        4 => PostTransform::Probit,
+        other => bail!("unknown post_transform {other}"),
+    };
+    let forest = Forest::new(&spec).map_err(|e| anyhow!("{}: {e}", node.name))?;
+    Ok(Ensemble {
+        forest,
+        aggregate,
+        post,
+        base: Vec::new(),
+        labels: None,
+        scores_like_input: true,
+    })
 }
 
 /// The operator, before and after type inference.
@@ -153,7 +309,10 @@ impl Expansion for TreeExpansion {
             s.equals(&outputs[1].shape[0], &inputs[0].shape[0])?;
             s.equals(&outputs[1].shape[1], n_targets.to_dim())?;
         } else {
-            s.equals(&outputs[0].datum_type, f32::datum_type())?;
+            let ensemble = self.0.clone();
+            s.given(&inputs[0].datum_type, move |s, dt| {
+                s.equals(&outputs[0].datum_type, ensemble.score_type(dt))
+            })?;
             s.equals(&outputs[0].rank, 2)?;
             s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
             s.equals(&outputs[0].shape[1], n_targets.to_dim())?;
@@ -182,9 +341,25 @@ fn eval_type(input: DatumType) -> DatumType {
     }
 }
 
-/// Scores are FP32 whatever the input, as the operators define them.
-fn scores_tensor(shape: &[usize], values: &[f64]) -> TractResult<Tensor> {
-    Tensor::from_shape(shape, &values.iter().map(|v| *v as f32).collect::<Vec<_>>())
+impl Ensemble {
+    /// The scores' type: FP32, as TreeEnsembleClassifier/Regressor define
+    /// it, or the input's for the opset-5 TreeEnsemble.
+    fn score_type(&self, input: DatumType) -> DatumType {
+        if self.scores_like_input && input == f64::datum_type() {
+            f64::datum_type()
+        } else {
+            f32::datum_type()
+        }
+    }
+}
+
+/// Scores as a tensor of `dt` (FP32 or FP64).
+fn scores_tensor(dt: DatumType, shape: &[usize], values: &[f64]) -> TractResult<Tensor> {
+    if dt == f64::datum_type() {
+        Tensor::from_shape(shape, values)
+    } else {
+        Tensor::from_shape(shape, &values.iter().map(|v| *v as f32).collect::<Vec<_>>())
+    }
 }
 
 /// The evaluating operator.
@@ -232,12 +407,15 @@ impl EvalOp for TreeOp {
                     }
                     e.post.apply(row);
                 }
-                Ok(tvec!(scores_tensor(&[n_rows, t], &out)?.into_tvalue()))
+                Ok(tvec!(
+                    scores_tensor(e.score_type(dt), &[n_rows, t], &out)?.into_tvalue()
+                ))
             }
             Some(labels) => {
                 let (winners, probabilities) = classify(e, labels.len(), &scores, &has, n_rows);
                 let label = labels.tensor(&winners)?;
-                let probabilities = scores_tensor(&[n_rows, labels.len()], &probabilities)?;
+                let probabilities =
+                    scores_tensor(f32::datum_type(), &[n_rows, labels.len()], &probabilities)?;
                 Ok(tvec!(label.into_tvalue(), probabilities.into_tvalue()))
             }
         }
@@ -302,7 +480,10 @@ impl TypedOp for TreeOp {
         let n = inputs[0].shape[0].clone();
         let e = &self.0;
         Ok(match &e.labels {
-            None => tvec!(f32::fact(&[n, e.width().to_dim()])),
+            None => tvec!(TypedFact::dt_shape(
+                e.score_type(inputs[0].datum_type),
+                &[n, e.width().to_dim()]
+            )),
             Some(labels) => {
                 let label = TypedFact::dt_shape(labels.datum_type(), std::slice::from_ref(&n));
                 tvec!(label, f32::fact(&[n, labels.len().to_dim()]))
