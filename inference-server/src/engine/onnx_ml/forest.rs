@@ -243,6 +243,16 @@ pub struct ForestSpec {
     pub member_sets: Vec<Vec<f64>>,
 }
 
+/// Batches of at least this many rows are split over the CPUs.
+const PARALLEL_MIN_ROWS: usize = 1024;
+
+/// CPUs available, asked once: the query reads cgroup files, which costs
+/// more than evaluating a small batch.
+fn cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// A parsed, flattened forest.
 #[derive(Clone, Debug)]
 pub struct Forest {
@@ -462,7 +472,39 @@ impl Forest {
 
     /// Aggregated leaf values: `scores[row * n_targets + target]`, and
     /// whether any leaf gave each target a value.
-    pub fn eval<T: Copy + Into<f64>>(
+    pub fn eval<T: Copy + Into<f64> + Sync>(
+        &self,
+        rows: &[T],
+        n_features: usize,
+        aggregate: Aggregate,
+    ) -> (Vec<f64>, Vec<bool>) {
+        let n_rows = rows.len().checked_div(n_features).unwrap_or(0);
+        // Threads pay for themselves only on large batches.
+        if n_rows < PARALLEL_MIN_ROWS || cpus() < 2 {
+            return self.eval_serial(rows, n_features, aggregate);
+        }
+        let threads = cpus();
+        let per_thread = n_rows.div_ceil(threads);
+        let parts: Vec<(Vec<f64>, Vec<bool>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = rows
+                .chunks(per_thread * n_features)
+                .map(|chunk| scope.spawn(move || self.eval_serial(chunk, n_features, aggregate)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        let mut scores = Vec::with_capacity(n_rows * self.n_targets);
+        let mut has = Vec::with_capacity(n_rows * self.n_targets);
+        for (s, h) in parts {
+            scores.extend(s);
+            has.extend(h);
+        }
+        (scores, has)
+    }
+
+    fn eval_serial<T: Copy + Into<f64>>(
         &self,
         rows: &[T],
         n_features: usize,
@@ -641,6 +683,19 @@ mod tests {
             run(&eq, &[[1.0, 5.0], [3.0, 5.0]], Aggregate::Sum),
             vec![21.0, 31.0]
         );
+    }
+
+    #[test]
+    fn large_batches_split_over_threads_give_the_serial_answer() {
+        let f = Forest::new(&spec(["BRANCH_LEQ", "BRANCH_LT"])).unwrap();
+        let rows: Vec<f32> = (0..PARALLEL_MIN_ROWS * 3 * 2)
+            .map(|i| ((i * 7919) % 13) as f32 - 4.0)
+            .collect();
+        let (parallel, has) = f.eval(&rows, 2, Aggregate::Sum);
+        let (serial, _) = f.eval_serial(&rows, 2, Aggregate::Sum);
+        assert_eq!(parallel.len(), PARALLEL_MIN_ROWS * 3);
+        assert_eq!(has.len(), parallel.len());
+        assert_eq!(parallel, serial);
     }
 
     #[test]
