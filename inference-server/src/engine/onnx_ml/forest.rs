@@ -243,8 +243,11 @@ pub struct ForestSpec {
     pub member_sets: Vec<Vec<f64>>,
 }
 
-/// Batches of at least this many rows are split over the CPUs.
+/// Batches are split over the CPUs only from this many rows…
 const PARALLEL_MIN_ROWS: usize = 1024;
+/// …and this many tree walks (rows × trees): below, threads cost more than
+/// they save.
+const PARALLEL_MIN_WALKS: usize = 32_768;
 
 /// CPUs available, asked once: the query reads cgroup files, which costs
 /// more than evaluating a small batch.
@@ -480,7 +483,7 @@ impl Forest {
     ) -> (Vec<f64>, Vec<bool>) {
         let n_rows = rows.len().checked_div(n_features).unwrap_or(0);
         // Threads pay for themselves only on large batches.
-        if n_rows < PARALLEL_MIN_ROWS || cpus() < 2 {
+        if n_rows < PARALLEL_MIN_ROWS || n_rows * self.trees() < PARALLEL_MIN_WALKS || cpus() < 2 {
             return self.eval_serial(rows, n_features, aggregate);
         }
         let threads = cpus();
@@ -688,12 +691,12 @@ mod tests {
     #[test]
     fn large_batches_split_over_threads_give_the_serial_answer() {
         let f = Forest::new(&spec(["BRANCH_LEQ", "BRANCH_LT"])).unwrap();
-        let rows: Vec<f32> = (0..PARALLEL_MIN_ROWS * 3 * 2)
+        let rows: Vec<f32> = (0..PARALLEL_MIN_WALKS * 2)
             .map(|i| ((i * 7919) % 13) as f32 - 4.0)
             .collect();
         let (parallel, has) = f.eval(&rows, 2, Aggregate::Sum);
         let (serial, _) = f.eval_serial(&rows, 2, Aggregate::Sum);
-        assert_eq!(parallel.len(), PARALLEL_MIN_ROWS * 3);
+        assert_eq!(parallel.len(), PARALLEL_MIN_WALKS);
         assert_eq!(has.len(), parallel.len());
         assert_eq!(parallel, serial);
     }

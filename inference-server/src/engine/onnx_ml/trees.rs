@@ -454,22 +454,24 @@ fn classify(
             };
             out.extend_from_slice(&pair);
         } else {
-            let mut row: Vec<f64> = row.to_vec();
-            let mut row_has = row_has.to_vec();
+            // Scores with base values; a class has a score when a leaf or a
+            // base value gave it one. Written in place in the output.
+            let start = out.len();
+            out.extend_from_slice(row);
+            let scored = &mut out[start..];
             for (k, b) in e.base.iter().enumerate().take(n_classes) {
-                row[k] += b;
-                row_has[k] = true;
+                scored[k] += b;
             }
+            let has_score = |k: usize| row_has[k] || k < e.base.len();
             let winner = (0..n_classes)
-                .filter(|k| row_has[*k])
+                .filter(|k| has_score(*k))
                 .fold(None, |best: Option<usize>, k| match best {
-                    Some(b) if row[b] >= row[k] => Some(b),
+                    Some(b) if scored[b] >= scored[k] => Some(b),
                     _ => Some(k),
                 })
                 .unwrap_or(0);
             winners.push(winner);
-            e.post.apply(&mut row);
-            out.extend_from_slice(&row);
+            e.post.apply(scored);
         }
     }
     (winners, out)
