@@ -271,6 +271,10 @@ pub struct Forest {
     scalar_leaves: bool,
     /// Sets of `BRANCH_MEMBER` nodes.
     member_sets: Vec<Vec<f64>>,
+    /// Every leaf weight is ≥ 0.
+    weights_all_positive: bool,
+    /// Distinct targets leaf weights are given for.
+    weighted_targets: usize,
 }
 
 impl Forest {
@@ -417,12 +421,18 @@ impl Forest {
         Ok(Self {
             nodes,
             roots: roots.into_iter().map(|(_, i)| i).collect(),
-            weights,
             n_targets: spec.n_targets,
             max_feature,
             single_mode,
             scalar_leaves,
             member_sets: spec.member_sets.clone(),
+            weights_all_positive: weights.iter().all(|w| w.value >= 0.0),
+            weighted_targets: weights
+                .iter()
+                .map(|w| w.target)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            weights,
         })
     }
 
@@ -608,16 +618,12 @@ impl Forest {
     /// Whether every leaf weight is ≥ 0 (decides the binary classifier's
     /// threshold and second column, as in onnxruntime).
     pub fn weights_all_positive(&self) -> bool {
-        self.weights.iter().all(|w| w.value >= 0.0)
+        self.weights_all_positive
     }
 
     /// The distinct targets leaf weights are given for.
     pub fn weighted_targets(&self) -> usize {
-        self.weights
-            .iter()
-            .map(|w| w.target)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len()
+        self.weighted_targets
     }
 }
 

@@ -135,6 +135,7 @@ fn parse_v5(node: &NodeProto) -> TractResult<Ensemble> {
     let modes = a.tensor_bytes("nodes_modes")?;
     let (true_ids, true_leafs) = (a.ints("nodes_truenodeids")?, a.ints("nodes_trueleafs")?);
     let (false_ids, false_leafs) = (a.ints("nodes_falsenodeids")?, a.ints("nodes_falseleafs")?);
+    let missing_true = a.ints("nodes_missing_value_tracks_true")?;
     let leaf_targets = a.ints("leaf_targetids")?;
     let leaf_weights = a.tensor_reals("leaf_weights")?;
     for (name, len) in [
@@ -217,12 +218,8 @@ fn parse_v5(node: &NodeProto) -> TractResult<Ensemble> {
         });
         spec.true_ids.push(child(true_ids[i], true_leafs[i]));
         spec.false_ids.push(child(false_ids[i], false_leafs[i]));
-        spec.missing_true.push(
-            a.ints("nodes_missing_value_tracks_true")?
-                .get(i)
-                .copied()
-                .unwrap_or(0),
-        );
+        spec.missing_true
+            .push(missing_true.get(i).copied().unwrap_or(0));
     }
     for (j, tree) in leaf_tree.iter().enumerate() {
         let Some(tree) = *tree else { continue };
