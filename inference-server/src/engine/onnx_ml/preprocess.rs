@@ -75,23 +75,25 @@ impl Column {
                     .collect(),
             )?
             .into_tensor(),
-            (Column::Int(v), Column::Int(d)) => Tensor::from_shape(
-                shape,
-                &rows
-                    .iter()
-                    .map(|r| r.map_or(d[0], |i| v[i]))
-                    .collect::<Vec<_>>(),
-            )?,
-            (Column::Float(v), Column::Float(d)) => Tensor::from_shape(
-                shape,
-                &rows
-                    .iter()
-                    .map(|r| r.map_or(d[0], |i| v[i]))
-                    .collect::<Vec<_>>(),
-            )?,
+            (Column::Int(v), Column::Int(d)) => pick(v, d[0], rows, shape)?,
+            (Column::Float(v), Column::Float(d)) => pick(v, d[0], rows, shape)?,
             _ => bail!("the default value's type differs from the values'"),
         })
     }
+}
+
+/// `values[i]` for each row's index, `default` where there is none.
+fn pick<T: Datum + Copy>(
+    values: &[T],
+    default: T,
+    rows: &[Option<usize>],
+    shape: &[usize],
+) -> TractResult<Tensor> {
+    let picked: Vec<T> = rows
+        .iter()
+        .map(|r| r.map_or(default, |i| values[i]))
+        .collect();
+    Tensor::from_shape(shape, &picked)
 }
 
 /// Which operator, with its parameters.
