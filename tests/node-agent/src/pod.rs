@@ -136,6 +136,19 @@ impl PodRun {
         });
     }
 
+    /// Whether the container already waits on a failed image pull.
+    fn image_pull_failed_before(&self, kind: Kind, idx: usize) -> bool {
+        let r = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let list = match kind {
+            Kind::Init => &r.init,
+            Kind::Main => &r.main,
+        };
+        list.get(idx).is_some_and(|c| {
+            matches!(&c.state, State::Waiting { reason, .. }
+                if reason == "ErrImagePull" || reason == "ImagePullBackOff")
+        })
+    }
+
     fn phase(&self) -> &'static str {
         let r = self.records.lock().unwrap_or_else(|p| p.into_inner());
         status::phase(r.initialized, r.init_failed, &r.main, self.restart_policy())
@@ -486,7 +499,8 @@ async fn build_launch(
     };
     if argv.is_empty() {
         return Err(Error::Unsupported {
-            reason: "ImageNotMapped",
+            // What a kubelet reports for an image it cannot pull.
+            reason: "ErrImagePull",
             message: format!(
                 "image {:?} has no entry in the node agent's image map and the container gives no command",
                 image(container)
@@ -525,6 +539,13 @@ async fn run_container(
             Ok(launch) => launch,
             Err(e) => {
                 let reason = match &e {
+                    // Like a kubelet: the first failed pull is ErrImagePull,
+                    // later ones wait in ImagePullBackOff.
+                    Error::Unsupported { reason, .. }
+                        if *reason == "ErrImagePull" && run.image_pull_failed_before(kind, idx) =>
+                    {
+                        "ImagePullBackOff"
+                    }
                     Error::Unsupported { reason, .. } => *reason,
                     _ => "CreateContainerConfigError",
                 };
