@@ -210,10 +210,10 @@ fn settings<'a>(
         Credentials::Environment => None,
         Credentials::Settings(map) => Some(map),
     };
-    map.into_iter().flatten().filter_map(move |(key, value)| {
-        key.starts_with(provider)
-            .then(|| (key.to_ascii_lowercase(), value.as_str()))
-    })
+    map.into_iter()
+        .flatten()
+        .filter(move |(key, _)| key.starts_with(provider))
+        .map(|(key, value)| (key.to_ascii_lowercase(), value.as_str()))
 }
 
 /// The hex sha256 of `bytes`.

@@ -32,6 +32,31 @@ pub struct Config {
     #[arg(long, env = "AIMASS_MANAGE_CRDS", default_value_t = true, action = clap::ArgAction::Set)]
     pub manage_crds: bool,
 
+    /// Watch only this namespace (namespaced mode, as the Helm chart's
+    /// `watchNamespace`); all namespaces when unset.
+    #[arg(long, env = "AIMASS_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Elect one active operator among replicas through a Lease; the others
+    /// wait to take over.
+    #[arg(long, env = "AIMASS_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "AIMASS_LEASE_NAME", default_value = "aimass-operator")]
+    pub lease_name: String,
+
+    /// Namespace of the leader-election Lease: the operator's own namespace
+    /// in a cluster (`POD_NAMESPACE`), else the watched namespace, else
+    /// `default`.
+    #[arg(long, env = "AIMASS_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// This replica's identity in the Lease and in Events; the pod name in
+    /// a cluster.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+
     /// Log format.
     #[arg(long, env = "AIMASS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
@@ -58,6 +83,8 @@ mod tests {
         assert!(!config.manage_crds);
         let config = Config::try_parse_from(["aimass-operator"]).expect("parses");
         assert!(config.manage_crds);
+        assert!(config.leader_election);
         assert_eq!(config.admin_addr.port(), 8080);
+        assert_eq!(config.namespace, None);
     }
 }

@@ -39,6 +39,33 @@ pub enum Error {
     /// Metrics could not be registered or encoded.
     #[error("metrics failed")]
     Metrics(#[from] prometheus::Error),
+
+    /// Artifact storage could not be reached, read or written.
+    #[error("artifact storage failed: {0}")]
+    Storage(#[from] aimass_inference_server::Error),
+
+    /// An object the spec refers to does not exist.
+    #[error("{kind} {name:?} not found in namespace {namespace:?}")]
+    NotFound {
+        /// Kind of the missing object.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// Its namespace.
+        namespace: String,
+    },
+
+    /// The spec breaks a rule the schema cannot express.
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+
+    /// Another writer changed the object first; the reconcile runs again.
+    #[error("{0} changed while it was being updated")]
+    Conflict(String),
+
+    /// Leader election failed.
+    #[error("leader election failed")]
+    LeaderElection(#[from] kube_lease_manager::LeaseManagerError),
 }
 
 impl Error {
@@ -51,6 +78,27 @@ impl Error {
             Self::CrdNotEstablished { .. } => "CrdNotEstablished",
             Self::Admin { .. } => "AdminServerError",
             Self::Metrics(_) => "MetricsError",
+            Self::Storage(_) => "StorageUnavailable",
+            Self::NotFound { .. } => "ReferenceNotFound",
+            Self::InvalidSpec(_) => "InvalidSpec",
+            Self::Conflict(_) => "Conflict",
+            Self::LeaderElection(_) => "LeaderElectionFailed",
         }
     }
+
+    /// Wraps a client error with what was being done.
+    pub fn kube(context: impl Into<String>) -> impl FnOnce(kube::Error) -> Self {
+        let context = context.into();
+        move |source| Self::Kube { context, source }
+    }
+}
+
+/// Whether a client error is the API server's 409 Conflict.
+pub fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409)
+}
+
+/// Whether a client error is the API server's 404 Not Found.
+pub fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
 }

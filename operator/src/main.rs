@@ -1,19 +1,30 @@
 //! The aimass operator: one process running the controllers for the aimass.io
-//! API, with an admin server for probes and metrics.
+//! API (Model, TrainingJob), leader-elected through a Lease, with an admin
+//! server for probes and metrics.
 
 mod admin;
+mod artifact;
+mod conditions;
 mod config;
+mod context;
+mod controllers;
 mod crd_install;
 mod error;
+mod events;
+mod labels;
+mod leader;
 mod metrics;
+mod model;
+mod storage;
 mod telemetry;
+mod training_job;
 
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use clap::Parser;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 pub use error::Error;
 
@@ -32,19 +43,112 @@ async fn main() -> anyhow::Result<()> {
     let metrics = Arc::new(metrics::Metrics::new()?);
     let (ready_tx, ready) = watch::channel(false);
     let listener = admin::bind(config.admin_addr).await?;
-    let admin = tokio::spawn(admin::serve(listener, admin::AdminState { ready, metrics }));
+    let admin = tokio::spawn(admin::serve(
+        listener,
+        admin::AdminState {
+            ready,
+            metrics: metrics.clone(),
+        },
+    ));
 
     let client = kube::Client::try_default()
         .await
         .context("cannot reach the Kubernetes API (in-cluster config or KUBECONFIG)")?;
-    crd_install::ensure(client, config.manage_crds).await?;
-    ready_tx.send_replace(true);
-    info!(admin = %config.admin_addr, "ready");
+    crd_install::ensure(client.clone(), config.manage_crds).await?;
 
-    shutdown_signal().await;
-    info!("shutting down");
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut stop: watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+
+    let identity = config.identity.clone().unwrap_or_else(default_identity);
+    let mut election = if config.leader_election {
+        let namespace = config
+            .lease_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .or_else(|| config.namespace.clone())
+            .unwrap_or_else(|| "default".into());
+        // A standby replica is healthy and ready to take over.
+        ready_tx.send_replace(true);
+        let mut election =
+            leader::Election::join(client.clone(), &namespace, &config.lease_name, &identity)
+                .await?;
+        tokio::select! {
+            () = election.acquired() => {},
+            () = stopped(stop.clone()) => {
+                election.resign().await;
+                admin.abort();
+                return Ok(());
+            }
+        }
+        ready_tx.send_replace(false);
+        Some(election)
+    } else {
+        None
+    };
+
+    let ctx = Arc::new(context::Context {
+        client: client.clone(),
+        metrics,
+        events: events::Events::new(client, Some(identity)),
+        followers: Default::default(),
+    });
+    let (lost_tx, lost) = watch::channel(false);
+    let shutdown = {
+        let stop = stop.clone();
+        async move {
+            tokio::select! {
+                () = stopped(stop) => {},
+                () = stopped(lost) => {},
+            }
+        }
+    };
+    let controllers = controllers::run(ctx, config.namespace.as_deref(), ready_tx, shutdown);
+    let lost_leadership = match election.as_mut() {
+        Some(election) => {
+            tokio::pin!(controllers);
+            tokio::select! {
+                () = &mut controllers => false,
+                () = election.lost() => {
+                    warn!("lost leadership; stopping the controllers");
+                    let _ = lost_tx.send(true);
+                    controllers.await;
+                    true
+                }
+            }
+        }
+        None => {
+            controllers.await;
+            false
+        }
+    };
+    if let Some(election) = election {
+        election.resign().await;
+    }
     admin.abort();
+    if lost_leadership {
+        // Exit non-zero so the pod restarts and rejoins as a standby.
+        anyhow::bail!("lost leadership");
+    }
     Ok(())
+}
+
+/// The host name, which is the pod name in a cluster.
+fn default_identity() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .map_or_else(
+            || format!("aimass-operator-{}", std::process::id()),
+            |h| format!("{h}-{}", std::process::id()),
+        )
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

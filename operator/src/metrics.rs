@@ -1,12 +1,93 @@
 //! The operator's Prometheus registry: one per process, each subsystem
 //! registering its own metrics into it.
 
-use prometheus::{IntGaugeVec, Opts, Registry};
+use std::time::Instant;
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// The process-wide registry and the operator's own metrics.
 pub struct Metrics {
     /// The registry `/metrics` renders.
     pub registry: Registry,
+    /// Reconcile counts, failures and durations, by controller.
+    pub reconcile: ReconcileMetrics,
+}
+
+/// How the controllers' reconciles go.
+pub struct ReconcileMetrics {
+    runs: IntCounterVec,
+    failures: IntCounterVec,
+    duration: HistogramVec,
+}
+
+impl ReconcileMetrics {
+    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let runs = IntCounterVec::new(
+            Opts::new(
+                "aimass_operator_reconciliations_total",
+                "Reconciles run, by controller.",
+            ),
+            &["controller"],
+        )?;
+        let failures = IntCounterVec::new(
+            Opts::new(
+                "aimass_operator_reconcile_errors_total",
+                "Reconciles that failed, by controller and error category.",
+            ),
+            &["controller", "category"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "aimass_operator_reconcile_duration_seconds",
+                "Time a reconcile took, by controller.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["controller"],
+        )?;
+        registry.register(Box::new(runs.clone()))?;
+        registry.register(Box::new(failures.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        Ok(Self {
+            runs,
+            failures,
+            duration,
+        })
+    }
+
+    /// Starts timing one reconcile of `controller`.
+    pub fn start(&self, controller: &'static str) -> ReconcileTimer<'_> {
+        self.runs.with_label_values(&[controller]).inc();
+        ReconcileTimer {
+            metrics: self,
+            controller,
+            started: Instant::now(),
+        }
+    }
+
+    /// Counts a failed reconcile of `controller`.
+    pub fn failed(&self, controller: &str, category: &str) {
+        self.failures
+            .with_label_values(&[controller, category])
+            .inc();
+    }
+}
+
+/// Observes a reconcile's duration when dropped.
+pub struct ReconcileTimer<'a> {
+    metrics: &'a ReconcileMetrics,
+    controller: &'static str,
+    started: Instant,
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .duration
+            .with_label_values(&[self.controller])
+            .observe(self.started.elapsed().as_secs_f64());
+    }
 }
 
 impl Metrics {
@@ -27,7 +108,11 @@ impl Metrics {
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
-        Ok(Self { registry })
+        let reconcile = ReconcileMetrics::register(&registry)?;
+        Ok(Self {
+            registry,
+            reconcile,
+        })
     }
 
     /// Renders every metric in the Prometheus text format.
@@ -42,7 +127,21 @@ mod tests {
 
     #[test]
     fn renders_build_info_and_process_metrics() {
-        let text = Metrics::new().expect("registry").render().expect("renders");
+        let metrics = Metrics::new().expect("registry");
+        drop(metrics.reconcile.start("model"));
+        metrics.reconcile.failed("model", "StorageUnavailable");
+        let text = metrics.render().expect("renders");
+        assert!(
+            text.contains("aimass_operator_reconciliations_total{controller=\"model\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("aimass_operator_reconcile_errors_total{category=\"StorageUnavailable\",controller=\"model\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "aimass_operator_reconcile_duration_seconds_count{controller=\"model\"} 1"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains(&format!(
                 "aimass_operator_build_info{{version=\"{}\"}} 1",

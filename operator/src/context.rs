@@ -1,0 +1,20 @@
+//! What every controller shares: the client, metrics, the Event publisher
+//! and the training log followers.
+
+use std::sync::Arc;
+
+use crate::events::Events;
+use crate::metrics::Metrics;
+use crate::training_job::follower::Followers;
+
+/// The shared state of the controllers.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: kube::Client,
+    /// The process's metrics.
+    pub metrics: Arc<Metrics>,
+    /// Publishes Events.
+    pub events: Events,
+    /// Follows running trainers' output.
+    pub followers: Followers,
+}

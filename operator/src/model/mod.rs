@@ -1,0 +1,654 @@
+//! The Model controller: keeps the registry of a Model's versions (from
+//! storage, imports and training runs), moves its aliases through the
+//! promotion gates or the user's pins, applies retention, and starts
+//! training runs on creation and on the schedule, never two at once.
+
+mod promotion;
+mod registry;
+mod schedule;
+mod training;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aimass_crds::v1alpha1::conditions::{reasons, types};
+use aimass_crds::v1alpha1::{
+    AliasMove, CHALLENGER_ALIAS, Model, ModelDeployment, ModelStatus, ModelVersion,
+    PromotionPolicy, VersionLineage, VersionPhase,
+};
+use aimass_crds::validation;
+use aimass_inference_server::source::Location;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+use tracing::{info, instrument, warn};
+
+use crate::conditions::{self, Wanted};
+use crate::context::Context;
+use crate::error::{Error, is_conflict, is_not_found};
+use crate::events::Severity;
+use crate::{artifact, storage};
+use promotion::Verdict;
+
+/// The controller's name in metrics and logs.
+pub const CONTROLLER: &str = "model";
+/// The finalizer that deletes a Model's artifacts when it is deleted; set
+/// only when `retention.deleteArtifacts` asks for that.
+pub const FINALIZER: &str = "aimass.io/delete-artifacts";
+/// How many alias moves `status.aliasHistory` keeps.
+const ALIAS_HISTORY_LIMIT: usize = 20;
+/// The safety-net interval between reconciles.
+const RESYNC: Duration = Duration::from_secs(300);
+/// The marker retention leaves beside a retired version's record, so a
+/// re-created Model does not recover it.
+const RETIRED_FILE: &str = "retired.json";
+
+/// What a reconcile decided to say, published once its status is written.
+struct Notice {
+    severity: Severity,
+    reason: String,
+    note: String,
+}
+
+/// Reconciles one Model.
+#[instrument(skip_all, fields(name = %model.name_any(), namespace = model.namespace()))]
+pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile.start(CONTROLLER);
+    let namespace = model.namespace().unwrap_or_default();
+    let models: Api<Model> = Api::namespaced(ctx.client.clone(), &namespace);
+    if model.meta().deletion_timestamp.is_some() {
+        return finalize(&ctx, &models, &model).await;
+    }
+    ensure_finalizer(&models, &model).await?;
+
+    let now = Time(jiff::Timestamp::now());
+    let old = model.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    status.observed_generation = model.metadata.generation;
+    let mut notices = Vec::new();
+
+    if let Err(e) = validation::validate_model(&model.spec) {
+        set_ready(
+            &mut status,
+            &model,
+            false,
+            reasons::INVALID_SPEC,
+            e.to_string(),
+            &now,
+        );
+        write_status(&models, &model, &old, status).await?;
+        return Ok(Action::requeue(RESYNC));
+    }
+    let registry = match &model.spec.storage {
+        Some(s) => Some(storage::registry(
+            &storage::open(&ctx.client, &namespace, &s.prefix, s.secret_ref.as_ref()).await?,
+            &model.name_any(),
+        )),
+        None => None,
+    };
+
+    // 1. Versions: recover and pick up records from storage, import source.uri.
+    let known: BTreeSet<i64> = status.versions.iter().map(|v| v.version).collect();
+    let mut arrived = match &registry {
+        Some(registry) => read_new_records(registry, &known).await?,
+        None => Vec::new(),
+    };
+    if let Some(uri) = model.spec.source.uri.clone()
+        && let Some(imported) =
+            import(&ctx, &model, &status, registry.as_ref(), &uri, &arrived).await?
+    {
+        arrived.push(imported);
+    }
+    let created = model.metadata.creation_timestamp.clone().map(|t| t.0);
+    let (recovered, fresh): (Vec<_>, Vec<_>) = arrived
+        .into_iter()
+        .partition(|v| created.is_some_and(|c| v.created.0 < c));
+    if !recovered.is_empty() {
+        notices.push(Notice {
+            severity: Severity::Normal,
+            reason: "VersionsRecovered".into(),
+            note: format!("recovered versions {} from storage", list(&recovered)),
+        });
+        status.versions = registry::merge(&status.versions, recovered);
+        if status.aliases.is_empty()
+            && let Some(registry) = &registry
+        {
+            status.aliases = read_aliases(registry, &status.versions).await;
+        }
+    }
+
+    // 2. Gates: each new version, oldest first, against the alias holder.
+    for mut version in fresh {
+        if version.phase == VersionPhase::Ready {
+            judge(&model, &mut status, &mut version, &now, &mut notices);
+        } else {
+            notices.push(Notice {
+                severity: Severity::Warning,
+                reason: "VersionRejected".into(),
+                note: format!(
+                    "version {} was rejected: {}",
+                    version.version,
+                    version.message.clone().unwrap_or_default()
+                ),
+            });
+        }
+        status.versions = registry::merge(&status.versions, vec![version]);
+    }
+    status.latest_version = status
+        .versions
+        .iter()
+        .map(|v| v.version)
+        .chain(status.latest_version)
+        .max();
+
+    // 3. The user's pins win over promotion.
+    let unresolved = apply_pins(&model, &mut status, &now, &mut notices);
+
+    // 4. Retention.
+    let protected = protected_versions(&ctx, &model, &status).await?;
+    let keep_last = usize::try_from(model.spec.retention.keep_last).unwrap_or(1);
+    let (kept, dropped) =
+        registry::retain(std::mem::take(&mut status.versions), keep_last, &protected);
+    status.versions = kept;
+    if !dropped.is_empty() {
+        if let Some(registry) = &registry {
+            retire(
+                registry,
+                &dropped,
+                model.spec.retention.delete_artifacts,
+                &now,
+            )
+            .await?;
+        }
+        notices.push(Notice {
+            severity: Severity::Normal,
+            reason: "VersionsRetired".into(),
+            note: format!(
+                "retention (keepLast {keep_last}) removed versions {}",
+                list(&dropped)
+            ),
+        });
+    }
+
+    // 5. Training runs.
+    let requeue = training::reconcile(&ctx, &model, &mut status, &now, &mut notices).await?;
+
+    // 6. Conditions.
+    let ready_versions = status
+        .versions
+        .iter()
+        .filter(|v| v.phase == VersionPhase::Ready)
+        .count();
+    let alias = &model.spec.promotion.alias;
+    let (ready, reason, message) = if !unresolved.is_empty() {
+        (false, reasons::ALIAS_UNRESOLVED, unresolved.join("; "))
+    } else if ready_versions == 0 {
+        (
+            false,
+            reasons::NO_READY_VERSION,
+            "no version is Ready yet".to_owned(),
+        )
+    } else {
+        let pointer = status.aliases.get(alias).map_or_else(
+            || format!("{alias} is not set"),
+            |v| format!("{alias} -> v{v}"),
+        );
+        (
+            true,
+            reasons::AS_EXPECTED,
+            format!("{ready_versions} Ready version(s); {pointer}"),
+        )
+    };
+    set_ready(&mut status, &model, ready, reason, message, &now);
+
+    if status.aliases != old.aliases
+        && let Some(registry) = &registry
+    {
+        let bytes = serde_json::to_vec_pretty(&status.aliases).unwrap_or_default();
+        registry.child(storage::ALIASES_FILE).put(bytes).await?;
+    }
+    write_status(&models, &model, &old, status).await?;
+    for notice in notices {
+        ctx.events
+            .publish(
+                &model.object_ref(&()),
+                notice.severity,
+                &notice.reason,
+                "Register",
+                notice.note,
+            )
+            .await;
+    }
+    Ok(Action::requeue(requeue.map_or(RESYNC, |r| r.min(RESYNC))))
+}
+
+/// Requeues after a failed reconcile.
+pub fn error_policy(_model: Arc<Model>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile.failed(CONTROLLER, error.category());
+    crate::training_job::retry_after(error)
+}
+
+fn list(versions: &[ModelVersion]) -> String {
+    versions
+        .iter()
+        .map(|v| format!("v{}", v.version))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Records in storage that status does not hold, skipping retired ones.
+async fn read_new_records(
+    registry: &Location,
+    known: &BTreeSet<i64>,
+) -> Result<Vec<ModelVersion>, Error> {
+    let names = registry.list().await?;
+    let retired: BTreeSet<&str> = names
+        .iter()
+        .filter_map(|n| n.strip_suffix(&format!("/{RETIRED_FILE}")))
+        .collect();
+    let mut records = Vec::new();
+    for version in storage::recorded_versions(registry).await? {
+        if known.contains(&version) || retired.contains(version.to_string().as_str()) {
+            continue;
+        }
+        let record = storage::version_dir(registry, version).child(storage::VERSION_FILE);
+        match record
+            .get()
+            .await
+            .map(|b| serde_json::from_slice::<ModelVersion>(&b))
+        {
+            Ok(Ok(parsed)) if parsed.version == version => records.push(parsed),
+            Ok(_) => warn!(uri = record.uri, "ignoring an unreadable version record"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(records)
+}
+
+async fn read_aliases(registry: &Location, versions: &[ModelVersion]) -> BTreeMap<String, i64> {
+    let Ok(Some(bytes)) = registry.child(storage::ALIASES_FILE).get_if_exists().await else {
+        return BTreeMap::new();
+    };
+    let aliases: BTreeMap<String, i64> = serde_json::from_slice(&bytes).unwrap_or_default();
+    aliases
+        .into_iter()
+        .filter(|(_, v)| versions.iter().any(|r| r.version == *v))
+        .collect()
+}
+
+/// Records the artifact at `source.uri` as a version unless one already
+/// records it. A read failure is retried; a validation failure is recorded
+/// as a Rejected version.
+async fn import(
+    ctx: &Context,
+    model: &Model,
+    status: &ModelStatus,
+    registry: Option<&Location>,
+    uri: &str,
+    arrived: &[ModelVersion],
+) -> Result<Option<ModelVersion>, Error> {
+    let expected = model.spec.source.sha256.clone();
+    let matches = |v: &ModelVersion| {
+        v.lineage.as_ref().and_then(|l| l.imported_from.as_deref()) == Some(uri)
+            && (expected.is_none() || v.sha256 == expected || v.phase == VersionPhase::Rejected)
+    };
+    if status.versions.iter().chain(arrived).any(matches) {
+        return Ok(None);
+    }
+    let namespace = model.namespace().unwrap_or_default();
+    let source = storage::open(
+        &ctx.client,
+        &namespace,
+        uri,
+        model.spec.source.secret_ref.as_ref(),
+    )
+    .await?;
+    let bytes = source.get().await?;
+    let version = status
+        .versions
+        .iter()
+        .chain(arrived)
+        .map(|v| v.version)
+        .chain(status.latest_version)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let mut record = ModelVersion {
+        version,
+        phase: VersionPhase::Ready,
+        reason: None,
+        message: None,
+        uri: source.uri.clone(),
+        sha256: None,
+        size_bytes: None,
+        signature: None,
+        metrics: BTreeMap::new(),
+        lineage: Some(VersionLineage {
+            imported_from: Some(uri.to_owned()),
+            ..VersionLineage::default()
+        }),
+        created: Time(jiff::Timestamp::now()),
+    };
+    match artifact::validate(bytes, expected).await {
+        Ok(valid) => {
+            record.sha256 = Some(valid.sha256);
+            record.size_bytes = Some(valid.size_bytes);
+            record.signature = Some(valid.signature);
+        }
+        Err(message) => {
+            record.phase = VersionPhase::Rejected;
+            record.reason = Some(reasons::ARTIFACT_INVALID.into());
+            record.message = Some(message);
+        }
+    }
+    if let Some(registry) = registry {
+        let bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
+        storage::version_dir(registry, version)
+            .child(storage::VERSION_FILE)
+            .put(bytes)
+            .await?;
+    }
+    info!(version, "imported source.uri");
+    Ok(Some(record))
+}
+
+/// Runs the gates on a new Ready version and moves aliases as the policy and
+/// the pins allow; records the verdict on the version.
+fn judge(
+    model: &Model,
+    status: &mut ModelStatus,
+    version: &mut ModelVersion,
+    now: &Time,
+    notices: &mut Vec<Notice>,
+) {
+    let promotion = &model.spec.promotion;
+    let alias = promotion.alias.as_str();
+    let holder = status
+        .aliases
+        .get(alias)
+        .and_then(|h| status.versions.iter().find(|v| v.version == *h));
+    let verdict = promotion::judge(version, holder, &promotion.gates);
+    let pinned = |name: &str| model.spec.aliases.contains_key(name);
+    let n = version.version;
+    let (reason, message, moves): (&str, String, Option<&str>) = match verdict {
+        Verdict::Fail(evidence) => ("GatesFailed", evidence, None),
+        Verdict::Challenger(evidence) => {
+            ("NotBetterThanChampion", evidence, Some(CHALLENGER_ALIAS))
+        }
+        Verdict::Promote(evidence) if pinned(alias) => (
+            "AliasPinned",
+            format!("passed the gates ({evidence}) but {alias} is pinned in spec.aliases"),
+            None,
+        ),
+        Verdict::Promote(evidence) if promotion.policy == PromotionPolicy::Manual => (
+            "AwaitingManualPromotion",
+            format!(
+                "passed the gates ({evidence}); promotion is Manual: pin {alias}: {n} in spec.aliases to promote"
+            ),
+            None,
+        ),
+        Verdict::Promote(evidence) => ("Promoted", evidence, Some(alias)),
+    };
+    version.reason = (reason != "Promoted").then(|| reason.to_owned());
+    version.message = Some(message.clone());
+    let severity = if reason == "GatesFailed" {
+        Severity::Warning
+    } else {
+        Severity::Normal
+    };
+    notices.push(Notice {
+        severity,
+        reason: if reason == "Promoted" {
+            "VersionRegistered".into()
+        } else {
+            reason.to_owned()
+        },
+        note: format!("version {n} registered: {message}"),
+    });
+    if let Some(target) = moves.filter(|t| !pinned(t)) {
+        let why = if target == alias {
+            "Promoted"
+        } else {
+            "Challenger"
+        };
+        move_alias(status, target, n, why, Some(message), now, notices);
+    }
+}
+
+fn move_alias(
+    status: &mut ModelStatus,
+    alias: &str,
+    to: i64,
+    reason: &str,
+    message: Option<String>,
+    now: &Time,
+    notices: &mut Vec<Notice>,
+) {
+    let from = status.aliases.insert(alias.to_owned(), to);
+    if from == Some(to) {
+        return;
+    }
+    let shown_from = from.map_or_else(|| "unset".to_owned(), |v| format!("v{v}"));
+    notices.push(Notice {
+        severity: Severity::Normal,
+        reason: "AliasMoved".into(),
+        note: format!(
+            "{alias}: {shown_from} -> v{to} ({reason}){}",
+            message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        ),
+    });
+    status.alias_history.push(AliasMove {
+        alias: alias.to_owned(),
+        from,
+        to,
+        reason: reason.to_owned(),
+        message,
+        time: now.clone(),
+    });
+    let excess = status
+        .alias_history
+        .len()
+        .saturating_sub(ALIAS_HISTORY_LIMIT);
+    status.alias_history.drain(..excess);
+}
+
+/// Points every alias pinned in `spec.aliases` at its version; returns the
+/// pins that cannot be honoured.
+fn apply_pins(
+    model: &Model,
+    status: &mut ModelStatus,
+    now: &Time,
+    notices: &mut Vec<Notice>,
+) -> Vec<String> {
+    let mut unresolved = Vec::new();
+    for (alias, &version) in &model.spec.aliases {
+        match status.versions.iter().find(|v| v.version == version) {
+            Some(v) if v.phase == VersionPhase::Ready => {
+                move_alias(status, alias, version, "Pinned", None, now, notices)
+            }
+            Some(_) => unresolved.push(format!(
+                "{alias} is pinned to v{version}, which was Rejected"
+            )),
+            None => unresolved.push(format!(
+                "{alias} is pinned to v{version}, which does not exist"
+            )),
+        }
+    }
+    unresolved
+}
+
+/// Versions retention must keep: those an alias points at, and those a
+/// ModelDeployment pins or serves.
+async fn protected_versions(
+    ctx: &Context,
+    model: &Model,
+    status: &ModelStatus,
+) -> Result<BTreeSet<i64>, Error> {
+    let mut protected: BTreeSet<i64> = status
+        .aliases
+        .values()
+        .chain(model.spec.aliases.values())
+        .copied()
+        .collect();
+    let deployments: Api<ModelDeployment> =
+        Api::namespaced(ctx.client.clone(), &model.namespace().unwrap_or_default());
+    let listed = deployments
+        .list(&Default::default())
+        .await
+        .map_err(Error::kube("listing ModelDeployments"))?;
+    for md in listed
+        .items
+        .iter()
+        .filter(|md| md.spec.model.name == model.name_any())
+    {
+        protected.extend(md.spec.model.version);
+        protected.extend(md.status.as_ref().and_then(|s| s.serving_version));
+    }
+    Ok(protected)
+}
+
+/// Retires dropped versions in storage: deletes their files when the user
+/// asked for it, otherwise leaves a marker so they are not recovered.
+async fn retire(
+    registry: &Location,
+    dropped: &[ModelVersion],
+    delete: bool,
+    now: &Time,
+) -> Result<(), Error> {
+    for version in dropped {
+        let dir = storage::version_dir(registry, version.version);
+        if delete {
+            for name in dir.list().await? {
+                dir.child(&name).delete().await?;
+            }
+        } else {
+            let marker = serde_json::json!({ "retiredAt": now });
+            dir.child(RETIRED_FILE)
+                .put(marker.to_string().into_bytes())
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+fn set_ready(
+    status: &mut ModelStatus,
+    model: &Model,
+    ready: bool,
+    reason: &str,
+    message: String,
+    now: &Time,
+) {
+    conditions::set(
+        &mut status.conditions,
+        Wanted {
+            type_: types::READY,
+            status: ready,
+            reason,
+            message,
+        },
+        model.metadata.generation,
+        now,
+    );
+}
+
+/// Replaces the status under optimistic concurrency (training runs reserve
+/// version numbers in it too); skips the write when nothing changed.
+async fn write_status(
+    models: &Api<Model>,
+    model: &Model,
+    old: &ModelStatus,
+    status: ModelStatus,
+) -> Result<(), Error> {
+    if &status == old {
+        return Ok(());
+    }
+    let mut updated = model.clone();
+    updated.status = Some(status);
+    match models
+        .replace_status(&model.name_any(), &PostParams::default(), &updated)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_conflict(&e) => Err(Error::Conflict(format!("Model {}", model.name_any()))),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(Error::kube("writing Model status")(e)),
+    }
+}
+
+/// Adds the finalizer when artifacts must be deleted with the Model, and
+/// removes it when that is no longer asked for.
+async fn ensure_finalizer(models: &Api<Model>, model: &Model) -> Result<(), Error> {
+    let wanted = model.spec.retention.delete_artifacts && model.spec.storage.is_some();
+    let has = model.finalizers().iter().any(|f| f == FINALIZER);
+    if wanted == has {
+        return Ok(());
+    }
+    let mut finalizers: Vec<String> = model
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if wanted {
+        finalizers.push(FINALIZER.into());
+    }
+    let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": model.resource_version()}});
+    models
+        .patch(
+            &model.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(Error::kube("updating the Model's finalizers"))?;
+    Ok(())
+}
+
+/// Deletes the Model's artifacts (only when the finalizer is there, that is,
+/// when the user asked for it), then lets the deletion finish.
+async fn finalize(ctx: &Context, models: &Api<Model>, model: &Model) -> Result<Action, Error> {
+    if !model.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    if let Some(s) = &model.spec.storage {
+        let namespace = model.namespace().unwrap_or_default();
+        let registry = storage::registry(
+            &storage::open(&ctx.client, &namespace, &s.prefix, s.secret_ref.as_ref()).await?,
+            &model.name_any(),
+        );
+        for name in registry.list().await? {
+            registry.child(&name).delete().await?;
+        }
+        ctx.events
+            .publish(
+                &model.object_ref(&()),
+                Severity::Normal,
+                "ArtifactsDeleted",
+                "Delete",
+                format!("deleted the artifacts under {}", registry.uri),
+            )
+            .await;
+    }
+    let finalizers: Vec<String> = model
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    let patch = serde_json::json!({"metadata": {"finalizers": finalizers}});
+    models
+        .patch(
+            &model.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(Error::kube("removing the Model's finalizer"))?;
+    Ok(Action::await_change())
+}

@@ -1,0 +1,505 @@
+//! The TrainingJob controller: runs the trainer as a `batch/v1` Job, follows
+//! its progress, and on success validates the artifact and records it as a
+//! version of the Model in storage (`version.json`), where the Model
+//! controller picks it up. Terminal phases are final: nothing is re-created
+//! once a run has succeeded or failed.
+
+pub mod follower;
+pub mod job;
+mod outcome;
+pub mod progress;
+mod register;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aimass_crds::v1alpha1::conditions::{reasons, types};
+use aimass_crds::v1alpha1::{
+    ArtifactStorage, Model, TrainingJob, TrainingJobStatus, TrainingPhase,
+};
+use aimass_crds::validation;
+use aimass_inference_server::source::Location;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{ListParams, LogParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+use tracing::{info, instrument};
+
+use crate::conditions::{self, Wanted};
+use crate::context::Context;
+use crate::error::{Error, is_conflict, is_not_found};
+use crate::events::Severity;
+use crate::storage;
+use outcome::Observed;
+
+/// The controller's name in metrics and logs.
+pub const CONTROLLER: &str = "trainingjob";
+/// How often a run in progress is looked at even without a change.
+const POLL: Duration = Duration::from_secs(5);
+
+/// Reconciles one TrainingJob.
+#[instrument(skip_all, fields(name = %tj.name_any(), namespace = tj.namespace()))]
+pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile.start(CONTROLLER);
+    let namespace = tj.namespace().unwrap_or_default();
+    let name = tj.name_any();
+    let uid = tj.uid().unwrap_or_default();
+    let status = tj.status.clone().unwrap_or_default();
+    if is_terminal(status.phase) {
+        ctx.followers.stop(&uid);
+        return Ok(Action::await_change());
+    }
+    let jobs: Api<TrainingJob> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut next = status.clone();
+    let now = Time(jiff::Timestamp::now());
+
+    // Fetch what the run depends on and check what the schema cannot.
+    let models: Api<Model> = Api::namespaced(ctx.client.clone(), &namespace);
+    let model_name = &tj.spec.model_ref.name;
+    let Some(model) = models
+        .get_opt(model_name)
+        .await
+        .map_err(Error::kube("reading the Model"))?
+    else {
+        next.phase = TrainingPhase::Pending;
+        let message = format!(
+            "Model {model_name:?} does not exist in namespace {namespace:?}; the run starts once it does"
+        );
+        set_running(
+            &mut next,
+            &tj,
+            false,
+            reasons::REFERENCE_NOT_FOUND,
+            message,
+            &now,
+        );
+        write_status(&jobs, &tj, &status, next).await?;
+        return Ok(Action::requeue(Duration::from_secs(10)));
+    };
+    let storage = match storage_of(&tj, &model) {
+        Ok(storage) => storage.clone(),
+        Err(message) => {
+            fail(
+                &ctx,
+                &jobs,
+                &tj,
+                &status,
+                next,
+                reasons::INVALID_SPEC,
+                message,
+                &now,
+            )
+            .await?;
+            return Ok(Action::await_change());
+        }
+    };
+
+    // Reserve the version number and the output location, once.
+    let registry = storage::registry(
+        &storage::open(
+            &ctx.client,
+            &namespace,
+            &storage.prefix,
+            storage.secret_ref.as_ref(),
+        )
+        .await?,
+        model_name,
+    );
+    let version = match status.model_version {
+        Some(version) => version,
+        None => match reserve_version(&models, &model, &registry).await? {
+            Some(version) => version,
+            // The Model has not been reconciled yet (it may be recovering
+            // its history from storage); numbers are handed out after that.
+            None => return Ok(Action::requeue(Duration::from_secs(2))),
+        },
+    };
+    let output = storage::version_dir(&registry, version);
+    next.model_version = Some(version);
+    next.output_uri = Some(output.uri.clone());
+
+    // Run the trainer.
+    let job_name = job::job_name(&tj);
+    let run = job::Run {
+        version,
+        output_uri: &output.uri,
+        storage_secret: storage.secret_ref.as_ref().map(|s| s.name.as_str()),
+    };
+    ensure_created(&ctx, &namespace, job::build_service(&tj)).await?;
+    let job = ensure_job(
+        &ctx,
+        &namespace,
+        &job_name,
+        job::build(&tj, &run),
+        status.job_name.is_some(),
+    )
+    .await?;
+    next.job_name = Some(job_name.clone());
+    let Some(job) = job else {
+        let message = format!("the Job {job_name} was deleted before the run finished");
+        fail(&ctx, &jobs, &tj, &status, next, "JobDeleted", message, &now).await?;
+        return Ok(Action::await_change());
+    };
+
+    // Observe it.
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let listed = pods
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job_name}")))
+        .await
+        .map_err(Error::kube("listing the trainer pods"))?;
+    match outcome::observe(&job, &listed.items, &now) {
+        Observed::Pending { message } => {
+            next.phase = TrainingPhase::Pending;
+            set_running(&mut next, &tj, false, reasons::PENDING, message, &now);
+            write_status(&jobs, &tj, &status, next).await?;
+            Ok(Action::requeue(POLL))
+        }
+        Observed::Running { started, pod } => {
+            if let Some(pod) = &pod {
+                ctx.followers
+                    .ensure(jobs.clone(), pods.clone(), &name, &uid, pod);
+            }
+            next.phase = TrainingPhase::Running;
+            next.start_time = next.start_time.or(started).or_else(|| Some(now.clone()));
+            let message = format!("the trainer runs in pod {}", pod.unwrap_or_default());
+            set_running(
+                &mut next,
+                &tj,
+                true,
+                reasons::TRAINER_RUNNING,
+                message,
+                &now,
+            );
+            if status.phase != TrainingPhase::Running {
+                publish(
+                    &ctx,
+                    &tj,
+                    Severity::Normal,
+                    "Started",
+                    format!("training run for {model_name} version {version} started"),
+                )
+                .await;
+            }
+            write_status(&jobs, &tj, &status, next).await?;
+            Ok(Action::requeue(POLL))
+        }
+        Observed::Failed(failure) => {
+            ctx.followers.stop(&uid);
+            let tail = match &failure.pod {
+                Some(pod) => pods
+                    .logs(
+                        pod,
+                        &LogParams {
+                            container: Some(job::CONTAINER.into()),
+                            tail_lines: Some(20),
+                            ..LogParams::default()
+                        },
+                    )
+                    .await
+                    .unwrap_or_default(),
+                None => String::new(),
+            };
+            let failure = outcome::explain(failure, &tail);
+            if failure.reason == reasons::IMAGE_UNAVAILABLE {
+                // Nothing more will run: stop the pods waiting on the image.
+                let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+                let _ = jobs_api.delete(&job_name, &Default::default()).await;
+            }
+            fail(
+                &ctx,
+                &jobs,
+                &tj,
+                &status,
+                next,
+                &failure.reason,
+                failure.message,
+                &now,
+            )
+            .await?;
+            Ok(Action::await_change())
+        }
+        Observed::Completed { completed } => {
+            ctx.followers.stop(&uid);
+            let recorded = register::record(&tj, &output, version).await?;
+            next.phase = TrainingPhase::Succeeded;
+            next.completion_time = completed;
+            next.metrics.extend(recorded.metrics.clone());
+            next.metrics_summary = progress::summary(&next.metrics);
+            let (reason, message, severity) = match &recorded.reason {
+                Some(reason) => (
+                    reason.as_str(),
+                    format!(
+                        "version {version} was rejected: {}",
+                        recorded.message.clone().unwrap_or_default()
+                    ),
+                    Severity::Warning,
+                ),
+                None => (
+                    reasons::VERSION_REGISTERED,
+                    format!(
+                        "version {version} of {model_name} was recorded at {}",
+                        recorded.uri
+                    ),
+                    Severity::Normal,
+                ),
+            };
+            next.reason = Some(reason.to_owned());
+            next.message = Some(message.clone());
+            set_running(&mut next, &tj, false, reason, message.clone(), &now);
+            conditions::set(
+                &mut next.conditions,
+                Wanted {
+                    type_: types::SUCCEEDED,
+                    status: true,
+                    reason,
+                    message: message.clone(),
+                },
+                tj.metadata.generation,
+                &now,
+            );
+            publish(&ctx, &tj, severity, reason, message).await;
+            write_status(&jobs, &tj, &status, next).await?;
+            info!(version, "training run finished");
+            Ok(Action::await_change())
+        }
+    }
+}
+
+/// Requeues after a failed reconcile: invalid input waits for a change (its
+/// condition explains it); everything else retries.
+pub fn error_policy(_tj: Arc<TrainingJob>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile.failed(CONTROLLER, error.category());
+    retry_after(error)
+}
+
+/// How long to wait after `error` before reconciling again.
+pub fn retry_after(error: &Error) -> Action {
+    match error {
+        Error::Conflict(_) => Action::requeue(Duration::from_millis(500)),
+        Error::InvalidSpec(_) => Action::requeue(Duration::from_secs(300)),
+        _ => Action::requeue(Duration::from_secs(10)),
+    }
+}
+
+fn is_terminal(phase: TrainingPhase) -> bool {
+    matches!(phase, TrainingPhase::Succeeded | TrainingPhase::Failed)
+}
+
+/// The storage a run writes to: its own, or its Model's.
+fn storage_of<'a>(tj: &'a TrainingJob, model: &'a Model) -> Result<&'a ArtifactStorage, String> {
+    validation::validate_training_job(&tj.spec).map_err(|e| e.to_string())?;
+    let storage = tj
+        .spec
+        .storage
+        .as_ref()
+        .or(model.spec.storage.as_ref())
+        .ok_or_else(|| {
+            format!(
+                "no artifact storage: set spec.storage on this TrainingJob or on Model {:?}",
+                tj.spec.model_ref.name
+            )
+        })?;
+    if storage.prefix.starts_with("pvc://") {
+        return Err("pvc:// storage is not supported for training runs yet: the operator must read the artifact to validate it; use s3://, gs://, az:// or file://".into());
+    }
+    Ok(storage)
+}
+
+/// Hands out the next version number of `model` by bumping its
+/// `status.latestVersion` under optimistic concurrency, skipping numbers
+/// that storage already holds. `None` until the Model controller has
+/// reconciled the Model once.
+async fn reserve_version(
+    models: &Api<Model>,
+    model: &Model,
+    registry: &Location,
+) -> Result<Option<i64>, Error> {
+    let name = model.name_any();
+    let taken = storage::recorded_versions(registry).await?;
+    let mut current = model.clone();
+    for _ in 0..5 {
+        let status = current.status.clone().unwrap_or_default();
+        if status.observed_generation.is_none() {
+            return Ok(None);
+        }
+        let mut candidate = status
+            .latest_version
+            .unwrap_or(0)
+            .max(status.versions.iter().map(|v| v.version).max().unwrap_or(0))
+            + 1;
+        while taken.contains(&candidate) {
+            candidate += 1;
+        }
+        let mut updated = current.clone();
+        updated
+            .status
+            .get_or_insert_with(Default::default)
+            .latest_version = Some(candidate);
+        match models
+            .replace_status(&name, &PostParams::default(), &updated)
+            .await
+        {
+            Ok(_) => return Ok(Some(candidate)),
+            Err(e) if is_conflict(&e) => {
+                current = models
+                    .get(&name)
+                    .await
+                    .map_err(Error::kube("reading the Model"))?;
+            }
+            Err(e) => return Err(Error::kube("reserving a version number")(e)),
+        }
+    }
+    Err(Error::Conflict(format!("Model {name}")))
+}
+
+/// Creates `object` unless it exists.
+async fn ensure_created(
+    ctx: &Context,
+    namespace: &str,
+    object: Option<Service>,
+) -> Result<(), Error> {
+    let Some(object) = object else { return Ok(()) };
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
+    match api.create(&PostParams::default(), &object).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_conflict(&e) => Ok(()),
+        Err(e) => Err(Error::kube("creating the rendezvous Service")(e)),
+    }
+}
+
+/// The run's Job: created when the run has none yet, otherwise read. `None`
+/// when the Job was created before and is gone.
+async fn ensure_job(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    wanted: Job,
+    created_before: bool,
+) -> Result<Option<Job>, Error> {
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
+    if let Some(job) = api
+        .get_opt(name)
+        .await
+        .map_err(Error::kube("reading the Job"))?
+    {
+        return Ok(Some(job));
+    }
+    if created_before {
+        return Ok(None);
+    }
+    match api.create(&PostParams::default(), &wanted).await {
+        Ok(job) => Ok(Some(job)),
+        Err(e) if is_conflict(&e) => Ok(api
+            .get_opt(name)
+            .await
+            .map_err(Error::kube("reading the Job"))?),
+        Err(e) => Err(Error::kube("creating the Job")(e)),
+    }
+}
+
+fn set_running(
+    status: &mut TrainingJobStatus,
+    tj: &TrainingJob,
+    running: bool,
+    reason: &str,
+    message: String,
+    now: &Time,
+) {
+    conditions::set(
+        &mut status.conditions,
+        Wanted {
+            type_: types::RUNNING,
+            status: running,
+            reason,
+            message,
+        },
+        tj.metadata.generation,
+        now,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn fail(
+    ctx: &Context,
+    jobs: &Api<TrainingJob>,
+    tj: &TrainingJob,
+    old: &TrainingJobStatus,
+    mut next: TrainingJobStatus,
+    reason: &str,
+    message: String,
+    now: &Time,
+) -> Result<(), Error> {
+    next.phase = TrainingPhase::Failed;
+    next.reason = Some(reason.to_owned());
+    next.message = Some(message.clone());
+    next.completion_time = Some(now.clone());
+    set_running(&mut next, tj, false, reason, message.clone(), now);
+    conditions::set(
+        &mut next.conditions,
+        Wanted {
+            type_: types::FAILED,
+            status: true,
+            reason,
+            message: message.clone(),
+        },
+        tj.metadata.generation,
+        now,
+    );
+    publish(
+        ctx,
+        tj,
+        Severity::Warning,
+        reason,
+        format!("training run failed: {message}"),
+    )
+    .await;
+    write_status(jobs, tj, old, next).await
+}
+
+async fn publish(ctx: &Context, tj: &TrainingJob, severity: Severity, reason: &str, note: String) {
+    ctx.events
+        .publish(&tj.object_ref(&()), severity, reason, "Train", note)
+        .await;
+}
+
+/// Writes the fields the reconcile owns (never the progress the follower
+/// publishes), and only when they changed.
+async fn write_status(
+    jobs: &Api<TrainingJob>,
+    tj: &TrainingJob,
+    old: &TrainingJobStatus,
+    mut next: TrainingJobStatus,
+) -> Result<(), Error> {
+    next.observed_generation = tj.metadata.generation;
+    if &next == old {
+        return Ok(());
+    }
+    let name = tj.name_any();
+    let mut status = serde_json::json!({
+        "observedGeneration": next.observed_generation,
+        "phase": next.phase,
+        "conditions": next.conditions,
+        "reason": next.reason,
+        "message": next.message,
+        "jobName": next.job_name,
+        "modelVersion": next.model_version,
+        "outputUri": next.output_uri,
+        "startTime": next.start_time,
+        "completionTime": next.completion_time,
+    });
+    if is_terminal(next.phase) {
+        status["metrics"] = serde_json::to_value(&next.metrics).unwrap_or_default();
+        status["metricsSummary"] = serde_json::to_value(&next.metrics_summary).unwrap_or_default();
+    }
+    let patch = serde_json::json!({ "status": status });
+    match jobs
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(Error::kube("writing TrainingJob status")(e)),
+    }
+}
