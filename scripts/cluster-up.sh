@@ -24,7 +24,7 @@ bridge="${AIMASS_BRIDGE:-aimass0}"
 "$here/build-control-plane.sh"
 "$here/install-kubectl.sh"
 log "building the node agent and the inference server"
-(cd "$here/.." && cargo build --quiet --locked -p aimass-node-agent -p aimass-inference-server --bins)
+(cd "$here/.." && cargo build --quiet --locked -p aimass-node-agent -p aimass-inference-server -p aimass-operator --bins)
 kubectl="$KUBECTL_BIN_DIR/kubectl"
 
 if [ -f "$dir/env" ] && "$kubectl" --kubeconfig "$dir/admin.kubeconfig" get --raw /readyz >/dev/null 2>&1; then
@@ -176,7 +176,10 @@ start kube-scheduler "$bin/kube-scheduler" \
   --bind-address 127.0.0.1 --secure-port "$sched_port" --leader-elect=false --profiling=false
 
 # --- nodes: the agent registers them and runs their pods
-sed "s#@TARGET_DIR@#$CARGO_TARGET_DIR#g" "$here/../tests/cluster/images.yaml" >"$dir/images.yaml"
+python_bin="$("$here/zoo-venv.sh")/bin/python"
+repo="$(cd "$here/.." && pwd)"
+sed -e "s#@TARGET_DIR@#$CARGO_TARGET_DIR#g" -e "s#@REPO@#$repo#g" -e "s#@PYTHON@#$python_bin#g" \
+  "$here/../tests/cluster/images.yaml" >"$dir/images.yaml"
 sysctl -qw net.ipv4.ip_forward=1
 nodes="${AIMASS_NODES:-3}"
 log "starting the node agent with $nodes nodes"

@@ -8,6 +8,10 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/lib.sh"
 cd "$here/.."
 
+# The tests start the operator (and the node agent runs the inference server)
+# from these binaries.
+cargo build --quiet --locked -p aimass-operator -p aimass-inference-server --bins
+
 if [ -n "${KUBECONFIG:-}" ]; then
   log "running the cluster tests against KUBECONFIG=$KUBECONFIG"
   exec cargo test --locked -p aimass-e2e

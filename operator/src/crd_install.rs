@@ -26,12 +26,21 @@ pub async fn ensure(client: kube::Client, manage: bool) -> Result<(), Error> {
         let name = crd.metadata.name.clone().unwrap_or_default();
         if manage {
             let params = PatchParams::apply(FIELD_MANAGER).force();
-            api.patch(&name, &params, &Patch::Apply(&crd))
-                .await
-                .map_err(|source| Error::Kube {
-                    context: format!("applying CRD {name}"),
-                    source,
-                })?;
+            let applied = tokio::time::timeout(
+                ESTABLISH_TIMEOUT,
+                api.patch(&name, &params, &Patch::Apply(&crd)),
+            )
+            .await
+            .map_err(|_| Error::CrdNotEstablished {
+                name: name.clone(),
+                reason: format!(
+                    "the API server did not answer the apply within {ESTABLISH_TIMEOUT:?}"
+                ),
+            })?;
+            applied.map_err(|source| Error::Kube {
+                context: format!("applying CRD {name}"),
+                source,
+            })?;
             info!(crd = %name, "applied CRD");
         }
         let established = await_condition(api.clone(), &name, conditions::is_crd_established());

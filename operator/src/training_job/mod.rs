@@ -109,12 +109,31 @@ pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action
     );
     let version = match status.model_version {
         Some(version) => version,
-        None => match reserve_version(&models, &model, &registry).await? {
-            Some(version) => version,
-            // The Model has not been reconciled yet (it may be recovering
-            // its history from storage); numbers are handed out after that.
-            None => return Ok(Action::requeue(Duration::from_secs(2))),
-        },
+        None => {
+            // The cache may lag behind a reservation this operator just
+            // wrote; only a fresh read can say there is none.
+            let fresh = jobs
+                .get_status(&name)
+                .await
+                .map_err(Error::kube("reading the TrainingJob"))?;
+            match fresh.status.and_then(|s| s.model_version) {
+                Some(version) => version,
+                None => match reserve_version(&models, &model, &registry).await? {
+                    Some(version) => {
+                        // Recorded at once, before anything uses the number.
+                        let patch = serde_json::json!({"status": {"modelVersion": version}});
+                        jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .await
+                            .map_err(Error::kube("recording the reserved version"))?;
+                        version
+                    }
+                    // The Model has not been reconciled yet (it may be
+                    // recovering its history from storage); numbers are
+                    // handed out after that.
+                    None => return Ok(Action::requeue(Duration::from_secs(2))),
+                },
+            }
+        }
     };
     let output = storage::version_dir(&registry, version);
     next.model_version = Some(version);

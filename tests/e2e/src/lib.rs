@@ -20,6 +20,8 @@ use kube::runtime::wait::{Condition, await_condition};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 
+pub mod operator;
+
 /// The field manager tests apply with.
 pub const FIELD_MANAGER: &str = "aimass-e2e";
 

@@ -355,7 +355,7 @@ async fn write_status(run: Arc<PodRun>) {
             )
             .await
         {
-            debug!(pod = run.name(), error = %e, "status update failed");
+            warn!(pod = run.name(), error = %e, "status update failed; retrying");
             tokio::time::sleep(Duration::from_millis(500)).await;
             run.changed.notify_one();
         }

@@ -210,6 +210,8 @@ impl PodReport<'_> {
             condition("Ready", all_ready),
             condition("PodScheduled", true),
         ];
+        // qosClass is left alone: the API server sets it when the pod is
+        // created, and refuses a status that changes it.
         let mut status = json!({
             "phase": self.phase,
             "hostIP": self.host_ip,
@@ -218,7 +220,6 @@ impl PodReport<'_> {
             "conditions": conditions,
             "containerStatuses": self.containers.iter().map(ContainerRecord::to_status).collect::<Vec<_>>(),
             "initContainerStatuses": self.init_containers.iter().map(ContainerRecord::to_status).collect::<Vec<_>>(),
-            "qosClass": "BestEffort",
         });
         if let Some(ip) = &self.pod_ip {
             status["podIP"] = json!(ip);

@@ -1,0 +1,125 @@
+//! The operator as the tests run it: a local process per test, watching only
+//! the test's namespace (the chart's namespaced mode) and electing itself
+//! leader through a Lease there, with its log kept for diagnostics.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result, bail};
+
+use crate::{TestNamespace, kubeconfig, kubectl, repo_root};
+
+/// A running operator process; killed when dropped.
+pub struct Operator {
+    child: Child,
+    /// Where its log goes.
+    pub log: PathBuf,
+}
+
+/// The cargo target directory the scripts build into.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo_root().join("target"), PathBuf::from)
+}
+
+/// Applies the CRDs once per test process, as the operator would at start:
+/// many operators applying them at the same moment only add load.
+fn install_crds() -> Result<()> {
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            let crds = repo_root().join("crds");
+            let crds = crds.to_string_lossy();
+            let (ok, _, err) = kubectl(&[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager",
+                "aimass-operator",
+                "-f",
+                &crds,
+            ])
+            .map_err(|e| e.to_string())?;
+            if !ok {
+                return Err(format!("applying the CRDs failed: {err}"));
+            }
+            let (ok, _, err) = kubectl(&[
+                "wait",
+                "--for",
+                "condition=established",
+                "--timeout",
+                "60s",
+                "-f",
+                &crds,
+            ])
+            .map_err(|e| e.to_string())?;
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("the CRDs were not established: {err}"))
+            }
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+impl Operator {
+    /// Starts an operator for `ns`; `instance` tells several apart in logs.
+    pub fn start(ns: &TestNamespace, instance: &str) -> Result<Self> {
+        install_crds()?;
+        let binary = target_dir().join("debug/aimass-operator");
+        if !binary.exists() {
+            bail!(
+                "{} is missing: run `cargo build -p aimass-operator` (scripts/e2e.sh does)",
+                binary.display()
+            );
+        }
+        let logs = target_dir().join("e2e-logs");
+        std::fs::create_dir_all(&logs)?;
+        let log = logs.join(format!("{}-operator-{instance}.log", ns.name));
+        let file = std::fs::File::create(&log)?;
+        let mut command = Command::new(&binary);
+        command
+            .args([
+                "--namespace",
+                &ns.name,
+                "--admin-addr",
+                "127.0.0.1:0",
+                "--manage-crds",
+                "false",
+                "--identity",
+            ])
+            .arg(format!("{}-{instance}", ns.name))
+            .env("RUST_LOG", "info,aimass_operator=debug")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file);
+        if let Some(config) = kubeconfig() {
+            command.env("KUBECONFIG", config);
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        Ok(Self { child, log })
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash or an OOM kill would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The last lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
