@@ -81,6 +81,12 @@ pub struct Config {
     #[arg(long, env = "AIMASS_INFERENCE_THREADS")]
     pub inference_threads: Option<usize>,
 
+    /// For rehearsals only: answer every Nth inference request with a 500
+    /// error, to test canary rollbacks and error-rate alerts against a real
+    /// server. Off by default.
+    #[arg(long, env = "AIMASS_FAULT_ERROR_EVERY")]
+    pub fault_error_every: Option<u64>,
+
     /// Log format.
     #[arg(long, env = "AIMASS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,

@@ -33,6 +33,31 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
+/// Deliberate failures for rehearsals: every `every`-th inference request is
+/// answered with 500, so canary rollbacks and alerts can be tested against a
+/// real server. Off unless configured.
+#[derive(Debug, Default)]
+pub struct FaultInjection {
+    every: Option<u64>,
+    seen: std::sync::atomic::AtomicU64,
+}
+
+impl FaultInjection {
+    /// Fails every `every`-th request; `None` or 0 never fails.
+    pub fn every(every: Option<u64>) -> Self {
+        Self {
+            every: every.filter(|n| *n > 0),
+            seen: Default::default(),
+        }
+    }
+
+    /// Whether this request is one to fail.
+    fn strike(&self) -> bool {
+        self.every
+            .is_some_and(|n| self.seen.fetch_add(1, Ordering::Relaxed) % n == n - 1)
+    }
+}
+
 /// Everything a request needs.
 pub struct Service {
     /// Name the model is served under.
@@ -49,6 +74,8 @@ pub struct Service {
     pub ready: AtomicBool,
     /// Request limits.
     pub limits: Limits,
+    /// Deliberate failures, for rehearsals.
+    pub faults: FaultInjection,
 }
 
 /// Why a request failed, and so its status code.
@@ -300,6 +327,11 @@ impl Service {
     ) -> Result<Response<Full<Bytes>>, ApiError> {
         if !self.ready.load(Ordering::Acquire) {
             return Err(ApiError::NotReady);
+        }
+        if self.faults.strike() {
+            return Err(ApiError::Internal(
+                "fault injected (--fault-error-every)".into(),
+            ));
         }
         let limit = self.limits.max_request_bytes;
         let declared = req

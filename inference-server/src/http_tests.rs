@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::batching::{Batcher, BatchingConfig};
 use crate::engine::{Backend, EngineError, Signature, TensorSpec};
-use crate::http::{HEADER_LENGTH, Limits, Service, handle};
+use crate::http::{FaultInjection, HEADER_LENGTH, Limits, Service, handle};
 use crate::metrics::Metrics;
 use crate::tensor::{DataType, Tensor, TensorData};
 
@@ -48,6 +48,16 @@ impl Backend for Summer {
 }
 
 fn service(delay: Duration, queue: usize, timeout: Duration, ready: bool) -> Arc<Service> {
+    service_with_faults(delay, queue, timeout, ready, None)
+}
+
+fn service_with_faults(
+    delay: Duration,
+    queue: usize,
+    timeout: Duration,
+    ready: bool,
+    faults: Option<u64>,
+) -> Arc<Service> {
     let spec = |name: &str, datatype, shape: Vec<i64>| TensorSpec {
         name: name.into(),
         datatype,
@@ -85,6 +95,7 @@ fn service(delay: Duration, queue: usize, timeout: Duration, ready: bool) -> Arc
             max_request_bytes: 4096,
             request_timeout: timeout,
         },
+        faults: FaultInjection::every(faults),
     })
 }
 
@@ -486,4 +497,22 @@ fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
             (metric == name && labels.iter().all(|l| rest.contains(l)))
                 .then(|| value.parse().ok())?
         })
+}
+
+#[tokio::test]
+async fn injected_faults_fail_exactly_every_nth_inference_with_500() {
+    let svc = service_with_faults(Duration::ZERO, 16, Duration::from_secs(5), true, Some(3));
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let body = infer_body(json!([1, 2, 3]), json!([1, 3]));
+        let (status, answer) = call(&svc, Method::POST, "/v2/models/fraud/infer", body).await;
+        if status != StatusCode::OK {
+            assert!(
+                answer["error"].as_str().unwrap().contains("fault injected"),
+                "{answer}"
+            );
+        }
+        codes.push(status.as_u16());
+    }
+    assert_eq!(codes, [200, 200, 500, 200, 200, 500]);
 }

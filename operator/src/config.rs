@@ -57,6 +57,10 @@ pub struct Config {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
 
+    /// Inference server image for ModelDeployments that do not name one.
+    #[arg(long, env = "AIMASS_INFERENCE_SERVER_IMAGE", default_value = concat!("aimass/inference-server:", env!("CARGO_PKG_VERSION")))]
+    pub inference_server_image: String,
+
     /// Log format.
     #[arg(long, env = "AIMASS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,

@@ -17,4 +17,6 @@ pub struct Context {
     pub events: Events,
     /// Follows running trainers' output.
     pub followers: Followers,
+    /// The inference server image of ModelDeployments that name none.
+    pub server_image: String,
 }

@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
-use aimass_crds::v1alpha1::{Model, TrainingJob};
+use aimass_crds::v1alpha1::{Model, ModelDeployment, TrainingJob};
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
@@ -13,7 +15,7 @@ use tokio::sync::watch;
 use tracing::{debug, info};
 
 use crate::context::Context;
-use crate::{model, training_job};
+use crate::{model, model_deployment, training_job};
 
 /// Runs every controller until `shutdown` resolves; flips `ready` once all
 /// their caches have synced.
@@ -24,19 +26,21 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let api = |client: kube::Client| match namespace {
-        Some(ns) => (
-            Api::<TrainingJob>::namespaced(client.clone(), ns),
-            Api::<Model>::namespaced(client.clone(), ns),
-            Api::<Job>::namespaced(client, ns),
-        ),
-        None => (
-            Api::all(client.clone()),
-            Api::all(client.clone()),
-            Api::all(client),
-        ),
-    };
-    let (training_jobs, models, jobs) = api(client);
+    fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let training_jobs: Api<TrainingJob> = api(&client, namespace);
+    let models: Api<Model> = api(&client, namespace);
+    let jobs: Api<Job> = api(&client, namespace);
+    let model_deployments: Api<ModelDeployment> = api(&client, namespace);
+    let deployments: Api<Deployment> = api(&client, namespace);
+    let services: Api<Service> = api(&client, namespace);
     let config = watcher::Config::default();
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -49,6 +53,24 @@ pub async fn run(
             watcher::Config::default().labels("app.kubernetes.io/managed-by=aimass-operator"),
         )
         .graceful_shutdown_on(stopped(stop_rx.clone()));
+    let owned =
+        || watcher::Config::default().labels("app.kubernetes.io/managed-by=aimass-operator");
+    let serving = Controller::new(model_deployments, config.clone())
+        .owns(deployments, owned())
+        .owns(services, owned());
+    let serving_store = serving.store();
+    let serving = serving
+        .watches(models.clone(), config.clone(), move |model: Model| {
+            let namespace = model.metadata.namespace.clone();
+            let name = model.metadata.name.clone().unwrap_or_default();
+            serving_store
+                .state()
+                .into_iter()
+                .filter(|md| md.metadata.namespace == namespace && md.spec.model.name == name)
+                .map(|md| ObjectRef::from_obj(&*md))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(stopped(stop_rx.clone()));
     let model_controller = Controller::new(models, config.clone())
         .watches(training_jobs, config, |tj: TrainingJob| {
             Some(
@@ -57,7 +79,7 @@ pub async fn run(
             )
         })
         .graceful_shutdown_on(stopped(stop_rx));
-    let stores = (training.store(), model_controller.store());
+    let stores = (training.store(), model_controller.store(), serving.store());
 
     let training = training
         .run(
@@ -72,6 +94,7 @@ pub async fn run(
     tokio::spawn(async move {
         let _ = stores.0.wait_until_ready().await;
         let _ = stores.1.wait_until_ready().await;
+        let _ = stores.2.wait_until_ready().await;
         info!("caches synced; reconciling");
         ready.send_replace(true);
     });
@@ -79,5 +102,12 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    futures::join!(training, models);
+    let serving = serving
+        .run(
+            model_deployment::reconcile,
+            model_deployment::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|result| async move { debug!(?result, "modeldeployment reconciled") });
+    futures::join!(training, models, serving);
 }

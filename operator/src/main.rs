@@ -15,6 +15,7 @@ mod labels;
 mod leader;
 mod metrics;
 mod model;
+mod model_deployment;
 mod storage;
 mod telemetry;
 mod training_job;
@@ -98,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
         metrics,
         events: events::Events::new(client, Some(identity)),
         followers: Default::default(),
+        server_image: config.inference_server_image.clone(),
     });
     let (lost_tx, lost) = watch::channel(false);
     let shutdown = {

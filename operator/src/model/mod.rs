@@ -23,7 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 use crate::conditions::{self, Wanted};
 use crate::context::Context;
@@ -91,20 +91,35 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
 
     // 1. Versions: recover and pick up records from storage, import source.uri.
     let known: BTreeSet<i64> = status.versions.iter().map(|v| v.version).collect();
-    let mut arrived = match &registry {
+    let arrived = match &registry {
         Some(registry) => read_new_records(registry, &known).await?,
         None => Vec::new(),
     };
+    // What storage holds when this Model object is reconciled for the first
+    // time predates it: no run can have a number from it yet. Recovered
+    // versions keep their records and skip the gates.
+    let first_reconcile = old.observed_generation.is_none();
+    debug!(
+        first_reconcile,
+        arrived = arrived.len(),
+        known = known.len(),
+        "registry sync"
+    );
+    let (recovered, mut fresh): (Vec<_>, Vec<_>) =
+        arrived.into_iter().partition(|_| first_reconcile);
     if let Some(uri) = model.spec.source.uri.clone()
-        && let Some(imported) =
-            import(&ctx, &model, &status, registry.as_ref(), &uri, &arrived).await?
+        && let Some(imported) = import(
+            &ctx,
+            &model,
+            &status,
+            registry.as_ref(),
+            &uri,
+            &[recovered.as_slice(), fresh.as_slice()].concat(),
+        )
+        .await?
     {
-        arrived.push(imported);
+        fresh.push(imported);
     }
-    let created = model.metadata.creation_timestamp.clone().map(|t| t.0);
-    let (recovered, fresh): (Vec<_>, Vec<_>) = arrived
-        .into_iter()
-        .partition(|v| created.is_some_and(|c| v.created.0 < c));
     if !recovered.is_empty() {
         notices.push(Notice {
             severity: Severity::Normal,

@@ -96,6 +96,26 @@ async fn follow(jobs: Api<TrainingJob>, pods: Api<Pod>, name: String, pod: Strin
     }
 }
 
+/// Reads `pod`'s whole trainer output at once, for a run that ended before
+/// it could be followed. An unreadable output gives no progress.
+pub async fn read_all(pods: &Api<Pod>, pod: &str) -> Progress {
+    let params = LogParams {
+        container: Some(CONTAINER.into()),
+        ..LogParams::default()
+    };
+    let mut progress = Progress::default();
+    match pods.logs(pod, &params).await {
+        Ok(text) => {
+            let now = Time(jiff::Timestamp::now());
+            for line in text.lines() {
+                progress.read(line, &now);
+            }
+        }
+        Err(error) => debug!(%error, pod, "cannot read the trainer's output"),
+    }
+    progress
+}
+
 async fn publish(jobs: &Api<TrainingJob>, name: &str, progress: &Progress) {
     if progress.history.is_empty() {
         return;

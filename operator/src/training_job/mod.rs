@@ -239,8 +239,17 @@ pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action
             .await?;
             Ok(Action::await_change())
         }
-        Observed::Completed { completed } => {
+        Observed::Completed { completed, pod } => {
             ctx.followers.stop(&uid);
+            if status.metrics_history.is_empty()
+                && let Some(pod) = &pod
+            {
+                // A run shorter than a reconcile was never followed: read
+                // its whole output once.
+                let progress = follower::read_all(&pods, pod).await;
+                next.metrics_history = progress.history;
+                next.metrics = progress.latest;
+            }
             let recorded = register::record(&tj, &output, version).await?;
             next.phase = TrainingPhase::Succeeded;
             next.completion_time = completed;
@@ -509,6 +518,7 @@ async fn write_status(
         "completionTime": next.completion_time,
     });
     if is_terminal(next.phase) {
+        status["metricsHistory"] = serde_json::to_value(&next.metrics_history).unwrap_or_default();
         status["metrics"] = serde_json::to_value(&next.metrics).unwrap_or_default();
         status["metricsSummary"] = serde_json::to_value(&next.metrics_summary).unwrap_or_default();
     }

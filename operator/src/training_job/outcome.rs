@@ -34,6 +34,8 @@ pub enum Observed {
     Completed {
         /// When the Job completed.
         completed: Option<Time>,
+        /// The pod whose output carries the run's progress (rank 0).
+        pod: Option<String>,
     },
     /// The run failed.
     Failed(Failure),
@@ -71,17 +73,13 @@ pub fn observe(job: &Job, pods: &[Pod], now: &Time) -> Observed {
     if condition("Complete").is_some() || condition("SuccessCriteriaMet").is_some() {
         return Observed::Completed {
             completed: status.completion_time.or_else(|| Some(now.clone())),
+            pod: rank0(pods.iter()).and_then(|p| p.metadata.name.clone()),
         };
     }
     if let Some(failure) = image_failure(pods, now) {
         return Observed::Failed(failure);
     }
-    let running = pods.iter().filter(|p| is_running(p));
-    let rank0 = running
-        .clone()
-        .find(|p| completion_index(p).is_none_or(|i| i == "0"))
-        .or_else(|| running.clone().next());
-    match rank0 {
+    match rank0(pods.iter().filter(|p| is_running(p))) {
         Some(pod) => Observed::Running {
             started: status.start_time,
             pod: pod.metadata.name.clone(),
@@ -195,6 +193,13 @@ fn image_failure(pods: &[Pod], now: &Time) -> Option<Failure> {
             pod: pod.metadata.name.clone(),
         })
     })
+}
+
+/// The pod of rank 0 among `pods`, or the first one.
+fn rank0<'a>(pods: impl Iterator<Item = &'a Pod> + Clone) -> Option<&'a Pod> {
+    pods.clone()
+        .find(|p| completion_index(p).is_none_or(|i| i == "0"))
+        .or_else(|| pods.clone().next())
 }
 
 fn is_running(pod: &Pod) -> bool {

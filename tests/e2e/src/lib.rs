@@ -360,6 +360,51 @@ pub async fn http_get(url: &str) -> Result<(u16, String)> {
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
+/// POSTs `body` as JSON on a fresh connection (`Connection: close`) with a
+/// short timeout, and returns the status and parsed answer.
+pub async fn post(url: &str, body: &serde_json::Value) -> Result<(u16, serde_json::Value)> {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<hyper::body::Bytes>>();
+    let request = hyper::Request::post(url)
+        .header("content-type", "application/json")
+        .header("connection", "close")
+        .body(http_body_util::Full::new(hyper::body::Bytes::from(
+            body.to_string(),
+        )))?;
+    let response = tokio::time::timeout(Duration::from_secs(5), client.request(request)).await??;
+    let status = response.status().as_u16();
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await?
+        .to_bytes();
+    Ok((status, serde_json::from_slice(&bytes)?))
+}
+
+/// Whether two JSON arrays of numbers agree within a relative 1e-5.
+pub fn close(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    match (a.as_array(), b.as_array()) {
+        (Some(a), Some(b)) => {
+            a.len() == b.len()
+                && a.iter().zip(b).all(|(x, y)| {
+                    let (x, y) = (
+                        x.as_f64().unwrap_or(f64::NAN),
+                        y.as_f64().unwrap_or(f64::NAN),
+                    );
+                    (x - y).abs() <= 1e-5 * x.abs().max(y.abs()).max(1.0)
+                })
+        }
+        _ => false,
+    }
+}
+
+/// A zoo model's reference request (its first input) and expected outputs.
+pub fn zoo_reference(model: &str) -> Result<(serde_json::Value, serde_json::Value)> {
+    let path = repo_root().join(format!("tests/zoo/models/{model}.json"));
+    let reference: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    let input = &reference["inputs"][0];
+    let request = serde_json::json!({"inputs": [{"name": input["name"], "shape": input["shape"], "datatype": input["datatype"], "data": input["data"]}]});
+    Ok((request, reference["outputs"].clone()))
+}
+
 /// Process ids on this machine whose environment has `HOSTNAME=<pod>` and
 /// whose command line contains `program`: the processes of a pod run by the
 /// local node agent.

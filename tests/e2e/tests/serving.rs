@@ -6,44 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aimass_e2e::{TestNamespace, pods, repo_root, run, wait, wait_for};
+use aimass_e2e::{TestNamespace, close, pods, post, repo_root, run, wait, wait_for};
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use serde_json::{Value, json};
-
-/// POSTs `body` as JSON and returns the status and parsed answer.
-async fn post(url: &str, body: &Value) -> Result<(u16, Value)> {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Full<hyper::body::Bytes>>();
-    let request = hyper::Request::post(url)
-        .header("content-type", "application/json")
-        .body(http_body_util::Full::new(hyper::body::Bytes::from(
-            body.to_string(),
-        )))?;
-    let response = tokio::time::timeout(Duration::from_secs(5), client.request(request)).await??;
-    let status = response.status().as_u16();
-    let bytes = http_body_util::BodyExt::collect(response.into_body())
-        .await?
-        .to_bytes();
-    Ok((status, serde_json::from_slice(&bytes)?))
-}
-
-fn close(a: &Value, b: &Value) -> bool {
-    match (a.as_array(), b.as_array()) {
-        (Some(a), Some(b)) => {
-            a.len() == b.len()
-                && a.iter().zip(b).all(|(x, y)| {
-                    let (x, y) = (
-                        x.as_f64().unwrap_or(f64::NAN),
-                        y.as_f64().unwrap_or(f64::NAN),
-                    );
-                    (x - y).abs() <= 1e-5 * x.abs().max(y.abs()).max(1.0)
-                })
-        }
-        _ => false,
-    }
-}
 
 #[tokio::test]
 async fn inference_servers_run_as_pods_and_answer_with_the_reference_prediction() -> Result<()> {

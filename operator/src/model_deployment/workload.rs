@@ -1,0 +1,462 @@
+//! The objects that serve a ModelDeployment: an `apps/v1` Deployment of
+//! inference servers per track (the stable one, and a canary during a canary
+//! rollout) and one Service in front of both. Pure.
+
+use std::collections::BTreeMap;
+
+use aimass_crds::v1alpha1::{ModelDeployment, ModelVersion};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::core::v1::{
+    Affinity, Capabilities, Container, ContainerPort, EnvFromSource, EnvVar, HTTPGetAction,
+    Lifecycle, LifecycleHandler, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, SecretEnvSource, SecurityContext, Service, ServicePort,
+    ServiceSpec, SleepAction, WeightedPodAffinityTerm,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{Resource, ResourceExt};
+
+use crate::labels;
+
+/// Port the inference server listens on in its pod.
+pub const SERVER_PORT: i32 = 8080;
+/// Port of the Service.
+pub const SERVICE_PORT: i32 = 80;
+/// Label naming the ModelDeployment a pod serves.
+pub const DEPLOYMENT_LABEL: &str = "aimass.io/model-deployment";
+/// Label naming a pod's track: `stable` or `canary`.
+pub const TRACK_LABEL: &str = "aimass.io/track";
+/// Label naming the Model version a pod serves.
+pub const VERSION_LABEL: &str = "aimass.io/model-version";
+/// Seconds a stopping pod keeps serving while its endpoint is removed from
+/// every proxy, before the server stops accepting.
+pub const PRE_STOP_SECONDS: i64 = 5;
+/// The server's drain timeout when the spec does not set one.
+const DEFAULT_DRAIN_SECONDS: i32 = 20;
+
+/// Which of a ModelDeployment's Deployments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Track {
+    /// The version everyone gets.
+    Stable,
+    /// The version under test in a canary rollout.
+    Canary,
+}
+
+impl Track {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Stable => "stable",
+            Self::Canary => "canary",
+        }
+    }
+}
+
+/// What a Deployment of inference servers is built from.
+pub struct Workload<'a> {
+    /// The ModelDeployment.
+    pub md: &'a ModelDeployment,
+    /// The version to serve.
+    pub version: &'a ModelVersion,
+    /// How many replicas.
+    pub replicas: i32,
+    /// The inference server image when the spec names none.
+    pub default_image: &'a str,
+    /// Secret with the credentials to read the artifact.
+    pub secret: Option<&'a str>,
+    /// Which track.
+    pub track: Track,
+}
+
+/// Name of a track's Deployment.
+pub fn deployment_name(md: &ModelDeployment, track: Track) -> String {
+    let name = md.name_any();
+    match track {
+        Track::Stable => name,
+        Track::Canary => labels::fit(&format!("{name}-canary"), 253),
+    }
+}
+
+/// The label selector of every serving pod of `md`, as the `scale`
+/// subresource reports it.
+pub fn selector(md: &ModelDeployment) -> String {
+    format!("{DEPLOYMENT_LABEL}={}", labels::fit(&md.name_any(), 63))
+}
+
+/// The in-cluster URL of the Open Inference Protocol endpoint.
+pub fn url(md: &ModelDeployment) -> String {
+    format!(
+        "http://{}.{}.svc:{SERVICE_PORT}/v2/models/{}",
+        md.name_any(),
+        md.namespace().unwrap_or_default(),
+        md.spec.model.name
+    )
+}
+
+fn deployment_labels(md: &ModelDeployment) -> BTreeMap<String, String> {
+    let mut labels = labels::common("aimass-inference-server", &md.spec.model.name);
+    labels.insert(DEPLOYMENT_LABEL.into(), labels::fit(&md.name_any(), 63));
+    labels
+}
+
+fn owned(md: &ModelDeployment, name: String, labels: BTreeMap<String, String>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: md.namespace(),
+        labels: Some(labels),
+        owner_references: md.controller_owner_ref(&()).map(|o| vec![o]),
+        ..ObjectMeta::default()
+    }
+}
+
+fn env(name: &str, value: impl ToString) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.to_string()),
+        value_from: None,
+    }
+}
+
+fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("http".into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(2),
+        ..Probe::default()
+    }
+}
+
+/// Replicas of the same ModelDeployment prefer different nodes, on top of
+/// the user's own affinity rules.
+fn affinity(md: &ModelDeployment) -> Affinity {
+    let mut affinity = md.spec.affinity.clone().unwrap_or_default();
+    let mut anti = affinity
+        .pod_anti_affinity
+        .take()
+        .unwrap_or_else(PodAntiAffinity::default);
+    let mut preferred = anti
+        .preferred_during_scheduling_ignored_during_execution
+        .take()
+        .unwrap_or_default();
+    preferred.push(WeightedPodAffinityTerm {
+        weight: 100,
+        pod_affinity_term: PodAffinityTerm {
+            topology_key: "kubernetes.io/hostname".into(),
+            label_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    DEPLOYMENT_LABEL.to_owned(),
+                    labels::fit(&md.name_any(), 63),
+                )])),
+                match_expressions: None,
+            }),
+            ..PodAffinityTerm::default()
+        },
+    });
+    anti.preferred_during_scheduling_ignored_during_execution = Some(preferred);
+    affinity.pod_anti_affinity = Some(anti);
+    affinity
+}
+
+/// The Deployment of a track.
+pub fn deployment(w: &Workload<'_>) -> Deployment {
+    let md = w.md;
+    let spec = &md.spec;
+    let drain = spec
+        .server
+        .drain_timeout_seconds
+        .unwrap_or(DEFAULT_DRAIN_SECONDS);
+    let mut selector = deployment_labels(md);
+    selector.retain(|k, _| k == DEPLOYMENT_LABEL);
+    selector.insert(TRACK_LABEL.into(), w.track.as_str().into());
+    let mut pod_labels = deployment_labels(md);
+    pod_labels.extend(selector.clone());
+    pod_labels.insert(VERSION_LABEL.into(), w.version.version.to_string());
+
+    let mut vars = vec![
+        env("AIMASS_MODEL_URI", &w.version.uri),
+        env("AIMASS_MODEL_NAME", &spec.model.name),
+        env("AIMASS_MODEL_VERSION", w.version.version),
+        env("AIMASS_PORT", SERVER_PORT),
+        env("AIMASS_MAX_BATCH_SIZE", spec.batching.max_batch_size),
+        env(
+            "AIMASS_MAX_QUEUE_DELAY_MICROS",
+            spec.batching.max_queue_delay_micros,
+        ),
+        env("AIMASS_QUEUE_CAPACITY", spec.batching.queue_capacity),
+        env("AIMASS_DRAIN_TIMEOUT_SECONDS", drain),
+    ];
+    if let Some(sha) = &w.version.sha256 {
+        vars.push(env("AIMASS_MODEL_SHA256", sha));
+    }
+    if let Some(timeout) = spec.server.request_timeout_millis {
+        vars.push(env("AIMASS_REQUEST_TIMEOUT_MILLIS", timeout));
+    }
+    vars.extend(spec.server.env.iter().cloned());
+
+    let container = Container {
+        name: "server".into(),
+        image: Some(
+            spec.server
+                .image
+                .clone()
+                .unwrap_or_else(|| w.default_image.to_owned()),
+        ),
+        env: Some(vars),
+        env_from: w.secret.map(|name| {
+            vec![EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: name.to_owned(),
+                    optional: Some(false),
+                }),
+                ..EnvFromSource::default()
+            }]
+        }),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: SERVER_PORT,
+            ..ContainerPort::default()
+        }]),
+        resources: spec.resources.clone(),
+        readiness_probe: Some(http_probe("/v2/health/ready", 1, 2)),
+        liveness_probe: Some(http_probe("/v2/health/live", 10, 3)),
+        // Stop new traffic first: the endpoint leaves every proxy while the
+        // server still answers, then SIGTERM starts the drain.
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: PRE_STOP_SECONDS,
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+    Deployment {
+        metadata: owned(md, deployment_name(md, w.track), deployment_labels(md)),
+        spec: Some(DeploymentSpec {
+            replicas: Some(w.replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                match_expressions: None,
+            },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(IntOrString::Int(1)),
+                }),
+            }),
+            revision_history_limit: Some(5),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    termination_grace_period_seconds: Some(PRE_STOP_SECONDS + i64::from(drain) + 5),
+                    service_account_name: spec.service_account_name.clone(),
+                    node_selector: (!spec.node_selector.is_empty())
+                        .then(|| spec.node_selector.clone()),
+                    tolerations: (!spec.tolerations.is_empty()).then(|| spec.tolerations.clone()),
+                    affinity: Some(affinity(md)),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(65532),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            localhost_profile: None,
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The Service in front of every track.
+pub fn service(md: &ModelDeployment) -> Service {
+    let mut selector = deployment_labels(md);
+    selector.retain(|k, _| k == DEPLOYMENT_LABEL);
+    Service {
+        metadata: owned(md, md.name_any(), deployment_labels(md)),
+        spec: Some(ServiceSpec {
+            selector: Some(selector),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: SERVICE_PORT,
+                target_port: Some(IntOrString::String("http".into())),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn md(extra: &str) -> ModelDeployment {
+        let mut md: ModelDeployment = serde_yaml_ng::from_str(&format!(
+            r#"
+apiVersion: aimass.io/v1alpha1
+kind: ModelDeployment
+metadata: {{name: scoring, namespace: risk}}
+spec:
+  model: {{name: card-fraud}}
+  batching: {{maxBatchSize: 16, maxQueueDelayMicros: 200}}
+  server: {{drainTimeoutSeconds: 10, env: [{{name: RUST_LOG, value: debug}}]}}
+  nodeSelector: {{pool: scoring}}
+{extra}
+"#
+        ))
+        .unwrap();
+        md.metadata.uid = Some("uid-md".into());
+        md
+    }
+
+    fn version() -> ModelVersion {
+        serde_yaml_ng::from_str(
+            r#"{version: 3, phase: Ready, uri: "s3://models/card-fraud/3/model.onnx", sha256: "ab", created: "2026-01-01T00:00:00Z"}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_stable_deployment_serves_the_version_safely() {
+        let md = md("");
+        let version = version();
+        let d = deployment(&Workload {
+            md: &md,
+            version: &version,
+            replicas: 2,
+            default_image: "aimass/inference-server:0.1.0",
+            secret: Some("store"),
+            track: Track::Stable,
+        });
+        assert_eq!(d.metadata.name.as_deref(), Some("scoring"));
+        assert_eq!(
+            d.metadata.owner_references.as_ref().unwrap()[0].kind,
+            "ModelDeployment"
+        );
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, Some(2));
+        let rolling = spec.strategy.unwrap().rolling_update.unwrap();
+        assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)));
+        let labels = spec.selector.match_labels.unwrap();
+        assert_eq!(labels[TRACK_LABEL], "stable");
+        let template = spec.template;
+        assert_eq!(
+            template.metadata.unwrap().labels.unwrap()[VERSION_LABEL],
+            "3"
+        );
+        let pod = template.spec.unwrap();
+        let c = &pod.containers[0];
+        let env: BTreeMap<_, _> = c
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.as_str(), e.value.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            env["AIMASS_MODEL_URI"],
+            "s3://models/card-fraud/3/model.onnx"
+        );
+        assert_eq!(env["AIMASS_MODEL_SHA256"], "ab");
+        assert_eq!(env["AIMASS_MAX_BATCH_SIZE"], "16");
+        assert_eq!(env["RUST_LOG"], "debug");
+        assert_eq!(c.image.as_deref(), Some("aimass/inference-server:0.1.0"));
+        assert_eq!(
+            c.env_from.as_ref().unwrap()[0]
+                .secret_ref
+                .as_ref()
+                .unwrap()
+                .name,
+            "store"
+        );
+        // The grace period outlasts the preStop pause plus the drain.
+        assert_eq!(
+            pod.termination_grace_period_seconds,
+            Some(PRE_STOP_SECONDS + 10 + 5)
+        );
+        let pre_stop = c.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap();
+        assert_eq!(pre_stop.sleep.as_ref().unwrap().seconds, PRE_STOP_SECONDS);
+        assert_eq!(
+            c.readiness_probe
+                .as_ref()
+                .unwrap()
+                .http_get
+                .as_ref()
+                .unwrap()
+                .path
+                .as_deref(),
+            Some("/v2/health/ready")
+        );
+        let anti = pod.affinity.unwrap().pod_anti_affinity.unwrap();
+        assert_eq!(
+            anti.preferred_during_scheduling_ignored_during_execution
+                .unwrap()[0]
+                .pod_affinity_term
+                .topology_key,
+            "kubernetes.io/hostname"
+        );
+        assert_eq!(pod.node_selector.unwrap()["pool"], "scoring");
+        let security = c.security_context.as_ref().unwrap();
+        assert_eq!(
+            (
+                security.read_only_root_filesystem,
+                security.allow_privilege_escalation
+            ),
+            (Some(true), Some(false))
+        );
+    }
+
+    #[test]
+    fn the_canary_has_its_own_track_behind_the_same_service() {
+        let md = md("");
+        let version = version();
+        let d = deployment(&Workload {
+            md: &md,
+            version: &version,
+            replicas: 1,
+            default_image: "img",
+            secret: None,
+            track: Track::Canary,
+        });
+        assert_eq!(d.metadata.name.as_deref(), Some("scoring-canary"));
+        assert_eq!(
+            d.spec.unwrap().selector.match_labels.unwrap()[TRACK_LABEL],
+            "canary"
+        );
+        let svc = service(&md);
+        let selector = svc.spec.unwrap().selector.unwrap();
+        assert_eq!(selector.len(), 1);
+        assert_eq!(selector[DEPLOYMENT_LABEL], "scoring");
+        assert_eq!(url(&md), "http://scoring.risk.svc:80/v2/models/card-fraud");
+        assert_eq!(super::selector(&md), "aimass.io/model-deployment=scoring");
+    }
+}

@@ -1,0 +1,383 @@
+//! Serving a Model through a ModelDeployment on the real API server: replicas
+//! spread over nodes and answer with the reference prediction, the scale
+//! subresource works, a moved champion rolls out under load without a failed
+//! request, and deleting the ModelDeployment removes everything it made.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aimass_crds::v1alpha1::{Model, ModelDeployment};
+use aimass_e2e::operator::Operator;
+use aimass_e2e::{
+    TestNamespace, close, kubectl, pod_processes, pods, post, repo_root, run, wait, wait_for,
+    zoo_reference,
+};
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use serde_json::{Value, json};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn zoo(model: &str) -> String {
+    format!(
+        "file://{}",
+        repo_root()
+            .join(format!("tests/zoo/models/{model}.onnx"))
+            .display()
+    )
+}
+
+fn manifests(uri: &str, replicas: i32) -> String {
+    format!(
+        r#"
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: card-fraud}}
+spec:
+  source: {{uri: "{uri}"}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: ModelDeployment
+metadata: {{name: scoring}}
+spec:
+  model: {{name: card-fraud}}
+  replicas: {{min: 1, max: 4, count: {replicas}}}
+  autoscaling: {{enabled: false}}
+  server: {{drainTimeoutSeconds: 5}}
+"#
+    )
+}
+
+/// Waits until the ModelDeployment is Ready serving `version` on `replicas`.
+async fn serving(ns: &TestNamespace, version: i64, replicas: i32) -> Result<ModelDeployment> {
+    wait_for(
+        &ns.api::<ModelDeployment>(),
+        "scoring",
+        TIMEOUT,
+        move |md: Option<&ModelDeployment>| {
+            md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                s.serving_version == Some(version)
+                    && s.ready_replicas == replicas
+                    && s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        },
+    )
+    .await
+}
+
+/// The OIP answer of every serving pod, by pod IP.
+async fn answers(
+    ns: &TestNamespace,
+    request: &Value,
+) -> Result<Vec<(String, Option<String>, Value)>> {
+    let mut out = Vec::new();
+    for pod in pods(ns, "aimass.io/model-deployment=scoring").await? {
+        let status = pod.status.clone().unwrap_or_default();
+        if !status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+        {
+            continue;
+        }
+        let ip = status.pod_ip.context("pod without IP")?;
+        let (code, answer) = post(
+            &format!("http://{ip}:8080/v2/models/card-fraud/infer"),
+            request,
+        )
+        .await?;
+        ensure!(code == 200, "{ip}: {code} {answer}");
+        out.push((ip, pod.spec.and_then(|s| s.node_name), answer));
+    }
+    Ok(out)
+}
+
+fn matches(answer: &Value, expected: &Value) -> bool {
+    let probabilities = |v: &Value| {
+        v.as_array()
+            .and_then(|a| a.iter().find(|o| o["name"] == "probabilities"))
+            .map(|o| o["data"].clone())
+    };
+    probabilities(&answer["outputs"])
+        .zip(probabilities(expected))
+        .is_some_and(|(a, b)| close(&a, &b))
+}
+
+#[tokio::test]
+async fn replicas_spread_answer_scale_and_are_removed_with_the_model_deployment() -> Result<()> {
+    run("serve", |ns: Arc<TestNamespace>| async move {
+        let operator = Operator::start(&ns, "a")?;
+        ns.apply(&manifests(&zoo("gbdt_classifier"), 2)).await?;
+        let result = async {
+            let md = serving(&ns, 1, 2).await?;
+            let status = md.status.context("status")?;
+            ensure!(
+                status.resolved_alias.as_deref() == Some("champion"),
+                "{status:?}"
+            );
+            ensure!(
+                status.url.as_deref()
+                    == Some(&*format!(
+                        "http://scoring.{}.svc:80/v2/models/card-fraud",
+                        ns.name
+                    )),
+                "{:?}",
+                status.url
+            );
+            let (request, expected) = zoo_reference("gbdt_classifier")?;
+            let replicas = answers(&ns, &request).await?;
+            ensure!(replicas.len() == 2, "two ready replicas: {replicas:?}");
+            ensure!(
+                replicas[0].1 != replicas[1].1,
+                "replicas share a node: {replicas:?}"
+            );
+            for (ip, _, answer) in &replicas {
+                ensure!(matches(answer, &expected), "{ip} answered {answer}");
+                ensure!(answer["model_version"] == "1", "{answer}");
+            }
+            let (ok, out, err) = kubectl(&["get", "md", "-n", &ns.name])?;
+            ensure!(ok, "{err}");
+            let row = out
+                .lines()
+                .find(|l| l.starts_with("scoring"))
+                .context("no row")?;
+            let cells: Vec<&str> = row.split_whitespace().collect();
+            ensure!(
+                cells[1..5] == ["card-fraud", "1", "2", "2"],
+                "kubectl get md: {out}"
+            );
+
+            // The scale subresource drives replicas when autoscaling is off.
+            let (ok, _, err) = kubectl(&[
+                "scale",
+                "modeldeployment/scoring",
+                "--replicas=3",
+                "-n",
+                &ns.name,
+            ])?;
+            ensure!(ok, "{err}");
+            serving(&ns, 1, 3).await?;
+            let deployment = ns.api::<Deployment>().get("scoring").await?;
+            ensure!(
+                deployment.spec.and_then(|s| s.replicas) == Some(3),
+                "the Deployment follows the scale"
+            );
+
+            // Deleting the ModelDeployment removes the Deployment, the
+            // Service and every server process.
+            let pod_names: Vec<String> = pods(&ns, "aimass.io/model-deployment=scoring")
+                .await?
+                .into_iter()
+                .filter_map(|p| p.metadata.name)
+                .collect();
+            ns.api::<ModelDeployment>()
+                .delete("scoring", &DeleteParams::background())
+                .await?;
+            wait(
+                TIMEOUT,
+                "the Deployment, Service and processes to go",
+                || {
+                    let (ns, pod_names) = (ns.clone(), pod_names.clone());
+                    async move {
+                        Ok(ns.api::<Deployment>().get_opt("scoring").await?.is_none()
+                            && ns.api::<Service>().get_opt("scoring").await?.is_none()
+                            && pod_names
+                                .iter()
+                                .all(|p| pod_processes(p, "aimass-inference-server").is_empty()))
+                    }
+                },
+            )
+            .await?;
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            eprintln!("operator log:\n{}", operator.log_tail(60));
+        }
+        result
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_moved_champion_rolls_out_under_load_without_a_failed_request() -> Result<()> {
+    run("rollout", |ns: Arc<TestNamespace>| async move {
+        let operator = Operator::start(&ns, "a")?;
+        ns.apply(&manifests(&zoo("gbdt_classifier"), 2)).await?;
+        let result = async {
+            serving(&ns, 1, 2).await?;
+            let svc = ns.api::<Service>().get("scoring").await?;
+            let ip = svc
+                .spec
+                .and_then(|s| s.cluster_ip)
+                .context("no ClusterIP")?;
+            let url = format!("http://{ip}/v2/models/card-fraud/infer");
+            let (request, _) = zoo_reference("gbdt_classifier")?;
+            wait(Duration::from_secs(30), "the Service to answer", || {
+                let (url, request) = (url.clone(), request.clone());
+                async move { Ok(post(&url, &request).await.is_ok_and(|(s, _)| s == 200)) }
+            })
+            .await?;
+
+            // A bounded load: 4 clients, each one request at a time, until
+            // the rollout is over or 150 s have passed.
+            let stop = Arc::new(AtomicBool::new(false));
+            let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let mut clients = Vec::new();
+            for _ in 0..4 {
+                let (stop, sent, failed, failures, url, request) = (
+                    stop.clone(),
+                    sent.clone(),
+                    failed.clone(),
+                    failures.clone(),
+                    url.clone(),
+                    request.clone(),
+                );
+                clients.push(tokio::spawn(async move {
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
+                    while !stop.load(Ordering::Relaxed) && tokio::time::Instant::now() < deadline {
+                        sent.fetch_add(1, Ordering::Relaxed);
+                        match post(&url, &request).await {
+                            Ok((200, _)) => {}
+                            other => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                failures
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .push(format!("{other:?}"));
+                            }
+                        }
+                    }
+                }));
+            }
+
+            // A new artifact with the same signature: version 2 becomes champion.
+            let patch = json!({"spec": {"source": {"uri": zoo("random_forest_classifier")}}});
+            ns.api::<Model>()
+                .patch("card-fraud", &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            let rolled = serving(&ns, 2, 2).await;
+            // Let the old replicas finish stopping while the load goes on.
+            tokio::time::sleep(Duration::from_secs(8)).await;
+            stop.store(true, Ordering::Relaxed);
+            for client in clients {
+                client.await?;
+            }
+            rolled?;
+            let (sent, failed) = (sent.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+            ensure!(sent > 50, "the load generator sent only {sent} requests");
+            ensure!(
+                failed == 0,
+                "{failed} of {sent} requests failed: {:?}",
+                failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .take(5)
+                    .collect::<Vec<_>>()
+            );
+
+            let (_, expected) = zoo_reference("random_forest_classifier")?;
+            let replicas = answers(&ns, &request).await?;
+            ensure!(replicas.len() == 2, "{replicas:?}");
+            for (ip, _, answer) in &replicas {
+                ensure!(
+                    answer["model_version"] == "2" && matches(answer, &expected),
+                    "{ip} answered {answer}"
+                );
+            }
+            eprintln!("rollout under load: {sent} requests, none failed");
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            eprintln!("operator log:\n{}", operator.log_tail(60));
+        }
+        result
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_unservable_version_never_replaces_the_serving_one() -> Result<()> {
+    run("unservable", |ns: Arc<TestNamespace>| async move {
+        let operator = Operator::start(&ns, "a")?;
+        ns.apply(&manifests(&zoo("gbdt_classifier"), 1)).await?;
+        let result = async {
+            serving(&ns, 1, 1).await?;
+            // A regressor takes the same inputs but drops the outputs
+            // callers read: the rollout is refused.
+            let patch = json!({"spec": {"source": {"uri": zoo("gbdt_regressor")}}});
+            ns.api::<Model>()
+                .patch("card-fraud", &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            let md = wait_for(
+                &ns.api::<ModelDeployment>(),
+                "scoring",
+                TIMEOUT,
+                |md: Option<&ModelDeployment>| {
+                    md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                        s.conditions.iter().any(|c| {
+                            c.type_ == "Degraded"
+                                && c.status == "True"
+                                && c.reason == "SignatureChanged"
+                        })
+                    })
+                },
+            )
+            .await?;
+            let status = md.status.context("status")?;
+            ensure!(
+                status.serving_version == Some(1),
+                "version 1 keeps serving: {status:?}"
+            );
+            let deployment = ns.api::<Deployment>().get("scoring").await?;
+            let labels = deployment
+                .spec
+                .and_then(|s| s.template.metadata)
+                .and_then(|m| m.labels)
+                .unwrap_or_default();
+            ensure!(
+                labels.get("aimass.io/model-version").map(String::as_str) == Some("1"),
+                "{labels:?}"
+            );
+
+            // A Model that disappears leaves the serving replicas alone.
+            ns.api::<Model>()
+                .delete("card-fraud", &DeleteParams::default())
+                .await?;
+            wait_for(
+                &ns.api::<ModelDeployment>(),
+                "scoring",
+                TIMEOUT,
+                |md: Option<&ModelDeployment>| {
+                    md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                        s.conditions
+                            .iter()
+                            .any(|c| c.type_ == "Degraded" && c.reason == "ReferenceNotFound")
+                    })
+                },
+            )
+            .await?;
+            let deployment = ns.api::<Deployment>().get("scoring").await?;
+            ensure!(
+                deployment.status.and_then(|s| s.ready_replicas) == Some(1),
+                "the replica still serves"
+            );
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            eprintln!("operator log:\n{}", operator.log_tail(60));
+        }
+        result
+    })
+    .await
+}
