@@ -19,4 +19,6 @@ pub struct Context {
     pub followers: Followers,
     /// The inference server image of ModelDeployments that name none.
     pub server_image: String,
+    /// The metrics each canary step is measured from, by ModelDeployment uid.
+    pub canary_baselines: crate::model_deployment::Baselines,
 }

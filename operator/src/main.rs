@@ -16,6 +16,7 @@ mod leader;
 mod metrics;
 mod model;
 mod model_deployment;
+mod scrape;
 mod storage;
 mod telemetry;
 mod training_job;
@@ -100,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
         events: events::Events::new(client, Some(identity)),
         followers: Default::default(),
         server_image: config.inference_server_image.clone(),
+        canary_baselines: Default::default(),
     });
     let (lost_tx, lost) = watch::channel(false);
     let shutdown = {

@@ -721,12 +721,29 @@ pub struct MigrationRecord {
     pub message: Option<String>,
 }
 
+/// Where a canary rollout stands.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum CanaryPhase {
+    /// Steps are running and being judged.
+    #[default]
+    Analysing,
+    /// Every step passed; the version took all traffic.
+    Promoted,
+    /// A step failed its analysis; the stable version took all traffic back.
+    RolledBack,
+}
+
 /// The state of a canary rollout.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryStatus {
     /// The version under test.
     pub version: i64,
+    /// `Analysing` while steps run, then `Promoted` or `RolledBack`. A
+    /// version that was rolled back is not tried again until the resolved
+    /// version changes.
+    #[serde(default)]
+    pub phase: CanaryPhase,
     /// The traffic share it has now, in percent.
     pub percent: i32,
     /// Index of the current step in `spec.rollout.canary.steps`.

@@ -4,6 +4,7 @@
 //! that cannot be served (missing, not Ready, an incompatible signature, a
 //! missing Secret) never replaces the one serving: the conditions say why.
 
+mod canary;
 mod resolve;
 pub mod workload;
 
@@ -11,11 +12,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aimass_crds::v1alpha1::conditions::{reasons, types};
-use aimass_crds::v1alpha1::{Model, ModelDeployment, ModelDeploymentStatus, ModelVersion};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use aimass_crds::v1alpha1::{
+    CanaryPhase, CanarySpec, CanaryStatus, Model, ModelDeployment, ModelDeploymentStatus,
+    ModelVersion, RolloutStrategy,
+};
 use aimass_crds::validation;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DeleteParams, ListParams};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
@@ -25,6 +34,7 @@ use crate::conditions::{self, Wanted};
 use crate::context::Context;
 use crate::error::{Error, is_not_found};
 use crate::events::Severity;
+use crate::scrape::{self, Snapshot};
 use workload::{Track, Workload};
 
 /// The controller's name in metrics and logs.
@@ -46,6 +56,17 @@ struct Problem {
 pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile.start(CONTROLLER);
     let namespace = md.namespace().unwrap_or_default();
+    // Rollout and canary decisions build on the last status written; the
+    // cache may not hold it yet, so read it fresh.
+    let api: Api<ModelDeployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(md) = api
+        .get_opt(&md.name_any())
+        .await
+        .map_err(Error::kube("reading the ModelDeployment"))?
+    else {
+        return Ok(Action::await_change());
+    };
+    let md = Arc::new(md);
     let now = Time(jiff::Timestamp::now());
     let old = md.status.clone().unwrap_or_default();
     let mut status = old.clone();
@@ -74,17 +95,78 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
     let desired = desired_replicas(&md, &old, current.as_ref());
     status.replicas = desired;
     let mut applied = current;
+    let mut problem = problem;
+    let mut canary_running = false;
     if let Some(target) = &target {
+        // With a canary, the stable track keeps the deployed version while
+        // the new one is judged beside it.
+        let deployed_record = current_version
+            .filter(|c| *c != target.version.version)
+            .and_then(|c| {
+                model
+                    .as_ref()?
+                    .status
+                    .as_ref()?
+                    .versions
+                    .iter()
+                    .find(|v| v.version == c)
+                    .cloned()
+            });
+        let mut stable = (target.version.clone(), desired);
+        let mut canary_plan = None;
+        if md.spec.rollout.strategy == RolloutStrategy::Canary
+            && problem.is_none()
+            && let Some(deployed) = deployed_record
+        {
+            match canary_step(&ctx, &md, &mut status, &target.version, desired, &now).await? {
+                CanaryAction::Run {
+                    stable: stable_n,
+                    canary: canary_n,
+                } => {
+                    stable = (deployed, stable_n);
+                    canary_plan = Some(canary_n);
+                }
+                CanaryAction::Hold(why) => {
+                    stable = (deployed, desired);
+                    problem = Some(Problem {
+                        reason: reasons::CANARY_ROLLED_BACK,
+                        message: why,
+                    });
+                }
+                CanaryAction::Promote => {}
+            }
+        }
         let default_image = ctx.server_image.clone();
-        let deployment = workload::deployment(&Workload {
-            md: &md,
-            version: &target.version,
-            replicas: desired,
-            default_image: &default_image,
-            secret: target.secret.as_deref(),
-            track: Track::Stable,
-        });
-        applied = Some(apply(&deployments, &deployment).await?);
+        let build = |version: &ModelVersion, replicas, track| {
+            workload::deployment(&Workload {
+                md: &md,
+                version,
+                replicas,
+                default_image: &default_image,
+                secret: target.secret.as_deref(),
+                track,
+            })
+        };
+        applied = Some(apply(&deployments, &build(&stable.0, stable.1, Track::Stable)).await?);
+        let canary_name = workload::deployment_name(&md, Track::Canary);
+        match canary_plan {
+            Some(replicas) => {
+                apply(
+                    &deployments,
+                    &build(&target.version, replicas, Track::Canary),
+                )
+                .await?;
+                canary_running = true;
+            }
+            None => match deployments
+                .delete(&canary_name, &DeleteParams::background())
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(Error::kube("removing the canary Deployment")(e)),
+            },
+        }
         let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
         apply(&services, &workload::service(&md)).await?;
         status.resolved_alias = target.alias.clone();
@@ -97,7 +179,7 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
     if rollout.complete {
         status.serving_version = deployed;
     }
-    let progressing = deployed.is_some() && !rollout.complete;
+    let progressing = (deployed.is_some() && !rollout.complete) || canary_running;
     let progress_message = match (old.serving_version, deployed) {
         (Some(from), Some(to)) if from != to => format!(
             "rolling out version {to} to replace {from}: {}/{} replicas updated and ready",
@@ -198,6 +280,266 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
     } else {
         Duration::from_secs(60)
     }))
+}
+
+/// What the canary step decided for the tracks.
+enum CanaryAction {
+    /// Keep running: the stable track and the canary with these replicas.
+    Run { stable: i32, canary: i32 },
+    /// The canary passed every step: the new version takes the stable track.
+    Promote,
+    /// The canary was rolled back: the deployed version stays, for this reason.
+    Hold(String),
+}
+
+/// The counters a canary step is measured from.
+struct Baseline {
+    version: i64,
+    step: i32,
+    stable: Snapshot,
+    canary: Snapshot,
+}
+
+/// The baselines of the canary steps in progress, by ModelDeployment uid.
+/// Lost on restart, which only restarts the current step's clock.
+#[derive(Default)]
+pub struct Baselines(Mutex<HashMap<String, Baseline>>);
+
+impl Baselines {
+    fn take(&self, uid: &str) -> Option<Baseline> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(uid)
+    }
+
+    fn put(&self, uid: &str, baseline: Baseline) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uid.to_owned(), baseline);
+    }
+}
+
+fn canary_spec(md: &ModelDeployment) -> Result<CanarySpec, Error> {
+    match md.spec.rollout.canary.clone() {
+        Some(spec) => Ok(spec),
+        None => serde_json::from_value(serde_json::json!({}))
+            .map_err(|e| Error::InvalidSpec(e.to_string())),
+    }
+}
+
+/// Runs one step of the canary of `next`: starts it, waits for its
+/// replicas and its interval, then judges it against the stable track.
+async fn canary_step(
+    ctx: &Context,
+    md: &ModelDeployment,
+    status: &mut ModelDeploymentStatus,
+    next: &ModelVersion,
+    desired: i32,
+    now: &Time,
+) -> Result<CanaryAction, Error> {
+    let spec = canary_spec(md)?;
+    let uid = md.uid().unwrap_or_default();
+    match &status.canary {
+        Some(c) if c.version == next.version && c.phase == CanaryPhase::RolledBack => {
+            return Ok(CanaryAction::Hold(format!(
+                "the canary of version {} was rolled back: {}",
+                c.version,
+                c.message.clone().unwrap_or_default()
+            )));
+        }
+        Some(c) if c.version == next.version && c.phase == CanaryPhase::Promoted => {
+            return Ok(CanaryAction::Promote);
+        }
+        Some(c) if c.version == next.version => {}
+        _ => {
+            let percent = spec.steps.first().copied().unwrap_or(10);
+            status.canary = Some(CanaryStatus {
+                version: next.version,
+                phase: CanaryPhase::Analysing,
+                percent,
+                step: 0,
+                step_start_time: now.clone(),
+                message: Some("starting the canary".into()),
+            });
+            let _ = ctx.canary_baselines.take(&uid);
+            publish(
+                ctx,
+                md,
+                Severity::Normal,
+                "CanaryStarted",
+                format!(
+                    "version {} takes {percent}% of the replicas for analysis",
+                    next.version
+                ),
+            )
+            .await;
+        }
+    }
+    let Some(canary) = status.canary.as_mut() else {
+        return Ok(CanaryAction::Promote);
+    };
+    let (stable_n, canary_n) = canary::split(desired, canary.percent);
+    let run = CanaryAction::Run {
+        stable: stable_n,
+        canary: canary_n,
+    };
+    let ready = track_pods(ctx, md, Track::Canary).await?;
+    if ready.len() < usize::try_from(canary_n).unwrap_or(1) {
+        canary.message = Some(format!(
+            "waiting for {canary_n} canary replica(s) to be ready ({} so far)",
+            ready.len()
+        ));
+        canary.step_start_time = now.clone();
+        return Ok(run);
+    }
+    let baseline = match ctx.canary_baselines.take(&uid) {
+        Some(b) if b.version == canary.version && b.step == canary.step => b,
+        _ => {
+            let stable = track_snapshot(ctx, md, Track::Stable).await?;
+            let canary_now = snapshot_of(&ready).await;
+            ctx.canary_baselines.put(
+                &uid,
+                Baseline {
+                    version: canary.version,
+                    step: canary.step,
+                    stable,
+                    canary: canary_now,
+                },
+            );
+            canary.step_start_time = now.clone();
+            canary.message = Some(format!(
+                "step {} at {}%: measuring for {}s",
+                canary.step + 1,
+                canary.percent,
+                spec.analysis_interval_seconds
+            ));
+            return Ok(run);
+        }
+    };
+    let elapsed = now.0.as_second() - canary.step_start_time.0.as_second();
+    if elapsed < i64::from(spec.analysis_interval_seconds) {
+        ctx.canary_baselines.put(&uid, baseline);
+        return Ok(run);
+    }
+    let stable_window = track_snapshot(ctx, md, Track::Stable)
+        .await?
+        .since(&baseline.stable);
+    let canary_window = snapshot_of(&ready).await.since(&baseline.canary);
+    match canary::judge(&stable_window, &canary_window, &spec) {
+        canary::Verdict::Wait(why) => {
+            canary.message = Some(why);
+            ctx.canary_baselines.put(&uid, baseline);
+            Ok(run)
+        }
+        canary::Verdict::Pass(why) => {
+            let next_step = canary.step + 1;
+            if let Some(&percent) = spec
+                .steps
+                .get(usize::try_from(next_step).unwrap_or(usize::MAX))
+            {
+                canary.step = next_step;
+                canary.percent = percent;
+                canary.step_start_time = now.clone();
+                canary.message = Some(format!(
+                    "step {next_step} passed ({why}); now at {percent}%"
+                ));
+                let note = format!(
+                    "version {} passed step {next_step} ({why}) and now takes {percent}%",
+                    canary.version
+                );
+                publish(ctx, md, Severity::Normal, "CanaryStepPassed", note).await;
+                let (stable_n, canary_n) = canary::split(desired, percent);
+                Ok(CanaryAction::Run {
+                    stable: stable_n,
+                    canary: canary_n,
+                })
+            } else {
+                canary.phase = CanaryPhase::Promoted;
+                canary.message = Some(format!("every step passed; last: {why}"));
+                let note = format!(
+                    "version {} passed every canary step and takes all traffic: {why}",
+                    canary.version
+                );
+                publish(ctx, md, Severity::Normal, "CanaryPromoted", note).await;
+                Ok(CanaryAction::Promote)
+            }
+        }
+        canary::Verdict::Fail(why) => {
+            canary.phase = CanaryPhase::RolledBack;
+            canary.message = Some(why.clone());
+            let note = format!(
+                "version {} was rolled back at step {} ({}%): {why}",
+                canary.version,
+                canary.step + 1,
+                canary.percent
+            );
+            publish(
+                ctx,
+                md,
+                Severity::Warning,
+                reasons::CANARY_ROLLED_BACK,
+                note.clone(),
+            )
+            .await;
+            Ok(CanaryAction::Hold(note))
+        }
+    }
+}
+
+/// Pod IPs of a track's Ready replicas.
+async fn track_pods(
+    ctx: &Context,
+    md: &ModelDeployment,
+    track: Track,
+) -> Result<Vec<String>, Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
+    let deployment = workload::deployment_name(md, track);
+    let selector = format!(
+        "{},{}={}",
+        workload::selector(md),
+        workload::TRACK_LABEL,
+        if track == Track::Canary {
+            "canary"
+        } else {
+            "stable"
+        }
+    );
+    let listed = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(Error::kube(format!("listing the pods of {deployment}")))?;
+    Ok(listed
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| {
+            let status = p.status?;
+            let ready = status
+                .conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            ready.then_some(status.pod_ip).flatten()
+        })
+        .collect())
+}
+
+/// The summed metrics of a track's Ready replicas.
+async fn track_snapshot(
+    ctx: &Context,
+    md: &ModelDeployment,
+    track: Track,
+) -> Result<Snapshot, Error> {
+    Ok(snapshot_of(&track_pods(ctx, md, track).await?).await)
+}
+
+/// The summed metrics of the servers at `ips`; silent ones are left out.
+async fn snapshot_of(ips: &[String]) -> Snapshot {
+    let scraped = futures::future::join_all(
+        ips.iter()
+            .map(|ip| scrape::scrape(ip, workload::SERVER_PORT)),
+    )
+    .await;
+    Snapshot::sum(scraped.into_iter().flatten())
 }
 
 /// Requeues after a failed reconcile.

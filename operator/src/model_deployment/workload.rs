@@ -10,9 +10,9 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, Container, ContainerPort, EnvFromSource, EnvVar, HTTPGetAction,
-    Lifecycle, LifecycleHandler, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecretEnvSource, SecurityContext, Service, ServicePort,
-    ServiceSpec, SleepAction, WeightedPodAffinityTerm,
+    Lifecycle, LifecycleHandler, PodAffinityTerm, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, SeccompProfile, SecretEnvSource, SecurityContext, Service, ServicePort, ServiceSpec,
+    SleepAction, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -69,6 +69,11 @@ pub struct Workload<'a> {
     /// Which track.
     pub track: Track,
 }
+
+/// Annotation for rehearsals (game days, tests of alerts and rollbacks):
+/// the canary track's servers answer every Nth inference with a 500, so a
+/// rollback can be practised against real servers. Never set in production.
+pub const CANARY_FAULT_ANNOTATION: &str = "aimass.io/rehearse-canary-fault-every";
 
 /// Name of a track's Deployment.
 pub fn deployment_name(md: &ModelDeployment, track: Track) -> String {
@@ -137,10 +142,7 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
 /// the user's own affinity rules.
 fn affinity(md: &ModelDeployment) -> Affinity {
     let mut affinity = md.spec.affinity.clone().unwrap_or_default();
-    let mut anti = affinity
-        .pod_anti_affinity
-        .take()
-        .unwrap_or_else(PodAntiAffinity::default);
+    let mut anti = affinity.pod_anti_affinity.take().unwrap_or_default();
     let mut preferred = anti
         .preferred_during_scheduling_ignored_during_execution
         .take()
@@ -197,6 +199,14 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
     }
     if let Some(timeout) = spec.server.request_timeout_millis {
         vars.push(env("AIMASS_REQUEST_TIMEOUT_MILLIS", timeout));
+    }
+    if w.track == Track::Canary
+        && let Some(every) = md
+            .annotations()
+            .get(CANARY_FAULT_ANNOTATION)
+            .and_then(|v| v.parse::<u64>().ok())
+    {
+        vars.push(env("AIMASS_FAULT_ERROR_EVERY", every));
     }
     vars.extend(spec.server.env.iter().cloned());
 
@@ -437,7 +447,11 @@ spec:
 
     #[test]
     fn the_canary_has_its_own_track_behind_the_same_service() {
-        let md = md("");
+        let mut md = md("");
+        md.metadata.annotations = Some(BTreeMap::from([(
+            CANARY_FAULT_ANNOTATION.to_owned(),
+            "2".to_owned(),
+        )]));
         let version = version();
         let d = deployment(&Workload {
             md: &md,
@@ -448,6 +462,30 @@ spec:
             track: Track::Canary,
         });
         assert_eq!(d.metadata.name.as_deref(), Some("scoring-canary"));
+        let faults = |d: &Deployment| {
+            d.spec
+                .as_ref()
+                .unwrap()
+                .template
+                .spec
+                .as_ref()
+                .unwrap()
+                .containers[0]
+                .env
+                .iter()
+                .flatten()
+                .any(|e| e.name == "AIMASS_FAULT_ERROR_EVERY")
+        };
+        assert!(faults(&d), "the rehearsal fault reaches the canary");
+        let stable = deployment(&Workload {
+            md: &md,
+            version: &version,
+            replicas: 1,
+            default_image: "img",
+            secret: None,
+            track: Track::Stable,
+        });
+        assert!(!faults(&stable), "and never the stable track");
         assert_eq!(
             d.spec.unwrap().selector.match_labels.unwrap()[TRACK_LABEL],
             "canary"

@@ -381,3 +381,171 @@ async fn an_unservable_version_never_replaces_the_serving_one() -> Result<()> {
     })
     .await
 }
+
+/// A Model and a canary ModelDeployment; `fault_every` makes the canary's
+/// servers fail every Nth request (the rehearsal annotation).
+fn canary_manifests(fault_every: Option<u32>) -> String {
+    let annotation = fault_every.map_or_else(String::new, |n| {
+        format!("\n  annotations: {{aimass.io/rehearse-canary-fault-every: \"{n}\"}}")
+    });
+    format!(
+        r#"
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: card-fraud}}
+spec:
+  source: {{uri: "{uri}"}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: ModelDeployment
+metadata:
+  name: scoring{annotation}
+spec:
+  model: {{name: card-fraud}}
+  replicas: {{min: 1, max: 4, count: 2}}
+  autoscaling: {{enabled: false}}
+  server: {{drainTimeoutSeconds: 5}}
+  rollout:
+    strategy: Canary
+    canary: {{steps: [50], analysisIntervalSeconds: 10, maxErrorRateIncrease: 0.05, maxLatencyRatio: 50}}
+"#,
+        uri = zoo("gbdt_classifier")
+    )
+}
+
+/// Sends requests through the Service until `stop` is set (at most 120 s).
+fn spawn_load(url: String, request: Value, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while !stop.load(Ordering::Relaxed) && tokio::time::Instant::now() < deadline {
+            let _ = post(&url, &request).await;
+        }
+    })
+}
+
+async fn canary_outcome(fault_every: Option<u32>) -> Result<()> {
+    let prefix = if fault_every.is_some() {
+        "canarybad"
+    } else {
+        "canaryok"
+    };
+    run(prefix, |ns: Arc<TestNamespace>| async move {
+        let operator = Operator::start(&ns, "a")?;
+        ns.apply(&canary_manifests(fault_every)).await?;
+        let result = async {
+            serving(&ns, 1, 2).await?;
+            let svc = ns.api::<Service>().get("scoring").await?;
+            let ip = svc
+                .spec
+                .and_then(|s| s.cluster_ip)
+                .context("no ClusterIP")?;
+            let (request, _) = zoo_reference("gbdt_classifier")?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let load = spawn_load(
+                format!("http://{ip}/v2/models/card-fraud/infer"),
+                request,
+                stop.clone(),
+            );
+            let patch = json!({"spec": {"source": {"uri": zoo("random_forest_classifier")}}});
+            ns.api::<Model>()
+                .patch("card-fraud", &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            let md = wait_for(
+                &ns.api::<ModelDeployment>(),
+                "scoring",
+                TIMEOUT,
+                |md: Option<&ModelDeployment>| {
+                    md.and_then(|m| m.status.as_ref()?.canary.as_ref())
+                        .is_some_and(|c| c.phase != aimass_crds::v1alpha1::CanaryPhase::Analysing)
+                },
+            )
+            .await;
+            stop.store(true, Ordering::Relaxed);
+            load.await?;
+            let status = md?.status.context("status")?;
+            let canary = status.canary.clone().context("canary status")?;
+            let events = ns
+                .api::<k8s_openapi::api::core::v1::Event>()
+                .list(&Default::default())
+                .await?
+                .items;
+            let reasons: Vec<String> = events.iter().filter_map(|e| e.reason.clone()).collect();
+            if fault_every.is_some() {
+                ensure!(
+                    canary.phase == aimass_crds::v1alpha1::CanaryPhase::RolledBack,
+                    "{canary:?}"
+                );
+                ensure!(
+                    canary
+                        .message
+                        .as_deref()
+                        .is_some_and(|m| m.contains("error rate")),
+                    "{canary:?}"
+                );
+                ensure!(
+                    reasons.iter().any(|r| r == "CanaryRolledBack"),
+                    "{reasons:?}"
+                );
+                let md = wait_for(
+                    &ns.api::<ModelDeployment>(),
+                    "scoring",
+                    TIMEOUT,
+                    |md: Option<&ModelDeployment>| {
+                        md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                            s.conditions.iter().any(|c| {
+                                c.type_ == "Degraded"
+                                    && c.reason == "CanaryRolledBack"
+                                    && c.status == "True"
+                            })
+                        })
+                    },
+                )
+                .await?;
+                ensure!(
+                    md.status.and_then(|s| s.serving_version) == Some(1),
+                    "version 1 still serves"
+                );
+                wait(TIMEOUT, "the canary Deployment to go", || async {
+                    Ok(ns
+                        .api::<Deployment>()
+                        .get_opt("scoring-canary")
+                        .await?
+                        .is_none())
+                })
+                .await?;
+            } else {
+                ensure!(
+                    canary.phase == aimass_crds::v1alpha1::CanaryPhase::Promoted,
+                    "{canary:?}"
+                );
+                ensure!(reasons.iter().any(|r| r == "CanaryPromoted"), "{reasons:?}");
+                serving(&ns, 2, 2).await?;
+                wait(TIMEOUT, "the canary Deployment to go", || async {
+                    Ok(ns
+                        .api::<Deployment>()
+                        .get_opt("scoring-canary")
+                        .await?
+                        .is_none())
+                })
+                .await?;
+            }
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            eprintln!("operator log:\n{}", operator.log_tail(60));
+        }
+        result
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_failing_canary_is_rolled_back_with_its_reason() -> Result<()> {
+    canary_outcome(Some(2)).await
+}
+
+#[tokio::test]
+async fn a_healthy_canary_is_promoted() -> Result<()> {
+    canary_outcome(None).await
+}

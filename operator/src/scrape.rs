@@ -1,0 +1,246 @@
+//! Reading the inference servers' `/metrics`: the request counters and the
+//! latency histogram of the metrics contract, summed over a set of pods, and
+//! the difference between two readings as error rate and p99 latency. A pod
+//! that does not answer in time is left out ("no data"), never read as zero.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+
+/// How long one scrape may take.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Counters of one or more servers at one moment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    /// Inference requests answered, any status.
+    pub requests: f64,
+    /// Of those, answered with a 5xx status.
+    pub errors: f64,
+    /// Cumulative latency histogram: upper bound in seconds to count.
+    pub latency: BTreeMap<OrderedF64, f64>,
+    /// How many servers answered.
+    pub servers: usize,
+}
+
+/// An `f64` that sorts, for histogram bounds.
+#[derive(Clone, Copy, Debug)]
+pub struct OrderedF64(pub f64);
+impl PartialEq for OrderedF64 {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+impl Eq for OrderedF64 {}
+impl PartialOrd for OrderedF64 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for OrderedF64 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// What happened between two snapshots.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Window {
+    /// Requests answered in the window.
+    pub requests: f64,
+    /// Server errors in the window.
+    pub errors: f64,
+    /// 99th-percentile latency in the window, in seconds, when there were
+    /// requests.
+    pub p99_seconds: Option<f64>,
+}
+
+impl Window {
+    /// Errors per request, 0 without requests.
+    pub fn error_rate(&self) -> f64 {
+        if self.requests > 0.0 {
+            self.errors / self.requests
+        } else {
+            0.0
+        }
+    }
+}
+
+impl Snapshot {
+    /// Parses one server's metrics text.
+    pub fn parse(text: &str) -> Option<Self> {
+        let lines = text.lines().map(|l| Ok(l.to_owned()));
+        let scrape = prometheus_parse::Scrape::parse(lines).ok()?;
+        let mut snapshot = Snapshot {
+            servers: 1,
+            ..Snapshot::default()
+        };
+        for sample in scrape.samples {
+            match (sample.metric.as_str(), &sample.value) {
+                (
+                    "aimass_inference_requests_total",
+                    prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v),
+                ) => {
+                    snapshot.requests += v;
+                    if sample
+                        .labels
+                        .get("code")
+                        .is_some_and(|c| c.starts_with('5'))
+                    {
+                        snapshot.errors += v;
+                    }
+                }
+                (
+                    "aimass_inference_request_duration_seconds",
+                    prometheus_parse::Value::Histogram(buckets),
+                ) => {
+                    for bucket in buckets {
+                        *snapshot
+                            .latency
+                            .entry(OrderedF64(bucket.less_than))
+                            .or_default() += bucket.count;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(snapshot)
+    }
+
+    /// The sum of several servers' snapshots.
+    pub fn sum(snapshots: impl IntoIterator<Item = Snapshot>) -> Self {
+        snapshots
+            .into_iter()
+            .fold(Snapshot::default(), |mut total, s| {
+                total.requests += s.requests;
+                total.errors += s.errors;
+                total.servers += s.servers;
+                for (bound, count) in s.latency {
+                    *total.latency.entry(bound).or_default() += count;
+                }
+                total
+            })
+    }
+
+    /// What happened since `earlier` (counters that went down, as after a
+    /// restart, count from zero).
+    pub fn since(&self, earlier: &Snapshot) -> Window {
+        let delta = |now: f64, then: f64| if now >= then { now - then } else { now };
+        let requests = delta(self.requests, earlier.requests);
+        let buckets: Vec<(f64, f64)> = self
+            .latency
+            .iter()
+            .map(|(bound, count)| {
+                (
+                    bound.0,
+                    delta(*count, earlier.latency.get(bound).copied().unwrap_or(0.0)),
+                )
+            })
+            .collect();
+        Window {
+            requests,
+            errors: delta(self.errors, earlier.errors),
+            p99_seconds: quantile(&buckets, 0.99),
+        }
+    }
+}
+
+/// The `q` quantile of a cumulative histogram, interpolated inside its
+/// bucket as Prometheus' `histogram_quantile` does.
+pub fn quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
+    let total = buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let mut lower = (0.0, 0.0);
+    for &(bound, count) in buckets {
+        if count >= rank {
+            if bound.is_infinite() {
+                return Some(lower.0);
+            }
+            let inside = count - lower.1;
+            let fraction = if inside > 0.0 {
+                (rank - lower.1) / inside
+            } else {
+                1.0
+            };
+            return Some(lower.0 + (bound - lower.0) * fraction);
+        }
+        lower = (bound, count);
+    }
+    Some(lower.0)
+}
+
+/// Reads `http://<ip>:<port>/metrics`; `None` when the server does not
+/// answer in time or answers something unreadable.
+pub async fn scrape(ip: &str, port: i32) -> Option<Snapshot> {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<Bytes>>();
+    let uri: hyper::Uri = format!("http://{ip}:{port}/metrics").parse().ok()?;
+    let response = tokio::time::timeout(TIMEOUT, client.get(uri))
+        .await
+        .ok()?
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let body = tokio::time::timeout(TIMEOUT, response.into_body().collect())
+        .await
+        .ok()?
+        .ok()?;
+    Snapshot::parse(&String::from_utf8_lossy(&body.to_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = r#"# HELP aimass_inference_requests_total Inference requests by status code.
+# TYPE aimass_inference_requests_total counter
+aimass_inference_requests_total{code="200",model="m",version="1"} 90
+aimass_inference_requests_total{code="400",model="m",version="1"} 5
+aimass_inference_requests_total{code="500",model="m",version="1"} 5
+# HELP aimass_inference_request_duration_seconds Latency.
+# TYPE aimass_inference_request_duration_seconds histogram
+aimass_inference_request_duration_seconds_bucket{model="m",version="1",le="0.001"} 50
+aimass_inference_request_duration_seconds_bucket{model="m",version="1",le="0.01"} 99
+aimass_inference_request_duration_seconds_bucket{model="m",version="1",le="0.1"} 100
+aimass_inference_request_duration_seconds_bucket{model="m",version="1",le="+Inf"} 100
+aimass_inference_request_duration_seconds_sum{model="m",version="1"} 0.4
+aimass_inference_request_duration_seconds_count{model="m",version="1"} 100
+"#;
+
+    #[test]
+    fn reads_requests_errors_and_latency() {
+        let s = Snapshot::parse(TEXT).unwrap();
+        assert_eq!((s.requests, s.errors, s.servers), (100.0, 5.0, 1));
+        let window = s.since(&Snapshot::default());
+        assert!((window.error_rate() - 0.05).abs() < 1e-9);
+        let p99 = window.p99_seconds.unwrap();
+        assert!((p99 - 0.01).abs() < 1e-9, "{p99}");
+    }
+
+    #[test]
+    fn windows_are_differences_and_sums_add_servers() {
+        let one = Snapshot::parse(TEXT).unwrap();
+        let two = Snapshot::sum([one.clone(), one.clone()]);
+        assert_eq!((two.requests, two.servers), (200.0, 2));
+        let window = two.since(&one);
+        assert_eq!((window.requests, window.errors), (100.0, 5.0));
+        assert_eq!(
+            Snapshot::default().since(&Snapshot::default()).p99_seconds,
+            None
+        );
+    }
+
+    #[test]
+    fn quantiles_interpolate_inside_the_bucket() {
+        let buckets = [(0.1, 50.0), (0.2, 100.0), (f64::INFINITY, 100.0)];
+        assert!((quantile(&buckets, 0.5).unwrap() - 0.1).abs() < 1e-9);
+        assert!((quantile(&buckets, 0.75).unwrap() - 0.15).abs() < 1e-9);
+        assert_eq!(quantile(&[(f64::INFINITY, 0.0)], 0.99), None);
+    }
+}
