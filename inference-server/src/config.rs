@@ -87,6 +87,12 @@ pub struct Config {
     #[arg(long, env = "AIMASS_FAULT_ERROR_EVERY")]
     pub fault_error_every: Option<u64>,
 
+    /// For rehearsals only: hold every inference request this many
+    /// milliseconds before running it, to make a replica slow (autoscaling
+    /// and migration tests, latency alerts). 0, the default, adds nothing.
+    #[arg(long, env = "AIMASS_FAULT_LATENCY_MILLIS", default_value_t = 0)]
+    pub fault_latency_millis: u64,
+
     /// Log format.
     #[arg(long, env = "AIMASS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,

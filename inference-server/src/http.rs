@@ -34,12 +34,14 @@ pub struct Limits {
 }
 
 /// Deliberate failures for rehearsals: every `every`-th inference request is
-/// answered with 500, so canary rollbacks and alerts can be tested against a
-/// real server. Off unless configured.
+/// answered with 500, and every request can be slowed down, so canary
+/// rollbacks, autoscaling, migrations and alerts can be tested against a real
+/// server. Off unless configured.
 #[derive(Debug, Default)]
 pub struct FaultInjection {
     every: Option<u64>,
     seen: std::sync::atomic::AtomicU64,
+    delay: Duration,
 }
 
 impl FaultInjection {
@@ -47,8 +49,14 @@ impl FaultInjection {
     pub fn every(every: Option<u64>) -> Self {
         Self {
             every: every.filter(|n| *n > 0),
-            seen: Default::default(),
+            ..Self::default()
         }
+    }
+
+    /// Also holds every inference request for `delay` before it is run.
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
     }
 
     /// Whether this request is one to fail.
@@ -327,6 +335,9 @@ impl Service {
     ) -> Result<Response<Full<Bytes>>, ApiError> {
         if !self.ready.load(Ordering::Acquire) {
             return Err(ApiError::NotReady);
+        }
+        if !self.faults.delay.is_zero() {
+            tokio::time::sleep(self.faults.delay).await;
         }
         if self.faults.strike() {
             return Err(ApiError::Internal(

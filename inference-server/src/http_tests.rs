@@ -516,3 +516,15 @@ async fn injected_faults_fail_exactly_every_nth_inference_with_500() {
     }
     assert_eq!(codes, [200, 200, 500, 200, 200, 500]);
 }
+
+#[tokio::test]
+async fn injected_latency_holds_every_inference() {
+    let mut svc = service(Duration::ZERO, 16, Duration::from_secs(5), true);
+    Arc::get_mut(&mut svc).unwrap().faults =
+        FaultInjection::every(None).with_delay(Duration::from_millis(100));
+    let started = tokio::time::Instant::now();
+    let body = infer_body(json!([1, 2, 3]), json!([1, 3]));
+    let (status, _) = call(&svc, Method::POST, "/v2/models/fraud/infer", body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(started.elapsed() >= Duration::from_millis(100));
+}

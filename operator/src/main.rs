@@ -4,6 +4,7 @@
 
 mod admin;
 mod artifact;
+mod autoscaler;
 mod conditions;
 mod config;
 mod context;

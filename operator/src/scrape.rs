@@ -19,6 +19,9 @@ pub struct Snapshot {
     pub requests: f64,
     /// Of those, answered with a 5xx status.
     pub errors: f64,
+    /// Seconds spent answering requests (the latency histogram's sum): its
+    /// rate is the time-averaged number of requests in flight.
+    pub busy_seconds: f64,
     /// Cumulative latency histogram: upper bound in seconds to count.
     pub latency: BTreeMap<OrderedF64, f64>,
     /// How many servers answered.
@@ -48,6 +51,8 @@ impl Ord for OrderedF64 {
 /// What happened between two snapshots.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Window {
+    /// Seconds spent answering requests in the window.
+    pub busy_seconds: f64,
     /// Requests answered in the window.
     pub requests: f64,
     /// Server errors in the window.
@@ -93,6 +98,12 @@ impl Snapshot {
                     }
                 }
                 (
+                    "aimass_inference_request_duration_seconds_sum",
+                    prometheus_parse::Value::Untyped(v) | prometheus_parse::Value::Counter(v),
+                ) => {
+                    snapshot.busy_seconds += v;
+                }
+                (
                     "aimass_inference_request_duration_seconds",
                     prometheus_parse::Value::Histogram(buckets),
                 ) => {
@@ -116,6 +127,7 @@ impl Snapshot {
             .fold(Snapshot::default(), |mut total, s| {
                 total.requests += s.requests;
                 total.errors += s.errors;
+                total.busy_seconds += s.busy_seconds;
                 total.servers += s.servers;
                 for (bound, count) in s.latency {
                     *total.latency.entry(bound).or_default() += count;
@@ -140,6 +152,7 @@ impl Snapshot {
             })
             .collect();
         Window {
+            busy_seconds: delta(self.busy_seconds, earlier.busy_seconds),
             requests,
             errors: delta(self.errors, earlier.errors),
             p99_seconds: quantile(&buckets, 0.99),
@@ -217,6 +230,7 @@ aimass_inference_request_duration_seconds_count{model="m",version="1"} 100
     fn reads_requests_errors_and_latency() {
         let s = Snapshot::parse(TEXT).unwrap();
         assert_eq!((s.requests, s.errors, s.servers), (100.0, 5.0, 1));
+        assert!((s.busy_seconds - 0.4).abs() < 1e-9);
         let window = s.since(&Snapshot::default());
         assert!((window.error_rate() - 0.05).abs() < 1e-9);
         let p99 = window.p99_seconds.unwrap();

@@ -77,6 +77,7 @@ mod tests {
 
     fn window(requests: f64, errors: f64, p99_ms: Option<f64>) -> Window {
         Window {
+            busy_seconds: 0.0,
             requests,
             errors,
             p99_seconds: p99_ms.map(|m| m / 1000.0),
