@@ -78,7 +78,7 @@ pub async fn run(
                     .within(&tj.metadata.namespace.clone().unwrap_or_default()),
             )
         })
-        .graceful_shutdown_on(stopped(stop_rx));
+        .graceful_shutdown_on(stopped(stop_rx.clone()));
     let stores = (training.store(), model_controller.store(), serving.store());
 
     let training = training
@@ -98,6 +98,11 @@ pub async fn run(
         info!("caches synced; reconciling");
         ready.send_replace(true);
     });
+    tokio::spawn(crate::autoscaler::run(
+        ctx.clone(),
+        namespace.map(str::to_owned),
+        stop_rx.clone(),
+    ));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);

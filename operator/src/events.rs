@@ -2,14 +2,30 @@
 //! failures (a version registered, an alias moved, a run failed); a failure
 //! to publish one is logged, never fatal to a reconcile.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::Api;
+use kube::api::PostParams;
 use tracing::warn;
 
+/// Tells apart Events published in the same nanosecond.
+static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+
+/// The reporting controller named in every Event.
+const CONTROLLER: &str = "aimass.io/operator";
+
 /// Publishes Events as the aimass operator.
+///
+/// Each Event is its own object: kube's `Recorder` folds Events with the same
+/// reason into one series that keeps the first note, which would hide the
+/// second scale decision or alias move behind the first.
 #[derive(Clone)]
 pub struct Events {
-    recorder: Recorder,
+    client: kube::Client,
+    instance: String,
 }
 
 /// The severity of an Event.
@@ -24,12 +40,9 @@ pub enum Severity {
 impl Events {
     /// An Event publisher reporting as `instance` of the operator.
     pub fn new(client: kube::Client, instance: Option<String>) -> Self {
-        let reporter = Reporter {
-            controller: "aimass-operator".into(),
-            instance,
-        };
         Self {
-            recorder: Recorder::new(client, reporter),
+            client,
+            instance: instance.unwrap_or_else(|| "aimass-operator".into()),
         }
     }
 
@@ -42,18 +55,36 @@ impl Events {
         action: &str,
         note: String,
     ) {
+        let namespace = object.namespace.clone().unwrap_or_else(|| "default".into());
         let event = Event {
-            type_: match severity {
-                Severity::Normal => EventType::Normal,
-                Severity::Warning => EventType::Warning,
+            metadata: ObjectMeta {
+                // As a kubelet names its Events: the object, then a unique
+                // hexadecimal suffix.
+                name: Some(format!(
+                    "{}.{:x}",
+                    object.name.clone().unwrap_or_default(),
+                    jiff::Timestamp::now().as_nanosecond()
+                        + i128::from(SEQUENCE.fetch_add(1, Ordering::Relaxed))
+                )),
+                namespace: Some(namespace.clone()),
+                ..ObjectMeta::default()
             },
-            reason: reason.to_owned(),
+            event_time: Some(MicroTime(jiff::Timestamp::now())),
+            type_: Some(match severity {
+                Severity::Normal => "Normal".into(),
+                Severity::Warning => "Warning".into(),
+            }),
+            reason: Some(reason.to_owned()),
+            action: Some(action.to_owned()),
             // The Events API caps the note at 1 kB.
             note: Some(truncate(note, 1000)),
-            action: action.to_owned(),
-            secondary: None,
+            regarding: Some(object.clone()),
+            reporting_controller: Some(CONTROLLER.into()),
+            reporting_instance: Some(truncate(self.instance.clone(), 128)),
+            ..Event::default()
         };
-        if let Err(error) = self.recorder.publish(&event, object).await {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+        if let Err(error) = api.create(&PostParams::default(), &event).await {
             warn!(%error, reason, "cannot publish Event");
         }
     }

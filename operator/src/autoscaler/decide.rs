@@ -131,6 +131,12 @@ pub fn decide(inputs: Inputs<'_>, memory: &mut Memory, now: f64) -> Decision {
         memory.panic_until = Some(now + f64::from(spec.stable_window_seconds));
     }
     let panicking = memory.panic_until.is_some_and(|until| until > now);
+    if panicking && !reasons.iter().any(|r| r.starts_with("panic")) {
+        reasons.push(format!(
+            "panic mode: {panic_value:.2} over {}s needs {desired_panic}; no scale-down until it ends",
+            spec.panic_window_seconds
+        ));
+    }
     let mut desired = if panicking {
         desired_panic.max(desired_stable).max(current)
     } else {
@@ -195,11 +201,13 @@ pub fn decide(inputs: Inputs<'_>, memory: &mut Memory, now: f64) -> Decision {
 mod tests {
     use super::*;
 
+    /// 5 in flight per replica.
     fn spec() -> AutoscalingSpec {
-        let mut spec = AutoscalingSpec::default();
-        spec.target = 10.0;
-        spec.target_utilization = 0.5; // 5 per replica
-        spec
+        AutoscalingSpec {
+            target: 10.0,
+            target_utilization: 0.5,
+            ..AutoscalingSpec::default()
+        }
     }
 
     fn bounds(min: i32, max: i32) -> ReplicasSpec {

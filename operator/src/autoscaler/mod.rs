@@ -1,6 +1,166 @@
-//! The built-in autoscaler: decisions from the inference servers' own
-//! metrics (see `decide`), and the traffic simulator that exercises them.
+//! The built-in autoscaler: every 2 s it reads the inference servers' own
+//! metrics (`collector`), decides (`decide`, a pure function tested with
+//! tables and a traffic simulator), and records the decision in the
+//! ModelDeployment's status, where the controller turns it into the owned
+//! Deployment's replicas. It never writes the ModelDeployment's spec; with
+//! `spec.autoscaling.enabled: false` it leaves the replicas to
+//! `spec.replicas.count` (and so to HPA, KEDA or `kubectl scale`).
 
+mod collector;
 pub mod decide;
 #[cfg(test)]
 mod simulator;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aimass_crds::v1alpha1::{ModelDeployment, ScaleDecision};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::context::Context;
+use crate::events::Severity;
+use crate::model_deployment::workload;
+use collector::Series;
+use decide::{Inputs, decide};
+
+/// How often the servers are read and a decision is made.
+pub const INTERVAL: Duration = Duration::from_secs(2);
+/// A decision that changes nothing is still recorded this often.
+const RECORD_EVERY_SECONDS: i64 = 30;
+
+/// Runs the autoscaler until `stop` turns true.
+pub async fn run(ctx: Arc<Context>, namespace: Option<String>, mut stop: watch::Receiver<bool>) {
+    let mut series: HashMap<String, Series> = HashMap::new();
+    let mut ticker = tokio::time::interval(INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {},
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let api: Api<ModelDeployment> = match &namespace {
+            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+            None => Api::all(ctx.client.clone()),
+        };
+        let deployments = match api.list(&ListParams::default()).await {
+            Ok(list) => list.items,
+            Err(error) => {
+                warn!(%error, "autoscaler cannot list ModelDeployments");
+                continue;
+            }
+        };
+        series.retain(|uid, _| {
+            deployments
+                .iter()
+                .any(|md| md.uid().as_deref() == Some(uid))
+        });
+        for md in deployments
+            .iter()
+            .filter(|md| md.spec.autoscaling.enabled && md.meta().deletion_timestamp.is_none())
+        {
+            let entry = series.entry(md.uid().unwrap_or_default()).or_default();
+            if let Err(error) = step(&ctx, md, entry).await {
+                warn!(%error, name = %md.name_any(), "autoscaling step failed");
+            }
+        }
+    }
+}
+
+/// One round for one ModelDeployment: read, decide, record.
+async fn step(ctx: &Context, md: &ModelDeployment, series: &mut Series) -> Result<(), kube::Error> {
+    let namespace = md.namespace().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let ready: Vec<(String, String)> = pods
+        .list(&ListParams::default().labels(&workload::selector(md)))
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| {
+            let status = p.status?;
+            let ready = status
+                .conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            Some((p.metadata.name?, status.pod_ip.filter(|_| ready)?))
+        })
+        .collect();
+    let now = jiff::Timestamp::now();
+    let seconds = now.as_millisecond() as f64 / 1000.0;
+    let spec = &md.spec.autoscaling;
+    series
+        .observe(
+            &ready,
+            workload::SERVER_PORT,
+            seconds,
+            f64::from(spec.stable_window_seconds),
+        )
+        .await;
+    let status = md.status.clone().unwrap_or_default();
+    let current = if status.replicas > 0 {
+        status.replicas
+    } else {
+        md.spec.replicas.min
+    };
+    let samples: Vec<_> = series.samples.iter().copied().collect();
+    let decision = decide(
+        Inputs {
+            spec,
+            bounds: &md.spec.replicas,
+            current,
+            samples: &samples,
+        },
+        &mut series.memory,
+        seconds,
+    );
+    let previous = status.last_scale_decision.as_ref();
+    let stale =
+        previous.is_none_or(|p| now.as_second() - p.time.0.as_second() >= RECORD_EVERY_SECONDS);
+    let changed =
+        decision.desired != current || previous.is_some_and(|p| p.panic != decision.panic);
+    if !changed && !stale {
+        return Ok(());
+    }
+    let record = ScaleDecision {
+        time: Time(now),
+        from: current,
+        to: decision.desired,
+        panic: decision.panic,
+        stable_value: decision.stable_value,
+        panic_value: decision.panic_value,
+        reason: decision.reason.clone(),
+    };
+    let patch =
+        serde_json::json!({"status": {"replicas": decision.desired, "lastScaleDecision": record}});
+    Api::<ModelDeployment>::namespaced(ctx.client.clone(), &namespace)
+        .patch_status(
+            &md.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    debug!(name = %md.name_any(), from = current, to = decision.desired, "autoscaler decision");
+    if decision.desired != current {
+        let note = format!(
+            "{current} -> {} replicas: {}",
+            decision.desired, decision.reason
+        );
+        ctx.events
+            .publish(
+                &md.object_ref(&()),
+                Severity::Normal,
+                "Scaled",
+                "Autoscale",
+                note,
+            )
+            .await;
+    }
+    Ok(())
+}

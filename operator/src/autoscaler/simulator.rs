@@ -107,9 +107,11 @@ fn simulate(
 }
 
 fn setup() -> (AutoscalingSpec, ReplicasSpec) {
-    let mut spec = AutoscalingSpec::default();
-    spec.target = 4.0;
-    spec.target_utilization = 0.7;
+    let spec = AutoscalingSpec {
+        target: 4.0,
+        target_utilization: 0.7,
+        ..AutoscalingSpec::default()
+    };
     (
         spec,
         ReplicasSpec {

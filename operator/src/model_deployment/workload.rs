@@ -75,6 +75,11 @@ pub struct Workload<'a> {
 /// rollback can be practised against real servers. Never set in production.
 pub const CANARY_FAULT_ANNOTATION: &str = "aimass.io/rehearse-canary-fault-every";
 
+/// Annotation for rehearsals: every replica holds each inference this many
+/// milliseconds, to practise scaling and latency alerts. Never set in
+/// production.
+pub const LATENCY_FAULT_ANNOTATION: &str = "aimass.io/rehearse-latency-millis";
+
 /// Name of a track's Deployment.
 pub fn deployment_name(md: &ModelDeployment, track: Track) -> String {
     let name = md.name_any();
@@ -199,6 +204,13 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
     }
     if let Some(timeout) = spec.server.request_timeout_millis {
         vars.push(env("AIMASS_REQUEST_TIMEOUT_MILLIS", timeout));
+    }
+    if let Some(millis) = md
+        .annotations()
+        .get(LATENCY_FAULT_ANNOTATION)
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        vars.push(env("AIMASS_FAULT_LATENCY_MILLIS", millis));
     }
     if w.track == Track::Canary
         && let Some(every) = md

@@ -549,3 +549,78 @@ async fn a_failing_canary_is_rolled_back_with_its_reason() -> Result<()> {
 async fn a_healthy_canary_is_promoted() -> Result<()> {
     canary_outcome(None).await
 }
+
+#[tokio::test]
+async fn the_autoscaler_follows_a_load_step_and_returns_to_min() -> Result<()> {
+    run("autoscale", |ns: Arc<TestNamespace>| async move {
+        let operator = Operator::start(&ns, "a")?;
+        // Every request takes 20 ms, so each client keeps about one request
+        // in flight; 1.4 in flight per replica is the target.
+        ns.apply(&format!(
+            r#"
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: card-fraud}}
+spec:
+  source: {{uri: "{uri}"}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: ModelDeployment
+metadata:
+  name: scoring
+  annotations: {{aimass.io/rehearse-latency-millis: "20"}}
+spec:
+  model: {{name: card-fraud}}
+  replicas: {{min: 1, max: 4}}
+  autoscaling: {{metric: Concurrency, target: 2, targetUtilization: 0.7, stableWindowSeconds: 12, panicWindowSeconds: 4, scaleDownDelaySeconds: 10}}
+  server: {{drainTimeoutSeconds: 5}}
+"#,
+            uri = zoo("gbdt_classifier")
+        ))
+        .await?;
+        let result = async {
+            serving(&ns, 1, 1).await?;
+            let svc = ns.api::<Service>().get("scoring").await?;
+            let ip = svc.spec.and_then(|s| s.cluster_ip).context("no ClusterIP")?;
+            let url = format!("http://{ip}/v2/models/card-fraud/infer");
+            let (request, _) = zoo_reference("gbdt_classifier")?;
+            let mds = ns.api::<ModelDeployment>();
+            let replicas = |md: Option<&ModelDeployment>| md.and_then(|m| m.status.as_ref()).map_or(0, |s| s.replicas);
+
+            // One client: one replica is enough.
+            let stop = Arc::new(AtomicBool::new(false));
+            let mut clients = vec![spawn_load(url.clone(), request.clone(), stop.clone())];
+            tokio::time::sleep(Duration::from_secs(8)).await;
+            ensure!(replicas(mds.get("scoring").await.ok().as_ref()) == 1, "one client needs one replica");
+
+            // Eight clients: the panic window reacts.
+            for _ in 0..7 {
+                clients.push(spawn_load(url.clone(), request.clone(), stop.clone()));
+            }
+            let md = wait_for(&mds, "scoring", Duration::from_secs(10), move |md: Option<&ModelDeployment>| replicas(md) >= 3).await
+                .context("replicas did not rise within 10 s of the step")?;
+            let decision = md.status.and_then(|s| s.last_scale_decision).context("a recorded decision")?;
+            ensure!(decision.to >= 3 && decision.panic && decision.reason.contains("panic"), "{decision:?}");
+            serving(&ns, 1, 4).await?;
+
+            // No load: back to the minimum after the delay, never below.
+            stop.store(true, Ordering::Relaxed);
+            for client in clients {
+                client.await?;
+            }
+            let md = wait_for(&mds, "scoring", Duration::from_secs(90), move |md: Option<&ModelDeployment>| replicas(md) == 1).await?;
+            let decision = md.status.and_then(|s| s.last_scale_decision).context("a recorded decision")?;
+            ensure!(decision.to == 1 && !decision.panic, "{decision:?}");
+            let events = ns.api::<k8s_openapi::api::core::v1::Event>().list(&Default::default()).await?.items;
+            ensure!(events.iter().filter(|e| e.reason.as_deref() == Some("Scaled")).count() >= 2, "scale Events");
+            serving(&ns, 1, 1).await?;
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            eprintln!("operator log:\n{}", operator.log_tail(60));
+        }
+        result
+    })
+    .await
+}

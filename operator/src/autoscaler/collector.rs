@@ -1,0 +1,84 @@
+//! The metrics behind autoscaling: every 2 s each Ready inference pod's
+//! `/metrics` is read (bounded concurrency, short timeouts), and the
+//! difference from the pod's previous reading becomes its share of a
+//! sample: concurrency as busy seconds per second (Little's law), requests
+//! per second, and the interval's p99. A pod that does not answer adds
+//! nothing to that sample ("no data", not zero load); a pod seen for the
+//! first time only sets its baseline.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use futures::StreamExt;
+
+use super::decide::{Memory, Sample};
+use crate::scrape::{self, Snapshot};
+
+/// Samples kept per ModelDeployment beyond its stable window, in seconds.
+const SLACK_SECONDS: f64 = 10.0;
+/// Scrapes in flight at once.
+const PARALLEL_SCRAPES: usize = 16;
+
+/// What the autoscaler keeps between rounds for one ModelDeployment.
+#[derive(Default)]
+pub struct Series {
+    last: HashMap<String, (f64, Snapshot)>,
+    /// Samples, oldest first.
+    pub samples: VecDeque<Sample>,
+    /// The decision memory (panic mode, recent recommendations).
+    pub memory: Memory,
+}
+
+impl Series {
+    /// Scrapes `pods` (name, IP) at `now` and adds a sample when at least
+    /// one pod had an earlier reading; keeps `window` seconds of samples.
+    pub async fn observe(&mut self, pods: &[(String, String)], port: i32, now: f64, window: f64) {
+        let readings: Vec<(String, Option<Snapshot>)> = futures::stream::iter(pods.iter().cloned())
+            .map(|(name, ip)| async move { (name, scrape::scrape(&ip, port).await) })
+            .buffer_unordered(PARALLEL_SCRAPES)
+            .collect()
+            .await;
+        let mut total = Sample {
+            time: now,
+            concurrency: 0.0,
+            rps: 0.0,
+            p99_ms: None,
+        };
+        let mut buckets: BTreeMap<scrape::OrderedF64, f64> = BTreeMap::new();
+        let mut contributed = false;
+        for (name, reading) in readings {
+            let Some(snapshot) = reading else { continue };
+            if let Some((then, earlier)) = self.last.get(&name)
+                && now > *then
+            {
+                let window = snapshot.since(earlier);
+                let dt = now - then;
+                total.concurrency += window.busy_seconds / dt;
+                total.rps += window.requests / dt;
+                for (bound, count) in &snapshot.latency {
+                    let before = earlier.latency.get(bound).copied().unwrap_or(0.0);
+                    *buckets.entry(*bound).or_default() += if *count >= before {
+                        count - before
+                    } else {
+                        *count
+                    };
+                }
+                contributed = true;
+            }
+            self.last.insert(name, (now, snapshot));
+        }
+        self.last
+            .retain(|name, _| pods.iter().any(|(p, _)| p == name));
+        if contributed {
+            let flat: Vec<(f64, f64)> = buckets.into_iter().map(|(b, c)| (b.0, c)).collect();
+            total.p99_ms = scrape::quantile(&flat, 0.99).map(|s| s * 1000.0);
+            self.samples.push_back(total);
+        }
+        while self
+            .samples
+            .front()
+            .is_some_and(|s| s.time < now - window - SLACK_SECONDS)
+        {
+            self.samples.pop_front();
+        }
+    }
+}
