@@ -93,6 +93,16 @@ pub struct Config {
     #[arg(long, env = "AIMASS_FAULT_LATENCY_MILLIS", default_value_t = 0)]
     pub fault_latency_millis: u64,
 
+    /// For rehearsals only: arm a delay of this many milliseconds that
+    /// SIGUSR1 switches on (and off again), to make one replica of many
+    /// slow at run time. 0, the default, arms nothing.
+    #[arg(
+        long,
+        env = "AIMASS_FAULT_LATENCY_ON_SIGNAL_MILLIS",
+        default_value_t = 0
+    )]
+    pub fault_latency_on_signal_millis: u64,
+
     /// Log format.
     #[arg(long, env = "AIMASS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,

@@ -41,7 +41,8 @@ pub struct Limits {
 pub struct FaultInjection {
     every: Option<u64>,
     seen: std::sync::atomic::AtomicU64,
-    delay: Duration,
+    delay_millis: std::sync::atomic::AtomicU64,
+    armed_millis: u64,
 }
 
 impl FaultInjection {
@@ -54,9 +55,31 @@ impl FaultInjection {
     }
 
     /// Also holds every inference request for `delay` before it is run.
-    pub fn with_delay(mut self, delay: Duration) -> Self {
-        self.delay = delay;
+    pub fn with_delay(self, delay: Duration) -> Self {
+        let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.delay_millis.store(millis, Ordering::Relaxed);
         self
+    }
+
+    /// Arms a delay of `delay` that [`FaultInjection::toggle`] switches on
+    /// and off at run time (the server does on SIGUSR1), so one process of
+    /// many can be made slow.
+    pub fn armed(mut self, delay: Duration) -> Self {
+        self.armed_millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Switches the armed delay on, or off when it is on. Returns whether it
+    /// is now on.
+    pub fn toggle(&self) -> bool {
+        let on = self.delay_millis.load(Ordering::Relaxed) != self.armed_millis;
+        self.delay_millis
+            .store(if on { self.armed_millis } else { 0 }, Ordering::Relaxed);
+        on
+    }
+
+    pub(crate) fn delay(&self) -> Duration {
+        Duration::from_millis(self.delay_millis.load(Ordering::Relaxed))
     }
 
     /// Whether this request is one to fail.
@@ -336,8 +359,9 @@ impl Service {
         if !self.ready.load(Ordering::Acquire) {
             return Err(ApiError::NotReady);
         }
-        if !self.faults.delay.is_zero() {
-            tokio::time::sleep(self.faults.delay).await;
+        let delay = self.faults.delay();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
         if self.faults.strike() {
             return Err(ApiError::Internal(

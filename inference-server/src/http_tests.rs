@@ -527,4 +527,10 @@ async fn injected_latency_holds_every_inference() {
     let (status, _) = call(&svc, Method::POST, "/v2/models/fraud/infer", body).await;
     assert_eq!(status, StatusCode::OK);
     assert!(started.elapsed() >= Duration::from_millis(100));
+    let faults = FaultInjection::every(None).armed(Duration::from_millis(100));
+    assert_eq!(faults.delay(), Duration::ZERO, "armed, not on");
+    assert!(faults.toggle());
+    assert_eq!(faults.delay(), Duration::from_millis(100));
+    assert!(!faults.toggle());
+    assert_eq!(faults.delay(), Duration::ZERO);
 }

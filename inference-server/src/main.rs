@@ -24,6 +24,18 @@ async fn main() -> anyhow::Result<()> {
     }
     let listener = server::bind(SocketAddr::new(config.address, config.port)).await?;
     let service = server::prepare(&config).await?;
+    if config.fault_latency_on_signal_millis > 0 {
+        let service = std::sync::Arc::clone(&service);
+        let mut usr1 =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+                .context("cannot listen for SIGUSR1")?;
+        tokio::spawn(async move {
+            while usr1.recv().await.is_some() {
+                let on = service.faults.toggle();
+                tracing::warn!(on, "rehearsal latency toggled by SIGUSR1");
+            }
+        });
+    }
     server::serve(
         service,
         listener,

@@ -74,9 +74,13 @@ pub async fn prepare(config: &Config) -> Result<Arc<Service>, Error> {
             max_request_bytes: config.max_request_bytes,
             request_timeout: std::time::Duration::from_millis(config.request_timeout_millis),
         },
-        faults: crate::http::FaultInjection::every(config.fault_error_every).with_delay(
-            std::time::Duration::from_millis(config.fault_latency_millis),
-        ),
+        faults: crate::http::FaultInjection::every(config.fault_error_every)
+            .with_delay(std::time::Duration::from_millis(
+                config.fault_latency_millis,
+            ))
+            .armed(std::time::Duration::from_millis(
+                config.fault_latency_on_signal_millis,
+            )),
     }))
 }
 

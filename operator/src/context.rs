@@ -19,6 +19,8 @@ pub struct Context {
     pub followers: Followers,
     /// The inference server image of ModelDeployments that name none.
     pub server_image: String,
+    /// The operator's own namespace, where its settings ConfigMap lives.
+    pub operator_namespace: String,
     /// The metrics each canary step is measured from, by ModelDeployment uid.
     pub canary_baselines: crate::model_deployment::Baselines,
 }

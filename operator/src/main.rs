@@ -12,6 +12,7 @@ mod controllers;
 mod crd_install;
 mod error;
 mod events;
+mod health;
 mod labels;
 mod leader;
 mod metrics;
@@ -70,13 +71,15 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let identity = config.identity.clone().unwrap_or_else(default_identity);
+    // The operator's own namespace: its Lease and settings live there.
+    let operator_namespace = config
+        .lease_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .or_else(|| config.namespace.clone())
+        .unwrap_or_else(|| "default".into());
     let mut election = if config.leader_election {
-        let namespace = config
-            .lease_namespace
-            .clone()
-            .or_else(|| std::env::var("POD_NAMESPACE").ok())
-            .or_else(|| config.namespace.clone())
-            .unwrap_or_else(|| "default".into());
+        let namespace = operator_namespace.clone();
         // A standby replica is healthy and ready to take over.
         ready_tx.send_replace(true);
         let mut election =
@@ -102,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
         events: events::Events::new(client, Some(identity)),
         followers: Default::default(),
         server_image: config.inference_server_image.clone(),
+        operator_namespace,
         canary_baselines: Default::default(),
     });
     let (lost_tx, lost) = watch::channel(false);

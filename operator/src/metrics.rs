@@ -11,6 +11,62 @@ pub struct Metrics {
     pub registry: Registry,
     /// Reconcile counts, failures and durations, by controller.
     pub reconcile: ReconcileMetrics,
+    /// Replica health, for alert rules.
+    pub health: HealthMetrics,
+}
+
+/// Which replicas are judged unhealthy, as alert rules read it.
+pub struct HealthMetrics {
+    unhealthy: IntGaugeVec,
+}
+
+impl HealthMetrics {
+    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let unhealthy = IntGaugeVec::new(
+            Opts::new(
+                "aimass_replica_unhealthy",
+                "1 while a replica of a ModelDeployment is judged unhealthy, with the metric that crossed its threshold.",
+            ),
+            &["namespace", "model_deployment", "pod", "node", "metric"],
+        )?;
+        registry.register(Box::new(unhealthy.clone()))?;
+        Ok(Self { unhealthy })
+    }
+
+    /// Sets the series of one ModelDeployment's replicas from their tracks.
+    pub fn report(
+        &self,
+        namespace: &str,
+        deployment: &str,
+        replicas: &[crate::health::evaluate::ReplicaFigures],
+        tracks: &crate::health::evaluate::Tracks,
+    ) {
+        for replica in replicas {
+            let node = replica.node.as_deref().unwrap_or("");
+            for metric in [
+                "p99LatencyMillis",
+                "errorRate",
+                "cpuCores",
+                "memoryMebibytes",
+                "p99LatencyOutlier",
+            ] {
+                let _ = self.unhealthy.remove_label_values(&[
+                    namespace,
+                    deployment,
+                    &replica.pod,
+                    node,
+                    metric,
+                ]);
+            }
+            if let Some(track) = tracks.get(&replica.pod).filter(|t| t.unhealthy)
+                && let Some(breach) = &track.breach
+            {
+                self.unhealthy
+                    .with_label_values(&[namespace, deployment, &replica.pod, node, breach.metric])
+                    .set(1);
+            }
+        }
+    }
 }
 
 /// How the controllers' reconciles go.
@@ -109,9 +165,11 @@ impl Metrics {
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
         let reconcile = ReconcileMetrics::register(&registry)?;
+        let health = HealthMetrics::register(&registry)?;
         Ok(Self {
             registry,
             reconcile,
+            health,
         })
     }
 

@@ -26,6 +26,10 @@ pub struct Snapshot {
     pub latency: BTreeMap<OrderedF64, f64>,
     /// How many servers answered.
     pub servers: usize,
+    /// CPU seconds the server processes used.
+    pub cpu_seconds: f64,
+    /// Resident memory of the server processes, in bytes.
+    pub memory_bytes: f64,
 }
 
 /// An `f64` that sorts, for histogram bounds.
@@ -98,6 +102,18 @@ impl Snapshot {
                     }
                 }
                 (
+                    "process_cpu_seconds_total",
+                    prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v),
+                ) => {
+                    snapshot.cpu_seconds += v;
+                }
+                (
+                    "process_resident_memory_bytes",
+                    prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v),
+                ) => {
+                    snapshot.memory_bytes += v;
+                }
+                (
                     "aimass_inference_request_duration_seconds_sum",
                     prometheus_parse::Value::Untyped(v) | prometheus_parse::Value::Counter(v),
                 ) => {
@@ -128,6 +144,8 @@ impl Snapshot {
                 total.requests += s.requests;
                 total.errors += s.errors;
                 total.busy_seconds += s.busy_seconds;
+                total.cpu_seconds += s.cpu_seconds;
+                total.memory_bytes += s.memory_bytes;
                 total.servers += s.servers;
                 for (bound, count) in s.latency {
                     *total.latency.entry(bound).or_default() += count;
@@ -190,9 +208,19 @@ pub fn quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
 /// Reads `http://<ip>:<port>/metrics`; `None` when the server does not
 /// answer in time or answers something unreadable.
 pub async fn scrape(ip: &str, port: i32) -> Option<Snapshot> {
+    let body = get(&format!("http://{ip}:{port}/metrics")).await?;
+    Snapshot::parse(&String::from_utf8_lossy(&body))
+}
+
+/// GETs `url` and parses the JSON answer; `None` on any failure.
+pub async fn get_json(url: &str) -> Option<serde_json::Value> {
+    serde_json::from_slice(&get(url).await?).ok()
+}
+
+async fn get(url: &str) -> Option<Bytes> {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Empty<Bytes>>();
-    let uri: hyper::Uri = format!("http://{ip}:{port}/metrics").parse().ok()?;
+    let uri: hyper::Uri = url.parse().ok()?;
     let response = tokio::time::timeout(TIMEOUT, client.get(uri))
         .await
         .ok()?
@@ -204,7 +232,20 @@ pub async fn scrape(ip: &str, port: i32) -> Option<Snapshot> {
         .await
         .ok()?
         .ok()?;
-    Snapshot::parse(&String::from_utf8_lossy(&body.to_bytes()))
+    Some(body.to_bytes())
+}
+
+/// POSTs `body` as JSON; whether the answer was a success.
+pub async fn post_json(url: &str, body: &serde_json::Value) -> bool {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<Bytes>>();
+    let Ok(request) = hyper::Request::post(url)
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(Bytes::from(body.to_string())))
+    else {
+        return false;
+    };
+    matches!(tokio::time::timeout(TIMEOUT, client.request(request)).await, Ok(Ok(r)) if r.status().is_success())
 }
 
 #[cfg(test)]
@@ -224,6 +265,10 @@ aimass_inference_request_duration_seconds_bucket{model="m",version="1",le="0.1"}
 aimass_inference_request_duration_seconds_bucket{model="m",version="1",le="+Inf"} 100
 aimass_inference_request_duration_seconds_sum{model="m",version="1"} 0.4
 aimass_inference_request_duration_seconds_count{model="m",version="1"} 100
+# TYPE process_cpu_seconds_total counter
+process_cpu_seconds_total 2.5
+# TYPE process_resident_memory_bytes gauge
+process_resident_memory_bytes 52428800
 "#;
 
     #[test]
@@ -231,6 +276,7 @@ aimass_inference_request_duration_seconds_count{model="m",version="1"} 100
         let s = Snapshot::parse(TEXT).unwrap();
         assert_eq!((s.requests, s.errors, s.servers), (100.0, 5.0, 1));
         assert!((s.busy_seconds - 0.4).abs() < 1e-9);
+        assert_eq!((s.cpu_seconds, s.memory_bytes), (2.5, 52_428_800.0));
         let window = s.since(&Snapshot::default());
         assert!((window.error_rate() - 0.05).abs() < 1e-9);
         let p99 = window.p99_seconds.unwrap();

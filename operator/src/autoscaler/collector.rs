@@ -21,7 +21,16 @@ const PARALLEL_SCRAPES: usize = 16;
 /// What the autoscaler keeps between rounds for one ModelDeployment.
 #[derive(Default)]
 pub struct Series {
-    last: HashMap<String, (f64, Snapshot)>,
+    /// Each pod's latest reading (time, snapshot), by pod name.
+    pub last: HashMap<String, (f64, Snapshot)>,
+    /// Each pod's reading at the previous health evaluation.
+    pub health_base: HashMap<String, (f64, Snapshot)>,
+    /// When health was last evaluated, in seconds.
+    pub last_health: f64,
+    /// The replicas' health across evaluations.
+    pub tracks: crate::health::evaluate::Tracks,
+    /// Nodes currently suspected, for their Events.
+    pub suspects: Vec<String>,
     /// Samples, oldest first.
     pub samples: VecDeque<Sample>,
     /// The decision memory (panic mode, recent recommendations).

@@ -6,7 +6,7 @@
 //! `spec.autoscaling.enabled: false` it leaves the replicas to
 //! `spec.replicas.count` (and so to HPA, KEDA or `kubectl scale`).
 
-mod collector;
+pub mod collector;
 pub mod decide;
 #[cfg(test)]
 mod simulator;
@@ -62,7 +62,7 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>, mut stop: watch::
         });
         for md in deployments
             .iter()
-            .filter(|md| md.spec.autoscaling.enabled && md.meta().deletion_timestamp.is_none())
+            .filter(|md| md.meta().deletion_timestamp.is_none())
         {
             let entry = series.entry(md.uid().unwrap_or_default()).or_default();
             if let Err(error) = step(&ctx, md, entry).await {
@@ -76,6 +76,7 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>, mut stop: watch::
 async fn step(ctx: &Context, md: &ModelDeployment, series: &mut Series) -> Result<(), kube::Error> {
     let namespace = md.namespace().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut nodes = HashMap::new();
     let ready: Vec<(String, String)> = pods
         .list(&ListParams::default().labels(&workload::selector(md)))
         .await?
@@ -89,7 +90,9 @@ async fn step(ctx: &Context, md: &ModelDeployment, series: &mut Series) -> Resul
                 .iter()
                 .flatten()
                 .any(|c| c.type_ == "Ready" && c.status == "True");
-            Some((p.metadata.name?, status.pod_ip.filter(|_| ready)?))
+            let name = p.metadata.name?;
+            nodes.insert(name.clone(), p.spec.and_then(|s| s.node_name));
+            Some((name, status.pod_ip.filter(|_| ready)?))
         })
         .collect();
     let now = jiff::Timestamp::now();
@@ -103,6 +106,13 @@ async fn step(ctx: &Context, md: &ModelDeployment, series: &mut Series) -> Resul
             f64::from(spec.stable_window_seconds),
         )
         .await;
+    if seconds - series.last_health >= f64::from(md.spec.health.interval_seconds) {
+        series.last_health = seconds;
+        crate::health::review(ctx, md, series, &nodes, seconds).await?;
+    }
+    if !spec.enabled {
+        return Ok(());
+    }
     let status = md.status.clone().unwrap_or_default();
     let current = if status.replicas > 0 {
         status.replicas

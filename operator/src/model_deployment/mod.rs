@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use aimass_crds::v1alpha1::{
-    CanaryPhase, CanarySpec, CanaryStatus, Model, ModelDeployment, ModelDeploymentStatus,
-    ModelVersion, RolloutStrategy,
+    CanaryPhase, CanarySpec, CanaryStatus, MigrationOutcome, Model, ModelDeployment,
+    ModelDeploymentStatus, ModelVersion, RolloutStrategy,
 };
 use aimass_crds::validation;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -94,6 +94,12 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
 
     let desired = desired_replicas(&md, &old, current.as_ref());
     status.replicas = desired;
+    // Surge first: while a migration is in progress, one replica more runs.
+    let surge = i32::from(
+        old.migrations
+            .last()
+            .is_some_and(|m| m.outcome == MigrationOutcome::InProgress),
+    );
     let mut applied = current;
     let mut problem = problem;
     let mut canary_running = false;
@@ -112,7 +118,7 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
                     .find(|v| v.version == c)
                     .cloned()
             });
-        let mut stable = (target.version.clone(), desired);
+        let mut stable = (target.version.clone(), desired + surge);
         let mut canary_plan = None;
         if md.spec.rollout.strategy == RolloutStrategy::Canary
             && problem.is_none()
@@ -231,6 +237,26 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
         ready_message,
         &now,
     );
+    if problem.is_none() && !status.unhealthy_replicas.is_empty() {
+        let pods: Vec<String> = status
+            .unhealthy_replicas
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} on {} ({} {:.2} > {:.2})",
+                    r.pod,
+                    r.node.clone().unwrap_or_default(),
+                    r.metric,
+                    r.value,
+                    r.threshold
+                )
+            })
+            .collect();
+        problem = Some(Problem {
+            reason: reasons::REPLICA_UNHEALTHY,
+            message: format!("unhealthy: {}", pods.join("; ")),
+        });
+    }
     let (degraded, degraded_reason, degraded_message) = match &problem {
         Some(p) => (true, p.reason, p.message.clone()),
         None => (

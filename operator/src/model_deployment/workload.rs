@@ -80,6 +80,11 @@ pub const CANARY_FAULT_ANNOTATION: &str = "aimass.io/rehearse-canary-fault-every
 /// production.
 pub const LATENCY_FAULT_ANNOTATION: &str = "aimass.io/rehearse-latency-millis";
 
+/// Annotation for rehearsals: every replica arms a delay of this many
+/// milliseconds that SIGUSR1 to one server process switches on, to practise
+/// the migration of one sick replica. Never set in production.
+pub const SIGNAL_LATENCY_FAULT_ANNOTATION: &str = "aimass.io/rehearse-signal-latency-millis";
+
 /// Name of a track's Deployment.
 pub fn deployment_name(md: &ModelDeployment, track: Track) -> String {
     let name = md.name_any();
@@ -143,8 +148,13 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
     }
 }
 
-/// Replicas of the same ModelDeployment prefer different nodes, on top of
-/// the user's own affinity rules.
+/// Label a migration puts on the replica it replaces: new replicas avoid its
+/// node. Labels outside the selector change no Deployment.
+pub const LEAVING_LABEL: &str = "aimass.io/leaving";
+
+/// Replicas of the same ModelDeployment prefer different nodes, and above
+/// all not the node of a replica being migrated away, on top of the user's
+/// own affinity rules.
 fn affinity(md: &ModelDeployment) -> Affinity {
     let mut affinity = md.spec.affinity.clone().unwrap_or_default();
     let mut anti = affinity.pod_anti_affinity.take().unwrap_or_default();
@@ -152,20 +162,24 @@ fn affinity(md: &ModelDeployment) -> Affinity {
         .preferred_during_scheduling_ignored_during_execution
         .take()
         .unwrap_or_default();
-    preferred.push(WeightedPodAffinityTerm {
-        weight: 100,
-        pod_affinity_term: PodAffinityTerm {
-            topology_key: "kubernetes.io/hostname".into(),
-            label_selector: Some(LabelSelector {
-                match_labels: Some(BTreeMap::from([(
-                    DEPLOYMENT_LABEL.to_owned(),
-                    labels::fit(&md.name_any(), 63),
-                )])),
-                match_expressions: None,
-            }),
-            ..PodAffinityTerm::default()
-        },
-    });
+    let name = labels::fit(&md.name_any(), 63);
+    let avoid = |weight, extra: Option<(&str, &str)>| {
+        let mut match_labels = BTreeMap::from([(DEPLOYMENT_LABEL.to_owned(), name.clone())]);
+        match_labels.extend(extra.map(|(k, v)| (k.to_owned(), v.to_owned())));
+        WeightedPodAffinityTerm {
+            weight,
+            pod_affinity_term: PodAffinityTerm {
+                topology_key: "kubernetes.io/hostname".into(),
+                label_selector: Some(LabelSelector {
+                    match_labels: Some(match_labels),
+                    match_expressions: None,
+                }),
+                ..PodAffinityTerm::default()
+            },
+        }
+    };
+    preferred.push(avoid(50, None));
+    preferred.push(avoid(100, Some((LEAVING_LABEL, "true"))));
     anti.preferred_during_scheduling_ignored_during_execution = Some(preferred);
     affinity.pod_anti_affinity = Some(anti);
     affinity
@@ -211,6 +225,13 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
         .and_then(|v| v.parse::<u64>().ok())
     {
         vars.push(env("AIMASS_FAULT_LATENCY_MILLIS", millis));
+    }
+    if let Some(millis) = md
+        .annotations()
+        .get(SIGNAL_LATENCY_FAULT_ANNOTATION)
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        vars.push(env("AIMASS_FAULT_LATENCY_ON_SIGNAL_MILLIS", millis));
     }
     if w.track == Track::Canary
         && let Some(every) = md

@@ -1,0 +1,361 @@
+//! Surge-first migration of an unhealthy replica. The state lives in
+//! `status.migrations` (so a restarted operator carries on): a record `InProgress`
+//! makes the controller run one replica more; the replacement (the newest
+//! Ready pod created after the record) must answer a warm-up inference and
+//! must not land on the node being left or on a node left recently; then the
+//! PodDisruptionBudgets are asked through a dry-run eviction, the unhealthy
+//! pod gets the lowest `controller.kubernetes.io/pod-deletion-cost`, and the
+//! record is `Completed`: the replicas return to the autoscaler's count and
+//! the ReplicaSet removes exactly that pod, which drains gracefully. (A real
+//! eviction would make the ReplicaSet replace the pod it just lost.) A
+//! replacement not ready in time is abandoned, and the old replica kept.
+
+use std::collections::HashMap;
+
+use aimass_crds::v1alpha1::{MigrationOutcome, MigrationRecord, ModelDeployment};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{EvictParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Resource, ResourceExt};
+
+use super::evaluate::{Tracks, is_fleet_wide};
+use crate::context::Context;
+use crate::events::Severity;
+use crate::model_deployment::workload;
+
+/// The annotation that makes the ReplicaSet remove a pod first.
+const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
+/// How many migration records status keeps.
+const RECORDS: usize = 20;
+/// How long a node left by a migration is avoided, in seconds.
+const AVOID_SECONDS: i64 = 1800;
+/// The operator-wide switch: a ConfigMap in the operator's namespace.
+pub const SETTINGS_CONFIGMAP: &str = "aimass-operator-settings";
+/// Its key that pauses every migration when `"true"`.
+pub const PAUSED_KEY: &str = "migrations-paused";
+
+/// What one migration step changed.
+pub struct Outcome {
+    /// The records to write, when they changed.
+    pub records: Option<Vec<MigrationRecord>>,
+    /// Whether administrators paused migrations.
+    pub paused: bool,
+}
+
+/// Advances the migrations of `md` by one step.
+pub async fn step(
+    ctx: &Context,
+    md: &ModelDeployment,
+    tracks: &Tracks,
+    nodes: &HashMap<String, Option<String>>,
+    now: jiff::Timestamp,
+) -> Result<Outcome, kube::Error> {
+    let spec = &md.spec.migration;
+    let status = md.status.clone().unwrap_or_default();
+    let paused = paused(ctx).await?;
+    if !spec.enabled {
+        return Ok(Outcome {
+            records: None,
+            paused,
+        });
+    }
+    let mut records = status.migrations.clone();
+    let in_progress = records
+        .last()
+        .is_some_and(|r| r.outcome == MigrationOutcome::InProgress);
+    if in_progress {
+        let changed = advance(ctx, md, &mut records, now).await?;
+        return Ok(Outcome {
+            records: changed.then_some(records),
+            paused,
+        });
+    }
+    // A new migration: one unhealthy replica, the fleet not sick as a whole
+    // (that is load, the autoscaler's job), outside the cooldown.
+    let Some((pod, track)) = tracks
+        .iter()
+        .find(|(p, t)| t.unhealthy && nodes.contains_key(*p))
+    else {
+        return Ok(Outcome {
+            records: None,
+            paused,
+        });
+    };
+    if is_fleet_wide(tracks, nodes.len()) {
+        return Ok(Outcome {
+            records: None,
+            paused,
+        });
+    }
+    let cooling = records
+        .iter()
+        .rev()
+        .find(|r| r.outcome != MigrationOutcome::Paused)
+        .is_some_and(|r| now.as_second() - r.time.0.as_second() < i64::from(spec.cooldown_seconds));
+    if cooling {
+        return Ok(Outcome {
+            records: None,
+            paused,
+        });
+    }
+    let Some(breach) = track.breach.clone() else {
+        return Ok(Outcome {
+            records: None,
+            paused,
+        });
+    };
+    let node = nodes.get(pod).cloned().flatten();
+    let outcome = if paused {
+        MigrationOutcome::Paused
+    } else if spec.dry_run {
+        MigrationOutcome::DryRun
+    } else {
+        MigrationOutcome::InProgress
+    };
+    let message = match outcome {
+        MigrationOutcome::Paused => {
+            "migrations are paused operator-wide; nothing was done".to_owned()
+        }
+        MigrationOutcome::DryRun => {
+            "dry run: a replacement would have been started away from this node".to_owned()
+        }
+        _ => "starting a replacement away from this node".to_owned(),
+    };
+    let record = MigrationRecord {
+        time: Time(now),
+        pod: pod.clone(),
+        node: node.clone(),
+        replacement_pod: None,
+        replacement_node: None,
+        metric: breach.metric.to_owned(),
+        value: breach.value,
+        threshold: breach.threshold,
+        outcome,
+        completion_time: (outcome != MigrationOutcome::InProgress).then_some(Time(now)),
+        message: Some(message.clone()),
+    };
+    let note = format!(
+        "pod {pod} on {}: {} {:.2} crossed {:.2}: {message}",
+        node.as_deref().unwrap_or("?"),
+        breach.metric,
+        breach.value,
+        breach.threshold
+    );
+    if outcome == MigrationOutcome::InProgress {
+        // New replicas now avoid this pod's node.
+        let pods: Api<Pod> =
+            Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
+        let patch = serde_json::json!({"metadata": {"labels": {workload::LEAVING_LABEL: "true"}}});
+        pods.patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+    }
+    ctx.events
+        .publish(
+            &md.object_ref(&()),
+            Severity::Warning,
+            "MigrationStarted",
+            "Migrate",
+            note,
+        )
+        .await;
+    records.push(record);
+    let excess = records.len().saturating_sub(RECORDS);
+    records.drain(..excess);
+    Ok(Outcome {
+        records: Some(records),
+        paused,
+    })
+}
+
+/// Whether the operator-wide switch pauses migrations.
+async fn paused(ctx: &Context) -> Result<bool, kube::Error> {
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.operator_namespace);
+    Ok(api
+        .get_opt(SETTINGS_CONFIGMAP)
+        .await?
+        .and_then(|c| c.data?.get(PAUSED_KEY).cloned())
+        .is_some_and(|v| v == "true"))
+}
+
+/// Moves the migration in progress on; returns whether its record changed.
+async fn advance(
+    ctx: &Context,
+    md: &ModelDeployment,
+    records: &mut [MigrationRecord],
+    now: jiff::Timestamp,
+) -> Result<bool, kube::Error> {
+    let avoided: Vec<String> = records_left(records, now);
+    let Some(record) = records.last_mut() else {
+        return Ok(false);
+    };
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
+    let listed = pods
+        .list(&ListParams::default().labels(&workload::selector(md)))
+        .await?
+        .items;
+    let replacement = listed
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            // Both times are stored to the second: a pod created in the
+            // record's second is the replacement.
+            p.metadata
+                .creation_timestamp
+                .as_ref()
+                .is_some_and(|c| c.0.as_second() >= record.time.0.as_second())
+        })
+        .max_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|c| c.0));
+    let timed_out = now.as_second() - record.time.0.as_second()
+        > i64::from(md.spec.migration.replacement_timeout_seconds);
+    let finish = |record: &mut MigrationRecord, outcome, message: String| {
+        record.outcome = outcome;
+        record.completion_time = Some(Time(now));
+        record.message = Some(message);
+    };
+    let Some(replacement) = replacement else {
+        if timed_out {
+            finish(
+                record,
+                MigrationOutcome::Abandoned,
+                "no replacement was created in time; the replica stays".into(),
+            );
+            publish_end(ctx, md, record).await;
+            return Ok(true);
+        }
+        return Ok(false);
+    };
+    let name = replacement.name_any();
+    let node = replacement.spec.as_ref().and_then(|s| s.node_name.clone());
+    record.replacement_pod = Some(name.clone());
+    record.replacement_node = node.clone();
+    let lands_badly = node.is_some()
+        && (node == record.node || node.as_ref().is_some_and(|n| avoided.contains(n)));
+    if lands_badly {
+        set_cost(&pods, &name, -1000).await?;
+        let message = format!(
+            "the replacement landed on {} (the node being left, or one left recently); it was abandoned",
+            node.unwrap_or_default()
+        );
+        finish(record, MigrationOutcome::Abandoned, message);
+        publish_end(ctx, md, record).await;
+        return Ok(true);
+    }
+    let ready_ip = replacement.status.as_ref().and_then(|s| {
+        let ready = s
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        s.pod_ip.clone().filter(|_| ready)
+    });
+    let warmed = match &ready_ip {
+        Some(ip) => warm_up(ip, &md.spec.model.name).await,
+        None => false,
+    };
+    if !warmed {
+        if timed_out {
+            set_cost(&pods, &name, -1000).await?;
+            finish(
+                record,
+                MigrationOutcome::Abandoned,
+                format!("the replacement {name} was not ready and warm in time; the replica stays"),
+            );
+            publish_end(ctx, md, record).await;
+            return Ok(true);
+        }
+        return Ok(false);
+    }
+    // Ask the PodDisruptionBudgets, without evicting.
+    let dry_run = EvictParams {
+        post_options: PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        },
+        ..EvictParams::default()
+    };
+    if let Err(e) = pods.evict(&record.pod, &dry_run).await {
+        if matches!(&e, kube::Error::Api(s) if s.code == 404) {
+            finish(
+                record,
+                MigrationOutcome::Completed,
+                format!("{} was already gone; {name} replaces it", record.pod),
+            );
+            publish_end(ctx, md, record).await;
+            return Ok(true);
+        }
+        record.message = Some(format!(
+            "waiting for the PodDisruptionBudget to allow removing {}: {e}",
+            record.pod
+        ));
+        return Ok(true);
+    }
+    set_cost(&pods, &record.pod, -1000).await?;
+    let message = format!(
+        "{name} on {} is ready and answered a warm-up inference; {} is removed",
+        node.unwrap_or_default(),
+        record.pod
+    );
+    finish(record, MigrationOutcome::Completed, message);
+    publish_end(ctx, md, record).await;
+    Ok(true)
+}
+
+/// Nodes left by migrations in the last half hour.
+fn records_left(records: &[MigrationRecord], now: jiff::Timestamp) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| {
+            r.outcome == MigrationOutcome::Completed
+                && now.as_second() - r.time.0.as_second() < AVOID_SECONDS
+        })
+        .filter_map(|r| r.node.clone())
+        .collect()
+}
+
+async fn set_cost(pods: &Api<Pod>, pod: &str, cost: i32) -> Result<(), kube::Error> {
+    let patch = serde_json::json!({"metadata": {"annotations": {DELETION_COST: cost.to_string()}}});
+    pods.patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+}
+
+async fn publish_end(ctx: &Context, md: &ModelDeployment, record: &MigrationRecord) {
+    let (severity, reason) = match record.outcome {
+        MigrationOutcome::Completed => (Severity::Normal, "MigrationCompleted"),
+        _ => (Severity::Warning, "MigrationAbandoned"),
+    };
+    let note = format!(
+        "pod {}: {}",
+        record.pod,
+        record.message.clone().unwrap_or_default()
+    );
+    ctx.events
+        .publish(&md.object_ref(&()), severity, reason, "Migrate", note)
+        .await;
+}
+
+/// Whether the server at `ip` answers an inference: a request of zeros
+/// built from its own metadata.
+async fn warm_up(ip: &str, model: &str) -> bool {
+    let base = format!("http://{ip}:{}/v2/models/{model}", workload::SERVER_PORT);
+    let Some(metadata) = crate::scrape::get_json(&base).await else {
+        return false;
+    };
+    let inputs: Vec<serde_json::Value> = metadata["inputs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|input| {
+            let shape: Vec<i64> = input["shape"].as_array().into_iter().flatten().map(|d| d.as_i64().filter(|d| *d > 0).unwrap_or(1)).collect();
+            let count = shape.iter().product::<i64>().max(1);
+            let datatype = input["datatype"].as_str().unwrap_or("FP32");
+            let zero = if datatype == "BYTES" { serde_json::json!("") } else if datatype == "BOOL" { serde_json::json!(false) } else { serde_json::json!(0) };
+            serde_json::json!({"name": input["name"], "shape": shape, "datatype": datatype, "data": vec![zero; usize::try_from(count).unwrap_or(1)]})
+        })
+        .collect();
+    crate::scrape::post_json(
+        &format!("{base}/infer"),
+        &serde_json::json!({"inputs": inputs}),
+    )
+    .await
+}
