@@ -797,3 +797,61 @@ async fn a_sick_replica_is_replaced_surge_first_without_a_failed_request() -> Re
 async fn a_dry_run_only_records_the_migration() -> Result<()> {
     migrate(true).await
 }
+
+#[tokio::test]
+async fn replicas_equally_slow_under_load_are_not_migrated() -> Result<()> {
+    run("migrateload", |ns: Arc<TestNamespace>| async move {
+        let operator = Operator::start(&ns, "a")?;
+        // Every replica is slow, as under load: all cross the threshold.
+        let manifests = migration_manifests(false).replace(
+            "aimass.io/rehearse-signal-latency-millis: \"300\"",
+            "aimass.io/rehearse-latency-millis: \"300\"",
+        );
+        ns.apply(&manifests).await?;
+        let result = async {
+            serving(&ns, 1, 3).await?;
+            let (request, _) = zoo_reference("gbdt_classifier")?;
+            let url = service_url(&ns, &request).await?;
+            let load = Load::start(&url, &request, 6);
+            let md = wait_for(
+                &ns.api::<ModelDeployment>(),
+                "scoring",
+                Duration::from_secs(60),
+                |md: Option<&ModelDeployment>| {
+                    md.and_then(|m| m.status.as_ref())
+                        .is_some_and(|s| s.unhealthy_replicas.len() >= 2)
+                },
+            )
+            .await;
+            // Give a migration every chance to (wrongly) start.
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let (_, failures) = load.finish().await?;
+            md?;
+            let now = ns
+                .api::<ModelDeployment>()
+                .get("scoring")
+                .await?
+                .status
+                .context("status")?;
+            ensure!(
+                now.migrations.is_empty(),
+                "load is the autoscaler's job, not migration's: {:?}",
+                now.migrations
+            );
+            ensure!(
+                now.conditions.iter().any(|c| c.type_ == "Degraded"
+                    && c.status == "True"
+                    && c.reason == "ReplicaUnhealthy"),
+                "{now:?}"
+            );
+            ensure!(failures.is_empty(), "{failures:?}");
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            eprintln!("operator log:\n{}", operator.log_tail(60));
+        }
+        result
+    })
+    .await
+}
