@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use aimass_crds::v1alpha1::{MigrationOutcome, MigrationRecord, ModelDeployment};
+use aimass_crds::v1alpha1::{MigrationOutcome, MigrationRecord, MigrationSpec, ModelDeployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{EvictParams, ListParams, Patch, PatchParams, PostParams};
@@ -70,34 +70,28 @@ pub async fn step(
             paused,
         });
     }
-    // A new migration: one unhealthy replica, the fleet not sick as a whole
-    // (that is load, the autoscaler's job), outside the cooldown.
-    let Some((pod, track)) = tracks
+    let candidate = tracks
         .iter()
-        .find(|(p, t)| t.unhealthy && nodes.contains_key(*p))
-    else {
+        .find(|(p, t)| t.unhealthy && t.breach.is_some() && nodes.contains_key(*p));
+    let fleet_wide = is_fleet_wide(tracks, nodes.len());
+    let Some(((pod, track), outcome)) = candidate.and_then(|c| {
+        Some((
+            c,
+            start(
+                spec,
+                &records,
+                &c.0.clone(),
+                fleet_wide,
+                paused,
+                now.as_second(),
+            )?,
+        ))
+    }) else {
         return Ok(Outcome {
             records: None,
             paused,
         });
     };
-    if is_fleet_wide(tracks, nodes.len()) {
-        return Ok(Outcome {
-            records: None,
-            paused,
-        });
-    }
-    let cooling = records
-        .iter()
-        .rev()
-        .find(|r| r.outcome != MigrationOutcome::Paused)
-        .is_some_and(|r| now.as_second() - r.time.0.as_second() < i64::from(spec.cooldown_seconds));
-    if cooling {
-        return Ok(Outcome {
-            records: None,
-            paused,
-        });
-    }
     let Some(breach) = track.breach.clone() else {
         return Ok(Outcome {
             records: None,
@@ -105,13 +99,6 @@ pub async fn step(
         });
     };
     let node = nodes.get(pod).cloned().flatten();
-    let outcome = if paused {
-        MigrationOutcome::Paused
-    } else if spec.dry_run {
-        MigrationOutcome::DryRun
-    } else {
-        MigrationOutcome::InProgress
-    };
     let message = match outcome {
         MigrationOutcome::Paused => {
             "migrations are paused operator-wide; nothing was done".to_owned()
@@ -164,6 +151,45 @@ pub async fn step(
     Ok(Outcome {
         records: Some(records),
         paused,
+    })
+}
+
+/// Whether a migration of the unhealthy replica `pod` starts now, and as
+/// what: nothing when the whole fleet is sick (that is load, the
+/// autoscaler's job) or within the cooldown of the last migration; a
+/// `Paused` record (once per cooldown for the same pod) while
+/// administrators pause migrations; a `DryRun` record; or a real one.
+pub fn start(
+    spec: &MigrationSpec,
+    records: &[MigrationRecord],
+    pod: &str,
+    fleet_wide: bool,
+    paused: bool,
+    now: i64,
+) -> Option<MigrationOutcome> {
+    if fleet_wide {
+        return None;
+    }
+    let within_cooldown =
+        |r: &MigrationRecord| now - r.time.0.as_second() < i64::from(spec.cooldown_seconds);
+    if records
+        .iter()
+        .rev()
+        .find(|r| r.outcome != MigrationOutcome::Paused)
+        .is_some_and(within_cooldown)
+    {
+        return None;
+    }
+    if paused {
+        let told = records.last().is_some_and(|r| {
+            r.outcome == MigrationOutcome::Paused && r.pod == pod && within_cooldown(r)
+        });
+        return (!told).then_some(MigrationOutcome::Paused);
+    }
+    Some(if spec.dry_run {
+        MigrationOutcome::DryRun
+    } else {
+        MigrationOutcome::InProgress
     })
 }
 
@@ -358,4 +384,131 @@ async fn warm_up(ip: &str, model: &str) -> bool {
         &serde_json::json!({"inputs": inputs}),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dry_run: bool) -> MigrationSpec {
+        serde_json::from_value(
+            serde_json::json!({"enabled": true, "dryRun": dry_run, "cooldownSeconds": 300}),
+        )
+        .unwrap()
+    }
+
+    fn record(at: i64, pod: &str, outcome: MigrationOutcome) -> MigrationRecord {
+        MigrationRecord {
+            time: Time(jiff::Timestamp::from_second(at).unwrap()),
+            pod: pod.into(),
+            node: None,
+            replacement_pod: None,
+            replacement_node: None,
+            metric: "p99LatencyMillis".into(),
+            value: 500.0,
+            threshold: 150.0,
+            outcome,
+            completion_time: None,
+            message: None,
+        }
+    }
+
+    /// Name, dry run, records, fleet-wide, paused, now, expected outcome.
+    type Case<'a> = (
+        &'a str,
+        bool,
+        &'a [MigrationRecord],
+        bool,
+        bool,
+        i64,
+        Option<MigrationOutcome>,
+    );
+
+    #[test]
+    fn start_table() {
+        let done = [record(1000, "a", MigrationOutcome::Completed)];
+        let paused_once = [record(1000, "b", MigrationOutcome::Paused)];
+        // (name, dry run, records, fleet-wide, paused, now, expected)
+        let cases: Vec<Case> = vec![
+            (
+                "a sick replica is migrated",
+                false,
+                &[],
+                false,
+                false,
+                2000,
+                Some(MigrationOutcome::InProgress),
+            ),
+            (
+                "a dry run only records",
+                true,
+                &[],
+                false,
+                false,
+                2000,
+                Some(MigrationOutcome::DryRun),
+            ),
+            (
+                "the whole fleet sick is load",
+                false,
+                &[],
+                true,
+                false,
+                2000,
+                None,
+            ),
+            (
+                "none within the cooldown",
+                false,
+                &done,
+                false,
+                false,
+                1200,
+                None,
+            ),
+            (
+                "again after the cooldown",
+                false,
+                &done,
+                false,
+                false,
+                1400,
+                Some(MigrationOutcome::InProgress),
+            ),
+            (
+                "a pause is recorded",
+                false,
+                &[],
+                false,
+                true,
+                2000,
+                Some(MigrationOutcome::Paused),
+            ),
+            (
+                "once per cooldown for the same pod",
+                false,
+                &paused_once,
+                false,
+                true,
+                1100,
+                None,
+            ),
+            (
+                "a paused record does not start the cooldown",
+                false,
+                &paused_once,
+                false,
+                false,
+                1100,
+                Some(MigrationOutcome::InProgress),
+            ),
+        ];
+        for (name, dry_run, records, fleet_wide, paused, now, expected) in cases {
+            assert_eq!(
+                start(&spec(dry_run), records, "b", fleet_wide, paused, now),
+                expected,
+                "{name}"
+            );
+        }
+    }
 }
