@@ -140,7 +140,11 @@ pub async fn step(
         .publish(
             &md.object_ref(&()),
             Severity::Warning,
-            "MigrationStarted",
+            match outcome {
+                MigrationOutcome::Paused => "MigrationPaused",
+                MigrationOutcome::DryRun => "MigrationDryRun",
+                _ => "MigrationStarted",
+            },
             "Migrate",
             note,
         )

@@ -667,11 +667,30 @@ spec:
     )
 }
 
-async fn migrate(dry_run: bool) -> Result<()> {
+/// How the migration test runs: for real, as a dry run, or paused by the
+/// operator-wide switch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Real,
+    DryRun,
+    Paused,
+}
+
+async fn migrate(mode: Mode) -> Result<()> {
+    let prefix = match mode {
+        Mode::Real => "migrate",
+        Mode::DryRun => "migratedry",
+        Mode::Paused => "migratepause",
+    };
+    let dry_run = mode == Mode::DryRun;
     run(
-        if dry_run { "migratedry" } else { "migrate" },
+        prefix,
         |ns: Arc<TestNamespace>| async move {
             let operator = Operator::start(&ns, "a")?;
+            if mode == Mode::Paused {
+                // The operator's namespace is the test's: its settings live there.
+                ns.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: aimass-operator-settings}\ndata: {migrations-paused: \"true\"}\n").await?;
+            }
             ns.apply(&migration_manifests(dry_run)).await?;
             let result = async {
                 serving(&ns, 1, 3).await?;
@@ -691,7 +710,11 @@ async fn migrate(dry_run: bool) -> Result<()> {
                         .args(["-USR1", &pid.to_string()])
                         .status()?;
                 }
-                let outcome = if dry_run { "DryRun" } else { "Completed" };
+                let outcome = match mode {
+                    Mode::Real => "Completed",
+                    Mode::DryRun => "DryRun",
+                    Mode::Paused => "Paused",
+                };
                 let md = wait_for(
                     &ns.api::<ModelDeployment>(),
                     "scoring",
@@ -723,7 +746,10 @@ async fn migrate(dry_run: bool) -> Result<()> {
                     record.metric.starts_with("p99Latency") && record.value > record.threshold,
                     "{record:?}"
                 );
-                if dry_run {
+                if mode == Mode::Paused {
+                    ensure!(md.status.as_ref().is_some_and(|s| s.migration_paused), "the pause shows in status");
+                }
+                if mode != Mode::Real {
                     tokio::time::sleep(Duration::from_secs(6)).await;
                     let now = pods(&ns, "aimass.io/model-deployment=scoring").await?;
                     ensure!(
@@ -731,7 +757,7 @@ async fn migrate(dry_run: bool) -> Result<()> {
                             && now
                                 .iter()
                                 .any(|p| p.metadata.name.as_deref() == Some(&sick_name)),
-                        "a dry run changes nothing"
+                        "a dry run or a pause changes nothing"
                     );
                 } else {
                     ensure!(
@@ -767,10 +793,16 @@ async fn migrate(dry_run: bool) -> Result<()> {
                 let reasons: Vec<String> = events.iter().filter_map(|e| e.reason.clone()).collect();
                 ensure!(
                     reasons.iter().any(|r| r == "ReplicaUnhealthy")
-                        && reasons.iter().any(|r| r == "MigrationStarted"),
+                        && reasons.iter().any(|r| {
+                            r == match mode {
+                                Mode::Real => "MigrationStarted",
+                                Mode::DryRun => "MigrationDryRun",
+                                Mode::Paused => "MigrationPaused",
+                            }
+                        }),
                     "{reasons:?}"
                 );
-                if !dry_run {
+                if mode == Mode::Real {
                     ensure!(
                         reasons.iter().any(|r| r == "MigrationCompleted"),
                         "{reasons:?}"
@@ -790,12 +822,17 @@ async fn migrate(dry_run: bool) -> Result<()> {
 
 #[tokio::test]
 async fn a_sick_replica_is_replaced_surge_first_without_a_failed_request() -> Result<()> {
-    migrate(false).await
+    migrate(Mode::Real).await
 }
 
 #[tokio::test]
 async fn a_dry_run_only_records_the_migration() -> Result<()> {
-    migrate(true).await
+    migrate(Mode::DryRun).await
+}
+
+#[tokio::test]
+async fn a_pause_switch_stops_every_migration_and_shows_in_status() -> Result<()> {
+    migrate(Mode::Paused).await
 }
 
 #[tokio::test]
