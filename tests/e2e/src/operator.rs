@@ -123,3 +123,21 @@ impl Drop for Operator {
         let _ = self.child.wait();
     }
 }
+
+/// Runs a test body in a fresh namespace with an operator watching it; the
+/// operator's last log lines are printed when the body fails.
+pub async fn run_with_operator<F, Fut>(prefix: &str, body: F) -> Result<()>
+where
+    F: FnOnce(std::sync::Arc<TestNamespace>) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    crate::run(prefix, |ns| async move {
+        let operator = Operator::start(&ns, "a")?;
+        let result = body(ns).await;
+        if result.is_err() {
+            eprintln!("operator log:\n{}", operator.log_tail(80));
+        }
+        result
+    })
+    .await
+}

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aimass_crds::v1alpha1::{Model, ModelDeployment};
-use aimass_e2e::operator::Operator;
+use aimass_e2e::operator::run_with_operator;
 use aimass_e2e::{
-    TestNamespace, close, kubectl, pod_processes, pods, post, repo_root, run, wait, wait_for,
+    TestNamespace, close, kubectl, pod_processes, pods, post, repo_root, wait, wait_for,
     zoo_reference,
 };
 use anyhow::{Context, Result, ensure};
@@ -202,224 +202,203 @@ impl Load {
 
 #[tokio::test]
 async fn replicas_spread_answer_scale_and_are_removed_with_the_model_deployment() -> Result<()> {
-    run("serve", |ns: Arc<TestNamespace>| async move {
-        let operator = Operator::start(&ns, "a")?;
+    run_with_operator("serve", |ns: Arc<TestNamespace>| async move {
         ns.apply(&manifests(&zoo("gbdt_classifier"), 2)).await?;
-        let result = async {
-            let md = serving(&ns, 1, 2).await?;
-            let status = md.status.context("status")?;
-            ensure!(
-                status.resolved_alias.as_deref() == Some("champion"),
-                "{status:?}"
-            );
-            ensure!(
-                status.url.as_deref()
-                    == Some(&*format!(
-                        "http://scoring.{}.svc:80/v2/models/card-fraud",
-                        ns.name
-                    )),
-                "{:?}",
-                status.url
-            );
-            let (request, expected) = zoo_reference("gbdt_classifier")?;
-            let replicas = answers(&ns, &request).await?;
-            ensure!(replicas.len() == 2, "two ready replicas: {replicas:?}");
-            ensure!(
-                replicas[0].1 != replicas[1].1,
-                "replicas share a node: {replicas:?}"
-            );
-            for (ip, _, answer) in &replicas {
-                ensure!(matches(answer, &expected), "{ip} answered {answer}");
-                ensure!(answer["model_version"] == "1", "{answer}");
-            }
-            let (ok, out, err) = kubectl(&["get", "md", "-n", &ns.name])?;
-            ensure!(ok, "{err}");
-            let row = out
-                .lines()
-                .find(|l| l.starts_with("scoring"))
-                .context("no row")?;
-            let cells: Vec<&str> = row.split_whitespace().collect();
-            ensure!(
-                cells[1..5] == ["card-fraud", "1", "2", "2"],
-                "kubectl get md: {out}"
-            );
 
-            // The scale subresource drives replicas when autoscaling is off.
-            let (ok, _, err) = kubectl(&[
-                "scale",
-                "modeldeployment/scoring",
-                "--replicas=3",
-                "-n",
-                &ns.name,
-            ])?;
-            ensure!(ok, "{err}");
-            serving(&ns, 1, 3).await?;
-            let deployment = ns.api::<Deployment>().get("scoring").await?;
-            ensure!(
-                deployment.spec.and_then(|s| s.replicas) == Some(3),
-                "the Deployment follows the scale"
-            );
+        let md = serving(&ns, 1, 2).await?;
+        let status = md.status.context("status")?;
+        ensure!(
+            status.resolved_alias.as_deref() == Some("champion"),
+            "{status:?}"
+        );
+        ensure!(
+            status.url.as_deref()
+                == Some(&*format!(
+                    "http://scoring.{}.svc:80/v2/models/card-fraud",
+                    ns.name
+                )),
+            "{:?}",
+            status.url
+        );
+        let (request, expected) = zoo_reference("gbdt_classifier")?;
+        let replicas = answers(&ns, &request).await?;
+        ensure!(replicas.len() == 2, "two ready replicas: {replicas:?}");
+        ensure!(
+            replicas[0].1 != replicas[1].1,
+            "replicas share a node: {replicas:?}"
+        );
+        for (ip, _, answer) in &replicas {
+            ensure!(matches(answer, &expected), "{ip} answered {answer}");
+            ensure!(answer["model_version"] == "1", "{answer}");
+        }
+        let (ok, out, err) = kubectl(&["get", "md", "-n", &ns.name])?;
+        ensure!(ok, "{err}");
+        let row = out
+            .lines()
+            .find(|l| l.starts_with("scoring"))
+            .context("no row")?;
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        ensure!(
+            cells[1..5] == ["card-fraud", "1", "2", "2"],
+            "kubectl get md: {out}"
+        );
 
-            // Deleting the ModelDeployment removes the Deployment, the
-            // Service and every server process.
-            let pod_names: Vec<String> = pods(&ns, "aimass.io/model-deployment=scoring")
-                .await?
-                .into_iter()
-                .filter_map(|p| p.metadata.name)
-                .collect();
-            ns.api::<ModelDeployment>()
-                .delete("scoring", &DeleteParams::background())
-                .await?;
-            wait(
-                TIMEOUT,
-                "the Deployment, Service and processes to go",
-                || {
-                    let (ns, pod_names) = (ns.clone(), pod_names.clone());
-                    async move {
-                        Ok(ns.api::<Deployment>().get_opt("scoring").await?.is_none()
-                            && ns.api::<Service>().get_opt("scoring").await?.is_none()
-                            && pod_names
-                                .iter()
-                                .all(|p| pod_processes(p, "aimass-inference-server").is_empty()))
-                    }
-                },
-            )
+        // The scale subresource drives replicas when autoscaling is off.
+        let (ok, _, err) = kubectl(&[
+            "scale",
+            "modeldeployment/scoring",
+            "--replicas=3",
+            "-n",
+            &ns.name,
+        ])?;
+        ensure!(ok, "{err}");
+        serving(&ns, 1, 3).await?;
+        let deployment = ns.api::<Deployment>().get("scoring").await?;
+        ensure!(
+            deployment.spec.and_then(|s| s.replicas) == Some(3),
+            "the Deployment follows the scale"
+        );
+
+        // Deleting the ModelDeployment removes the Deployment, the
+        // Service and every server process.
+        let pod_names: Vec<String> = pods(&ns, "aimass.io/model-deployment=scoring")
+            .await?
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        ns.api::<ModelDeployment>()
+            .delete("scoring", &DeleteParams::background())
             .await?;
-            Ok(())
-        }
-        .await;
-        if result.is_err() {
-            eprintln!("operator log:\n{}", operator.log_tail(60));
-        }
-        result
+        wait(
+            TIMEOUT,
+            "the Deployment, Service and processes to go",
+            || {
+                let (ns, pod_names) = (ns.clone(), pod_names.clone());
+                async move {
+                    Ok(ns.api::<Deployment>().get_opt("scoring").await?.is_none()
+                        && ns.api::<Service>().get_opt("scoring").await?.is_none()
+                        && pod_names
+                            .iter()
+                            .all(|p| pod_processes(p, "aimass-inference-server").is_empty()))
+                }
+            },
+        )
+        .await?;
+        Ok(())
     })
     .await
 }
 
 #[tokio::test]
 async fn a_moved_champion_rolls_out_under_load_without_a_failed_request() -> Result<()> {
-    run("rollout", |ns: Arc<TestNamespace>| async move {
-        let operator = Operator::start(&ns, "a")?;
+    run_with_operator("rollout", |ns: Arc<TestNamespace>| async move {
         ns.apply(&manifests(&zoo("gbdt_classifier"), 2)).await?;
-        let result = async {
-            serving(&ns, 1, 2).await?;
-            let (request, _) = zoo_reference("gbdt_classifier")?;
-            let url = service_url(&ns, &request).await?;
 
-            let load = Load::start(&url, &request, 4);
+        serving(&ns, 1, 2).await?;
+        let (request, _) = zoo_reference("gbdt_classifier")?;
+        let url = service_url(&ns, &request).await?;
 
-            // A new artifact with the same signature: version 2 becomes champion.
-            let patch = json!({"spec": {"source": {"uri": zoo("random_forest_classifier")}}});
-            ns.api::<Model>()
-                .patch("card-fraud", &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
-            let rolled = serving(&ns, 2, 2).await;
-            // Let the old replicas finish stopping while the load goes on.
-            tokio::time::sleep(Duration::from_secs(8)).await;
-            let (sent, failures) = load.finish().await?;
-            rolled?;
-            ensure!(sent > 50, "the load generator sent only {sent} requests");
+        let load = Load::start(&url, &request, 4);
+
+        // A new artifact with the same signature: version 2 becomes champion.
+        let patch = json!({"spec": {"source": {"uri": zoo("random_forest_classifier")}}});
+        ns.api::<Model>()
+            .patch("card-fraud", &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        let rolled = serving(&ns, 2, 2).await;
+        // Let the old replicas finish stopping while the load goes on.
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let (sent, failures) = load.finish().await?;
+        rolled?;
+        ensure!(sent > 50, "the load generator sent only {sent} requests");
+        ensure!(
+            failures.is_empty(),
+            "{} of {sent} requests failed: {:?}",
+            failures.len(),
+            &failures[..failures.len().min(5)]
+        );
+
+        let (_, expected) = zoo_reference("random_forest_classifier")?;
+        let replicas = answers(&ns, &request).await?;
+        ensure!(replicas.len() == 2, "{replicas:?}");
+        for (ip, _, answer) in &replicas {
             ensure!(
-                failures.is_empty(),
-                "{} of {sent} requests failed: {:?}",
-                failures.len(),
-                &failures[..failures.len().min(5)]
+                answer["model_version"] == "2" && matches(answer, &expected),
+                "{ip} answered {answer}"
             );
-
-            let (_, expected) = zoo_reference("random_forest_classifier")?;
-            let replicas = answers(&ns, &request).await?;
-            ensure!(replicas.len() == 2, "{replicas:?}");
-            for (ip, _, answer) in &replicas {
-                ensure!(
-                    answer["model_version"] == "2" && matches(answer, &expected),
-                    "{ip} answered {answer}"
-                );
-            }
-            eprintln!("rollout under load: {sent} requests, none failed");
-            Ok(())
         }
-        .await;
-        if result.is_err() {
-            eprintln!("operator log:\n{}", operator.log_tail(60));
-        }
-        result
+        eprintln!("rollout under load: {sent} requests, none failed");
+        Ok(())
     })
     .await
 }
 
 #[tokio::test]
 async fn an_unservable_version_never_replaces_the_serving_one() -> Result<()> {
-    run("unservable", |ns: Arc<TestNamespace>| async move {
-        let operator = Operator::start(&ns, "a")?;
+    run_with_operator("unservable", |ns: Arc<TestNamespace>| async move {
         ns.apply(&manifests(&zoo("gbdt_classifier"), 1)).await?;
-        let result = async {
-            serving(&ns, 1, 1).await?;
-            // A regressor takes the same inputs but drops the outputs
-            // callers read: the rollout is refused.
-            let patch = json!({"spec": {"source": {"uri": zoo("gbdt_regressor")}}});
-            ns.api::<Model>()
-                .patch("card-fraud", &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
-            let md = wait_for(
-                &ns.api::<ModelDeployment>(),
-                "scoring",
-                TIMEOUT,
-                |md: Option<&ModelDeployment>| {
-                    md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
-                        s.conditions.iter().any(|c| {
-                            c.type_ == "Degraded"
-                                && c.status == "True"
-                                && c.reason == "SignatureChanged"
-                        })
-                    })
-                },
-            )
-            .await?;
-            let status = md.status.context("status")?;
-            ensure!(
-                status.serving_version == Some(1),
-                "version 1 keeps serving: {status:?}"
-            );
-            let deployment = ns.api::<Deployment>().get("scoring").await?;
-            let labels = deployment
-                .spec
-                .and_then(|s| s.template.metadata)
-                .and_then(|m| m.labels)
-                .unwrap_or_default();
-            ensure!(
-                labels.get("aimass.io/model-version").map(String::as_str) == Some("1"),
-                "{labels:?}"
-            );
 
-            // A Model that disappears leaves the serving replicas alone.
-            ns.api::<Model>()
-                .delete("card-fraud", &DeleteParams::default())
-                .await?;
-            wait_for(
-                &ns.api::<ModelDeployment>(),
-                "scoring",
-                TIMEOUT,
-                |md: Option<&ModelDeployment>| {
-                    md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
-                        s.conditions
-                            .iter()
-                            .any(|c| c.type_ == "Degraded" && c.reason == "ReferenceNotFound")
-                    })
-                },
-            )
+        serving(&ns, 1, 1).await?;
+        // A regressor takes the same inputs but drops the outputs
+        // callers read: the rollout is refused.
+        let patch = json!({"spec": {"source": {"uri": zoo("gbdt_regressor")}}});
+        ns.api::<Model>()
+            .patch("card-fraud", &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
-            let deployment = ns.api::<Deployment>().get("scoring").await?;
-            ensure!(
-                deployment.status.and_then(|s| s.ready_replicas) == Some(1),
-                "the replica still serves"
-            );
-            Ok(())
-        }
-        .await;
-        if result.is_err() {
-            eprintln!("operator log:\n{}", operator.log_tail(60));
-        }
-        result
+        let md = wait_for(
+            &ns.api::<ModelDeployment>(),
+            "scoring",
+            TIMEOUT,
+            |md: Option<&ModelDeployment>| {
+                md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                    s.conditions.iter().any(|c| {
+                        c.type_ == "Degraded"
+                            && c.status == "True"
+                            && c.reason == "SignatureChanged"
+                    })
+                })
+            },
+        )
+        .await?;
+        let status = md.status.context("status")?;
+        ensure!(
+            status.serving_version == Some(1),
+            "version 1 keeps serving: {status:?}"
+        );
+        let deployment = ns.api::<Deployment>().get("scoring").await?;
+        let labels = deployment
+            .spec
+            .and_then(|s| s.template.metadata)
+            .and_then(|m| m.labels)
+            .unwrap_or_default();
+        ensure!(
+            labels.get("aimass.io/model-version").map(String::as_str) == Some("1"),
+            "{labels:?}"
+        );
+
+        // A Model that disappears leaves the serving replicas alone.
+        ns.api::<Model>()
+            .delete("card-fraud", &DeleteParams::default())
+            .await?;
+        wait_for(
+            &ns.api::<ModelDeployment>(),
+            "scoring",
+            TIMEOUT,
+            |md: Option<&ModelDeployment>| {
+                md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Degraded" && c.reason == "ReferenceNotFound")
+                })
+            },
+        )
+        .await?;
+        let deployment = ns.api::<Deployment>().get("scoring").await?;
+        ensure!(
+            deployment.status.and_then(|s| s.ready_replicas) == Some(1),
+            "the replica still serves"
+        );
+        Ok(())
     })
     .await
 }
@@ -461,103 +440,96 @@ async fn canary_outcome(fault_every: Option<u32>) -> Result<()> {
     } else {
         "canaryok"
     };
-    run(prefix, |ns: Arc<TestNamespace>| async move {
-        let operator = Operator::start(&ns, "a")?;
+    run_with_operator(prefix, |ns: Arc<TestNamespace>| async move {
         ns.apply(&canary_manifests(fault_every)).await?;
-        let result = async {
-            serving(&ns, 1, 2).await?;
-            let (request, _) = zoo_reference("gbdt_classifier")?;
-            let url = service_url(&ns, &request).await?;
-            let load = Load::start(&url, &request, 1);
-            let patch = json!({"spec": {"source": {"uri": zoo("random_forest_classifier")}}});
-            ns.api::<Model>()
-                .patch("card-fraud", &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
+
+        serving(&ns, 1, 2).await?;
+        let (request, _) = zoo_reference("gbdt_classifier")?;
+        let url = service_url(&ns, &request).await?;
+        let load = Load::start(&url, &request, 1);
+        let patch = json!({"spec": {"source": {"uri": zoo("random_forest_classifier")}}});
+        ns.api::<Model>()
+            .patch("card-fraud", &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        let md = wait_for(
+            &ns.api::<ModelDeployment>(),
+            "scoring",
+            TIMEOUT,
+            |md: Option<&ModelDeployment>| {
+                md.and_then(|m| m.status.as_ref()?.canary.as_ref())
+                    .is_some_and(|c| c.phase != aimass_crds::v1alpha1::CanaryPhase::Analysing)
+            },
+        )
+        .await;
+        load.finish().await?;
+        let status = md?.status.context("status")?;
+        let canary = status.canary.clone().context("canary status")?;
+        let events = ns
+            .api::<k8s_openapi::api::core::v1::Event>()
+            .list(&Default::default())
+            .await?
+            .items;
+        let reasons: Vec<String> = events.iter().filter_map(|e| e.reason.clone()).collect();
+        if fault_every.is_some() {
+            ensure!(
+                canary.phase == aimass_crds::v1alpha1::CanaryPhase::RolledBack,
+                "{canary:?}"
+            );
+            ensure!(
+                canary
+                    .message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("error rate")),
+                "{canary:?}"
+            );
+            ensure!(
+                reasons.iter().any(|r| r == "CanaryRolledBack"),
+                "{reasons:?}"
+            );
             let md = wait_for(
                 &ns.api::<ModelDeployment>(),
                 "scoring",
                 TIMEOUT,
                 |md: Option<&ModelDeployment>| {
-                    md.and_then(|m| m.status.as_ref()?.canary.as_ref())
-                        .is_some_and(|c| c.phase != aimass_crds::v1alpha1::CanaryPhase::Analysing)
+                    md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                        s.conditions.iter().any(|c| {
+                            c.type_ == "Degraded"
+                                && c.reason == "CanaryRolledBack"
+                                && c.status == "True"
+                        })
+                    })
                 },
             )
-            .await;
-            load.finish().await?;
-            let status = md?.status.context("status")?;
-            let canary = status.canary.clone().context("canary status")?;
-            let events = ns
-                .api::<k8s_openapi::api::core::v1::Event>()
-                .list(&Default::default())
-                .await?
-                .items;
-            let reasons: Vec<String> = events.iter().filter_map(|e| e.reason.clone()).collect();
-            if fault_every.is_some() {
-                ensure!(
-                    canary.phase == aimass_crds::v1alpha1::CanaryPhase::RolledBack,
-                    "{canary:?}"
-                );
-                ensure!(
-                    canary
-                        .message
-                        .as_deref()
-                        .is_some_and(|m| m.contains("error rate")),
-                    "{canary:?}"
-                );
-                ensure!(
-                    reasons.iter().any(|r| r == "CanaryRolledBack"),
-                    "{reasons:?}"
-                );
-                let md = wait_for(
-                    &ns.api::<ModelDeployment>(),
-                    "scoring",
-                    TIMEOUT,
-                    |md: Option<&ModelDeployment>| {
-                        md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
-                            s.conditions.iter().any(|c| {
-                                c.type_ == "Degraded"
-                                    && c.reason == "CanaryRolledBack"
-                                    && c.status == "True"
-                            })
-                        })
-                    },
-                )
-                .await?;
-                ensure!(
-                    md.status.and_then(|s| s.serving_version) == Some(1),
-                    "version 1 still serves"
-                );
-                wait(TIMEOUT, "the canary Deployment to go", || async {
-                    Ok(ns
-                        .api::<Deployment>()
-                        .get_opt("scoring-canary")
-                        .await?
-                        .is_none())
-                })
-                .await?;
-            } else {
-                ensure!(
-                    canary.phase == aimass_crds::v1alpha1::CanaryPhase::Promoted,
-                    "{canary:?}"
-                );
-                ensure!(reasons.iter().any(|r| r == "CanaryPromoted"), "{reasons:?}");
-                serving(&ns, 2, 2).await?;
-                wait(TIMEOUT, "the canary Deployment to go", || async {
-                    Ok(ns
-                        .api::<Deployment>()
-                        .get_opt("scoring-canary")
-                        .await?
-                        .is_none())
-                })
-                .await?;
-            }
-            Ok(())
+            .await?;
+            ensure!(
+                md.status.and_then(|s| s.serving_version) == Some(1),
+                "version 1 still serves"
+            );
+            wait(TIMEOUT, "the canary Deployment to go", || async {
+                Ok(ns
+                    .api::<Deployment>()
+                    .get_opt("scoring-canary")
+                    .await?
+                    .is_none())
+            })
+            .await?;
+        } else {
+            ensure!(
+                canary.phase == aimass_crds::v1alpha1::CanaryPhase::Promoted,
+                "{canary:?}"
+            );
+            ensure!(reasons.iter().any(|r| r == "CanaryPromoted"), "{reasons:?}");
+            serving(&ns, 2, 2).await?;
+            wait(TIMEOUT, "the canary Deployment to go", || async {
+                Ok(ns
+                    .api::<Deployment>()
+                    .get_opt("scoring-canary")
+                    .await?
+                    .is_none())
+            })
+            .await?;
         }
-        .await;
-        if result.is_err() {
-            eprintln!("operator log:\n{}", operator.log_tail(60));
-        }
-        result
+        Ok(())
     })
     .await
 }
@@ -574,8 +546,7 @@ async fn a_healthy_canary_is_promoted() -> Result<()> {
 
 #[tokio::test]
 async fn the_autoscaler_follows_a_load_step_and_returns_to_min() -> Result<()> {
-    run("autoscale", |ns: Arc<TestNamespace>| async move {
-        let operator = Operator::start(&ns, "a")?;
+    run_with_operator("autoscale", |ns: Arc<TestNamespace>| async move {
         // Every request takes 20 ms, so each client keeps about one request
         // in flight; 1.4 in flight per replica is the target.
         ns.apply(&format!(
@@ -600,7 +571,7 @@ spec:
             uri = zoo("gbdt_classifier")
         ))
         .await?;
-        let result = async {
+
             serving(&ns, 1, 1).await?;
             let (request, _) = zoo_reference("gbdt_classifier")?;
             let url = service_url(&ns, &request).await?;
@@ -629,13 +600,7 @@ spec:
             ensure!(events.iter().filter(|e| e.reason.as_deref() == Some("Scaled")).count() >= 2, "scale Events");
             serving(&ns, 1, 1).await?;
             Ok(())
-        }
-        .await;
-        if result.is_err() {
-            eprintln!("operator log:\n{}", operator.log_tail(60));
-        }
-        result
-    })
+        })
     .await
 }
 
@@ -683,16 +648,15 @@ async fn migrate(mode: Mode) -> Result<()> {
         Mode::Paused => "migratepause",
     };
     let dry_run = mode == Mode::DryRun;
-    run(
+    run_with_operator(
         prefix,
         |ns: Arc<TestNamespace>| async move {
-            let operator = Operator::start(&ns, "a")?;
             if mode == Mode::Paused {
                 // The operator's namespace is the test's: its settings live there.
                 ns.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: aimass-operator-settings}\ndata: {migrations-paused: \"true\"}\n").await?;
             }
             ns.apply(&migration_manifests(dry_run)).await?;
-            let result = async {
+
                 serving(&ns, 1, 3).await?;
                 let (request, _) = zoo_reference("gbdt_classifier")?;
                 let url = service_url(&ns, &request).await?;
@@ -809,13 +773,7 @@ async fn migrate(mode: Mode) -> Result<()> {
                     );
                 }
                 Ok(())
-            }
-            .await;
-            if result.is_err() {
-                eprintln!("operator log:\n{}", operator.log_tail(60));
-            }
-            result
-        },
+            },
     )
     .await
 }
@@ -837,58 +795,51 @@ async fn a_pause_switch_stops_every_migration_and_shows_in_status() -> Result<()
 
 #[tokio::test]
 async fn replicas_equally_slow_under_load_are_not_migrated() -> Result<()> {
-    run("migrateload", |ns: Arc<TestNamespace>| async move {
-        let operator = Operator::start(&ns, "a")?;
+    run_with_operator("migrateload", |ns: Arc<TestNamespace>| async move {
         // Every replica is slow, as under load: all cross the threshold.
         let manifests = migration_manifests(false).replace(
             "aimass.io/rehearse-signal-latency-millis: \"300\"",
             "aimass.io/rehearse-latency-millis: \"300\"",
         );
         ns.apply(&manifests).await?;
-        let result = async {
-            serving(&ns, 1, 3).await?;
-            let (request, _) = zoo_reference("gbdt_classifier")?;
-            let url = service_url(&ns, &request).await?;
-            let load = Load::start(&url, &request, 6);
-            let md = wait_for(
-                &ns.api::<ModelDeployment>(),
-                "scoring",
-                Duration::from_secs(60),
-                |md: Option<&ModelDeployment>| {
-                    md.and_then(|m| m.status.as_ref())
-                        .is_some_and(|s| s.unhealthy_replicas.len() >= 2)
-                },
-            )
-            .await;
-            // Give a migration every chance to (wrongly) start.
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            let (_, failures) = load.finish().await?;
-            md?;
-            let now = ns
-                .api::<ModelDeployment>()
-                .get("scoring")
-                .await?
-                .status
-                .context("status")?;
-            ensure!(
-                now.migrations.is_empty(),
-                "load is the autoscaler's job, not migration's: {:?}",
-                now.migrations
-            );
-            ensure!(
-                now.conditions.iter().any(|c| c.type_ == "Degraded"
-                    && c.status == "True"
-                    && c.reason == "ReplicaUnhealthy"),
-                "{now:?}"
-            );
-            ensure!(failures.is_empty(), "{failures:?}");
-            Ok(())
-        }
+
+        serving(&ns, 1, 3).await?;
+        let (request, _) = zoo_reference("gbdt_classifier")?;
+        let url = service_url(&ns, &request).await?;
+        let load = Load::start(&url, &request, 6);
+        let md = wait_for(
+            &ns.api::<ModelDeployment>(),
+            "scoring",
+            Duration::from_secs(60),
+            |md: Option<&ModelDeployment>| {
+                md.and_then(|m| m.status.as_ref())
+                    .is_some_and(|s| s.unhealthy_replicas.len() >= 2)
+            },
+        )
         .await;
-        if result.is_err() {
-            eprintln!("operator log:\n{}", operator.log_tail(60));
-        }
-        result
+        // Give a migration every chance to (wrongly) start.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let (_, failures) = load.finish().await?;
+        md?;
+        let now = ns
+            .api::<ModelDeployment>()
+            .get("scoring")
+            .await?
+            .status
+            .context("status")?;
+        ensure!(
+            now.migrations.is_empty(),
+            "load is the autoscaler's job, not migration's: {:?}",
+            now.migrations
+        );
+        ensure!(
+            now.conditions.iter().any(|c| c.type_ == "Degraded"
+                && c.status == "True"
+                && c.reason == "ReplicaUnhealthy"),
+            "{now:?}"
+        );
+        ensure!(failures.is_empty(), "{failures:?}");
+        Ok(())
     })
     .await
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aimass_crds::v1alpha1::{Model, TrainingJob, TrainingPhase, VersionPhase};
-use aimass_e2e::operator::Operator;
+use aimass_e2e::operator::{Operator, run_with_operator};
 use aimass_e2e::{TestNamespace, kubectl, repo_root, run, wait, wait_for};
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::batch::v1::Job;
@@ -97,8 +97,7 @@ spec:
 
 #[tokio::test]
 async fn the_fraud_example_trains_registers_and_promotes_only_better_versions() -> Result<()> {
-    run("train", |ns: Arc<TestNamespace>| async move {
-        let operator = Operator::start(&ns, "a")?;
+    run_with_operator("train", |ns: Arc<TestNamespace>| async move {
         let dir = scratch(&ns)?;
         generate_dataset(&dir.join("data/transactions.csv"))?;
         // Version 1: a deliberately small model, so later runs can beat it.
@@ -106,161 +105,154 @@ async fn the_fraud_example_trains_registers_and_promotes_only_better_versions() 
             .replace("n_estimators: \"60\"", "n_estimators: \"4\"")
             .replace("max_depth: \"3\"", "max_depth: \"2\"");
         ns.apply(&model_yaml).await?;
-        let result = async {
-            let model = versions(&ns, "card-fraud", 1).await?;
-            let status = model.status.clone().context("status")?;
-            let v1 = &status.versions[0];
-            ensure!(
-                v1.phase == VersionPhase::Ready,
-                "v1 is {:?}: {:?}",
-                v1.phase,
-                v1.message
-            );
-            ensure!(
-                status.aliases.get("champion") == Some(&1),
-                "champion: {:?}",
-                status.aliases
-            );
-            ensure!(
-                v1.metrics["auc"] > 0.8 && v1.metrics["ks"] > 0.4,
-                "metrics {:?}",
-                v1.metrics
-            );
-            ensure!(
-                v1.metrics.contains_key("values_missing"),
-                "cleaning counts are metrics: {:?}",
-                v1.metrics
-            );
-            let lineage = v1.lineage.clone().context("lineage")?;
-            ensure!(
-                lineage.image.as_deref() == Some("aimass/fraud-trainer:0.1"),
-                "{lineage:?}"
-            );
-            ensure!(
-                lineage
-                    .dataset_uri
-                    .as_deref()
-                    .is_some_and(|d| d.ends_with("transactions.csv")),
-                "{lineage:?}"
-            );
-            ensure!(
-                lineage
-                    .hyperparameters
-                    .get("n_estimators")
-                    .map(String::as_str)
-                    == Some("4"),
-                "{lineage:?}"
-            );
-            ensure!(
-                v1.sha256.as_deref().is_some_and(|s| s.len() == 64),
-                "{v1:?}"
-            );
-            let signature = v1.signature.clone().context("signature")?;
-            ensure!(
-                signature.inputs[0].name == "transactions" && signature.inputs[0].shape == [-1, 8],
-                "{signature:?}"
-            );
-            let record = dir.join("registry/card-fraud/1/version.json");
-            ensure!(record.exists(), "{} is missing", record.display());
 
-            // The run that produced it, with its progress read from the logs.
-            let tj_name = lineage.training_job.clone().context("training job name")?;
-            let tj = ns.api::<TrainingJob>().get(&tj_name).await?;
-            let tj_status = tj.status.clone().context("tj status")?;
-            ensure!(tj_status.phase == TrainingPhase::Succeeded, "{tj_status:?}");
-            ensure!(
-                tj.metadata.uid == lineage.training_job_uid,
-                "lineage names the run's uid"
-            );
-            ensure!(
-                tj_status
-                    .metrics_history
-                    .iter()
-                    .any(|s| s.step == Some(4) && s.metrics.contains_key("auc")),
-                "the per-stage lines were followed: {:?}",
-                tj_status.metrics_history
-            );
-            ensure!(
-                tj_status
-                    .metrics_summary
-                    .as_deref()
-                    .is_some_and(|s| s.contains("auc=")),
-                "{tj_status:?}"
-            );
+        let model = versions(&ns, "card-fraud", 1).await?;
+        let status = model.status.clone().context("status")?;
+        let v1 = &status.versions[0];
+        ensure!(
+            v1.phase == VersionPhase::Ready,
+            "v1 is {:?}: {:?}",
+            v1.phase,
+            v1.message
+        );
+        ensure!(
+            status.aliases.get("champion") == Some(&1),
+            "champion: {:?}",
+            status.aliases
+        );
+        ensure!(
+            v1.metrics["auc"] > 0.8 && v1.metrics["ks"] > 0.4,
+            "metrics {:?}",
+            v1.metrics
+        );
+        ensure!(
+            v1.metrics.contains_key("values_missing"),
+            "cleaning counts are metrics: {:?}",
+            v1.metrics
+        );
+        let lineage = v1.lineage.clone().context("lineage")?;
+        ensure!(
+            lineage.image.as_deref() == Some("aimass/fraud-trainer:0.1"),
+            "{lineage:?}"
+        );
+        ensure!(
+            lineage
+                .dataset_uri
+                .as_deref()
+                .is_some_and(|d| d.ends_with("transactions.csv")),
+            "{lineage:?}"
+        );
+        ensure!(
+            lineage
+                .hyperparameters
+                .get("n_estimators")
+                .map(String::as_str)
+                == Some("4"),
+            "{lineage:?}"
+        );
+        ensure!(
+            v1.sha256.as_deref().is_some_and(|s| s.len() == 64),
+            "{v1:?}"
+        );
+        let signature = v1.signature.clone().context("signature")?;
+        ensure!(
+            signature.inputs[0].name == "transactions" && signature.inputs[0].shape == [-1, 8],
+            "{signature:?}"
+        );
+        let record = dir.join("registry/card-fraud/1/version.json");
+        ensure!(record.exists(), "{} is missing", record.display());
 
-            let (ok, out, err) = kubectl(&["get", "trainingjobs,models", "-n", &ns.name])?;
-            ensure!(ok, "{err}");
-            ensure!(
-                out.contains("Succeeded") && out.contains("auc=") && out.contains("CHAMPION"),
-                "{out}"
-            );
+        // The run that produced it, with its progress read from the logs.
+        let tj_name = lineage.training_job.clone().context("training job name")?;
+        let tj = ns.api::<TrainingJob>().get(&tj_name).await?;
+        let tj_status = tj.status.clone().context("tj status")?;
+        ensure!(tj_status.phase == TrainingPhase::Succeeded, "{tj_status:?}");
+        ensure!(
+            tj.metadata.uid == lineage.training_job_uid,
+            "lineage names the run's uid"
+        );
+        ensure!(
+            tj_status
+                .metrics_history
+                .iter()
+                .any(|s| s.step == Some(4) && s.metrics.contains_key("auc")),
+            "the per-stage lines were followed: {:?}",
+            tj_status.metrics_history
+        );
+        ensure!(
+            tj_status
+                .metrics_summary
+                .as_deref()
+                .is_some_and(|s| s.contains("auc=")),
+            "{tj_status:?}"
+        );
 
-            // Version 2: worse than the gates allow; registered, not promoted.
-            ns.apply(&fraud_run("weaker", &dir, 1, 1)).await?;
-            let model = versions(&ns, "card-fraud", 2).await?;
-            let status = model.status.clone().context("status")?;
-            let v2 = &status.versions[1];
-            ensure!(
-                v2.phase == VersionPhase::Ready && v2.reason.as_deref() == Some("GatesFailed"),
-                "{v2:?}"
-            );
-            ensure!(
-                v2.message
-                    .as_deref()
-                    .is_some_and(|m| m.contains("auc") && m.contains("< 0.8")),
-                "{v2:?}"
-            );
-            ensure!(
-                status.aliases.get("champion") == Some(&1),
-                "champion stays: {:?}",
-                status.aliases
-            );
-            ensure!(
-                !events_with_reason(&ns, "GatesFailed").await?.is_empty(),
-                "an Event says why"
-            );
+        let (ok, out, err) = kubectl(&["get", "trainingjobs,models", "-n", &ns.name])?;
+        ensure!(ok, "{err}");
+        ensure!(
+            out.contains("Succeeded") && out.contains("auc=") && out.contains("CHAMPION"),
+            "{out}"
+        );
 
-            // Version 3: better by more than the margin; promoted.
-            ns.apply(&fraud_run("stronger", &dir, 40, 3)).await?;
-            let model = versions(&ns, "card-fraud", 3).await?;
-            let status = model.status.clone().context("status")?;
-            ensure!(
-                status.aliases.get("champion") == Some(&3),
-                "champion moves: {:?} {:?}",
-                status.aliases,
-                status.versions[2]
-            );
-            let last = status.alias_history.last().context("alias history")?;
-            ensure!(
-                last.alias == "champion"
-                    && last.from == Some(1)
-                    && last.to == 3
-                    && last.reason == "Promoted",
-                "{last:?}"
-            );
-            ensure!(
-                last.message.as_deref().is_some_and(|m| m.contains("of v1")),
-                "evidence names the champion: {last:?}"
-            );
-            ensure!(
-                !events_with_reason(&ns, "AliasMoved").await?.is_empty(),
-                "alias moves are Events"
-            );
-            Ok(())
-        }
-        .await;
-        if result.is_err() {
-            eprintln!("operator log:\n{}", operator.log_tail(80));
-        }
-        result
+        // Version 2: worse than the gates allow; registered, not promoted.
+        ns.apply(&fraud_run("weaker", &dir, 1, 1)).await?;
+        let model = versions(&ns, "card-fraud", 2).await?;
+        let status = model.status.clone().context("status")?;
+        let v2 = &status.versions[1];
+        ensure!(
+            v2.phase == VersionPhase::Ready && v2.reason.as_deref() == Some("GatesFailed"),
+            "{v2:?}"
+        );
+        ensure!(
+            v2.message
+                .as_deref()
+                .is_some_and(|m| m.contains("auc") && m.contains("< 0.8")),
+            "{v2:?}"
+        );
+        ensure!(
+            status.aliases.get("champion") == Some(&1),
+            "champion stays: {:?}",
+            status.aliases
+        );
+        ensure!(
+            !events_with_reason(&ns, "GatesFailed").await?.is_empty(),
+            "an Event says why"
+        );
+
+        // Version 3: better by more than the margin; promoted.
+        ns.apply(&fraud_run("stronger", &dir, 40, 3)).await?;
+        let model = versions(&ns, "card-fraud", 3).await?;
+        let status = model.status.clone().context("status")?;
+        ensure!(
+            status.aliases.get("champion") == Some(&3),
+            "champion moves: {:?} {:?}",
+            status.aliases,
+            status.versions[2]
+        );
+        let last = status.alias_history.last().context("alias history")?;
+        ensure!(
+            last.alias == "champion"
+                && last.from == Some(1)
+                && last.to == 3
+                && last.reason == "Promoted",
+            "{last:?}"
+        );
+        ensure!(
+            last.message.as_deref().is_some_and(|m| m.contains("of v1")),
+            "evidence names the champion: {last:?}"
+        );
+        ensure!(
+            !events_with_reason(&ns, "AliasMoved").await?.is_empty(),
+            "alias moves are Events"
+        );
+        Ok(())
     })
     .await
 }
 
 #[tokio::test]
 async fn failed_runs_leave_readable_reasons_and_no_ready_version() -> Result<()> {
-    run("trainfail", |ns: Arc<TestNamespace>| async move {
-        let operator = Operator::start(&ns, "a")?;
+    run_with_operator("trainfail", |ns: Arc<TestNamespace>| async move {
         let dir = scratch(&ns)?;
         let registry = dir.join("registry");
         ns.apply(&format!(
@@ -315,7 +307,7 @@ spec:
             zoo = repo_root().join("tests/zoo/models/gbdt_classifier.onnx").display(),
         ))
         .await?;
-        let result = async {
+
             let jobs = ns.api::<TrainingJob>();
             let mut finals = std::collections::BTreeMap::new();
             for name in ["exits-1", "corrupt-artifact", "missing-dataset", "missing-image"] {
@@ -355,13 +347,7 @@ spec:
             }
             ensure!(!events_with_reason(&ns, "DatasetUnavailable").await?.is_empty(), "failures are Events");
             Ok(())
-        }
-        .await;
-        if result.is_err() {
-            eprintln!("operator log:\n{}", operator.log_tail(80));
-        }
-        result
-    })
+        })
     .await
 }
 
@@ -494,8 +480,7 @@ spec:
 
 #[tokio::test]
 async fn a_scheduled_model_starts_a_run_on_its_cron_tick() -> Result<()> {
-    run("trainsched", |ns: Arc<TestNamespace>| async move {
-        let operator = Operator::start(&ns, "a")?;
+    run_with_operator("trainsched", |ns: Arc<TestNamespace>| async move {
         let dir = scratch(&ns)?;
         let script = format!(
             r#"p="${{AIMASS_OUTPUT_URI#file://}}"; mkdir -p "$p"; cp {} "$p/model.onnx""#,
@@ -522,48 +507,42 @@ spec:
             script = serde_json::to_string(&script)?,
         ))
         .await?;
-        let result = async {
-            let jobs = ns.api::<TrainingJob>();
-            wait(
-                Duration::from_secs(150),
-                "a run started by the schedule",
-                || async {
-                    Ok(jobs
-                        .list(&ListParams::default())
-                        .await?
-                        .items
-                        .iter()
-                        .any(|t| {
-                            t.metadata
-                                .labels
-                                .as_ref()
-                                .and_then(|l| l.get("aimass.io/scheduled-at"))
-                                .is_some_and(|at| {
-                                    let created = t
-                                        .metadata
-                                        .creation_timestamp
-                                        .as_ref()
-                                        .map_or(0, |c| c.0.as_second());
-                                    at.parse::<i64>()
-                                        .is_ok_and(|tick| tick % 60 == 0 && tick <= created)
-                                })
-                        }))
-                },
-            )
-            .await?;
-            let model = ns.api::<Model>().get("nightly").await?;
-            let status = model.status.context("status")?;
-            ensure!(
-                status.last_scheduled_time.is_some() && status.next_scheduled_time.is_some(),
-                "{status:?}"
-            );
-            Ok(())
-        }
-        .await;
-        if result.is_err() {
-            eprintln!("operator log:\n{}", operator.log_tail(80));
-        }
-        result
+
+        let jobs = ns.api::<TrainingJob>();
+        wait(
+            Duration::from_secs(150),
+            "a run started by the schedule",
+            || async {
+                Ok(jobs
+                    .list(&ListParams::default())
+                    .await?
+                    .items
+                    .iter()
+                    .any(|t| {
+                        t.metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get("aimass.io/scheduled-at"))
+                            .is_some_and(|at| {
+                                let created = t
+                                    .metadata
+                                    .creation_timestamp
+                                    .as_ref()
+                                    .map_or(0, |c| c.0.as_second());
+                                at.parse::<i64>()
+                                    .is_ok_and(|tick| tick % 60 == 0 && tick <= created)
+                            })
+                    }))
+            },
+        )
+        .await?;
+        let model = ns.api::<Model>().get("nightly").await?;
+        let status = model.status.context("status")?;
+        ensure!(
+            status.last_scheduled_time.is_some() && status.next_scheduled_time.is_some(),
+            "{status:?}"
+        );
+        Ok(())
     })
     .await
 }
