@@ -81,18 +81,15 @@ async fn step(ctx: &Context, md: &ModelDeployment, series: &mut Series) -> Resul
         .list(&ListParams::default().labels(&workload::selector(md)))
         .await?
         .items
-        .into_iter()
+        .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter_map(|p| {
-            let status = p.status?;
-            let ready = status
-                .conditions
-                .iter()
-                .flatten()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            let name = p.metadata.name?;
-            nodes.insert(name.clone(), p.spec.and_then(|s| s.node_name));
-            Some((name, status.pod_ip.filter(|_| ready)?))
+            let name = p.metadata.name.clone()?;
+            nodes.insert(
+                name.clone(),
+                p.spec.as_ref().and_then(|s| s.node_name.clone()),
+            );
+            Some((name, workload::serving_ip(p)?))
         })
         .collect();
     let now = jiff::Timestamp::now();

@@ -270,14 +270,7 @@ async fn advance(
         publish_end(ctx, md, record).await;
         return Ok(true);
     }
-    let ready_ip = replacement.status.as_ref().and_then(|s| {
-        let ready = s
-            .conditions
-            .iter()
-            .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
-        s.pod_ip.clone().filter(|_| ready)
-    });
+    let ready_ip = workload::serving_ip(replacement);
     let warmed = match &ready_ip {
         Some(ip) => warm_up(ip, &md.spec.model.name).await,
         None => false,

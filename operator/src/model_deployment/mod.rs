@@ -535,17 +535,8 @@ async fn track_pods(
         .map_err(Error::kube(format!("listing the pods of {deployment}")))?;
     Ok(listed
         .items
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter_map(|p| {
-            let status = p.status?;
-            let ready = status
-                .conditions
-                .iter()
-                .flatten()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            ready.then_some(status.pod_ip).flatten()
-        })
+        .iter()
+        .filter_map(workload::serving_ip)
         .collect())
 }
 

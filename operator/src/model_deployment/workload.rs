@@ -10,9 +10,9 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, Container, ContainerPort, EnvFromSource, EnvVar, HTTPGetAction,
-    Lifecycle, LifecycleHandler, PodAffinityTerm, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe, SeccompProfile, SecretEnvSource, SecurityContext, Service, ServicePort, ServiceSpec,
-    SleepAction, WeightedPodAffinityTerm,
+    Lifecycle, LifecycleHandler, Pod, PodAffinityTerm, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, SecretEnvSource, SecurityContext, Service, ServicePort,
+    ServiceSpec, SleepAction, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -35,6 +35,20 @@ pub const VERSION_LABEL: &str = "aimass.io/model-version";
 pub const PRE_STOP_SECONDS: i64 = 5;
 /// The server's drain timeout when the spec does not set one.
 const DEFAULT_DRAIN_SECONDS: i32 = 20;
+
+/// The IP of a pod that serves: Ready and not being deleted.
+pub fn serving_ip(pod: &Pod) -> Option<String> {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let status = pod.status.as_ref()?;
+    let ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    status.pod_ip.clone().filter(|_| ready)
+}
 
 /// Which of a ModelDeployment's Deployments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
