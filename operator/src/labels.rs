@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
+
 /// `app.kubernetes.io/managed-by` value of everything the operator creates.
 pub const MANAGER: &str = "aimass-operator";
 /// Label naming the Model an object belongs to.
@@ -20,6 +23,21 @@ pub fn common(component: &str, model: &str) -> BTreeMap<String, String> {
         ("app.kubernetes.io/managed-by".into(), MANAGER.into()),
         (MODEL.into(), model.into()),
     ])
+}
+
+/// The metadata of an object `owner` controls: same namespace, the given
+/// labels, and a controller owner reference, so deleting the owner deletes it.
+pub fn owned_meta<K>(owner: &K, name: String, labels: BTreeMap<String, String>) -> ObjectMeta
+where
+    K: Resource<DynamicType = ()>,
+{
+    ObjectMeta {
+        name: Some(name),
+        namespace: owner.meta().namespace.clone(),
+        labels: Some(labels),
+        owner_references: owner.controller_owner_ref(&()).map(|o| vec![o]),
+        ..ObjectMeta::default()
+    }
 }
 
 /// `name` made to fit a label value or a DNS label of at most `max`

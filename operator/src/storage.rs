@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use aimass_crds::v1alpha1::SecretReference;
+use aimass_crds::v1alpha1::{ArtifactStorage, SecretReference};
 use aimass_inference_server::source::{self, Credentials, Location};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -62,6 +62,23 @@ async fn read_secret(
     }
     settings.extend(secret.string_data.unwrap_or_default());
     Ok(settings)
+}
+
+/// Opens `model`'s registry in `storage`, with the credentials of its Secret.
+pub async fn open_registry(
+    client: &kube::Client,
+    namespace: &str,
+    storage: &ArtifactStorage,
+    model: &str,
+) -> Result<Location, Error> {
+    let prefix = open(
+        client,
+        namespace,
+        &storage.prefix,
+        storage.secret_ref.as_ref(),
+    )
+    .await?;
+    Ok(registry(&prefix, model))
 }
 
 /// Where `model`'s registry lives under a storage prefix.

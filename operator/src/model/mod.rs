@@ -82,10 +82,9 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
         return Ok(Action::requeue(RESYNC));
     }
     let registry = match &model.spec.storage {
-        Some(s) => Some(storage::registry(
-            &storage::open(&ctx.client, &namespace, &s.prefix, s.secret_ref.as_ref()).await?,
-            &model.name_any(),
-        )),
+        Some(s) => {
+            Some(storage::open_registry(&ctx.client, &namespace, s, &model.name_any()).await?)
+        }
         None => None,
     };
 
@@ -604,13 +603,19 @@ async fn ensure_finalizer(models: &Api<Model>, model: &Model) -> Result<(), Erro
     if wanted == has {
         return Ok(());
     }
+    set_finalizer(models, model, wanted).await
+}
+
+/// Adds or removes this controller's finalizer, leaving others alone; under
+/// optimistic concurrency, so a finalizer another writer just added stays.
+async fn set_finalizer(models: &Api<Model>, model: &Model, present: bool) -> Result<(), Error> {
     let mut finalizers: Vec<String> = model
         .finalizers()
         .iter()
         .filter(|f| *f != FINALIZER)
         .cloned()
         .collect();
-    if wanted {
+    if present {
         finalizers.push(FINALIZER.into());
     }
     let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": model.resource_version()}});
@@ -633,10 +638,8 @@ async fn finalize(ctx: &Context, models: &Api<Model>, model: &Model) -> Result<A
     }
     if let Some(s) = &model.spec.storage {
         let namespace = model.namespace().unwrap_or_default();
-        let registry = storage::registry(
-            &storage::open(&ctx.client, &namespace, &s.prefix, s.secret_ref.as_ref()).await?,
-            &model.name_any(),
-        );
+        let registry =
+            storage::open_registry(&ctx.client, &namespace, s, &model.name_any()).await?;
         for name in registry.list().await? {
             registry.child(&name).delete().await?;
         }
@@ -650,20 +653,6 @@ async fn finalize(ctx: &Context, models: &Api<Model>, model: &Model) -> Result<A
             )
             .await;
     }
-    let finalizers: Vec<String> = model
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    let patch = serde_json::json!({"metadata": {"finalizers": finalizers}});
-    models
-        .patch(
-            &model.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map_err(Error::kube("removing the Model's finalizer"))?;
+    set_finalizer(models, model, false).await?;
     Ok(Action::await_change())
 }

@@ -10,9 +10,9 @@ use aimass_crds::v1alpha1::{
     Model, ModelReference, ModelStatus, TrainingJob, TrainingJobSpec, TrainingPhase,
 };
 use aimass_crds::validation;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::PostParams;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 
 use super::{Notice, schedule};
 use crate::conditions::{self, Wanted};
@@ -159,13 +159,7 @@ pub fn build(model: &Model, tick: jiff::Timestamp) -> TrainingJob {
         .unwrap_or_default()
         .template;
     TrainingJob {
-        metadata: ObjectMeta {
-            name: Some(name),
-            namespace: model.namespace(),
-            labels: Some(labels),
-            owner_references: model.controller_owner_ref(&()).map(|o| vec![o]),
-            ..ObjectMeta::default()
-        },
+        metadata: labels::owned_meta(model, name, labels),
         spec: TrainingJobSpec {
             model_ref: ModelReference { name: model_name },
             storage: None,

@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 
 use crate::labels;
 
@@ -128,16 +128,6 @@ fn deployment_labels(md: &ModelDeployment) -> BTreeMap<String, String> {
     let mut labels = labels::common("aimass-inference-server", &md.spec.model.name);
     labels.insert(DEPLOYMENT_LABEL.into(), labels::fit(&md.name_any(), 63));
     labels
-}
-
-fn owned(md: &ModelDeployment, name: String, labels: BTreeMap<String, String>) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name),
-        namespace: md.namespace(),
-        labels: Some(labels),
-        owner_references: md.controller_owner_ref(&()).map(|o| vec![o]),
-        ..ObjectMeta::default()
-    }
 }
 
 fn env(name: &str, value: impl ToString) -> EnvVar {
@@ -307,7 +297,7 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
         ..Container::default()
     };
     Deployment {
-        metadata: owned(md, deployment_name(md, w.track), deployment_labels(md)),
+        metadata: labels::owned_meta(md, deployment_name(md, w.track), deployment_labels(md)),
         spec: Some(DeploymentSpec {
             replicas: Some(w.replicas),
             selector: LabelSelector {
@@ -358,7 +348,7 @@ pub fn service(md: &ModelDeployment) -> Service {
     let mut selector = deployment_labels(md);
     selector.retain(|k, _| k == DEPLOYMENT_LABEL);
     Service {
-        metadata: owned(md, md.name_any(), deployment_labels(md)),
+        metadata: labels::owned_meta(md, md.name_any(), deployment_labels(md)),
         spec: Some(ServiceSpec {
             selector: Some(selector),
             ports: Some(vec![ServicePort {

@@ -11,7 +11,6 @@ use k8s_openapi::api::core::v1::{
     SecretEnvSource, Service, ServicePort, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Resource;
 
 use crate::labels;
 
@@ -47,16 +46,6 @@ pub fn run_labels(tj: &TrainingJob) -> BTreeMap<String, String> {
         labels::fit(&tj.metadata.name.clone().unwrap_or_default(), 63),
     );
     labels
-}
-
-fn owned_meta(tj: &TrainingJob, name: &str) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.to_owned()),
-        namespace: tj.metadata.namespace.clone(),
-        labels: Some(run_labels(tj)),
-        owner_references: tj.controller_owner_ref(&()).map(|o| vec![o]),
-        ..ObjectMeta::default()
-    }
 }
 
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
@@ -157,7 +146,7 @@ pub fn build(tj: &TrainingJob, run: &Run<'_>) -> Job {
         ..PodSpec::default()
     };
     Job {
-        metadata: owned_meta(tj, &name),
+        metadata: labels::owned_meta(tj, name.clone(), run_labels(tj)),
         spec: Some(JobSpec {
             completions: Some(spec.workers),
             parallelism: Some(spec.workers),
@@ -185,7 +174,7 @@ pub fn build_service(tj: &TrainingJob) -> Option<Service> {
     }
     let name = job_name(tj);
     Some(Service {
-        metadata: owned_meta(tj, &name),
+        metadata: labels::owned_meta(tj, name.clone(), run_labels(tj)),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
             selector: Some(BTreeMap::from([(

@@ -97,16 +97,7 @@ pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action
     };
 
     // Reserve the version number and the output location, once.
-    let registry = storage::registry(
-        &storage::open(
-            &ctx.client,
-            &namespace,
-            &storage.prefix,
-            storage.secret_ref.as_ref(),
-        )
-        .await?,
-        model_name,
-    );
+    let registry = storage::open_registry(&ctx.client, &namespace, &storage, model_name).await?;
     let version = match status.model_version {
         Some(version) => version,
         None => {
