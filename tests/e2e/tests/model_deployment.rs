@@ -70,6 +70,23 @@ async fn serving(ns: &TestNamespace, version: i64, replicas: i32) -> Result<Mode
     .await
 }
 
+/// Waits until the ModelDeployment reports `Degraded` for `reason`.
+async fn degraded(ns: &TestNamespace, reason: &'static str) -> Result<ModelDeployment> {
+    wait_for(
+        &ns.api::<ModelDeployment>(),
+        "scoring",
+        TIMEOUT,
+        move |md: Option<&ModelDeployment>| {
+            md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Degraded" && c.status == "True" && c.reason == reason)
+            })
+        },
+    )
+    .await
+}
+
 /// The OIP answer of every serving pod, by pod IP.
 async fn answers(
     ns: &TestNamespace,
@@ -345,21 +362,7 @@ async fn an_unservable_version_never_replaces_the_serving_one() -> Result<()> {
         ns.api::<Model>()
             .patch("card-fraud", &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
-        let md = wait_for(
-            &ns.api::<ModelDeployment>(),
-            "scoring",
-            TIMEOUT,
-            |md: Option<&ModelDeployment>| {
-                md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
-                    s.conditions.iter().any(|c| {
-                        c.type_ == "Degraded"
-                            && c.status == "True"
-                            && c.reason == "SignatureChanged"
-                    })
-                })
-            },
-        )
-        .await?;
+        let md = degraded(&ns, "SignatureChanged").await?;
         let status = md.status.context("status")?;
         ensure!(
             status.serving_version == Some(1),
@@ -380,19 +383,7 @@ async fn an_unservable_version_never_replaces_the_serving_one() -> Result<()> {
         ns.api::<Model>()
             .delete("card-fraud", &DeleteParams::default())
             .await?;
-        wait_for(
-            &ns.api::<ModelDeployment>(),
-            "scoring",
-            TIMEOUT,
-            |md: Option<&ModelDeployment>| {
-                md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "Degraded" && c.reason == "ReferenceNotFound")
-                })
-            },
-        )
-        .await?;
+        degraded(&ns, "ReferenceNotFound").await?;
         let deployment = ns.api::<Deployment>().get("scoring").await?;
         ensure!(
             deployment.status.and_then(|s| s.ready_replicas) == Some(1),
@@ -486,21 +477,7 @@ async fn canary_outcome(fault_every: Option<u32>) -> Result<()> {
                 reasons.iter().any(|r| r == "CanaryRolledBack"),
                 "{reasons:?}"
             );
-            let md = wait_for(
-                &ns.api::<ModelDeployment>(),
-                "scoring",
-                TIMEOUT,
-                |md: Option<&ModelDeployment>| {
-                    md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
-                        s.conditions.iter().any(|c| {
-                            c.type_ == "Degraded"
-                                && c.reason == "CanaryRolledBack"
-                                && c.status == "True"
-                        })
-                    })
-                },
-            )
-            .await?;
+            let md = degraded(&ns, "CanaryRolledBack").await?;
             ensure!(
                 md.status.and_then(|s| s.serving_version) == Some(1),
                 "version 1 still serves"
