@@ -93,9 +93,12 @@ pub fn version_dir(registry: &Location, version: i64) -> Location {
 
 /// The version numbers that have a `version.json` in a registry.
 pub async fn recorded_versions(registry: &Location) -> Result<Vec<i64>, Error> {
-    let mut versions: Vec<i64> = registry
-        .list()
-        .await?
+    Ok(versions_in(&registry.list().await?))
+}
+
+/// The version numbers with a `version.json` among a registry's `names`.
+pub fn versions_in(names: &[String]) -> Vec<i64> {
+    let mut versions: Vec<i64> = names
         .iter()
         .filter_map(|name| {
             let (dir, file) = name.split_once('/')?;
@@ -103,7 +106,7 @@ pub async fn recorded_versions(registry: &Location) -> Result<Vec<i64>, Error> {
         })
         .collect();
     versions.sort_unstable();
-    Ok(versions)
+    versions
 }
 
 #[cfg(test)]

@@ -263,7 +263,7 @@ async fn read_new_records(
         .filter_map(|n| n.strip_suffix(&format!("/{RETIRED_FILE}")))
         .collect();
     let mut records = Vec::new();
-    for version in storage::recorded_versions(registry).await? {
+    for version in storage::versions_in(&names) {
         if known.contains(&version) || retired.contains(version.to_string().as_str()) {
             continue;
         }
