@@ -20,7 +20,7 @@ help:
 	@echo "make cluster-up | cluster-down | cluster-env"
 
 generate:
-	cargo run --quiet -p aimass-crds --bin crdgen -- crds/
+	cargo run --quiet -p aimass-crds --bin crdgen -- --out crds --out charts/aimass/files/crds --reference docs/crd-reference.md
 
 zoo:
 	PYTHONHASHSEED=0 "$$(scripts/zoo-venv.sh)/bin/python" tests/zoo/generate.py

@@ -7,6 +7,7 @@
 //! only, never on a client.
 
 mod error;
+pub mod reference;
 pub mod uri;
 pub mod v1alpha1;
 pub mod validation;

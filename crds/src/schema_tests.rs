@@ -87,10 +87,23 @@ impl Manifest {
 
 #[test]
 fn generated_crds_are_up_to_date() {
-    for (file, crd) in crds() {
-        let path = repo_root().join("crds").join(file);
+    let all = crds();
+    let mut expected = Vec::new();
+    for dir in ["crds", "charts/aimass/files/crds"] {
+        for (file, crd) in &all {
+            expected.push((
+                repo_root().join(dir).join(file),
+                render_crd(crd).expect("CRD renders"),
+            ));
+        }
+    }
+    let kinds: Vec<_> = all.into_iter().map(|(_, crd)| crd).collect();
+    expected.push((
+        repo_root().join("docs/crd-reference.md"),
+        crate::reference::render(&kinds).expect("reference renders"),
+    ));
+    for (path, rendered) in expected {
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-        let rendered = render_crd(&crd).expect("CRD renders");
         assert!(
             on_disk == rendered,
             "{} is out of date with the Rust types: run `make generate`",
