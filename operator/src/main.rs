@@ -19,6 +19,7 @@ mod metrics;
 mod model;
 mod model_deployment;
 mod scrape;
+mod security;
 mod storage;
 mod telemetry;
 mod training_job;

@@ -9,16 +9,15 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, ContainerPort, EnvFromSource, EnvVar, HTTPGetAction,
-    Lifecycle, LifecycleHandler, Pod, PodAffinityTerm, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecretEnvSource, SecurityContext, Service, ServicePort,
-    ServiceSpec, SleepAction, WeightedPodAffinityTerm,
+    Affinity, Container, ContainerPort, EnvFromSource, EnvVar, HTTPGetAction, Lifecycle,
+    LifecycleHandler, Pod, PodAffinityTerm, PodSpec, PodTemplateSpec, Probe, SecretEnvSource,
+    Service, ServicePort, ServiceSpec, SleepAction, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
-use crate::labels;
+use crate::{labels, security};
 
 /// Port the inference server listens on in its pod.
 pub const SERVER_PORT: i32 = 8080;
@@ -284,16 +283,7 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
             }),
             ..Lifecycle::default()
         }),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                add: None,
-            }),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(security::container(true)),
         ..Container::default()
     };
     Deployment {
@@ -325,15 +315,7 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
                         .then(|| spec.node_selector.clone()),
                     tolerations: (!spec.tolerations.is_empty()).then(|| spec.tolerations.clone()),
                     affinity: Some(affinity(md)),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(65532),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            localhost_profile: None,
-                        }),
-                        ..PodSecurityContext::default()
-                    }),
+                    security_context: Some(security::pod(Some(security::NONROOT_UID))),
                     ..PodSpec::default()
                 }),
             },

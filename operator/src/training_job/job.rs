@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::labels;
+use crate::{labels, security};
 
 /// Port torch.distributed's rendezvous listens on in rank 0.
 pub const MASTER_PORT: i32 = 29500;
@@ -131,6 +131,7 @@ pub fn build(tj: &TrainingJob, run: &Run<'_>) -> Job {
             }]
         }),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
+        security_context: Some(security::container(false)),
         ..Container::default()
     };
     let pod = PodSpec {
@@ -143,6 +144,7 @@ pub fn build(tj: &TrainingJob, run: &Run<'_>) -> Job {
         tolerations: (!spec.tolerations.is_empty()).then(|| spec.tolerations.clone()),
         affinity: spec.affinity.clone(),
         subdomain: distributed.then(|| name.clone()),
+        security_context: Some(security::pod(None)),
         ..PodSpec::default()
     };
     Job {
@@ -280,6 +282,25 @@ spec:
             .map(|e| e.secret_ref.as_ref().unwrap().name.clone())
             .collect();
         assert_eq!(secrets, ["store-creds", "data-creds"]);
+        // Restricted Pod Security: trainers run in restricted namespaces too.
+        let security = pod.containers[0].security_context.as_ref().unwrap();
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+        assert_eq!(
+            security
+                .capabilities
+                .as_ref()
+                .unwrap()
+                .drop
+                .as_ref()
+                .unwrap(),
+            &["ALL"]
+        );
+        let pod_security = pod.security_context.as_ref().unwrap();
+        assert_eq!(pod_security.run_as_non_root, Some(true));
+        assert_eq!(
+            pod_security.seccomp_profile.as_ref().unwrap().type_,
+            "RuntimeDefault"
+        );
         assert_eq!(
             spec.template
                 .metadata
