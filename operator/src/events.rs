@@ -26,6 +26,7 @@ const CONTROLLER: &str = "aimass.io/operator";
 pub struct Events {
     client: kube::Client,
     instance: String,
+    published: prometheus::IntCounterVec,
 }
 
 /// The severity of an Event.
@@ -38,11 +39,18 @@ pub enum Severity {
 }
 
 impl Events {
-    /// An Event publisher reporting as `instance` of the operator.
-    pub fn new(client: kube::Client, instance: Option<String>) -> Self {
+    /// An Event publisher reporting as `instance` of the operator, counting
+    /// what it publishes in `published` (kind, type, reason): alert rules
+    /// read failed runs and abandoned migrations from there.
+    pub fn new(
+        client: kube::Client,
+        instance: Option<String>,
+        published: prometheus::IntCounterVec,
+    ) -> Self {
         Self {
             client,
             instance: instance.unwrap_or_else(|| "aimass-operator".into()),
+            published,
         }
     }
 
@@ -56,6 +64,13 @@ impl Events {
         note: String,
     ) {
         let namespace = object.namespace.clone().unwrap_or_else(|| "default".into());
+        let type_ = match severity {
+            Severity::Normal => "Normal",
+            Severity::Warning => "Warning",
+        };
+        self.published
+            .with_label_values(&[object.kind.as_deref().unwrap_or_default(), type_, reason])
+            .inc();
         let event = Event {
             metadata: ObjectMeta {
                 // As a kubelet names its Events: the object, then a unique
@@ -70,10 +85,7 @@ impl Events {
                 ..ObjectMeta::default()
             },
             event_time: Some(MicroTime(jiff::Timestamp::now())),
-            type_: Some(match severity {
-                Severity::Normal => "Normal".into(),
-                Severity::Warning => "Warning".into(),
-            }),
+            type_: Some(type_.into()),
             reason: Some(reason.to_owned()),
             action: Some(action.to_owned()),
             // The Events API caps the note at 1 kB.

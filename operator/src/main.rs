@@ -102,8 +102,8 @@ async fn main() -> anyhow::Result<()> {
 
     let ctx = Arc::new(context::Context {
         client: client.clone(),
+        events: events::Events::new(client, Some(identity), metrics.events.clone()),
         metrics,
-        events: events::Events::new(client, Some(identity)),
         followers: Default::default(),
         server_image: config.inference_server_image.clone(),
         operator_namespace,

@@ -13,6 +13,8 @@ pub struct Metrics {
     pub reconcile: ReconcileMetrics,
     /// Replica health, for alert rules.
     pub health: HealthMetrics,
+    /// Events published, by kind of the object, type and reason.
+    pub events: IntCounterVec,
 }
 
 /// Which replicas are judged unhealthy, as alert rules read it.
@@ -166,10 +168,19 @@ impl Metrics {
         ))?;
         let reconcile = ReconcileMetrics::register(&registry)?;
         let health = HealthMetrics::register(&registry)?;
+        let events = IntCounterVec::new(
+            Opts::new(
+                "aimass_operator_events_total",
+                "Kubernetes Events the operator published, by kind of the object they are about, type (Normal, Warning) and reason.",
+            ),
+            &["kind", "type", "reason"],
+        )?;
+        registry.register(Box::new(events.clone()))?;
         Ok(Self {
             registry,
             reconcile,
             health,
+            events,
         })
     }
 
