@@ -1,6 +1,7 @@
 //! Runs the controllers on one client until shutdown.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aimass_crds::v1alpha1::{Model, ModelDeployment, TrainingJob};
 use futures::StreamExt;
@@ -92,9 +93,9 @@ pub async fn run(
         .run(model::reconcile, model::error_policy, ctx.clone())
         .for_each(|result| async move { debug!(?result, "model reconciled") });
     tokio::spawn(async move {
-        let _ = stores.0.wait_until_ready().await;
-        let _ = stores.1.wait_until_ready().await;
-        let _ = stores.2.wait_until_ready().await;
+        synced(&stores.0).await;
+        synced(&stores.1).await;
+        synced(&stores.2).await;
         info!("caches synced; reconciling");
         ready.send_replace(true);
     });
@@ -115,4 +116,21 @@ pub async fn run(
         )
         .for_each(|result| async move { debug!(?result, "modeldeployment reconciled") });
     futures::join!(training, models, serving);
+}
+
+/// Waits until `store` has its first full list.
+///
+/// `Store::wait_until_ready` wakes only the last task that polled it (one
+/// oneshot receiver behind a lock), and the controller itself waits on the
+/// same store, so a single await here could sleep forever: poll again every
+/// 200 ms instead.
+async fn synced<K>(store: &kube::runtime::reflector::Store<K>)
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    while tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready())
+        .await
+        .is_err()
+    {}
 }

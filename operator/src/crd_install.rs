@@ -21,28 +21,27 @@ const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Applies (when `manage` is set) and then waits for every aimass.io CRD.
 pub async fn ensure(client: kube::Client, manage: bool) -> Result<(), Error> {
+    if !manage {
+        return served(&client).await;
+    }
     let api: Api<CustomResourceDefinition> = Api::all(client);
     for (_, crd) in aimass_crds::crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();
-        if manage {
-            let params = PatchParams::apply(FIELD_MANAGER).force();
-            let applied = tokio::time::timeout(
-                ESTABLISH_TIMEOUT,
-                api.patch(&name, &params, &Patch::Apply(&crd)),
-            )
-            .await
-            .map_err(|_| Error::CrdNotEstablished {
-                name: name.clone(),
-                reason: format!(
-                    "the API server did not answer the apply within {ESTABLISH_TIMEOUT:?}"
-                ),
-            })?;
-            applied.map_err(|source| Error::Kube {
-                context: format!("applying CRD {name}"),
-                source,
-            })?;
-            info!(crd = %name, "applied CRD");
-        }
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let applied = tokio::time::timeout(
+            ESTABLISH_TIMEOUT,
+            api.patch(&name, &params, &Patch::Apply(&crd)),
+        )
+        .await
+        .map_err(|_| Error::CrdNotEstablished {
+            name: name.clone(),
+            reason: format!("the API server did not answer the apply within {ESTABLISH_TIMEOUT:?}"),
+        })?;
+        applied.map_err(|source| Error::Kube {
+            context: format!("applying CRD {name}"),
+            source,
+        })?;
+        info!(crd = %name, "applied CRD");
         let established = await_condition(api.clone(), &name, conditions::is_crd_established());
         match tokio::time::timeout(ESTABLISH_TIMEOUT, established).await {
             Ok(Ok(_)) => {}
@@ -61,4 +60,42 @@ pub async fn ensure(client: kube::Client, manage: bool) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Waits until discovery lists every aimass.io kind under its version.
+async fn served(client: &kube::Client) -> Result<(), Error> {
+    let wanted: Vec<(String, String)> = aimass_crds::crds()
+        .into_iter()
+        .map(|(_, crd)| (crd.spec.versions[0].name.clone(), crd.spec.names.plural))
+        .collect();
+    let deadline = tokio::time::Instant::now() + ESTABLISH_TIMEOUT;
+    loop {
+        let missing: Vec<String> = match kube::discovery::oneshot::group(client, "aimass.io").await
+        {
+            Ok(group) => wanted
+                .iter()
+                .filter(|(version, plural)| {
+                    !group
+                        .versioned_resources(version)
+                        .iter()
+                        .any(|(r, _)| &r.plural == plural)
+                })
+                .map(|(version, plural)| format!("{plural}.aimass.io/{version}"))
+                .collect(),
+            Err(e) => vec![format!("the aimass.io API group ({e})")],
+        };
+        if missing.is_empty() {
+            info!("the aimass.io kinds are served");
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::CrdNotEstablished {
+                name: missing.join(", "),
+                reason: format!(
+                    "not served within {ESTABLISH_TIMEOUT:?}; install the CRDs (the Helm chart does unless crds.install=false, or kubectl apply -f crds/)"
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
