@@ -11,7 +11,7 @@ export AIMASS_CACHE_DIR
 .PHONY: help generate zoo fmt lint unit-test e2e test cluster-up cluster-down cluster-env demo
 
 help:
-	@echo "make demo         the whole product on a local cluster (arrives with issue #9)"
+	@echo "make demo         the whole product on a local cluster: train, serve, score"
 	@echo "make test         lint, unit tests, CRD drift check, cluster tests"
 	@echo "make e2e          only the cluster tests (local cluster, or KUBECONFIG)"
 	@echo "make generate     render crds/*.yaml from the Rust types"
@@ -50,6 +50,4 @@ cluster-env:
 	@cat "$${AIMASS_CLUSTER_DIR:-$(CURDIR)/.cluster}/env" 2>/dev/null || { echo "no cluster running: make cluster-up" >&2; exit 1; }
 
 demo:
-	@echo "make demo is not available yet: the Helm chart and the end-to-end demo arrive with issue #9." >&2
-	@echo "Today you can start the local control plane with 'make cluster-up' and apply crds/ and examples/." >&2
-	@exit 1
+	@scripts/demo.sh

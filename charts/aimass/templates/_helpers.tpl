@@ -1,0 +1,91 @@
+{{/* The release's full name, cut to 63 characters. */}}
+{{- define "aimass.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels every object of the release carries. */}}
+{{- define "aimass.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: aimass
+{{- end -}}
+
+{{/* Labels that select the operator's pods. */}}
+{{- define "aimass.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "aimass.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "aimass.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* repository:tag, the tag defaulting to the chart's appVersion. */}}
+{{- define "aimass.image" -}}
+{{- printf "%s:%s" .repository (default .appVersion .tag) -}}
+{{- end -}}
+
+{{/*
+What the operator does in the namespaces it serves; nothing more. Shared by
+the ClusterRole (cluster-wide mode) and the Role (namespaced mode).
+*/}}
+{{- define "aimass.operatorRules" -}}
+# The aimass.io kinds: read and follow them, write their status, set the
+# Model finalizer (only with retention.deleteArtifacts), and create the
+# TrainingJobs of scheduled retraining.
+- apiGroups: [aimass.io]
+  resources: [models, trainingjobs, modeldeployments]
+  verbs: [get, list, watch, patch, update]
+- apiGroups: [aimass.io]
+  resources: [trainingjobs]
+  verbs: [create]
+- apiGroups: [aimass.io]
+  resources: [models/status, trainingjobs/status, modeldeployments/status]
+  verbs: [get, patch, update]
+- apiGroups: [aimass.io]
+  resources: [models/finalizers, trainingjobs/finalizers, modeldeployments/finalizers]
+  verbs: [update]
+# Training runs.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch, create, delete]
+# Inference servers (server-side apply) and their Services; headless
+# Services of distributed training runs.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, list, watch, create, patch, delete]
+# Replicas: scrape and judge them, mark and cost the one being migrated,
+# follow trainers' output, check PodDisruptionBudgets with dry-run evictions.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch, patch]
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [pods/eviction]
+  verbs: [create]
+# Storage credentials named by Models and ModelDeployments.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+# Events about the objects above.
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create]
+{{- end -}}

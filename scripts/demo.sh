@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# `make demo`: the whole product on the local cluster. Builds what is needed,
+# starts the control plane, installs the operator with Helm (as a pod under
+# its own ServiceAccount), trains the fraud-detection example, serves its
+# champion, scores two transactions and shows how to go on.
+#
+# Environment:
+#   AIMASS_DEMO_NAMESPACE  namespace of the example (default fraud-demo)
+#   AIMASS_DEMO_DIR        data set and registry (default /tmp/aimass-demo,
+#                          the paths examples/fraud-detection/model.yaml names)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/lib.sh"
+repo="$(cd "$here/.." && pwd)"
+cd "$repo"
+
+ns="${AIMASS_DEMO_NAMESPACE:-fraud-demo}"
+data_dir="${AIMASS_DEMO_DIR:-/tmp/aimass-demo}"
+system_ns=aimass-system
+example="$repo/examples/fraud-detection"
+started=$SECONDS
+step_no=0
+step_name=""
+hint=""
+
+# step NAME HINT — announces a step; HINT tells how to see why it failed.
+step() {
+  step_no=$((step_no + 1))
+  step_name="$1"
+  hint="$2"
+  log "[$step_no/8] $1 ($((SECONDS - started)) s)"
+}
+trap 'rc=$?; if [ $rc -ne 0 ]; then
+  printf "\n\033[1;31mdemo failed at step %s: %s\033[0m\nSee why with:\n  export KUBECONFIG=%s\n  %s\n" \
+    "$step_no" "$step_name" "$KUBECONFIG" "$hint" >&2
+fi' EXIT
+
+export KUBECONFIG="$repo/.cluster/admin.kubeconfig"
+step "building aimass and starting the local cluster" \
+  "less $repo/.cluster/logs/*.log   (scripts/cluster-up.sh prints what it runs)"
+"$here/cluster-up.sh"
+kubectl="$KUBECTL_BIN_DIR/kubectl"
+helm="$KUBECTL_BIN_DIR/helm"
+export PATH="$KUBECTL_BIN_DIR:$PATH"
+
+step "installing the operator with Helm into $system_ns" \
+  "kubectl -n $system_ns describe pods; kubectl -n $system_ns logs deploy/aimass"
+# Both namespaces enforce the restricted Pod Security Standard: the operator,
+# the trainers and the inference servers all run under it.
+for n in "$system_ns" "$ns"; do
+  "$kubectl" get namespace "$n" >/dev/null 2>&1 || "$kubectl" create namespace "$n" >/dev/null
+  "$kubectl" label --overwrite namespace "$n" pod-security.kubernetes.io/enforce=restricted >/dev/null
+done
+"$helm" upgrade --install aimass "$repo/charts/aimass" --namespace "$system_ns" \
+  --wait --timeout 180s >/dev/null
+"$kubectl" -n "$system_ns" get deploy,pods -l app.kubernetes.io/instance=aimass
+
+step "writing the example's transactions to $data_dir/data" \
+  "python3 $example/generate_dataset.py --help"
+# A fresh start: the example's registry and any earlier demo objects go.
+"$kubectl" -n "$ns" delete modeldeployments,models,trainingjobs --all --wait=true >/dev/null
+rm -rf "$data_dir"
+python3 "$example/generate_dataset.py" "$data_dir/data/transactions.csv"
+
+step "applying examples/fraud-detection (Model and ModelDeployment)" \
+  "kubectl -n $ns get events --sort-by=.lastTimestamp"
+"$kubectl" -n "$ns" apply --server-side -f "$example/model.yaml" -f "$example/modeldeployment.yaml"
+
+step "training: the trainer runs as a Job, its metrics go to the TrainingJob" \
+  "kubectl -n $ns describe trainingjobs; kubectl -n $ns logs -l aimass.io/model=card-fraud --tail=50"
+"$kubectl" -n "$ns" wait trainingjob -l aimass.io/model=card-fraud \
+  --for=create --timeout=60s >/dev/null
+"$kubectl" -n "$ns" wait trainingjob -l aimass.io/model=card-fraud \
+  --for=jsonpath='{.status.phase}'=Succeeded --timeout=600s >/dev/null
+"$kubectl" -n "$ns" get trainingjobs
+
+step "registry: version 1 passes the gates and becomes champion" \
+  "kubectl -n $ns describe model card-fraud"
+"$kubectl" -n "$ns" wait model/card-fraud --for=jsonpath='{.status.aliases.champion}'=1 --timeout=120s >/dev/null
+"$kubectl" -n "$ns" get model card-fraud -o jsonpath='{range .status.versions[*]}  version {.version}: {.phase}, metrics {.metrics}{"\n"}{end}'
+
+step "serving: the ModelDeployment becomes Ready" \
+  "kubectl -n $ns describe modeldeployment card-fraud-scoring; kubectl -n $ns get pods"
+"$kubectl" -n "$ns" wait modeldeployment/card-fraud-scoring --for=condition=Ready --timeout=300s >/dev/null
+ip="$("$kubectl" -n "$ns" get service card-fraud-scoring -o jsonpath='{.spec.clusterIP}')"
+url="http://$ip/v2/models/card-fraud/infer"
+
+step "scoring two transactions (an ordinary one and a suspicious one)" \
+  "curl -s http://$ip/v2/models/card-fraud; kubectl -n $ns logs -l app.kubernetes.io/name=aimass-inference-server"
+answer=""
+for _ in $(seq 1 30); do
+  answer="$(curl -sf -m 5 -H 'Content-Type: application/json' --data @"$example/request.json" "$url")" && break
+  sleep 1
+done
+if [ -z "$answer" ]; then
+  echo "no successful answer from $url; the last one was:" >&2
+  curl -s -m 5 -H 'Content-Type: application/json' --data @"$example/request.json" "$url" >&2 || true
+  exit 1
+fi
+echo "POST $url"
+python3 - "$answer" <<'PY'
+import json, sys
+answer = json.loads(sys.argv[1])
+print(f"model {answer['model_name']} version {answer.get('model_version')}")
+outputs = {o["name"]: o for o in answer["outputs"]}
+probabilities = next(o for o in answer["outputs"] if o["datatype"].startswith("FP"))
+labels = next(o for o in answer["outputs"] if o["datatype"].startswith("INT"))
+for i, what in enumerate(["ordinary purchase, 42.50 at a grocery", "1,899.00 abroad at 3 am, card not present"]):
+    p = probabilities["data"][2 * i + 1]
+    print(f"  transaction {i + 1} ({what}): fraud probability {p:.3f}, label {labels['data'][i]}")
+PY
+
+echo
+"$kubectl" -n "$ns" get aimass
+echo
+log "demo done in $((SECONDS - started)) s"
+cat <<EOF
+
+What next:
+  export KUBECONFIG=$KUBECONFIG PATH=$KUBECTL_BIN_DIR:\$PATH
+  kubectl -n $ns get aimass                 # Models, TrainingJobs, ModelDeployments
+  kubectl -n $ns describe modeldeployment card-fraud-scoring
+
+Watch autoscaling: in one terminal
+  kubectl -n $ns get modeldeployment card-fraud-scoring -w
+and in another, 16 clients for 60 s (it stops by itself):
+  python3 $example/load.py $url --clients 16 --seconds 60
+
+Tear down: make cluster-down
+EOF
