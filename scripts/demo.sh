@@ -51,8 +51,10 @@ for n in "$system_ns" "$ns"; do
   "$kubectl" get namespace "$n" >/dev/null 2>&1 || "$kubectl" create namespace "$n" >/dev/null
   "$kubectl" label --overwrite namespace "$n" pod-security.kubernetes.io/enforce=restricted >/dev/null
 done
+# --force-conflicts: the demo owns this local cluster, including CRDs an
+# earlier `make test` applied with kubectl.
 "$helm" upgrade --install aimass "$repo/charts/aimass" --namespace "$system_ns" \
-  --wait --timeout 180s >/dev/null
+  --force-conflicts --wait --timeout 180s >/dev/null
 "$kubectl" -n "$system_ns" get deploy,pods -l app.kubernetes.io/instance=aimass
 
 step "writing the example's transactions to $data_dir/data" \

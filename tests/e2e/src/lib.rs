@@ -67,6 +67,11 @@ static KUBECONFIG_OVERRIDE: OnceLock<PathBuf> = OnceLock::new();
 
 /// A client for the test cluster.
 pub async fn client() -> Result<Client> {
+    Ok(Client::try_from(client_config().await?)?)
+}
+
+/// The test cluster's client configuration (as the cluster admin).
+pub async fn client_config() -> Result<kube::Config> {
     ensure_cluster()?;
     // object_store brings rustls with aws-lc-rs and kube with ring; with both
     // linked, rustls cannot pick a provider itself, so every binary picks ring.
@@ -78,7 +83,7 @@ pub async fn client() -> Result<Client> {
         }
         None => kube::Config::infer().await?,
     };
-    Ok(Client::try_from(config)?)
+    Ok(config)
 }
 
 /// The kubeconfig path the tests use, for kubectl.
@@ -92,11 +97,24 @@ pub fn kubeconfig() -> Option<PathBuf> {
 /// Runs kubectl (from PATH, or the one cluster-up installed) against the test
 /// cluster; returns (success, stdout, stderr).
 pub fn kubectl(args: &[&str]) -> Result<(bool, String, String)> {
-    let mut cmd = Command::new(kubectl_path());
+    run_tool(kubectl_path(), args)
+}
+
+/// Runs helm (the one installed next to kubectl) against the test cluster;
+/// returns (success, stdout, stderr).
+pub fn helm(args: &[&str]) -> Result<(bool, String, String)> {
+    run_tool(kubectl_path().with_file_name("helm"), args)
+}
+
+fn run_tool(program: PathBuf, args: &[&str]) -> Result<(bool, String, String)> {
+    let mut cmd = Command::new(&program);
     if let Some(k) = kubeconfig() {
         cmd.env("KUBECONFIG", k);
     }
-    let out = cmd.args(args).output().context("running kubectl")?;
+    let out = cmd
+        .args(args)
+        .output()
+        .with_context(|| format!("running {}", program.display()))?;
     Ok((
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
