@@ -69,6 +69,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// The categories a reconcile can fail with (the rest stop the process).
+    pub const RECONCILE_CATEGORIES: [&'static str; 5] = [
+        "KubeApiError",
+        "StorageUnavailable",
+        "ReferenceNotFound",
+        "InvalidSpec",
+        "Conflict",
+    ];
+
     /// A stable PascalCase name of the error kind: the Event reason and the
     /// metric label.
     pub fn category(&self) -> &'static str {

@@ -104,6 +104,19 @@ impl ReconcileMetrics {
             ]),
             &["controller"],
         )?;
+        // Every controller's series exist from the start at zero, so that
+        // dashboards and alert rules see them before the first failure and
+        // `rate()` counts that failure.
+        for controller in [
+            crate::training_job::CONTROLLER,
+            crate::model::CONTROLLER,
+            crate::model_deployment::CONTROLLER,
+        ] {
+            runs.with_label_values(&[controller]);
+            for category in crate::Error::RECONCILE_CATEGORIES {
+                failures.with_label_values(&[controller, category]);
+            }
+        }
         registry.register(Box::new(runs.clone()))?;
         registry.register(Box::new(failures.clone()))?;
         registry.register(Box::new(duration.clone()))?;

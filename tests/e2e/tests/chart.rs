@@ -245,6 +245,48 @@ async fn assert_owned_by_user_objects(client: &Client, ns: &str) -> Result<usize
     Ok(owners.len())
 }
 
+/// Metric names in the chart's alert rules and dashboard that neither the
+/// operator nor an inference server exports: each must be a name the scrapes
+/// show (a histogram counts with its _bucket, _sum and _count series).
+/// `aimass_replica_unhealthy` has series only while a replica is unhealthy,
+/// which the migration tests bring about; here it is taken as known.
+fn unknown_metrics(exported: &std::collections::BTreeSet<String>) -> Result<Vec<String>> {
+    let files = ["files/alerts.yaml", "files/dashboard.json"];
+    let mut unknown = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(repo_root().join("charts/aimass").join(file))?;
+        for (i, _) in text.match_indices("aimass_") {
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let known = exported.contains(&name)
+                || name == "aimass_replica_unhealthy"
+                || ["_bucket", "_sum", "_count"].iter().any(|s| {
+                    name.strip_suffix(s).is_some_and(|base| {
+                        exported.contains(&format!("{base}_count"))
+                            || exported.contains(&format!("{base}{s}"))
+                    })
+                });
+            if !known && !unknown.contains(&name) {
+                unknown.push(name);
+            }
+        }
+    }
+    Ok(unknown)
+}
+
+/// The metric names a /metrics page exports.
+async fn exported_names(ip: &str) -> Result<std::collections::BTreeSet<String>> {
+    let (code, body) = aimass_e2e::http_get(&format!("http://{ip}:8080/metrics")).await?;
+    ensure!(code == 200, "GET /metrics on {ip}: {code}");
+    Ok(body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap_or_default().to_owned())
+        .collect())
+}
+
 /// The operator wrote only status: no field under `spec` of the user's
 /// objects belongs to any manager but the one that applied them.
 fn assert_spec_untouched(
@@ -409,6 +451,27 @@ async fn scenario(system: &TestNamespace, example: &TestNamespace) -> Result<()>
     ensure!(
         fraud(0) < 0.5 && fraud(1) > 0.5,
         "the ordinary transaction must score low and the suspicious one high: {answer}"
+    );
+
+    // The metrics contract: alerts and dashboard read only exported names.
+    let mut exported = exported_names(
+        pod.status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_deref())
+            .context("operator pod IP")?,
+    )
+    .await?;
+    let servers =
+        aimass_e2e::pods(example, "app.kubernetes.io/name=aimass-inference-server").await?;
+    let server_ip = servers
+        .iter()
+        .find_map(|p| p.status.as_ref()?.pod_ip.clone())
+        .context("no inference server pod IP")?;
+    exported.extend(exported_names(&server_ip).await?);
+    let unknown = unknown_metrics(&exported)?;
+    ensure!(
+        unknown.is_empty(),
+        "alerts or dashboard read metrics nobody exports: {unknown:?}"
     );
 
     // GitOps: applying the same manifests again changes nothing, and the
