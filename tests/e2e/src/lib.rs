@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
 use kube::api::{
@@ -98,6 +98,30 @@ pub fn kubeconfig() -> Option<PathBuf> {
 /// cluster; returns (success, stdout, stderr).
 pub fn kubectl(args: &[&str]) -> Result<(bool, String, String)> {
     run_tool(kubectl_path(), args)
+}
+
+/// Applies the CRDs in `dir` server-side (as `field_manager`, forcing
+/// conflicts, when given) and waits until the API server serves them.
+pub fn apply_crds(dir: &Path, field_manager: Option<&str>) -> Result<()> {
+    let dir = dir.to_string_lossy();
+    let mut args = vec!["apply", "--server-side"];
+    if let Some(manager) = field_manager {
+        args.extend(["--force-conflicts", "--field-manager", manager]);
+    }
+    args.extend(["-f", &dir]);
+    let (ok, _, err) = kubectl(&args)?;
+    ensure!(ok, "applying the CRDs in {dir}: {err}");
+    let (ok, _, err) = kubectl(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout",
+        "60s",
+        "-f",
+        &dir,
+    ])?;
+    ensure!(ok, "the CRDs in {dir} were not established: {err}");
+    Ok(())
 }
 
 /// Runs helm (the one installed next to kubectl) against the test cluster;

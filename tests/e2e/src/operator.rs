@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail};
 
-use crate::{TestNamespace, kubeconfig, kubectl, repo_root};
+use crate::{TestNamespace, kubeconfig, repo_root};
 
 /// A running operator process; killed when dropped.
 pub struct Operator {
@@ -28,36 +28,8 @@ fn install_crds() -> Result<()> {
     static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
     INSTALLED
         .get_or_init(|| {
-            let crds = repo_root().join("crds");
-            let crds = crds.to_string_lossy();
-            let (ok, _, err) = kubectl(&[
-                "apply",
-                "--server-side",
-                "--force-conflicts",
-                "--field-manager",
-                "aimass-operator",
-                "-f",
-                &crds,
-            ])
-            .map_err(|e| e.to_string())?;
-            if !ok {
-                return Err(format!("applying the CRDs failed: {err}"));
-            }
-            let (ok, _, err) = kubectl(&[
-                "wait",
-                "--for",
-                "condition=established",
-                "--timeout",
-                "60s",
-                "-f",
-                &crds,
-            ])
-            .map_err(|e| e.to_string())?;
-            if ok {
-                Ok(())
-            } else {
-                Err(format!("the CRDs were not established: {err}"))
-            }
+            crate::apply_crds(&repo_root().join("crds"), Some("aimass-operator"))
+                .map_err(|e| format!("{e:#}"))
         })
         .clone()
         .map_err(anyhow::Error::msg)

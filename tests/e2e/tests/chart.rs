@@ -203,38 +203,44 @@ async fn assert_least_privilege(
     Ok(())
 }
 
+/// "Kind name" and the owner references of each `K` that `selector` matches.
+async fn owner_refs<K>(
+    client: &Client,
+    ns: &str,
+    selector: &ListParams,
+) -> Result<
+    Vec<(
+        String,
+        Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+    )>,
+>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Ok(Api::<K>::namespaced(client.clone(), ns)
+        .list(selector)
+        .await?
+        .items
+        .into_iter()
+        .map(|o| {
+            (
+                format!("{} {}", K::kind(&()), o.name_any()),
+                o.owner_references().to_vec(),
+            )
+        })
+        .collect())
+}
+
 /// Every object the operator created in `ns` is owned by a user's aimass.io
 /// object, so it goes when the user deletes theirs.
 async fn assert_owned_by_user_objects(client: &Client, ns: &str) -> Result<usize> {
     let selector = ListParams::default().labels("app.kubernetes.io/managed-by=aimass-operator");
-    let mut owners = Vec::new();
-    for d in Api::<Deployment>::namespaced(client.clone(), ns)
-        .list(&selector)
-        .await?
-    {
-        owners.push((
-            format!("Deployment {}", d.name_any()),
-            d.owner_references().to_vec(),
-        ));
-    }
-    for s in Api::<Service>::namespaced(client.clone(), ns)
-        .list(&selector)
-        .await?
-    {
-        owners.push((
-            format!("Service {}", s.name_any()),
-            s.owner_references().to_vec(),
-        ));
-    }
-    for j in Api::<Job>::namespaced(client.clone(), ns)
-        .list(&selector)
-        .await?
-    {
-        owners.push((
-            format!("Job {}", j.name_any()),
-            j.owner_references().to_vec(),
-        ));
-    }
+    let mut owners = owner_refs::<Deployment>(client, ns, &selector).await?;
+    owners.extend(owner_refs::<Service>(client, ns, &selector).await?);
+    owners.extend(owner_refs::<Job>(client, ns, &selector).await?);
     for (what, refs) in &owners {
         ensure!(
             refs.iter()
@@ -350,16 +356,7 @@ async fn the_chart_installs_upgrades_and_uninstalls_an_operator_that_serves_the_
     let release = release_name(&system);
     let _ = helm(&["uninstall", &release, "--namespace", &system.name, "--wait"]);
     // Later tests expect the CRDs as crds/ has them.
-    let crds = repo_root().join("crds");
-    let _ = kubectl(&[
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "--field-manager",
-        "aimass-operator",
-        "-f",
-        &crds.to_string_lossy(),
-    ]);
+    let _ = aimass_e2e::apply_crds(&repo_root().join("crds"), Some("aimass-operator"));
     example.finish(result.is_err()).await;
     system.finish(result.is_err()).await;
     result
@@ -665,18 +662,7 @@ async fn the_chart_lints_and_renders_objects_the_api_server_accepts_in_both_mode
             String::from_utf8_lossy(&out.stderr)
         );
         let dir = String::from_utf8(out.stdout)?.trim().to_owned();
-        let (ok, _, err) = kubectl(&["apply", "--server-side", "-f", &dir])?;
-        ensure!(ok, "installing the monitoring CRDs: {err}");
-        let (ok, _, err) = kubectl(&[
-            "wait",
-            "--for",
-            "condition=established",
-            "--timeout",
-            "60s",
-            "-f",
-            &dir,
-        ])?;
-        ensure!(ok, "{err}");
+        aimass_e2e::apply_crds(Path::new(&dir), None)?;
 
         let scratch = std::env::temp_dir().join("aimass-e2e").join(&ns.name);
         std::fs::create_dir_all(&scratch)?;
