@@ -6,6 +6,7 @@
 //! artifact before it records a model version, so a version that validates
 //! is a version the server can serve.
 
+pub mod audit;
 pub mod batching;
 pub mod config;
 pub mod engine;
@@ -13,6 +14,7 @@ mod error;
 pub mod http;
 pub mod metrics;
 pub mod protocol;
+pub mod security;
 pub mod server;
 pub mod source;
 pub mod tensor;

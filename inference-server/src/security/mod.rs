@@ -1,0 +1,155 @@
+//! Who may call the model, enforced in the server itself: every request on
+//! the API port passes authenticate → authorise → per-caller rate limit
+//! before it reaches a route, and the layer fails closed (an answer the
+//! API server cannot give is a 503, never a pass).
+
+mod authn;
+mod authz;
+mod cache;
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{Quota, RateLimiter};
+use hyper::header::{AUTHORIZATION, HeaderMap};
+
+pub use authn::{TOKEN_TTL, TokenAuthenticator};
+pub use authz::{ALLOW_TTL, Action, Authorizer, DENY_TTL};
+
+use crate::audit::{Actor, Decision};
+
+/// An authenticated caller, whichever way it authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// Kubernetes-style user name (`system:serviceaccount:ns:name`, …).
+    pub user: String,
+    /// Its uid, when known.
+    pub uid: Option<String>,
+    /// Its groups.
+    pub groups: Vec<String>,
+    /// Which credential: a hash prefix, never the secret.
+    pub credential_id: String,
+    /// How it authenticated.
+    pub method: &'static str,
+}
+
+impl Principal {
+    fn cache_key(&self) -> String {
+        format!(
+            "{}\n{}\n{}",
+            self.user,
+            self.uid.clone().unwrap_or_default(),
+            self.groups.join(",")
+        )
+    }
+
+    /// The principal as the audit trail records it.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user: self.user.clone(),
+            groups: self.groups.clone(),
+            credential_id: self.credential_id.clone(),
+            method: self.method.into(),
+        }
+    }
+}
+
+/// Why a call was refused, and so its status code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// 401: no credentials, or credentials the API server rejects.
+    #[error("authentication required: send a bearer token with the audience this server requires")]
+    Unauthenticated,
+    /// 403: authenticated, not allowed.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// 429: over the caller's rate limit.
+    #[error("rate limit exceeded: retry after {0:?}")]
+    RateLimited(Duration),
+    /// 503: the decision could not be made (API server down or slow).
+    #[error("cannot decide who may call: {0}")]
+    Unavailable(String),
+}
+
+/// Per-caller rate limits.
+pub struct Limits {
+    limiter:
+        RateLimiter<String, governor::state::keyed::DefaultKeyedStateStore<String>, DefaultClock>,
+}
+
+impl Limits {
+    /// `per_second` calls per second per caller, with bursts of `burst`.
+    pub fn new(per_second: NonZeroU32, burst: NonZeroU32) -> Self {
+        Self {
+            limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+        }
+    }
+
+    fn check(&self, who: &Principal) -> Result<(), Refusal> {
+        self.limiter.check_key(&who.user).map_err(|not_until| {
+            Refusal::RateLimited(not_until.wait_time_from(DefaultClock::default().now()))
+        })
+    }
+}
+
+/// The gates in front of every route.
+pub struct Guard {
+    /// Validates tokens.
+    pub authn: TokenAuthenticator,
+    /// Decides what a principal may do.
+    pub authz: Authorizer,
+    /// Per-caller rate limits.
+    pub limits: Option<Limits>,
+}
+
+impl Guard {
+    /// Admits or refuses a call for `action`, filling in `decision` as the
+    /// gates decide so the audit record says how far the call got.
+    pub async fn admit(
+        &self,
+        headers: &HeaderMap,
+        action: Action,
+        decision: &mut Decision,
+    ) -> Result<Principal, Refusal> {
+        let token = bearer(headers).ok_or(Refusal::Unauthenticated);
+        let principal = match token {
+            Ok(token) => self.authn.authenticate(token).await,
+            Err(e) => Err(e),
+        };
+        decision.authentication = outcome(&principal, "Allowed").into();
+        let principal = principal?;
+        let allowed = self.authz.authorize(&principal, action).await;
+        decision.authorization = outcome(&allowed, "Allowed").into();
+        if let Err(Refusal::Forbidden(reason) | Refusal::Unavailable(reason)) = &allowed {
+            decision.authorization_reason.clone_from(reason);
+        }
+        allowed?;
+        if let Some(limits) = &self.limits {
+            let limited = limits.check(&principal);
+            decision.rate_limit = outcome(&limited, "Allowed").into();
+            limited?;
+        }
+        Ok(principal)
+    }
+}
+
+fn outcome<T>(result: &Result<T, Refusal>, ok: &'static str) -> &'static str {
+    match result {
+        Ok(_) => ok,
+        Err(Refusal::Unauthenticated) => "Refused",
+        Err(Refusal::Forbidden(_)) => "Denied",
+        Err(Refusal::RateLimited(_)) => "Limited",
+        Err(Refusal::Unavailable(_)) => "Unavailable",
+    }
+}
+
+/// The bearer token of a request, if it carries one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+}
+
+#[cfg(test)]
+mod tests;
