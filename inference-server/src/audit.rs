@@ -196,7 +196,9 @@ impl AuditLog {
             return Err(AuditError::Key("must be at least 32 bytes".into()));
         }
         let shown = path.display().to_string();
-        let tail = if path.exists() {
+        // Only a regular file holds a chain to continue (a pipe or device
+        // is written, never read back).
+        let tail = if path.is_file() {
             verify(path, &key, None)?
         } else {
             Checkpoint {

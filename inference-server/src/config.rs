@@ -4,6 +4,25 @@ use std::net::IpAddr;
 
 use clap::{Parser, ValueEnum};
 
+/// Who may call the model.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Anyone who can reach the port. Only when asked for explicitly.
+    None,
+    /// Bearer tokens validated by TokenReview, each call authorised by a
+    /// SubjectAccessReview (`create models/infer`, `get models`).
+    Kubernetes,
+}
+
+/// What a failed audit write does to the call.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum AuditFailurePolicy {
+    /// Refuse the call with 503: no unrecorded model call.
+    FailClosed,
+    /// Answer the call, count the failure in `aimass_audit_write_failures_total`.
+    FailOpen,
+}
+
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum LogFormat {
@@ -49,6 +68,61 @@ pub struct Config {
     /// Port of the inference API.
     #[arg(long, env = "AIMASS_PORT", default_value_t = 8080)]
     pub port: u16,
+
+    /// Port of the probes (/v2/health/live, /v2/health/ready) and /metrics,
+    /// which then are no longer served on --port. Required with --auth
+    /// kubernetes, so that probes and scrapes need no credentials.
+    #[arg(long, env = "AIMASS_ADMIN_PORT")]
+    pub admin_port: Option<u16>,
+
+    /// Who may call the model.
+    #[arg(long, env = "AIMASS_AUTH", value_enum, default_value_t = AuthMode::None)]
+    pub auth: AuthMode,
+
+    /// The audience bearer tokens must be bound to.
+    #[arg(long, env = "AIMASS_AUTH_AUDIENCE", default_value = "aimass")]
+    pub auth_audience: String,
+
+    /// Longest a TokenReview or SubjectAccessReview may take, in
+    /// milliseconds; then the call is refused with 503.
+    #[arg(long, env = "AIMASS_AUTH_TIMEOUT_MILLIS", default_value_t = 2000)]
+    pub auth_timeout_millis: u64,
+
+    /// Namespace of the ModelDeployment: where SubjectAccessReviews ask
+    /// about the model, and what audit records name.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// This pod's name, for audit records.
+    #[arg(long, env = "POD_NAME", default_value = "")]
+    pub pod_name: String,
+
+    /// This pod's node, for audit records.
+    #[arg(long, env = "NODE_NAME", default_value = "")]
+    pub node_name: String,
+
+    /// Calls per second each caller may make (with --auth kubernetes);
+    /// beyond, 429 with Retry-After. Unlimited when absent.
+    #[arg(long, env = "AIMASS_RATE_LIMIT_PER_SECOND", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_per_second: Option<u32>,
+
+    /// Burst above the rate a caller may make; defaults to one second's worth.
+    #[arg(long, env = "AIMASS_RATE_LIMIT_BURST", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_burst: Option<u32>,
+
+    /// File the audit trail of calls is appended to (one HMAC-chained JSON
+    /// line per call, accepted or refused). Needs --audit-key-file.
+    #[arg(long, env = "AIMASS_AUDIT_LOG", requires = "audit_key_file")]
+    pub audit_log: Option<std::path::PathBuf>,
+
+    /// File holding the audit chain's key (at least 32 bytes), typically a
+    /// mounted Secret.
+    #[arg(long, env = "AIMASS_AUDIT_KEY_FILE")]
+    pub audit_key_file: Option<std::path::PathBuf>,
+
+    /// What a failed audit write does to the call.
+    #[arg(long, env = "AIMASS_AUDIT_FAILURE_POLICY", value_enum, default_value_t = AuditFailurePolicy::FailClosed)]
+    pub audit_failure_policy: AuditFailurePolicy,
 
     /// Most rows merged into one model run. 1 turns batching off.
     #[arg(long, env = "AIMASS_MAX_BATCH_SIZE", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]

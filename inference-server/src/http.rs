@@ -107,6 +107,37 @@ pub struct Service {
     pub limits: Limits,
     /// Deliberate failures, for rehearsals.
     pub faults: FaultInjection,
+    /// Authentication, authorisation, rate limits and audit of calls on the
+    /// API port; `None` serves anyone, unrecorded.
+    pub enforcement: Option<crate::security::Enforcement>,
+    /// Probes and /metrics are on their own port, not on the API port.
+    pub admin_separate: bool,
+}
+
+/// The routes of the API port as (method, path template): the test that
+/// proves no route escapes the security layer walks this list, and another
+/// checks that the router answers every entry.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v2"),
+    ("GET", "/v2/health/live"),
+    ("GET", "/v2/health/ready"),
+    ("GET", "/metrics"),
+    ("GET", "/v2/models/{model}"),
+    ("GET", "/v2/models/{model}/ready"),
+    ("POST", "/v2/models/{model}/infer"),
+    ("GET", "/v2/models/{model}/versions/{version}"),
+    ("GET", "/v2/models/{model}/versions/{version}/ready"),
+    ("POST", "/v2/models/{model}/versions/{version}/infer"),
+];
+
+/// Names, types and shapes of what a call sent and got, for its audit
+/// record.
+#[derive(Debug, Default)]
+pub struct CallShapes {
+    /// Inputs sent.
+    pub inputs: Vec<crate::audit::TensorShape>,
+    /// Outputs answered.
+    pub outputs: Vec<crate::audit::TensorShape>,
 }
 
 /// Why a request failed, and so its status code.
@@ -196,7 +227,7 @@ pub async fn handle<B: RequestBody>(
     if is_infer {
         service.metrics.in_flight.inc();
     }
-    let result = route(&service, req).await;
+    let result = route(&service, req, None).await;
     let response = result.unwrap_or_else(ApiError::into_response);
     if is_infer {
         service.metrics.in_flight.dec();
@@ -213,9 +244,139 @@ pub async fn handle<B: RequestBody>(
     Ok(response)
 }
 
+/// Handles one request on the API port: through the security layer when
+/// the server enforces one, else as [`handle`].
+pub async fn handle_api<B: RequestBody>(
+    service: Arc<Service>,
+    req: Request<B>,
+    peer: std::net::SocketAddr,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if service.enforcement.is_none() {
+        return handle(service, req).await;
+    }
+    Ok(guarded(&service, req, peer).await)
+}
+
+/// Handles one request on the admin port: probes and metrics only.
+pub async fn handle_admin<B: RequestBody>(
+    service: Arc<Service>,
+    req: Request<B>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    match req.uri().path().trim_end_matches('/') {
+        "/v2/health/live" | "/v2/health/ready" | "/metrics" => Ok(route(&service, req, None)
+            .await
+            .unwrap_or_else(ApiError::into_response)),
+        path => Ok(ApiError::NotFound(format!(
+            "the admin port serves /v2/health/live, /v2/health/ready and /metrics, not {path}"
+        ))
+        .into_response()),
+    }
+}
+
+/// authenticate → authorise → rate limit → route, and one audit record
+/// whatever the outcome.
+async fn guarded<B: RequestBody>(
+    service: &Service,
+    req: Request<B>,
+    peer: std::net::SocketAddr,
+) -> Response<Full<Bytes>> {
+    use crate::security::{Action, Refusal};
+    let Some(enforcement) = &service.enforcement else {
+        return ApiError::Internal("no security layer".into()).into_response();
+    };
+    let received = jiff::Timestamp::now();
+    let started = Instant::now();
+    let operation = format!("{} {}", req.method(), req.uri().path());
+    let action = if req.uri().path().trim_end_matches('/').ends_with("/infer") {
+        Action::Infer
+    } else {
+        Action::Read
+    };
+    let mut decision = crate::audit::Decision::default();
+    let mut shapes = CallShapes::default();
+    let (response, actor) = match enforcement
+        .admit(req.headers(), action, &mut decision)
+        .await
+    {
+        Ok(principal) => {
+            let actor = principal.actor();
+            let is_infer = action == Action::Infer;
+            if is_infer {
+                service.metrics.in_flight.inc();
+            }
+            let response = route(service, req, Some(&mut shapes))
+                .await
+                .unwrap_or_else(ApiError::into_response);
+            if is_infer {
+                service.metrics.in_flight.dec();
+                service
+                    .metrics
+                    .requests
+                    .with_label_values(&[response.status().as_str()])
+                    .inc();
+                service
+                    .metrics
+                    .request_seconds
+                    .observe(started.elapsed().as_secs_f64());
+            }
+            (response, actor)
+        }
+        Err(refusal) => {
+            let status = match &refusal {
+                Refusal::Unauthenticated => StatusCode::UNAUTHORIZED,
+                Refusal::Forbidden(_) => StatusCode::FORBIDDEN,
+                Refusal::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+                Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            let mut response = json_response(status, &json!({"error": refusal.to_string()}));
+            let headers = response.headers_mut();
+            match &refusal {
+                Refusal::Unauthenticated => {
+                    headers.insert(
+                        hyper::header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer realm=\"aimass\""),
+                    );
+                }
+                Refusal::RateLimited(wait) => {
+                    headers.insert(
+                        RETRY_AFTER,
+                        HeaderValue::from(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
+                    );
+                }
+                _ => {}
+            }
+            (
+                response,
+                crate::audit::Actor {
+                    method: "None".into(),
+                    ..Default::default()
+                },
+            )
+        }
+    };
+    let call = crate::security::Call {
+        received,
+        latency: started.elapsed(),
+        actor,
+        source: peer.to_string(),
+        operation,
+        decision,
+        status: response.status().as_u16(),
+        shapes,
+    };
+    match enforcement.record(call) {
+        Ok(()) => response,
+        Err(message) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"error": format!("the call could not be audited: {message}")}),
+        ),
+    }
+}
+
 async fn route<B: RequestBody>(
     service: &Service,
     req: Request<B>,
+    shapes: Option<&mut CallShapes>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -227,7 +388,13 @@ async fn route<B: RequestBody>(
             Err(ApiError::MethodNotAllowed(method.clone()))
         }
     };
+    let not_here = || {
+        Err(ApiError::NotFound(format!(
+            "{path} is served on the admin port, not here"
+        )))
+    };
     match segments.as_slice() {
+        ["v2", "health", ..] | ["metrics"] if service.admin_separate => not_here(),
         ["v2"] => get(json_response(StatusCode::OK, &server_metadata())),
         ["v2", "health", "live"] => get(json_response(StatusCode::OK, &json!({"live": true}))),
         ["v2", "health", "ready"] => {
@@ -270,7 +437,7 @@ async fn route<B: RequestBody>(
                         &json!({"name": service.model_name, "ready": ready}),
                     ))
                 }
-                ["infer"] if method == Method::POST => service.infer(req).await,
+                ["infer"] if method == Method::POST => service.infer(req, shapes).await,
                 ["infer"] => Err(ApiError::MethodNotAllowed(method)),
                 _ => Err(ApiError::NotFound(format!(
                     "{path} is not an Open Inference Protocol route"
@@ -355,6 +522,7 @@ impl Service {
     async fn infer<B: RequestBody>(
         &self,
         req: Request<B>,
+        shapes: Option<&mut CallShapes>,
     ) -> Result<Response<Full<Bytes>>, ApiError> {
         if !self.ready.load(Ordering::Acquire) {
             return Err(ApiError::NotReady);
@@ -416,6 +584,15 @@ impl Service {
         };
         let request: InferRequest = serde_json::from_slice(json)
             .map_err(|e| ProtocolError::Malformed(format!("invalid JSON: {e}")))?;
+        let input_shapes: Vec<crate::audit::TensorShape> = request
+            .inputs
+            .iter()
+            .map(|i| crate::audit::TensorShape {
+                name: i.name.clone(),
+                datatype: i.datatype.clone(),
+                shape: i.shape.clone(),
+            })
+            .collect();
         let mut decoded = protocol::decode(request, binary, self.signature())?;
         let inputs = std::mem::take(&mut decoded.inputs);
         let receiver = self
@@ -440,6 +617,24 @@ impl Service {
             self.signature(),
         )
         .map_err(|e| ApiError::Internal(format!("cannot encode the response: {e}")))?;
+        if let Some(shapes) = shapes {
+            shapes.inputs = input_shapes;
+            shapes.outputs = self
+                .signature()
+                .outputs
+                .iter()
+                .zip(&outputs)
+                .map(|(spec, tensor)| crate::audit::TensorShape {
+                    name: spec.name.clone(),
+                    datatype: spec.datatype.to_string(),
+                    shape: tensor
+                        .shape
+                        .iter()
+                        .map(|d| i64::try_from(*d).unwrap_or(i64::MAX))
+                        .collect(),
+                })
+                .collect();
+        }
         let mut response = Response::new(Full::new(Bytes::from(encoded.body)));
         let headers = response.headers_mut();
         match encoded.header_length {

@@ -58,6 +58,33 @@ fn service_with_faults(
     ready: bool,
     faults: Option<u64>,
 ) -> Arc<Service> {
+    build(delay, queue, timeout, ready, faults, |_| None)
+}
+
+/// The fraud service (features `[-1, 3]` → `score`, `label`) behind the
+/// security layer `enforcement` makes from its metrics, probes on their own
+/// port.
+pub(crate) fn guarded_service(
+    enforcement: impl FnOnce(Arc<Metrics>) -> Option<crate::security::Enforcement>,
+) -> Arc<Service> {
+    build(
+        Duration::ZERO,
+        64,
+        Duration::from_secs(5),
+        true,
+        None,
+        enforcement,
+    )
+}
+
+fn build(
+    delay: Duration,
+    queue: usize,
+    timeout: Duration,
+    ready: bool,
+    faults: Option<u64>,
+    enforcement: impl FnOnce(Arc<Metrics>) -> Option<crate::security::Enforcement>,
+) -> Arc<Service> {
     let spec = |name: &str, datatype, shape: Vec<i64>| TensorSpec {
         name: name.into(),
         datatype,
@@ -74,6 +101,8 @@ fn service_with_faults(
         delay,
     });
     let metrics = Arc::new(Metrics::new("fraud", "3").unwrap());
+    let enforcement = enforcement(Arc::clone(&metrics));
+    let admin_separate = enforcement.is_some();
     let batcher = Batcher::start(
         Arc::clone(&backend),
         BatchingConfig {
@@ -96,6 +125,8 @@ fn service_with_faults(
             request_timeout: timeout,
         },
         faults: FaultInjection::every(faults),
+        enforcement,
+        admin_separate,
     })
 }
 
@@ -457,6 +488,7 @@ async fn shutdown_turns_unready_stops_accepting_and_finishes_requests_in_hand() 
     let server = tokio::spawn(crate::server::serve(
         Arc::clone(&svc),
         listener,
+        None,
         async move {
             let _ = stopped.await;
         },

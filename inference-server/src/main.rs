@@ -23,6 +23,10 @@ async fn main() -> anyhow::Result<()> {
         LogFormat::Json => subscriber.json().flatten_event(true).init(),
     }
     let listener = server::bind(SocketAddr::new(config.address, config.port)).await?;
+    let admin = match config.admin_port {
+        Some(port) => Some(server::bind(SocketAddr::new(config.address, port)).await?),
+        None => None,
+    };
     let service = server::prepare(&config).await?;
     if config.fault_latency_on_signal_millis > 0 {
         let service = std::sync::Arc::clone(&service);
@@ -39,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
     server::serve(
         service,
         listener,
+        admin,
         shutdown_signal(),
         std::time::Duration::from_secs(config.drain_timeout_seconds),
     )

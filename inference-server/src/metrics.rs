@@ -2,7 +2,9 @@
 //! the operator's autoscaler and health checks read them (see the README's
 //! metrics section).
 
-use prometheus::{Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 /// Latency buckets, from 100 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -34,6 +36,10 @@ pub struct Metrics {
     pub queue_depth: IntGauge,
     /// `aimass_inference_model_load_duration_seconds`: fetch, optimise and warm up.
     pub load_seconds: Gauge,
+    /// `aimass_audit_records_total`: calls recorded in the audit trail.
+    pub audit_records: IntCounter,
+    /// `aimass_audit_write_failures_total`: calls the trail could not record.
+    pub audit_failures: IntCounter,
 }
 
 impl Metrics {
@@ -92,9 +98,19 @@ impl Metrics {
                 "aimass_inference_model_load_duration_seconds",
                 "Time to fetch, optimise and warm up the model.",
             )?,
+            audit_records: IntCounter::new(
+                "aimass_audit_records_total",
+                "Calls recorded in the audit trail.",
+            )?,
+            audit_failures: IntCounter::new(
+                "aimass_audit_write_failures_total",
+                "Calls the audit trail could not record (refused under FailClosed, answered under FailOpen).",
+            )?,
             registry,
         };
         let r = &metrics.registry;
+        r.register(Box::new(metrics.audit_records.clone()))?;
+        r.register(Box::new(metrics.audit_failures.clone()))?;
         r.register(Box::new(metrics.requests.clone()))?;
         r.register(Box::new(metrics.request_seconds.clone()))?;
         r.register(Box::new(metrics.queue_seconds.clone()))?;

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use crate::batching::{Batcher, BatchingConfig};
 use crate::config::Config;
 use crate::engine::{Backend, TractBackend};
-use crate::http::{Limits, Service, handle};
+use crate::http::{Limits, Service, handle_admin, handle_api};
 use crate::metrics::Metrics;
 use crate::{Error, source};
 
@@ -63,6 +63,7 @@ pub async fn prepare(config: &Config) -> Result<Arc<Service>, Error> {
         },
         Arc::clone(&metrics),
     );
+    let enforcement = enforcement(config, &metrics).await?;
     Ok(Arc::new(Service {
         model_name: config.model_name.clone(),
         model_version: config.model_version.clone(),
@@ -81,28 +82,125 @@ pub async fn prepare(config: &Config) -> Result<Arc<Service>, Error> {
             .armed(std::time::Duration::from_millis(
                 config.fault_latency_on_signal_millis,
             )),
+        enforcement,
+        admin_separate: config.admin_port.is_some(),
     }))
 }
 
-/// Serves until `shutdown` resolves, then drains for at most `drain`.
+/// The security layer the configuration asks for: gates with `--auth
+/// kubernetes`, a trail with `--audit-log`, nothing otherwise.
+async fn enforcement(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<crate::security::Enforcement>, Error> {
+    use crate::config::{AuditFailurePolicy, AuthMode};
+    use crate::security::{Authorizer, Enforcement, Guard, Limits, TokenAuthenticator};
+    let misconfigured = |message: &str| Error::Security(message.to_owned());
+    let guard = match config.auth {
+        AuthMode::None => {
+            warn!("--auth none: anyone who reaches the port may call the model");
+            None
+        }
+        AuthMode::Kubernetes => {
+            if config.admin_port.is_none_or(|p| p == config.port) {
+                return Err(misconfigured(
+                    "--auth kubernetes needs --admin-port, a port other than --port, for probes and metrics",
+                ));
+            }
+            let namespace = config.namespace.clone().ok_or_else(|| {
+                misconfigured("--auth kubernetes needs --namespace (or POD_NAMESPACE)")
+            })?;
+            let client = kube::Client::try_default()
+                .await
+                .map_err(|e| Error::Security(format!("cannot reach the Kubernetes API: {e}")))?;
+            let timeout = std::time::Duration::from_millis(config.auth_timeout_millis);
+            let limits = config.rate_limit_per_second.map(|rate| {
+                let rate = std::num::NonZeroU32::new(rate).unwrap_or(std::num::NonZeroU32::MIN);
+                let burst = config
+                    .rate_limit_burst
+                    .and_then(std::num::NonZeroU32::new)
+                    .unwrap_or(rate);
+                Limits::new(rate, burst)
+            });
+            Some(Guard {
+                authn: TokenAuthenticator::new(
+                    client.clone(),
+                    config.auth_audience.clone(),
+                    timeout,
+                ),
+                authz: Authorizer::new(client, namespace, config.model_name.clone(), timeout),
+                limits,
+            })
+        }
+    };
+    let audit = match (&config.audit_log, &config.audit_key_file) {
+        (Some(log), Some(key)) => {
+            let key = std::fs::read(key).map_err(|e| {
+                Error::Security(format!("cannot read the audit key {}: {e}", key.display()))
+            })?;
+            Some(
+                crate::audit::AuditLog::open(log, key)
+                    .map_err(|e| Error::Security(e.to_string()))?,
+            )
+        }
+        _ => None,
+    };
+    if guard.is_none() && audit.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Enforcement {
+        guard,
+        audit,
+        target: crate::audit::Target {
+            namespace: config.namespace.clone().unwrap_or_default(),
+            model: config.model_name.clone(),
+            version: config.model_version.clone(),
+            artifact_sha256: config.model_sha256.clone().unwrap_or_default(),
+            pod: config.pod_name.clone(),
+            node: config.node_name.clone(),
+        },
+        fail_open: config.audit_failure_policy == AuditFailurePolicy::FailOpen,
+        metrics: Arc::clone(metrics),
+    }))
+}
+
+/// Serves the API on `listener` (and probes and metrics on `admin`, when
+/// given) until `shutdown` resolves, then drains for at most `drain`.
 pub async fn serve(
     service: Arc<Service>,
     listener: TcpListener,
+    admin: Option<TcpListener>,
     shutdown: impl std::future::Future<Output = ()>,
     drain: std::time::Duration,
 ) {
     let graceful = GracefulShutdown::new();
     service.ready.store(true, Ordering::Release);
-    info!(addr = ?listener.local_addr().ok(), "ready");
+    info!(addr = ?listener.local_addr().ok(), admin = ?admin.as_ref().and_then(|a| a.local_addr().ok()), "ready");
+    let admin_task = admin.map(|admin| {
+        let service = Arc::clone(&service);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = admin.accept().await {
+                let service = Arc::clone(&service);
+                tokio::spawn(async move {
+                    let _ = http1::Builder::new()
+                        .serve_connection(
+                            TokioIo::new(stream),
+                            service_fn(move |req| handle_admin(Arc::clone(&service), req)),
+                        )
+                        .await;
+                });
+            }
+        })
+    });
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             conn = listener.accept() => {
-                let Ok((stream, _)) = conn else { continue };
+                let Ok((stream, peer)) = conn else { continue };
                 let _ = stream.set_nodelay(true);
                 let service = Arc::clone(&service);
                 let connection = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(move |req| handle(Arc::clone(&service), req)));
+                    .serve_connection(TokioIo::new(stream), service_fn(move |req| handle_api(Arc::clone(&service), req, peer)));
                 let watched = graceful.watch(connection);
                 tokio::spawn(async move {
                     let _ = watched.await;
@@ -113,6 +211,8 @@ pub async fn serve(
     }
     service.ready.store(false, Ordering::Release);
     drop(listener);
+    // Probes keep answering (not ready) while the API drains.
+    let _ = admin_task;
     info!(in_flight = service.metrics.in_flight.get(), "draining");
     match tokio::time::timeout(drain, graceful.shutdown()).await {
         Ok(()) => info!("drained; exiting"),

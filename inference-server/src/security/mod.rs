@@ -17,7 +17,8 @@ use hyper::header::{AUTHORIZATION, HeaderMap};
 pub use authn::{TOKEN_TTL, TokenAuthenticator};
 pub use authz::{ALLOW_TTL, Action, Authorizer, DENY_TTL};
 
-use crate::audit::{Actor, Decision};
+use crate::audit::{Actor, AuditLog, Decision, Record, Target};
+use crate::http::CallShapes;
 
 /// An authenticated caller, whichever way it authenticated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,6 +133,109 @@ impl Guard {
         }
         Ok(principal)
     }
+}
+
+/// Everything known of a call once it is answered, for its audit record.
+pub struct Call {
+    /// When it arrived.
+    pub received: jiff::Timestamp,
+    /// How long it took.
+    pub latency: Duration,
+    /// Who made it.
+    pub actor: Actor,
+    /// Peer address.
+    pub source: String,
+    /// Method and path.
+    pub operation: String,
+    /// What the gates decided.
+    pub decision: Decision,
+    /// Status answered.
+    pub status: u16,
+    /// What it sent and got.
+    pub shapes: CallShapes,
+}
+
+/// The security layer of one server: the gates (none with `--auth none`),
+/// the audit trail, and what a failed audit write does.
+pub struct Enforcement {
+    /// The gates; `None` admits everyone as `system:anonymous`.
+    pub guard: Option<Guard>,
+    /// Where calls are recorded.
+    pub audit: Option<AuditLog>,
+    /// The model this server serves, as records name it.
+    pub target: Target,
+    /// Answer calls whose record could not be written.
+    pub fail_open: bool,
+    /// Counts records and failures.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+}
+
+impl Enforcement {
+    /// Runs the gates, or admits as anonymous when there are none.
+    pub async fn admit(
+        &self,
+        headers: &HeaderMap,
+        action: Action,
+        decision: &mut Decision,
+    ) -> Result<Principal, Refusal> {
+        match &self.guard {
+            Some(guard) => guard.admit(headers, action, decision).await,
+            None => {
+                decision.authentication = "Allowed".into();
+                Ok(Principal {
+                    user: "system:anonymous".into(),
+                    uid: None,
+                    groups: vec!["system:unauthenticated".into()],
+                    credential_id: String::new(),
+                    method: "None",
+                })
+            }
+        }
+    }
+
+    /// Records `call`. An error (the trail cannot be written and the policy
+    /// is FailClosed) means the call must be refused.
+    pub fn record(&self, call: Call) -> Result<(), String> {
+        let Some(audit) = &self.audit else {
+            return Ok(());
+        };
+        let completed = call.received
+            + jiff::SignedDuration::try_from(call.latency).unwrap_or(jiff::SignedDuration::ZERO);
+        let record = Record {
+            received: micros(call.received),
+            completed: micros(completed),
+            actor: call.actor,
+            source: call.source,
+            target: self.target.clone(),
+            operation: call.operation,
+            decision: call.decision,
+            status: call.status,
+            latency_micros: u64::try_from(call.latency.as_micros()).unwrap_or(u64::MAX),
+            inputs: call.shapes.inputs,
+            outputs: call.shapes.outputs,
+            ..Record::default()
+        };
+        match audit.append(record) {
+            Ok(_) => {
+                self.metrics.audit_records.inc();
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.audit_failures.inc();
+                tracing::error!(error = %e, "cannot write the audit record");
+                if self.fail_open {
+                    Ok(())
+                } else {
+                    Err(e.to_string())
+                }
+            }
+        }
+    }
+}
+
+/// A timestamp in UTC with microseconds, as audit records carry them.
+fn micros(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 fn outcome<T>(result: &Result<T, Refusal>, ok: &'static str) -> &'static str {

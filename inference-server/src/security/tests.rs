@@ -328,3 +328,342 @@ async fn a_caller_over_its_rate_limit_gets_429_while_another_is_unaffected() {
         .await
         .unwrap();
 }
+
+// --- The layer in front of the routes ---------------------------------
+
+use crate::audit::{AuditLog, Record, Target};
+use crate::http::{ROUTES, handle, handle_api};
+
+const AUDIT_KEY: &[u8] = b"an audit key of at least 32 bytes!";
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "aimass-guard-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn guarded(
+    api: &Arc<FakeApi>,
+    audit: &std::path::Path,
+    limits: Option<Limits>,
+    fail_open: bool,
+) -> Arc<crate::http::Service> {
+    let g = guard(api, "fraud", limits).await;
+    let log = AuditLog::open(audit, AUDIT_KEY.to_vec()).unwrap();
+    crate::http_tests::guarded_service(move |metrics| {
+        Some(Enforcement {
+            guard: Some(g),
+            audit: Some(log),
+            target: Target {
+                namespace: "risk".into(),
+                model: "fraud".into(),
+                version: "3".into(),
+                ..Target::default()
+            },
+            fail_open,
+            metrics,
+        })
+    })
+}
+
+fn path_of(template: &str) -> String {
+    template
+        .replace("{model}", "fraud")
+        .replace("{version}", "3")
+}
+
+const INFER: &str =
+    r#"{"inputs":[{"name":"features","datatype":"FP32","shape":[1,3],"data":[0.5,0.25,0.75]}]}"#;
+
+async fn send(
+    svc: &Arc<crate::http::Service>,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, hyper::HeaderMap, Value) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let body = if method == "POST" { INFER } else { "" };
+    let req = req.body(Full::new(Bytes::from(body))).unwrap();
+    let response = handle_api(Arc::clone(svc), req, "10.1.2.3:40000".parse().unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn records(path: &std::path::Path) -> Vec<Record> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_route_list_is_the_router() {
+    // Every listed route is answered by the router (not "no such route").
+    let svc = crate::http_tests::guarded_service(|_| None);
+    for (method, template) in ROUTES {
+        let req = Request::builder()
+            .method(*method)
+            .uri(path_of(template))
+            .body(Full::new(Bytes::from(if *method == "POST" {
+                INFER
+            } else {
+                ""
+            })))
+            .unwrap();
+        let response = handle(Arc::clone(&svc), req).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            !String::from_utf8_lossy(&body).contains("is not an Open Inference Protocol route"),
+            "{method} {template} is listed but not routed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_401_without_credentials_and_every_call_is_recorded() {
+    let api = fake_with_users();
+    let dir = scratch("401");
+    let audit = dir.join("audit.jsonl");
+    let svc = guarded(&api, &audit, None, false).await;
+    let mut paths: Vec<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, t)| ((*m).to_owned(), path_of(t)))
+        .collect();
+    paths.push(("GET".into(), "/no/such/route".into()));
+    paths.push(("DELETE".into(), "/v2/models/fraud".into()));
+    for (method, path) in &paths {
+        let (status, headers, body) = send(&svc, method, path, None).await;
+        assert_eq!(status, 401, "{method} {path}: {body}");
+        assert!(headers.contains_key("www-authenticate"));
+        let (status, _, _) = send(&svc, method, path, Some("forged-token")).await;
+        assert_eq!(status, 401, "{method} {path} with a forged token");
+    }
+    let recorded = records(&audit);
+    assert_eq!(recorded.len(), paths.len() * 2);
+    assert!(recorded.iter().all(|r| r.status == 401
+        && r.decision.authentication == "Refused"
+        && r.source == "10.1.2.3:40000"));
+    assert!(
+        !std::fs::read_to_string(&audit)
+            .unwrap()
+            .contains("forged-token"),
+        "a token reached the audit trail"
+    );
+}
+
+#[tokio::test]
+async fn an_invoker_is_served_and_recorded_a_viewer_is_not_and_secrets_stay_out_of_the_trail() {
+    let api = fake_with_users();
+    api.grant(
+        "system:serviceaccount:payments:alice",
+        "create",
+        "infer",
+        "fraud",
+    );
+    api.grant("system:serviceaccount:payments:bob", "get", "", "fraud");
+    let dir = scratch("rbac");
+    let audit = dir.join("audit.jsonl");
+    let svc = guarded(&api, &audit, None, false).await;
+    let (status, _, body) = send(&svc, "POST", "/v2/models/fraud/infer", Some("tok-alice")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = send(&svc, "POST", "/v2/models/fraud/infer", Some("tok-bob")).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("models/infer"));
+    let (status, _, _) = send(&svc, "GET", "/v2/models/fraud", Some("tok-bob")).await;
+    assert_eq!(status, 200, "get models lets bob read the metadata");
+    // Probes and metrics are not on the API port, even with credentials.
+    let (status, _, _) = send(&svc, "GET", "/metrics", Some("tok-bob")).await;
+    assert_eq!(status, 404);
+    let recorded = records(&audit);
+    let served = &recorded[0];
+    assert_eq!(served.actor.user, "system:serviceaccount:payments:alice");
+    assert_eq!(
+        (served.decision.authorization.as_str(), served.status),
+        ("Allowed", 200)
+    );
+    assert_eq!(served.inputs[0].name, "features");
+    assert_eq!(served.inputs[0].shape, vec![1, 3]);
+    assert_eq!(
+        served
+            .outputs
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect::<Vec<_>>(),
+        ["score", "label"]
+    );
+    assert_eq!(
+        (
+            served.target.namespace.as_str(),
+            served.target.model.as_str()
+        ),
+        ("risk", "fraud")
+    );
+    assert_eq!(
+        (
+            recorded[1].decision.authorization.as_str(),
+            recorded[1].status
+        ),
+        ("Denied", 403)
+    );
+    let text = std::fs::read_to_string(&audit).unwrap();
+    for secret in ["tok-alice", "tok-bob", "0.25"] {
+        assert!(!text.contains(secret), "{secret:?} is in the audit trail");
+    }
+    crate::audit::verify(&audit, AUDIT_KEY, None).unwrap();
+}
+
+#[tokio::test]
+async fn an_api_server_outage_is_a_503_without_running_the_model() {
+    let api = fake_with_users();
+    api.grant(
+        "system:serviceaccount:payments:alice",
+        "create",
+        "infer",
+        "fraud",
+    );
+    let dir = scratch("503");
+    let svc = guarded(&api, &dir.join("audit.jsonl"), None, false).await;
+    api.down.store(true, Ordering::SeqCst);
+    let (status, _, body) = send(&svc, "POST", "/v2/models/fraud/infer", Some("tok-alice")).await;
+    assert_eq!(status, 503, "{body}");
+    let metrics = svc.metrics.render().unwrap();
+    assert!(
+        !metrics.contains("aimass_inference_batch_size_count{model=\"fraud\",version=\"3\"} 1"),
+        "the model ran"
+    );
+}
+
+#[tokio::test]
+async fn a_caller_over_quota_gets_429_with_retry_after_and_it_is_recorded() {
+    let api = fake_with_users();
+    api.grant(
+        "system:serviceaccount:payments:alice",
+        "create",
+        "infer",
+        "fraud",
+    );
+    api.grant(
+        "system:serviceaccount:payments:bob",
+        "create",
+        "infer",
+        "fraud",
+    );
+    let dir = scratch("429");
+    let audit = dir.join("audit.jsonl");
+    let limits = Limits::new(NonZeroU32::new(2).unwrap(), NonZeroU32::new(3).unwrap());
+    let svc = guarded(&api, &audit, Some(limits), false).await;
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        codes.push(send(&svc, "POST", "/v2/models/fraud/infer", Some("tok-alice")).await);
+    }
+    assert_eq!(
+        codes.iter().map(|c| c.0).collect::<Vec<_>>(),
+        [200, 200, 200, 429, 429]
+    );
+    assert_eq!(codes[3].1.get("retry-after").unwrap(), "1");
+    assert_eq!(
+        send(&svc, "POST", "/v2/models/fraud/infer", Some("tok-bob"))
+            .await
+            .0,
+        200
+    );
+    let recorded = records(&audit);
+    assert_eq!(
+        recorded
+            .iter()
+            .filter(|r| r.decision.rate_limit == "Limited")
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_failed_audit_write_refuses_the_call_under_fail_closed_and_counts_under_fail_open() {
+    let api = fake_with_users();
+    api.grant(
+        "system:serviceaccount:payments:alice",
+        "create",
+        "infer",
+        "fraud",
+    );
+    // Every write to /dev/full fails with ENOSPC.
+    let full = std::path::Path::new("/dev/full");
+    let closed = guarded(&api, full, None, false).await;
+    let (status, _, body) =
+        send(&closed, "POST", "/v2/models/fraud/infer", Some("tok-alice")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("audited"));
+    let open = guarded(&api, full, None, true).await;
+    assert_eq!(
+        send(&open, "POST", "/v2/models/fraud/infer", Some("tok-alice"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(open.metrics.audit_failures.get(), 1);
+}
+
+#[tokio::test]
+async fn ten_thousand_mixed_calls_make_ten_thousand_chained_records() {
+    let api = fake_with_users();
+    api.grant(
+        "system:serviceaccount:payments:alice",
+        "create",
+        "infer",
+        "fraud",
+    );
+    let dir = scratch("10k");
+    let audit = dir.join("audit.jsonl");
+    let svc = guarded(&api, &audit, None, false).await;
+    let mut calls = Vec::new();
+    for i in 0..10_000 {
+        let svc = Arc::clone(&svc);
+        calls.push(tokio::spawn(async move {
+            let (method, path, token) = match i % 4 {
+                0 => ("POST", "/v2/models/fraud/infer", Some("tok-alice")),
+                1 => ("POST", "/v2/models/fraud/infer", Some("tok-bob")),
+                2 => ("GET", "/v2/models/fraud", None),
+                _ => ("GET", "/v2/models/fraud/ready", Some("nope")),
+            };
+            send(&svc, method, path, token).await.0
+        }));
+    }
+    for call in calls {
+        call.await.unwrap();
+    }
+    let recorded = records(&audit);
+    assert_eq!(recorded.len(), 10_000);
+    let ids: HashSet<_> = recorded.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids.len(), 10_000);
+    assert!(
+        recorded
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.sequence == i as u64 + 1)
+    );
+    assert_eq!(
+        crate::audit::verify(&audit, AUDIT_KEY, None)
+            .unwrap()
+            .sequence,
+        10_000
+    );
+}
