@@ -21,8 +21,17 @@ use crate::http::{Limits, Service, handle_admin, handle_api};
 use crate::metrics::Metrics;
 use crate::{Error, source};
 
-/// Loads the model and builds the service (not yet ready).
+/// Loads the model and builds the service (not yet ready) with the security
+/// layer the configuration asks for.
 pub async fn prepare(config: &Config) -> Result<Arc<Service>, Error> {
+    let mut service = load(config).await?;
+    service.enforcement = enforcement(config, &service.metrics).await?;
+    service.admin_separate = config.admin_port.is_some();
+    Ok(Arc::new(service))
+}
+
+/// Loads the model and builds the service without any security layer.
+pub async fn load(config: &Config) -> Result<Service, Error> {
     let metrics = Arc::new(Metrics::new(&config.model_name, &config.model_version)?);
     let started = Instant::now();
     let bytes = source::fetch(&config.model_uri).await?;
@@ -63,8 +72,7 @@ pub async fn prepare(config: &Config) -> Result<Arc<Service>, Error> {
         },
         Arc::clone(&metrics),
     );
-    let enforcement = enforcement(config, &metrics).await?;
-    Ok(Arc::new(Service {
+    Ok(Service {
         model_name: config.model_name.clone(),
         model_version: config.model_version.clone(),
         backend,
@@ -82,9 +90,9 @@ pub async fn prepare(config: &Config) -> Result<Arc<Service>, Error> {
             .armed(std::time::Duration::from_millis(
                 config.fault_latency_on_signal_millis,
             )),
-        enforcement,
-        admin_separate: config.admin_port.is_some(),
-    }))
+        enforcement: None,
+        admin_separate: false,
+    })
 }
 
 /// The security layer the configuration asks for: gates with `--auth

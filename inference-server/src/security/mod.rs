@@ -6,6 +6,7 @@
 mod authn;
 mod authz;
 mod cache;
+pub mod stub;
 
 use std::num::NonZeroU32;
 use std::time::Duration;

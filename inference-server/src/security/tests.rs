@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
+use hyper::Request;
 use hyper::body::Bytes;
 use hyper::header::HeaderValue;
-use hyper::{Request, Response};
 use serde_json::{Value, json};
 
 use super::*;
@@ -78,49 +78,16 @@ impl FakeApi {
 }
 
 async fn start(api: Arc<FakeApi>) -> kube::Client {
-    // object_store brings rustls with aws-lc-rs and kube with ring; the
-    // binaries pick ring, and so do the tests.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let api = Arc::clone(&api);
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let api = Arc::clone(&api);
-                        async move {
-                            let path = req.uri().path().to_owned();
-                            let body = req.into_body().collect().await?.to_bytes();
-                            if api.slow.load(Ordering::SeqCst) {
-                                tokio::time::sleep(Duration::from_secs(2)).await;
-                            }
-                            let (code, answer) = api.answer(
-                                &path,
-                                &serde_json::from_slice(&body).unwrap_or(Value::Null),
-                            );
-                            let mut response =
-                                Response::new(Full::new(Bytes::from(answer.to_string())));
-                            *response.status_mut() = hyper::StatusCode::from_u16(code).unwrap();
-                            response.headers_mut().insert(
-                                "content-type",
-                                HeaderValue::from_static("application/json"),
-                            );
-                            Ok::<_, hyper::Error>(response)
-                        }
-                    });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
+    let slow = Arc::clone(&api);
+    let delay = Arc::new(move || {
+        if slow.slow.load(Ordering::SeqCst) {
+            Duration::from_secs(2)
+        } else {
+            Duration::ZERO
         }
     });
-    let config = kube::Config::new(format!("http://{addr}").parse().unwrap());
-    kube::Client::try_from(config).unwrap()
+    let answer = Arc::new(move |path: &str, body: &Value| api.answer(path, body));
+    super::stub::serve(answer, delay).await.unwrap().1
 }
 
 async fn guard(api: &Arc<FakeApi>, model: &str, limits: Option<Limits>) -> Guard {
