@@ -75,6 +75,26 @@ pub struct Config {
     #[arg(long, env = "AIMASS_ADMIN_PORT")]
     pub admin_port: Option<u16>,
 
+    /// Serve the API over TLS with this certificate chain (PEM); needs
+    /// --tls-key-file.
+    #[arg(long, env = "AIMASS_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<std::path::PathBuf>,
+
+    /// The TLS private key (PEM).
+    #[arg(long, env = "AIMASS_TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<std::path::PathBuf>,
+
+    /// CA certificates (PEM) of partner institutions: a client certificate
+    /// that chains to one authenticates its subject (CN the user, O the
+    /// groups). Needs TLS.
+    #[arg(long, env = "AIMASS_CLIENT_CA_FILE", requires = "tls_cert_file")]
+    pub client_ca_file: Option<std::path::PathBuf>,
+
+    /// Revocation lists (PEM) of that CA; a revoked certificate cannot
+    /// connect. Repeatable.
+    #[arg(long, env = "AIMASS_CLIENT_CRL_FILE", requires = "client_ca_file")]
+    pub client_crl_file: Vec<std::path::PathBuf>,
+
     /// Who may call the model.
     #[arg(long, env = "AIMASS_AUTH", value_enum, default_value_t = AuthMode::None)]
     pub auth: AuthMode,

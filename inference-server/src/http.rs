@@ -112,6 +112,8 @@ pub struct Service {
     pub enforcement: Option<crate::security::Enforcement>,
     /// Probes and /metrics are on their own port, not on the API port.
     pub admin_separate: bool,
+    /// TLS on the API port (and client certificates), when configured.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// The routes of the API port as (method, path template): the test that
@@ -246,15 +248,19 @@ pub async fn handle<B: RequestBody>(
 
 /// Handles one request on the API port: through the security layer when
 /// the server enforces one, else as [`handle`].
+///
+/// `certificate` is the principal of the connection's verified client
+/// certificate, if it presented one.
 pub async fn handle_api<B: RequestBody>(
     service: Arc<Service>,
     req: Request<B>,
     peer: std::net::SocketAddr,
+    certificate: Option<Arc<crate::security::Principal>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if service.enforcement.is_none() {
         return handle(service, req).await;
     }
-    Ok(guarded(&service, req, peer).await)
+    Ok(guarded(&service, req, peer, certificate.as_deref()).await)
 }
 
 /// Handles one request on the admin port: probes and metrics only.
@@ -279,6 +285,7 @@ async fn guarded<B: RequestBody>(
     service: &Service,
     req: Request<B>,
     peer: std::net::SocketAddr,
+    certificate: Option<&crate::security::Principal>,
 ) -> Response<Full<Bytes>> {
     use crate::security::{Action, Refusal};
     let Some(enforcement) = &service.enforcement else {
@@ -295,7 +302,7 @@ async fn guarded<B: RequestBody>(
     let mut decision = crate::audit::Decision::default();
     let mut shapes = CallShapes::default();
     let (response, actor) = match enforcement
-        .admit(req.headers(), action, &mut decision)
+        .admit(req.headers(), certificate, action, &mut decision)
         .await
     {
         Ok(principal) => {

@@ -127,6 +127,7 @@ fn build(
         faults: FaultInjection::every(faults),
         enforcement,
         admin_separate,
+        tls: None,
     })
 }
 

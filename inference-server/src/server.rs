@@ -21,11 +21,23 @@ use crate::http::{Limits, Service, handle_admin, handle_api};
 use crate::metrics::Metrics;
 use crate::{Error, source};
 
+/// Longest a TLS handshake may take.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Loads the model and builds the service (not yet ready) with the security
 /// layer the configuration asks for.
 pub async fn prepare(config: &Config) -> Result<Arc<Service>, Error> {
     let mut service = load(config).await?;
     service.enforcement = enforcement(config, &service.metrics).await?;
+    if let (Some(cert), Some(key)) = (&config.tls_cert_file, &config.tls_key_file) {
+        let files = crate::security::mtls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: config.client_ca_file.clone(),
+            client_crls: config.client_crl_file.clone(),
+        };
+        service.tls = Some(crate::security::mtls::acceptor(&files).map_err(Error::Security)?);
+    }
     service.admin_separate = config.admin_port.is_some();
     Ok(Arc::new(service))
 }
@@ -92,6 +104,7 @@ pub async fn load(config: &Config) -> Result<Service, Error> {
             )),
         enforcement: None,
         admin_separate: false,
+        tls: None,
     })
 }
 
@@ -207,12 +220,42 @@ pub async fn serve(
                 let Ok((stream, peer)) = conn else { continue };
                 let _ = stream.set_nodelay(true);
                 let service = Arc::clone(&service);
-                let connection = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(move |req| handle_api(Arc::clone(&service), req, peer)));
-                let watched = graceful.watch(connection);
-                tokio::spawn(async move {
-                    let _ = watched.await;
-                });
+                match service.tls.clone() {
+                    None => {
+                        let connection = http1::Builder::new().serve_connection(
+                            TokioIo::new(stream),
+                            service_fn(move |req| handle_api(Arc::clone(&service), req, peer, None)),
+                        );
+                        let watched = graceful.watch(connection);
+                        tokio::spawn(async move {
+                            let _ = watched.await;
+                        });
+                    }
+                    Some(acceptor) => {
+                        let watcher = graceful.watcher();
+                        tokio::spawn(async move {
+                            let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                            let Ok(Ok(tls)) = handshake else {
+                                // A certificate that does not verify (or a
+                                // revoked one) ends here, before any route.
+                                return;
+                            };
+                            let certificate = tls
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(crate::security::mtls::principal)
+                                .map(Arc::new);
+                            let connection = http1::Builder::new().serve_connection(
+                                TokioIo::new(tls),
+                                service_fn(move |req| {
+                                    handle_api(Arc::clone(&service), req, peer, certificate.clone())
+                                }),
+                            );
+                            let _ = watcher.watch(connection).await;
+                        });
+                    }
+                }
             }
             () = &mut shutdown => break,
         }

@@ -163,7 +163,7 @@ async fn paced(service: &Arc<Service>, body: &str, args: &Args) -> Result<(f64, 
                 .header("authorization", "Bearer a-bench-token")
                 .body(Full::new(Bytes::from(body)))?;
             let started = Instant::now();
-            let response = handle_api(service, request, peer).await?;
+            let response = handle_api(service, request, peer, None).await?;
             let ok = response.status().is_success();
             let _ = response.into_body().collect().await;
             Ok::<_, anyhow::Error>((started.elapsed(), ok))

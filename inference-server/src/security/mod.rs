@@ -6,6 +6,7 @@
 mod authn;
 mod authz;
 mod cache;
+pub mod mtls;
 pub mod stub;
 
 use std::num::NonZeroU32;
@@ -111,13 +112,16 @@ impl Guard {
     pub async fn admit(
         &self,
         headers: &HeaderMap,
+        certificate: Option<&Principal>,
         action: Action,
         decision: &mut Decision,
     ) -> Result<Principal, Refusal> {
-        let token = bearer(headers).ok_or(Refusal::Unauthenticated);
-        let principal = match token {
-            Ok(token) => self.authn.authenticate(token).await,
-            Err(e) => Err(e),
+        // A verified client certificate authenticates the connection; a
+        // bearer token authenticates the request.
+        let principal = match (certificate, bearer(headers)) {
+            (Some(holder), _) => Ok(holder.clone()),
+            (None, Some(token)) => self.authn.authenticate(token).await,
+            (None, None) => Err(Refusal::Unauthenticated),
         };
         decision.authentication = outcome(&principal, "Allowed").into();
         let principal = principal?;
@@ -176,11 +180,12 @@ impl Enforcement {
     pub async fn admit(
         &self,
         headers: &HeaderMap,
+        certificate: Option<&Principal>,
         action: Action,
         decision: &mut Decision,
     ) -> Result<Principal, Refusal> {
         match &self.guard {
-            Some(guard) => guard.admit(headers, action, decision).await,
+            Some(guard) => guard.admit(headers, certificate, action, decision).await,
             None => {
                 decision.authentication = "Allowed".into();
                 Ok(Principal {

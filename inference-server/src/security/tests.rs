@@ -133,12 +133,12 @@ async fn no_or_bad_credentials_are_unauthenticated() {
     let g = guard(&api, "a", None).await;
     let mut d = Decision::default();
     assert_eq!(
-        g.admit(&headers(None), Action::Infer, &mut d).await,
+        g.admit(&headers(None), None, Action::Infer, &mut d).await,
         Err(Refusal::Unauthenticated)
     );
     assert_eq!(d.authentication, "Refused");
     assert_eq!(
-        g.admit(&headers(Some("forged")), Action::Infer, &mut d)
+        g.admit(&headers(Some("forged")), None, Action::Infer, &mut d)
             .await,
         Err(Refusal::Unauthenticated)
     );
@@ -148,7 +148,7 @@ async fn no_or_bad_credentials_are_unauthenticated() {
         HeaderValue::from_static("Basic YWxpY2U6cHc="),
     );
     assert_eq!(
-        g.admit(&basic, Action::Infer, &mut d).await,
+        g.admit(&basic, None, Action::Infer, &mut d).await,
         Err(Refusal::Unauthenticated)
     );
 }
@@ -167,7 +167,7 @@ async fn infer_on_a_is_allowed_on_a_only_and_get_models_alone_does_not_grant_it(
     let on_b = guard(&api, "b", None).await;
     let mut d = Decision::default();
     let alice = on_a
-        .admit(&headers(Some("tok-alice")), Action::Infer, &mut d)
+        .admit(&headers(Some("tok-alice")), None, Action::Infer, &mut d)
         .await
         .unwrap();
     assert_eq!(alice.user, "system:serviceaccount:payments:alice");
@@ -179,7 +179,7 @@ async fn infer_on_a_is_allowed_on_a_only_and_get_models_alone_does_not_grant_it(
         ("Allowed", "Allowed")
     );
     let refused = on_b
-        .admit(&headers(Some("tok-alice")), Action::Infer, &mut d)
+        .admit(&headers(Some("tok-alice")), None, Action::Infer, &mut d)
         .await;
     assert!(
         matches!(&refused, Err(Refusal::Forbidden(r)) if r.contains("models/infer") && r.contains("\"b\"")),
@@ -187,11 +187,11 @@ async fn infer_on_a_is_allowed_on_a_only_and_get_models_alone_does_not_grant_it(
     );
     assert_eq!(d.authorization, "Denied");
     // Bob may read model a's metadata but not run it.
-    on_a.admit(&headers(Some("tok-bob")), Action::Read, &mut d)
+    on_a.admit(&headers(Some("tok-bob")), None, Action::Read, &mut d)
         .await
         .unwrap();
     assert!(matches!(
-        on_a.admit(&headers(Some("tok-bob")), Action::Infer, &mut d)
+        on_a.admit(&headers(Some("tok-bob")), None, Action::Infer, &mut d)
             .await,
         Err(Refusal::Forbidden(_))
     ));
@@ -209,7 +209,7 @@ async fn decisions_are_cached_and_a_revocation_holds_within_the_ttl() {
     let g = guard(&api, "a", None).await;
     let mut d = Decision::default();
     for _ in 0..50 {
-        g.admit(&headers(Some("tok-alice")), Action::Infer, &mut d)
+        g.admit(&headers(Some("tok-alice")), None, Action::Infer, &mut d)
             .await
             .unwrap();
     }
@@ -223,7 +223,7 @@ async fn decisions_are_cached_and_a_revocation_holds_within_the_ttl() {
     // the revocation bites.
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(matches!(
-        g.admit(&headers(Some("tok-alice")), Action::Infer, &mut d)
+        g.admit(&headers(Some("tok-alice")), None, Action::Infer, &mut d)
             .await,
         Err(Refusal::Forbidden(_))
     ));
@@ -242,13 +242,13 @@ async fn an_api_server_failure_or_timeout_is_a_503_and_is_not_cached() {
     let mut d = Decision::default();
     api.down.store(true, Ordering::SeqCst);
     assert!(matches!(
-        g.admit(&headers(Some("tok-alice")), Action::Infer, &mut d)
+        g.admit(&headers(Some("tok-alice")), None, Action::Infer, &mut d)
             .await,
         Err(Refusal::Unavailable(_))
     ));
     assert_eq!(d.authentication, "Unavailable");
     api.down.store(false, Ordering::SeqCst);
-    g.admit(&headers(Some("tok-alice")), Action::Infer, &mut d)
+    g.admit(&headers(Some("tok-alice")), None, Action::Infer, &mut d)
         .await
         .unwrap();
     // The token is now cached; a slow SubjectAccessReview times out.
@@ -256,7 +256,7 @@ async fn an_api_server_failure_or_timeout_is_a_503_and_is_not_cached() {
     g2.authn.authenticate("tok-alice").await.unwrap();
     api.slow.store(true, Ordering::SeqCst);
     let slow = g2
-        .admit(&headers(Some("tok-alice")), Action::Infer, &mut d)
+        .admit(&headers(Some("tok-alice")), None, Action::Infer, &mut d)
         .await;
     assert!(
         matches!(&slow, Err(Refusal::Unavailable(r)) if r.contains("timed out")),
@@ -279,19 +279,19 @@ async fn a_caller_over_its_rate_limit_gets_429_while_another_is_unaffected() {
     let g = guard(&api, "a", Some(limits)).await;
     let mut d = Decision::default();
     for _ in 0..5 {
-        g.admit(&headers(Some("tok-alice")), Action::Infer, &mut d)
+        g.admit(&headers(Some("tok-alice")), None, Action::Infer, &mut d)
             .await
             .unwrap();
     }
     let limited = g
-        .admit(&headers(Some("tok-alice")), Action::Infer, &mut d)
+        .admit(&headers(Some("tok-alice")), None, Action::Infer, &mut d)
         .await;
     assert!(
         matches!(limited, Err(Refusal::RateLimited(wait)) if wait > Duration::ZERO && wait <= Duration::from_secs(1)),
         "{limited:?}"
     );
     assert_eq!(d.rate_limit, "Limited");
-    g.admit(&headers(Some("tok-bob")), Action::Infer, &mut d)
+    g.admit(&headers(Some("tok-bob")), None, Action::Infer, &mut d)
         .await
         .unwrap();
 }
@@ -361,9 +361,14 @@ async fn send(
     }
     let body = if method == "POST" { INFER } else { "" };
     let req = req.body(Full::new(Bytes::from(body))).unwrap();
-    let response = handle_api(Arc::clone(svc), req, "10.1.2.3:40000".parse().unwrap())
-        .await
-        .unwrap();
+    let response = handle_api(
+        Arc::clone(svc),
+        req,
+        "10.1.2.3:40000".parse().unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();

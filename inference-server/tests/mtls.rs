@@ -1,0 +1,292 @@
+//! Client certificates over real TLS on loopback: a partner's certificate
+//! signed by the configured CA authenticates its subject (CN the user, O the
+//! groups), whose calls are then authorised by RBAC like any other; a
+//! revoked certificate cannot connect; without a certificate or token the
+//! call is 401.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aimass_inference_server::audit::{AuditLog, Record, Target};
+use aimass_inference_server::config::Config;
+use aimass_inference_server::security::mtls::{TlsFiles, acceptor};
+use aimass_inference_server::security::{Authorizer, Enforcement, Guard, TokenAuthenticator, stub};
+use aimass_inference_server::server;
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason,
+    RevokedCertParams, SerialNumber, date_time_ymd,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde_json::{Value, json};
+
+/// Certificates and a TLS client, for the test below.
+#[cfg(test)]
+mod helpers {
+    use super::*;
+
+    pub struct Pki {
+        pub dir: std::path::PathBuf,
+        issuer: Issuer<'static, KeyPair>,
+    }
+
+    impl Pki {
+        pub fn new() -> Self {
+            let dir = std::env::temp_dir().join(format!("aimass-mtls-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "partner bank CA");
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            let ca = params.self_signed(&key).unwrap();
+            std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+            Self {
+                dir,
+                issuer: Issuer::new(params, key),
+            }
+        }
+
+        /// Issues a certificate; returns (cert path, key path).
+        pub fn issue(
+            &self,
+            name: &str,
+            serial: u64,
+            cn: &str,
+            orgs: &[&str],
+            server: bool,
+        ) -> (std::path::PathBuf, std::path::PathBuf) {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(if server {
+                vec!["localhost".to_owned()]
+            } else {
+                vec![]
+            })
+            .unwrap();
+            params.distinguished_name.push(DnType::CommonName, cn);
+            for o in orgs {
+                params.distinguished_name.push(DnType::OrganizationName, *o);
+            }
+            params.serial_number = Some(SerialNumber::from(serial));
+            params.extended_key_usages = vec![if server {
+                ExtendedKeyUsagePurpose::ServerAuth
+            } else {
+                ExtendedKeyUsagePurpose::ClientAuth
+            }];
+            let cert = params.signed_by(&key, &self.issuer).unwrap();
+            let (c, k) = (
+                self.dir.join(format!("{name}.pem")),
+                self.dir.join(format!("{name}.key")),
+            );
+            std::fs::write(&c, cert.pem()).unwrap();
+            std::fs::write(&k, key.serialize_pem()).unwrap();
+            (c, k)
+        }
+
+        pub fn revoke(&self, serial: u64) -> std::path::PathBuf {
+            let crl = CertificateRevocationListParams {
+                this_update: date_time_ymd(2026, 1, 1),
+                next_update: date_time_ymd(2036, 1, 1),
+                crl_number: SerialNumber::from(1u64),
+                issuing_distribution_point: None,
+                revoked_certs: vec![RevokedCertParams {
+                    serial_number: SerialNumber::from(serial),
+                    revocation_time: date_time_ymd(2026, 1, 2),
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                }],
+                key_identifier_method: KeyIdMethod::Sha256,
+            }
+            .signed_by(&self.issuer)
+            .unwrap();
+            let path = self.dir.join("crl.pem");
+            std::fs::write(&path, crl.pem().unwrap()).unwrap();
+            path
+        }
+    }
+
+    /// POSTs one inference over TLS, presenting `client` (cert, key) if given.
+    pub async fn call(
+        addr: std::net::SocketAddr,
+        pki: &Pki,
+        client: Option<&(std::path::PathBuf, std::path::PathBuf)>,
+        body: &str,
+    ) -> Result<(u16, Value), String> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(pki.dir.join("ca.pem")).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+        let config = match client {
+            Some((cert, key)) => builder
+                .with_client_auth_cert(
+                    CertificateDer::pem_file_iter(cert)
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .collect(),
+                    PrivateKeyDer::from_pem_file(key).unwrap(),
+                )
+                .unwrap(),
+            None => builder.with_no_client_auth(),
+        };
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(|e| format!("http: {e}"))?;
+        tokio::spawn(connection);
+        let request = hyper::Request::post("/v2/models/fraud/infer")
+            .header("host", "localhost")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("request: {e}"))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
+    }
+}
+
+use helpers::{Pki, call};
+
+#[tokio::test]
+async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_cannot_connect() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pki = Pki::new();
+    let server_files = pki.issue("server", 1, "fraud.risk.svc", &[], true);
+    let partner = pki.issue("partner", 2, "partner-bank-a", &["partners"], false);
+    let stranger = pki.issue("stranger", 3, "partner-bank-b", &["partners"], false);
+    let revoked = pki.issue("revoked", 4, "partner-bank-c", &["partners"], false);
+    let crl = pki.revoke(4);
+
+    // RBAC (the stand-in): partner-bank-a may run the model, -b may not.
+    let (_, client) = stub::serve(
+        Arc::new(|path: &str, body: &Value| {
+            let mut answer = body.clone();
+            answer["status"] = if path.ends_with("/tokenreviews") {
+                json!({"authenticated": false})
+            } else {
+                json!({"allowed": body["spec"]["user"] == "partner-bank-a" && body["spec"]["groups"][0] == "partners"})
+            };
+            (201, answer)
+        }),
+        Arc::new(|| Duration::ZERO),
+    )
+    .await
+    .unwrap();
+    let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/zoo/models");
+    let config = Config::try_parse_from([
+        "aimass-inference-server",
+        "--model-uri",
+        &format!("{zoo}/gbdt_classifier.onnx"),
+        "--model-name",
+        "fraud",
+    ])
+    .unwrap();
+    let mut service = server::load(&config).await.unwrap();
+    let audit = pki.dir.join("audit.jsonl");
+    let _ = std::fs::remove_file(&audit);
+    let timeout = Duration::from_secs(1);
+    service.enforcement = Some(Enforcement {
+        guard: Some(Guard {
+            authn: TokenAuthenticator::new(client.clone(), "aimass".into(), timeout),
+            authz: Authorizer::new(client, "risk".into(), "fraud".into(), timeout),
+            limits: None,
+        }),
+        audit: Some(AuditLog::open(&audit, vec![3; 32]).unwrap()),
+        target: Target {
+            namespace: "risk".into(),
+            model: "fraud".into(),
+            ..Target::default()
+        },
+        fail_open: false,
+        metrics: Arc::clone(&service.metrics),
+    });
+    service.admin_separate = true;
+    service.tls = Some(
+        acceptor(&TlsFiles {
+            cert: server_files.0,
+            key: server_files.1,
+            client_ca: Some(pki.dir.join("ca.pem")),
+            client_crls: vec![crl],
+        })
+        .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(server::serve(
+        Arc::new(service),
+        listener,
+        None,
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
+
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{zoo}/gbdt_classifier.json")).unwrap(),
+    )
+    .unwrap();
+    let input = &reference["inputs"][0];
+    let body = json!({"inputs": [{"name": input["name"], "shape": input["shape"], "datatype": input["datatype"], "data": input["data"]}]}).to_string();
+
+    assert_eq!(
+        call(addr, &pki, Some(&partner), &body).await.unwrap().0,
+        200
+    );
+    let (status, answer) = call(addr, &pki, Some(&stranger), &body).await.unwrap();
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("partner-bank-b"));
+    assert_eq!(call(addr, &pki, None, &body).await.unwrap().0, 401);
+    // The revoked certificate fails at the handshake or on the first read.
+    assert!(
+        call(addr, &pki, Some(&revoked), &body).await.is_err(),
+        "a revoked certificate was served"
+    );
+
+    let records: Vec<Record> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        records.len(),
+        3,
+        "the revoked connection never reached a route"
+    );
+    assert_eq!(
+        (
+            records[0].actor.user.as_str(),
+            records[0].actor.method.as_str()
+        ),
+        ("partner-bank-a", "ClientCertificate")
+    );
+    assert_eq!(records[0].actor.groups, ["partners"]);
+    assert!(records[0].actor.credential_id.starts_with("x509:"));
+}
