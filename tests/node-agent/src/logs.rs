@@ -244,7 +244,9 @@ async fn copy_lines(
     while let Ok(Some(line)) = lines.next_line().await {
         let record = format!("{} {name} {line}\n", Timestamp::now());
         let mut file = file.lock().await;
-        if file.write_all(record.as_bytes()).await.is_err() {
+        // tokio's File hands writes to a blocking thread; flushing waits for
+        // the write to land, so a reader never misses a container's last lines.
+        if file.write_all(record.as_bytes()).await.is_err() || file.flush().await.is_err() {
             return;
         }
     }
