@@ -229,7 +229,7 @@ pub async fn handle<B: RequestBody>(
     if is_infer {
         service.metrics.in_flight.inc();
     }
-    let result = route(&service, req, None).await;
+    let result = route(&service, req, Port::Api, None).await;
     let response = result.unwrap_or_else(ApiError::into_response);
     if is_infer {
         service.metrics.in_flight.dec();
@@ -269,9 +269,11 @@ pub async fn handle_admin<B: RequestBody>(
     req: Request<B>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     match req.uri().path().trim_end_matches('/') {
-        "/v2/health/live" | "/v2/health/ready" | "/metrics" => Ok(route(&service, req, None)
-            .await
-            .unwrap_or_else(ApiError::into_response)),
+        "/v2/health/live" | "/v2/health/ready" | "/metrics" => {
+            Ok(route(&service, req, Port::Admin, None)
+                .await
+                .unwrap_or_else(ApiError::into_response))
+        }
         path => Ok(ApiError::NotFound(format!(
             "the admin port serves /v2/health/live, /v2/health/ready and /metrics, not {path}"
         ))
@@ -301,17 +303,23 @@ async fn guarded<B: RequestBody>(
     };
     let mut decision = crate::audit::Decision::default();
     let mut shapes = CallShapes::default();
-    let (response, actor) = match enforcement
+    let admission = enforcement
         .admit(req.headers(), certificate, action, &mut decision)
-        .await
-    {
-        Ok(principal) => {
-            let actor = principal.actor();
+        .await;
+    let actor = admission.principal.as_ref().map_or_else(
+        || crate::audit::Actor {
+            method: "None".into(),
+            ..Default::default()
+        },
+        crate::security::Principal::actor,
+    );
+    let response = match admission.verdict {
+        Ok(()) => {
             let is_infer = action == Action::Infer;
             if is_infer {
                 service.metrics.in_flight.inc();
             }
-            let response = route(service, req, Some(&mut shapes))
+            let response = route(service, req, Port::Api, Some(&mut shapes))
                 .await
                 .unwrap_or_else(ApiError::into_response);
             if is_infer {
@@ -326,7 +334,7 @@ async fn guarded<B: RequestBody>(
                     .request_seconds
                     .observe(started.elapsed().as_secs_f64());
             }
-            (response, actor)
+            response
         }
         Err(refusal) => {
             let status = match &refusal {
@@ -352,13 +360,7 @@ async fn guarded<B: RequestBody>(
                 }
                 _ => {}
             }
-            (
-                response,
-                crate::audit::Actor {
-                    method: "None".into(),
-                    ..Default::default()
-                },
-            )
+            response
         }
     };
     let call = crate::security::Call {
@@ -380,9 +382,17 @@ async fn guarded<B: RequestBody>(
     }
 }
 
+/// Which listener a request came in on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Port {
+    Api,
+    Admin,
+}
+
 async fn route<B: RequestBody>(
     service: &Service,
     req: Request<B>,
+    port: Port,
     shapes: Option<&mut CallShapes>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
     let path = req.uri().path().trim_end_matches('/').to_owned();
@@ -401,7 +411,9 @@ async fn route<B: RequestBody>(
         )))
     };
     match segments.as_slice() {
-        ["v2", "health", ..] | ["metrics"] if service.admin_separate => not_here(),
+        ["v2", "health", ..] | ["metrics"] if service.admin_separate && port == Port::Api => {
+            not_here()
+        }
         ["v2"] => get(json_response(StatusCode::OK, &server_metadata())),
         ["v2", "health", "live"] => get(json_response(StatusCode::OK, &json!({"live": true}))),
         ["v2", "health", "ready"] => {

@@ -107,13 +107,12 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// Admits or refuses a call for `action`, filling in `decision` as the
-    /// gates decide so the audit record says how far the call got.
-    pub async fn admit(
+    /// Who is calling: the verified client certificate's subject, or the
+    /// holder of the bearer token. Fills in `decision.authentication`.
+    pub async fn authenticate(
         &self,
         headers: &HeaderMap,
         certificate: Option<&Principal>,
-        action: Action,
         decision: &mut Decision,
     ) -> Result<Principal, Refusal> {
         // A verified client certificate authenticates the connection; a
@@ -124,20 +123,40 @@ impl Guard {
             (None, None) => Err(Refusal::Unauthenticated),
         };
         decision.authentication = outcome(&principal, "Allowed").into();
-        let principal = principal?;
-        let allowed = self.authz.authorize(&principal, action).await;
+        principal
+    }
+
+    /// Whether `principal` may do `action` now: RBAC, then its rate limit.
+    /// Fills in the rest of `decision` as the gates decide, so the audit
+    /// record says how far the call got.
+    pub async fn authorize(
+        &self,
+        principal: &Principal,
+        action: Action,
+        decision: &mut Decision,
+    ) -> Result<(), Refusal> {
+        let allowed = self.authz.authorize(principal, action).await;
         decision.authorization = outcome(&allowed, "Allowed").into();
         if let Err(Refusal::Forbidden(reason) | Refusal::Unavailable(reason)) = &allowed {
             decision.authorization_reason.clone_from(reason);
         }
         allowed?;
         if let Some(limits) = &self.limits {
-            let limited = limits.check(&principal);
+            let limited = limits.check(principal);
             decision.rate_limit = outcome(&limited, "Allowed").into();
             limited?;
         }
-        Ok(principal)
+        Ok(())
     }
+}
+
+/// What the gates made of a call.
+pub struct Admission {
+    /// Who is calling, once authenticated: also when the call is then
+    /// refused, so the audit record names who was refused.
+    pub principal: Option<Principal>,
+    /// Whether the call may go ahead.
+    pub verdict: Result<(), Refusal>,
 }
 
 /// Everything known of a call once it is answered, for its audit record.
@@ -183,19 +202,33 @@ impl Enforcement {
         certificate: Option<&Principal>,
         action: Action,
         decision: &mut Decision,
-    ) -> Result<Principal, Refusal> {
-        match &self.guard {
-            Some(guard) => guard.admit(headers, certificate, action, decision).await,
-            None => {
-                decision.authentication = "Allowed".into();
-                Ok(Principal {
+    ) -> Admission {
+        let Some(guard) = &self.guard else {
+            decision.authentication = "Allowed".into();
+            return Admission {
+                principal: Some(Principal {
                     user: "system:anonymous".into(),
                     uid: None,
                     groups: vec!["system:unauthenticated".into()],
                     credential_id: String::new(),
                     method: "None",
-                })
+                }),
+                verdict: Ok(()),
+            };
+        };
+        let principal = match guard.authenticate(headers, certificate, decision).await {
+            Ok(principal) => principal,
+            Err(refusal) => {
+                return Admission {
+                    principal: None,
+                    verdict: Err(refusal),
+                };
             }
+        };
+        let verdict = guard.authorize(&principal, action, decision).await;
+        Admission {
+            principal: Some(principal),
+            verdict,
         }
     }
 

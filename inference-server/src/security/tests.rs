@@ -15,6 +15,21 @@ use serde_json::{Value, json};
 
 use super::*;
 
+impl Guard {
+    /// Both gates, as a call passes them.
+    async fn admit(
+        &self,
+        headers: &HeaderMap,
+        certificate: Option<&Principal>,
+        action: Action,
+        decision: &mut Decision,
+    ) -> Result<Principal, Refusal> {
+        let principal = self.authenticate(headers, certificate, decision).await?;
+        self.authorize(&principal, action, decision).await?;
+        Ok(principal)
+    }
+}
+
 /// The fake API server's state: tokens → users, and the (user, verb,
 /// subresource, model) grants.
 #[derive(Default)]
@@ -299,7 +314,7 @@ async fn a_caller_over_its_rate_limit_gets_429_while_another_is_unaffected() {
 // --- The layer in front of the routes ---------------------------------
 
 use crate::audit::{AuditLog, Record, Target};
-use crate::http::{ROUTES, handle, handle_api};
+use crate::http::{ROUTES, handle, handle_admin, handle_api};
 
 const AUDIT_KEY: &[u8] = b"an audit key of at least 32 bytes!";
 
@@ -411,6 +426,31 @@ async fn the_route_list_is_the_router() {
 }
 
 #[tokio::test]
+async fn probes_and_metrics_answer_on_the_admin_port_without_credentials_and_nothing_else_does() {
+    let api = fake_with_users();
+    let dir = scratch("admin");
+    let svc = guarded(&api, &dir.join("audit.jsonl"), None, false).await;
+    let admin = |path: &str| {
+        let req = Request::builder()
+            .uri(path)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        handle_admin(Arc::clone(&svc), req)
+    };
+    for path in ["/v2/health/live", "/v2/health/ready", "/metrics"] {
+        let response = admin(path).await.unwrap();
+        assert_eq!(response.status(), 200, "{path} on the admin port");
+    }
+    for path in ["/v2", "/v2/models/fraud", "/v2/models/fraud/infer"] {
+        let response = admin(path).await.unwrap();
+        assert_eq!(response.status(), 404, "{path} on the admin port");
+    }
+    // On the API port they need credentials like every other route.
+    let (status, _, _) = send(&svc, "GET", "/v2/health/ready", None).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
 async fn every_route_answers_401_without_credentials_and_every_call_is_recorded() {
     let api = fake_with_users();
     let dir = scratch("401");
@@ -496,6 +536,8 @@ async fn an_invoker_is_served_and_recorded_a_viewer_is_not_and_secrets_stay_out_
         ),
         ("Denied", 403)
     );
+    // A refused caller is named: auditors ask who was refused.
+    assert_eq!(recorded[1].actor.user, "system:serviceaccount:payments:bob");
     let text = std::fs::read_to_string(&audit).unwrap();
     for secret in ["tok-alice", "tok-bob", "0.25"] {
         assert!(!text.contains(secret), "{secret:?} is in the audit trail");
