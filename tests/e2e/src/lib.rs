@@ -391,10 +391,19 @@ where
 
 /// GET `url` with a short timeout: (status, body).
 pub async fn http_get(url: &str) -> Result<(u16, String)> {
+    http_get_as(url, None).await
+}
+
+/// As [`http_get`], with `Authorization: Bearer <token>` when given.
+pub async fn http_get_as(url: &str, token: Option<&str>) -> Result<(u16, String)> {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
-    let uri: hyper::Uri = url.parse()?;
-    let response = tokio::time::timeout(Duration::from_secs(3), client.get(uri)).await??;
+    let mut request = hyper::Request::get(url);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request.body(http_body_util::Empty::new())?;
+    let response = tokio::time::timeout(Duration::from_secs(3), client.request(request)).await??;
     let status = response.status().as_u16();
     let body = http_body_util::BodyExt::collect(response.into_body())
         .await?
@@ -405,9 +414,22 @@ pub async fn http_get(url: &str) -> Result<(u16, String)> {
 /// POSTs `body` as JSON on a fresh connection (`Connection: close`) with a
 /// short timeout, and returns the status and parsed answer.
 pub async fn post(url: &str, body: &serde_json::Value) -> Result<(u16, serde_json::Value)> {
+    post_as(url, body, None).await
+}
+
+/// As [`post`], with `Authorization: Bearer <token>` when given.
+pub async fn post_as(
+    url: &str,
+    body: &serde_json::Value,
+    token: Option<&str>,
+) -> Result<(u16, serde_json::Value)> {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<hyper::body::Bytes>>();
-    let request = hyper::Request::post(url)
+    let mut request = hyper::Request::post(url);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request
         .header("content-type", "application/json")
         .header("connection", "close")
         .body(http_body_util::Full::new(hyper::body::Bytes::from(
