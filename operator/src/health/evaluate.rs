@@ -181,9 +181,12 @@ pub fn suspect_nodes(tracks: &Tracks, replicas: &[ReplicaFigures]) -> Vec<String
 }
 
 /// Whether the trouble is load rather than a replica: half or more of the
-/// replicas are unhealthy at once. Migration then waits; scaling helps.
+/// replicas are unhealthy, or breaching on their way to it, at once.
+/// Migration then waits; scaling helps. (Replicas equally slow cross the
+/// line a sample or two apart: counting only those already unhealthy would
+/// migrate the first one to cross.)
 pub fn is_fleet_wide(tracks: &Tracks, replicas: usize) -> bool {
-    let sick = tracks.values().filter(|t| t.unhealthy).count();
+    let sick = tracks.values().filter(|t| t.unhealthy || t.bad > 0).count();
     replicas > 0 && sick * 2 >= replicas
 }
 
@@ -297,6 +300,28 @@ mod tests {
         assert!(
             is_fleet_wide(&tracks, replicas.len()),
             "all slow at once is load"
+        );
+    }
+
+    #[test]
+    fn equally_slow_replicas_crossing_a_sample_apart_are_load() {
+        let s = spec();
+        let mut tracks = Tracks::new();
+        let slow = |pods: &[&str]| -> Vec<ReplicaFigures> {
+            ["a", "b", "c"]
+                .iter()
+                .map(|p| replica(p, "n1", if pods.contains(p) { 500.0 } else { 5.0 }))
+                .collect()
+        };
+        // a turns slow first; b and c follow one sample later.
+        for round in 0..s.unhealthy_after - 1 {
+            evaluate(&mut tracks, &slow(&["a"]), &s, f64::from(round));
+        }
+        let changed = evaluate(&mut tracks, &slow(&["a", "b", "c"]), &s, 10.0);
+        assert_eq!(changed, [("a".to_owned(), true)], "a is unhealthy first");
+        assert!(
+            is_fleet_wide(&tracks, 3),
+            "b and c breach too: this is load, not a sick replica"
         );
     }
 }
