@@ -130,6 +130,12 @@ pub struct Config {
     #[arg(long, env = "AIMASS_RATE_LIMIT_BURST", value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit_burst: Option<u32>,
 
+    /// Calls per second each source address may make (with --auth
+    /// kubernetes), checked before authentication; bursts of one second's
+    /// worth. Off when absent: behind a proxy every caller shares its address.
+    #[arg(long, env = "AIMASS_RATE_LIMIT_PER_ADDRESS_PER_SECOND", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_per_address_per_second: Option<u32>,
+
     /// File the audit trail of calls is appended to (one HMAC-chained JSON
     /// line per call, accepted or refused). Needs --audit-key-file.
     #[arg(long, env = "AIMASS_AUDIT_LOG", requires = "audit_key_file")]

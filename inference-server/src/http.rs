@@ -263,7 +263,10 @@ pub async fn handle_api<B: RequestBody>(
     Ok(guarded(&service, req, peer, certificate.as_deref()).await)
 }
 
-/// Handles one request on the admin port: probes and metrics only.
+/// Handles one request on the admin port: probes, metrics, and `POST
+/// /warm-up`, which runs one inference of zeros through the whole request
+/// path (decode, batch, model, encode) so an orchestrator can check a new
+/// replica end to end without caller credentials or data of its own.
 pub async fn handle_admin<B: RequestBody>(
     service: Arc<Service>,
     req: Request<B>,
@@ -274,11 +277,39 @@ pub async fn handle_admin<B: RequestBody>(
                 .await
                 .unwrap_or_else(ApiError::into_response))
         }
+        "/warm-up" if req.method() == Method::POST => {
+            let zeros = Request::new(Full::new(Bytes::from(zeros_request(&service).to_string())));
+            Ok(service
+                .infer(zeros, None)
+                .await
+                .unwrap_or_else(ApiError::into_response))
+        }
+        "/warm-up" => Ok(ApiError::MethodNotAllowed(req.method().clone()).into_response()),
         path => Ok(ApiError::NotFound(format!(
-            "the admin port serves /v2/health/live, /v2/health/ready and /metrics, not {path}"
+            "the admin port serves /v2/health/live, /v2/health/ready, /metrics and POST /warm-up, not {path}"
         ))
         .into_response()),
     }
+}
+
+/// An inference request of one row of zeros for every input.
+fn zeros_request(service: &Service) -> serde_json::Value {
+    let inputs: Vec<serde_json::Value> = service
+        .signature()
+        .inputs
+        .iter()
+        .map(|spec| {
+            let shape: Vec<i64> = spec.shape.iter().map(|d| (*d).max(1)).collect();
+            let count = usize::try_from(shape.iter().product::<i64>()).unwrap_or(1);
+            let zero = match spec.datatype {
+                crate::tensor::DataType::Bytes => json!(""),
+                crate::tensor::DataType::Bool => json!(false),
+                _ => json!(0),
+            };
+            json!({"name": spec.name, "shape": shape, "datatype": spec.datatype.as_str(), "data": vec![zero; count]})
+        })
+        .collect();
+    json!({ "inputs": inputs })
 }
 
 /// authenticate → authorise → rate limit → route, and one audit record
@@ -304,7 +335,7 @@ async fn guarded<B: RequestBody>(
     let mut decision = crate::audit::Decision::default();
     let mut shapes = CallShapes::default();
     let admission = enforcement
-        .admit(req.headers(), certificate, action, &mut decision)
+        .admit(req.headers(), certificate, peer.ip(), action, &mut decision)
         .await;
     let actor = admission.principal.as_ref().map_or_else(
         || crate::audit::Actor {

@@ -135,14 +135,15 @@ async fn enforcement(
                 .await
                 .map_err(|e| Error::Security(format!("cannot reach the Kubernetes API: {e}")))?;
             let timeout = std::time::Duration::from_millis(config.auth_timeout_millis);
+            let non_zero =
+                |n: u32| std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN);
             let limits = config.rate_limit_per_second.map(|rate| {
-                let rate = std::num::NonZeroU32::new(rate).unwrap_or(std::num::NonZeroU32::MIN);
-                let burst = config
-                    .rate_limit_burst
-                    .and_then(std::num::NonZeroU32::new)
-                    .unwrap_or(rate);
-                Limits::new(rate, burst)
+                let burst = config.rate_limit_burst.unwrap_or(rate);
+                Limits::new(non_zero(rate), non_zero(burst))
             });
+            let per_address = config
+                .rate_limit_per_address_per_second
+                .map(|rate| Limits::new(non_zero(rate), non_zero(rate)));
             Some(Guard {
                 authn: TokenAuthenticator::new(
                     client.clone(),
@@ -151,6 +152,7 @@ async fn enforcement(
                 ),
                 authz: Authorizer::new(client, namespace, config.model_name.clone(), timeout),
                 limits,
+                per_address,
             })
         }
     };

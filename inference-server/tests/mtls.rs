@@ -219,6 +219,7 @@ async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_canno
             authn: TokenAuthenticator::new(client.clone(), "aimass".into(), timeout),
             authz: Authorizer::new(client, "risk".into(), "fraud".into(), timeout),
             limits: None,
+            per_address: None,
         }),
         audit: Some(AuditLog::open(&audit, vec![3; 32]).unwrap()),
         target: Target {

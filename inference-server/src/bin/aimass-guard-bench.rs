@@ -85,6 +85,7 @@ async fn main() -> Result<()> {
             authn: TokenAuthenticator::new(client.clone(), "aimass".into(), timeout),
             authz: Authorizer::new(client, "risk".into(), "fraud".into(), timeout),
             limits: None,
+            per_address: None,
         }),
         audit: Some(AuditLog::open(&dir.join("calls.jsonl"), vec![7; 32])?),
         target: Target {

@@ -75,22 +75,25 @@ pub enum Refusal {
     Unavailable(String),
 }
 
-/// Per-caller rate limits.
-pub struct Limits {
-    limiter:
-        RateLimiter<String, governor::state::keyed::DefaultKeyedStateStore<String>, DefaultClock>,
+/// Rate limits per key: per caller (`Limits<String>`, the user name) or per
+/// source address (`Limits<IpAddr>`).
+pub struct Limits<K = String>
+where
+    K: std::hash::Hash + Eq + Clone,
+{
+    limiter: RateLimiter<K, governor::state::keyed::DefaultKeyedStateStore<K>, DefaultClock>,
 }
 
-impl Limits {
-    /// `per_second` calls per second per caller, with bursts of `burst`.
+impl<K: std::hash::Hash + Eq + Clone> Limits<K> {
+    /// `per_second` calls per second per key, with bursts of `burst`.
     pub fn new(per_second: NonZeroU32, burst: NonZeroU32) -> Self {
         Self {
             limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
         }
     }
 
-    fn check(&self, who: &Principal) -> Result<(), Refusal> {
-        self.limiter.check_key(&who.user).map_err(|not_until| {
+    fn check(&self, key: &K) -> Result<(), Refusal> {
+        self.limiter.check_key(key).map_err(|not_until| {
             Refusal::RateLimited(not_until.wait_time_from(DefaultClock::default().now()))
         })
     }
@@ -104,6 +107,9 @@ pub struct Guard {
     pub authz: Authorizer,
     /// Per-caller rate limits.
     pub limits: Option<Limits>,
+    /// A coarse limit per source address, checked before anything else so
+    /// a flood of bad credentials cannot flood the API server with reviews.
+    pub per_address: Option<Limits<std::net::IpAddr>>,
 }
 
 impl Guard {
@@ -142,7 +148,7 @@ impl Guard {
         }
         allowed?;
         if let Some(limits) = &self.limits {
-            let limited = limits.check(principal);
+            let limited = limits.check(&principal.user);
             decision.rate_limit = outcome(&limited, "Allowed").into();
             limited?;
         }
@@ -200,6 +206,7 @@ impl Enforcement {
         &self,
         headers: &HeaderMap,
         certificate: Option<&Principal>,
+        peer: std::net::IpAddr,
         action: Action,
         decision: &mut Decision,
     ) -> Admission {
@@ -216,6 +223,15 @@ impl Enforcement {
                 verdict: Ok(()),
             };
         };
+        if let Some(limits) = &guard.per_address
+            && let Err(refusal) = limits.check(&peer)
+        {
+            decision.rate_limit = "LimitedForAddress".into();
+            return Admission {
+                principal: None,
+                verdict: Err(refusal),
+            };
+        }
         let principal = match guard.authenticate(headers, certificate, decision).await {
             Ok(principal) => principal,
             Err(refusal) => {

@@ -113,6 +113,7 @@ async fn guard(api: &Arc<FakeApi>, model: &str, limits: Option<Limits>) -> Guard
         authz: Authorizer::new(client, "risk".into(), model.into(), timeout)
             .with_ttls(Duration::from_millis(300), Duration::from_millis(200)),
         limits,
+        per_address: None,
     }
 }
 
@@ -337,7 +338,10 @@ async fn guarded(
     limits: Option<Limits>,
     fail_open: bool,
 ) -> Arc<crate::http::Service> {
-    let g = guard(api, "fraud", limits).await;
+    guarded_with(guard(api, "fraud", limits).await, audit, fail_open)
+}
+
+fn guarded_with(g: Guard, audit: &std::path::Path, fail_open: bool) -> Arc<crate::http::Service> {
     let log = AuditLog::open(audit, AUDIT_KEY.to_vec()).unwrap();
     crate::http_tests::guarded_service(move |metrics| {
         Some(Enforcement {
@@ -445,6 +449,18 @@ async fn probes_and_metrics_answer_on_the_admin_port_without_credentials_and_not
         let response = admin(path).await.unwrap();
         assert_eq!(response.status(), 404, "{path} on the admin port");
     }
+    // A warm-up runs zeros through the model, without credentials.
+    let warm_up = Request::builder()
+        .method("POST")
+        .uri("/warm-up")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = handle_admin(Arc::clone(&svc), warm_up).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["outputs"][0]["name"], "score", "{answer}");
+    assert_eq!(admin("/warm-up").await.unwrap().status(), 405);
     // On the API port they need credentials like every other route.
     let (status, _, _) = send(&svc, "GET", "/v2/health/ready", None).await;
     assert_eq!(status, 401);
@@ -607,6 +623,41 @@ async fn a_caller_over_quota_gets_429_with_retry_after_and_it_is_recorded() {
             .filter(|r| r.decision.rate_limit == "Limited")
             .count(),
         2
+    );
+}
+
+#[tokio::test]
+async fn a_flood_from_one_address_is_refused_before_any_review() {
+    let api = fake_with_users();
+    let mut g = guard(&api, "fraud", None).await;
+    g.per_address = Some(Limits::new(
+        NonZeroU32::new(2).unwrap(),
+        NonZeroU32::new(2).unwrap(),
+    ));
+    let dir = scratch("per-address");
+    let audit = dir.join("audit.jsonl");
+    let svc = guarded_with(g, &audit, false);
+    let mut codes = Vec::new();
+    for i in 0..5 {
+        let token = format!("forged-{i}");
+        codes.push(
+            send(&svc, "POST", "/v2/models/fraud/infer", Some(&token))
+                .await
+                .0,
+        );
+    }
+    assert_eq!(codes, [401, 401, 429, 429, 429]);
+    assert_eq!(
+        api.reviews.load(Ordering::SeqCst),
+        2,
+        "the refused calls cost no TokenReview"
+    );
+    let recorded = records(&audit);
+    assert_eq!(recorded.len(), 5, "refused calls are audited too");
+    assert!(
+        recorded[2..]
+            .iter()
+            .all(|r| r.decision.rate_limit == "LimitedForAddress" && r.status == 429)
     );
 }
 
