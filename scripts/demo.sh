@@ -64,9 +64,10 @@ step "writing the example's transactions to $data_dir/data" \
 rm -rf "$data_dir"
 python3 "$example/generate_dataset.py" "$data_dir/data/transactions.csv"
 
-step "applying examples/fraud-detection (Model and ModelDeployment)" \
+step "applying examples/fraud-detection (Model, ModelDeployment, and who may call it)" \
   "kubectl -n $ns get events --sort-by=.lastTimestamp"
-"$kubectl" -n "$ns" apply --server-side -f "$example/model.yaml" -f "$example/modeldeployment.yaml"
+"$kubectl" -n "$ns" apply --server-side -f "$example/model.yaml" -f "$example/modeldeployment.yaml" \
+  -f "$example/callers.yaml"
 
 step "training: the trainer runs as a Job, its metrics go to the TrainingJob" \
   "kubectl -n $ns describe trainingjobs; kubectl -n $ns logs -l aimass.io/model=card-fraud --tail=50"
@@ -87,19 +88,28 @@ step "serving: the ModelDeployment becomes Ready" \
 ip="$("$kubectl" -n "$ns" get service card-fraud-scoring -o jsonpath='{.spec.clusterIP}')"
 url="http://$ip/v2/models/card-fraud/infer"
 
-step "scoring two transactions (an ordinary one and a suspicious one)" \
-  "curl -s http://$ip/v2/models/card-fraud; kubectl -n $ns logs -l app.kubernetes.io/name=aimass-inference-server"
+step "scoring two transactions (an ordinary one and a suspicious one) as fraud-analyst" \
+  "kubectl -n $ns describe modeldeployment card-fraud-scoring; kubectl -n $ns logs -l app.kubernetes.io/name=aimass-inference-server"
+# The servers check every caller: a token bound to the audience aimass, and
+# RBAC create on models/infer for card-fraud (examples/fraud-detection/callers.yaml).
+code="$(curl -s -o /dev/null -w '%{http_code}' -m 5 -H 'Content-Type: application/json' --data @"$example/request.json" "$url" || true)"
+echo "without a token: HTTP $code"
+token="$("$kubectl" -n "$ns" create token fraud-analyst --audience aimass --duration 1h)"
+score() {
+  curl -s -m 5 -H 'Content-Type: application/json' -H @- --data @"$example/request.json" "$url" "$@" \
+    <<<"Authorization: Bearer $token"
+}
 answer=""
 for _ in $(seq 1 30); do
-  answer="$(curl -sf -m 5 -H 'Content-Type: application/json' --data @"$example/request.json" "$url")" && break
+  answer="$(score -f)" && break
   sleep 1
 done
 if [ -z "$answer" ]; then
   echo "no successful answer from $url; the last one was:" >&2
-  curl -s -m 5 -H 'Content-Type: application/json' --data @"$example/request.json" "$url" >&2 || true
+  score >&2 || true
   exit 1
 fi
-echo "POST $url"
+echo "POST $url (as system:serviceaccount:$ns:fraud-analyst)"
 python3 - "$answer" <<'PY'
 import json, sys
 answer = json.loads(sys.argv[1])
@@ -112,6 +122,8 @@ for i, what in enumerate(["ordinary purchase, 42.50 at a grocery", "1,899.00 abr
     print(f"  transaction {i + 1} ({what}): fraud probability {p:.3f}, label {labels['data'][i]}")
 PY
 
+"$kubectl" -n "$ns" get modeldeployment card-fraud-scoring \
+  -o jsonpath='{range .status.conditions[?(@.type=="Secured")]}Secured={.status} ({.reason}): {.message}{"\n"}{end}'
 echo
 "$kubectl" -n "$ns" get aimass
 echo
@@ -126,7 +138,13 @@ What next:
 Watch autoscaling: in one terminal
   kubectl -n $ns get modeldeployment card-fraud-scoring -w
 and in another, 16 clients for 60 s (it stops by itself):
-  python3 $example/load.py $url --clients 16 --seconds 60
+  AIMASS_TOKEN=\$(kubectl -n $ns create token fraud-analyst --audience aimass) \\
+    python3 $example/load.py $url --clients 16 --seconds 60
+
+Who called, and what was decided: one HMAC-chained record per call in
+/var/log/aimass/calls.jsonl of each server (on a cluster with exec:
+kubectl -n $ns exec deploy/card-fraud-scoring -- cat /var/log/aimass/calls.jsonl),
+checked with: aimass-audit verify --log calls.jsonl --key-file <the audit key>
 
 Tear down: make cluster-down
 EOF

@@ -195,6 +195,7 @@ mod tests {
             migration: Default::default(),
             rollout: Default::default(),
             server: Default::default(),
+            security: Default::default(),
             resources: None,
             node_selector: Default::default(),
             tolerations: Vec::new(),

@@ -2,12 +2,17 @@
 """Bounded load for a scoring service: CLIENTS threads send the example
 request back to back for SECONDS, then print throughput and status counts.
 
-    python3 load.py http://<service-ip>/v2/models/card-fraud/infer --clients 8 --seconds 60
+    AIMASS_TOKEN=$(kubectl -n <namespace> create token fraud-analyst --audience aimass) \\
+        python3 load.py http://<service-ip>/v2/models/card-fraud/infer --clients 8 --seconds 60
+
+The token (of a caller allowed to invoke the model, see callers.yaml) comes
+from the environment, not the command line, so it stays out of `ps`.
 
 Only the standard library; it stops by itself (at most 64 clients, 600 s).
 """
 import argparse
 import collections
+import os
 import pathlib
 import threading
 import time
@@ -23,6 +28,9 @@ def main() -> None:
     parser.add_argument("--request", default=str(pathlib.Path(__file__).with_name("request.json")))
     args = parser.parse_args()
     body = pathlib.Path(args.request).read_bytes()
+    headers = {"Content-Type": "application/json"}
+    if os.environ.get("AIMASS_TOKEN"):
+        headers["Authorization"] = "Bearer " + os.environ["AIMASS_TOKEN"].strip()
     deadline = time.monotonic() + args.seconds
     counts: collections.Counter = collections.Counter()
     latencies: list = []
@@ -31,7 +39,7 @@ def main() -> None:
     def client() -> None:
         while time.monotonic() < deadline:
             started = time.monotonic()
-            request = urllib.request.Request(args.url, data=body, headers={"Content-Type": "application/json"})
+            request = urllib.request.Request(args.url, data=body, headers=headers)
             try:
                 with urllib.request.urlopen(request, timeout=10) as response:
                     response.read()

@@ -61,6 +61,16 @@ pub struct Config {
     #[arg(long, env = "AIMASS_INFERENCE_SERVER_IMAGE", default_value = concat!("aimass/inference-server:", env!("CARGO_PKG_VERSION")))]
     pub inference_server_image: String,
 
+    /// ClusterRole bound to the ServiceAccount of `Enforced` inference
+    /// servers: it must allow creating TokenReviews and
+    /// SubjectAccessReviews, as `system:auth-delegator` does.
+    #[arg(
+        long,
+        env = "AIMASS_INFERENCE_AUTH_CLUSTER_ROLE",
+        default_value = "system:auth-delegator"
+    )]
+    pub inference_auth_cluster_role: String,
+
     /// Log format.
     #[arg(long, env = "AIMASS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,

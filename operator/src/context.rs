@@ -19,6 +19,9 @@ pub struct Context {
     pub followers: Followers,
     /// The inference server image of ModelDeployments that name none.
     pub server_image: String,
+    /// The ClusterRole that lets `Enforced` inference servers review their
+    /// callers' tokens and permissions.
+    pub auth_delegator_role: String,
     /// The operator's own namespace, where its settings ConfigMap lives.
     pub operator_namespace: String,
     /// The metrics each canary step is measured from, by ModelDeployment uid.

@@ -104,6 +104,11 @@ pub async fn run(
         namespace.map(str::to_owned),
         stop_rx.clone(),
     ));
+    tokio::spawn(model_deployment::access::sweep(
+        ctx.clone(),
+        namespace.map(str::to_owned),
+        stop_rx.clone(),
+    ));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);

@@ -106,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
         metrics,
         followers: Default::default(),
         server_image: config.inference_server_image.clone(),
+        auth_delegator_role: config.inference_auth_cluster_role.clone(),
         operator_namespace,
         canary_baselines: Default::default(),
     });

@@ -212,11 +212,6 @@ pub async fn scrape(ip: &str, port: i32) -> Option<Snapshot> {
     Snapshot::parse(&String::from_utf8_lossy(&body))
 }
 
-/// GETs `url` and parses the JSON answer; `None` on any failure.
-pub async fn get_json(url: &str) -> Option<serde_json::Value> {
-    serde_json::from_slice(&get(url).await?).ok()
-}
-
 async fn get(url: &str) -> Option<Bytes> {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Empty<Bytes>>();

@@ -80,12 +80,30 @@ the ClusterRole (cluster-wide mode) and the Role (namespaced mode).
 - apiGroups: [""]
   resources: [pods/eviction]
   verbs: [create]
-# Storage credentials named by Models and ModelDeployments.
+# Storage credentials named by Models and ModelDeployments (get), and the
+# audit key of each Enforced ModelDeployment (created once, never read).
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get]
+  verbs: [get, create]
+# The ServiceAccount of each Enforced ModelDeployment's servers.
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, create, patch]
 # Events about the objects above.
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create]
+{{- end -}}
+
+{{- define "aimass.inferenceAuthRules" -}}
+# Enforced inference servers review their callers' tokens and permissions:
+# the operator binds each one's ServiceAccount to this ClusterRole (and may
+# bind no other), and removes the binding with the ModelDeployment.
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [clusterrolebindings]
+  verbs: [get, list, create, patch, delete]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [clusterroles]
+  resourceNames: [{{ .Values.inferenceServer.authClusterRole | quote }}]
+  verbs: [bind]
 {{- end -}}

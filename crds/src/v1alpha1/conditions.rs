@@ -20,6 +20,9 @@ pub mod types {
     pub const PROGRESSING: &str = "Progressing";
     /// A ModelDeployment has an unhealthy replica or cannot resolve its model.
     pub const DEGRADED: &str = "Degraded";
+    /// A ModelDeployment's servers check who calls them and record every
+    /// call (`False` when `security.mode` is `Insecure`).
+    pub const SECURED: &str = "Secured";
 }
 
 /// Condition reasons.
@@ -67,4 +70,8 @@ pub mod reasons {
     pub const REPLICA_UNHEALTHY: &str = "ReplicaUnhealthy";
     /// Fewer replicas are ready than wanted.
     pub const REPLICAS_UNAVAILABLE: &str = "ReplicasUnavailable";
+    /// Callers are authenticated, authorised by RBAC and audited.
+    pub const ENFORCED: &str = "Enforced";
+    /// `security.mode: Insecure`: anyone who reaches the Service may call.
+    pub const INSECURE: &str = "Insecure";
 }

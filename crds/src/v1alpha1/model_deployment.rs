@@ -72,6 +72,11 @@ pub struct ModelDeploymentSpec {
     #[serde(default)]
     pub server: ServerSpec,
 
+    /// Who may call the model, and the audit trail of calls. Enforced
+    /// unless set to `Insecure` explicitly.
+    #[serde(default)]
+    pub security: SecuritySpec,
+
     /// CPU and memory requests and limits of each inference server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
@@ -571,6 +576,95 @@ pub struct ServerSpec {
         "env names starting with AIMASS_ are set by the operator and may not be given here"
     ))]
     pub env: Vec<EnvVar>,
+}
+
+/// Whether the inference servers check who calls them.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum SecurityMode {
+    /// Every call needs a bearer token bound to `audience`, whose holder
+    /// Kubernetes RBAC allows `create` on `models/infer` (group `aimass.io`,
+    /// name = the Model); `get` on `models` reads metadata only. Every call,
+    /// accepted or refused, is recorded in an HMAC-chained audit trail.
+    #[default]
+    Enforced,
+    /// Anyone who reaches the Service may call the model, and nothing is
+    /// recorded. Shown as condition `Secured=False` and a Warning Event.
+    Insecure,
+}
+
+/// What a failed audit write does to the call.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum AuditFailurePolicy {
+    /// Refuse the call with 503: no call goes unrecorded.
+    #[default]
+    FailClosed,
+    /// Answer the call and count the failure in
+    /// `aimass_audit_write_failures_total`.
+    FailOpen,
+}
+
+/// Who may call the model and how calls are recorded.
+#[derive(Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = (
+    "!has(self.burst) || has(self.requestsPerSecond)",
+    "security.burst needs security.requestsPerSecond"
+))]
+#[x_kube(validation = (
+    "self.mode == 'Enforced' || (!has(self.requestsPerSecond) && !has(self.requestsPerSecondPerAddress))",
+    "rate limits are enforced in front of authentication: security.requestsPerSecond and requestsPerSecondPerAddress need mode Enforced"
+))]
+pub struct SecuritySpec {
+    /// `Enforced` (default) or `Insecure`.
+    #[serde(default)]
+    pub mode: SecurityMode,
+
+    /// The audience callers' tokens must be bound to, e.g. by
+    /// `kubectl create token <sa> --audience aimass`.
+    #[serde(default = "default_audience")]
+    #[schemars(length(min = 1, max = 253))]
+    pub audience: String,
+
+    /// Calls per second each caller may make to each replica; beyond it,
+    /// 429 with `Retry-After`. Unlimited when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub requests_per_second: Option<i32>,
+
+    /// Calls a caller may make at once above `requestsPerSecond`; defaults
+    /// to one second's worth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub burst: Option<i32>,
+
+    /// Calls per second each source address may make to each replica,
+    /// checked before the caller is authenticated, so a flood of bad
+    /// credentials costs no reviews; 429 beyond it. Off when absent: behind
+    /// a proxy or gateway every caller shares the proxy's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub requests_per_second_per_address: Option<i32>,
+
+    /// What a failed audit write does: `FailClosed` (default) or `FailOpen`.
+    #[serde(default)]
+    pub audit_failure_policy: AuditFailurePolicy,
+}
+
+impl Default for SecuritySpec {
+    fn default() -> Self {
+        Self {
+            mode: SecurityMode::default(),
+            audience: default_audience(),
+            requests_per_second: None,
+            burst: None,
+            requests_per_second_per_address: None,
+            audit_failure_policy: AuditFailurePolicy::default(),
+        }
+    }
+}
+
+fn default_audience() -> String {
+    "aimass".into()
 }
 
 /// The observed state of a served model.

@@ -98,7 +98,7 @@ async fn step(ctx: &Context, md: &ModelDeployment, series: &mut Series) -> Resul
     series
         .observe(
             &ready,
-            workload::SERVER_PORT,
+            workload::ADMIN_PORT,
             seconds,
             f64::from(spec.stable_window_seconds),
         )

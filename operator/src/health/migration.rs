@@ -272,7 +272,7 @@ async fn advance(
     }
     let ready_ip = workload::serving_ip(replacement);
     let warmed = match &ready_ip {
-        Some(ip) => warm_up(ip, &md.spec.model.name).await,
+        Some(ip) => warm_up(ip).await,
         None => false,
     };
     if !warmed {
@@ -357,28 +357,13 @@ async fn publish_end(ctx: &Context, md: &ModelDeployment, record: &MigrationReco
         .await;
 }
 
-/// Whether the server at `ip` answers an inference: a request of zeros
-/// built from its own metadata.
-async fn warm_up(ip: &str, model: &str) -> bool {
-    let base = format!("http://{ip}:{}/v2/models/{model}", workload::SERVER_PORT);
-    let Some(metadata) = crate::scrape::get_json(&base).await else {
-        return false;
-    };
-    let inputs: Vec<serde_json::Value> = metadata["inputs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|input| {
-            let shape: Vec<i64> = input["shape"].as_array().into_iter().flatten().map(|d| d.as_i64().filter(|d| *d > 0).unwrap_or(1)).collect();
-            let count = shape.iter().product::<i64>().max(1);
-            let datatype = input["datatype"].as_str().unwrap_or("FP32");
-            let zero = if datatype == "BYTES" { serde_json::json!("") } else if datatype == "BOOL" { serde_json::json!(false) } else { serde_json::json!(0) };
-            serde_json::json!({"name": input["name"], "shape": shape, "datatype": datatype, "data": vec![zero; usize::try_from(count).unwrap_or(1)]})
-        })
-        .collect();
+/// Whether the server at `ip` answers an inference: its admin port's
+/// warm-up runs a request of zeros through the whole request path, with no
+/// caller credentials needed.
+async fn warm_up(ip: &str) -> bool {
     crate::scrape::post_json(
-        &format!("{base}/infer"),
-        &serde_json::json!({"inputs": inputs}),
+        &format!("http://{ip}:{}/warm-up", workload::ADMIN_PORT),
+        &serde_json::json!({}),
     )
     .await
 }

@@ -4,6 +4,7 @@
 //! that cannot be served (missing, not Ready, an incompatible signature, a
 //! missing Secret) never replaces the one serving: the conditions say why.
 
+pub mod access;
 mod canary;
 mod resolve;
 pub mod workload;
@@ -17,7 +18,7 @@ use std::sync::Mutex;
 
 use aimass_crds::v1alpha1::{
     CanaryPhase, CanarySpec, CanaryStatus, MigrationOutcome, Model, ModelDeployment,
-    ModelDeploymentStatus, ModelVersion, RolloutStrategy,
+    ModelDeploymentStatus, ModelVersion, RolloutStrategy, SecurityMode,
 };
 use aimass_crds::validation;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -100,6 +101,7 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
             .last()
             .is_some_and(|m| m.outcome == MigrationOutcome::InProgress),
     );
+    access::ensure(&ctx, &md).await?;
     let mut applied = current;
     let mut problem = problem;
     let mut canary_running = false;
@@ -285,6 +287,7 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
         )
         .await;
     }
+    secured(&ctx, &md, &old, &mut status, &now).await;
     if status.serving_version != old.serving_version
         && let Some(version) = status.serving_version
     {
@@ -306,6 +309,49 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
     } else {
         Duration::from_secs(60)
     }))
+}
+
+/// Says in status whether callers are checked, and warns once when the
+/// servers are `Insecure`.
+async fn secured(
+    ctx: &Context,
+    md: &ModelDeployment,
+    old: &ModelDeploymentStatus,
+    status: &mut ModelDeploymentStatus,
+    now: &Time,
+) {
+    let security = &md.spec.security;
+    let enforced = security.mode == SecurityMode::Enforced;
+    let (reason, message) = if enforced {
+        (
+            reasons::ENFORCED,
+            format!(
+                "callers need a token for audience {:?} and RBAC create on models/infer {:?} (group aimass.io); every call is audited",
+                security.audience, md.spec.model.name
+            ),
+        )
+    } else {
+        (
+            reasons::INSECURE,
+            "security.mode is Insecure: anyone who reaches the Service may call the model, and no call is recorded".to_owned(),
+        )
+    };
+    set(
+        status,
+        md,
+        types::SECURED,
+        enforced,
+        reason,
+        message.clone(),
+        now,
+    );
+    let was_insecure = old
+        .conditions
+        .iter()
+        .any(|c| c.type_ == types::SECURED && c.reason == reasons::INSECURE);
+    if !enforced && !was_insecure {
+        publish(ctx, md, Severity::Warning, "InsecureServing", message).await;
+    }
 }
 
 /// What the canary step decided for the tracks.
@@ -553,7 +599,7 @@ async fn track_snapshot(
 async fn snapshot_of(ips: &[String]) -> Snapshot {
     let scraped = futures::future::join_all(
         ips.iter()
-            .map(|ip| scrape::scrape(ip, workload::SERVER_PORT)),
+            .map(|ip| scrape::scrape(ip, workload::ADMIN_PORT)),
     )
     .await;
     Snapshot::sum(scraped.into_iter().flatten())

@@ -4,23 +4,32 @@
 
 use std::collections::BTreeMap;
 
-use aimass_crds::v1alpha1::{ModelDeployment, ModelVersion};
+use aimass_crds::v1alpha1::{AuditFailurePolicy, ModelDeployment, ModelVersion, SecurityMode};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, EnvFromSource, EnvVar, HTTPGetAction, Lifecycle,
-    LifecycleHandler, Pod, PodAffinityTerm, PodSpec, PodTemplateSpec, Probe, SecretEnvSource,
-    Service, ServicePort, ServiceSpec, SleepAction, WeightedPodAffinityTerm,
+    Affinity, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource,
+    HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, Pod, PodAffinityTerm, PodSpec,
+    PodTemplateSpec, Probe, SecretEnvSource, SecretVolumeSource, Service, ServicePort, ServiceSpec,
+    SleepAction, Volume, VolumeMount, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
+use super::access;
 use crate::{labels, security};
 
-/// Port the inference server listens on in its pod.
+/// Port the inference server answers the Open Inference Protocol on.
 pub const SERVER_PORT: i32 = 8080;
+/// Port of the server's probes and metrics, apart from the API so they
+/// need no caller credentials.
+pub const ADMIN_PORT: i32 = 8081;
+/// Where the audit trail is written, on a volume of its own.
+const AUDIT_DIR: &str = "/var/log/aimass";
+/// Where the audit chain's key is mounted.
+const AUDIT_KEY_DIR: &str = "/etc/aimass/audit-key";
 /// Port of the Service.
 pub const SERVICE_PORT: i32 = 80;
 /// Label naming the ModelDeployment a pod serves.
@@ -123,7 +132,7 @@ pub fn url(md: &ModelDeployment) -> String {
     )
 }
 
-fn deployment_labels(md: &ModelDeployment) -> BTreeMap<String, String> {
+pub(super) fn deployment_labels(md: &ModelDeployment) -> BTreeMap<String, String> {
     let mut labels = labels::common("aimass-inference-server", &md.spec.model.name);
     labels.insert(DEPLOYMENT_LABEL.into(), labels::fit(&md.name_any(), 63));
     labels
@@ -141,7 +150,7 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
-            port: IntOrString::String("http".into()),
+            port: IntOrString::String("admin".into()),
             ..HTTPGetAction::default()
         }),
         period_seconds: Some(period),
@@ -208,6 +217,7 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
         env("AIMASS_MODEL_NAME", &spec.model.name),
         env("AIMASS_MODEL_VERSION", w.version.version),
         env("AIMASS_PORT", SERVER_PORT),
+        env("AIMASS_ADMIN_PORT", ADMIN_PORT),
         env("AIMASS_MAX_BATCH_SIZE", spec.batching.max_batch_size),
         env(
             "AIMASS_MAX_QUEUE_DELAY_MICROS",
@@ -244,6 +254,10 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
     {
         vars.push(env("AIMASS_FAULT_ERROR_EVERY", every));
     }
+    let enforced = spec.security.mode == SecurityMode::Enforced;
+    if enforced {
+        vars.extend(security_env(md));
+    }
     vars.extend(spec.server.env.iter().cloned());
 
     let container = Container {
@@ -264,11 +278,33 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
                 ..EnvFromSource::default()
             }]
         }),
-        ports: Some(vec![ContainerPort {
-            name: Some("http".into()),
-            container_port: SERVER_PORT,
-            ..ContainerPort::default()
-        }]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("http".into()),
+                container_port: SERVER_PORT,
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("admin".into()),
+                container_port: ADMIN_PORT,
+                ..ContainerPort::default()
+            },
+        ]),
+        volume_mounts: enforced.then(|| {
+            vec![
+                VolumeMount {
+                    name: "audit".into(),
+                    mount_path: AUDIT_DIR.into(),
+                    ..VolumeMount::default()
+                },
+                VolumeMount {
+                    name: "audit-key".into(),
+                    mount_path: AUDIT_KEY_DIR.into(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                },
+            ]
+        }),
         resources: spec.resources.clone(),
         readiness_probe: Some(http_probe("/v2/health/ready", 1, 2)),
         liveness_probe: Some(http_probe("/v2/health/live", 10, 3)),
@@ -310,7 +346,12 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
                 spec: Some(PodSpec {
                     containers: vec![container],
                     termination_grace_period_seconds: Some(PRE_STOP_SECONDS + i64::from(drain) + 5),
-                    service_account_name: spec.service_account_name.clone(),
+                    service_account_name: if enforced {
+                        Some(access::service_account_name(md))
+                    } else {
+                        spec.service_account_name.clone()
+                    },
+                    volumes: enforced.then(|| audit_volumes(md)),
                     node_selector: (!spec.node_selector.is_empty())
                         .then(|| spec.node_selector.clone()),
                     tolerations: (!spec.tolerations.is_empty()).then(|| spec.tolerations.clone()),
@@ -323,6 +364,70 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
         }),
         status: None,
     }
+}
+
+/// The server's settings for checking callers and recording calls.
+fn security_env(md: &ModelDeployment) -> Vec<EnvVar> {
+    let security = &md.spec.security;
+    let field = |name: &str, path: &str| EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                api_version: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+    };
+    let mut vars = vec![
+        env("AIMASS_AUTH", "kubernetes"),
+        env("AIMASS_AUTH_AUDIENCE", &security.audience),
+        env("AIMASS_AUDIT_LOG", format!("{AUDIT_DIR}/calls.jsonl")),
+        env(
+            "AIMASS_AUDIT_KEY_FILE",
+            format!("{AUDIT_KEY_DIR}/{}", access::AUDIT_KEY),
+        ),
+        env(
+            "AIMASS_AUDIT_FAILURE_POLICY",
+            match security.audit_failure_policy {
+                AuditFailurePolicy::FailClosed => "fail-closed",
+                AuditFailurePolicy::FailOpen => "fail-open",
+            },
+        ),
+        field("POD_NAMESPACE", "metadata.namespace"),
+        field("POD_NAME", "metadata.name"),
+        field("NODE_NAME", "spec.nodeName"),
+    ];
+    if let Some(rate) = security.requests_per_second {
+        vars.push(env("AIMASS_RATE_LIMIT_PER_SECOND", rate));
+    }
+    if let Some(burst) = security.burst {
+        vars.push(env("AIMASS_RATE_LIMIT_BURST", burst));
+    }
+    if let Some(rate) = security.requests_per_second_per_address {
+        vars.push(env("AIMASS_RATE_LIMIT_PER_ADDRESS_PER_SECOND", rate));
+    }
+    vars
+}
+
+/// The audit trail's volume and its key's.
+fn audit_volumes(md: &ModelDeployment) -> Vec<Volume> {
+    vec![
+        Volume {
+            name: "audit".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+        Volume {
+            name: "audit-key".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(access::audit_key_secret_name(md)),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+    ]
 }
 
 /// The Service in front of every track.
@@ -445,6 +550,28 @@ spec:
                 .as_deref(),
             Some("/v2/health/ready")
         );
+        // Probes go to the admin port, which needs no caller credentials.
+        let probe_port =
+            |p: &Option<Probe>| p.as_ref().unwrap().http_get.as_ref().unwrap().port.clone();
+        assert_eq!(
+            probe_port(&c.readiness_probe),
+            IntOrString::String("admin".into())
+        );
+        assert_eq!(
+            probe_port(&c.liveness_probe),
+            IntOrString::String("admin".into())
+        );
+        // Enforced by default: callers are reviewed and audited.
+        assert_eq!(env["AIMASS_AUTH"], "kubernetes");
+        assert_eq!(env["AIMASS_AUTH_AUDIENCE"], "aimass");
+        assert_eq!(env["AIMASS_AUDIT_FAILURE_POLICY"], "fail-closed");
+        assert!(env["AIMASS_AUDIT_LOG"].starts_with(AUDIT_DIR));
+        assert_eq!(pod.service_account_name.as_deref(), Some("scoring-server"));
+        let volumes = pod.volumes.as_ref().unwrap();
+        assert_eq!(
+            volumes[1].secret.as_ref().unwrap().secret_name.as_deref(),
+            Some("scoring-audit-key")
+        );
         let anti = pod.affinity.unwrap().pod_anti_affinity.unwrap();
         assert_eq!(
             anti.preferred_during_scheduling_ignored_during_execution
@@ -462,6 +589,28 @@ spec:
             ),
             (Some(true), Some(false))
         );
+    }
+
+    #[test]
+    fn an_insecure_deployment_runs_without_reviews_or_trail() {
+        let md = md("  security: {mode: Insecure}\n  serviceAccountName: batch\n");
+        let version = version();
+        let d = deployment(&Workload {
+            md: &md,
+            version: &version,
+            replicas: 1,
+            default_image: "aimass/inference-server:0.1.0",
+            secret: None,
+            track: Track::Stable,
+        });
+        let pod = d.spec.unwrap().template.spec.unwrap();
+        let c = &pod.containers[0];
+        let names: Vec<&str> = c.env.iter().flatten().map(|e| e.name.as_str()).collect();
+        assert!(names.contains(&"AIMASS_ADMIN_PORT"));
+        assert!(!names.contains(&"AIMASS_AUTH"));
+        assert!(!names.contains(&"AIMASS_AUDIT_LOG"));
+        assert!(pod.volumes.is_none() && c.volume_mounts.is_none());
+        assert_eq!(pod.service_account_name.as_deref(), Some("batch"));
     }
 
     #[test]

@@ -226,6 +226,53 @@ impl TestNamespace {
         apply(&self.client, Some(&self.name), yaml).await
     }
 
+    /// A token of ServiceAccount `account` bound to `audience`, valid ten
+    /// minutes.
+    pub async fn token(&self, account: &str, audience: &str) -> Result<String> {
+        use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: vec![audience.to_owned()],
+                expiration_seconds: Some(600),
+                bound_object_ref: None,
+            },
+            ..TokenRequest::default()
+        };
+        Ok(self
+            .api::<k8s_openapi::api::core::v1::ServiceAccount>()
+            .create_token_request(account, &PostParams::default(), &request)
+            .await?
+            .status
+            .context("the TokenRequest has no status")?
+            .token)
+    }
+
+    /// A token (audience `aimass`) of ServiceAccount `caller`, which RBAC
+    /// allows to call every model of this namespace.
+    pub async fn invoker_token(&self) -> Result<String> {
+        self.apply(&format!(
+            r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: caller}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: invoke-models}}
+rules: [{{apiGroups: [aimass.io], resources: [models/infer], verbs: [create]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: caller-invokes-models}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: invoke-models}}
+subjects: [{{kind: ServiceAccount, name: caller, namespace: {}}}]
+"#,
+            self.name
+        ))
+        .await?;
+        self.token("caller", "aimass").await
+    }
+
     /// Prints what a failed test needs: pods with their status and logs, and
     /// events.
     pub async fn dump(&self) {

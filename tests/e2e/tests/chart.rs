@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use aimass_crds::v1alpha1::{Model, ModelDeployment};
 use aimass_e2e::{
-    FIELD_MANAGER, TestNamespace, client_config, helm, kubectl, post, repo_root, wait, wait_for,
+    FIELD_MANAGER, TestNamespace, client_config, helm, kubectl, post_as, repo_root, wait, wait_for,
 };
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -282,10 +282,10 @@ fn unknown_metrics(exported: &std::collections::BTreeSet<String>) -> Result<Vec<
     Ok(unknown)
 }
 
-/// The metric names a /metrics page exports.
-async fn exported_names(ip: &str) -> Result<std::collections::BTreeSet<String>> {
-    let (code, body) = aimass_e2e::http_get(&format!("http://{ip}:8080/metrics")).await?;
-    ensure!(code == 200, "GET /metrics on {ip}: {code}");
+/// The metric names the /metrics page at `address` exports.
+async fn exported_names(address: &str) -> Result<std::collections::BTreeSet<String>> {
+    let (code, body) = aimass_e2e::http_get(&format!("http://{address}/metrics")).await?;
+    ensure!(code == 200, "GET /metrics on {address}: {code}");
     Ok(body
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
@@ -415,10 +415,11 @@ async fn scenario(system: &TestNamespace, example: &TestNamespace) -> Result<()>
     ensure!(status.success(), "generate_dataset.py failed");
     let examples = repo_root().join("examples/fraud-detection");
     let manifests = format!(
-        "{}\n---\n{}",
+        "{}\n---\n{}\n---\n{}",
         std::fs::read_to_string(examples.join("model.yaml"))?
             .replace("/tmp/aimass-demo", &dir.to_string_lossy()),
-        std::fs::read_to_string(examples.join("modeldeployment.yaml"))?
+        std::fs::read_to_string(examples.join("modeldeployment.yaml"))?,
+        std::fs::read_to_string(examples.join("callers.yaml"))?
     );
     example.apply(&manifests).await?;
     wait_for(
@@ -452,13 +453,49 @@ async fn scenario(system: &TestNamespace, example: &TestNamespace) -> Result<()>
     let request: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(examples.join("request.json"))?)?;
     let url = format!("http://{ip}/v2/models/card-fraud/infer");
-    wait(Duration::from_secs(30), "a scored request", || async {
-        Ok(post(&url, &request)
-            .await
-            .is_ok_and(|(code, _)| code == 200))
-    })
+    // The servers are Enforced: callers need the chart's invoker role.
+    example
+        .apply(&format!(
+            r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: analyst}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: analyst-scores}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {release}-model-invoker}}
+subjects: [{{kind: ServiceAccount, name: analyst, namespace: {ns}}}]
+"#,
+            ns = example.name
+        ))
+        .await?;
+    let token = example.token("analyst", "aimass").await?;
+    // Ten answers in a row: a ClusterIP an earlier test freed can still
+    // lead to its old pods for a moment.
+    wait(
+        Duration::from_secs(60),
+        "the Service to score steadily",
+        || async {
+            for _ in 0..10 {
+                if !post_as(&url, &request, Some(&token))
+                    .await
+                    .is_ok_and(|(code, _)| code == 200)
+                {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )
     .await?;
-    let (_, answer) = post(&url, &request).await?;
+    let (code, _) = post_as(&url, &request, None).await?;
+    ensure!(code == 401, "a call without a token: {code}");
+    // The example's own caller, allowed this one model by resourceNames.
+    let analyst = example.token("fraud-analyst", "aimass").await?;
+    let (code, answer) = post_as(&url, &request, Some(&analyst)).await?;
+    ensure!(code == 200, "the example's fraud-analyst: {code} {answer}");
+    let (_, answer) = post_as(&url, &request, Some(&token)).await?;
     let probabilities = answer["outputs"]
         .as_array()
         .and_then(|o| o.iter().find(|o| o["name"] == "probabilities"))
@@ -471,20 +508,20 @@ async fn scenario(system: &TestNamespace, example: &TestNamespace) -> Result<()>
     );
 
     // The metrics contract: alerts and dashboard read only exported names.
-    let mut exported = exported_names(
-        pod.status
-            .as_ref()
-            .and_then(|s| s.pod_ip.as_deref())
-            .context("operator pod IP")?,
-    )
-    .await?;
+    // The operator's admin port is 8080; the servers' is 8081.
+    let operator_ip = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .context("operator pod IP")?;
+    let mut exported = exported_names(&format!("{operator_ip}:8080")).await?;
     let servers =
         aimass_e2e::pods(example, "app.kubernetes.io/name=aimass-inference-server").await?;
     let server_ip = servers
         .iter()
         .find_map(|p| p.status.as_ref()?.pod_ip.clone())
         .context("no inference server pod IP")?;
-    exported.extend(exported_names(&server_ip).await?);
+    exported.extend(exported_names(&format!("{server_ip}:8081")).await?);
     let unknown = unknown_metrics(&exported)?;
     ensure!(
         unknown.is_empty(),
@@ -678,9 +715,12 @@ async fn the_chart_lints_and_renders_objects_the_api_server_accepts_in_both_mode
         let mut namespaced_values = vec![watch.as_str()];
         namespaced_values.extend(everything);
         let namespaced = validated(&ns.name, &namespaced_values, &scratch)?;
+        // Namespaced mode binds cluster-wide only what ClusterRoleBindings
+        // need: the Enforced servers' review rights.
         ensure!(
-            !namespaced.contains("kind: ClusterRoleBinding"),
-            "namespaced mode must bind nothing cluster-wide"
+            namespaced.matches("kind: ClusterRoleBinding").count() == 1
+                && namespaced.contains("name: aimass-inference-auth"),
+            "namespaced mode must bind nothing cluster-wide but the inference servers' review rights"
         );
         ensure!(namespaced.contains(&format!("--namespace={}", ns.name)));
 

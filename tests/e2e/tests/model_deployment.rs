@@ -10,12 +10,14 @@ use std::time::Duration;
 use aimass_crds::v1alpha1::{Model, ModelDeployment};
 use aimass_e2e::operator::run_with_operator;
 use aimass_e2e::{
-    TestNamespace, close, kubectl, pod_processes, pods, post, repo_root, wait, wait_for,
-    zoo_reference,
+    TestNamespace, close, http_get, kubectl, pod_processes, pods, post_as, repo_root, wait,
+    wait_for, zoo_reference,
 };
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Event, Secret, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
@@ -92,6 +94,7 @@ async fn answers(
     ns: &TestNamespace,
     request: &Value,
 ) -> Result<Vec<(String, Option<String>, Value)>> {
+    let token = ns.invoker_token().await?;
     let mut out = Vec::new();
     for pod in pods(ns, "aimass.io/model-deployment=scoring").await? {
         let status = pod.status.clone().unwrap_or_default();
@@ -104,9 +107,10 @@ async fn answers(
             continue;
         }
         let ip = status.pod_ip.context("pod without IP")?;
-        let (code, answer) = post(
+        let (code, answer) = post_as(
             &format!("http://{ip}:8080/v2/models/card-fraud/infer"),
             request,
+            Some(&token),
         )
         .await?;
         ensure!(code == 200, "{ip}: {code} {answer}");
@@ -126,24 +130,40 @@ fn matches(answer: &Value, expected: &Value) -> bool {
         .is_some_and(|(a, b)| close(&a, &b))
 }
 
-/// The Service's inference URL, once kube-proxy routes it: 20 answers in a
-/// row (a ClusterIP freed by an earlier test can still point at old pods for
-/// a moment).
-async fn service_url(ns: &TestNamespace, request: &Value) -> Result<String> {
+/// Where and as whom the tests call the model.
+#[derive(Clone)]
+struct Endpoint {
+    url: String,
+    token: String,
+}
+
+impl Endpoint {
+    async fn call(&self, request: &Value) -> Result<(u16, Value)> {
+        post_as(&self.url, request, Some(&self.token)).await
+    }
+}
+
+/// The Service's inference endpoint, once kube-proxy routes it: 20 answers
+/// in a row (a ClusterIP freed by an earlier test can still point at old
+/// pods for a moment), called as a ServiceAccount allowed to invoke models.
+async fn service_url(ns: &TestNamespace, request: &Value) -> Result<Endpoint> {
     let svc = ns.api::<Service>().get("scoring").await?;
     let ip = svc
         .spec
         .and_then(|s| s.cluster_ip)
         .context("no ClusterIP")?;
-    let url = format!("http://{ip}/v2/models/card-fraud/infer");
+    let endpoint = Endpoint {
+        url: format!("http://{ip}/v2/models/card-fraud/infer"),
+        token: ns.invoker_token().await?,
+    };
     wait(
         Duration::from_secs(30),
         "the Service to answer steadily",
         || {
-            let (url, request) = (url.clone(), request.clone());
+            let (endpoint, request) = (endpoint.clone(), request.clone());
             async move {
                 for _ in 0..20 {
-                    if !post(&url, &request).await.is_ok_and(|(s, _)| s == 200) {
+                    if !endpoint.call(&request).await.is_ok_and(|(s, _)| s == 200) {
                         return Ok(false);
                     }
                 }
@@ -152,7 +172,7 @@ async fn service_url(ns: &TestNamespace, request: &Value) -> Result<String> {
         },
     )
     .await?;
-    Ok(url)
+    Ok(endpoint)
 }
 
 /// A bounded load through the Service: `clients` callers, each one request
@@ -166,7 +186,7 @@ struct Load {
 }
 
 impl Load {
-    fn start(url: &str, request: &Value, clients: usize) -> Self {
+    fn start(endpoint: &Endpoint, request: &Value, clients: usize) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicUsize::new(0));
         let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -176,21 +196,21 @@ impl Load {
             failures,
             clients: Vec::new(),
         };
-        load.add(url, request, clients);
+        load.add(endpoint, request, clients);
         load
     }
 
-    fn add(&mut self, url: &str, request: &Value, clients: usize) {
+    fn add(&mut self, endpoint: &Endpoint, request: &Value, clients: usize) {
         for _ in 0..clients {
             let (stop, sent, failures) =
                 (self.stop.clone(), self.sent.clone(), self.failures.clone());
-            let (url, request) = (url.to_owned(), request.clone());
+            let (endpoint, request) = (endpoint.clone(), request.clone());
             let started = tokio::time::Instant::now();
             self.clients.push(tokio::spawn(async move {
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
                 while !stop.load(Ordering::Relaxed) && tokio::time::Instant::now() < deadline {
                     sent.fetch_add(1, Ordering::Relaxed);
-                    match post(&url, &request).await {
+                    match endpoint.call(&request).await {
                         Ok((200, _)) => {}
                         other => failures
                             .lock()
@@ -248,6 +268,7 @@ async fn replicas_spread_answer_scale_and_are_removed_with_the_model_deployment(
             ensure!(matches(answer, &expected), "{ip} answered {answer}");
             ensure!(answer["model_version"] == "1", "{answer}");
         }
+        enforced(&ns, &request, &replicas[0].0).await?;
         let (ok, out, err) = kubectl(&["get", "md", "-n", &ns.name])?;
         ensure!(ok, "{err}");
         let row = out
@@ -301,6 +322,139 @@ async fn replicas_spread_answer_scale_and_are_removed_with_the_model_deployment(
             },
         )
         .await?;
+        // The servers' ServiceAccount goes with it (owned), and the
+        // operator removes their ClusterRoleBinding (it cannot be owned).
+        let binding = format!("aimass-inference:{}:scoring", ns.name);
+        wait(TIMEOUT, "the servers' account and binding to go", || {
+            let (ns, binding) = (ns.clone(), binding.clone());
+            async move {
+                Ok(ns
+                    .api::<ServiceAccount>()
+                    .get_opt("scoring-server")
+                    .await?
+                    .is_none()
+                    && Api::<ClusterRoleBinding>::all(ns.client.clone())
+                        .get_opt(&binding)
+                        .await?
+                        .is_none())
+            }
+        })
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Fails unless the `Secured` condition has `status` for `reason`.
+fn ensure_secured(md: &ModelDeployment, status: &str, reason: &str) -> Result<()> {
+    let secured = md
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter())
+        .find(|c| c.type_ == "Secured")
+        .context("no Secured condition")?;
+    ensure!(
+        secured.status == status && secured.reason == reason,
+        "{secured:?}"
+    );
+    Ok(())
+}
+
+/// The servers of an Enforced ModelDeployment (the default): its condition
+/// says so, a call without a token or by a ServiceAccount without the
+/// permission is refused, every call is counted in the audit metrics, and
+/// the servers run as their own ServiceAccount allowed to review callers.
+async fn enforced(ns: &TestNamespace, request: &Value, ip: &str) -> Result<()> {
+    let md = ns.api::<ModelDeployment>().get("scoring").await?;
+    ensure_secured(&md, "True", "Enforced")?;
+    let url = format!("http://{ip}:8080/v2/models/card-fraud/infer");
+    let (code, answer) = post_as(&url, request, None).await?;
+    ensure!(code == 401, "without a token: {code} {answer}");
+    ns.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: stranger}\n")
+        .await?;
+    let stranger = ns.token("stranger", "aimass").await?;
+    let (code, answer) = post_as(&url, request, Some(&stranger)).await?;
+    ensure!(code == 403, "without models/infer: {code} {answer}");
+    let (code, metrics) = http_get(&format!("http://{ip}:8081/metrics")).await?;
+    ensure!(code == 200, "admin port: {code}");
+    let audited: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("aimass_audit_records_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    ensure!(
+        audited >= 3.0,
+        "the three calls above are audited: {audited}"
+    );
+    let pod = pods(ns, "aimass.io/model-deployment=scoring")
+        .await?
+        .into_iter()
+        .next()
+        .context("no pod")?;
+    ensure!(
+        pod.spec.and_then(|s| s.service_account_name).as_deref() == Some("scoring-server"),
+        "the servers run as their own ServiceAccount"
+    );
+    let binding = Api::<ClusterRoleBinding>::all(ns.client.clone())
+        .get(&format!("aimass-inference:{}:scoring", ns.name))
+        .await?;
+    ensure!(
+        binding.role_ref.name == "system:auth-delegator",
+        "{binding:?}"
+    );
+    ensure!(
+        ns.api::<Secret>()
+            .get_opt("scoring-audit-key")
+            .await?
+            .is_some(),
+        "the audit key Secret"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_insecure_deployment_says_so_and_answers_anyone() -> Result<()> {
+    run_with_operator("insecure", |ns: Arc<TestNamespace>| async move {
+        let manifests = manifests(&zoo("gbdt_classifier"), 1) + "  security: {mode: Insecure}\n";
+        ns.apply(&manifests).await?;
+        let md = serving(&ns, 1, 1).await?;
+        ensure_secured(&md, "False", "Insecure")?;
+        let (request, _) = zoo_reference("gbdt_classifier")?;
+        let pod = pods(&ns, "aimass.io/model-deployment=scoring")
+            .await?
+            .into_iter()
+            .next()
+            .context("no pod")?;
+        let ip = pod.status.and_then(|s| s.pod_ip).context("no pod IP")?;
+        let url = format!("http://{ip}:8080/v2/models/card-fraud/infer");
+        let (code, answer) = post_as(&url, &request, None).await?;
+        ensure!(
+            code == 200,
+            "an Insecure server answers anyone: {code} {answer}"
+        );
+        wait(TIMEOUT, "a Warning Event about it", || {
+            let ns = ns.clone();
+            async move {
+                Ok(ns
+                    .api::<Event>()
+                    .list(&Default::default())
+                    .await?
+                    .items
+                    .iter()
+                    .any(|e| {
+                        e.reason.as_deref() == Some("InsecureServing")
+                            && e.type_.as_deref() == Some("Warning")
+                    }))
+            }
+        })
+        .await?;
+        ensure!(
+            Api::<ClusterRoleBinding>::all(ns.client.clone())
+                .get_opt(&format!("aimass-inference:{}:scoring", ns.name))
+                .await?
+                .is_none(),
+            "an Insecure server is not allowed to review anyone"
+        );
         Ok(())
     })
     .await
@@ -313,9 +467,9 @@ async fn a_moved_champion_rolls_out_under_load_without_a_failed_request() -> Res
 
         serving(&ns, 1, 2).await?;
         let (request, _) = zoo_reference("gbdt_classifier")?;
-        let url = service_url(&ns, &request).await?;
+        let endpoint = service_url(&ns, &request).await?;
 
-        let load = Load::start(&url, &request, 4);
+        let load = Load::start(&endpoint, &request, 4);
 
         // A new artifact with the same signature: version 2 becomes champion.
         let patch = json!({"spec": {"source": {"uri": zoo("random_forest_classifier")}}});
@@ -436,8 +590,8 @@ async fn canary_outcome(fault_every: Option<u32>) -> Result<()> {
 
         serving(&ns, 1, 2).await?;
         let (request, _) = zoo_reference("gbdt_classifier")?;
-        let url = service_url(&ns, &request).await?;
-        let load = Load::start(&url, &request, 1);
+        let endpoint = service_url(&ns, &request).await?;
+        let load = Load::start(&endpoint, &request, 1);
         let patch = json!({"spec": {"source": {"uri": zoo("random_forest_classifier")}}});
         ns.api::<Model>()
             .patch("card-fraud", &PatchParams::default(), &Patch::Merge(&patch))
@@ -551,17 +705,17 @@ spec:
 
             serving(&ns, 1, 1).await?;
             let (request, _) = zoo_reference("gbdt_classifier")?;
-            let url = service_url(&ns, &request).await?;
+            let endpoint = service_url(&ns, &request).await?;
             let mds = ns.api::<ModelDeployment>();
             let replicas = |md: Option<&ModelDeployment>| md.and_then(|m| m.status.as_ref()).map_or(0, |s| s.replicas);
 
             // One client: one replica is enough.
-            let mut load = Load::start(&url, &request, 1);
+            let mut load = Load::start(&endpoint, &request, 1);
             tokio::time::sleep(Duration::from_secs(8)).await;
             ensure!(replicas(mds.get("scoring").await.ok().as_ref()) == 1, "one client needs one replica");
 
             // Eight clients: the panic window reacts.
-            load.add(&url, &request, 7);
+            load.add(&endpoint, &request, 7);
             let md = wait_for(&mds, "scoring", Duration::from_secs(10), move |md: Option<&ModelDeployment>| replicas(md) >= 3).await
                 .context("replicas did not rise within 10 s of the step")?;
             let decision = md.status.and_then(|s| s.last_scale_decision).context("a recorded decision")?;
@@ -636,9 +790,9 @@ async fn migrate(mode: Mode) -> Result<()> {
 
                 serving(&ns, 1, 3).await?;
                 let (request, _) = zoo_reference("gbdt_classifier")?;
-                let url = service_url(&ns, &request).await?;
+                let endpoint = service_url(&ns, &request).await?;
                 // Steady load, every failure counted.
-                let load = Load::start(&url, &request, 4);
+                let load = Load::start(&endpoint, &request, 4);
                 // Make one replica sick.
                 let before = pods(&ns, "aimass.io/model-deployment=scoring").await?;
                 let sick = before.first().context("no pod")?;
@@ -782,8 +936,8 @@ async fn replicas_equally_slow_under_load_are_not_migrated() -> Result<()> {
 
         serving(&ns, 1, 3).await?;
         let (request, _) = zoo_reference("gbdt_classifier")?;
-        let url = service_url(&ns, &request).await?;
-        let load = Load::start(&url, &request, 6);
+        let endpoint = service_url(&ns, &request).await?;
+        let load = Load::start(&endpoint, &request, 6);
         let md = wait_for(
             &ns.api::<ModelDeployment>(),
             "scoring",

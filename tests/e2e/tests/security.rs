@@ -11,31 +11,10 @@ use aimass_e2e::{
     TestNamespace, http_get, http_get_as, kubectl, pods, post_as, repo_root, run, wait,
 };
 use anyhow::{Context, Result, ensure};
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::DeleteParams;
 use serde_json::{Value, json};
-
-/// A token of ServiceAccount `name` bound to `audience`.
-async fn token(ns: &TestNamespace, name: &str, audience: &str) -> Result<String> {
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec![audience.to_owned()],
-            expiration_seconds: Some(600),
-            bound_object_ref: None,
-        },
-        ..TokenRequest::default()
-    };
-    Ok(ns
-        .api::<ServiceAccount>()
-        .create_token_request(name, &PostParams::default(), &request)
-        .await?
-        .status
-        .context("no token")?
-        .token)
-}
 
 fn server(model: &str, models: &str, audit: &str) -> String {
     format!(
@@ -197,9 +176,9 @@ async fn scenario(ns: &TestNamespace, audit: &std::path::Path) -> Result<()> {
             .contains("aimass_audit_records_total")
     );
 
-    let alice = token(ns, "alice", "aimass").await?;
-    let bob = token(ns, "bob", "aimass").await?;
-    let alice_elsewhere = token(ns, "alice", "https://kubernetes.default.svc").await?;
+    let alice = ns.token("alice", "aimass").await?;
+    let bob = ns.token("bob", "aimass").await?;
+    let alice_elsewhere = ns.token("alice", "https://kubernetes.default.svc").await?;
     let (status, answer) = post_as(&infer("a"), &request, Some(&alice)).await?;
     ensure!(status == 200, "alice on a: {status} {answer}");
     let (status, answer) = post_as(&infer("b"), &request, Some(&alice)).await?;

@@ -1,0 +1,266 @@
+//! What an `Enforced` ModelDeployment's servers need to check their callers
+//! and keep an audit trail: a ServiceAccount of their own, allowed to create
+//! TokenReviews and SubjectAccessReviews (a ClusterRoleBinding to the
+//! delegated-authentication ClusterRole, `system:auth-delegator` unless the
+//! operator is told otherwise), and the key of the audit chain in a Secret.
+//!
+//! The Secret is created once and never read back: the operator needs
+//! `create` on Secrets, not `get` or `list`. ClusterRoleBindings cannot be
+//! owned by a namespaced object, so the operator removes those whose
+//! ModelDeployment is gone or no longer `Enforced` ([`sweep`]).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aimass_crds::v1alpha1::{ModelDeployment, SecurityMode};
+use futures::StreamExt;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::workload::deployment_labels;
+use crate::context::Context;
+use crate::error::{Error, is_not_found};
+use crate::labels;
+
+/// Key of the audit chain's key in its Secret.
+pub const AUDIT_KEY: &str = "key";
+/// Label of a ClusterRoleBinding naming the namespace of its ModelDeployment.
+const NAMESPACE_LABEL: &str = "aimass.io/model-deployment-namespace";
+/// How often bindings of deleted ModelDeployments are looked for.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
+
+/// The ServiceAccount the servers run as: the spec's, or one of their own.
+pub fn service_account_name(md: &ModelDeployment) -> String {
+    md.spec
+        .service_account_name
+        .clone()
+        .unwrap_or_else(|| labels::fit(&format!("{}-server", md.name_any()), 253))
+}
+
+/// The Secret holding the audit chain's key.
+pub fn audit_key_secret_name(md: &ModelDeployment) -> String {
+    labels::fit(&format!("{}-audit-key", md.name_any()), 253)
+}
+
+fn binding_name(md: &ModelDeployment) -> String {
+    format!(
+        "aimass-inference:{}:{}",
+        md.namespace().unwrap_or_default(),
+        md.name_any()
+    )
+}
+
+/// The servers' own ServiceAccount, when the spec names none.
+pub fn service_account(md: &ModelDeployment) -> Option<ServiceAccount> {
+    md.spec
+        .service_account_name
+        .is_none()
+        .then(|| ServiceAccount {
+            metadata: labels::owned_meta(md, service_account_name(md), deployment_labels(md)),
+            ..ServiceAccount::default()
+        })
+}
+
+/// The binding that lets the servers' ServiceAccount ask the API server
+/// who a caller is and what it may do.
+pub fn binding(md: &ModelDeployment, cluster_role: &str) -> ClusterRoleBinding {
+    let mut labels = deployment_labels(md);
+    labels.insert(NAMESPACE_LABEL.into(), md.namespace().unwrap_or_default());
+    ClusterRoleBinding {
+        metadata: ObjectMeta {
+            name: Some(binding_name(md)),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: cluster_role.into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: service_account_name(md),
+            namespace: md.namespace(),
+            api_group: None,
+        }]),
+    }
+}
+
+/// A fresh audit key Secret: 32 random bytes.
+fn audit_key_secret(md: &ModelDeployment) -> Result<Secret, Error> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key)
+        .map_err(|e| Error::Config(format!("no randomness for the audit key: {e}")))?;
+    Ok(Secret {
+        metadata: labels::owned_meta(md, audit_key_secret_name(md), deployment_labels(md)),
+        data: Some(BTreeMap::from([(
+            AUDIT_KEY.into(),
+            ByteString(key.to_vec()),
+        )])),
+        type_: Some("Opaque".into()),
+        ..Secret::default()
+    })
+}
+
+/// Makes sure the servers of `md` have what its security mode needs.
+pub async fn ensure(ctx: &Context, md: &ModelDeployment) -> Result<(), Error> {
+    let namespace = md.namespace().unwrap_or_default();
+    let bindings: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
+    if md.spec.security.mode == SecurityMode::Insecure {
+        return delete_binding(&bindings, &binding_name(md)).await;
+    }
+    if let Some(account) = service_account(md) {
+        super::apply(&Api::namespaced(ctx.client.clone(), &namespace), &account).await?;
+    }
+    super::apply(&bindings, &binding(md, &ctx.auth_delegator_role)).await?;
+    // Created once, never read back or replaced: the key must outlive the
+    // pods so the trail can be verified later.
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    match secrets
+        .create(&PostParams::default(), &audit_key_secret(md)?)
+        .await
+    {
+        Ok(_) => {
+            info!(secret = %audit_key_secret_name(md), "created the audit key");
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(Error::kube("creating the audit key Secret")(e)),
+    }
+}
+
+async fn delete_binding(bindings: &Api<ClusterRoleBinding>, name: &str) -> Result<(), Error> {
+    match bindings.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(Error::kube(format!("removing ClusterRoleBinding {name}"))(
+            e,
+        )),
+    }
+}
+
+/// Removes the binding of each ModelDeployment deleted while the operator
+/// watches, and every few minutes (and at start) those of ModelDeployments
+/// (in `namespace`, or everywhere) that are gone or no longer `Enforced`,
+/// until `stop`.
+pub async fn sweep(
+    ctx: std::sync::Arc<Context>,
+    namespace: Option<String>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let deployments: Api<ModelDeployment> = match &namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let bindings: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
+    let deleted = watcher(deployments, watcher::Config::default()).default_backoff();
+    tokio::pin!(deleted);
+    let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
+    while !*stop.borrow() {
+        tokio::select! {
+            _ = ticks.tick() => {
+                if let Err(e) = sweep_once(&ctx, namespace.as_deref()).await {
+                    warn!(error = %e, "could not clean up inference server bindings");
+                }
+            }
+            event = deleted.next() => match event {
+                Some(Ok(watcher::Event::Delete(md))) => {
+                    if let Err(e) = delete_binding(&bindings, &binding_name(&md)).await {
+                        warn!(error = %e, "could not remove the binding of a deleted ModelDeployment");
+                    }
+                }
+                Some(_) => {}
+                None => return,
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn sweep_once(ctx: &Context, namespace: Option<&str>) -> Result<(), Error> {
+    let bindings: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
+    let selector = match namespace {
+        Some(ns) => format!("{NAMESPACE_LABEL}={ns}"),
+        None => NAMESPACE_LABEL.to_owned(),
+    };
+    let listed = bindings
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(Error::kube("listing inference server bindings"))?;
+    for binding in listed {
+        let Some((ns, name)) = binding
+            .name_any()
+            .strip_prefix("aimass-inference:")
+            .and_then(|rest| rest.split_once(':'))
+            .map(|(ns, name)| (ns.to_owned(), name.to_owned()))
+        else {
+            continue;
+        };
+        let md = Api::<ModelDeployment>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&name)
+            .await
+            .map_err(Error::kube("reading a ModelDeployment"))?;
+        if md.is_none_or(|md| md.spec.security.mode == SecurityMode::Insecure) {
+            info!(binding = %binding.name_any(), "removing the binding of a ModelDeployment that is gone or Insecure");
+            delete_binding(&bindings, &binding.name_any()).await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn md(extra: &str) -> ModelDeployment {
+        serde_yaml_ng::from_str(&format!(
+            "apiVersion: aimass.io/v1alpha1\nkind: ModelDeployment\nmetadata: {{name: fraud, namespace: risk, uid: u1}}\nspec:\n  model: {{name: fraud}}\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_servers_get_their_own_account_bound_to_delegated_authentication() {
+        let md = md("");
+        let account = service_account(&md).unwrap();
+        assert_eq!(account.metadata.name.as_deref(), Some("fraud-server"));
+        assert!(account.metadata.owner_references.is_some());
+        let binding = binding(&md, "system:auth-delegator");
+        assert_eq!(
+            binding.metadata.name.as_deref(),
+            Some("aimass-inference:risk:fraud")
+        );
+        assert_eq!(binding.role_ref.name, "system:auth-delegator");
+        let subject = &binding.subjects.unwrap()[0];
+        assert_eq!(
+            (subject.name.as_str(), subject.namespace.as_deref()),
+            ("fraud-server", Some("risk"))
+        );
+    }
+
+    #[test]
+    fn a_named_account_is_used_and_not_created() {
+        let md = md("  serviceAccountName: scoring\n");
+        assert!(service_account(&md).is_none());
+        assert_eq!(service_account_name(&md), "scoring");
+    }
+
+    #[test]
+    fn each_audit_key_is_fresh() {
+        let md = md("");
+        let key = |s: Secret| s.data.unwrap()[AUDIT_KEY].0.clone();
+        let (a, b) = (
+            key(audit_key_secret(&md).unwrap()),
+            key(audit_key_secret(&md).unwrap()),
+        );
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+    }
+}
