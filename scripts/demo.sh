@@ -51,8 +51,17 @@ for n in "$system_ns" "$ns"; do
   "$kubectl" get namespace "$n" >/dev/null 2>&1 || "$kubectl" create namespace "$n" >/dev/null
   "$kubectl" label --overwrite namespace "$n" pod-security.kubernetes.io/enforce=restricted >/dev/null
 done
-# --force-conflicts: the demo owns this local cluster, including CRDs an
-# earlier `make test` applied with kubectl.
+# The demo owns this local cluster: CRDs an earlier `make test` applied (with
+# kubectl, or with a test release since uninstalled) are handed to this
+# release, as docs/operations.md tells users to adopt them, and
+# --force-conflicts takes over their fields.
+for crd in models.aimass.io trainingjobs.aimass.io modeldeployments.aimass.io; do
+  if "$kubectl" get crd "$crd" >/dev/null 2>&1; then
+    "$kubectl" annotate --overwrite crd "$crd" meta.helm.sh/release-name=aimass \
+      meta.helm.sh/release-namespace="$system_ns" >/dev/null
+    "$kubectl" label --overwrite crd "$crd" app.kubernetes.io/managed-by=Helm >/dev/null
+  fi
+done
 "$helm" upgrade --install aimass "$repo/charts/aimass" --namespace "$system_ns" \
   --force-conflicts --wait --timeout 180s >/dev/null
 "$kubectl" -n "$system_ns" get deploy,pods -l app.kubernetes.io/instance=aimass
@@ -92,8 +101,6 @@ step "scoring two transactions (an ordinary one and a suspicious one) as fraud-a
   "kubectl -n $ns describe modeldeployment card-fraud-scoring; kubectl -n $ns logs -l app.kubernetes.io/name=aimass-inference-server"
 # The servers check every caller: a token bound to the audience aimass, and
 # RBAC create on models/infer for card-fraud (examples/fraud-detection/callers.yaml).
-code="$(curl -s -o /dev/null -w '%{http_code}' -m 5 -H 'Content-Type: application/json' --data @"$example/request.json" "$url" || true)"
-echo "without a token: HTTP $code"
 token="$("$kubectl" -n "$ns" create token fraud-analyst --audience aimass --duration 1h)"
 score() {
   curl -s -m 5 -H 'Content-Type: application/json' -H @- --data @"$example/request.json" "$url" "$@" \
@@ -109,7 +116,9 @@ if [ -z "$answer" ]; then
   score >&2 || true
   exit 1
 fi
-echo "POST $url (as system:serviceaccount:$ns:fraud-analyst)"
+code="$(curl -s -o /dev/null -w '%{http_code}' -m 5 -H 'Content-Type: application/json' --data @"$example/request.json" "$url" || true)"
+echo "POST $url without a token: HTTP $code"
+echo "POST $url as system:serviceaccount:$ns:fraud-analyst:"
 python3 - "$answer" <<'PY'
 import json, sys
 answer = json.loads(sys.argv[1])
