@@ -263,10 +263,12 @@ pub async fn handle_api<B: RequestBody>(
     Ok(guarded(&service, req, peer, certificate.as_deref()).await)
 }
 
-/// Handles one request on the admin port: probes, metrics, and `POST
+/// Handles one request on the admin port: probes, metrics, `POST
 /// /warm-up`, which runs one inference of zeros through the whole request
 /// path (decode, batch, model, encode) so an orchestrator can check a new
-/// replica end to end without caller credentials or data of its own.
+/// replica end to end without caller credentials or data of its own, and
+/// `GET /audit/checkpoint`, the tail of the audit chain (sequence and MAC,
+/// no record content) for the operator to keep.
 pub async fn handle_admin<B: RequestBody>(
     service: Arc<Service>,
     req: Request<B>,
@@ -285,8 +287,14 @@ pub async fn handle_admin<B: RequestBody>(
                 .unwrap_or_else(ApiError::into_response))
         }
         "/warm-up" => Ok(ApiError::MethodNotAllowed(req.method().clone()).into_response()),
+        "/audit/checkpoint" if req.method() == Method::GET => {
+            match service.enforcement.as_ref().and_then(|e| e.audit.as_ref()) {
+                Some(audit) => Ok(json_response(StatusCode::OK, &audit.checkpoint())),
+                None => Ok(ApiError::NotFound("this server keeps no audit trail".into()).into_response()),
+            }
+        }
         path => Ok(ApiError::NotFound(format!(
-            "the admin port serves /v2/health/live, /v2/health/ready, /metrics and POST /warm-up, not {path}"
+            "the admin port serves /v2/health/live, /v2/health/ready, /metrics, POST /warm-up and /audit/checkpoint, not {path}"
         ))
         .into_response()),
     }

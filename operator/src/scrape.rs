@@ -230,6 +230,11 @@ async fn get(url: &str) -> Option<Bytes> {
     Some(body.to_bytes())
 }
 
+/// GETs `url` and parses the JSON answer; `None` on any failure.
+pub async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Option<T> {
+    serde_json::from_slice(&get(url).await?).ok()
+}
+
 /// POSTs `body` as JSON; whether the answer was a success.
 pub async fn post_json(url: &str, body: &serde_json::Value) -> bool {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())

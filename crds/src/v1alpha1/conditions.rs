@@ -74,4 +74,7 @@ pub mod reasons {
     pub const ENFORCED: &str = "Enforced";
     /// `security.mode: Insecure`: anyone who reaches the Service may call.
     pub const INSECURE: &str = "Insecure";
+    /// A replica's audit trail lost or changed records since the operator
+    /// last read its checkpoint.
+    pub const AUDIT_TRAIL_BROKEN: &str = "AuditTrailBroken";
 }

@@ -725,6 +725,30 @@ pub struct ModelDeploymentStatus {
     /// A canary rollout in progress, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryStatus>,
+
+    /// The latest audit checkpoint of each serving replica, as the operator
+    /// last read it: the trail on the pod must still hold this record with
+    /// this MAC (`aimass-audit verify --expect-sequence --expect-mac`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit_checkpoints: Vec<AuditCheckpoint>,
+}
+
+/// Where a replica's audit trail stood when the operator last read it.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditCheckpoint {
+    /// The replica's pod.
+    pub pod: String,
+    /// Sequence number of the trail's last record.
+    pub sequence: i64,
+    /// That record's MAC, which pins every record before it.
+    pub mac: String,
+    /// When it was read.
+    pub time: Time,
+    /// Set when the trail went back or was rewritten since an earlier
+    /// checkpoint: records were removed or changed. Stays until the pod goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broken: Option<String>,
 }
 
 /// One decision of the autoscaler.

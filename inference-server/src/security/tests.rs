@@ -464,6 +464,14 @@ async fn probes_and_metrics_answer_on_the_admin_port_without_credentials_and_not
     // On the API port they need credentials like every other route.
     let (status, _, _) = send(&svc, "GET", "/v2/health/ready", None).await;
     assert_eq!(status, 401);
+    // The chain's tail: the one call that reached the API port
+    // (the 401) is recorded; admin calls are not.
+    let response = admin("/audit/checkpoint").await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let tail: crate::audit::Checkpoint = serde_json::from_slice(&body).unwrap();
+    assert_eq!(tail.sequence, 1);
+    crate::audit::verify(&dir.join("audit.jsonl"), AUDIT_KEY, Some(&tail)).unwrap();
 }
 
 #[tokio::test]

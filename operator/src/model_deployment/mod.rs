@@ -5,6 +5,7 @@
 //! missing Secret) never replaces the one serving: the conditions say why.
 
 pub mod access;
+mod audit_trail;
 mod canary;
 mod resolve;
 pub mod workload;
@@ -287,6 +288,7 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
         )
         .await;
     }
+    check_audit_trails(&ctx, &md, &old, &mut status, &now).await?;
     secured(&ctx, &md, &old, &mut status, &now).await;
     if status.serving_version != old.serving_version
         && let Some(version) = status.serving_version
@@ -322,7 +324,14 @@ async fn secured(
 ) {
     let security = &md.spec.security;
     let enforced = security.mode == SecurityMode::Enforced;
-    let (reason, message) = if enforced {
+    let broken: Vec<String> = status
+        .audit_checkpoints
+        .iter()
+        .filter_map(|c| c.broken.clone())
+        .collect();
+    let (reason, message) = if enforced && !broken.is_empty() {
+        (reasons::AUDIT_TRAIL_BROKEN, broken.join("; "))
+    } else if enforced {
         (
             reasons::ENFORCED,
             format!(
@@ -340,7 +349,7 @@ async fn secured(
         status,
         md,
         types::SECURED,
-        enforced,
+        enforced && broken.is_empty(),
         reason,
         message.clone(),
         now,
@@ -563,8 +572,6 @@ async fn track_pods(
     md: &ModelDeployment,
     track: Track,
 ) -> Result<Vec<String>, Error> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
-    let deployment = workload::deployment_name(md, track);
     let selector = format!(
         "{},{}={}",
         workload::selector(md),
@@ -575,15 +582,66 @@ async fn track_pods(
             "stable"
         }
     );
+    Ok(serving_pods(ctx, md, &selector)
+        .await?
+        .into_iter()
+        .map(|(_, ip)| ip)
+        .collect())
+}
+
+/// Name and IP of each Ready replica matching `selector`.
+async fn serving_pods(
+    ctx: &Context,
+    md: &ModelDeployment,
+    selector: &str,
+) -> Result<Vec<(String, String)>, Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
     let listed = pods
-        .list(&ListParams::default().labels(&selector))
+        .list(&ListParams::default().labels(selector))
         .await
-        .map_err(Error::kube(format!("listing the pods of {deployment}")))?;
+        .map_err(Error::kube(format!(
+            "listing the pods of {}",
+            md.name_any()
+        )))?;
     Ok(listed
         .items
         .iter()
-        .filter_map(workload::serving_ip)
+        .filter_map(|pod| Some((pod.name_any(), workload::serving_ip(pod)?)))
         .collect())
+}
+
+/// Reads every serving replica's audit checkpoint into status, and reports
+/// each trail newly found broken.
+async fn check_audit_trails(
+    ctx: &Context,
+    md: &ModelDeployment,
+    old: &ModelDeploymentStatus,
+    status: &mut ModelDeploymentStatus,
+    now: &Time,
+) -> Result<(), Error> {
+    if md.spec.security.mode != SecurityMode::Enforced {
+        status.audit_checkpoints.clear();
+        return Ok(());
+    }
+    let pods = serving_pods(ctx, md, &workload::selector(md)).await?;
+    let read = futures::future::join_all(pods.into_iter().map(|(pod, ip)| async move {
+        let checkpoint = audit_trail::read(&ip).await;
+        (pod, checkpoint)
+    }))
+    .await;
+    let (kept, broken) = audit_trail::compare(&old.audit_checkpoints, read, now);
+    status.audit_checkpoints = kept;
+    for message in broken {
+        publish(
+            ctx,
+            md,
+            Severity::Warning,
+            reasons::AUDIT_TRAIL_BROKEN,
+            message,
+        )
+        .await;
+    }
+    Ok(())
 }
 
 /// The summed metrics of a track's Ready replicas.

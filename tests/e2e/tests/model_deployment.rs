@@ -412,6 +412,134 @@ async fn enforced(ns: &TestNamespace, request: &Value, ip: &str) -> Result<()> {
     Ok(())
 }
 
+/// Touches the ModelDeployment so the operator reconciles it now.
+fn poke(ns: &TestNamespace, value: &str) -> Result<()> {
+    let (ok, _, err) = kubectl(&[
+        "annotate",
+        "--overwrite",
+        "-n",
+        &ns.name,
+        "modeldeployment/scoring",
+        &format!("e2e.aimass.io/poke={value}"),
+    ])?;
+    ensure!(ok, "{err}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_operator_finds_an_audit_trail_that_lost_records() -> Result<()> {
+    run_with_operator("audit", |ns: Arc<TestNamespace>| async move {
+        ns.apply(&manifests(&zoo("gbdt_classifier"), 1)).await?;
+        serving(&ns, 1, 1).await?;
+        let (request, _) = zoo_reference("gbdt_classifier")?;
+        let replicas = answers(&ns, &request).await?;
+        let (ip, _, _) = &replicas[0];
+        let url = format!("http://{ip}:8080/v2/models/card-fraud/infer");
+        let token = ns.invoker_token().await?;
+        for _ in 0..3 {
+            ensure!(post_as(&url, &request, Some(&token)).await?.0 == 200);
+        }
+        // The operator keeps the replica's checkpoint: four records.
+        poke(&ns, "1")?;
+        let checkpointed = |at_least: i64| {
+            move |md: Option<&ModelDeployment>| {
+                md.and_then(|m| m.status.as_ref())
+                    .is_some_and(|s| s.audit_checkpoints.iter().any(|c| c.sequence >= at_least))
+            }
+        };
+        wait_for(
+            &ns.api::<ModelDeployment>(),
+            "scoring",
+            TIMEOUT,
+            checkpointed(4),
+        )
+        .await?;
+
+        // Someone cuts the trail on the pod back to its first record; the
+        // server restarts on it and carries on from there.
+        let pod = pods(&ns, "aimass.io/model-deployment=scoring")
+            .await?
+            .into_iter()
+            .next()
+            .and_then(|p| p.metadata.name)
+            .context("no pod")?;
+        let pid = *pod_processes(&pod, "aimass-inference-server")
+            .first()
+            .context("no server process")?;
+        let trail = format!("/proc/{pid}/root/var/log/aimass/calls.jsonl");
+        let text = std::fs::read_to_string(&trail)?;
+        ensure!(
+            text.lines().count() >= 4,
+            "the trail holds every call: {text}"
+        );
+        let first = text.lines().next().context("empty trail")?;
+        std::fs::write(&trail, format!("{first}\n"))?;
+        let killed = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()?;
+        ensure!(killed.success(), "kill -9 {pid}");
+        wait(TIMEOUT, "the server to restart on the cut trail", || {
+            let (ns, pod) = (ns.clone(), pod.clone());
+            async move {
+                Ok(pod_processes(&pod, "aimass-inference-server")
+                    .first()
+                    .is_some_and(|p| *p != pid)
+                    && serving_now(&ns).await?)
+            }
+        })
+        .await?;
+
+        // The operator notices: Secured=False, a Warning Event, and the
+        // finding stays in status.
+        poke(&ns, "2")?;
+        let md = wait_for(
+            &ns.api::<ModelDeployment>(),
+            "scoring",
+            TIMEOUT,
+            |md: Option<&ModelDeployment>| {
+                md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Secured" && c.reason == "AuditTrailBroken")
+                })
+            },
+        )
+        .await?;
+        ensure_secured(&md, "False", "AuditTrailBroken")?;
+        let broken = md
+            .status
+            .iter()
+            .flat_map(|s| s.audit_checkpoints.iter())
+            .find_map(|c| c.broken.clone())
+            .context("no broken checkpoint")?;
+        ensure!(broken.contains("went back from record 4 to 1"), "{broken}");
+        let events = ns.api::<Event>().list(&Default::default()).await?;
+        ensure!(
+            events
+                .items
+                .iter()
+                .any(|e| e.reason.as_deref() == Some("AuditTrailBroken")),
+            "no AuditTrailBroken Event"
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// Whether the ModelDeployment's one replica is Ready.
+async fn serving_now(ns: &TestNamespace) -> Result<bool> {
+    Ok(pods(ns, "aimass.io/model-deployment=scoring")
+        .await?
+        .iter()
+        .any(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        }))
+}
+
 #[tokio::test]
 async fn an_insecure_deployment_says_so_and_answers_anyone() -> Result<()> {
     run_with_operator("insecure", |ns: Arc<TestNamespace>| async move {
