@@ -82,8 +82,9 @@ pub struct Decision {
     pub rate_limit: String,
 }
 
-/// A tensor's name, type and shape: what a call sent or got, without values.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// A tensor's name, type and shape: what a call sent or got; values only as
+/// a payload policy keeps them ([`crate::payload`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TensorShape {
     /// Tensor name.
     pub name: String,
@@ -91,6 +92,10 @@ pub struct TensorShape {
     pub datatype: String,
     /// Shape.
     pub shape: Vec<i64>,
+    /// The values as the payload policy keeps them (hashed, bucketed, or
+    /// with card numbers masked); absent unless a policy names the input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<serde_json::Value>>,
 }
 
 /// One call, as recorded.

@@ -146,6 +146,13 @@ pub struct Config {
     #[arg(long, env = "AIMASS_AUDIT_KEY_FILE")]
     pub audit_key_file: Option<std::path::PathBuf>,
 
+    /// Which input values audit records keep, as JSON:
+    /// `[{"input": "card", "policy": "Keep"}, {"input": "amount", "policy":
+    /// "Bucket", "buckets": [10, 100]}, {"input": "merchant", "policy":
+    /// "Hash"}]`. Inputs not named keep no values. Card numbers are masked.
+    #[arg(long, env = "AIMASS_AUDIT_PAYLOAD")]
+    pub audit_payload: Option<String>,
+
     /// What a failed audit write does to the call.
     #[arg(long, env = "AIMASS_AUDIT_FAILURE_POLICY", value_enum, default_value_t = AuditFailurePolicy::FailClosed)]
     pub audit_failure_policy: AuditFailurePolicy,

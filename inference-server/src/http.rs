@@ -642,6 +642,12 @@ impl Service {
         };
         let request: InferRequest = serde_json::from_slice(json)
             .map_err(|e| ProtocolError::Malformed(format!("invalid JSON: {e}")))?;
+        // Values go into the audit record only as a payload policy keeps them.
+        let payload = self
+            .enforcement
+            .as_ref()
+            .and_then(|e| e.payload.as_ref())
+            .filter(|_| shapes.is_some());
         let input_shapes: Vec<crate::audit::TensorShape> = request
             .inputs
             .iter()
@@ -649,6 +655,7 @@ impl Service {
                 name: i.name.clone(),
                 datatype: i.datatype.clone(),
                 shape: i.shape.clone(),
+                values: payload.and_then(|p| p.record(&i.name, i.data.as_ref())),
             })
             .collect();
         let mut decoded = protocol::decode(request, binary, self.signature())?;
@@ -690,6 +697,7 @@ impl Service {
                         .iter()
                         .map(|d| i64::try_from(*d).unwrap_or(i64::MAX))
                         .collect(),
+                    values: None,
                 })
                 .collect();
         }

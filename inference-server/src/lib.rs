@@ -13,6 +13,7 @@ pub mod engine;
 mod error;
 pub mod http;
 pub mod metrics;
+pub mod payload;
 pub mod protocol;
 pub mod security;
 pub mod server;

@@ -156,17 +156,27 @@ async fn enforcement(
             })
         }
     };
-    let audit = match (&config.audit_log, &config.audit_key_file) {
+    let (audit, payload) = match (&config.audit_log, &config.audit_key_file) {
         (Some(log), Some(key)) => {
             let key = std::fs::read(key).map_err(|e| {
                 Error::Security(format!("cannot read the audit key {}: {e}", key.display()))
             })?;
-            Some(
-                crate::audit::AuditLog::open(log, key)
-                    .map_err(|e| Error::Security(e.to_string()))?,
-            )
+            let payload = config
+                .audit_payload
+                .as_deref()
+                .map(|policy| crate::payload::PayloadPolicy::parse(policy, key.clone()))
+                .transpose()
+                .map_err(Error::Security)?;
+            let audit = crate::audit::AuditLog::open(log, key)
+                .map_err(|e| Error::Security(e.to_string()))?;
+            (Some(audit), payload)
         }
-        _ => None,
+        _ if config.audit_payload.is_some() => {
+            return Err(misconfigured(
+                "--audit-payload needs --audit-log and --audit-key-file",
+            ));
+        }
+        _ => (None, None),
     };
     if guard.is_none() && audit.is_none() {
         return Ok(None);
@@ -183,6 +193,7 @@ async fn enforcement(
             node: config.node_name.clone(),
         },
         fail_open: config.audit_failure_policy == AuditFailurePolicy::FailOpen,
+        payload,
         metrics: Arc::clone(metrics),
     }))
 }

@@ -228,6 +228,7 @@ async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_canno
             ..Target::default()
         },
         fail_open: false,
+        payload: None,
         metrics: Arc::clone(&service.metrics),
     });
     service.admin_separate = true;

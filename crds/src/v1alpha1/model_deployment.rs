@@ -604,7 +604,7 @@ pub enum AuditFailurePolicy {
 }
 
 /// Who may call the model and how calls are recorded.
-#[derive(Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = (
     "!has(self.burst) || has(self.requestsPerSecond)",
@@ -648,6 +648,57 @@ pub struct SecuritySpec {
     /// What a failed audit write does: `FailClosed` (default) or `FailOpen`.
     #[serde(default)]
     pub audit_failure_policy: AuditFailurePolicy,
+
+    /// Which input values the audit records keep, and how. Inputs not named
+    /// keep none: records hold names, types and shapes only. Card numbers
+    /// never appear in clear whatever the policy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = (
+        "self.all(p, self.exists_one(q, q.input == p.input))",
+        "each input may appear in only one audit payload rule"
+    ))]
+    #[schemars(length(max = 64))]
+    pub audit_payload: Vec<PayloadRule>,
+}
+
+/// How one input's values are kept in audit records.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum PayloadTreatment {
+    /// Not at all.
+    Drop,
+    /// Keyed hashes (HMAC-SHA256 under the audit key): equal values can be
+    /// matched across records without being readable.
+    Hash,
+    /// The interval of `buckets` each number falls in.
+    Bucket,
+    /// As sent, with payment card numbers masked to their first six and last
+    /// four digits.
+    Keep,
+}
+
+/// One input's audit payload rule.
+#[derive(Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = (
+    "(self.policy == 'Bucket') == has(self.buckets)",
+    "buckets are given with policy Bucket, and only then"
+))]
+pub struct PayloadRule {
+    /// The input's name, as in the model's metadata.
+    #[schemars(length(min = 1, max = 253))]
+    pub input: String,
+
+    /// `Drop`, `Hash`, `Bucket` or `Keep`.
+    pub policy: PayloadTreatment,
+
+    /// Ascending interval boundaries, for `Bucket`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = (
+        "self.isSorted() && self.all(b, self.exists_one(c, c == b))",
+        "buckets must be ascending, each boundary once"
+    ))]
+    #[schemars(length(min = 1, max = 64))]
+    pub buckets: Option<Vec<f64>>,
 }
 
 impl Default for SecuritySpec {
@@ -659,6 +710,7 @@ impl Default for SecuritySpec {
             burst: None,
             requests_per_second_per_address: None,
             audit_failure_policy: AuditFailurePolicy::default(),
+            audit_payload: Vec::new(),
         }
     }
 }

@@ -95,6 +95,7 @@ async fn main() -> Result<()> {
             ..Target::default()
         },
         fail_open: false,
+        payload: None,
         metrics: Arc::clone(&guarded.metrics),
     });
     guarded.admin_separate = true;

@@ -196,6 +196,8 @@ pub struct Enforcement {
     pub target: Target,
     /// Answer calls whose record could not be written.
     pub fail_open: bool,
+    /// Which input values records keep, and how; none when absent.
+    pub payload: Option<crate::payload::PayloadPolicy>,
     /// Counts records and failures.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }

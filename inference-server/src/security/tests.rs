@@ -338,10 +338,15 @@ async fn guarded(
     limits: Option<Limits>,
     fail_open: bool,
 ) -> Arc<crate::http::Service> {
-    guarded_with(guard(api, "fraud", limits).await, audit, fail_open)
+    guarded_with(guard(api, "fraud", limits).await, audit, fail_open, None)
 }
 
-fn guarded_with(g: Guard, audit: &std::path::Path, fail_open: bool) -> Arc<crate::http::Service> {
+fn guarded_with(
+    g: Guard,
+    audit: &std::path::Path,
+    fail_open: bool,
+    payload: Option<crate::payload::PayloadPolicy>,
+) -> Arc<crate::http::Service> {
     let log = AuditLog::open(audit, AUDIT_KEY.to_vec()).unwrap();
     crate::http_tests::guarded_service(move |metrics| {
         Some(Enforcement {
@@ -354,6 +359,7 @@ fn guarded_with(g: Guard, audit: &std::path::Path, fail_open: bool) -> Arc<crate
                 ..Target::default()
             },
             fail_open,
+            payload,
             metrics,
         })
     })
@@ -563,9 +569,15 @@ async fn an_invoker_is_served_and_recorded_a_viewer_is_not_and_secrets_stay_out_
     // A refused caller is named: auditors ask who was refused.
     assert_eq!(recorded[1].actor.user, "system:serviceaccount:payments:bob");
     let text = std::fs::read_to_string(&audit).unwrap();
-    for secret in ["tok-alice", "tok-bob", "0.25"] {
+    for secret in ["tok-alice", "tok-bob"] {
         assert!(!text.contains(secret), "{secret:?} is in the audit trail");
     }
+    assert!(
+        recorded
+            .iter()
+            .all(|r| r.inputs.iter().all(|i| i.values.is_none())),
+        "no input values without a payload policy"
+    );
     crate::audit::verify(&audit, AUDIT_KEY, None).unwrap();
 }
 
@@ -644,7 +656,7 @@ async fn a_flood_from_one_address_is_refused_before_any_review() {
     ));
     let dir = scratch("per-address");
     let audit = dir.join("audit.jsonl");
-    let svc = guarded_with(g, &audit, false);
+    let svc = guarded_with(g, &audit, false, None);
     let mut codes = Vec::new();
     for i in 0..5 {
         let token = format!("forged-{i}");
@@ -667,6 +679,39 @@ async fn a_flood_from_one_address_is_refused_before_any_review() {
             .iter()
             .all(|r| r.decision.rate_limit == "LimitedForAddress" && r.status == 429)
     );
+}
+
+#[tokio::test]
+async fn a_payload_policy_puts_only_what_it_names_into_the_trail() {
+    let api = fake_with_users();
+    api.grant(
+        "system:serviceaccount:payments:alice",
+        "create",
+        "infer",
+        "fraud",
+    );
+    let dir = scratch("payload");
+    let audit = dir.join("audit.jsonl");
+    let policy = crate::payload::PayloadPolicy::parse(
+        r#"[{"input": "features", "policy": "Bucket", "buckets": [0.3, 0.6]}]"#,
+        AUDIT_KEY.to_vec(),
+    )
+    .unwrap();
+    let svc = guarded_with(
+        guard(&api, "fraud", None).await,
+        &audit,
+        false,
+        Some(policy),
+    );
+    let (status, _, body) = send(&svc, "POST", "/v2/models/fraud/infer", Some("tok-alice")).await;
+    assert_eq!(status, 200, "{body}");
+    let recorded = records(&audit);
+    assert_eq!(
+        recorded[0].inputs[0].values.as_deref(),
+        Some(&[json!("[0.3,0.6)"), json!("<0.3"), json!(">=0.6")][..])
+    );
+    assert!(recorded[0].outputs.iter().all(|o| o.values.is_none()));
+    crate::audit::verify(&audit, AUDIT_KEY, None).unwrap();
 }
 
 #[tokio::test]

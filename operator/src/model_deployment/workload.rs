@@ -408,6 +408,13 @@ fn security_env(md: &ModelDeployment) -> Vec<EnvVar> {
     if let Some(rate) = security.requests_per_second_per_address {
         vars.push(env("AIMASS_RATE_LIMIT_PER_ADDRESS_PER_SECOND", rate));
     }
+    if !security.audit_payload.is_empty() {
+        // The server reads the same rules: {"input", "policy", "buckets"}.
+        vars.push(env(
+            "AIMASS_AUDIT_PAYLOAD",
+            serde_json::to_string(&security.audit_payload).unwrap_or_default(),
+        ));
+    }
     vars
 }
 
@@ -588,6 +595,38 @@ spec:
                 security.allow_privilege_escalation
             ),
             (Some(true), Some(false))
+        );
+    }
+
+    #[test]
+    fn the_audit_payload_policy_reaches_the_server_in_its_own_format() {
+        let md = md(
+            "  security: {auditPayload: [{input: amount, policy: Bucket, buckets: [10, 100]}]}\n",
+        );
+        let version = version();
+        let d = deployment(&Workload {
+            md: &md,
+            version: &version,
+            replicas: 1,
+            default_image: "aimass/inference-server:0.1.0",
+            secret: None,
+            track: Track::Stable,
+        });
+        let pod = d.spec.unwrap().template.spec.unwrap();
+        let policy = pod.containers[0]
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == "AIMASS_AUDIT_PAYLOAD")
+            .and_then(|e| e.value.clone())
+            .unwrap();
+        let parsed = aimass_inference_server::payload::PayloadPolicy::parse(&policy, vec![0; 32]);
+        assert!(parsed.is_ok(), "{policy}: {:?}", parsed.err());
+        assert!(
+            parsed
+                .unwrap()
+                .record("amount", Some(&serde_json::json!([50])))
+                .is_some()
         );
     }
 

@@ -27,7 +27,7 @@ spec:
   containers:
   - name: server
     image: aimass/inference-server:dev
-    args: [--model-uri, "{models}/gbdt_classifier.onnx", --model-name, "{model}", --auth, kubernetes, --admin-port, "8081", --audit-log, "/audit/calls-{model}.jsonl", --audit-key-file, /audit-key/key]
+    args: [--model-uri, "{models}/gbdt_classifier.onnx", --model-name, "{model}", --auth, kubernetes, --admin-port, "8081", --audit-log, "/audit/calls-{model}.jsonl", --audit-key-file, /audit-key/key, --audit-payload, '[{{"input": "features", "policy": "Bucket", "buckets": [0.0]}}]']
     env:
     - name: POD_NAMESPACE
       valueFrom: {{fieldRef: {{fieldPath: metadata.namespace}}}}
@@ -246,6 +246,24 @@ async fn scenario(ns: &TestNamespace, audit: &std::path::Path) -> Result<()> {
         users.contains(&format!("system:serviceaccount:{}:bob 403", ns.name)),
         "{users:?}"
     );
+    // The payload policy keeps the features as buckets, never as sent.
+    let served: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| {
+            r["status"] == 200
+                && r["operation"]
+                    .as_str()
+                    .is_some_and(|o| o.ends_with("/infer"))
+        })
+        .collect();
+    ensure!(!served.is_empty(), "no served inference in the trail");
+    for record in &served {
+        let values = record["inputs"][0]["values"]
+            .as_array()
+            .context("a served call's features are bucketed in its record")?;
+        ensure!(values.iter().all(|v| v == "<0" || v == ">=0"), "{values:?}");
+    }
     let verify =
         std::process::Command::new(aimass_e2e::operator::target_dir().join("debug/aimass-audit"))
             .args(["verify", "--log"])
