@@ -332,6 +332,16 @@ fn scratch(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// Lets alice call model fraud.
+fn grant_alice(api: &FakeApi) {
+    api.grant(
+        "system:serviceaccount:payments:alice",
+        "create",
+        "infer",
+        "fraud",
+    );
+}
+
 async fn guarded(
     api: &Arc<FakeApi>,
     audit: &std::path::Path,
@@ -515,12 +525,7 @@ async fn every_route_answers_401_without_credentials_and_every_call_is_recorded(
 #[tokio::test]
 async fn an_invoker_is_served_and_recorded_a_viewer_is_not_and_secrets_stay_out_of_the_trail() {
     let api = fake_with_users();
-    api.grant(
-        "system:serviceaccount:payments:alice",
-        "create",
-        "infer",
-        "fraud",
-    );
+    grant_alice(&api);
     api.grant("system:serviceaccount:payments:bob", "get", "", "fraud");
     let dir = scratch("rbac");
     let audit = dir.join("audit.jsonl");
@@ -584,12 +589,7 @@ async fn an_invoker_is_served_and_recorded_a_viewer_is_not_and_secrets_stay_out_
 #[tokio::test]
 async fn an_api_server_outage_is_a_503_without_running_the_model() {
     let api = fake_with_users();
-    api.grant(
-        "system:serviceaccount:payments:alice",
-        "create",
-        "infer",
-        "fraud",
-    );
+    grant_alice(&api);
     let dir = scratch("503");
     let svc = guarded(&api, &dir.join("audit.jsonl"), None, false).await;
     api.down.store(true, Ordering::SeqCst);
@@ -605,12 +605,7 @@ async fn an_api_server_outage_is_a_503_without_running_the_model() {
 #[tokio::test]
 async fn a_caller_over_quota_gets_429_with_retry_after_and_it_is_recorded() {
     let api = fake_with_users();
-    api.grant(
-        "system:serviceaccount:payments:alice",
-        "create",
-        "infer",
-        "fraud",
-    );
+    grant_alice(&api);
     api.grant(
         "system:serviceaccount:payments:bob",
         "create",
@@ -684,12 +679,7 @@ async fn a_flood_from_one_address_is_refused_before_any_review() {
 #[tokio::test]
 async fn a_payload_policy_puts_only_what_it_names_into_the_trail() {
     let api = fake_with_users();
-    api.grant(
-        "system:serviceaccount:payments:alice",
-        "create",
-        "infer",
-        "fraud",
-    );
+    grant_alice(&api);
     let dir = scratch("payload");
     let audit = dir.join("audit.jsonl");
     let policy = crate::payload::PayloadPolicy::parse(
@@ -717,12 +707,7 @@ async fn a_payload_policy_puts_only_what_it_names_into_the_trail() {
 #[tokio::test]
 async fn a_failed_audit_write_refuses_the_call_under_fail_closed_and_counts_under_fail_open() {
     let api = fake_with_users();
-    api.grant(
-        "system:serviceaccount:payments:alice",
-        "create",
-        "infer",
-        "fraud",
-    );
+    grant_alice(&api);
     // Every write to /dev/full fails with ENOSPC.
     let full = std::path::Path::new("/dev/full");
     let closed = guarded(&api, full, None, false).await;
@@ -743,12 +728,7 @@ async fn a_failed_audit_write_refuses_the_call_under_fail_closed_and_counts_unde
 #[tokio::test]
 async fn ten_thousand_mixed_calls_make_ten_thousand_chained_records() {
     let api = fake_with_users();
-    api.grant(
-        "system:serviceaccount:payments:alice",
-        "create",
-        "infer",
-        "fraud",
-    );
+    grant_alice(&api);
     let dir = scratch("10k");
     let audit = dir.join("audit.jsonl");
     let svc = guarded(&api, &audit, None, false).await;

@@ -598,21 +598,26 @@ spec:
         );
     }
 
-    #[test]
-    fn the_audit_payload_policy_reaches_the_server_in_its_own_format() {
-        let md = md(
-            "  security: {auditPayload: [{input: amount, policy: Bucket, buckets: [10, 100]}]}\n",
-        );
+    /// The pod template of a one-replica stable track.
+    fn one_stable_pod(md: &ModelDeployment) -> PodSpec {
         let version = version();
         let d = deployment(&Workload {
-            md: &md,
+            md,
             version: &version,
             replicas: 1,
             default_image: "aimass/inference-server:0.1.0",
             secret: None,
             track: Track::Stable,
         });
-        let pod = d.spec.unwrap().template.spec.unwrap();
+        d.spec.unwrap().template.spec.unwrap()
+    }
+
+    #[test]
+    fn the_audit_payload_policy_reaches_the_server_in_its_own_format() {
+        let md = md(
+            "  security: {auditPayload: [{input: amount, policy: Bucket, buckets: [10, 100]}]}\n",
+        );
+        let pod = one_stable_pod(&md);
         let policy = pod.containers[0]
             .env
             .iter()
@@ -633,16 +638,7 @@ spec:
     #[test]
     fn an_insecure_deployment_runs_without_reviews_or_trail() {
         let md = md("  security: {mode: Insecure}\n  serviceAccountName: batch\n");
-        let version = version();
-        let d = deployment(&Workload {
-            md: &md,
-            version: &version,
-            replicas: 1,
-            default_image: "aimass/inference-server:0.1.0",
-            secret: None,
-            track: Track::Stable,
-        });
-        let pod = d.spec.unwrap().template.spec.unwrap();
+        let pod = one_stable_pod(&md);
         let c = &pod.containers[0];
         let names: Vec<&str> = c.env.iter().flatten().map(|e| e.name.as_str()).collect();
         assert!(names.contains(&"AIMASS_ADMIN_PORT"));
