@@ -441,6 +441,21 @@ pub async fn http_get(url: &str) -> Result<(u16, String)> {
     http_get_as(url, None).await
 }
 
+/// As [`http_get`], trying up to three times when no answer comes (a
+/// connection refused or timed out, as while a fresh cluster's network
+/// settles); an answer of any status is returned at once.
+pub async fn http_get_settled(url: &str) -> Result<(u16, String)> {
+    let mut last = None;
+    for _ in 0..3 {
+        match http_get(url).await {
+            Ok(answer) => return Ok(answer),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no attempt made")))
+}
+
 /// As [`http_get`], with `Authorization: Bearer <token>` when given.
 pub async fn http_get_as(url: &str, token: Option<&str>) -> Result<(u16, String)> {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aimass_e2e::{
-    TestNamespace, http_get, kubectl, kubectl_path, logs_contain, pod_processes, pods, run, wait,
-    wait_for,
+    TestNamespace, http_get, http_get_settled, kubectl, kubectl_path, logs_contain, pod_processes,
+    pods, run, wait, wait_for,
 };
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -101,7 +101,8 @@ async fn a_deployment_spreads_over_nodes_serves_on_pod_ips_and_cleans_up() -> Re
             "the scheduler put the replicas on {nodes:?}"
         );
         for pod in &running {
-            let (status, body) = http_get(&format!("http://{}:8080/", pod_ip(pod)?)).await?;
+            let (status, body) =
+                http_get_settled(&format!("http://{}:8080/", pod_ip(pod)?)).await?;
             ensure!(
                 status == 200 && body.contains(&name(pod)),
                 "{} answered {status} {body}",
@@ -176,7 +177,7 @@ async fn a_service_routes_from_the_host_and_from_pods_to_ready_replicas_only() -
         // From the host: requests spread over the replicas.
         let mut served = HashSet::new();
         for _ in 0..30 {
-            let (status, body) = http_get(&url).await?;
+            let (status, body) = http_get_settled(&url).await?;
             ensure!(status == 200, "{status} {body}");
             served.insert(
                 serde_json::from_str::<serde_json::Value>(&body)?["pod"]
