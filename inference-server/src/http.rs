@@ -113,7 +113,7 @@ pub struct Service {
     /// Probes and /metrics are on their own port, not on the API port.
     pub admin_separate: bool,
     /// TLS on the API port (and client certificates), when configured.
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub tls: Option<Arc<crate::security::mtls::ReloadingAcceptor>>,
 }
 
 /// The routes of the API port as (method, path template): the test that

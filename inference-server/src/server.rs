@@ -36,7 +36,9 @@ pub async fn prepare(config: &Config) -> Result<Arc<Service>, Error> {
             client_ca: config.client_ca_file.clone(),
             client_crls: config.client_crl_file.clone(),
         };
-        service.tls = Some(crate::security::mtls::acceptor(&files).map_err(Error::Security)?);
+        service.tls = Some(Arc::new(
+            crate::security::mtls::ReloadingAcceptor::new(files).map_err(Error::Security)?,
+        ));
     }
     service.admin_separate = config.admin_port.is_some();
     Ok(Arc::new(service))
@@ -233,7 +235,7 @@ pub async fn serve(
                 let Ok((stream, peer)) = conn else { continue };
                 let _ = stream.set_nodelay(true);
                 let service = Arc::clone(&service);
-                match service.tls.clone() {
+                match service.tls.as_ref().map(|tls| tls.current()) {
                     None => {
                         let connection = http1::Builder::new().serve_connection(
                             TokioIo::new(stream),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use aimass_inference_server::audit::{AuditLog, Record, Target};
 use aimass_inference_server::config::Config;
-use aimass_inference_server::security::mtls::{TlsFiles, acceptor};
+use aimass_inference_server::security::mtls::{RELOAD_CHECK, ReloadingAcceptor, TlsFiles};
 use aimass_inference_server::security::{Authorizer, Enforcement, Guard, TokenAuthenticator, stub};
 use aimass_inference_server::server;
 use clap::Parser;
@@ -232,15 +232,15 @@ async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_canno
         metrics: Arc::clone(&service.metrics),
     });
     service.admin_separate = true;
-    service.tls = Some(
-        acceptor(&TlsFiles {
+    service.tls = Some(Arc::new(
+        ReloadingAcceptor::new(TlsFiles {
             cert: server_files.0,
             key: server_files.1,
             client_ca: Some(pki.dir.join("ca.pem")),
             client_crls: vec![crl],
         })
         .unwrap(),
-    );
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(server::serve(
@@ -270,6 +270,15 @@ async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_canno
     assert!(
         call(addr, &pki, Some(&revoked), &body).await.is_err(),
         "a revoked certificate was served"
+    );
+
+    // The CA publishes a new CRL (the mounted Secret changes): partner-bank-a
+    // is revoked for new connections after the next check, no restart.
+    pki.revoke(2);
+    tokio::time::sleep(RELOAD_CHECK + Duration::from_millis(200)).await;
+    assert!(
+        call(addr, &pki, Some(&partner), &body).await.is_err(),
+        "a certificate revoked by the updated CRL was served"
     );
 
     let records: Vec<Record> = std::fs::read_to_string(&audit)

@@ -3,9 +3,13 @@
 //! revocation lists authenticates its holder as Kubernetes reads x509
 //! identities — the subject's CN is the user, its O values the groups.
 //! Clients without a certificate may still connect and use a bearer token.
+//! The files are followed: a rotated certificate, CA or CRL (a mounted
+//! Secret updated in place) applies to connections accepted after the next
+//! check, without a restart.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
@@ -35,6 +39,81 @@ fn read_all<T: PemObject>(path: &Path, what: &str) -> Result<Vec<T>, String> {
         .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
+}
+
+/// How often the files are checked for changes.
+pub const RELOAD_CHECK: Duration = Duration::from_secs(1);
+
+/// A TLS acceptor that follows its files. A change that does not load (a
+/// half-written Secret, a bad CRL) keeps the last good acceptor, and says
+/// so in the log, until the files load again.
+pub struct ReloadingAcceptor {
+    files: TlsFiles,
+    state: Mutex<Loaded>,
+}
+
+struct Loaded {
+    acceptor: TlsAcceptor,
+    fingerprint: Vec<u8>,
+    checked: Instant,
+}
+
+impl ReloadingAcceptor {
+    /// Loads the files; an error if they do not describe a usable acceptor.
+    pub fn new(files: TlsFiles) -> Result<Self, String> {
+        let fingerprint = fingerprint(&files);
+        let acceptor = acceptor(&files)?;
+        Ok(Self {
+            files,
+            state: Mutex::new(Loaded {
+                acceptor,
+                fingerprint,
+                checked: Instant::now(),
+            }),
+        })
+    }
+
+    /// The acceptor for a new connection, reloaded first when the files
+    /// changed since the last check (at most every [`RELOAD_CHECK`]).
+    pub fn current(&self) -> TlsAcceptor {
+        let mut loaded = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if loaded.checked.elapsed() >= RELOAD_CHECK {
+            loaded.checked = Instant::now();
+            let now = fingerprint(&self.files);
+            if now != loaded.fingerprint {
+                match acceptor(&self.files) {
+                    Ok(fresh) => {
+                        tracing::info!("TLS certificate, client CA or CRL changed: reloaded");
+                        loaded.acceptor = fresh;
+                        loaded.fingerprint = now;
+                    }
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        "TLS files changed but do not load; keeping the previous ones"
+                    ),
+                }
+            }
+        }
+        loaded.acceptor.clone()
+    }
+}
+
+/// A digest of every file's content (a missing file counts as empty).
+fn fingerprint(files: &TlsFiles) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    let paths = [
+        Some(&files.cert),
+        Some(&files.key),
+        files.client_ca.as_ref(),
+    ];
+    for path in paths.into_iter().flatten().chain(&files.client_crls) {
+        hasher.update(std::fs::read(path).unwrap_or_default());
+        hasher.update([0]);
+    }
+    hasher.finalize().to_vec()
 }
 
 /// The TLS acceptor the files describe.
