@@ -4,6 +4,8 @@ use std::net::IpAddr;
 
 use clap::{Parser, ValueEnum};
 
+pub use crate::telemetry::LogFormat;
+
 /// Who may call the model.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum AuthMode {
@@ -21,15 +23,6 @@ pub enum AuditFailurePolicy {
     FailClosed,
     /// Answer the call, count the failure in `aimass_audit_write_failures_total`.
     FailOpen,
-}
-
-/// How log lines are written.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Plain,
-    /// One JSON object per line, for log collectors.
-    Json,
 }
 
 /// Serves one ONNX model over the Open Inference Protocol v2 (the REST API of

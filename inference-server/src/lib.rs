@@ -18,6 +18,7 @@ pub mod protocol;
 pub mod security;
 pub mod server;
 pub mod source;
+pub mod telemetry;
 pub mod tensor;
 
 pub use error::Error;

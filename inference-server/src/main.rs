@@ -2,11 +2,10 @@
 
 use std::net::SocketAddr;
 
-use aimass_inference_server::config::{Config, LogFormat};
-use aimass_inference_server::server;
+use aimass_inference_server::config::Config;
+use aimass_inference_server::{server, telemetry};
 use anyhow::Context;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -14,14 +13,7 @@ async fn main() -> anyhow::Result<()> {
     // linked, rustls cannot pick a provider itself, so every binary picks ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = Config::parse();
-    let filter = EnvFilter::try_new(&config.log_filter).context("invalid log filter")?;
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
-    match config.log_format {
-        LogFormat::Plain => subscriber.init(),
-        LogFormat::Json => subscriber.json().flatten_event(true).init(),
-    }
+    telemetry::init(config.log_format, &config.log_filter).map_err(anyhow::Error::msg)?;
     let listener = server::bind(SocketAddr::new(config.address, config.port)).await?;
     let admin = match config.admin_port {
         Some(port) => Some(server::bind(SocketAddr::new(config.address, port)).await?),

@@ -2,16 +2,8 @@
 
 use std::net::SocketAddr;
 
-use clap::{Parser, ValueEnum};
-
-/// How log lines are written.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Plain,
-    /// One JSON object per line, for log collectors.
-    Json,
-}
+pub use aimass_inference_server::telemetry::LogFormat;
+use clap::Parser;
 
 /// The aimass operator: reconciles Model, TrainingJob and ModelDeployment
 /// resources (group aimass.io) into Jobs, Deployments and Services.

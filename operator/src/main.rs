@@ -21,7 +21,6 @@ mod model_deployment;
 mod scrape;
 mod security;
 mod storage;
-mod telemetry;
 mod training_job;
 
 use std::sync::Arc;
@@ -39,7 +38,8 @@ async fn main() -> anyhow::Result<()> {
     // linked, rustls cannot pick a provider itself, so every binary picks ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = config::Config::parse();
-    telemetry::init(config.log_format, &config.log_filter)?;
+    aimass_inference_server::telemetry::init(config.log_format, &config.log_filter)
+        .map_err(Error::Config)?;
     info!(
         version = env!("CARGO_PKG_VERSION"),
         "starting aimass-operator"
