@@ -100,6 +100,28 @@ async fn a_deployment_spreads_over_nodes_serves_on_pod_ips_and_cleans_up() -> Re
             nodes.len() == 3,
             "the scheduler put the replicas on {nodes:?}"
         );
+        // A pod answers once its address is reachable: on a cluster just
+        // started after another was torn down this has taken seconds.
+        let urls = running
+            .iter()
+            .map(|p| Ok(format!("http://{}:8080/", pod_ip(p)?)))
+            .collect::<Result<Vec<_>>>()?;
+        wait(
+            Duration::from_secs(30),
+            "every pod to answer on its IP",
+            || {
+                let urls = urls.clone();
+                async move {
+                    for url in &urls {
+                        if http_get(url).await.is_err() {
+                            return Ok(false);
+                        }
+                    }
+                    Ok(true)
+                }
+            },
+        )
+        .await?;
         for pod in &running {
             let (status, body) =
                 http_get_settled(&format!("http://{}:8080/", pod_ip(pod)?)).await?;
