@@ -235,7 +235,7 @@ pub async fn serve(
                 let Ok((stream, peer)) = conn else { continue };
                 let _ = stream.set_nodelay(true);
                 let service = Arc::clone(&service);
-                match service.tls.as_ref().map(|tls| tls.current()) {
+                match service.tls.clone() {
                     None => {
                         let connection = http1::Builder::new().serve_connection(
                             TokioIo::new(stream),
@@ -246,9 +246,12 @@ pub async fn serve(
                             let _ = watched.await;
                         });
                     }
-                    Some(acceptor) => {
+                    Some(tls) => {
                         let watcher = graceful.watcher();
                         tokio::spawn(async move {
+                            // Off the accept loop: this may re-read the TLS
+                            // files once a second.
+                            let acceptor = tls.current();
                             let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
                             let Ok(Ok(tls)) = handshake else {
                                 // A certificate that does not verify (or a

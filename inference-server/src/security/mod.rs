@@ -165,6 +165,16 @@ pub struct Admission {
     pub verdict: Result<(), Refusal>,
 }
 
+impl Admission {
+    /// Refused before anyone was authenticated.
+    fn refused(refusal: Refusal) -> Self {
+        Self {
+            principal: None,
+            verdict: Err(refusal),
+        }
+    }
+}
+
 /// Everything known of a call once it is answered, for its audit record.
 pub struct Call {
     /// When it arrived.
@@ -229,19 +239,11 @@ impl Enforcement {
             && let Err(refusal) = limits.check(&peer)
         {
             decision.rate_limit = "LimitedForAddress".into();
-            return Admission {
-                principal: None,
-                verdict: Err(refusal),
-            };
+            return Admission::refused(refusal);
         }
         let principal = match guard.authenticate(headers, certificate, decision).await {
             Ok(principal) => principal,
-            Err(refusal) => {
-                return Admission {
-                    principal: None,
-                    verdict: Err(refusal),
-                };
-            }
+            Err(refusal) => return Admission::refused(refusal),
         };
         let verdict = guard.authorize(&principal, action, decision).await;
         Admission {
