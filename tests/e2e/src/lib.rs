@@ -247,28 +247,41 @@ impl TestNamespace {
             .token)
     }
 
-    /// A token (audience `aimass`) of ServiceAccount `caller`, which RBAC
-    /// allows to call every model of this namespace.
-    pub async fn invoker_token(&self) -> Result<String> {
+    /// Creates ServiceAccount `account` (if missing) and grants it Role
+    /// `role` with `rules` (a YAML flow sequence), through a RoleBinding of
+    /// the same name as the Role.
+    pub async fn grant(&self, account: &str, role: &str, rules: &str) -> Result<()> {
         self.apply(&format!(
             r#"
 apiVersion: v1
 kind: ServiceAccount
-metadata: {{name: caller}}
+metadata: {{name: {account}}}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
-metadata: {{name: invoke-models}}
-rules: [{{apiGroups: [aimass.io], resources: [models/infer], verbs: [create]}}]
+metadata: {{name: {role}}}
+rules: {rules}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
-metadata: {{name: caller-invokes-models}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: invoke-models}}
-subjects: [{{kind: ServiceAccount, name: caller, namespace: {}}}]
+metadata: {{name: {role}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: {role}}}
+subjects: [{{kind: ServiceAccount, name: {account}, namespace: {ns}}}]
 "#,
-            self.name
+            ns = self.name
         ))
+        .await?;
+        Ok(())
+    }
+
+    /// A token (audience `aimass`) of ServiceAccount `caller`, which RBAC
+    /// allows to call every model of this namespace.
+    pub async fn invoker_token(&self) -> Result<String> {
+        self.grant(
+            "caller",
+            "invoke-models",
+            "[{apiGroups: [aimass.io], resources: [models/infer], verbs: [create]}]",
+        )
         .await?;
         self.token("caller", "aimass").await
     }

@@ -122,9 +122,8 @@ async fn a_deployment_spreads_over_nodes_serves_on_pod_ips_and_cleans_up() -> Re
             },
         )
         .await?;
-        for pod in &running {
-            let (status, body) =
-                http_get_settled(&format!("http://{}:8080/", pod_ip(pod)?)).await?;
+        for (pod, url) in running.iter().zip(&urls) {
+            let (status, body) = http_get(url).await?;
             ensure!(
                 status == 200 && body.contains(&name(pod)),
                 "{} answered {status} {body}",

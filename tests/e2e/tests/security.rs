@@ -59,14 +59,6 @@ kind: ServiceAccount
 metadata: {{name: scoring}}
 ---
 apiVersion: v1
-kind: ServiceAccount
-metadata: {{name: alice}}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {{name: bob}}
----
-apiVersion: v1
 kind: Secret
 metadata: {{name: audit-key}}
 stringData: {{key: "an audit chain key of at least 32 bytes"}}
@@ -77,29 +69,6 @@ metadata: {{name: {delegator}}}
 roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:auth-delegator"}}
 subjects: [{{kind: ServiceAccount, name: scoring, namespace: {ns}}}]
 ---
-# alice may run model a (and only a); bob may read a's metadata.
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {{name: invoke-a}}
-rules: [{{apiGroups: [aimass.io], resources: [models/infer], resourceNames: [a], verbs: [create]}}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {{name: alice-invokes-a}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: invoke-a}}
-subjects: [{{kind: ServiceAccount, name: alice, namespace: {ns}}}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {{name: view-a}}
-rules: [{{apiGroups: [aimass.io], resources: [models], resourceNames: [a], verbs: [get]}}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {{name: bob-views-a}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: view-a}}
-subjects: [{{kind: ServiceAccount, name: bob, namespace: {ns}}}]
----
 {a}
 ---
 {b}
@@ -108,6 +77,19 @@ subjects: [{{kind: ServiceAccount, name: bob, namespace: {ns}}}]
             a = server("a", &models, &audit),
             b = server("b", &models, &audit),
         ))
+        .await?;
+        // alice may run model a (and only a); bob may read a's metadata.
+        ns.grant(
+            "alice",
+            "invoke-a",
+            "[{apiGroups: [aimass.io], resources: [models/infer], resourceNames: [a], verbs: [create]}]",
+        )
+        .await?;
+        ns.grant(
+            "bob",
+            "view-a",
+            "[{apiGroups: [aimass.io], resources: [models], resourceNames: [a], verbs: [get]}]",
+        )
         .await?;
         let result = scenario(&ns, std::path::Path::new(&audit)).await;
         let _ = kubectl(&[
@@ -203,7 +185,7 @@ async fn scenario(ns: &TestNamespace, audit: &std::path::Path) -> Result<()> {
     ensure!(post_as(&infer("a"), &request, Some(&alice)).await?.0 == 200);
     let revoked = Instant::now();
     Api::<RoleBinding>::namespaced(ns.client.clone(), &ns.name)
-        .delete("alice-invokes-a", &DeleteParams::default())
+        .delete("invoke-a", &DeleteParams::default())
         .await?;
     wait(
         Duration::from_secs(20),
