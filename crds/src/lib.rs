@@ -1,11 +1,12 @@
-//! The aimass.io Kubernetes API: the `Model`, `TrainingJob` and
-//! `ModelDeployment` custom resources, their condition vocabulary, and the
+//! The aimass.io Kubernetes API: the `Model`, `TrainingJob`,
+//! `ModelDeployment` and `ApiClient` custom resources, the API key format, their condition vocabulary, and the
 //! checks their schema cannot express.
 //!
 //! Everything else in aimass (the operator, the inference server, the tests)
 //! imports the API from here. This crate depends on kube's derive feature
 //! only, never on a client.
 
+pub mod api_key;
 mod error;
 pub mod reference;
 pub mod uri;
@@ -27,6 +28,7 @@ pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
             "aimass.io_modeldeployments.yaml",
             v1alpha1::ModelDeployment::crd(),
         ),
+        ("aimass.io_apiclients.yaml", v1alpha1::ApiClient::crd()),
     ]
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use kube::core::cel::validate_cel;
 use serde_json::Value;
 
-use crate::v1alpha1::{Model, ModelDeployment, TrainingJob};
+use crate::v1alpha1::{ApiClient, Model, ModelDeployment, TrainingJob};
 use crate::{crds, render_crd, validation};
 
 fn repo_root() -> PathBuf {
@@ -50,6 +50,7 @@ enum Manifest {
     Model(Box<Model>),
     TrainingJob(Box<TrainingJob>),
     ModelDeployment(Box<ModelDeployment>),
+    ApiClient(Box<ApiClient>),
 }
 
 impl Manifest {
@@ -60,6 +61,7 @@ impl Manifest {
             "Model" => Self::Model(serde_json::from_value(value).map_err(err)?),
             "TrainingJob" => Self::TrainingJob(serde_json::from_value(value).map_err(err)?),
             "ModelDeployment" => Self::ModelDeployment(serde_json::from_value(value).map_err(err)?),
+            "ApiClient" => Self::ApiClient(serde_json::from_value(value).map_err(err)?),
             other => return Err(format!("unexpected kind {other:?}")),
         })
     }
@@ -71,6 +73,7 @@ impl Manifest {
             Self::Model(m) => validate_cel(m.as_ref()),
             Self::TrainingJob(t) => validate_cel(t.as_ref()),
             Self::ModelDeployment(d) => validate_cel(d.as_ref()),
+            Self::ApiClient(c) => validate_cel(c.as_ref()),
         }
         .map_err(|e| e.to_string())
     }
@@ -81,6 +84,7 @@ impl Manifest {
             Self::Model(m) => validation::validate_model(&m.spec),
             Self::TrainingJob(t) => validation::validate_training_job(&t.spec),
             Self::ModelDeployment(d) => validation::validate_model_deployment(&d.spec),
+            Self::ApiClient(_) => Ok(()),
         }
     }
 }

@@ -96,6 +96,13 @@ pub struct Config {
     #[arg(long, env = "AIMASS_AUTH_AUDIENCE", default_value = "aimass")]
     pub auth_audience: String,
 
+    /// Accept the API keys of the ApiClients in --namespace too (with
+    /// --auth kubernetes), following them with a watch: a removed key stops
+    /// working without a restart. Needs get, list and watch on apiclients
+    /// in that namespace.
+    #[arg(long, env = "AIMASS_API_CLIENTS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub api_clients: bool,
+
     /// Longest a TokenReview or SubjectAccessReview may take, in
     /// milliseconds; then the call is refused with 503.
     #[arg(long, env = "AIMASS_AUTH_TIMEOUT_MILLIS", default_value_t = 2000)]

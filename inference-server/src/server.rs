@@ -117,7 +117,7 @@ async fn enforcement(
     metrics: &Arc<Metrics>,
 ) -> Result<Option<crate::security::Enforcement>, Error> {
     use crate::config::{AuditFailurePolicy, AuthMode};
-    use crate::security::{Authorizer, Enforcement, Guard, Limits, TokenAuthenticator};
+    use crate::security::{ApiKeys, Authorizer, Enforcement, Guard, Limits, TokenAuthenticator};
     let misconfigured = |message: &str| Error::Security(message.to_owned());
     let guard = match config.auth {
         AuthMode::None => {
@@ -146,7 +146,15 @@ async fn enforcement(
             let per_address = config
                 .rate_limit_per_address_per_second
                 .map(|rate| Limits::new(non_zero(rate), non_zero(rate)));
+            let api_keys = config.api_clients.then(|| {
+                let keys = Arc::new(ApiKeys::default());
+                tokio::spawn(
+                    Arc::clone(&keys).follow(kube::Api::namespaced(client.clone(), &namespace)),
+                );
+                keys
+            });
             Some(Guard {
+                api_keys,
                 authn: TokenAuthenticator::new(
                     client.clone(),
                     config.auth_audience.clone(),

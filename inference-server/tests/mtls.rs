@@ -216,6 +216,7 @@ async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_canno
     let timeout = Duration::from_secs(1);
     service.enforcement = Some(Enforcement {
         guard: Some(Guard {
+            api_keys: None,
             authn: TokenAuthenticator::new(client.clone(), "aimass".into(), timeout),
             authz: Authorizer::new(client, "risk".into(), "fraud".into(), timeout),
             limits: None,

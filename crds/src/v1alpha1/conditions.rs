@@ -41,6 +41,10 @@ pub mod reasons {
     pub const TRAINING_IN_PROGRESS: &str = "TrainingInProgress";
     /// No training run is in progress.
     pub const IDLE: &str = "Idle";
+    /// An ApiClient's `expires` has passed: none of its keys authenticates.
+    pub const EXPIRED: &str = "Expired";
+    /// An ApiClient's key Secret lacks a well-formed `id` or `sha256`.
+    pub const INVALID_KEY_SECRET: &str = "InvalidKeySecret";
     /// A TrainingJob is waiting for its Job or pods.
     pub const PENDING: &str = "Pending";
     /// A TrainingJob's trainer is running.

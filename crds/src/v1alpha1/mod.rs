@@ -1,11 +1,13 @@
 //! Version `v1alpha1` of the aimass.io API.
 
+mod api_client;
 mod common;
 pub mod conditions;
 mod model;
 mod model_deployment;
 mod training_job;
 
+pub use api_client::*;
 pub use common::*;
 pub use model::*;
 pub use model_deployment::*;

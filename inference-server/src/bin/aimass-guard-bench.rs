@@ -84,6 +84,7 @@ async fn main() -> Result<()> {
         guard: Some(Guard {
             authn: TokenAuthenticator::new(client.clone(), "aimass".into(), timeout),
             authz: Authorizer::new(client, "risk".into(), "fraud".into(), timeout),
+            api_keys: None,
             limits: None,
             per_address: None,
         }),

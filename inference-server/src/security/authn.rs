@@ -71,6 +71,7 @@ impl TokenAuthenticator {
                 groups: user.groups.unwrap_or_default(),
                 credential_id: format!("token:{}", &hex::encode(hash)[..16]),
                 method: "ServiceAccountToken",
+                limit: None,
             }
         });
         let ttl = expiry(token).map_or(TOKEN_TTL, |left| left.min(TOKEN_TTL));

@@ -3,6 +3,7 @@
 //! before it reaches a route, and the layer fails closed (an answer the
 //! API server cannot give is a 503, never a pass).
 
+mod apikeys;
 mod authn;
 mod authz;
 mod cache;
@@ -16,6 +17,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{Quota, RateLimiter};
 use hyper::header::{AUTHORIZATION, HeaderMap};
 
+pub use apikeys::{API_CLIENTS_GROUP, ApiKeys, generate as generate_api_key};
 pub use authn::{TOKEN_TTL, TokenAuthenticator};
 pub use authz::{ALLOW_TTL, Action, Authorizer, DENY_TTL};
 
@@ -35,7 +37,36 @@ pub struct Principal {
     pub credential_id: String,
     /// How it authenticated.
     pub method: &'static str,
+    /// A rate limit of its own (an ApiClient's quota) instead of the
+    /// server's per-caller default.
+    pub limit: Option<OwnLimit>,
 }
+
+/// One caller's own rate limit, shared by all its keys.
+#[derive(Clone)]
+pub struct OwnLimit(std::sync::Arc<governor::DefaultDirectRateLimiter>);
+
+impl OwnLimit {
+    fn check(&self) -> Result<(), Refusal> {
+        self.0.check().map_err(|not_until| {
+            Refusal::RateLimited(not_until.wait_time_from(DefaultClock::default().now()))
+        })
+    }
+}
+
+impl std::fmt::Debug for OwnLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OwnLimit")
+    }
+}
+
+impl PartialEq for OwnLimit {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for OwnLimit {}
 
 impl Principal {
     fn cache_key(&self) -> String {
@@ -105,7 +136,9 @@ pub struct Guard {
     pub authn: TokenAuthenticator,
     /// Decides what a principal may do.
     pub authz: Authorizer,
-    /// Per-caller rate limits.
+    /// Accepts the keys of the namespace's ApiClients, when enabled.
+    pub api_keys: Option<std::sync::Arc<ApiKeys>>,
+    /// Per-caller rate limits, for callers without a quota of their own.
     pub limits: Option<Limits>,
     /// A coarse limit per source address, checked before anything else so
     /// a flood of bad credentials cannot flood the API server with reviews.
@@ -114,7 +147,8 @@ pub struct Guard {
 
 impl Guard {
     /// Who is calling: the verified client certificate's subject, or the
-    /// holder of the bearer token. Fills in `decision.authentication`.
+    /// holder of the bearer token (an API key, or a token the API server
+    /// reviews). Fills in `decision.authentication`.
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
@@ -125,6 +159,10 @@ impl Guard {
         // bearer token authenticates the request.
         let principal = match (certificate, bearer(headers)) {
             (Some(holder), _) => Ok(holder.clone()),
+            (None, Some(key)) if key.starts_with(aimass_crds::api_key::PREFIX) => self
+                .api_keys
+                .as_ref()
+                .map_or(Err(Refusal::Unauthenticated), |keys| keys.authenticate(key)),
             (None, Some(token)) => self.authn.authenticate(token).await,
             (None, None) => Err(Refusal::Unauthenticated),
         };
@@ -147,12 +185,13 @@ impl Guard {
             decision.authorization_reason.clone_from(reason);
         }
         allowed?;
-        if let Some(limits) = &self.limits {
-            let limited = limits.check(&principal.user);
-            decision.rate_limit = outcome(&limited, "Allowed").into();
-            limited?;
-        }
-        Ok(())
+        let limited = match (&principal.limit, &self.limits) {
+            (Some(own), _) => own.check(),
+            (None, Some(limits)) => limits.check(&principal.user),
+            (None, None) => return Ok(()),
+        };
+        decision.rate_limit = outcome(&limited, "Allowed").into();
+        limited
     }
 }
 
@@ -231,6 +270,7 @@ impl Enforcement {
                     groups: vec!["system:unauthenticated".into()],
                     credential_id: String::new(),
                     method: "None",
+                    limit: None,
                 }),
                 verdict: Ok(()),
             };

@@ -169,5 +169,6 @@ pub fn principal(chain: &[CertificateDer<'_>]) -> Option<Principal> {
         groups,
         credential_id: format!("x509:{}", &hex::encode(Sha256::digest(leaf.as_ref()))[..16]),
         method: "ClientCertificate",
+        limit: None,
     })
 }

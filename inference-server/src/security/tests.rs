@@ -112,6 +112,7 @@ async fn guard(api: &Arc<FakeApi>, model: &str, limits: Option<Limits>) -> Guard
         authn: TokenAuthenticator::new(client.clone(), "aimass".into(), timeout),
         authz: Authorizer::new(client, "risk".into(), model.into(), timeout)
             .with_ttls(Duration::from_millis(300), Duration::from_millis(200)),
+        api_keys: None,
         limits,
         per_address: None,
     }
@@ -310,6 +311,133 @@ async fn a_caller_over_its_rate_limit_gets_429_while_another_is_unaffected() {
     g.admit(&headers(Some("tok-bob")), None, Action::Infer, &mut d)
         .await
         .unwrap();
+}
+
+/// An ApiKeys set with one client per (name, quota), each with one fresh
+/// key: the keys, in order.
+fn api_clients(keys: &ApiKeys, clients: &[(&str, Option<i32>)]) -> Vec<String> {
+    use aimass_crds::v1alpha1::{
+        ApiClient, ApiClientSpec, ApiClientStatus, ApiKeyReference, ClientQuota, ResolvedApiKey,
+        SecretReference,
+    };
+    let mut generated = Vec::new();
+    let objects: Vec<ApiClient> = clients
+        .iter()
+        .map(|(name, rate)| {
+            let (key, id, sha256) = generate_api_key().unwrap();
+            generated.push(key);
+            let mut client = ApiClient::new(
+                name,
+                ApiClientSpec {
+                    principal: format!("partner:{name}"),
+                    groups: Vec::new(),
+                    expires: None,
+                    quota: rate.map(|requests_per_second| ClientQuota {
+                        requests_per_second,
+                        burst: None,
+                    }),
+                    keys: vec![ApiKeyReference {
+                        secret_ref: SecretReference { name: "key".into() },
+                    }],
+                },
+            );
+            client.status = Some(ApiClientStatus {
+                keys: vec![ResolvedApiKey {
+                    secret: "key".into(),
+                    id,
+                    sha256,
+                }],
+                ..ApiClientStatus::default()
+            });
+            client
+        })
+        .collect();
+    keys.replace(&objects);
+    generated
+}
+
+#[tokio::test]
+async fn an_api_key_is_a_principal_that_rbac_authorises_like_any_other() {
+    let api = fake_with_users();
+    api.grant("partner:exchange", "create", "infer", "a");
+    let keys = Arc::new(ApiKeys::default());
+    let [exchange, bank] =
+        <[String; 2]>::try_from(api_clients(&keys, &[("exchange", None), ("bank", None)])).unwrap();
+    let mut on_a = guard(&api, "a", None).await;
+    on_a.api_keys = Some(Arc::clone(&keys));
+    let mut d = Decision::default();
+    let principal = on_a
+        .admit(&headers(Some(&exchange)), None, Action::Infer, &mut d)
+        .await
+        .unwrap();
+    assert_eq!(principal.user, "partner:exchange");
+    assert!(principal.groups.contains(&API_CLIENTS_GROUP.to_owned()));
+    assert!(matches!(
+        on_a.admit(&headers(Some(&bank)), None, Action::Infer, &mut d)
+            .await,
+        Err(Refusal::Forbidden(_))
+    ));
+    let reviews = api.reviews.load(Ordering::SeqCst);
+    let mut wrong = exchange.clone();
+    wrong.pop();
+    wrong.push(if exchange.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(
+        on_a.admit(&headers(Some(&wrong)), None, Action::Infer, &mut d)
+            .await,
+        Err(Refusal::Unauthenticated)
+    );
+    assert_eq!(
+        api.reviews.load(Ordering::SeqCst),
+        reviews,
+        "a key is checked here: no TokenReview is sent"
+    );
+    // Without ApiClients enabled, a key authenticates no one.
+    let plain = guard(&api, "a", None).await;
+    assert_eq!(
+        plain
+            .admit(&headers(Some(&exchange)), None, Action::Infer, &mut d)
+            .await,
+        Err(Refusal::Unauthenticated)
+    );
+}
+
+#[tokio::test]
+async fn a_client_quota_holds_within_five_percent_while_another_caller_is_unaffected() {
+    const RATE: u32 = 200;
+    let api = fake_with_users();
+    api.grant("partner:exchange", "create", "infer", "a");
+    api.grant("partner:bank", "create", "infer", "a");
+    let keys = Arc::new(ApiKeys::default());
+    let [exchange, bank] = <[String; 2]>::try_from(api_clients(
+        &keys,
+        &[("exchange", Some(RATE as i32)), ("bank", None)],
+    ))
+    .unwrap();
+    let mut g = guard(&api, "a", None).await;
+    g.api_keys = Some(keys);
+    let (exchange, bank) = (headers(Some(&exchange)), headers(Some(&bank)));
+    let mut d = Decision::default();
+    let started = std::time::Instant::now();
+    let (mut allowed, mut others) = (0u32, 0u32);
+    // Four times the quota, for two seconds, with a second caller between.
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / (4 * u64::from(RATE))));
+    while started.elapsed() < Duration::from_secs(2) {
+        tick.tick().await;
+        match g.admit(&exchange, None, Action::Infer, &mut d).await {
+            Ok(_) => allowed += 1,
+            Err(Refusal::RateLimited(_)) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+        g.admit(&bank, None, Action::Infer, &mut d).await.unwrap();
+        others += 1;
+    }
+    let expected = f64::from(RATE) * (1.0 + started.elapsed().as_secs_f64());
+    let ratio = f64::from(allowed) / expected;
+    assert!(
+        (0.95..=1.05).contains(&ratio),
+        "{allowed} calls allowed, {expected:.0} expected (burst + rate × time): {ratio:.3}"
+    );
+    assert!(others > allowed, "the other caller was never limited");
 }
 
 // --- The layer in front of the routes ---------------------------------
