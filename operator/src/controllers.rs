@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aimass_crds::v1alpha1::{Model, ModelDeployment, TrainingJob};
+use aimass_crds::v1alpha1::{ApiClient, Model, ModelDeployment, TrainingJob};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tracing::{debug, info};
 
 use crate::context::Context;
-use crate::{model, model_deployment, training_job};
+use crate::{api_client, model, model_deployment, training_job};
 
 /// Runs every controller until `shutdown` resolves; flips `ready` once all
 /// their caches have synced.
@@ -42,6 +42,7 @@ pub async fn run(
     let model_deployments: Api<ModelDeployment> = api(&client, namespace);
     let deployments: Api<Deployment> = api(&client, namespace);
     let services: Api<Service> = api(&client, namespace);
+    let api_clients: Api<ApiClient> = api(&client, namespace);
     let config = watcher::Config::default();
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -80,7 +81,14 @@ pub async fn run(
             )
         })
         .graceful_shutdown_on(stopped(stop_rx.clone()));
-    let stores = (training.store(), model_controller.store(), serving.store());
+    let clients = Controller::new(api_clients, watcher::Config::default())
+        .graceful_shutdown_on(stopped(stop_rx.clone()));
+    let stores = (
+        training.store(),
+        model_controller.store(),
+        serving.store(),
+        clients.store(),
+    );
 
     let training = training
         .run(
@@ -92,10 +100,14 @@ pub async fn run(
     let models = model_controller
         .run(model::reconcile, model::error_policy, ctx.clone())
         .for_each(|result| async move { debug!(?result, "model reconciled") });
+    let clients = clients
+        .run(api_client::reconcile, api_client::error_policy, ctx.clone())
+        .for_each(|result| async move { debug!(?result, "apiclient reconciled") });
     tokio::spawn(async move {
         synced(&stores.0).await;
         synced(&stores.1).await;
         synced(&stores.2).await;
+        synced(&stores.3).await;
         info!("caches synced; reconciling");
         ready.send_replace(true);
     });
@@ -120,7 +132,7 @@ pub async fn run(
             ctx.clone(),
         )
         .for_each(|result| async move { debug!(?result, "modeldeployment reconciled") });
-    futures::join!(training, models, serving);
+    futures::join!(training, models, serving, clients);
 }
 
 /// Waits until `store` has its first full list.

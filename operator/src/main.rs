@@ -3,6 +3,7 @@
 //! server for probes and metrics.
 
 mod admin;
+mod api_client;
 mod artifact;
 mod autoscaler;
 mod conditions;

@@ -111,6 +111,7 @@ impl ReconcileMetrics {
             crate::training_job::CONTROLLER,
             crate::model::CONTROLLER,
             crate::model_deployment::CONTROLLER,
+            crate::api_client::CONTROLLER,
         ] {
             runs.with_label_values(&[controller]);
             for category in crate::Error::RECONCILE_CATEGORIES {

@@ -54,6 +54,13 @@ the ClusterRole (cluster-wide mode) and the Role (namespaced mode).
 - apiGroups: [aimass.io]
   resources: [models/status, trainingjobs/status, modeldeployments/status]
   verbs: [get, patch, update]
+# ApiClients: resolve their key Secrets (read by name below) into status.
+- apiGroups: [aimass.io]
+  resources: [apiclients]
+  verbs: [get, list, watch]
+- apiGroups: [aimass.io]
+  resources: [apiclients/status]
+  verbs: [get, patch, update]
 - apiGroups: [aimass.io]
   resources: [models/finalizers, trainingjobs/finalizers, modeldeployments/finalizers]
   verbs: [update]
@@ -80,15 +87,20 @@ the ClusterRole (cluster-wide mode) and the Role (namespaced mode).
 - apiGroups: [""]
   resources: [pods/eviction]
   verbs: [create]
-# Storage credentials named by Models and ModelDeployments (get), and the
-# audit key of each Enforced ModelDeployment (created once, never read).
+# Storage credentials named by Models and ModelDeployments and the key
+# Secrets named by ApiClients (get, by name: never list), and the audit key
+# of each Enforced ModelDeployment (created once, never read).
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, create]
-# The ServiceAccount of each Enforced ModelDeployment's servers.
+# The ServiceAccount of each Enforced ModelDeployment's servers, and the
+# Role and RoleBinding that let them read the namespace's ApiClients.
 - apiGroups: [""]
   resources: [serviceaccounts]
   verbs: [get, create, patch]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [get, create, patch, delete]
 # Events about the objects above.
 - apiGroups: [events.k8s.io]
   resources: [events]

@@ -2,7 +2,8 @@
 //! and keep an audit trail: a ServiceAccount of their own, allowed to create
 //! TokenReviews and SubjectAccessReviews (a ClusterRoleBinding to the
 //! delegated-authentication ClusterRole, `system:auth-delegator` unless the
-//! operator is told otherwise), and the key of the audit chain in a Secret.
+//! operator is told otherwise), leave to read the namespace's ApiClients (a
+//! Role and RoleBinding), and the key of the audit chain in a Secret.
 //!
 //! The Secret is created once and never read back: the operator needs
 //! `create` on Secrets, not `get` or `list`. ClusterRoleBindings cannot be
@@ -16,7 +17,9 @@ use aimass_crds::v1alpha1::{ModelDeployment, SecurityMode};
 use futures::StreamExt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -57,6 +60,45 @@ fn binding_name(md: &ModelDeployment) -> String {
     )
 }
 
+/// The Role (and its RoleBinding) that lets the servers follow ApiClients.
+fn api_client_reader_name(md: &ModelDeployment) -> String {
+    labels::fit(&format!("{}-apiclient-reader", md.name_any()), 253)
+}
+
+/// The servers' ServiceAccount, as a subject of bindings.
+fn server_subject(md: &ModelDeployment) -> Subject {
+    Subject {
+        kind: "ServiceAccount".into(),
+        name: service_account_name(md),
+        namespace: md.namespace(),
+        api_group: None,
+    }
+}
+
+/// Read access to the namespace's ApiClients, whose keys the servers accept.
+pub fn api_client_reader(md: &ModelDeployment) -> (Role, RoleBinding) {
+    let name = api_client_reader_name(md);
+    let role = Role {
+        metadata: labels::owned_meta(md, name.clone(), deployment_labels(md)),
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec!["aimass.io".into()]),
+            resources: Some(vec!["apiclients".into()]),
+            verbs: vec!["get".into(), "list".into(), "watch".into()],
+            ..PolicyRule::default()
+        }]),
+    };
+    let binding = RoleBinding {
+        metadata: labels::owned_meta(md, name.clone(), deployment_labels(md)),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name,
+        },
+        subjects: Some(vec![server_subject(md)]),
+    };
+    (role, binding)
+}
+
 /// The servers' own ServiceAccount, when the spec names none.
 pub fn service_account(md: &ModelDeployment) -> Option<ServiceAccount> {
     md.spec
@@ -84,12 +126,7 @@ pub fn binding(md: &ModelDeployment, cluster_role: &str) -> ClusterRoleBinding {
             kind: "ClusterRole".into(),
             name: cluster_role.into(),
         },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: service_account_name(md),
-            namespace: md.namespace(),
-            api_group: None,
-        }]),
+        subjects: Some(vec![server_subject(md)]),
     }
 }
 
@@ -113,13 +150,21 @@ fn audit_key_secret(md: &ModelDeployment) -> Result<Secret, Error> {
 pub async fn ensure(ctx: &Context, md: &ModelDeployment) -> Result<(), Error> {
     let namespace = md.namespace().unwrap_or_default();
     let bindings: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
+    let roles: Api<Role> = Api::namespaced(ctx.client.clone(), &namespace);
+    let role_bindings: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &namespace);
     if md.spec.security.mode == SecurityMode::Insecure {
-        return delete_binding(&bindings, &binding_name(md)).await;
+        let reader = api_client_reader_name(md);
+        delete(&role_bindings, &reader).await?;
+        delete(&roles, &reader).await?;
+        return delete(&bindings, &binding_name(md)).await;
     }
     if let Some(account) = service_account(md) {
         super::apply(&Api::namespaced(ctx.client.clone(), &namespace), &account).await?;
     }
     super::apply(&bindings, &binding(md, &ctx.auth_delegator_role)).await?;
+    let (role, role_binding) = api_client_reader(md);
+    super::apply(&roles, &role).await?;
+    super::apply(&role_bindings, &role_binding).await?;
     // Created once, never read back or replaced: the key must outlive the
     // pods so the trail can be verified later.
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -136,13 +181,15 @@ pub async fn ensure(ctx: &Context, md: &ModelDeployment) -> Result<(), Error> {
     }
 }
 
-async fn delete_binding(bindings: &Api<ClusterRoleBinding>, name: &str) -> Result<(), Error> {
-    match bindings.delete(name, &DeleteParams::background()).await {
+/// Deletes the object `name` of `api` if it exists.
+async fn delete<K>(api: &Api<K>, name: &str) -> Result<(), Error>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(Error::kube(format!("removing ClusterRoleBinding {name}"))(
-            e,
-        )),
+        Err(e) => Err(Error::kube(format!("removing {} {name}", K::kind(&())))(e)),
     }
 }
 
@@ -172,7 +219,7 @@ pub async fn sweep(
             }
             event = deleted.next() => match event {
                 Some(Ok(watcher::Event::Delete(md))) => {
-                    if let Err(e) = delete_binding(&bindings, &binding_name(&md)).await {
+                    if let Err(e) = delete(&bindings, &binding_name(&md)).await {
                         warn!(error = %e, "could not remove the binding of a deleted ModelDeployment");
                     }
                 }
@@ -209,7 +256,7 @@ async fn sweep_once(ctx: &Context, namespace: Option<&str>) -> Result<(), Error>
             .map_err(Error::kube("reading a ModelDeployment"))?;
         if md.is_none_or(|md| md.spec.security.mode == SecurityMode::Insecure) {
             info!(binding = %binding.name_any(), "removing the binding of a ModelDeployment that is gone or Insecure");
-            delete_binding(&bindings, &binding.name_any()).await?;
+            delete(&bindings, &binding.name_any()).await?;
         }
     }
     Ok(())

@@ -383,6 +383,7 @@ fn security_env(md: &ModelDeployment) -> Vec<EnvVar> {
     let mut vars = vec![
         env("AIMASS_AUTH", "kubernetes"),
         env("AIMASS_AUTH_AUDIENCE", &security.audience),
+        env("AIMASS_API_CLIENTS", "true"),
         env("AIMASS_AUDIT_LOG", format!("{AUDIT_DIR}/calls.jsonl")),
         env(
             "AIMASS_AUDIT_KEY_FILE",
@@ -571,6 +572,7 @@ spec:
         // Enforced by default: callers are reviewed and audited.
         assert_eq!(env["AIMASS_AUTH"], "kubernetes");
         assert_eq!(env["AIMASS_AUTH_AUDIENCE"], "aimass");
+        assert_eq!(env["AIMASS_API_CLIENTS"], "true");
         assert_eq!(env["AIMASS_AUDIT_FAILURE_POLICY"], "fail-closed");
         assert!(env["AIMASS_AUDIT_LOG"].starts_with(AUDIT_DIR));
         assert_eq!(pod.service_account_name.as_deref(), Some("scoring-server"));

@@ -1,0 +1,233 @@
+//! API keys end to end: keys made by `aimass-apikey`, their Secrets resolved
+//! by the operator into `ApiClient` status, accepted by an Enforced
+//! ModelDeployment's server as the client's principal, authorised by the
+//! real API server's RBAC, limited by the client's own quota, and revoked by
+//! editing or deleting the ApiClient, without a restart.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aimass_crds::v1alpha1::{ApiClient, ModelDeployment};
+use aimass_e2e::operator::{run_with_operator, target_dir};
+use aimass_e2e::{TestNamespace, kubectl, pods, post_as, repo_root, wait, wait_for, zoo_reference};
+use anyhow::{Context, Result, ensure};
+use kube::api::DeleteParams;
+use serde_json::Value;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+/// The exchange's quota, calls per second (and its burst).
+const QUOTA: u32 = 20;
+
+/// A fresh key: (the key, the Secret manifest `aimass-apikey` printed).
+fn new_key(secret: &str) -> Result<(String, String)> {
+    let dir = std::env::temp_dir().join(format!("aimass-e2e-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let key_file = dir.join(secret);
+    let _ = std::fs::remove_file(&key_file);
+    let output = std::process::Command::new(target_dir().join("debug/aimass-apikey"))
+        .args(["new", "--secret", secret, "--key-file"])
+        .arg(&key_file)
+        .output()
+        .context("running aimass-apikey (scripts/e2e.sh builds it)")?;
+    ensure!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let key = std::fs::read_to_string(&key_file)?;
+    std::fs::remove_file(&key_file)?;
+    let manifest = String::from_utf8(output.stdout)?;
+    ensure!(!manifest.contains(&key), "the Secret must not hold the key");
+    Ok((key, manifest))
+}
+
+fn manifests() -> String {
+    let model = repo_root().join("tests/zoo/models/gbdt_classifier.onnx");
+    format!(
+        r#"
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: card-fraud}}
+spec:
+  source: {{uri: "file://{model}"}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: ModelDeployment
+metadata: {{name: scoring}}
+spec:
+  model: {{name: card-fraud}}
+  replicas: {{min: 1, max: 1}}
+  autoscaling: {{enabled: false}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: ApiClient
+metadata: {{name: exchange}}
+spec:
+  principal: "partner:exchange"
+  groups: [partners]
+  quota: {{requestsPerSecond: {QUOTA}}}
+  keys:
+    - secretRef: {{name: exchange-old}}
+    - secretRef: {{name: exchange-new}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: ApiClient
+metadata: {{name: bank}}
+spec:
+  principal: "partner:bank"
+  keys:
+    - secretRef: {{name: bank-key}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: score-card-fraud}}
+rules:
+  - apiGroups: [aimass.io]
+    resources: [models/infer]
+    resourceNames: [card-fraud]
+    verbs: [create]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: exchange-scores-card-fraud}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: score-card-fraud}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: "partner:exchange"}}]
+"#,
+        model = model.display()
+    )
+}
+
+/// Waits until `key` gets `status` from `url`; how long that took.
+async fn answered(
+    url: &str,
+    body: &Value,
+    key: &str,
+    status: u16,
+    within: Duration,
+) -> Result<Duration> {
+    let started = Instant::now();
+    wait(within, &format!("{status} for a key"), || {
+        let body = body.clone();
+        async move { Ok(post_as(url, &body, Some(key)).await?.0 == status) }
+    })
+    .await?;
+    Ok(started.elapsed())
+}
+
+#[tokio::test]
+async fn api_keys_authenticate_rbac_authorises_quotas_hold_and_revocation_is_prompt() -> Result<()>
+{
+    run_with_operator("apikeys", |ns: Arc<TestNamespace>| async move {
+        let (old, old_secret) = new_key("exchange-old")?;
+        let (new, new_secret) = new_key("exchange-new")?;
+        let (bank, bank_secret) = new_key("bank-key")?;
+        ns.apply(&format!(
+            "{old_secret}\n---\n{new_secret}\n---\n{bank_secret}\n---\n{}",
+            manifests()
+        ))
+        .await?;
+        let exchange = wait_for(
+            &ns.api::<ApiClient>(),
+            "exchange",
+            TIMEOUT,
+            |c: Option<&ApiClient>| {
+                c.and_then(|c| c.status.as_ref())
+                    .is_some_and(|s| s.active_keys == 2)
+            },
+        )
+        .await?;
+        let ready = exchange
+            .status
+            .iter()
+            .flat_map(|s| s.conditions.iter())
+            .find(|c| c.type_ == "Ready")
+            .context("no Ready condition")?;
+        ensure!(ready.status == "True", "{ready:?}");
+        let status = serde_json::to_string(&exchange.status)?;
+        ensure!(
+            !status.contains(&old) && !status.contains(&new),
+            "a key reached the ApiClient's status"
+        );
+        wait_for(
+            &ns.api::<ModelDeployment>(),
+            "scoring",
+            TIMEOUT,
+            |md: Option<&ModelDeployment>| {
+                md.and_then(|m| m.status.as_ref())
+                    .is_some_and(|s| s.ready_replicas == 1)
+            },
+        )
+        .await?;
+        let pod = pods(&ns, "aimass.io/model-deployment=scoring")
+            .await?
+            .into_iter()
+            .next()
+            .context("no serving pod")?;
+        let ip = pod
+            .status
+            .and_then(|s| s.pod_ip)
+            .context("pod without IP")?;
+        let url = format!("http://{ip}:8080/v2/models/card-fraud/infer");
+        let (request, _) = zoo_reference("gbdt_classifier")?;
+
+        // Both keys of a rotating client work; a client without a binding is
+        // forbidden; a made-up key with a real id is not a key.
+        answered(&url, &request, &old, 200, Duration::from_secs(30)).await?;
+        answered(&url, &request, &new, 200, Duration::from_secs(5)).await?;
+        let (code, body) = post_as(&url, &request, Some(&bank)).await?;
+        ensure!(code == 403, "a client without models/infer: {code} {body}");
+        let forged = format!("{}{}", &old[..old.len() - 4], "AAAA");
+        let (code, body) = post_as(&url, &request, Some(&forged)).await?;
+        ensure!(code == 401, "a forged key: {code} {body}");
+
+        // The exchange's quota holds within 5% while a ServiceAccount
+        // calling between its calls is never limited. Refill first.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let invoker = ns.invoker_token().await?;
+        let (mut allowed, mut other) = (0u32, 0u32);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(4) {
+            match post_as(&url, &request, Some(&new)).await?.0 {
+                200 => allowed += 1,
+                429 => {}
+                code => anyhow::bail!("the exchange got {code}"),
+            }
+            let (code, body) = post_as(&url, &request, Some(&invoker)).await?;
+            ensure!(code == 200, "the other caller: {code} {body}");
+            other += 1;
+        }
+        let expected = f64::from(QUOTA) * (1.0 + started.elapsed().as_secs_f64());
+        let ratio = f64::from(allowed) / expected;
+        ensure!(
+            (0.95..=1.05).contains(&ratio),
+            "{allowed} calls allowed, {expected:.0} expected: ratio {ratio:.3}"
+        );
+        ensure!(other > allowed, "{other} calls by the other caller");
+        eprintln!("quota: {allowed} allowed, {expected:.1} expected, ratio {ratio:.3}; {other} by the other caller");
+
+        // Rotation: the old key leaves the spec and stops within 5 s.
+        let (ok, _, err) = kubectl(&[
+            "patch",
+            "-n",
+            &ns.name,
+            "apiclient/exchange",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op": "remove", "path": "/spec/keys/0"}]"#,
+        ])?;
+        ensure!(ok, "{err}");
+        let took = answered(&url, &request, &old, 401, Duration::from_secs(5)).await?;
+        eprintln!("a removed key stopped working after {took:?}");
+        let (code, _) = post_as(&url, &request, Some(&new)).await?;
+        ensure!(code == 200, "the kept key: {code}");
+        // Deleting the client stops its last key within 5 s too.
+        ns.api::<ApiClient>()
+            .delete("exchange", &DeleteParams::default())
+            .await?;
+        let took = answered(&url, &request, &new, 401, Duration::from_secs(5)).await?;
+        eprintln!("a deleted client's key stopped working after {took:?}");
+        Ok(())
+    })
+    .await
+}
