@@ -28,7 +28,7 @@ step() {
   step_no=$((step_no + 1))
   step_name="$1"
   hint="$2"
-  log "[$step_no/8] $1 ($((SECONDS - started)) s)"
+  log "[$step_no/9] $1 ($((SECONDS - started)) s)"
 }
 trap 'rc=$?; if [ $rc -ne 0 ]; then
   printf "\n\033[1;31mdemo failed at step %s: %s\033[0m\nSee why with:\n  export KUBECONFIG=%s\n  %s\n" \
@@ -55,7 +55,7 @@ done
 # kubectl, or with a test release since uninstalled) are handed to this
 # release, as docs/operations.md tells users to adopt them, and
 # --force-conflicts takes over their fields.
-for crd in models.aimass.io trainingjobs.aimass.io modeldeployments.aimass.io; do
+for crd in models.aimass.io trainingjobs.aimass.io modeldeployments.aimass.io apiclients.aimass.io; do
   if "$kubectl" get crd "$crd" >/dev/null 2>&1; then
     "$kubectl" annotate --overwrite crd "$crd" meta.helm.sh/release-name=aimass \
       meta.helm.sh/release-namespace="$system_ns" >/dev/null
@@ -69,7 +69,7 @@ done
 step "writing the example's transactions to $data_dir/data" \
   "python3 $example/generate_dataset.py --help"
 # A fresh start: the example's registry and any earlier demo objects go.
-"$kubectl" -n "$ns" delete modeldeployments,models,trainingjobs --all --wait=true >/dev/null
+"$kubectl" -n "$ns" delete modeldeployments,models,trainingjobs,apiclients --all --wait=true >/dev/null
 rm -rf "$data_dir"
 python3 "$example/generate_dataset.py" "$data_dir/data/transactions.csv"
 
@@ -130,6 +130,27 @@ for i, what in enumerate(["ordinary purchase, 42.50 at a grocery", "1,899.00 abr
     p = probabilities["data"][2 * i + 1]
     print(f"  transaction {i + 1} ({what}): fraud probability {p:.3f}, label {labels['data'][i]}")
 PY
+
+step "scoring as a partner outside the cluster, with an API key (examples/fraud-detection/partner.yaml)" \
+  "kubectl -n $ns describe apiclient exchange-a"
+# The key goes to a file once; its Secret holds only the id and SHA-256.
+key_file="$data_dir/exchange-a.key"
+rm -f "$key_file"
+"$kubectl" -n "$ns" delete secret exchange-a-key --ignore-not-found >/dev/null
+"$CARGO_TARGET_DIR/debug/aimass-apikey" new --secret exchange-a-key --key-file "$key_file" \
+  | "$kubectl" -n "$ns" apply -f - >/dev/null
+"$kubectl" -n "$ns" apply --server-side -f "$example/partner.yaml" >/dev/null
+"$kubectl" -n "$ns" wait apiclient/exchange-a --for=condition=Ready --timeout=60s >/dev/null
+"$kubectl" -n "$ns" get apiclient exchange-a
+code=""
+for _ in $(seq 1 20); do
+  code="$(curl -s -o /dev/null -w '%{http_code}' -m 5 -H 'Content-Type: application/json' -H @- \
+    --data @"$example/request.json" "$url" <<<"Authorization: Bearer $(cat "$key_file")" || true)"
+  [ "$code" = 200 ] && break
+  sleep 0.5
+done
+echo "POST $url as partner:exchange-a (API key ${key_file}): HTTP $code"
+[ "$code" = 200 ] || { echo "the partner's key was not accepted" >&2; exit 1; }
 
 "$kubectl" -n "$ns" get modeldeployment card-fraud-scoring \
   -o jsonpath='{range .status.conditions[?(@.type=="Secured")]}Secured={.status} ({.reason}): {.message}{"\n"}{end}'

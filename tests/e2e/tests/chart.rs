@@ -26,10 +26,11 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 
 const TIMEOUT: Duration = Duration::from_secs(240);
-const CRDS: [&str; 3] = [
+const CRDS: [&str; 4] = [
     "models.aimass.io",
     "trainingjobs.aimass.io",
     "modeldeployments.aimass.io",
+    "apiclients.aimass.io",
 ];
 
 /// A namespace that enforces the restricted Pod Security Standard, as the

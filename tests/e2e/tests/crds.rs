@@ -24,6 +24,7 @@ async fn install_crds() -> Result<()> {
         "crd/models.aimass.io",
         "crd/trainingjobs.aimass.io",
         "crd/modeldeployments.aimass.io",
+        "crd/apiclients.aimass.io",
     ])?;
     ensure!(ok, "CRDs not established: {err}");
     Ok(())
