@@ -9,6 +9,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::SecretReference;
+
 /// Serves one version of a Model through the Open Inference Protocol v2.
 ///
 /// The operator owns an `apps/v1` Deployment of inference servers and a
@@ -611,6 +613,10 @@ pub enum AuditFailurePolicy {
     "security.burst needs security.requestsPerSecond"
 ))]
 #[x_kube(validation = (
+    "self.mode == 'Enforced' || !has(self.tls) || !has(self.tls.clientCertificates)",
+    "client certificates authenticate callers: security.tls.clientCertificates needs mode Enforced"
+))]
+#[x_kube(validation = (
     "self.mode == 'Enforced' || (!has(self.requestsPerSecond) && !has(self.requestsPerSecondPerAddress))",
     "rate limits are enforced in front of authentication: security.requestsPerSecond and requestsPerSecondPerAddress need mode Enforced"
 ))]
@@ -659,6 +665,46 @@ pub struct SecuritySpec {
     ))]
     #[schemars(length(max = 64))]
     pub audit_payload: Vec<PayloadRule>,
+
+    /// TLS on the API port, and client certificates for partner
+    /// institutions. Plain HTTP when absent. The admin port (probes,
+    /// metrics) stays plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+}
+
+/// The servers' certificate, and which client certificates authenticate.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// A `kubernetes.io/tls` Secret (`tls.crt`, `tls.key`) with the servers'
+    /// certificate, e.g. one cert-manager issues for
+    /// `<name>.<namespace>.svc`. A renewed certificate is picked up within
+    /// seconds of the Secret changing, without a restart.
+    pub certificate_secret: SecretReference,
+
+    /// Client certificates that authenticate callers (partner
+    /// institutions): one that chains to these CAs authenticates as its
+    /// subject, CN the user and O the groups, which RBAC then authorises
+    /// like any caller. Callers without a certificate may still send a
+    /// token or an API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificates: Option<ClientCertificates>,
+}
+
+/// Where the CAs (and revocation lists) of client certificates are.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientCertificates {
+    /// A Secret with `ca.crt`: the CA certificates (PEM) client
+    /// certificates must chain to.
+    pub ca_secret: SecretReference,
+
+    /// Also read `ca.crl` from that Secret: the CAs' revocation lists
+    /// (PEM); a revoked certificate cannot connect. A new list applies
+    /// within seconds of the Secret changing.
+    #[serde(default)]
+    pub check_revocation: bool,
 }
 
 /// How one input's values are kept in audit records.
@@ -711,6 +757,7 @@ impl Default for SecuritySpec {
             requests_per_second_per_address: None,
             audit_failure_policy: AuditFailurePolicy::default(),
             audit_payload: Vec::new(),
+            tls: None,
         }
     }
 }

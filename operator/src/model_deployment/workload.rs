@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use aimass_crds::v1alpha1::{AuditFailurePolicy, ModelDeployment, ModelVersion, SecurityMode};
+use aimass_crds::v1alpha1::{
+    AuditFailurePolicy, ModelDeployment, ModelVersion, SecurityMode, TlsSpec,
+};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
@@ -30,6 +32,10 @@ pub const ADMIN_PORT: i32 = 8081;
 const AUDIT_DIR: &str = "/var/log/aimass";
 /// Where the audit chain's key is mounted.
 const AUDIT_KEY_DIR: &str = "/etc/aimass/audit-key";
+/// Where the servers' TLS certificate Secret is mounted.
+const TLS_DIR: &str = "/etc/aimass/tls";
+/// Where the client CA Secret is mounted.
+const CLIENT_CA_DIR: &str = "/etc/aimass/client-ca";
 /// Port of the Service.
 pub const SERVICE_PORT: i32 = 80;
 /// Label naming the ModelDeployment a pod serves.
@@ -124,8 +130,13 @@ pub fn selector(md: &ModelDeployment) -> String {
 
 /// The in-cluster URL of the Open Inference Protocol endpoint.
 pub fn url(md: &ModelDeployment) -> String {
+    let scheme = if md.spec.security.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     format!(
-        "http://{}.{}.svc:{SERVICE_PORT}/v2/models/{}",
+        "{scheme}://{}.{}.svc:{SERVICE_PORT}/v2/models/{}",
         md.name_any(),
         md.namespace().unwrap_or_default(),
         md.spec.model.name
@@ -258,7 +269,11 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
     if enforced {
         vars.extend(security_env(md));
     }
+    if let Some(tls) = &spec.security.tls {
+        vars.extend(tls_env(tls));
+    }
     vars.extend(spec.server.env.iter().cloned());
+    let (volumes, volume_mounts): (Vec<_>, Vec<_>) = volumes(md).into_iter().unzip();
 
     let container = Container {
         name: "server".into(),
@@ -290,21 +305,7 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
                 ..ContainerPort::default()
             },
         ]),
-        volume_mounts: enforced.then(|| {
-            vec![
-                VolumeMount {
-                    name: "audit".into(),
-                    mount_path: AUDIT_DIR.into(),
-                    ..VolumeMount::default()
-                },
-                VolumeMount {
-                    name: "audit-key".into(),
-                    mount_path: AUDIT_KEY_DIR.into(),
-                    read_only: Some(true),
-                    ..VolumeMount::default()
-                },
-            ]
-        }),
+        volume_mounts: (!volume_mounts.is_empty()).then_some(volume_mounts),
         resources: spec.resources.clone(),
         readiness_probe: Some(http_probe("/v2/health/ready", 1, 2)),
         liveness_probe: Some(http_probe("/v2/health/live", 10, 3)),
@@ -351,7 +352,7 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
                     } else {
                         spec.service_account_name.clone()
                     },
-                    volumes: enforced.then(|| audit_volumes(md)),
+                    volumes: (!volumes.is_empty()).then_some(volumes),
                     node_selector: (!spec.node_selector.is_empty())
                         .then(|| spec.node_selector.clone()),
                     tolerations: (!spec.tolerations.is_empty()).then(|| spec.tolerations.clone()),
@@ -419,23 +420,80 @@ fn security_env(md: &ModelDeployment) -> Vec<EnvVar> {
     vars
 }
 
-/// The audit trail's volume and its key's.
-fn audit_volumes(md: &ModelDeployment) -> Vec<Volume> {
-    vec![
-        Volume {
-            name: "audit".into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Volume::default()
-        },
-        Volume {
-            name: "audit-key".into(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(access::audit_key_secret_name(md)),
-                ..SecretVolumeSource::default()
-            }),
-            ..Volume::default()
-        },
-    ]
+/// The server's TLS files, from the mounted Secrets.
+fn tls_env(tls: &TlsSpec) -> Vec<EnvVar> {
+    let mut vars = vec![
+        env("AIMASS_TLS_CERT_FILE", format!("{TLS_DIR}/tls.crt")),
+        env("AIMASS_TLS_KEY_FILE", format!("{TLS_DIR}/tls.key")),
+    ];
+    if let Some(clients) = &tls.client_certificates {
+        vars.push(env(
+            "AIMASS_CLIENT_CA_FILE",
+            format!("{CLIENT_CA_DIR}/ca.crt"),
+        ));
+        if clients.check_revocation {
+            vars.push(env(
+                "AIMASS_CLIENT_CRL_FILE",
+                format!("{CLIENT_CA_DIR}/ca.crl"),
+            ));
+        }
+    }
+    vars
+}
+
+/// The volumes the server needs, each with its mount: the audit trail and
+/// its key when Enforced, the TLS Secrets when asked for.
+fn volumes(md: &ModelDeployment) -> Vec<(Volume, VolumeMount)> {
+    let secret = |name: &str, secret: String, dir: &str| {
+        (
+            Volume {
+                name: name.into(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(secret),
+                    ..SecretVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+            VolumeMount {
+                name: name.into(),
+                mount_path: dir.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        )
+    };
+    let security = &md.spec.security;
+    let mut volumes = Vec::new();
+    if security.mode == SecurityMode::Enforced {
+        volumes.push((
+            Volume {
+                name: "audit".into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Volume::default()
+            },
+            VolumeMount {
+                name: "audit".into(),
+                mount_path: AUDIT_DIR.into(),
+                ..VolumeMount::default()
+            },
+        ));
+        volumes.push(secret(
+            "audit-key",
+            access::audit_key_secret_name(md),
+            AUDIT_KEY_DIR,
+        ));
+    }
+    if let Some(tls) = &security.tls {
+        volumes.push(secret("tls", tls.certificate_secret.name.clone(), TLS_DIR));
+        if let Some(clients) = &tls.client_certificates {
+            volumes.push(secret(
+                "client-ca",
+                clients.ca_secret.name.clone(),
+                CLIENT_CA_DIR,
+            ));
+        }
+    }
+    volumes
 }
 
 /// The Service in front of every track.
@@ -648,6 +706,59 @@ spec:
         assert!(!names.contains(&"AIMASS_AUDIT_LOG"));
         assert!(pod.volumes.is_none() && c.volume_mounts.is_none());
         assert_eq!(pod.service_account_name.as_deref(), Some("batch"));
+    }
+
+    #[test]
+    fn tls_mounts_the_certificate_and_client_ca_secrets_and_the_url_says_https() {
+        let md = md(
+            "  security:\n    tls:\n      certificateSecret: {name: scoring-tls}\n      clientCertificates: {caSecret: {name: partner-cas}, checkRevocation: true}\n",
+        );
+        let pod = one_stable_pod(&md);
+        let c = &pod.containers[0];
+        let env: BTreeMap<&str, &str> = c
+            .env
+            .iter()
+            .flatten()
+            .filter_map(|e| Some((e.name.as_str(), e.value.as_deref()?)))
+            .collect();
+        assert_eq!(env["AIMASS_TLS_CERT_FILE"], "/etc/aimass/tls/tls.crt");
+        assert_eq!(env["AIMASS_TLS_KEY_FILE"], "/etc/aimass/tls/tls.key");
+        assert_eq!(env["AIMASS_CLIENT_CA_FILE"], "/etc/aimass/client-ca/ca.crt");
+        assert_eq!(
+            env["AIMASS_CLIENT_CRL_FILE"],
+            "/etc/aimass/client-ca/ca.crl"
+        );
+        let secrets: BTreeMap<&str, &str> = pod
+            .volumes
+            .iter()
+            .flatten()
+            .filter_map(|v| Some((v.name.as_str(), v.secret.as_ref()?.secret_name.as_deref()?)))
+            .collect();
+        assert_eq!(secrets["tls"], "scoring-tls");
+        assert_eq!(secrets["client-ca"], "partner-cas");
+        let mounts: Vec<&str> = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| m.mount_path.as_str())
+            .collect();
+        assert!(mounts.contains(&TLS_DIR) && mounts.contains(&CLIENT_CA_DIR));
+        assert!(url(&md).starts_with("https://scoring."));
+        // Without revocation lists, no CRL file is expected.
+        let mut plain = md.clone();
+        if let Some(tls) = plain.spec.security.tls.as_mut() {
+            tls.client_certificates = None;
+        }
+        let pod = one_stable_pod(&plain);
+        let names: Vec<&str> = pod.containers[0]
+            .env
+            .iter()
+            .flatten()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert!(
+            !names.contains(&"AIMASS_CLIENT_CA_FILE") && !names.contains(&"AIMASS_CLIENT_CRL_FILE")
+        );
     }
 
     #[test]

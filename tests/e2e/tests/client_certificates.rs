@@ -1,0 +1,286 @@
+//! Client certificates through the operator: a ModelDeployment whose
+//! `spec.security.tls` names a certificate Secret and a partner CA Secret
+//! serves HTTPS, a partner's certificate authenticates its subject, and RBAC
+//! on the real API server decides what that subject may call. The PKI is
+//! made with openssl and the calls are made with curl (both installed by
+//! scripts/install-host-packages.sh).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aimass_crds::v1alpha1::ModelDeployment;
+use aimass_e2e::operator::run_with_operator;
+use aimass_e2e::{TestNamespace, pods, repo_root, wait, wait_for, zoo_reference};
+use anyhow::{Context, Result, ensure};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
+    let output = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .context("running openssl")?;
+    ensure!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+/// A CA, and certificates it signs: `name.crt`/`name.key` for `subject`
+/// with the extensions `extensions`.
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn new(dir: PathBuf) -> Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=partner-ca",
+            ],
+        )?;
+        Ok(Self { dir })
+    }
+
+    fn issue(&self, name: &str, subject: &str, extensions: &str) -> Result<()> {
+        let ext = format!("{name}.ext");
+        std::fs::write(self.dir.join(&ext), extensions)?;
+        let (key, csr, crt) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+        );
+        openssl(
+            &self.dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                subject,
+            ],
+        )?;
+        openssl(
+            &self.dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "1",
+                "-extfile",
+                &ext,
+            ],
+        )
+    }
+
+    fn pem(&self, file: &str) -> Result<String> {
+        Ok(std::fs::read_to_string(self.dir.join(file))?)
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).to_string_lossy().into_owned()
+    }
+}
+
+/// Indents a PEM for a YAML block scalar.
+fn block(pem: &str) -> String {
+    pem.lines()
+        .map(|l| format!("    {l}\n"))
+        .collect::<String>()
+}
+
+/// POSTs `body` over HTTPS to `host` resolved to `ip`, as curl: the status,
+/// or 0 when no HTTP answer came (TLS refused).
+fn curl(pki: &Pki, host: &str, ip: &str, body: &str, client: Option<&str>) -> Result<u16> {
+    let mut command = Command::new("curl");
+    command.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-m",
+        "5",
+        "--cacert",
+        &pki.path("ca.crt"),
+        "--resolve",
+    ]);
+    command.arg(format!("{host}:8080:{ip}"));
+    if let Some(name) = client {
+        command.args([
+            "--cert",
+            &pki.path(&format!("{name}.crt")),
+            "--key",
+            &pki.path(&format!("{name}.key")),
+        ]);
+    }
+    command
+        .args(["-H", "Content-Type: application/json", "--data", body])
+        .arg(format!("https://{host}:8080/v2/models/card-fraud/infer"));
+    let output = command.output().context("running curl")?;
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0))
+}
+
+#[tokio::test]
+async fn a_partner_certificate_authenticates_its_subject_over_tls() -> Result<()> {
+    run_with_operator("mtls", |ns: Arc<TestNamespace>| async move {
+        let host = format!("scoring.{}.svc", ns.name);
+        let pki = Pki::new(std::env::temp_dir().join("aimass-e2e").join(&ns.name))?;
+        pki.issue(
+            "server",
+            "/CN=scoring",
+            &format!("subjectAltName=DNS:{host}\nextendedKeyUsage=serverAuth\n"),
+        )?;
+        let client_ext = "extendedKeyUsage=clientAuth\n";
+        pki.issue("bank", "/CN=partner:bank-b/O=partners", client_ext)?;
+        pki.issue("stranger", "/CN=partner:stranger", client_ext)?;
+        let model = repo_root().join("tests/zoo/models/gbdt_classifier.onnx");
+        ns.apply(&format!(
+            r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: scoring-tls}}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: |
+{crt}  tls.key: |
+{key}---
+apiVersion: v1
+kind: Secret
+metadata: {{name: partner-cas}}
+stringData:
+  ca.crt: |
+{ca}---
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: card-fraud}}
+spec:
+  source: {{uri: "file://{model}"}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: ModelDeployment
+metadata: {{name: scoring}}
+spec:
+  model: {{name: card-fraud}}
+  replicas: {{min: 1, max: 1}}
+  autoscaling: {{enabled: false}}
+  security:
+    tls:
+      certificateSecret: {{name: scoring-tls}}
+      clientCertificates:
+        caSecret: {{name: partner-cas}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: score-card-fraud}}
+rules:
+  - apiGroups: [aimass.io]
+    resources: [models/infer]
+    resourceNames: [card-fraud]
+    verbs: [create]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: bank-scores-card-fraud}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: score-card-fraud}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: Group, name: partners}}]
+"#,
+            crt = block(&pki.pem("server.crt")?),
+            key = block(&pki.pem("server.key")?),
+            ca = block(&pki.pem("ca.crt")?),
+            model = model.display(),
+        ))
+        .await?;
+        let md = wait_for(
+            &ns.api::<ModelDeployment>(),
+            "scoring",
+            TIMEOUT,
+            |md: Option<&ModelDeployment>| {
+                md.and_then(|m| m.status.as_ref())
+                    .is_some_and(|s| s.ready_replicas == 1)
+            },
+        )
+        .await?;
+        let url = md.status.and_then(|s| s.url).unwrap_or_default();
+        ensure!(url.starts_with("https://"), "status.url: {url}");
+        let pod = pods(&ns, "aimass.io/model-deployment=scoring")
+            .await?
+            .into_iter()
+            .next()
+            .context("no serving pod")?;
+        let ip = pod
+            .status
+            .and_then(|s| s.pod_ip)
+            .context("pod without IP")?;
+        let body = zoo_reference("gbdt_classifier")?.0.to_string();
+
+        // The partner's group is bound: its certificate alone is enough.
+        wait(Duration::from_secs(30), "the partner to be served", || {
+            let (pki, host, ip, body) = (&pki, &host, &ip, &body);
+            async move { Ok(curl(pki, host, ip, body, Some("bank"))? == 200) }
+        })
+        .await?;
+        let stranger = curl(&pki, &host, &ip, &body, Some("stranger"))?;
+        ensure!(
+            stranger == 403,
+            "a certificate whose subject has no binding: {stranger}"
+        );
+        let anonymous = curl(&pki, &host, &ip, &body, None)?;
+        ensure!(
+            anonymous == 401,
+            "TLS without a certificate or token: {anonymous}"
+        );
+        // Plain HTTP on the API port gets no answer.
+        let plain = aimass_e2e::post(
+            &format!("http://{ip}:8080/v2/models/card-fraud/infer"),
+            &zoo_reference("gbdt_classifier")?.0,
+        )
+        .await;
+        ensure!(
+            plain.is_err() || plain.as_ref().is_ok_and(|(code, _)| *code != 200),
+            "plain HTTP was served: {plain:?}"
+        );
+        Ok(())
+    })
+    .await
+}
