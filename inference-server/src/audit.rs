@@ -190,6 +190,7 @@ pub struct AuditLog {
     path: String,
     state: Mutex<(File, Checkpoint)>,
     boot: String,
+    sealer: Option<crate::seal::Sealer>,
 }
 
 impl AuditLog {
@@ -224,7 +225,28 @@ impl AuditLog {
             path: shown,
             state: Mutex::new((file, tail)),
             boot: format!("{:016x}", boot_nonce()),
+            sealer: None,
         })
+    }
+
+    /// Signs the checkpoints it hands out with `sealer`.
+    #[must_use]
+    pub fn sealed_by(mut self, sealer: crate::seal::Sealer) -> Self {
+        self.sealer = Some(sealer);
+        self
+    }
+
+    /// The tail of the chain so far, sealed (when there is a signing key)
+    /// as the trail of `target`.
+    pub fn sealed_checkpoint(&self, target: &Target) -> crate::seal::CheckpointAnswer {
+        let checkpoint = self.checkpoint();
+        let seal = self.sealer.as_ref().map(|sealer| {
+            let now = jiff::Timestamp::now()
+                .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string();
+            sealer.seal(target, &checkpoint, now)
+        });
+        crate::seal::CheckpointAnswer { checkpoint, seal }
     }
 
     /// Chains and writes `record` (its `id`, `sequence`, `prev` and `mac`

@@ -146,6 +146,13 @@ pub struct Config {
     #[arg(long, env = "AIMASS_AUDIT_KEY_FILE")]
     pub audit_key_file: Option<std::path::PathBuf>,
 
+    /// File holding the 32-byte Ed25519 seed that signs the checkpoints
+    /// handed out on the admin port (`GET /audit/checkpoint`), typically in
+    /// the audit key's Secret. A missing file means unsigned checkpoints
+    /// (said in the log): Secrets made before seals existed lack it.
+    #[arg(long, env = "AIMASS_AUDIT_SIGNING_KEY_FILE", requires = "audit_log")]
+    pub audit_signing_key_file: Option<std::path::PathBuf>,
+
     /// Which input values audit records keep, as JSON:
     /// `[{"input": "card", "policy": "Keep"}, {"input": "amount", "policy":
     /// "Bucket", "buckets": [10, 100]}, {"input": "merchant", "policy":

@@ -268,7 +268,7 @@ pub async fn handle_api<B: RequestBody>(
 /// path (decode, batch, model, encode) so an orchestrator can check a new
 /// replica end to end without caller credentials or data of its own, and
 /// `GET /audit/checkpoint`, the tail of the audit chain (sequence and MAC,
-/// no record content) for the operator to keep.
+/// no record content) and its seal, for the operator to check and keep.
 pub async fn handle_admin<B: RequestBody>(
     service: Arc<Service>,
     req: Request<B>,
@@ -288,8 +288,8 @@ pub async fn handle_admin<B: RequestBody>(
         }
         "/warm-up" => Ok(ApiError::MethodNotAllowed(req.method().clone()).into_response()),
         "/audit/checkpoint" if req.method() == Method::GET => {
-            match service.enforcement.as_ref().and_then(|e| e.audit.as_ref()) {
-                Some(audit) => Ok(json_response(StatusCode::OK, &audit.checkpoint())),
+            match service.enforcement.as_ref().and_then(|e| Some((e.audit.as_ref()?, &e.target))) {
+                Some((audit, target)) => Ok(json_response(StatusCode::OK, &audit.sealed_checkpoint(target))),
                 None => Ok(ApiError::NotFound("this server keeps no audit trail".into()).into_response()),
             }
         }

@@ -15,6 +15,7 @@ pub mod http;
 pub mod metrics;
 pub mod payload;
 pub mod protocol;
+pub mod seal;
 pub mod security;
 pub mod server;
 pub mod source;

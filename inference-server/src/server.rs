@@ -110,6 +110,27 @@ pub async fn load(config: &Config) -> Result<Service, Error> {
     })
 }
 
+/// The signer of audit checkpoints, if a signing key file is configured
+/// and present.
+fn sealer(file: Option<&std::path::Path>) -> Result<Option<crate::seal::Sealer>, Error> {
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    match std::fs::read(file) {
+        Ok(seed) => crate::seal::Sealer::from_seed(&seed)
+            .map(Some)
+            .map_err(Error::Security),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            warn!(file = %file.display(), "no audit signing key: checkpoints are not sealed");
+            Ok(None)
+        }
+        Err(e) => Err(Error::Security(format!(
+            "cannot read the audit signing key {}: {e}",
+            file.display()
+        ))),
+    }
+}
+
 /// The security layer the configuration asks for: gates with `--auth
 /// kubernetes`, a trail with `--audit-log`, nothing otherwise.
 async fn enforcement(
@@ -177,8 +198,11 @@ async fn enforcement(
                 .map(|policy| crate::payload::PayloadPolicy::parse(policy, key.clone()))
                 .transpose()
                 .map_err(Error::Security)?;
-            let audit = crate::audit::AuditLog::open(log, key)
+            let mut audit = crate::audit::AuditLog::open(log, key)
                 .map_err(|e| Error::Security(e.to_string()))?;
+            if let Some(sealer) = sealer(config.audit_signing_key_file.as_deref())? {
+                audit = audit.sealed_by(sealer);
+            }
             (Some(audit), payload)
         }
         _ if config.audit_payload.is_some() => {

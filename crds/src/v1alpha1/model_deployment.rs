@@ -830,6 +830,13 @@ pub struct ModelDeploymentStatus {
     /// this MAC (`aimass-audit verify --expect-sequence --expect-mac`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audit_checkpoints: Vec<AuditCheckpoint>,
+
+    /// The public Ed25519 key (base64) that verifies the servers' sealed
+    /// checkpoints, made by the operator with the audit key: anyone can
+    /// check a kept seal with it (`aimass-audit verify-seal`), without the
+    /// chain's secret key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_verifying_key: Option<String>,
 }
 
 /// Where a replica's audit trail stood when the operator last read it.
@@ -844,8 +851,17 @@ pub struct AuditCheckpoint {
     pub mac: String,
     /// When it was read.
     pub time: Time,
+    /// When the server sealed it (UTC, µs), as signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_at: Option<String>,
+    /// The server's Ed25519 signature (base64) of the namespace, model,
+    /// pod, sequence, MAC and `sealedAt`, verified by the operator with
+    /// `status.auditVerifyingKey` before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
     /// Set when the trail went back or was rewritten since an earlier
-    /// checkpoint: records were removed or changed. Stays until the pod goes.
+    /// checkpoint (records were removed or changed), or a checkpoint's seal
+    /// did not verify. Stays until the pod goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broken: Option<String>,
 }

@@ -446,6 +446,7 @@ use crate::audit::{AuditLog, Record, Target};
 use crate::http::{ROUTES, handle, handle_admin, handle_api};
 
 const AUDIT_KEY: &[u8] = b"an audit key of at least 32 bytes!";
+const SEAL_SEED: [u8; 32] = [5; 32];
 
 fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -485,7 +486,9 @@ fn guarded_with(
     fail_open: bool,
     payload: Option<crate::payload::PayloadPolicy>,
 ) -> Arc<crate::http::Service> {
-    let log = AuditLog::open(audit, AUDIT_KEY.to_vec()).unwrap();
+    let log = AuditLog::open(audit, AUDIT_KEY.to_vec())
+        .unwrap()
+        .sealed_by(crate::seal::Sealer::from_seed(&SEAL_SEED).unwrap());
     crate::http_tests::guarded_service(move |metrics| {
         Some(Enforcement {
             guard: Some(g),
@@ -613,9 +616,21 @@ async fn probes_and_metrics_answer_on_the_admin_port_without_credentials_and_not
     let response = admin("/audit/checkpoint").await.unwrap();
     assert_eq!(response.status(), 200);
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    let tail: crate::audit::Checkpoint = serde_json::from_slice(&body).unwrap();
+    let answer: crate::seal::CheckpointAnswer = serde_json::from_slice(&body).unwrap();
+    let tail = answer.checkpoint;
     assert_eq!(tail.sequence, 1);
     crate::audit::verify(&dir.join("audit.jsonl"), AUDIT_KEY, Some(&tail)).unwrap();
+    // Sealed: the same tail, for this model, signed with the server's key.
+    let seal = answer.seal.expect("a signing key seals the checkpoint");
+    assert_eq!((seal.sequence, &seal.mac), (tail.sequence, &tail.mac));
+    assert_eq!(
+        (seal.namespace.as_str(), seal.model.as_str()),
+        ("risk", "fraud")
+    );
+    let verifying_key = crate::seal::Sealer::from_seed(&SEAL_SEED)
+        .unwrap()
+        .verifying_key();
+    crate::seal::verify(&seal, &verifying_key).unwrap();
 }
 
 #[tokio::test]

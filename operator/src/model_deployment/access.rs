@@ -34,6 +34,10 @@ use crate::labels;
 
 /// Key of the audit chain's key in its Secret.
 pub const AUDIT_KEY: &str = "key";
+/// Key of the checkpoint signing key (an Ed25519 seed) in the same Secret.
+pub const AUDIT_SIGNING_KEY: &str = "signing-key";
+/// Annotation of that Secret with the public key that verifies the seals.
+const VERIFYING_KEY_ANNOTATION: &str = "aimass.io/audit-verifying-key";
 /// Label of a ClusterRoleBinding naming the namespace of its ModelDeployment.
 const NAMESPACE_LABEL: &str = "aimass.io/model-deployment-namespace";
 /// How often bindings of deleted ModelDeployments are looked for.
@@ -130,20 +134,44 @@ pub fn binding(md: &ModelDeployment, cluster_role: &str) -> ClusterRoleBinding {
     }
 }
 
-/// A fresh audit key Secret: 32 random bytes.
+/// A fresh audit key Secret: the chain's key (32 random bytes) and the
+/// seed of the key pair that seals checkpoints, whose public half is an
+/// annotation, readable without the Secret's data.
 fn audit_key_secret(md: &ModelDeployment) -> Result<Secret, Error> {
     let mut key = [0u8; 32];
     getrandom::fill(&mut key)
         .map_err(|e| Error::Config(format!("no randomness for the audit key: {e}")))?;
+    let (seed, verifying_key) = aimass_inference_server::seal::generate().map_err(Error::Config)?;
+    let mut metadata = labels::owned_meta(md, audit_key_secret_name(md), deployment_labels(md));
+    metadata.annotations = Some(BTreeMap::from([(
+        VERIFYING_KEY_ANNOTATION.into(),
+        verifying_key,
+    )]));
     Ok(Secret {
-        metadata: labels::owned_meta(md, audit_key_secret_name(md), deployment_labels(md)),
-        data: Some(BTreeMap::from([(
-            AUDIT_KEY.into(),
-            ByteString(key.to_vec()),
-        )])),
+        metadata,
+        data: Some(BTreeMap::from([
+            (AUDIT_KEY.into(), ByteString(key.to_vec())),
+            (AUDIT_SIGNING_KEY.into(), ByteString(seed)),
+        ])),
         type_: Some("Opaque".into()),
         ..Secret::default()
     })
+}
+
+/// The public key that verifies the seals of `md`'s servers, read from the
+/// audit key Secret's metadata (never its data); `None` for a Secret made
+/// before seals existed, or not made yet.
+pub async fn audit_verifying_key(
+    ctx: &Context,
+    md: &ModelDeployment,
+) -> Result<Option<String>, Error> {
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
+    let metadata = secrets
+        .get_metadata_opt(&audit_key_secret_name(md))
+        .await
+        .map_err(Error::kube("reading the audit key Secret's metadata"))?;
+    Ok(metadata.and_then(|m| m.metadata.annotations?.remove(VERIFYING_KEY_ANNOTATION)))
 }
 
 /// Makes sure the servers of `md` have what its security mode needs.

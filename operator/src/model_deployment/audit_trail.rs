@@ -7,9 +7,13 @@
 //! Since each MAC pins every record before it, a kept checkpoint also lets
 //! `aimass-audit verify --expect-sequence --expect-mac` prove later that
 //! the file on the pod was not truncated or rewritten.
+//!
+//! Checkpoints are sealed: each server signs its answer with the Ed25519
+//! key made with its audit key, and a checkpoint whose seal does not verify
+//! against the public half, or names another trail, breaks the trail too.
 
 use aimass_crds::v1alpha1::AuditCheckpoint;
-use aimass_inference_server::audit::Checkpoint;
+use aimass_inference_server::seal::{self, CheckpointAnswer};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::workload::ADMIN_PORT;
@@ -19,71 +23,169 @@ const CHECKPOINT_INTERVAL: jiff::SignedDuration = jiff::SignedDuration::from_sec
 
 /// Reads the checkpoint of the replica at `ip`; `None` when it does not
 /// answer (it keeps its last kept checkpoint).
-pub async fn read(ip: &str) -> Option<Checkpoint> {
+pub async fn read(ip: &str) -> Option<CheckpointAnswer> {
     crate::scrape::get_json(&format!("http://{ip}:{ADMIN_PORT}/audit/checkpoint")).await
 }
 
-/// The checkpoints to keep, given the kept ones and what each serving pod
-/// answered now, and the messages of trails newly found broken.
-pub fn compare(
-    kept: &[AuditCheckpoint],
-    read: Vec<(String, Option<Checkpoint>)>,
-    now: &Time,
-) -> (Vec<AuditCheckpoint>, Vec<String>) {
-    let mut keep = Vec::new();
-    let mut broken = Vec::new();
-    for (pod, fresh) in read {
-        let before = kept.iter().find(|c| c.pod == pod);
-        let Some(fresh) = fresh else {
-            keep.extend(before.cloned());
-            continue;
+/// Whose trails are compared: the ModelDeployment's namespace and model,
+/// and the key that verifies its servers' seals (none for an audit key
+/// made before seals existed).
+pub struct Trails<'a> {
+    /// Namespace of the ModelDeployment.
+    pub namespace: &'a str,
+    /// The model it serves.
+    pub model: &'a str,
+    /// The public key of its servers' seals.
+    pub verifying_key: Option<&'a str>,
+}
+
+impl Trails<'_> {
+    /// What is wrong with the seal of `answer` from `pod`, if anything.
+    fn seal_problem(&self, pod: &str, answer: &CheckpointAnswer) -> Option<String> {
+        let key = self.verifying_key?;
+        let Some(seal) = &answer.seal else {
+            return Some(format!(
+                "the audit checkpoint of {pod} is not sealed, though its servers have a signing key"
+            ));
         };
-        let sequence = i64::try_from(fresh.sequence).unwrap_or(i64::MAX);
-        let mut finding = before.and_then(|b| b.broken.clone());
-        if finding.is_none()
-            && let Some(before) = before
+        if seal.pod != pod
+            || seal.namespace != self.namespace
+            || seal.model != self.model
+            || seal.sequence != answer.checkpoint.sequence
+            || seal.mac != answer.checkpoint.mac
         {
-            if sequence < before.sequence {
-                finding = Some(format!(
-                    "the audit trail of {pod} went back from record {} to {sequence}: records were removed",
-                    before.sequence
-                ));
-            } else if sequence == before.sequence && fresh.mac != before.mac {
-                finding = Some(format!(
-                    "record {sequence} of the audit trail of {pod} changed since it was checkpointed"
-                ));
-            }
-            broken.extend(finding.clone());
+            return Some(format!(
+                "the audit checkpoint of {pod} carries the seal of another trail"
+            ));
         }
+        seal::verify(seal, key)
+            .err()
+            .map(|why| format!("the seal of the audit checkpoint of {pod} is forged: {why}"))
+    }
+
+    /// The checkpoints to keep, given the kept ones and what each serving
+    /// pod answered now, and the messages of trails newly found broken.
+    pub fn compare(
+        &self,
+        kept: &[AuditCheckpoint],
+        read: Vec<(String, Option<CheckpointAnswer>)>,
+        now: &Time,
+    ) -> (Vec<AuditCheckpoint>, Vec<String>) {
+        let mut keep = Vec::new();
+        let mut broken = Vec::new();
+        for (pod, answer) in read {
+            let before = kept.iter().find(|c| c.pod == pod);
+            let Some(answer) = answer else {
+                keep.extend(before.cloned());
+                continue;
+            };
+            let (kept_checkpoint, finding) = self.judge(&pod, before, answer, now);
+            broken.extend(finding);
+            keep.push(kept_checkpoint);
+        }
+        (keep, broken)
+    }
+
+    /// The checkpoint to keep for `pod` and a newly found break, if any.
+    /// A trail found broken stays broken until its pod goes.
+    fn judge(
+        &self,
+        pod: &str,
+        before: Option<&AuditCheckpoint>,
+        answer: CheckpointAnswer,
+        now: &Time,
+    ) -> (AuditCheckpoint, Option<String>) {
+        let sequence = i64::try_from(answer.checkpoint.sequence).unwrap_or(i64::MAX);
+        let known = before.and_then(|b| b.broken.clone());
+        let found = match (&known, before) {
+            (Some(_), _) => None,
+            (None, before) => self.seal_problem(pod, &answer).or_else(|| {
+                let before = before?;
+                if sequence < before.sequence {
+                    Some(format!(
+                        "the audit trail of {pod} went back from record {} to {sequence}: records were removed",
+                        before.sequence
+                    ))
+                } else if sequence == before.sequence && answer.checkpoint.mac != before.mac {
+                    Some(format!(
+                        "record {sequence} of the audit trail of {pod} changed since it was checkpointed"
+                    ))
+                } else {
+                    None
+                }
+            }),
+        };
+        let broken = known.or_else(|| found.clone());
         // A growing trail is checkpointed once a minute: every status write
         // is a reconcile, and a busy server's trail grows all the time.
-        if finding.is_none()
+        if broken.is_none()
             && let Some(before) = before
             && now.0.duration_since(before.time.0) < CHECKPOINT_INTERVAL
         {
-            keep.push(before.clone());
-            continue;
+            return (before.clone(), None);
         }
-        keep.push(AuditCheckpoint {
-            pod,
-            sequence,
-            mac: fresh.mac,
-            time: now.clone(),
-            broken: finding,
-        });
+        let seal = answer.seal;
+        (
+            AuditCheckpoint {
+                pod: pod.to_owned(),
+                sequence,
+                mac: answer.checkpoint.mac,
+                time: now.clone(),
+                sealed_at: seal.as_ref().map(|s| s.time.clone()),
+                signature: seal.map(|s| s.signature),
+                broken,
+            },
+            found,
+        )
     }
-    (keep, broken)
 }
 
 #[cfg(test)]
 mod tests {
+    use aimass_inference_server::audit::{Checkpoint, Target};
+    use aimass_inference_server::seal::Sealer;
+
     use super::*;
 
-    fn at(sequence: u64, mac: &str) -> Option<Checkpoint> {
-        Some(Checkpoint {
-            sequence,
-            mac: mac.into(),
+    const UNSEALED: Trails<'static> = Trails {
+        namespace: "risk",
+        model: "fraud",
+        verifying_key: None,
+    };
+
+    fn at(sequence: u64, mac: &str) -> Option<CheckpointAnswer> {
+        Some(CheckpointAnswer {
+            checkpoint: Checkpoint {
+                sequence,
+                mac: mac.into(),
+            },
+            seal: None,
         })
+    }
+
+    /// As `pod`'s server with `sealer` would answer.
+    fn sealed(sealer: &Sealer, pod: &str, sequence: u64, mac: &str) -> Option<CheckpointAnswer> {
+        let mut answer = at(sequence, mac)?;
+        let target = Target {
+            namespace: "risk".into(),
+            model: "fraud".into(),
+            pod: pod.into(),
+            ..Target::default()
+        };
+        answer.seal = Some(sealer.seal(
+            &target,
+            &answer.checkpoint,
+            "2026-11-24T09:00:00.000000Z".into(),
+        ));
+        Some(answer)
+    }
+
+    fn compare(
+        kept: &[AuditCheckpoint],
+        read: Vec<(String, Option<CheckpointAnswer>)>,
+        now: &Time,
+    ) -> (Vec<AuditCheckpoint>, Vec<String>) {
+        UNSEALED.compare(kept, read, now)
     }
 
     /// `minutes` after a fixed start.
@@ -119,7 +221,7 @@ mod tests {
             &at_minute(0),
         )
         .0;
-        let (kept, broken) = compare(
+        let (kept, broken) = UNSEALED.compare(
             &kept,
             vec![("a".into(), at(2, "m2")), ("b".into(), at(4, "forged"))],
             &at_minute(0),
@@ -131,5 +233,36 @@ mod tests {
         let (kept, broken) = compare(&kept, vec![("a".into(), at(3, "m3"))], &at_minute(5));
         assert!(broken.is_empty());
         assert!(kept[0].broken.is_some());
+    }
+
+    #[test]
+    fn only_a_seal_of_this_trail_by_its_servers_key_is_kept() {
+        let (seed, verifying_key) = aimass_inference_server::seal::generate().unwrap();
+        let sealer = Sealer::from_seed(&seed).unwrap();
+        let (other_seed, _) = aimass_inference_server::seal::generate().unwrap();
+        let impostor = Sealer::from_seed(&other_seed).unwrap();
+        let trails = Trails {
+            verifying_key: Some(&verifying_key),
+            ..UNSEALED
+        };
+        let (kept, broken) = trails.compare(
+            &[],
+            vec![
+                ("a".into(), sealed(&sealer, "a", 3, "m3")),
+                ("b".into(), at(3, "m3")),
+                ("c".into(), sealed(&impostor, "c", 3, "m3")),
+                ("d".into(), sealed(&sealer, "a", 3, "m3")),
+            ],
+            &at_minute(0),
+        );
+        assert!(kept[0].broken.is_none() && kept[0].signature.is_some());
+        assert_eq!(
+            kept[0].sealed_at.as_deref(),
+            Some("2026-11-24T09:00:00.000000Z")
+        );
+        assert_eq!(broken.len(), 3, "{broken:?}");
+        assert!(broken[0].contains("not sealed"), "{}", broken[0]);
+        assert!(broken[1].contains("forged"), "{}", broken[1]);
+        assert!(broken[2].contains("another trail"), "{}", broken[2]);
     }
 }

@@ -629,8 +629,18 @@ async fn check_audit_trails(
         (pod, checkpoint)
     }))
     .await;
-    let (kept, broken) = audit_trail::compare(&old.audit_checkpoints, read, now);
+    let verifying_key = match &old.audit_verifying_key {
+        Some(key) => Some(key.clone()),
+        None => access::audit_verifying_key(ctx, md).await?,
+    };
+    let trails = audit_trail::Trails {
+        namespace: &md.namespace().unwrap_or_default(),
+        model: &md.spec.model.name,
+        verifying_key: verifying_key.as_deref(),
+    };
+    let (kept, broken) = trails.compare(&old.audit_checkpoints, read, now);
     status.audit_checkpoints = kept;
+    status.audit_verifying_key = verifying_key;
     for message in broken {
         publish(
             ctx,

@@ -391,6 +391,10 @@ fn security_env(md: &ModelDeployment) -> Vec<EnvVar> {
             format!("{AUDIT_KEY_DIR}/{}", access::AUDIT_KEY),
         ),
         env(
+            "AIMASS_AUDIT_SIGNING_KEY_FILE",
+            format!("{AUDIT_KEY_DIR}/{}", access::AUDIT_SIGNING_KEY),
+        ),
+        env(
             "AIMASS_AUDIT_FAILURE_POLICY",
             match security.audit_failure_policy {
                 AuditFailurePolicy::FailClosed => "fail-closed",

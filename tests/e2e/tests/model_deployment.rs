@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aimass_crds::v1alpha1::{Model, ModelDeployment};
-use aimass_e2e::operator::run_with_operator;
+use aimass_e2e::operator::{run_with_operator, target_dir};
 use aimass_e2e::{
     TestNamespace, close, http_get, kubectl, pod_processes, pods, post_as, repo_root, wait,
     wait_for, zoo_reference,
@@ -447,13 +447,39 @@ async fn the_operator_finds_an_audit_trail_that_lost_records() -> Result<()> {
                     .is_some_and(|s| s.audit_checkpoints.iter().any(|c| c.sequence >= at_least))
             }
         };
-        wait_for(
+        let md = wait_for(
             &ns.api::<ModelDeployment>(),
             "scoring",
             TIMEOUT,
             checkpointed(4),
         )
         .await?;
+        // The checkpoint is sealed by the server: anyone can check the seal
+        // with the public key in status, and a changed one does not verify.
+        let status = md.status.context("no status")?;
+        let verifying_key = status
+            .audit_verifying_key
+            .context("no status.auditVerifyingKey")?;
+        let kept = serde_json::to_value(&status.audit_checkpoints[0])?;
+        ensure!(kept["signature"].is_string(), "unsealed: {kept}");
+        let verify_seal = |checkpoint: &Value| -> Result<bool> {
+            let ran = std::process::Command::new(target_dir().join("debug/aimass-audit"))
+                .args([
+                    "verify-seal",
+                    "--namespace",
+                    &ns.name,
+                    "--model",
+                    "card-fraud",
+                ])
+                .args(["--verifying-key", &verifying_key, "--checkpoint"])
+                .arg(checkpoint.to_string())
+                .output()?;
+            Ok(ran.status.success())
+        };
+        ensure!(verify_seal(&kept)?, "the kept seal does not verify: {kept}");
+        let mut shortened = kept.clone();
+        shortened["sequence"] = json!(1);
+        ensure!(!verify_seal(&shortened)?, "a changed checkpoint verified");
 
         // Someone cuts the trail on the pod back to its first record; the
         // server restarts on it and carries on from there.
