@@ -191,6 +191,8 @@ pub struct AuditLog {
     state: Mutex<(File, Checkpoint)>,
     boot: String,
     sealer: Option<crate::seal::Sealer>,
+    /// Records that could not be written since start.
+    failures: std::sync::atomic::AtomicU64,
 }
 
 impl AuditLog {
@@ -226,6 +228,7 @@ impl AuditLog {
             state: Mutex::new((file, tail)),
             boot: format!("{:016x}", boot_nonce()),
             sealer: None,
+            failures: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -240,19 +243,33 @@ impl AuditLog {
     /// as the trail of `target`.
     pub fn sealed_checkpoint(&self, target: &Target) -> crate::seal::CheckpointAnswer {
         let checkpoint = self.checkpoint();
+        let write_failures = self.failures.load(std::sync::atomic::Ordering::Relaxed);
         let seal = self.sealer.as_ref().map(|sealer| {
             let now = jiff::Timestamp::now()
                 .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
                 .to_string();
-            sealer.seal(target, &checkpoint, now)
+            sealer.seal(target, &checkpoint, write_failures, now)
         });
-        crate::seal::CheckpointAnswer { checkpoint, seal }
+        crate::seal::CheckpointAnswer {
+            checkpoint,
+            write_failures,
+            seal,
+        }
     }
 
     /// Chains and writes `record` (its `id`, `sequence`, `prev` and `mac`
     /// are filled in here). An error means the call must not be reported as
     /// audited.
-    pub fn append(&self, mut record: Record) -> Result<Checkpoint, AuditError> {
+    pub fn append(&self, record: Record) -> Result<Checkpoint, AuditError> {
+        let written = self.write(record);
+        if written.is_err() {
+            self.failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        written
+    }
+
+    fn write(&self, mut record: Record) -> Result<Checkpoint, AuditError> {
         let mut state = self
             .state
             .lock()

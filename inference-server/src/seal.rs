@@ -34,6 +34,9 @@ pub struct Seal {
     pub sequence: u64,
     /// That record's MAC.
     pub mac: String,
+    /// Calls the server could not record since it started.
+    #[serde(default)]
+    pub write_failures: u64,
     /// When the seal was made (UTC, µs).
     pub time: String,
     /// Ed25519 signature of the fields above (base64).
@@ -47,6 +50,9 @@ pub struct CheckpointAnswer {
     /// The chain's tail.
     #[serde(flatten)]
     pub checkpoint: Checkpoint,
+    /// Calls the server could not record since it started.
+    #[serde(default, rename = "writeFailures")]
+    pub write_failures: u64,
     /// The same, signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal: Option<Seal>,
@@ -79,14 +85,22 @@ impl Sealer {
         B64.encode(self.key_pair.public_key().as_ref())
     }
 
-    /// Seals `checkpoint` of the trail of `target` at `time`.
-    pub fn seal(&self, target: &Target, checkpoint: &Checkpoint, time: String) -> Seal {
+    /// Seals `checkpoint` of the trail of `target`, which failed to record
+    /// `write_failures` calls, at `time`.
+    pub fn seal(
+        &self,
+        target: &Target,
+        checkpoint: &Checkpoint,
+        write_failures: u64,
+        time: String,
+    ) -> Seal {
         let mut seal = Seal {
             namespace: target.namespace.clone(),
             model: target.model.clone(),
             pod: target.pod.clone(),
             sequence: checkpoint.sequence,
             mac: checkpoint.mac.clone(),
+            write_failures,
             time,
             signature: String::new(),
         };
@@ -111,8 +125,14 @@ pub fn verify(seal: &Seal, verifying_key: &str) -> Result<(), String> {
 /// The signed bytes: every field but the signature, one per line.
 fn message(seal: &Seal) -> Vec<u8> {
     format!(
-        "{CONTEXT}\n{}\n{}\n{}\n{}\n{}\n{}",
-        seal.namespace, seal.model, seal.pod, seal.sequence, seal.mac, seal.time
+        "{CONTEXT}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+        seal.namespace,
+        seal.model,
+        seal.pod,
+        seal.sequence,
+        seal.mac,
+        seal.write_failures,
+        seal.time
     )
     .into_bytes()
 }
@@ -142,6 +162,7 @@ mod tests {
         let seal = sealer.seal(
             &target("scoring-1"),
             &checkpoint,
+            0,
             "2026-11-24T08:00:00.000000Z".into(),
         );
         verify(&seal, &verifying_key).unwrap();
@@ -153,6 +174,9 @@ mod tests {
         let mut back = seal.clone();
         back.sequence = 41;
         assert!(verify(&back, &verifying_key).is_err(), "another sequence");
+        let mut hidden = seal.clone();
+        hidden.write_failures = 3;
+        assert!(verify(&hidden, &verifying_key).is_err(), "other failures");
         let mut garbled = seal;
         garbled.signature = "not base64!".into();
         assert!(verify(&garbled, &verifying_key).is_err());

@@ -81,4 +81,6 @@ pub mod reasons {
     /// A replica's audit trail lost or changed records since the operator
     /// last read its checkpoint.
     pub const AUDIT_TRAIL_BROKEN: &str = "AuditTrailBroken";
+    /// A replica's server could not record some calls in its audit trail.
+    pub const AUDIT_WRITE_FAILING: &str = "AuditWriteFailing";
 }

@@ -851,11 +851,16 @@ pub struct AuditCheckpoint {
     pub mac: String,
     /// When it was read.
     pub time: Time,
+    /// Calls the replica's server could not record since it started (a
+    /// full or unwritable disk): refused under `FailClosed`, answered
+    /// unrecorded under `FailOpen`.
+    #[serde(default)]
+    pub write_failures: i64,
     /// When the server sealed it (UTC, µs), as signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed_at: Option<String>,
     /// The server's Ed25519 signature (base64) of the namespace, model,
-    /// pod, sequence, MAC and `sealedAt`, verified by the operator with
+    /// pod, sequence, MAC, `writeFailures` and `sealedAt`, verified by the operator with
     /// `status.auditVerifyingKey` before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,

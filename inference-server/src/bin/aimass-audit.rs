@@ -68,6 +68,8 @@ struct Kept {
     pod: String,
     sequence: u64,
     mac: String,
+    #[serde(default)]
+    write_failures: u64,
     sealed_at: Option<String>,
     signature: Option<String>,
 }
@@ -112,6 +114,7 @@ fn verify_seal(
         pod: kept.pod,
         sequence: kept.sequence,
         mac: kept.mac,
+        write_failures: kept.write_failures,
         time,
         signature,
     };

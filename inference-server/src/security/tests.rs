@@ -866,6 +866,15 @@ async fn a_failed_audit_write_refuses_the_call_under_fail_closed_and_counts_unde
         200
     );
     assert_eq!(open.metrics.audit_failures.get(), 1);
+    // The sealed checkpoint tells the operator, which raises a condition.
+    let enforcement = open.enforcement.as_ref().unwrap();
+    let answer = enforcement
+        .audit
+        .as_ref()
+        .unwrap()
+        .sealed_checkpoint(&enforcement.target);
+    assert_eq!(answer.write_failures, 1);
+    assert_eq!(answer.seal.unwrap().write_failures, 1);
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@
 //! against the public half, or names another trail, breaks the trail too.
 
 use aimass_crds::v1alpha1::AuditCheckpoint;
+use aimass_crds::v1alpha1::conditions::reasons;
 use aimass_inference_server::seal::{self, CheckpointAnswer};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -53,6 +54,7 @@ impl Trails<'_> {
             || seal.model != self.model
             || seal.sequence != answer.checkpoint.sequence
             || seal.mac != answer.checkpoint.mac
+            || seal.write_failures != answer.write_failures
         {
             return Some(format!(
                 "the audit checkpoint of {pod} carries the seal of another trail"
@@ -64,26 +66,35 @@ impl Trails<'_> {
     }
 
     /// The checkpoints to keep, given the kept ones and what each serving
-    /// pod answered now, and the messages of trails newly found broken.
+    /// pod answered now, and what is newly wrong: (condition reason,
+    /// message) of trails found broken and of servers that failed to record
+    /// calls since their last checkpoint.
     pub fn compare(
         &self,
         kept: &[AuditCheckpoint],
         read: Vec<(String, Option<CheckpointAnswer>)>,
         now: &Time,
-    ) -> (Vec<AuditCheckpoint>, Vec<String>) {
+    ) -> (Vec<AuditCheckpoint>, Vec<(&'static str, String)>) {
         let mut keep = Vec::new();
-        let mut broken = Vec::new();
+        let mut findings = Vec::new();
         for (pod, answer) in read {
             let before = kept.iter().find(|c| c.pod == pod);
             let Some(answer) = answer else {
                 keep.extend(before.cloned());
                 continue;
             };
-            let (kept_checkpoint, finding) = self.judge(&pod, before, answer, now);
-            broken.extend(finding);
+            let failures = i64::try_from(answer.write_failures).unwrap_or(i64::MAX);
+            if failures > before.map_or(0, |b| b.write_failures) {
+                findings.push((
+                    reasons::AUDIT_WRITE_FAILING,
+                    format!("{failures} call(s) to {pod} could not be recorded in its audit trail"),
+                ));
+            }
+            let (kept_checkpoint, broken) = self.judge(&pod, before, answer, now);
+            findings.extend(broken.map(|m| (reasons::AUDIT_TRAIL_BROKEN, m)));
             keep.push(kept_checkpoint);
         }
-        (keep, broken)
+        (keep, findings)
     }
 
     /// The checkpoint to keep for `pod` and a newly found break, if any.
@@ -116,10 +127,12 @@ impl Trails<'_> {
             }),
         };
         let broken = known.or_else(|| found.clone());
+        let write_failures = i64::try_from(answer.write_failures).unwrap_or(i64::MAX);
         // A growing trail is checkpointed once a minute: every status write
         // is a reconcile, and a busy server's trail grows all the time.
         if broken.is_none()
             && let Some(before) = before
+            && before.write_failures == write_failures
             && now.0.duration_since(before.time.0) < CHECKPOINT_INTERVAL
         {
             return (before.clone(), None);
@@ -131,6 +144,7 @@ impl Trails<'_> {
                 sequence,
                 mac: answer.checkpoint.mac,
                 time: now.clone(),
+                write_failures,
                 sealed_at: seal.as_ref().map(|s| s.time.clone()),
                 signature: seal.map(|s| s.signature),
                 broken,
@@ -159,6 +173,7 @@ mod tests {
                 sequence,
                 mac: mac.into(),
             },
+            write_failures: 0,
             seal: None,
         })
     }
@@ -175,6 +190,7 @@ mod tests {
         answer.seal = Some(sealer.seal(
             &target,
             &answer.checkpoint,
+            0,
             "2026-11-24T09:00:00.000000Z".into(),
         ));
         Some(answer)
@@ -185,7 +201,8 @@ mod tests {
         read: Vec<(String, Option<CheckpointAnswer>)>,
         now: &Time,
     ) -> (Vec<AuditCheckpoint>, Vec<String>) {
-        UNSEALED.compare(kept, read, now)
+        let (kept, findings) = UNSEALED.compare(kept, read, now);
+        (kept, findings.into_iter().map(|(_, m)| m).collect())
     }
 
     /// `minutes` after a fixed start.
@@ -221,7 +238,7 @@ mod tests {
             &at_minute(0),
         )
         .0;
-        let (kept, broken) = UNSEALED.compare(
+        let (kept, broken) = compare(
             &kept,
             vec![("a".into(), at(2, "m2")), ("b".into(), at(4, "forged"))],
             &at_minute(0),
@@ -245,7 +262,7 @@ mod tests {
             verifying_key: Some(&verifying_key),
             ..UNSEALED
         };
-        let (kept, broken) = trails.compare(
+        let (kept, findings) = trails.compare(
             &[],
             vec![
                 ("a".into(), sealed(&sealer, "a", 3, "m3")),
@@ -255,6 +272,7 @@ mod tests {
             ],
             &at_minute(0),
         );
+        let broken: Vec<&String> = findings.iter().map(|(_, m)| m).collect();
         assert!(kept[0].broken.is_none() && kept[0].signature.is_some());
         assert_eq!(
             kept[0].sealed_at.as_deref(),
@@ -264,5 +282,35 @@ mod tests {
         assert!(broken[0].contains("not sealed"), "{}", broken[0]);
         assert!(broken[1].contains("forged"), "{}", broken[1]);
         assert!(broken[2].contains("another trail"), "{}", broken[2]);
+    }
+
+    #[test]
+    fn calls_a_server_could_not_record_are_reported_once_each_time_they_grow() {
+        let failing = |failures| {
+            let mut answer = at(5, "m5");
+            if let Some(a) = answer.as_mut() {
+                a.write_failures = failures;
+            }
+            answer
+        };
+        let (kept, findings) = UNSEALED.compare(&[], vec![("a".into(), failing(2))], &at_minute(0));
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].0, reasons::AUDIT_WRITE_FAILING);
+        assert!(
+            findings[0].1.starts_with("2 call(s) to a"),
+            "{}",
+            findings[0].1
+        );
+        assert_eq!(kept[0].write_failures, 2);
+        let (kept, findings) =
+            UNSEALED.compare(&kept, vec![("a".into(), failing(2))], &at_minute(0));
+        assert!(findings.is_empty(), "no new failures: {findings:?}");
+        let (kept, findings) =
+            UNSEALED.compare(&kept, vec![("a".into(), failing(3))], &at_minute(0));
+        assert_eq!(findings.len(), 1, "one more");
+        assert_eq!(
+            kept[0].write_failures, 3,
+            "renewed at once, not a minute later"
+        );
     }
 }

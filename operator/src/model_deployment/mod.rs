@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use aimass_crds::v1alpha1::{
-    CanaryPhase, CanarySpec, CanaryStatus, MigrationOutcome, Model, ModelDeployment,
-    ModelDeploymentStatus, ModelVersion, RolloutStrategy, SecurityMode,
+    AuditFailurePolicy, CanaryPhase, CanarySpec, CanaryStatus, MigrationOutcome, Model,
+    ModelDeployment, ModelDeploymentStatus, ModelVersion, RolloutStrategy, SecurityMode,
 };
 use aimass_crds::validation;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -329,8 +329,26 @@ async fn secured(
         .iter()
         .filter_map(|c| c.broken.clone())
         .collect();
+    let failing: Vec<String> = status
+        .audit_checkpoints
+        .iter()
+        .filter(|c| c.write_failures > 0)
+        .map(|c| format!("{} on {}", c.write_failures, c.pod))
+        .collect();
     let (reason, message) = if enforced && !broken.is_empty() {
         (reasons::AUDIT_TRAIL_BROKEN, broken.join("; "))
+    } else if enforced && !failing.is_empty() {
+        (
+            reasons::AUDIT_WRITE_FAILING,
+            format!(
+                "calls could not be recorded ({}): {}; free the trail's volume and replace the pod",
+                failing.join(", "),
+                match security.audit_failure_policy {
+                    AuditFailurePolicy::FailClosed => "they were refused (FailClosed)",
+                    AuditFailurePolicy::FailOpen => "they were answered unrecorded (FailOpen)",
+                }
+            ),
+        )
     } else if enforced {
         (
             reasons::ENFORCED,
@@ -349,7 +367,7 @@ async fn secured(
         status,
         md,
         types::SECURED,
-        enforced && broken.is_empty(),
+        enforced && broken.is_empty() && failing.is_empty(),
         reason,
         message.clone(),
         now,
@@ -638,18 +656,11 @@ async fn check_audit_trails(
         model: &md.spec.model.name,
         verifying_key: verifying_key.as_deref(),
     };
-    let (kept, broken) = trails.compare(&old.audit_checkpoints, read, now);
+    let (kept, findings) = trails.compare(&old.audit_checkpoints, read, now);
     status.audit_checkpoints = kept;
     status.audit_verifying_key = verifying_key;
-    for message in broken {
-        publish(
-            ctx,
-            md,
-            Severity::Warning,
-            reasons::AUDIT_TRAIL_BROKEN,
-            message,
-        )
-        .await;
+    for (reason, message) in findings {
+        publish(ctx, md, Severity::Warning, reason, message).await;
     }
     Ok(())
 }
