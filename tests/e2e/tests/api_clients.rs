@@ -163,6 +163,7 @@ async fn api_keys_authenticate_rbac_authorises_quotas_hold_and_revocation_is_pro
             .into_iter()
             .next()
             .context("no serving pod")?;
+        let pod_name = pod.metadata.name.clone().context("pod without a name")?;
         let ip = pod
             .status
             .and_then(|s| s.pod_ip)
@@ -227,6 +228,14 @@ async fn api_keys_authenticate_rbac_authorises_quotas_hold_and_revocation_is_pro
             .await?;
         let took = answered(&url, &request, &new, 401, Duration::from_secs(5)).await?;
         eprintln!("a deleted client's key stopped working after {took:?}");
+        // No key reached the server's log.
+        let log = ns
+            .api::<k8s_openapi::api::core::v1::Pod>()
+            .logs(&pod_name, &Default::default())
+            .await?;
+        for key in [&old, &new, &bank, &forged] {
+            ensure!(!log.contains(key.as_str()), "a key is in the server's log");
+        }
         Ok(())
     })
     .await
