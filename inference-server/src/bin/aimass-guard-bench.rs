@@ -1,8 +1,8 @@
 //! What the security layer costs, measured in one run against a baseline:
 //! the same model served without the layer, then with token authentication
 //! and RBAC authorisation answered from cache (the API server is a stand-in
-//! on loopback) and a metadata audit record per call, both at a fixed
-//! arrival rate. Then the audit writer alone, records per second. Prints
+//! on loopback) and a metadata audit record per call, then the same with an
+//! API key instead of a token, all at a fixed arrival rate. Then the audit writer alone, records per second. Prints
 //! figures and ratios, asserts nothing.
 //!
 //! `cargo run --release -p aimass-inference-server --bin aimass-guard-bench`
@@ -11,10 +11,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aimass_crds::v1alpha1::{
+    ApiClient, ApiClientSpec, ApiClientStatus, ApiKeyReference, ResolvedApiKey, SecretReference,
+};
 use aimass_inference_server::audit::{Actor, AuditLog, Record, Target};
 use aimass_inference_server::config::Config;
 use aimass_inference_server::http::{Service, handle_api};
-use aimass_inference_server::security::{Authorizer, Enforcement, Guard, TokenAuthenticator, stub};
+use aimass_inference_server::security::{
+    ApiKeys, Authorizer, Enforcement, Guard, TokenAuthenticator, generate_api_key, stub,
+};
 use aimass_inference_server::server;
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -80,11 +85,12 @@ async fn main() -> Result<()> {
     .await?;
     let mut guarded = server::load(&config).await?;
     let timeout = Duration::from_secs(2);
+    let (key, api_keys) = bench_api_key()?;
     guarded.enforcement = Some(Enforcement {
         guard: Some(Guard {
             authn: TokenAuthenticator::new(client.clone(), "aimass".into(), timeout),
             authz: Authorizer::new(client, "risk".into(), "fraud".into(), timeout),
-            api_keys: None,
+            api_keys: Some(api_keys),
             limits: None,
             per_address: None,
         }),
@@ -109,8 +115,10 @@ async fn main() -> Result<()> {
         "{} at {} req/s for {} s each",
         args.model, args.rate, args.seconds
     );
-    let base = paced(&open, &body, &args).await?;
-    let with = paced(&guarded, &body, &args).await?;
+    let token = "a-bench-token";
+    let base = paced(&open, &body, token, &args).await?;
+    let with = paced(&guarded, &body, token, &args).await?;
+    let keyed = paced(&guarded, &body, &key, &args).await?;
     println!("{:<34} {:>9} {:>9} {:>7}", "", "p50 ms", "p99 ms", "errors");
     println!(
         "{:<34} {:>9.3} {:>9.3} {:>7}",
@@ -121,11 +129,17 @@ async fn main() -> Result<()> {
         "authn + authz (cached) + audit", with.0, with.1, with.2
     );
     println!(
-        "added p99: {:.3} ms (ratio {:.2}); added p50: {:.3} ms",
-        with.1 - base.1,
-        with.1 / base.1,
-        with.0 - base.0
+        "{:<34} {:>9.3} {:>9.3} {:>7}",
+        "API key + authz (cached) + audit", keyed.0, keyed.1, keyed.2
     );
+    for (what, run) in [("token", with), ("API key", keyed)] {
+        println!(
+            "{what}: added p99 {:.3} ms (ratio {:.2}); added p50 {:.3} ms",
+            run.1 - base.1,
+            run.1 / base.1,
+            run.0 - base.0
+        );
+    }
 
     let log = AuditLog::open(&dir.join("writer.jsonl"), vec![9; 32])?;
     let record = Record {
@@ -151,8 +165,42 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// p50 and p99 latency in ms, and errors, of calls arriving at `rate`.
-async fn paced(service: &Arc<Service>, body: &str, args: &Args) -> Result<(f64, f64, usize)> {
+/// A key of one ApiClient, and the key set that accepts it.
+fn bench_api_key() -> Result<(String, Arc<ApiKeys>)> {
+    let (key, id, sha256) = generate_api_key()?;
+    let mut client = ApiClient::new(
+        "bench",
+        ApiClientSpec {
+            principal: "partner:bench".into(),
+            groups: Vec::new(),
+            expires: None,
+            quota: None,
+            keys: vec![ApiKeyReference {
+                secret_ref: SecretReference { name: "k".into() },
+            }],
+        },
+    );
+    client.status = Some(ApiClientStatus {
+        keys: vec![ResolvedApiKey {
+            secret: "k".into(),
+            id,
+            sha256,
+        }],
+        ..ApiClientStatus::default()
+    });
+    let keys = Arc::new(ApiKeys::default());
+    keys.replace([&client]);
+    Ok((key, keys))
+}
+
+/// p50 and p99 latency in ms, and errors, of calls arriving at `rate`,
+/// each with `bearer` as its credential.
+async fn paced(
+    service: &Arc<Service>,
+    body: &str,
+    bearer: &str,
+    args: &Args,
+) -> Result<(f64, f64, usize)> {
     let total = u64::from(args.rate) * args.seconds;
     let mut tick = tokio::time::interval(Duration::from_secs(1) / args.rate);
     let mut calls = Vec::new();
@@ -160,10 +208,11 @@ async fn paced(service: &Arc<Service>, body: &str, args: &Args) -> Result<(f64, 
         tick.tick().await;
         let service = Arc::clone(service);
         let body = body.to_owned();
+        let authorization = format!("Bearer {bearer}");
         let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
         calls.push(tokio::spawn(async move {
             let request = hyper::Request::post("/v2/models/fraud/infer")
-                .header("authorization", "Bearer a-bench-token")
+                .header("authorization", authorization)
                 .body(Full::new(Bytes::from(body)))?;
             let started = Instant::now();
             let response = handle_api(service, request, peer, None).await?;
