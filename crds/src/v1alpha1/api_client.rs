@@ -34,7 +34,7 @@ use super::SecretReference;
     category = "aimass",
     printcolumn = r#"{"name":"Principal","type":"string","jsonPath":".spec.principal"}"#,
     printcolumn = r#"{"name":"Keys","type":"integer","description":"Keys that authenticate now","jsonPath":".status.activeKeys"}"#,
-    printcolumn = r#"{"name":"Expires","type":"date","jsonPath":".spec.expires"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","format":"date-time","jsonPath":".spec.expires"}"#,
     printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
