@@ -24,6 +24,10 @@ use subtle::ConstantTimeEq;
 
 use super::{OwnLimit, Principal, Refusal};
 
+/// Longest the last known keys are trusted while the watch is broken (as
+/// long as a cached TokenReview): a revocation made meanwhile is not seen.
+pub const STALE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The group every API key principal belongs to, so all of them can be
 /// bound at once.
 pub const API_CLIENTS_GROUP: &str = "aimass:apiclients";
@@ -66,6 +70,8 @@ pub struct ApiKeys {
     /// so a change to another client does not reset this one's budget.
     limits: RwLock<HashMap<String, (ClientQuota, OwnLimit)>>,
     synced: AtomicBool,
+    /// Since when the watch has been failing, if it is.
+    broken_since: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl ApiKeys {
@@ -76,6 +82,17 @@ impl ApiKeys {
         if !self.synced.load(Ordering::Acquire) {
             return Err(Refusal::Unavailable(
                 "the ApiClients have not been listed yet".into(),
+            ));
+        }
+        if self
+            .broken_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|since| since.elapsed() > STALE_TTL)
+        {
+            return Err(Refusal::Unavailable(
+                "the watch on ApiClients has failed for over a minute: a revoked key could pass"
+                    .into(),
             ));
         }
         let id = api_key::key_id(key).ok_or(Refusal::Unauthenticated)?;
@@ -155,20 +172,36 @@ impl ApiKeys {
         stream
             .for_each(|event| {
                 match event {
-                    Ok(
-                        watcher::Event::InitDone
-                        | watcher::Event::Apply(_)
-                        | watcher::Event::Delete(_),
-                    ) => {
-                        let clients = reader.state();
-                        self.replace(clients.iter().map(AsRef::as_ref));
+                    Ok(event) => {
+                        self.watch_healthy(true);
+                        if matches!(
+                            event,
+                            watcher::Event::InitDone
+                                | watcher::Event::Apply(_)
+                                | watcher::Event::Delete(_)
+                        ) {
+                            let clients = reader.state();
+                            self.replace(clients.iter().map(AsRef::as_ref));
+                        }
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "watching ApiClients"),
+                    Err(e) => {
+                        self.watch_healthy(false);
+                        tracing::warn!(error = %e, "watching ApiClients");
+                    }
                 }
                 futures::future::ready(())
             })
             .await;
+    }
+
+    /// Notes whether the watch just delivered (`true`) or failed.
+    fn watch_healthy(&self, healthy: bool) {
+        let mut since = self.broken_since.lock().unwrap_or_else(|p| p.into_inner());
+        match (healthy, *since) {
+            (true, _) => *since = None,
+            (false, None) => *since = Some(std::time::Instant::now()),
+            (false, Some(_)) => {}
+        }
     }
 }
 
@@ -277,6 +310,26 @@ mod tests {
         assert!(keys.authenticate(&new).is_ok());
         keys.replace([]);
         assert_eq!(keys.authenticate(&new), Err(Refusal::Unauthenticated));
+    }
+
+    #[test]
+    fn known_keys_are_trusted_only_a_minute_into_a_broken_watch() {
+        let (key, id, hash) = generate().unwrap();
+        let keys = ApiKeys::default();
+        keys.replace([&client("exchange", &[("k1", &id, &hash)], &["k1"])]);
+        keys.watch_healthy(false);
+        assert!(
+            keys.authenticate(&key).is_ok(),
+            "a short outage is ridden out"
+        );
+        *keys.broken_since.lock().unwrap() =
+            std::time::Instant::now().checked_sub(STALE_TTL + std::time::Duration::from_secs(1));
+        assert!(matches!(
+            keys.authenticate(&key),
+            Err(Refusal::Unavailable(_))
+        ));
+        keys.watch_healthy(true);
+        assert!(keys.authenticate(&key).is_ok(), "the watch is back");
     }
 
     #[test]
