@@ -313,7 +313,29 @@ fn boot_nonce() -> u64 {
     low ^ u64::from(std::process::id()).rotate_left(32)
 }
 
-/// Checks every record of the trail at `path` and returns its tail. The
+/// The trail at `path`: a file, or a directory of archived parts
+/// (`*.jsonl`, read in name order as one trail).
+fn trail_reader(path: &Path) -> std::io::Result<Box<dyn std::io::Read>> {
+    if !path.is_dir() {
+        return Ok(Box::new(File::open(path)?));
+    }
+    let mut parts: Vec<_> = std::fs::read_dir(path)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    parts.retain(|p| p.extension().is_some_and(|e| e == "jsonl"));
+    parts.sort();
+    parts.into_iter().try_fold(
+        Box::new(std::io::empty()) as Box<dyn std::io::Read>,
+        |trail, part| {
+            let chained: Box<dyn std::io::Read> =
+                Box::new(std::io::Read::chain(trail, File::open(part)?));
+            Ok(chained)
+        },
+    )
+}
+
+/// Checks every record of the trail at `path` (a file, or a directory of
+/// archived parts) and returns its tail. The
 /// first record that does not verify (bad JSON, a gap or repeat in the
 /// sequence, a `prev` that is not the previous `mac`, a `mac` that does not
 /// match) is the error. With `expect_last`, a trail that ends before that
@@ -328,7 +350,7 @@ pub fn verify(
         path: shown.clone(),
         source,
     };
-    let reader = BufReader::new(File::open(path).map_err(io)?);
+    let reader = BufReader::new(trail_reader(path).map_err(io)?);
     let mut tail = Checkpoint {
         sequence: 0,
         mac: GENESIS.into(),

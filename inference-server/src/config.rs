@@ -153,6 +153,19 @@ pub struct Config {
     #[arg(long, env = "AIMASS_AUDIT_SIGNING_KEY_FILE", requires = "audit_log")]
     pub audit_signing_key_file: Option<std::path::PathBuf>,
 
+    /// Where to ship the audit trail so it outlives the pod: a prefix
+    /// (`s3://`, `gs://`, `az://` or `file://`) under which each pod's
+    /// records land as `<namespace>/<model>/<pod>/<first>-<last>.jsonl`.
+    /// Object store settings come from variables named
+    /// `AIMASS_AUDIT_ARCHIVE_<usual name>` (e.g.
+    /// `AIMASS_AUDIT_ARCHIVE_AWS_ACCESS_KEY_ID`), else the usual ones.
+    #[arg(long, env = "AIMASS_AUDIT_ARCHIVE", requires = "audit_log")]
+    pub audit_archive: Option<String>,
+
+    /// Seconds between shipments to the archive (one more at shutdown).
+    #[arg(long, env = "AIMASS_AUDIT_ARCHIVE_INTERVAL_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub audit_archive_interval_seconds: u64,
+
     /// Which input values audit records keep, as JSON:
     /// `[{"input": "card", "policy": "Keep"}, {"input": "amount", "policy":
     /// "Bucket", "buckets": [10, 100]}, {"input": "merchant", "policy":

@@ -6,6 +6,7 @@
 //! artifact before it records a model version, so a version that validates
 //! is a version the server can serve.
 
+pub mod archive;
 pub mod audit;
 pub mod batching;
 pub mod config;

@@ -32,6 +32,15 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
+    // The trail's shipper outlives the drain, to ship its last records.
+    let (stop_shipping, stop) = tokio::sync::watch::channel(false);
+    let shipping = server::archiver(&config)?.map(|archiver| {
+        tokio::spawn(archiver.run(
+            std::time::Duration::from_secs(config.audit_archive_interval_seconds),
+            std::sync::Arc::clone(&service.metrics),
+            stop,
+        ))
+    });
     server::serve(
         service,
         listener,
@@ -40,6 +49,10 @@ async fn main() -> anyhow::Result<()> {
         std::time::Duration::from_secs(config.drain_timeout_seconds),
     )
     .await;
+    let _ = stop_shipping.send(true);
+    if let Some(shipping) = shipping {
+        let _ = shipping.await;
+    }
     Ok(())
 }
 

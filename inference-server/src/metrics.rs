@@ -40,6 +40,10 @@ pub struct Metrics {
     pub audit_records: IntCounter,
     /// `aimass_audit_write_failures_total`: calls the trail could not record.
     pub audit_failures: IntCounter,
+    /// `aimass_audit_archived_records_total`: records shipped to the archive.
+    pub audit_archived: IntCounter,
+    /// `aimass_audit_archive_failures_total`: shipments that failed.
+    pub audit_archive_failures: IntCounter,
 }
 
 impl Metrics {
@@ -106,9 +110,19 @@ impl Metrics {
                 "aimass_audit_write_failures_total",
                 "Calls the audit trail could not record (refused under FailClosed, answered under FailOpen).",
             )?,
+            audit_archived: IntCounter::new(
+                "aimass_audit_archived_records_total",
+                "Audit records shipped to the archive.",
+            )?,
+            audit_archive_failures: IntCounter::new(
+                "aimass_audit_archive_failures_total",
+                "Shipments of the audit trail to its archive that failed (retried at the next interval).",
+            )?,
             registry,
         };
         let r = &metrics.registry;
+        r.register(Box::new(metrics.audit_archived.clone()))?;
+        r.register(Box::new(metrics.audit_archive_failures.clone()))?;
         r.register(Box::new(metrics.audit_records.clone()))?;
         r.register(Box::new(metrics.audit_failures.clone()))?;
         r.register(Box::new(metrics.requests.clone()))?;

@@ -110,6 +110,44 @@ pub async fn load(config: &Config) -> Result<Service, Error> {
     })
 }
 
+/// Prefix of the variables holding the archive's object store settings.
+const ARCHIVE_SETTINGS_PREFIX: &str = "AIMASS_AUDIT_ARCHIVE_";
+
+/// The shipper of the audit trail to `--audit-archive`, if asked for.
+pub fn archiver(config: &Config) -> Result<Option<crate::archive::Archiver>, Error> {
+    let (Some(archive), Some(trail)) = (&config.audit_archive, &config.audit_log) else {
+        return Ok(None);
+    };
+    let settings: std::collections::BTreeMap<String, String> = std::env::vars()
+        .filter_map(|(name, value)| {
+            let name = name.strip_prefix(ARCHIVE_SETTINGS_PREFIX)?;
+            ["AWS_", "GOOGLE_", "AZURE_"]
+                .iter()
+                .any(|p| name.starts_with(p))
+                .then(|| (name.to_owned(), value))
+        })
+        .collect();
+    let credentials = if settings.is_empty() {
+        crate::source::Credentials::Environment
+    } else {
+        crate::source::Credentials::Settings(settings)
+    };
+    let pod = if config.pod_name.is_empty() {
+        "local"
+    } else {
+        &config.pod_name
+    };
+    let destination = crate::source::open(archive, &credentials)?.child(&format!(
+        "{}/{}/{pod}",
+        config.namespace.as_deref().unwrap_or("default"),
+        config.model_name
+    ));
+    Ok(Some(crate::archive::Archiver::new(
+        trail.clone(),
+        destination,
+    )))
+}
+
 /// The signer of audit checkpoints, if a signing key file is configured
 /// and present.
 fn sealer(file: Option<&std::path::Path>) -> Result<Option<crate::seal::Sealer>, Error> {
