@@ -100,6 +100,15 @@ pub fn validate_model_deployment(spec: &ModelDeploymentSpec) -> Result<(), Error
             ),
         });
     }
+    if let Some(archive) = &spec.security.audit_archive {
+        let prefix = parse_uri("spec.security.auditArchive.prefix", &archive.prefix)?;
+        if !prefix.is_writable() || archive.prefix.starts_with("pvc://") {
+            return Err(Error::InvalidField {
+                field: "spec.security.auditArchive.prefix".to_owned(),
+                reason: "an audit archive must be an object store or a file:// path".to_owned(),
+            });
+        }
+    }
     Ok(())
 }
 
@@ -211,5 +220,18 @@ mod tests {
             err.to_string().contains("exceed replicas.max (10)"),
             "{err}"
         );
+        spec.replicas.count = None;
+        for (prefix, ok) in [
+            ("s3://audit-worm/fraud", true),
+            ("file:///var/archive", true),
+            ("pvc://claim/audit", false),
+        ] {
+            spec.security.audit_archive = Some(crate::v1alpha1::AuditArchive {
+                prefix: prefix.into(),
+                secret_ref: None,
+                interval_seconds: None,
+            });
+            assert_eq!(validate_model_deployment(&spec).is_ok(), ok, "{prefix}");
+        }
     }
 }

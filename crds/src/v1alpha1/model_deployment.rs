@@ -613,6 +613,10 @@ pub enum AuditFailurePolicy {
     "security.burst needs security.requestsPerSecond"
 ))]
 #[x_kube(validation = (
+    "self.mode == 'Enforced' || !has(self.auditArchive)",
+    "only Enforced servers keep an audit trail: security.auditArchive needs mode Enforced"
+))]
+#[x_kube(validation = (
     "self.mode == 'Enforced' || !has(self.tls) || !has(self.tls.clientCertificates)",
     "client certificates authenticate callers: security.tls.clientCertificates needs mode Enforced"
 ))]
@@ -666,11 +670,47 @@ pub struct SecuritySpec {
     #[schemars(length(max = 64))]
     pub audit_payload: Vec<PayloadRule>,
 
+    /// Where the servers ship their audit trails, so records outlive the
+    /// pods that wrote them. Kept only on each pod's volume when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_archive: Option<AuditArchive>,
+
     /// TLS on the API port, and client certificates for partner
     /// institutions. Plain HTTP when absent. The admin port (probes,
     /// metrics) stays plain HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSpec>,
+}
+
+/// An archive of audit trails: each server ships the records it appended
+/// every `intervalSeconds` (and once more when it stops) as
+/// `<prefix>/<namespace>/<model>/<pod>/<first>-<last>.jsonl`. A pod's parts
+/// in name order are its whole chained trail: `aimass-audit verify --log
+/// <folder>` checks them. Point it at a bucket with object lock (WORM) to
+/// keep the records for as long as your retention rules require.
+#[derive(Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditArchive {
+    /// URI prefix of the archive: `s3://`, `gs://`, `az://` or `file://`.
+    #[x_kube(validation = (
+        "self.matches('^(s3|gs|az|file)://.+')",
+        "audit archive prefix must start with s3://, gs://, az:// or file:// followed by a location"
+    ))]
+    #[schemars(length(min = 1, max = 2048))]
+    pub prefix: String,
+
+    /// Secret with the archive's credentials, keys named as the providers'
+    /// environment variables (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`,
+    /// `GOOGLE_SERVICE_ACCOUNT_KEY`, `AZURE_STORAGE_ACCOUNT_KEY`, …). Without
+    /// it the servers use the Model's storage credentials or their identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretReference>,
+
+    /// Seconds between shipments (default 30): at most this much of a
+    /// trail is only on the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub interval_seconds: Option<i32>,
 }
 
 /// The servers' certificate, and which client certificates authenticate.
@@ -757,6 +797,7 @@ impl Default for SecuritySpec {
             requests_per_second_per_address: None,
             audit_failure_policy: AuditFailurePolicy::default(),
             audit_payload: Vec::new(),
+            audit_archive: None,
             tls: None,
         }
     }

@@ -284,15 +284,7 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
                 .unwrap_or_else(|| w.default_image.to_owned()),
         ),
         env: Some(vars),
-        env_from: w.secret.map(|name| {
-            vec![EnvFromSource {
-                secret_ref: Some(SecretEnvSource {
-                    name: name.to_owned(),
-                    optional: Some(false),
-                }),
-                ..EnvFromSource::default()
-            }]
-        }),
+        env_from: env_from(md, w.secret),
         ports: Some(vec![
             ContainerPort {
                 name: Some("http".into()),
@@ -414,6 +406,12 @@ fn security_env(md: &ModelDeployment) -> Vec<EnvVar> {
     if let Some(rate) = security.requests_per_second_per_address {
         vars.push(env("AIMASS_RATE_LIMIT_PER_ADDRESS_PER_SECOND", rate));
     }
+    if let Some(archive) = &security.audit_archive {
+        vars.push(env("AIMASS_AUDIT_ARCHIVE", &archive.prefix));
+        if let Some(seconds) = archive.interval_seconds {
+            vars.push(env("AIMASS_AUDIT_ARCHIVE_INTERVAL_SECONDS", seconds));
+        }
+    }
     if !security.audit_payload.is_empty() {
         // The server reads the same rules: {"input", "policy", "buckets"}.
         vars.push(env(
@@ -422,6 +420,30 @@ fn security_env(md: &ModelDeployment) -> Vec<EnvVar> {
         ));
     }
     vars
+}
+
+/// Environment from Secrets: the Model's storage credentials, and the audit
+/// archive's under `AIMASS_AUDIT_ARCHIVE_`, so the two stores' settings
+/// cannot mix.
+fn env_from(md: &ModelDeployment, storage: Option<&str>) -> Option<Vec<EnvFromSource>> {
+    let source = |name: &str, prefix: Option<&str>| EnvFromSource {
+        secret_ref: Some(SecretEnvSource {
+            name: name.to_owned(),
+            optional: Some(false),
+        }),
+        prefix: prefix.map(str::to_owned),
+        ..EnvFromSource::default()
+    };
+    let archive = (md.spec.security.mode == SecurityMode::Enforced)
+        .then_some(md.spec.security.audit_archive.as_ref())
+        .flatten()
+        .and_then(|a| a.secret_ref.as_ref());
+    let sources: Vec<EnvFromSource> = storage
+        .map(|name| source(name, None))
+        .into_iter()
+        .chain(archive.map(|secret| source(&secret.name, Some("AIMASS_AUDIT_ARCHIVE_"))))
+        .collect();
+    (!sources.is_empty()).then_some(sources)
 }
 
 /// The server's TLS files, from the mounted Secrets.
@@ -762,6 +784,49 @@ spec:
             .collect();
         assert!(
             !names.contains(&"AIMASS_CLIENT_CA_FILE") && !names.contains(&"AIMASS_CLIENT_CRL_FILE")
+        );
+    }
+
+    #[test]
+    fn the_audit_archive_and_its_credentials_reach_the_server_apart_from_the_models() {
+        let md = md(
+            "  security:\n    auditArchive: {prefix: \"s3://audit-worm/fraud\", secretRef: {name: worm}, intervalSeconds: 10}\n",
+        );
+        let version = version();
+        let d = deployment(&Workload {
+            md: &md,
+            version: &version,
+            replicas: 1,
+            default_image: "img",
+            secret: Some("model-store"),
+            track: Track::Stable,
+        });
+        let c = &d.spec.unwrap().template.spec.unwrap().containers[0];
+        let env: BTreeMap<&str, &str> = c
+            .env
+            .iter()
+            .flatten()
+            .filter_map(|e| Some((e.name.as_str(), e.value.as_deref()?)))
+            .collect();
+        assert_eq!(env["AIMASS_AUDIT_ARCHIVE"], "s3://audit-worm/fraud");
+        assert_eq!(env["AIMASS_AUDIT_ARCHIVE_INTERVAL_SECONDS"], "10");
+        let sources: Vec<(&str, Option<&str>)> = c
+            .env_from
+            .iter()
+            .flatten()
+            .map(|s| {
+                (
+                    s.secret_ref.as_ref().unwrap().name.as_str(),
+                    s.prefix.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                ("model-store", None),
+                ("worm", Some("AIMASS_AUDIT_ARCHIVE_"))
+            ]
         );
     }
 

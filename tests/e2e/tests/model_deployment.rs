@@ -552,6 +552,87 @@ async fn the_operator_finds_an_audit_trail_that_lost_records() -> Result<()> {
     .await
 }
 
+/// What `aimass-audit verify` says of the trail at `log` (a file or a
+/// folder of archived parts) under `key_file`: the number of intact records.
+fn verified_records(log: &std::path::Path, key_file: &std::path::Path) -> Result<u64> {
+    let ran = std::process::Command::new(target_dir().join("debug/aimass-audit"))
+        .args(["verify", "--log"])
+        .arg(log)
+        .arg("--key-file")
+        .arg(key_file)
+        .output()?;
+    let out = String::from_utf8_lossy(&ran.stdout);
+    ensure!(
+        ran.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    out.strip_prefix("intact: ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("unexpected verify output: {out}"))
+}
+
+#[tokio::test]
+async fn an_archived_audit_trail_outlives_its_pod() -> Result<()> {
+    run_with_operator("archive", |ns: Arc<TestNamespace>| async move {
+        let dir = std::env::temp_dir().join("aimass-e2e").join(&ns.name);
+        let archive = dir.join("archive");
+        std::fs::create_dir_all(&archive)?;
+        // Shipped hourly: what reaches the archive below is the shipment
+        // the server makes when it stops.
+        ns.apply(&format!(
+            "{}  security: {{auditArchive: {{prefix: \"file://{}\", intervalSeconds: 3600}}}}\n",
+            manifests(&zoo("gbdt_classifier"), 1),
+            archive.display()
+        ))
+        .await?;
+        serving(&ns, 1, 1).await?;
+        let (request, _) = zoo_reference("gbdt_classifier")?;
+        let replicas = answers(&ns, &request).await?;
+        let (ip, _, _) = &replicas[0];
+        let url = format!("http://{ip}:8080/v2/models/card-fraud/infer");
+        let token = ns.invoker_token().await?;
+        for _ in 0..4 {
+            ensure!(post_as(&url, &request, Some(&token)).await?.0 == 200);
+        }
+        let pod = pods(&ns, "aimass.io/model-deployment=scoring")
+            .await?
+            .into_iter()
+            .next()
+            .and_then(|p| p.metadata.name)
+            .context("no pod")?;
+        let key = ns
+            .api::<Secret>()
+            .get("scoring-audit-key")
+            .await?
+            .data
+            .and_then(|mut d| d.remove("key"))
+            .context("no audit key")?;
+        let key_file = dir.join("audit.key");
+        std::fs::write(&key_file, key.0)?;
+
+        ns.api::<k8s_openapi::api::core::v1::Pod>()
+            .delete(&pod, &DeleteParams::default())
+            .await?;
+        let parts = archive.join(&ns.name).join("card-fraud").join(&pod);
+        wait(TIMEOUT, "the stopped pod's trail in the archive", || {
+            let (parts, key_file) = (parts.clone(), key_file.clone());
+            async move { Ok(parts.is_dir() && verified_records(&parts, &key_file)? >= 5) }
+        })
+        .await?;
+        ensure!(
+            pods(&ns, "aimass.io/model-deployment=scoring")
+                .await?
+                .iter()
+                .all(|p| p.metadata.name.as_deref() != Some(pod.as_str())),
+            "the pod is gone, its trail is not"
+        );
+        Ok(())
+    })
+    .await
+}
+
 /// Whether the ModelDeployment's one replica is Ready.
 async fn serving_now(ns: &TestNamespace) -> Result<bool> {
     Ok(pods(ns, "aimass.io/model-deployment=scoring")
