@@ -697,6 +697,35 @@ struct Target {
     secret: Option<String>,
 }
 
+/// The Secrets `spec.security` names, with what each holds.
+fn security_secrets(md: &ModelDeployment) -> Vec<(&str, &'static str)> {
+    let security = &md.spec.security;
+    let mut secrets = Vec::new();
+    if let Some(tls) = &security.tls {
+        secrets.push((
+            tls.certificate_secret.name.as_str(),
+            "holds the servers' TLS certificate",
+        ));
+        if let Some(clients) = &tls.client_certificates {
+            secrets.push((
+                clients.ca_secret.name.as_str(),
+                "holds the CAs of client certificates",
+            ));
+        }
+    }
+    if let Some(secret) = security
+        .audit_archive
+        .as_ref()
+        .and_then(|a| a.secret_ref.as_ref())
+    {
+        secrets.push((
+            secret.name.as_str(),
+            "holds the audit archive's credentials",
+        ));
+    }
+    secrets
+}
+
 /// Decides the stable track's version: the resolved one when it can be
 /// served, else the one already deployed (with the problem), else nothing.
 async fn plan(
@@ -753,20 +782,22 @@ async fn plan(
             }));
         }
     };
-    if let Some(name) = &secret {
-        let secrets: Api<Secret> =
-            Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
+    let needed = secret
+        .iter()
+        .map(|name| (name.as_str(), "holds the credentials to read the model"))
+        .chain(security_secrets(md));
+    for (name, purpose) in needed {
         if secrets
             .get_metadata_opt(name)
             .await
-            .map_err(Error::kube("reading the storage Secret"))?
+            .map_err(Error::kube(format!("reading Secret {name}")))?
             .is_none()
         {
             return Ok(keep_current(Problem {
                 reason: reasons::REFERENCE_NOT_FOUND,
-                message: format!(
-                    "Secret {name:?}, which holds the credentials to read the model, does not exist"
-                ),
+                message: format!("Secret {name:?}, which {purpose}, does not exist"),
             }));
         }
     }

@@ -185,12 +185,6 @@ stringData:
   tls.crt: |
 {crt}  tls.key: |
 {key}---
-apiVersion: v1
-kind: Secret
-metadata: {{name: partner-cas}}
-stringData:
-  ca.crt: |
-{ca}---
 apiVersion: aimass.io/v1alpha1
 kind: Model
 metadata: {{name: card-fraud}}
@@ -227,8 +221,28 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: Group, name: partners}}]
 "#,
             crt = block(&pki.pem("server.crt")?),
             key = block(&pki.pem("server.key")?),
-            ca = block(&pki.pem("ca.crt")?),
             model = model.display(),
+        ))
+        .await?;
+        // The partner CAs' Secret is not there yet: the condition says so.
+        wait_for(
+            &ns.api::<ModelDeployment>(),
+            "scoring",
+            TIMEOUT,
+            |md: Option<&ModelDeployment>| {
+                md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                    s.conditions.iter().any(|c| {
+                        c.type_ == "Degraded"
+                            && c.reason == "ReferenceNotFound"
+                            && c.message.contains("\"partner-cas\"")
+                    })
+                })
+            },
+        )
+        .await?;
+        ns.apply(&format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: partner-cas}}\nstringData:\n  ca.crt: |\n{}",
+            block(&pki.pem("ca.crt")?)
         ))
         .await?;
         let md = wait_for(
