@@ -306,8 +306,13 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
         .await;
     }
     write_status(&ctx, &md, &old, status).await?;
+    // Secrets are not watched (that would need list on all of them): a
+    // missing one is looked for again soon.
+    let missing_reference = degraded_reason == reasons::REFERENCE_NOT_FOUND;
     Ok(Action::requeue(if progressing {
         Duration::from_secs(2)
+    } else if missing_reference {
+        Duration::from_secs(10)
     } else {
         Duration::from_secs(60)
     }))
