@@ -83,6 +83,7 @@ pub async fn run(
         .graceful_shutdown_on(stopped(stop_rx.clone()));
     let clients = Controller::new(api_clients, watcher::Config::default())
         .graceful_shutdown_on(stopped(stop_rx.clone()));
+    let serving_cache = serving.store();
     let stores = (
         training.store(),
         model_controller.store(),
@@ -114,6 +115,7 @@ pub async fn run(
     tokio::spawn(crate::autoscaler::run(
         ctx.clone(),
         namespace.map(str::to_owned),
+        serving_cache,
         stop_rx.clone(),
     ));
     tokio::spawn(model_deployment::access::sweep(
@@ -141,7 +143,7 @@ pub async fn run(
 /// oneshot receiver behind a lock), and the controller itself waits on the
 /// same store, so a single await here could sleep forever: poll again every
 /// 200 ms instead.
-async fn synced<K>(store: &kube::runtime::reflector::Store<K>)
+pub async fn synced<K>(store: &kube::runtime::reflector::Store<K>)
 where
     K: kube::Resource + Clone + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone,

@@ -1,5 +1,7 @@
 //! The built-in autoscaler: every 2 s it reads the inference servers' own
-//! metrics (`collector`), decides (`decide`, a pure function tested with
+//! metrics (`collector`) from the pods it follows with a watch (no list per
+//! round: the API server's load does not grow with the number of
+//! ModelDeployments), decides (`decide`, a pure function tested with
 //! tables and a traffic simulator), and records the decision in the
 //! ModelDeployment's status, where the controller turns it into the owned
 //! Deployment's replicas. It never writes the ModelDeployment's spec; with
@@ -16,9 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aimass_crds::v1alpha1::{ModelDeployment, ScaleDecision};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::reflector::Store;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Resource, ResourceExt};
 use tokio::sync::watch;
 use tracing::{debug, warn};
@@ -34,27 +39,48 @@ pub const INTERVAL: Duration = Duration::from_secs(2);
 /// A decision that changes nothing is still recorded this often.
 const RECORD_EVERY_SECONDS: i64 = 30;
 
-/// Runs the autoscaler until `stop` turns true.
-pub async fn run(ctx: Arc<Context>, namespace: Option<String>, mut stop: watch::Receiver<bool>) {
+/// Runs the autoscaler until `stop` turns true, over the ModelDeployments
+/// of `deployments` (the serving controller's cache) and the inference
+/// server pods in `namespace` (or everywhere), which it watches itself.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    deployments: Store<ModelDeployment>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let api: Api<Pod> = match &namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let (pods, writer) = reflector::store();
+    let feed = reflector(
+        writer,
+        watcher(
+            api,
+            watcher::Config::default().labels(workload::DEPLOYMENT_LABEL),
+        ),
+    )
+    .default_backoff()
+    .for_each(|event| {
+        if let Err(error) = event {
+            warn!(%error, "autoscaler cannot watch inference server pods");
+        }
+        futures::future::ready(())
+    });
+    let feed = tokio::spawn(feed);
+    tokio::select! {
+        () = crate::controllers::synced(&pods) => {},
+        _ = stop.wait_for(|s| *s) => { feed.abort(); return; }
+    }
     let mut series: HashMap<String, Series> = HashMap::new();
     let mut ticker = tokio::time::interval(INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticker.tick() => {},
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.wait_for(|s| *s) => break,
         }
-        let api: Api<ModelDeployment> = match &namespace {
-            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-            None => Api::all(ctx.client.clone()),
-        };
-        let deployments = match api.list(&ListParams::default()).await {
-            Ok(list) => list.items,
-            Err(error) => {
-                warn!(%error, "autoscaler cannot list ModelDeployments");
-                continue;
-            }
-        };
+        let deployments = deployments.state();
         series.retain(|uid, _| {
             deployments
                 .iter()
@@ -65,22 +91,36 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>, mut stop: watch::
             .filter(|md| md.meta().deletion_timestamp.is_none())
         {
             let entry = series.entry(md.uid().unwrap_or_default()).or_default();
-            if let Err(error) = step(&ctx, md, entry).await {
+            if let Err(error) = step(&ctx, md, &pods, entry).await {
                 warn!(%error, name = %md.name_any(), "autoscaling step failed");
             }
         }
     }
+    feed.abort();
+}
+
+/// The pods of `md` in the watched set.
+fn pods_of(pods: &Store<Pod>, md: &ModelDeployment) -> Vec<Arc<Pod>> {
+    let name = crate::labels::fit(&md.name_any(), 63);
+    pods.state()
+        .into_iter()
+        .filter(|p| {
+            p.metadata.namespace == md.metadata.namespace
+                && p.labels().get(workload::DEPLOYMENT_LABEL) == Some(&name)
+        })
+        .collect()
 }
 
 /// One round for one ModelDeployment: read, decide, record.
-async fn step(ctx: &Context, md: &ModelDeployment, series: &mut Series) -> Result<(), kube::Error> {
+async fn step(
+    ctx: &Context,
+    md: &ModelDeployment,
+    pods: &Store<Pod>,
+    series: &mut Series,
+) -> Result<(), kube::Error> {
     let namespace = md.namespace().unwrap_or_default();
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut nodes = HashMap::new();
-    let ready: Vec<(String, String)> = pods
-        .list(&ListParams::default().labels(&workload::selector(md)))
-        .await?
-        .items
+    let ready: Vec<(String, String)> = pods_of(pods, md)
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter_map(|p| {
