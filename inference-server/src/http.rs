@@ -320,6 +320,20 @@ fn zeros_request(service: &Service) -> serde_json::Value {
     json!({ "inputs": inputs })
 }
 
+/// Most body bytes read (and dropped) from a refused request so its
+/// connection can carry the next one: a scoring request fits many times.
+const REFUSED_BODY_DRAIN_BYTES: usize = 64 * 1024;
+
+/// Reads and drops a refused request's body; `false` when it is larger
+/// than [`REFUSED_BODY_DRAIN_BYTES`] or cannot be read, and the connection
+/// must close.
+async fn drained<B: RequestBody>(body: B) -> bool {
+    let limited = Limited::new(body, REFUSED_BODY_DRAIN_BYTES);
+    tokio::time::timeout(std::time::Duration::from_secs(1), limited.collect())
+        .await
+        .is_ok_and(|read| read.is_ok())
+}
+
 /// authenticate → authorise → rate limit → route, and one audit record
 /// whatever the outcome.
 async fn guarded<B: RequestBody>(
@@ -398,6 +412,11 @@ async fn guarded<B: RequestBody>(
                     );
                 }
                 _ => {}
+            }
+            if !drained(req.into_body()).await {
+                // The rest of the body is still on the wire: the
+                // connection cannot carry another request.
+                headers.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
             }
             response
         }

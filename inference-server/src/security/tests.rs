@@ -634,6 +634,32 @@ async fn probes_and_metrics_answer_on_the_admin_port_without_credentials_and_not
 }
 
 #[tokio::test]
+async fn a_refused_call_keeps_its_connection_unless_its_body_is_too_large_to_drop() {
+    let api = fake_with_users();
+    let dir = scratch("keep-alive");
+    let svc = guarded(&api, &dir.join("audit.jsonl"), None, false).await;
+    let refused = |body: Vec<u8>| {
+        let req = Request::builder()
+            .method("POST")
+            .uri("/v2/models/fraud/infer")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        handle_api(
+            Arc::clone(&svc),
+            req,
+            "10.1.2.3:40000".parse().unwrap(),
+            None,
+        )
+    };
+    let small = refused(INFER.as_bytes().to_vec()).await.unwrap();
+    assert_eq!(small.status(), 401);
+    assert!(small.headers().get("connection").is_none(), "kept alive");
+    let large = refused(vec![b' '; 100 * 1024]).await.unwrap();
+    assert_eq!(large.status(), 401);
+    assert_eq!(large.headers().get("connection").unwrap(), "close");
+}
+
+#[tokio::test]
 async fn every_route_answers_401_without_credentials_and_every_call_is_recorded() {
     let api = fake_with_users();
     let dir = scratch("401");
