@@ -230,6 +230,7 @@ mod tests {
                 prefix: prefix.into(),
                 secret_ref: None,
                 interval_seconds: None,
+                segment_mebibytes: None,
             });
             assert_eq!(validate_model_deployment(&spec).is_ok(), ok, "{prefix}");
         }

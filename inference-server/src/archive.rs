@@ -5,6 +5,10 @@
 //! local directory. The parts of a pod, read in name order, are its trail:
 //! `aimass-audit verify --log <directory>` checks them as one chain.
 //!
+//! With rotation (`--audit-segment-bytes`) the trail's segments that are
+//! archived are removed from the pod, all but the newest (which anchors the
+//! chain for a restarted server), so the pod's volume stays bounded.
+//!
 //! A restarted server resumes after the last record already shipped, so no
 //! record is shipped twice; a failed shipment is retried at the next
 //! interval and counted in `aimass_audit_archive_failures_total`.
@@ -25,8 +29,11 @@ use crate::source::Location;
 pub struct Archiver {
     trail: PathBuf,
     destination: Location,
-    /// Bytes of the trail already looked at.
+    /// Bytes of the current file already looked at.
     offset: u64,
+    /// Sequence of the current file's first record when last looked at: a
+    /// change means it was rotated.
+    current_first: Option<u64>,
     /// The last sequence already in the archive, once it has been read.
     shipped: Option<u64>,
 }
@@ -40,6 +47,7 @@ impl Archiver {
             trail,
             destination,
             offset: 0,
+            current_first: None,
             shipped: None,
         }
     }
@@ -62,50 +70,68 @@ impl Archiver {
     }
 
     /// Ships the complete records appended since the last call: how many.
+    /// Rotated segments are read whole and removed once archived; the
+    /// current file is read from where the last round stopped. A part is
+    /// always the next records in sequence: a record after a gap (a segment
+    /// rotated while this round read) waits for the next round.
     pub async fn ship(&mut self) -> Result<usize, Error> {
         let shipped = self.shipped().await?;
         let fail = |e: std::io::Error| Error::Fetch {
             uri: self.trail.display().to_string(),
             reason: e.to_string(),
         };
-        let mut file = match tokio::fs::File::open(&self.trail).await {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        let current_first = crate::audit::first_sequence(&self.trail);
+        if current_first != self.current_first {
+            // Rotated (or new): the current file starts over.
+            self.current_first = current_first;
+            self.offset = 0;
+        }
+        let mut part = Part::after(shipped);
+        let mut archived = Vec::new();
+        for segment in crate::audit::segments(&self.trail).map_err(fail)? {
+            let bytes = tokio::fs::read(&segment).await.map_err(fail)?;
+            let last = part.take(&bytes);
+            archived.push((segment, last));
+        }
+        let bytes = match tokio::fs::File::open(&self.trail).await {
+            Ok(mut file) => {
+                file.seek(SeekFrom::Start(self.offset))
+                    .await
+                    .map_err(fail)?;
+                let mut bytes = Vec::new();
+                file.read_to_end(&mut bytes).await.map_err(fail)?;
+                bytes
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(fail(e)),
         };
-        file.seek(SeekFrom::Start(self.offset))
-            .await
-            .map_err(fail)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).await.map_err(fail)?;
         // Only whole lines: a record being written is shipped next time.
-        let Some(end) = bytes.iter().rposition(|b| *b == b'\n') else {
-            return Ok(0);
-        };
-        let mut part = Vec::new();
-        let (mut first, mut last) = (None, shipped);
-        for line in bytes[..=end].split_inclusive(|b| *b == b'\n') {
-            let sequence = sequence_of(line).unwrap_or(0);
-            if sequence <= shipped {
-                continue;
-            }
-            first.get_or_insert(sequence);
-            last = sequence;
-            part.extend_from_slice(line);
+        let whole = bytes
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |end| end + 1);
+        let gap_before = part.gap;
+        part.take(&bytes[..whole]);
+        let complete = !part.gap && !gap_before;
+        if let Some(first) = part.first {
+            self.destination
+                .child(&format!("{first:012}-{:012}.jsonl", part.last))
+                .put(std::mem::take(&mut part.bytes))
+                .await?;
+            self.shipped = Some(part.last);
         }
-        let read = u64::try_from(end + 1).unwrap_or(u64::MAX);
-        let Some(first) = first else {
-            self.offset += read;
-            return Ok(0);
-        };
-        let records = part.iter().filter(|b| **b == b'\n').count();
-        self.destination
-            .child(&format!("{first:012}-{last:012}.jsonl"))
-            .put(part)
-            .await?;
-        self.offset += read;
-        self.shipped = Some(last);
-        Ok(records)
+        if complete {
+            self.offset += u64::try_from(whole).unwrap_or(u64::MAX);
+        }
+        // The newest segment stays: when the current file is still empty it
+        // is what a restarted server continues the chain from.
+        archived.pop();
+        for (segment, last) in archived {
+            if last.is_some_and(|last| last <= part.last) {
+                tokio::fs::remove_file(&segment).await.map_err(fail)?;
+            }
+        }
+        Ok(part.records)
     }
 
     /// Ships every `interval` until `stop` turns true, then once more.
@@ -132,6 +158,50 @@ impl Archiver {
                 return;
             }
         }
+    }
+}
+
+/// The records of the next part: those that follow `last` in sequence.
+struct Part {
+    bytes: Vec<u8>,
+    first: Option<u64>,
+    last: u64,
+    records: usize,
+    /// A record after a missing one was met: nothing more is taken.
+    gap: bool,
+}
+
+impl Part {
+    fn after(shipped: u64) -> Self {
+        Self {
+            bytes: Vec::new(),
+            first: None,
+            last: shipped,
+            records: 0,
+            gap: false,
+        }
+    }
+
+    /// Takes the records of `lines` that continue the part; the sequence
+    /// of the last line seen.
+    fn take(&mut self, lines: &[u8]) -> Option<u64> {
+        let mut seen = None;
+        for line in lines.split_inclusive(|b| *b == b'\n') {
+            let sequence = sequence_of(line).unwrap_or(0);
+            seen = Some(sequence);
+            if self.gap || sequence <= self.last {
+                continue;
+            }
+            if sequence != self.last + 1 {
+                self.gap = true;
+                continue;
+            }
+            self.first.get_or_insert(sequence);
+            self.last = sequence;
+            self.records += 1;
+            self.bytes.extend_from_slice(line);
+        }
+        seen
     }
 }
 
@@ -230,5 +300,38 @@ mod tests {
             .unwrap();
         std::io::Write::write_all(&mut file, b"{\"sequence\": 2").unwrap();
         assert_eq!(archiver.ship().await.unwrap(), 1, "the whole line only");
+    }
+
+    #[tokio::test]
+    async fn rotated_segments_are_archived_then_removed_and_the_chain_goes_on() {
+        let dir = scratch("rotate");
+        let trail = dir.join("calls.jsonl");
+        let key = vec![4; 32];
+        let log = AuditLog::open_rotating(&trail, key.clone(), 1500).unwrap();
+        for _ in 0..20 {
+            log.append(Record::default()).unwrap();
+        }
+        let rotated = crate::audit::segments(&trail).unwrap();
+        assert!(rotated.len() >= 3, "{rotated:?}");
+        let mut archiver = Archiver::new(trail.clone(), destination(&dir));
+        assert_eq!(archiver.ship().await.unwrap(), 20);
+        assert_eq!(
+            crate::audit::segments(&trail).unwrap(),
+            rotated[rotated.len() - 1..],
+            "archived segments are removed from the pod, but for the newest"
+        );
+        // A restarted server continues the chain from what is left.
+        drop(log);
+        let log = AuditLog::open_rotating(&trail, key.clone(), 1500).unwrap();
+        for _ in 0..7 {
+            log.append(Record::default()).unwrap();
+        }
+        assert_eq!(log.checkpoint().sequence, 27);
+        let mut restarted = Archiver::new(trail.clone(), destination(&dir));
+        assert_eq!(restarted.ship().await.unwrap(), 7);
+        let parts = dir.join("archive/risk/fraud/pod-1");
+        assert_eq!(verify(&parts, &key, None).unwrap(), log.checkpoint());
+        // Without rotation, a trail whose front is gone does not open.
+        assert!(AuditLog::open(&trail, key).is_err());
     }
 }

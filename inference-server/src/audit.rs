@@ -187,12 +187,60 @@ pub struct Checkpoint {
 /// one `write` of a whole line, flushed before the call is answered.
 pub struct AuditLog {
     key: Vec<u8>,
-    path: String,
-    state: Mutex<(File, Checkpoint)>,
+    path: std::path::PathBuf,
+    state: Mutex<Tail>,
+    /// Rotate the current file into a segment once it holds this many bytes.
+    rotate_at: Option<u64>,
     boot: String,
     sealer: Option<crate::seal::Sealer>,
     /// Records that could not be written since start.
     failures: std::sync::atomic::AtomicU64,
+}
+
+/// The file being written and where the chain stands.
+struct Tail {
+    file: File,
+    checkpoint: Checkpoint,
+    /// Sequence of the current file's first record.
+    first: u64,
+    /// Bytes in the current file.
+    bytes: u64,
+}
+
+/// The rotated segments of the trail at `path` (`calls.jsonl` →
+/// `calls.<first sequence>.jsonl` beside it), oldest first. The current
+/// file comes after them.
+pub fn segments(path: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let (Some(dir), Some(stem)) = (path.parent(), path.file_stem().and_then(|s| s.to_str())) else {
+        return Ok(Vec::new());
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let mut found: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let name = path.file_name()?.to_str()?;
+            let sequence = name
+                .strip_prefix(stem)?
+                .strip_prefix('.')?
+                .strip_suffix(".jsonl")?;
+            (sequence.len() == 12 && sequence.bytes().all(|b| b.is_ascii_digit()))
+                .then_some(path.clone())
+        })
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+fn segment_name(path: &Path, first: u64) -> std::path::PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}.{first:012}.jsonl"))
 }
 
 impl AuditLog {
@@ -200,32 +248,74 @@ impl AuditLog {
     /// existing file is verified first, so a server never extends a broken
     /// trail.
     pub fn open(path: &Path, key: Vec<u8>) -> Result<Self, AuditError> {
+        Self::open_with(path, key, None)
+    }
+
+    /// As [`AuditLog::open`], rotating the current file into a segment
+    /// once it holds `rotate_at` bytes. The segments and the current file
+    /// are verified as one chain, which may start after the first record
+    /// (segments already archived and removed).
+    pub fn open_rotating(path: &Path, key: Vec<u8>, rotate_at: u64) -> Result<Self, AuditError> {
+        Self::open_with(path, key, Some(rotate_at))
+    }
+
+    fn open_with(path: &Path, key: Vec<u8>, rotate_at: Option<u64>) -> Result<Self, AuditError> {
         if key.len() < 32 {
             return Err(AuditError::Key("must be at least 32 bytes".into()));
         }
-        let shown = path.display().to_string();
+        let io = |source| AuditError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let genesis = Checkpoint {
+            sequence: 0,
+            mac: GENESIS.into(),
+        };
         // Only a regular file holds a chain to continue (a pipe or device
         // is written, never read back).
-        let tail = if path.is_file() {
-            verify(path, &key, None)?
-        } else {
-            Checkpoint {
-                sequence: 0,
-                mac: GENESIS.into(),
+        let (checkpoint, first) = if rotate_at.is_some() {
+            let mut files = segments(path).map_err(io)?;
+            if path.is_file() {
+                files.push(path.to_path_buf());
             }
+            let reader = files.iter().try_fold(
+                Box::new(std::io::empty()) as Box<dyn std::io::Read>,
+                |trail, file| {
+                    let chained: Box<dyn std::io::Read> =
+                        Box::new(std::io::Read::chain(trail, File::open(file)?));
+                    Ok(chained)
+                },
+            );
+            let tail = verify_reader(
+                reader.map_err(io)?,
+                &path.display().to_string(),
+                &key,
+                None,
+                true,
+            )?;
+            let first = first_sequence(path).unwrap_or(tail.sequence + 1);
+            (tail, first)
+        } else if path.is_file() {
+            (verify(path, &key, None)?, 1)
+        } else {
+            (genesis, 1)
         };
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|source| AuditError::Io {
-                path: shown.clone(),
-                source,
-            })?;
+            .map_err(io)?;
+        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(Self {
             key,
-            path: shown,
-            state: Mutex::new((file, tail)),
+            path: path.to_path_buf(),
+            rotate_at,
+            state: Mutex::new(Tail {
+                file,
+                checkpoint,
+                first,
+                bytes,
+            }),
             boot: format!("{:016x}", boot_nonce()),
             sealer: None,
             failures: std::sync::atomic::AtomicU64::new(0),
@@ -274,22 +364,43 @@ impl AuditLog {
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (file, tail) = &mut *state;
-        record.sequence = tail.sequence + 1;
+        let tail = &mut *state;
+        record.sequence = tail.checkpoint.sequence + 1;
         record.id = format!("{}-{:012}", self.boot, record.sequence);
-        record.prev.clone_from(&tail.mac);
+        record.prev.clone_from(&tail.checkpoint.mac);
         record.mac = mac_of(&self.key, &record)?;
         let mut line = serde_json::to_vec(&record).map_err(|e| AuditError::Key(e.to_string()))?;
         line.push(b'\n');
-        file.write_all(&line).map_err(|source| AuditError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
-        *tail = Checkpoint {
+        tail.file
+            .write_all(&line)
+            .map_err(|source| AuditError::Io {
+                path: self.path.display().to_string(),
+                source,
+            })?;
+        tail.bytes += line.len() as u64;
+        tail.checkpoint = Checkpoint {
             sequence: record.sequence,
             mac: record.mac,
         };
-        Ok(tail.clone())
+        if self.rotate_at.is_some_and(|limit| tail.bytes >= limit) {
+            // The record is written: a failed rotation only delays the next.
+            if let Err(e) = self.rotate(tail) {
+                tracing::error!(error = %e, "cannot rotate the audit trail");
+            }
+        }
+        Ok(tail.checkpoint.clone())
+    }
+
+    /// Moves the current file aside as a segment and starts a new one.
+    fn rotate(&self, tail: &mut Tail) -> std::io::Result<()> {
+        std::fs::rename(&self.path, segment_name(&self.path, tail.first))?;
+        tail.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        tail.first = tail.checkpoint.sequence + 1;
+        tail.bytes = 0;
+        Ok(())
     }
 
     /// The tail of the chain so far.
@@ -297,7 +408,7 @@ impl AuditLog {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .1
+            .checkpoint
             .clone()
     }
 }
@@ -346,11 +457,38 @@ pub fn verify(
     expect_last: Option<&Checkpoint>,
 ) -> Result<Checkpoint, AuditError> {
     let shown = path.display().to_string();
-    let io = |source| AuditError::Io {
+    let reader = trail_reader(path).map_err(|source| AuditError::Io {
         path: shown.clone(),
         source,
+    })?;
+    verify_reader(reader, &shown, key, expect_last, false)
+}
+
+/// The sequence of the first record of the file at `path`.
+pub fn first_sequence(path: &Path) -> Option<u64> {
+    let mut line = String::new();
+    BufReader::new(File::open(path).ok()?)
+        .read_line(&mut line)
+        .ok()?;
+    serde_json::from_str::<Record>(&line)
+        .ok()
+        .map(|r| r.sequence)
+}
+
+/// Verifies the records `reader` yields; `anchored` accepts a trail that
+/// starts after the first record (its first `prev` is taken as given).
+fn verify_reader(
+    reader: Box<dyn std::io::Read>,
+    shown: &str,
+    key: &[u8],
+    expect_last: Option<&Checkpoint>,
+    anchored: bool,
+) -> Result<Checkpoint, AuditError> {
+    let io = |source| AuditError::Io {
+        path: shown.to_owned(),
+        source,
     };
-    let reader = BufReader::new(trail_reader(path).map_err(io)?);
+    let reader = BufReader::new(reader);
     let mut tail = Checkpoint {
         sequence: 0,
         mac: GENESIS.into(),
@@ -365,6 +503,12 @@ pub fn verify(
         };
         let record: Record =
             serde_json::from_str(&line).map_err(|e| broken(0, format!("not a record: {e}")))?;
+        if anchored && index == 0 && record.sequence > 1 {
+            tail = Checkpoint {
+                sequence: record.sequence - 1,
+                mac: record.prev.clone(),
+            };
+        }
         if record.sequence != tail.sequence + 1 {
             return Err(broken(
                 record.sequence,

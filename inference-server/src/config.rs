@@ -166,6 +166,13 @@ pub struct Config {
     #[arg(long, env = "AIMASS_AUDIT_ARCHIVE_INTERVAL_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub audit_archive_interval_seconds: u64,
 
+    /// With --audit-archive: bytes after which the trail file is rotated
+    /// into a segment (`calls.<first sequence>.jsonl`); archived segments
+    /// are then removed from the pod, all but the newest, so the trail's
+    /// volume stays bounded.
+    #[arg(long, env = "AIMASS_AUDIT_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(4096..))]
+    pub audit_segment_bytes: u64,
+
     /// Which input values audit records keep, as JSON:
     /// `[{"input": "card", "policy": "Keep"}, {"input": "amount", "policy":
     /// "Bucket", "buckets": [10, 100]}, {"input": "merchant", "policy":

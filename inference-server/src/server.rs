@@ -236,8 +236,14 @@ async fn enforcement(
                 .map(|policy| crate::payload::PayloadPolicy::parse(policy, key.clone()))
                 .transpose()
                 .map_err(Error::Security)?;
-            let mut audit = crate::audit::AuditLog::open(log, key)
-                .map_err(|e| Error::Security(e.to_string()))?;
+            // Rotated only when archived: segments are removed once shipped.
+            let mut audit = match config.audit_archive {
+                Some(_) => {
+                    crate::audit::AuditLog::open_rotating(log, key, config.audit_segment_bytes)
+                }
+                None => crate::audit::AuditLog::open(log, key),
+            }
+            .map_err(|e| Error::Security(e.to_string()))?;
             if let Some(sealer) = sealer(config.audit_signing_key_file.as_deref())? {
                 audit = audit.sealed_by(sealer);
             }

@@ -711,6 +711,14 @@ pub struct AuditArchive {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 3600))]
     pub interval_seconds: Option<i32>,
+
+    /// MiB after which the trail on the pod is rotated into a new segment
+    /// (default 64). Archived segments are removed from the pod, all but the
+    /// newest, so the trail's volume holds about two segments plus what
+    /// one interval adds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 4096))]
+    pub segment_mebibytes: Option<i32>,
 }
 
 /// The servers' certificate, and which client certificates authenticate.

@@ -411,6 +411,12 @@ fn security_env(md: &ModelDeployment) -> Vec<EnvVar> {
         if let Some(seconds) = archive.interval_seconds {
             vars.push(env("AIMASS_AUDIT_ARCHIVE_INTERVAL_SECONDS", seconds));
         }
+        if let Some(mebibytes) = archive.segment_mebibytes {
+            vars.push(env(
+                "AIMASS_AUDIT_SEGMENT_BYTES",
+                i64::from(mebibytes) * 1024 * 1024,
+            ));
+        }
     }
     if !security.audit_payload.is_empty() {
         // The server reads the same rules: {"input", "policy", "buckets"}.
@@ -790,7 +796,7 @@ spec:
     #[test]
     fn the_audit_archive_and_its_credentials_reach_the_server_apart_from_the_models() {
         let md = md(
-            "  security:\n    auditArchive: {prefix: \"s3://audit-worm/fraud\", secretRef: {name: worm}, intervalSeconds: 10}\n",
+            "  security:\n    auditArchive: {prefix: \"s3://audit-worm/fraud\", secretRef: {name: worm}, intervalSeconds: 10, segmentMebibytes: 8}\n",
         );
         let version = version();
         let d = deployment(&Workload {
@@ -810,6 +816,7 @@ spec:
             .collect();
         assert_eq!(env["AIMASS_AUDIT_ARCHIVE"], "s3://audit-worm/fraud");
         assert_eq!(env["AIMASS_AUDIT_ARCHIVE_INTERVAL_SECONDS"], "10");
+        assert_eq!(env["AIMASS_AUDIT_SEGMENT_BYTES"], "8388608");
         let sources: Vec<(&str, Option<&str>)> = c
             .env_from
             .iter()

@@ -615,19 +615,100 @@ async fn an_archived_audit_trail_outlives_its_pod() -> Result<()> {
         ns.api::<k8s_openapi::api::core::v1::Pod>()
             .delete(&pod, &DeleteParams::default())
             .await?;
-        let parts = archive.join(&ns.name).join("card-fraud").join(&pod);
-        wait(TIMEOUT, "the stopped pod's trail in the archive", || {
-            let (parts, key_file) = (parts.clone(), key_file.clone());
-            async move { Ok(parts.is_dir() && verified_records(&parts, &key_file)? >= 5) }
+        wait(TIMEOUT, "the pod to be gone", || {
+            let (ns, pod) = (ns.clone(), pod.clone());
+            async move {
+                Ok(pods(&ns, "aimass.io/model-deployment=scoring")
+                    .await?
+                    .iter()
+                    .all(|p| p.metadata.name.as_deref() != Some(pod.as_str())))
+            }
         })
         .await?;
+        // The pod is gone; every call it answered is in the archive.
+        let parts = archive.join(&ns.name).join("card-fraud").join(&pod);
+        let archived = verified_records(&parts, &key_file)?;
+        ensure!(archived >= 5, "{archived} records archived");
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_archived_trail_is_rotated_and_pruned_on_the_pod() -> Result<()> {
+    run_with_operator("rotate", |ns: Arc<TestNamespace>| async move {
+        let dir = std::env::temp_dir().join("aimass-e2e").join(&ns.name);
+        let archive = dir.join("archive");
+        std::fs::create_dir_all(&archive)?;
+        ns.apply(&format!(
+            "{}  security: {{auditArchive: {{prefix: \"file://{}\", intervalSeconds: 1, segmentMebibytes: 1}}}}\n",
+            manifests(&zoo("gbdt_classifier"), 1),
+            archive.display()
+        ))
+        .await?;
+        serving(&ns, 1, 1).await?;
+        let (request, _) = zoo_reference("gbdt_classifier")?;
+        let replicas = answers(&ns, &request).await?;
+        let (ip, _, _) = &replicas[0];
+        let endpoint = Endpoint {
+            url: format!("http://{ip}:8080/v2/models/card-fraud/infer"),
+            token: ns.invoker_token().await?,
+        };
+        // About 3 MiB of records: three segments or more.
+        const CALLS: usize = 4000;
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                let (endpoint, request) = (endpoint.clone(), request.clone());
+                tokio::spawn(async move {
+                    for _ in 0..CALLS / 8 {
+                        let (code, answer) = endpoint.call(&request).await?;
+                        ensure!(code == 200, "{code} {answer}");
+                    }
+                    Ok::<_, anyhow::Error>(())
+                })
+            })
+            .collect();
+        for call in calls {
+            call.await??;
+        }
+        let pod = pods(&ns, "aimass.io/model-deployment=scoring")
+            .await?
+            .into_iter()
+            .next()
+            .and_then(|p| p.metadata.name)
+            .context("no pod")?;
+        let key = ns
+            .api::<Secret>()
+            .get("scoring-audit-key")
+            .await?
+            .data
+            .and_then(|mut d| d.remove("key"))
+            .context("no audit key")?;
+        let key_file = dir.join("audit.key");
+        std::fs::write(&key_file, key.0)?;
+        let parts = archive.join(&ns.name).join("card-fraud").join(&pod);
+        wait(TIMEOUT, "every call in the archive", || {
+            let (parts, key_file) = (parts.clone(), key_file.clone());
+            async move {
+                Ok(parts.is_dir()
+                    && verified_records(&parts, &key_file)? > u64::try_from(CALLS)?)
+            }
+        })
+        .await?;
+        // On the pod: the current file and at most the newest segment.
+        let pid = *pod_processes(&pod, "aimass-inference-server")
+            .first()
+            .context("no server process")?;
+        let local: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/root/var/log/aimass"))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        let segments = local.iter().filter(|n| *n != "calls.jsonl").count();
         ensure!(
-            pods(&ns, "aimass.io/model-deployment=scoring")
-                .await?
-                .iter()
-                .all(|p| p.metadata.name.as_deref() != Some(pod.as_str())),
-            "the pod is gone, its trail is not"
+            segments <= 1,
+            "archived segments were not removed from the pod: {local:?}"
         );
+        let shipped = std::fs::read_dir(&parts)?.count();
+        ensure!(shipped >= 2, "one part only: {shipped}");
         Ok(())
     })
     .await
