@@ -278,16 +278,8 @@ impl AuditLog {
             if path.is_file() {
                 files.push(path.to_path_buf());
             }
-            let reader = files.iter().try_fold(
-                Box::new(std::io::empty()) as Box<dyn std::io::Read>,
-                |trail, file| {
-                    let chained: Box<dyn std::io::Read> =
-                        Box::new(std::io::Read::chain(trail, File::open(file)?));
-                    Ok(chained)
-                },
-            );
             let tail = verify_reader(
-                reader.map_err(io)?,
+                concatenated(&files).map_err(io)?,
                 &path.display().to_string(),
                 &key,
                 None,
@@ -435,11 +427,16 @@ fn trail_reader(path: &Path) -> std::io::Result<Box<dyn std::io::Read>> {
         .collect::<Result<_, _>>()?;
     parts.retain(|p| p.extension().is_some_and(|e| e == "jsonl"));
     parts.sort();
-    parts.into_iter().try_fold(
+    concatenated(&parts)
+}
+
+/// The files one after another, as one reader.
+fn concatenated(files: &[std::path::PathBuf]) -> std::io::Result<Box<dyn std::io::Read>> {
+    files.iter().try_fold(
         Box::new(std::io::empty()) as Box<dyn std::io::Read>,
-        |trail, part| {
+        |trail, file| {
             let chained: Box<dyn std::io::Read> =
-                Box::new(std::io::Read::chain(trail, File::open(part)?));
+                Box::new(std::io::Read::chain(trail, File::open(file)?));
             Ok(chained)
         },
     )
