@@ -12,13 +12,12 @@ use aimass_crds::v1alpha1::conditions::{reasons, types};
 use aimass_crds::v1alpha1::{ApiClient, ApiClientStatus, ResolvedApiKey};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
 use crate::conditions::{self, Wanted};
 use crate::context::Context;
-use crate::error::{Error, is_not_found};
+use crate::error::Error;
 use crate::events::Severity;
 
 /// The controller's name in metrics.
@@ -122,9 +121,8 @@ pub async fn reconcile(client: Arc<ApiClient>, ctx: Arc<Context>) -> Result<Acti
         client.meta().generation,
         &Time(now),
     );
-    if status != old {
-        write_status(&ctx, &client, &status).await?;
-    }
+    let api: Api<ApiClient> = Api::namespaced(ctx.client.clone(), &namespace);
+    crate::status::write(&api, &client.name_any(), &old, &status, "ApiClient").await?;
     if changed_reason {
         ctx.events
             .publish(
@@ -176,28 +174,6 @@ fn resolve(secret: &Secret) -> Result<(String, String), String> {
         ));
     }
     Ok((id, sha256))
-}
-
-async fn write_status(
-    ctx: &Context,
-    client: &ApiClient,
-    status: &ApiClientStatus,
-) -> Result<(), Error> {
-    let api: Api<ApiClient> =
-        Api::namespaced(ctx.client.clone(), &client.namespace().unwrap_or_default());
-    let patch = serde_json::json!({ "status": status });
-    match api
-        .patch_status(
-            &client.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(Error::kube("writing ApiClient status")(e)),
-    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ mod model;
 mod model_deployment;
 mod scrape;
 mod security;
+mod status;
 mod storage;
 mod training_job;
 

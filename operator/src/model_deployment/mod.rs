@@ -305,7 +305,7 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
         )
         .await;
     }
-    write_status(&ctx, &md, &old, status).await?;
+    crate::status::write(&api, &md.name_any(), &old, &status, "ModelDeployment").await?;
     // Secrets are not watched (that would need list on all of them): a
     // missing one is looked for again soon.
     let missing_reference = degraded_reason == reasons::REFERENCE_NOT_FOUND;
@@ -953,30 +953,4 @@ async fn publish(
     ctx.events
         .publish(&md.object_ref(&()), severity, reason, "Serve", note)
         .await;
-}
-
-async fn write_status(
-    ctx: &Context,
-    md: &ModelDeployment,
-    old: &ModelDeploymentStatus,
-    status: ModelDeploymentStatus,
-) -> Result<(), Error> {
-    if &status == old {
-        return Ok(());
-    }
-    let api: Api<ModelDeployment> =
-        Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
-    let patch = serde_json::json!({"status": status});
-    match api
-        .patch_status(
-            &md.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(Error::kube("writing ModelDeployment status")(e)),
-    }
 }
