@@ -11,14 +11,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aimass_crds::v1alpha1::{
-    ApiClient, ApiClientSpec, ApiClientStatus, ApiKeyReference, ResolvedApiKey, SecretReference,
-};
 use aimass_inference_server::audit::{Actor, AuditLog, Record, Target};
 use aimass_inference_server::config::Config;
 use aimass_inference_server::http::{Service, handle_api};
 use aimass_inference_server::security::{
-    ApiKeys, Authorizer, Enforcement, Guard, TokenAuthenticator, generate_api_key, stub,
+    ApiKeys, Authorizer, Enforcement, Guard, TokenAuthenticator, stub,
 };
 use aimass_inference_server::server;
 use anyhow::{Context, Result};
@@ -167,27 +164,7 @@ async fn main() -> Result<()> {
 
 /// A key of one ApiClient, and the key set that accepts it.
 fn bench_api_key() -> Result<(String, Arc<ApiKeys>)> {
-    let (key, id, sha256) = generate_api_key()?;
-    let mut client = ApiClient::new(
-        "bench",
-        ApiClientSpec {
-            principal: "partner:bench".into(),
-            groups: Vec::new(),
-            expires: None,
-            quota: None,
-            keys: vec![ApiKeyReference {
-                secret_ref: SecretReference { name: "k".into() },
-            }],
-        },
-    );
-    client.status = Some(ApiClientStatus {
-        keys: vec![ResolvedApiKey {
-            secret: "k".into(),
-            id,
-            sha256,
-        }],
-        ..ApiClientStatus::default()
-    });
+    let (key, client) = stub::api_client("bench", None)?;
     let keys = Arc::new(ApiKeys::default());
     keys.replace([&client]);
     Ok((key, keys))

@@ -1,6 +1,7 @@
 //! A stand-in for the API server's TokenReview and SubjectAccessReview
 //! endpoints on loopback, answering with a function of (path, request body):
-//! what the security layer's tests and its benchmark run against.
+//! what the security layer's tests and its benchmark run against; and
+//! ApiClients as the operator leaves them, for the same.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,4 +63,42 @@ pub async fn serve(
         .map_err(|e| std::io::Error::other(format!("{e}")))?;
     let client = kube::Client::try_from(kube::Config::new(url)).map_err(std::io::Error::other)?;
     Ok((addr, client))
+}
+
+/// ApiClient `name`, acting as `partner:<name>` with `quota` calls per
+/// second if given, whose one fresh key the operator has resolved into its
+/// status: (the key, the client).
+pub fn api_client(
+    name: &str,
+    quota: Option<i32>,
+) -> Result<(String, aimass_crds::v1alpha1::ApiClient), getrandom::Error> {
+    use aimass_crds::v1alpha1::{
+        ApiClient, ApiClientSpec, ApiClientStatus, ApiKeyReference, ClientQuota, ResolvedApiKey,
+        SecretReference,
+    };
+    let (key, id, sha256) = super::generate_api_key()?;
+    let mut client = ApiClient::new(
+        name,
+        ApiClientSpec {
+            principal: format!("partner:{name}"),
+            groups: Vec::new(),
+            expires: None,
+            quota: quota.map(|requests_per_second| ClientQuota {
+                requests_per_second,
+                burst: None,
+            }),
+            keys: vec![ApiKeyReference {
+                secret_ref: SecretReference { name: "key".into() },
+            }],
+        },
+    );
+    client.status = Some(ApiClientStatus {
+        keys: vec![ResolvedApiKey {
+            secret: "key".into(),
+            id,
+            sha256,
+        }],
+        ..ApiClientStatus::default()
+    });
+    Ok((key, client))
 }

@@ -316,42 +316,10 @@ async fn a_caller_over_its_rate_limit_gets_429_while_another_is_unaffected() {
 /// An ApiKeys set with one client per (name, quota), each with one fresh
 /// key: the keys, in order.
 fn api_clients(keys: &ApiKeys, clients: &[(&str, Option<i32>)]) -> Vec<String> {
-    use aimass_crds::v1alpha1::{
-        ApiClient, ApiClientSpec, ApiClientStatus, ApiKeyReference, ClientQuota, ResolvedApiKey,
-        SecretReference,
-    };
-    let mut generated = Vec::new();
-    let objects: Vec<ApiClient> = clients
+    let (generated, objects): (Vec<_>, Vec<_>) = clients
         .iter()
-        .map(|(name, rate)| {
-            let (key, id, sha256) = generate_api_key().unwrap();
-            generated.push(key);
-            let mut client = ApiClient::new(
-                name,
-                ApiClientSpec {
-                    principal: format!("partner:{name}"),
-                    groups: Vec::new(),
-                    expires: None,
-                    quota: rate.map(|requests_per_second| ClientQuota {
-                        requests_per_second,
-                        burst: None,
-                    }),
-                    keys: vec![ApiKeyReference {
-                        secret_ref: SecretReference { name: "key".into() },
-                    }],
-                },
-            );
-            client.status = Some(ApiClientStatus {
-                keys: vec![ResolvedApiKey {
-                    secret: "key".into(),
-                    id,
-                    sha256,
-                }],
-                ..ApiClientStatus::default()
-            });
-            client
-        })
-        .collect();
+        .map(|(name, rate)| stub::api_client(name, *rate).unwrap())
+        .unzip();
     keys.replace(&objects);
     generated
 }
