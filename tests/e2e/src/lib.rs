@@ -535,6 +535,64 @@ pub fn close(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     }
 }
 
+/// The `file://` URI of a zoo model.
+pub fn zoo(model: &str) -> String {
+    format!(
+        "file://{}",
+        repo_root()
+            .join(format!("tests/zoo/models/{model}.onnx"))
+            .display()
+    )
+}
+
+/// Model `card-fraud` from `uri` and ModelDeployment `scoring` of it on a
+/// fixed `replicas`. The ModelDeployment comes last, so a test can append
+/// fields to its spec (`  security: {...}`).
+pub fn scoring_manifests(uri: &str, replicas: i32) -> String {
+    format!(
+        r#"
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: card-fraud}}
+spec:
+  source: {{uri: "{uri}"}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: ModelDeployment
+metadata: {{name: scoring}}
+spec:
+  model: {{name: card-fraud}}
+  replicas: {{min: 1, max: 4, count: {replicas}}}
+  autoscaling: {{enabled: false}}
+  server: {{drainTimeoutSeconds: 5}}
+"#
+    )
+}
+
+/// Role `score-card-fraud` (`create` on `models/infer` named `card-fraud`)
+/// bound, by RoleBinding `binding`, to `subject` (a YAML flow mapping such
+/// as `{apiGroup: rbac.authorization.k8s.io, kind: User, name: "x"}`).
+pub fn may_score_card_fraud(binding: &str, subject: &str) -> String {
+    format!(
+        r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: score-card-fraud}}
+rules:
+  - apiGroups: [aimass.io]
+    resources: [models/infer]
+    resourceNames: [card-fraud]
+    verbs: [create]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: {binding}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: score-card-fraud}}
+subjects: [{subject}]
+"#
+    )
+}
+
 /// A zoo model's reference request (its first input) and expected outputs.
 pub fn zoo_reference(model: &str) -> Result<(serde_json::Value, serde_json::Value)> {
     let path = repo_root().join(format!("tests/zoo/models/{model}.json"));

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use aimass_crds::v1alpha1::{ApiClient, ModelDeployment};
 use aimass_e2e::operator::{run_with_operator, target_dir};
-use aimass_e2e::{TestNamespace, kubectl, pods, post_as, repo_root, wait, wait_for, zoo_reference};
+use aimass_e2e::{
+    TestNamespace, kubectl, may_score_card_fraud, pods, post_as, scoring_manifests, wait, wait_for,
+    zoo, zoo_reference,
+};
 use anyhow::{Context, Result, ensure};
 use kube::api::DeleteParams;
 use serde_json::Value;
@@ -41,23 +44,11 @@ fn new_key(secret: &str) -> Result<(String, String)> {
     Ok((key, manifest))
 }
 
+/// The model served, its two ApiClients, and leave for the exchange (only)
+/// to score with it.
 fn manifests() -> String {
-    let model = repo_root().join("tests/zoo/models/gbdt_classifier.onnx");
     format!(
-        r#"
-apiVersion: aimass.io/v1alpha1
-kind: Model
-metadata: {{name: card-fraud}}
-spec:
-  source: {{uri: "file://{model}"}}
----
-apiVersion: aimass.io/v1alpha1
-kind: ModelDeployment
-metadata: {{name: scoring}}
-spec:
-  model: {{name: card-fraud}}
-  replicas: {{min: 1, max: 1}}
-  autoscaling: {{enabled: false}}
+        r#"{scoring}
 ---
 apiVersion: aimass.io/v1alpha1
 kind: ApiClient
@@ -78,22 +69,12 @@ spec:
   keys:
     - secretRef: {{name: bank-key}}
 ---
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {{name: score-card-fraud}}
-rules:
-  - apiGroups: [aimass.io]
-    resources: [models/infer]
-    resourceNames: [card-fraud]
-    verbs: [create]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {{name: exchange-scores-card-fraud}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: score-card-fraud}}
-subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: "partner:exchange"}}]
-"#,
-        model = model.display()
+{grant}"#,
+        scoring = scoring_manifests(&zoo("gbdt_classifier"), 1),
+        grant = may_score_card_fraud(
+            "exchange-scores-card-fraud",
+            r#"{apiGroup: rbac.authorization.k8s.io, kind: User, name: "partner:exchange"}"#
+        ),
     )
 }
 

@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use aimass_crds::v1alpha1::ModelDeployment;
 use aimass_e2e::operator::run_with_operator;
-use aimass_e2e::{TestNamespace, pods, repo_root, wait, wait_for, zoo_reference};
+use aimass_e2e::{
+    TestNamespace, may_score_card_fraud, pods, scoring_manifests, wait, wait_for, zoo,
+    zoo_reference,
+};
 use anyhow::{Context, Result, ensure};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -31,6 +34,28 @@ fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// `openssl req` with a new P-256 key written to `key`, and `out` (a
+/// signing request, or with `-x509` a self-signed certificate) for
+/// `subject`; `extra` arguments last.
+fn new_key(dir: &Path, key: &str, out: &str, subject: &str, extra: &[&str]) -> Result<()> {
+    let mut args = vec![
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        out,
+        "-subj",
+        subject,
+    ];
+    args.extend_from_slice(extra);
+    openssl(dir, &args)
+}
+
 /// A CA, and certificates it signs: `name.crt`/`name.key` for `subject`
 /// with the extensions `extensions`.
 struct Pki {
@@ -40,25 +65,12 @@ struct Pki {
 impl Pki {
     fn new(dir: PathBuf) -> Result<Self> {
         std::fs::create_dir_all(&dir)?;
-        openssl(
+        new_key(
             &dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=partner-ca",
-            ],
+            "ca.key",
+            "ca.crt",
+            "/CN=partner-ca",
+            &["-x509", "-days", "1"],
         )?;
         Ok(Self { dir })
     }
@@ -71,23 +83,7 @@ impl Pki {
             format!("{name}.csr"),
             format!("{name}.crt"),
         );
-        openssl(
-            &self.dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                subject,
-            ],
-        )?;
+        new_key(&self.dir, &key, &csr, subject, &[])?;
         openssl(
             &self.dir,
             &[
@@ -174,7 +170,6 @@ async fn a_partner_certificate_authenticates_its_subject_over_tls() -> Result<()
         let client_ext = "extendedKeyUsage=clientAuth\n";
         pki.issue("bank", "/CN=partner:bank-b/O=partners", client_ext)?;
         pki.issue("stranger", "/CN=partner:stranger", client_ext)?;
-        let model = repo_root().join("tests/zoo/models/gbdt_classifier.onnx");
         ns.apply(&format!(
             r#"
 apiVersion: v1
@@ -185,43 +180,20 @@ stringData:
   tls.crt: |
 {crt}  tls.key: |
 {key}---
-apiVersion: aimass.io/v1alpha1
-kind: Model
-metadata: {{name: card-fraud}}
-spec:
-  source: {{uri: "file://{model}"}}
----
-apiVersion: aimass.io/v1alpha1
-kind: ModelDeployment
-metadata: {{name: scoring}}
-spec:
-  model: {{name: card-fraud}}
-  replicas: {{min: 1, max: 1}}
-  autoscaling: {{enabled: false}}
-  security:
+{scoring}  security:
     tls:
       certificateSecret: {{name: scoring-tls}}
       clientCertificates:
         caSecret: {{name: partner-cas}}
 ---
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {{name: score-card-fraud}}
-rules:
-  - apiGroups: [aimass.io]
-    resources: [models/infer]
-    resourceNames: [card-fraud]
-    verbs: [create]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {{name: bank-scores-card-fraud}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: score-card-fraud}}
-subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: Group, name: partners}}]
-"#,
+{grant}"#,
             crt = block(&pki.pem("server.crt")?),
             key = block(&pki.pem("server.key")?),
-            model = model.display(),
+            scoring = scoring_manifests(&zoo("gbdt_classifier"), 1),
+            grant = may_score_card_fraud(
+                "bank-scores-card-fraud",
+                "{apiGroup: rbac.authorization.k8s.io, kind: Group, name: partners}"
+            ),
         ))
         .await?;
         // The partner CAs' Secret is not there yet: the condition says so.

@@ -10,8 +10,8 @@ use std::time::Duration;
 use aimass_crds::v1alpha1::{Model, ModelDeployment};
 use aimass_e2e::operator::{run_with_operator, target_dir};
 use aimass_e2e::{
-    TestNamespace, close, http_get, kubectl, pod_processes, pods, post_as, repo_root, wait,
-    wait_for, zoo_reference,
+    TestNamespace, close, http_get, kubectl, pod_processes, pods, post_as, scoring_manifests, wait,
+    wait_for, zoo, zoo_reference,
 };
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -22,36 +22,6 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-fn zoo(model: &str) -> String {
-    format!(
-        "file://{}",
-        repo_root()
-            .join(format!("tests/zoo/models/{model}.onnx"))
-            .display()
-    )
-}
-
-fn manifests(uri: &str, replicas: i32) -> String {
-    format!(
-        r#"
-apiVersion: aimass.io/v1alpha1
-kind: Model
-metadata: {{name: card-fraud}}
-spec:
-  source: {{uri: "{uri}"}}
----
-apiVersion: aimass.io/v1alpha1
-kind: ModelDeployment
-metadata: {{name: scoring}}
-spec:
-  model: {{name: card-fraud}}
-  replicas: {{min: 1, max: 4, count: {replicas}}}
-  autoscaling: {{enabled: false}}
-  server: {{drainTimeoutSeconds: 5}}
-"#
-    )
-}
 
 /// Waits until the ModelDeployment is Ready serving `version` on `replicas`.
 async fn serving(ns: &TestNamespace, version: i64, replicas: i32) -> Result<ModelDeployment> {
@@ -240,7 +210,8 @@ impl Load {
 #[tokio::test]
 async fn replicas_spread_answer_scale_and_are_removed_with_the_model_deployment() -> Result<()> {
     run_with_operator("serve", |ns: Arc<TestNamespace>| async move {
-        ns.apply(&manifests(&zoo("gbdt_classifier"), 2)).await?;
+        ns.apply(&scoring_manifests(&zoo("gbdt_classifier"), 2))
+            .await?;
 
         let md = serving(&ns, 1, 2).await?;
         let status = md.status.context("status")?;
@@ -429,7 +400,8 @@ fn poke(ns: &TestNamespace, value: &str) -> Result<()> {
 #[tokio::test]
 async fn the_operator_finds_an_audit_trail_that_lost_records() -> Result<()> {
     run_with_operator("audit", |ns: Arc<TestNamespace>| async move {
-        ns.apply(&manifests(&zoo("gbdt_classifier"), 1)).await?;
+        ns.apply(&scoring_manifests(&zoo("gbdt_classifier"), 1))
+            .await?;
         serving(&ns, 1, 1).await?;
         let (request, _) = zoo_reference("gbdt_classifier")?;
         let replicas = answers(&ns, &request).await?;
@@ -463,7 +435,7 @@ async fn the_operator_finds_an_audit_trail_that_lost_records() -> Result<()> {
         let kept = serde_json::to_value(&status.audit_checkpoints[0])?;
         ensure!(kept["signature"].is_string(), "unsealed: {kept}");
         let verify_seal = |checkpoint: &Value| -> Result<bool> {
-            let ran = std::process::Command::new(target_dir().join("debug/aimass-audit"))
+            let ran = aimass_audit()
                 .args([
                     "verify-seal",
                     "--namespace",
@@ -552,10 +524,15 @@ async fn the_operator_finds_an_audit_trail_that_lost_records() -> Result<()> {
     .await
 }
 
+/// The `aimass-audit` the scripts build.
+fn aimass_audit() -> std::process::Command {
+    std::process::Command::new(target_dir().join("debug/aimass-audit"))
+}
+
 /// What `aimass-audit verify` says of the trail at `log` (a file or a
 /// folder of archived parts) under `key_file`: the number of intact records.
 fn verified_records(log: &std::path::Path, key_file: &std::path::Path) -> Result<u64> {
-    let ran = std::process::Command::new(target_dir().join("debug/aimass-audit"))
+    let ran = aimass_audit()
         .args(["verify", "--log"])
         .arg(log)
         .arg("--key-file")
@@ -573,45 +550,79 @@ fn verified_records(log: &std::path::Path, key_file: &std::path::Path) -> Result
         .with_context(|| format!("unexpected verify output: {out}"))
 }
 
+/// A one-replica ModelDeployment, serving, whose servers archive their
+/// audit trail into a fresh folder with `settings` (the rest of
+/// `auditArchive`).
+struct Archived {
+    /// Where its pod's parts land.
+    parts: std::path::PathBuf,
+    /// The trail's key, in a file for `aimass-audit`.
+    key_file: std::path::PathBuf,
+    /// The serving pod.
+    pod: String,
+    /// A caller allowed to invoke the model on that pod.
+    endpoint: Endpoint,
+    /// The zoo model's reference request.
+    request: Value,
+}
+
+async fn archived(ns: &TestNamespace, settings: &str) -> Result<Archived> {
+    let dir = std::env::temp_dir().join("aimass-e2e").join(&ns.name);
+    let archive = dir.join("archive");
+    std::fs::create_dir_all(&archive)?;
+    ns.apply(&format!(
+        "{}  security: {{auditArchive: {{prefix: \"file://{}\", {settings}}}}}\n",
+        scoring_manifests(&zoo("gbdt_classifier"), 1),
+        archive.display()
+    ))
+    .await?;
+    serving(ns, 1, 1).await?;
+    let (request, _) = zoo_reference("gbdt_classifier")?;
+    let replicas = answers(ns, &request).await?;
+    let (ip, _, _) = &replicas[0];
+    let endpoint = Endpoint {
+        url: format!("http://{ip}:8080/v2/models/card-fraud/infer"),
+        token: ns.invoker_token().await?,
+    };
+    let pod = pods(ns, "aimass.io/model-deployment=scoring")
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|p| p.metadata.name)
+        .context("no pod")?;
+    let key = ns
+        .api::<Secret>()
+        .get("scoring-audit-key")
+        .await?
+        .data
+        .and_then(|mut d| d.remove("key"))
+        .context("no audit key")?;
+    let key_file = dir.join("audit.key");
+    std::fs::write(&key_file, key.0)?;
+    Ok(Archived {
+        parts: archive.join(&ns.name).join("card-fraud").join(&pod),
+        key_file,
+        pod,
+        endpoint,
+        request,
+    })
+}
+
 #[tokio::test]
 async fn an_archived_audit_trail_outlives_its_pod() -> Result<()> {
     run_with_operator("archive", |ns: Arc<TestNamespace>| async move {
-        let dir = std::env::temp_dir().join("aimass-e2e").join(&ns.name);
-        let archive = dir.join("archive");
-        std::fs::create_dir_all(&archive)?;
         // Shipped hourly: what reaches the archive below is the shipment
         // the server makes when it stops.
-        ns.apply(&format!(
-            "{}  security: {{auditArchive: {{prefix: \"file://{}\", intervalSeconds: 3600}}}}\n",
-            manifests(&zoo("gbdt_classifier"), 1),
-            archive.display()
-        ))
-        .await?;
-        serving(&ns, 1, 1).await?;
-        let (request, _) = zoo_reference("gbdt_classifier")?;
-        let replicas = answers(&ns, &request).await?;
-        let (ip, _, _) = &replicas[0];
-        let url = format!("http://{ip}:8080/v2/models/card-fraud/infer");
-        let token = ns.invoker_token().await?;
+        let Archived {
+            parts,
+            key_file,
+            pod,
+            endpoint,
+            request,
+        } = archived(&ns, "intervalSeconds: 3600").await?;
         for _ in 0..4 {
-            ensure!(post_as(&url, &request, Some(&token)).await?.0 == 200);
+            ensure!(endpoint.call(&request).await?.0 == 200);
         }
-        let pod = pods(&ns, "aimass.io/model-deployment=scoring")
-            .await?
-            .into_iter()
-            .next()
-            .and_then(|p| p.metadata.name)
-            .context("no pod")?;
-        let key = ns
-            .api::<Secret>()
-            .get("scoring-audit-key")
-            .await?
-            .data
-            .and_then(|mut d| d.remove("key"))
-            .context("no audit key")?;
-        let key_file = dir.join("audit.key");
-        std::fs::write(&key_file, key.0)?;
-
         ns.api::<k8s_openapi::api::core::v1::Pod>()
             .delete(&pod, &DeleteParams::default())
             .await?;
@@ -626,7 +637,6 @@ async fn an_archived_audit_trail_outlives_its_pod() -> Result<()> {
         })
         .await?;
         // The pod is gone; every call it answered is in the archive.
-        let parts = archive.join(&ns.name).join("card-fraud").join(&pod);
         let archived = verified_records(&parts, &key_file)?;
         ensure!(archived >= 5, "{archived} records archived");
         Ok(())
@@ -637,23 +647,13 @@ async fn an_archived_audit_trail_outlives_its_pod() -> Result<()> {
 #[tokio::test]
 async fn an_archived_trail_is_rotated_and_pruned_on_the_pod() -> Result<()> {
     run_with_operator("rotate", |ns: Arc<TestNamespace>| async move {
-        let dir = std::env::temp_dir().join("aimass-e2e").join(&ns.name);
-        let archive = dir.join("archive");
-        std::fs::create_dir_all(&archive)?;
-        ns.apply(&format!(
-            "{}  security: {{auditArchive: {{prefix: \"file://{}\", intervalSeconds: 1, segmentMebibytes: 1}}}}\n",
-            manifests(&zoo("gbdt_classifier"), 1),
-            archive.display()
-        ))
-        .await?;
-        serving(&ns, 1, 1).await?;
-        let (request, _) = zoo_reference("gbdt_classifier")?;
-        let replicas = answers(&ns, &request).await?;
-        let (ip, _, _) = &replicas[0];
-        let endpoint = Endpoint {
-            url: format!("http://{ip}:8080/v2/models/card-fraud/infer"),
-            token: ns.invoker_token().await?,
-        };
+        let Archived {
+            parts,
+            key_file,
+            pod,
+            endpoint,
+            request,
+        } = archived(&ns, "intervalSeconds: 1, segmentMebibytes: 1").await?;
         // About 3 MiB of records: three segments or more.
         const CALLS: usize = 4000;
         let calls: Vec<_> = (0..8)
@@ -671,27 +671,10 @@ async fn an_archived_trail_is_rotated_and_pruned_on_the_pod() -> Result<()> {
         for call in calls {
             call.await??;
         }
-        let pod = pods(&ns, "aimass.io/model-deployment=scoring")
-            .await?
-            .into_iter()
-            .next()
-            .and_then(|p| p.metadata.name)
-            .context("no pod")?;
-        let key = ns
-            .api::<Secret>()
-            .get("scoring-audit-key")
-            .await?
-            .data
-            .and_then(|mut d| d.remove("key"))
-            .context("no audit key")?;
-        let key_file = dir.join("audit.key");
-        std::fs::write(&key_file, key.0)?;
-        let parts = archive.join(&ns.name).join("card-fraud").join(&pod);
         wait(TIMEOUT, "every call in the archive", || {
             let (parts, key_file) = (parts.clone(), key_file.clone());
             async move {
-                Ok(parts.is_dir()
-                    && verified_records(&parts, &key_file)? > u64::try_from(CALLS)?)
+                Ok(parts.is_dir() && verified_records(&parts, &key_file)? > u64::try_from(CALLS)?)
             }
         })
         .await?;
@@ -731,7 +714,8 @@ async fn serving_now(ns: &TestNamespace) -> Result<bool> {
 #[tokio::test]
 async fn an_insecure_deployment_says_so_and_answers_anyone() -> Result<()> {
     run_with_operator("insecure", |ns: Arc<TestNamespace>| async move {
-        let manifests = manifests(&zoo("gbdt_classifier"), 1) + "  security: {mode: Insecure}\n";
+        let manifests =
+            scoring_manifests(&zoo("gbdt_classifier"), 1) + "  security: {mode: Insecure}\n";
         ns.apply(&manifests).await?;
         let md = serving(&ns, 1, 1).await?;
         ensure_secured(&md, "False", "Insecure")?;
@@ -779,7 +763,8 @@ async fn an_insecure_deployment_says_so_and_answers_anyone() -> Result<()> {
 #[tokio::test]
 async fn a_moved_champion_rolls_out_under_load_without_a_failed_request() -> Result<()> {
     run_with_operator("rollout", |ns: Arc<TestNamespace>| async move {
-        ns.apply(&manifests(&zoo("gbdt_classifier"), 2)).await?;
+        ns.apply(&scoring_manifests(&zoo("gbdt_classifier"), 2))
+            .await?;
 
         serving(&ns, 1, 2).await?;
         let (request, _) = zoo_reference("gbdt_classifier")?;
@@ -823,7 +808,8 @@ async fn a_moved_champion_rolls_out_under_load_without_a_failed_request() -> Res
 #[tokio::test]
 async fn an_unservable_version_never_replaces_the_serving_one() -> Result<()> {
     run_with_operator("unservable", |ns: Arc<TestNamespace>| async move {
-        ns.apply(&manifests(&zoo("gbdt_classifier"), 1)).await?;
+        ns.apply(&scoring_manifests(&zoo("gbdt_classifier"), 1))
+            .await?;
 
         serving(&ns, 1, 1).await?;
         // A regressor takes the same inputs but drops the outputs
