@@ -569,6 +569,30 @@ spec:
     )
 }
 
+/// Waits (two minutes at most) until ModelDeployment `scoring` is Ready
+/// serving `version` on `replicas`.
+pub async fn serving(
+    ns: &TestNamespace,
+    version: i64,
+    replicas: i32,
+) -> Result<aimass_crds::v1alpha1::ModelDeployment> {
+    wait_for(
+        &ns.api::<aimass_crds::v1alpha1::ModelDeployment>(),
+        "scoring",
+        Duration::from_secs(120),
+        move |md: Option<&aimass_crds::v1alpha1::ModelDeployment>| {
+            md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                s.serving_version == Some(version)
+                    && s.ready_replicas == replicas
+                    && s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        },
+    )
+    .await
+}
+
 /// Role `score-card-fraud` (`create` on `models/infer` named `card-fraud`)
 /// bound, by RoleBinding `binding`, to `subject` (a YAML flow mapping such
 /// as `{apiGroup: rbac.authorization.k8s.io, kind: User, name: "x"}`).

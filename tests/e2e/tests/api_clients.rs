@@ -7,11 +7,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aimass_crds::v1alpha1::{ApiClient, ModelDeployment};
+use aimass_crds::v1alpha1::ApiClient;
 use aimass_e2e::operator::{run_with_operator, target_dir};
 use aimass_e2e::{
-    TestNamespace, kubectl, may_score_card_fraud, pods, post_as, scoring_manifests, wait, wait_for,
-    zoo, zoo_reference,
+    TestNamespace, kubectl, may_score_card_fraud, pods, post_as, scoring_manifests, serving, wait,
+    wait_for, zoo, zoo_reference,
 };
 use anyhow::{Context, Result, ensure};
 use kube::api::DeleteParams;
@@ -129,16 +129,7 @@ async fn api_keys_authenticate_rbac_authorises_quotas_hold_and_revocation_is_pro
             !status.contains(&old) && !status.contains(&new),
             "a key reached the ApiClient's status"
         );
-        wait_for(
-            &ns.api::<ModelDeployment>(),
-            "scoring",
-            TIMEOUT,
-            |md: Option<&ModelDeployment>| {
-                md.and_then(|m| m.status.as_ref())
-                    .is_some_and(|s| s.ready_replicas == 1)
-            },
-        )
-        .await?;
+        serving(&ns, 1, 1).await?;
         let pod = pods(&ns, "aimass.io/model-deployment=scoring")
             .await?
             .into_iter()

@@ -13,7 +13,7 @@ use std::time::Duration;
 use aimass_crds::v1alpha1::ModelDeployment;
 use aimass_e2e::operator::run_with_operator;
 use aimass_e2e::{
-    TestNamespace, may_score_card_fraud, pods, scoring_manifests, wait, wait_for, zoo,
+    TestNamespace, may_score_card_fraud, pods, scoring_manifests, serving, wait, wait_for, zoo,
     zoo_reference,
 };
 use anyhow::{Context, Result, ensure};
@@ -217,16 +217,7 @@ stringData:
             block(&pki.pem("ca.crt")?)
         ))
         .await?;
-        let md = wait_for(
-            &ns.api::<ModelDeployment>(),
-            "scoring",
-            TIMEOUT,
-            |md: Option<&ModelDeployment>| {
-                md.and_then(|m| m.status.as_ref())
-                    .is_some_and(|s| s.ready_replicas == 1)
-            },
-        )
-        .await?;
+        let md = serving(&ns, 1, 1).await?;
         let url = md.status.and_then(|s| s.url).unwrap_or_default();
         ensure!(url.starts_with("https://"), "status.url: {url}");
         let pod = pods(&ns, "aimass.io/model-deployment=scoring")

@@ -10,8 +10,8 @@ use std::time::Duration;
 use aimass_crds::v1alpha1::{Model, ModelDeployment};
 use aimass_e2e::operator::{run_with_operator, target_dir};
 use aimass_e2e::{
-    TestNamespace, close, http_get, kubectl, pod_processes, pods, post_as, scoring_manifests, wait,
-    wait_for, zoo, zoo_reference,
+    TestNamespace, close, http_get, kubectl, pod_processes, pods, post_as, scoring_manifests,
+    serving, wait, wait_for, zoo, zoo_reference,
 };
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -22,25 +22,6 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Waits until the ModelDeployment is Ready serving `version` on `replicas`.
-async fn serving(ns: &TestNamespace, version: i64, replicas: i32) -> Result<ModelDeployment> {
-    wait_for(
-        &ns.api::<ModelDeployment>(),
-        "scoring",
-        TIMEOUT,
-        move |md: Option<&ModelDeployment>| {
-            md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
-                s.serving_version == Some(version)
-                    && s.ready_replicas == replicas
-                    && s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
-            })
-        },
-    )
-    .await
-}
 
 /// Waits until the ModelDeployment reports `Degraded` for `reason`.
 async fn degraded(ns: &TestNamespace, reason: &'static str) -> Result<ModelDeployment> {
