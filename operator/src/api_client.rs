@@ -59,36 +59,39 @@ pub async fn reconcile(client: Arc<ApiClient>, ctx: Arc<Context>) -> Result<Acti
     let now = jiff::Timestamp::now();
     let expires = client.spec.expires.as_ref().map(|t| t.0);
     let expired = expires.is_some_and(|e| e <= now);
-    let wanted = match (expired, problems.first()) {
-        (true, _) => Wanted {
-            type_: types::READY,
-            status: false,
-            reason: reasons::EXPIRED,
-            message: format!(
+    let (ready, reason, message) = match (expired, problems.first()) {
+        (true, _) => (
+            false,
+            reasons::EXPIRED,
+            format!(
                 "expired at {}: no key authenticates",
                 expires.unwrap_or(now)
             ),
-        },
-        (false, Some((reason, message))) => Wanted {
-            type_: types::READY,
-            status: false,
-            reason,
-            message: format!(
+        ),
+        (false, Some((reason, message))) => (
+            false,
+            *reason,
+            format!(
                 "{message} ({} of {} keys usable)",
                 keys.len(),
                 client.spec.keys.len()
             ),
-        },
-        (false, None) => Wanted {
-            type_: types::READY,
-            status: true,
-            reason: reasons::AS_EXPECTED,
-            message: format!(
+        ),
+        (false, None) => (
+            true,
+            reasons::AS_EXPECTED,
+            format!(
                 "{} key(s) authenticate as {:?}",
                 keys.len(),
                 client.spec.principal
             ),
-        },
+        ),
+    };
+    let wanted = Wanted {
+        type_: types::READY,
+        status: ready,
+        reason,
+        message,
     };
     let old = client.status.clone().unwrap_or_default();
     let mut status = ApiClientStatus {
@@ -106,31 +109,27 @@ pub async fn reconcile(client: Arc<ApiClient>, ctx: Arc<Context>) -> Result<Acti
         .iter()
         .find(|c| c.type_ == types::READY)
         .is_none_or(|c| c.reason != wanted.reason);
-    let (severity, reason, note) = (
-        if wanted.status {
-            Severity::Normal
-        } else {
-            Severity::Warning
-        },
-        wanted.reason,
-        wanted.message.clone(),
-    );
     conditions::set(
         &mut status.conditions,
-        wanted,
+        wanted.clone(),
         client.meta().generation,
         &Time(now),
     );
     let api: Api<ApiClient> = Api::namespaced(ctx.client.clone(), &namespace);
     crate::status::write(&api, &client.name_any(), &old, &status, "ApiClient").await?;
     if changed_reason {
+        let severity = if wanted.status {
+            Severity::Normal
+        } else {
+            Severity::Warning
+        };
         ctx.events
             .publish(
                 &client.object_ref(&()),
                 severity,
-                reason,
+                wanted.reason,
                 "ResolveKeys",
-                note,
+                wanted.message,
             )
             .await;
     }
