@@ -187,7 +187,7 @@ impl Part {
     fn take(&mut self, lines: &[u8]) -> Option<u64> {
         let mut seen = None;
         for line in lines.split_inclusive(|b| *b == b'\n') {
-            let sequence = sequence_of(line).unwrap_or(0);
+            let sequence = crate::audit::sequence_of(line).unwrap_or(0);
             seen = Some(sequence);
             if self.gap || sequence <= self.last {
                 continue;
@@ -203,17 +203,6 @@ impl Part {
         }
         seen
     }
-}
-
-/// The `sequence` of a record line.
-fn sequence_of(line: &[u8]) -> Option<u64> {
-    #[derive(serde::Deserialize)]
-    struct Sequence {
-        sequence: u64,
-    }
-    serde_json::from_slice::<Sequence>(line)
-        .ok()
-        .map(|s| s.sequence)
 }
 
 /// The last sequence a part's name says it holds.

@@ -467,9 +467,18 @@ pub fn first_sequence(path: &Path) -> Option<u64> {
     BufReader::new(File::open(path).ok()?)
         .read_line(&mut line)
         .ok()?;
-    serde_json::from_str::<Record>(&line)
+    sequence_of(line.as_bytes())
+}
+
+/// The `sequence` of a record's line, read without the rest of it.
+pub fn sequence_of(line: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Sequence {
+        sequence: u64,
+    }
+    serde_json::from_slice::<Sequence>(line)
         .ok()
-        .map(|r| r.sequence)
+        .map(|s| s.sequence)
 }
 
 /// Verifies the records `reader` yields; `anchored` accepts a trail that
