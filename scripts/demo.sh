@@ -63,7 +63,7 @@ for crd in models.aimass.io trainingjobs.aimass.io modeldeployments.aimass.io ap
   fi
 done
 "$helm" upgrade --install aimass "$repo/charts/aimass" --namespace "$system_ns" \
-  --force-conflicts --wait --timeout 180s >/dev/null
+  --set "storage.fileRoots={$data_dir}" --force-conflicts --wait --timeout 180s >/dev/null
 "$kubectl" -n "$system_ns" get deploy,pods -l app.kubernetes.io/instance=aimass
 
 step "writing the example's transactions to $data_dir/data" \

@@ -54,6 +54,13 @@ pub struct Config {
     #[arg(long, env = "AIMASS_MODEL_SHA256")]
     pub model_sha256: Option<String>,
 
+    /// Only validate the model: fetch it, load it, run a warm-up inference,
+    /// print one `{"aimassValidation": ...}` line on stdout and exit. The
+    /// operator runs this in a Job in the tenant's namespace, so it never
+    /// handles a tenant's artifact itself.
+    #[arg(long, env = "AIMASS_VALIDATE_ONLY", default_value_t = false)]
+    pub validate_only: bool,
+
     /// Address to listen on.
     #[arg(long, env = "AIMASS_LISTEN_ADDRESS", default_value = "0.0.0.0")]
     pub address: IpAddr,

@@ -14,6 +14,22 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// A storage setting a tenant gave is not one a tenant may give.
+    #[error("storage setting {key} is refused: {reason}")]
+    Setting {
+        /// The setting's name, as given.
+        key: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// An object is larger than its reader accepts.
+    #[error("{uri} is larger than {limit} bytes")]
+    TooLarge {
+        /// Where (without credentials).
+        uri: String,
+        /// The most bytes the reader accepts.
+        limit: usize,
+    },
     /// The model file is not the one expected.
     #[error("the model's sha256 is {actual}, expected {expected}")]
     Sha256Mismatch {

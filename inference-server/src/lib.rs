@@ -2,9 +2,9 @@
 //! Protocol v2 REST API (the API of KServe and Triton), with dynamic
 //! batching, Prometheus metrics and graceful shutdown.
 //!
-//! The engine (`engine`) is also what the operator uses to validate an
-//! artifact before it records a model version, so a version that validates
-//! is a version the server can serve.
+//! The same binary validates an artifact before the operator records it as
+//! a version (`--validate-only`, run in a Job in the tenant's namespace), so
+//! a version that validates is a version the server can serve.
 
 pub mod archive;
 pub mod audit;
@@ -22,6 +22,7 @@ pub mod server;
 pub mod source;
 pub mod telemetry;
 pub mod tensor;
+pub mod validation;
 
 pub use error::Error;
 

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use aimass_inference_server::config::Config;
-use aimass_inference_server::{server, telemetry};
+use aimass_inference_server::{server, telemetry, validation};
 use anyhow::Context;
 use clap::Parser;
 
@@ -13,6 +13,11 @@ async fn main() -> anyhow::Result<()> {
     // linked, rustls cannot pick a provider itself, so every binary picks ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = Config::parse();
+    if config.validate_only {
+        let report = validation::run(&config.model_uri, config.model_sha256.clone()).await;
+        println!("{}", report.to_line());
+        return Ok(());
+    }
     telemetry::init(config.log_format, &config.log_filter).map_err(anyhow::Error::msg)?;
     let listener = server::bind(SocketAddr::new(config.address, config.port)).await?;
     let admin = match config.admin_port {

@@ -130,7 +130,7 @@ pub fn archiver(config: &Config) -> Result<Option<crate::archive::Archiver>, Err
     let credentials = if settings.is_empty() {
         crate::source::Credentials::Environment
     } else {
-        crate::source::Credentials::Settings(settings)
+        crate::source::Credentials::Static(settings)
     };
     let pod = if config.pod_name.is_empty() {
         "local"

@@ -3,10 +3,15 @@
 //! `http(s)://`, all through the maintained `object_store` crate; then an
 //! optional sha256 check.
 //!
-//! The server reads credentials from the usual environment variables; the
-//! operator passes the keys of a Secret the user names, spelled the same way
-//! (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `GOOGLE_SERVICE_ACCOUNT_KEY`,
-//! `AZURE_STORAGE_ACCOUNT_NAME`, …). Both open locations with [`open`].
+//! The server (in the tenant's pod) reads credentials from the usual
+//! environment variables. The operator passes the keys of a Secret the
+//! tenant names, spelled the same way (`AWS_ACCESS_KEY_ID`,
+//! `AWS_ENDPOINT_URL`, `GOOGLE_SERVICE_ACCOUNT_KEY`,
+//! `AZURE_STORAGE_ACCOUNT_NAME`, …), as [`Credentials::Static`]: only the
+//! static keys of [`STATIC_KEYS`] are accepted, and with none the store is
+//! read anonymously, so a tenant can never make the operator use a
+//! credential file, a credential-provider URL, a metadata endpoint or the
+//! operator's own (or the node's) identity.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,13 +27,84 @@ use crate::Error;
 #[derive(Clone, Debug, Default)]
 pub enum Credentials {
     /// The process environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`), as the
-    /// inference server and trainers use it.
+    /// inference server and trainers use it in the tenant's own pods.
     #[default]
     Environment,
-    /// Explicit settings, named like the environment variables, e.g. the
-    /// keys of a Secret.
-    Settings(BTreeMap<String, String>),
+    /// Static keys a tenant gave (the keys of a Secret), named like the
+    /// environment variables. Only [`STATIC_KEYS`] are accepted; without
+    /// keys the store is read anonymously, never with an ambient identity.
+    Static(BTreeMap<String, String>),
 }
+
+/// The settings a tenant may give as static keys: keys, tokens, region,
+/// endpoint and the service-account key's JSON content. Anything naming a
+/// file, a credential-provider URL, a metadata endpoint, a proxy or any other
+/// setting is refused.
+pub const STATIC_KEYS: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ALLOW_HTTP",
+    "AWS_VIRTUAL_HOSTED_STYLE_REQUEST",
+    "GOOGLE_SERVICE_ACCOUNT_KEY",
+    "AZURE_STORAGE_ACCOUNT_NAME",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_SAS_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_STORAGE_ENDPOINT",
+];
+
+/// The static keys that sign requests; without one of its provider's, a
+/// store is read anonymously.
+const SECRET_KEYS: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "GOOGLE_SERVICE_ACCOUNT_KEY",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_SAS_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+];
+
+/// The only token endpoint a service-account key may name: the key's JSON
+/// carries a `token_uri` the client posts to, which must not be a tenant's.
+const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+
+/// Refuses static settings outside [`STATIC_KEYS`], and a service-account
+/// key that is not JSON or names another token endpoint.
+pub fn check_static(settings: &BTreeMap<String, String>) -> Result<(), Error> {
+    for (key, value) in settings {
+        let refuse = |reason: &str| Error::Setting {
+            key: key.clone(),
+            reason: reason.to_owned(),
+        };
+        if !STATIC_KEYS.contains(&key.as_str()) {
+            return Err(refuse(
+                "only static keys, tokens, region and endpoint are accepted, never a file, a credential-provider URL, a metadata endpoint or another setting",
+            ));
+        }
+        if key == "GOOGLE_SERVICE_ACCOUNT_KEY" {
+            let json: serde_json::Value = serde_json::from_str(value)
+                .map_err(|_| refuse("must hold the service account's JSON key itself"))?;
+            match json.get("token_uri") {
+                None => {}
+                Some(uri) if uri.as_str() == Some(GOOGLE_TOKEN_URI) => {}
+                Some(_) => return Err(refuse(&format!("token_uri must be {GOOGLE_TOKEN_URI}"))),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How long reading a small object may take.
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The most objects a listing returns.
+pub const LIST_LIMIT: usize = 100_000;
 
 /// An opened location: a store and a path inside it.
 #[derive(Clone, Debug)]
@@ -66,15 +142,34 @@ impl Location {
         Ok(bytes.to_vec())
     }
 
-    /// Reads the whole object, or `None` when it does not exist.
-    pub async fn get_if_exists(&self) -> Result<Option<Vec<u8>>, Error> {
-        match self.store.get(&self.path).await {
-            Ok(object) => Ok(Some(
-                object.bytes().await.map_err(|e| self.fail(e))?.to_vec(),
-            )),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(self.fail(e)),
-        }
+    /// Reads a small object of at most `limit` bytes within [`READ_TIMEOUT`],
+    /// or `None` when it does not exist. For objects a tenant controls: a
+    /// larger, endless or stalled object is an error, never a read without
+    /// end.
+    pub async fn get_if_exists(&self, limit: usize) -> Result<Option<Vec<u8>>, Error> {
+        use futures::StreamExt;
+        let read = async {
+            let mut stream = match self.store.get(&self.path).await {
+                Ok(object) => object.into_stream(),
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(self.fail(e)),
+            };
+            let mut bytes = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| self.fail(e))?;
+                if bytes.len() + chunk.len() > limit {
+                    return Err(Error::TooLarge {
+                        uri: self.uri.clone(),
+                        limit,
+                    });
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(Some(bytes))
+        };
+        tokio::time::timeout(READ_TIMEOUT, read)
+            .await
+            .map_err(|_| self.fail(format!("no answer within {READ_TIMEOUT:?}")))?
     }
 
     /// Writes the whole object, replacing what was there.
@@ -86,19 +181,36 @@ impl Location {
             .map_err(|e| self.fail(e))
     }
 
-    /// Names (relative to this location) of the objects below it, at any depth.
+    /// Whether the object exists (its metadata is read, not its bytes).
+    pub async fn exists(&self) -> Result<bool, Error> {
+        match self.store.head(&self.path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Names (relative to this location) of the objects below it, at any
+    /// depth; more than [`LIST_LIMIT`] objects, or a listing slower than
+    /// [`READ_TIMEOUT`], is an error.
     pub async fn list(&self) -> Result<Vec<String>, Error> {
-        use futures::TryStreamExt;
+        use futures::{StreamExt, TryStreamExt};
         let prefix = self.path.clone();
-        let objects: Vec<_> = self
+        let listing = self
             .store
             .list(Some(&prefix))
-            .try_collect()
+            .take(LIST_LIMIT + 1)
+            .try_collect::<Vec<_>>();
+        let objects = tokio::time::timeout(READ_TIMEOUT, listing)
             .await
+            .map_err(|_| self.fail(format!("no listing within {READ_TIMEOUT:?}")))?
             .or_else(|e| match e {
                 object_store::Error::NotFound { .. } => Ok(Vec::new()),
                 e => Err(self.fail(e)),
             })?;
+        if objects.len() > LIST_LIMIT {
+            return Err(self.fail(format!("more than {LIST_LIMIT} objects below it")));
+        }
         let mut names: Vec<String> = objects
             .into_iter()
             .filter_map(|meta| {
@@ -150,17 +262,29 @@ pub fn open(uri: &str, credentials: &Credentials) -> Result<Location, Error> {
         reason,
     };
     let url = Url::parse(uri).map_err(|e| fail(e.to_string()))?;
+    if let Credentials::Static(settings) = credentials {
+        check_static(settings)?;
+    }
     // The cloud builders share no trait; each takes settings the same way.
     macro_rules! configured {
         ($builder:ty, $provider:literal) => {{
             let mut builder = match credentials {
                 Credentials::Environment => <$builder>::from_env(),
-                Credentials::Settings(_) => <$builder>::new(),
+                Credentials::Static(_) => <$builder>::new(),
             };
             for (key, value) in settings(credentials, $provider) {
                 if let Ok(key) = key.parse() {
                     builder = builder.with_config(key, value);
                 }
+            }
+            if let Credentials::Static(map) = credentials
+                && !SECRET_KEYS
+                    .iter()
+                    .any(|k| k.starts_with($provider) && map.contains_key(*k))
+            {
+                // No key given: anonymous, never the process's or the node's
+                // identity (instance metadata, workload identity, files).
+                builder = builder.with_skip_signature(true);
             }
             let store = builder
                 .with_url(uri)
@@ -208,7 +332,7 @@ fn settings<'a>(
 ) -> impl Iterator<Item = (String, &'a str)> + 'a {
     let map = match credentials {
         Credentials::Environment => None,
-        Credentials::Settings(map) => Some(map),
+        Credentials::Static(map) => Some(map),
     };
     map.into_iter()
         .flatten()
@@ -296,7 +420,7 @@ mod tests {
         )
         .unwrap();
         let model = root.child("fraud/3/model.onnx");
-        assert!(model.get_if_exists().await.unwrap().is_none());
+        assert!(model.get_if_exists(1024).await.unwrap().is_none());
         assert!(
             root.list().await.unwrap().is_empty(),
             "a missing prefix lists nothing"
@@ -322,8 +446,8 @@ mod tests {
     }
 
     #[test]
-    fn explicit_settings_pick_the_provider_keys() {
-        let credentials = Credentials::Settings(BTreeMap::from([
+    fn static_settings_pick_the_provider_keys() {
+        let credentials = Credentials::Static(BTreeMap::from([
             ("AWS_ACCESS_KEY_ID".to_owned(), "id".to_owned()),
             ("AZURE_STORAGE_ACCOUNT_NAME".to_owned(), "acct".to_owned()),
         ]));
@@ -332,11 +456,68 @@ mod tests {
         // The key id was taken, so the builder asks for the matching secret.
         let err = open("s3://bucket/models", &credentials).unwrap_err();
         assert!(err.to_string().contains("SecretAccessKey"), "{err}");
-        let Credentials::Settings(mut map) = credentials else {
+        let Credentials::Static(mut map) = credentials else {
             unreachable!()
         };
         map.insert("AWS_SECRET_ACCESS_KEY".into(), "secret".into());
-        open("s3://bucket/models", &Credentials::Settings(map)).unwrap();
+        open("s3://bucket/models", &Credentials::Static(map)).unwrap();
         assert!(open("ftp://host/x", &Credentials::Environment).is_err());
+        // No secret key: anonymous, for every provider.
+        let account = BTreeMap::from([("AZURE_STORAGE_ACCOUNT_NAME".into(), "acct".into())]);
+        for uri in ["s3://bucket/m", "gs://bucket/m", "az://container/m"] {
+            open(uri, &Credentials::Static(account.clone())).unwrap();
+        }
+    }
+
+    #[test]
+    fn static_settings_never_name_files_providers_or_other_settings() {
+        for key in [
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_ROLE_ARN",
+            "AWS_METADATA_ENDPOINT",
+            "AWS_IMDSV1_FALLBACK",
+            "AWS_PROXY_URL",
+            "AWS_SKIP_SIGNATURE",
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "AZURE_MSI_ENDPOINT",
+            "AZURE_USE_AZURE_CLI",
+            "AZURE_STORAGE_CLIENT_SECRET",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "GOOGLE_SERVICE_ACCOUNT",
+            "GOOGLE_SERVICE_ACCOUNT_PATH",
+            "aws_access_key_id",
+            "HOME",
+        ] {
+            let credentials = Credentials::Static(BTreeMap::from([
+                ("AWS_ACCESS_KEY_ID".to_owned(), "id".to_owned()),
+                (
+                    key.to_owned(),
+                    "/var/run/secrets/kubernetes.io/serviceaccount/token".to_owned(),
+                ),
+            ]));
+            let err = open("s3://bucket/m", &credentials).unwrap_err();
+            assert!(
+                matches!(&err, Error::Setting { key: k, .. } if k == key),
+                "{key}: {err}"
+            );
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        let key = |json: &str| {
+            Credentials::Static(BTreeMap::from([(
+                "GOOGLE_SERVICE_ACCOUNT_KEY".to_owned(),
+                json.to_owned(),
+            )]))
+        };
+        let err = open("gs://b/m", &key("/etc/key.json")).unwrap_err();
+        assert!(err.to_string().contains("JSON key itself"), "{err}");
+        let err = open(
+            "gs://b/m",
+            &key(r#"{"type": "service_account", "token_uri": "http://10.0.0.1/steal"}"#),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("token_uri"), "{err}");
     }
 }

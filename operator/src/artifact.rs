@@ -1,88 +1,346 @@
-//! Validating an artifact before it becomes a version: it must load, be
-//! optimised and answer a warm-up inference in the very engine the inference
-//! server runs (shared code, so a version that validates is one that serves),
-//! and its signature and digest are recorded.
+//! Validating an artifact before it becomes a version, in the tenant's
+//! namespace: a short Job runs the inference server image with
+//! `--validate-only` under the tenant's ServiceAccount, without an API token,
+//! with the tenant's storage Secret as its environment, and prints one report
+//! line that the operator reads from the pod's log (at most [`LOG_LIMIT`]
+//! bytes). The operator never fetches, holds or optimises the artifact, and
+//! never reaches a `source.uri` from its own network position.
 
-use aimass_crds::v1alpha1::{ModelSignature, TensorSignature};
-use aimass_inference_server::engine::{Backend, TensorSpec, TractBackend};
-use aimass_inference_server::source;
+use std::collections::BTreeMap;
 
-/// What validation learnt about an artifact.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Artifact {
-    /// sha256 as 64 hex digits.
-    pub sha256: String,
-    /// Size in bytes.
-    pub size_bytes: i64,
-    /// Inputs and outputs.
-    pub signature: ModelSignature,
+pub use aimass_inference_server::validation::Artifact;
+use aimass_inference_server::validation::Report;
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Container, EnvFromSource, EnvVar, Pod, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SecretEnvSource,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, ListParams, LogParams, PostParams, PropagationPolicy};
+use kube::{Api, Resource, ResourceExt};
+
+use crate::context::Context;
+use crate::error::{Error, is_conflict, is_not_found};
+use crate::{labels, security};
+
+/// Name of the validating container.
+pub const CONTAINER: &str = "validate";
+/// The most bytes of a validation pod's log the operator reads.
+pub const LOG_LIMIT: i64 = 1024 * 1024;
+/// How long a validation may run.
+const DEADLINE_SECONDS: i64 = 600;
+
+/// What to validate, and as whom.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Check<'a> {
+    /// Name of the Job.
+    pub job_name: String,
+    /// The Model the artifact becomes a version of.
+    pub model: &'a str,
+    /// Where the artifact is.
+    pub uri: &'a str,
+    /// The digest it must have, if the user gave one.
+    pub sha256: Option<&'a str>,
+    /// The tenant's Secret with the storage credentials, as environment.
+    pub secret: Option<&'a str>,
+    /// The tenant's ServiceAccount to run as (the namespace's default when
+    /// unset); its token is never mounted.
+    pub service_account: Option<&'a str>,
 }
 
-/// Validates `bytes`, checking `expected_sha256` when given. The error is a
-/// sentence for the version's `message`.
-pub async fn validate(bytes: Vec<u8>, expected_sha256: Option<String>) -> Result<Artifact, String> {
-    tokio::task::spawn_blocking(move || validate_blocking(&bytes, expected_sha256.as_deref()))
-        .await
-        .map_err(|e| format!("validation did not finish: {e}"))?
+/// Where a validation stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Progress {
+    /// The Job runs; a sentence saying so.
+    Running(String),
+    /// The Job finished: what it learnt, or why the artifact is refused.
+    Done(Result<Artifact, String>),
 }
 
-fn validate_blocking(bytes: &[u8], expected_sha256: Option<&str>) -> Result<Artifact, String> {
-    if let Some(expected) = expected_sha256 {
-        source::verify_sha256(bytes, expected).map_err(|e| e.to_string())?;
-    }
-    let backend = TractBackend::load(bytes)
-        .map_err(|e| format!("the model does not load in the inference engine: {e}"))?;
-    let convert = |specs: &[TensorSpec]| {
-        specs
-            .iter()
-            .map(|t| TensorSignature {
-                name: t.name.clone(),
-                datatype: t.datatype.as_str().to_owned(),
-                shape: t.shape.clone(),
-            })
-            .collect()
+/// The Job validating `check` for `owner`, which owns it.
+pub fn build<K>(owner: &K, check: &Check<'_>, image: &str, memory_limit: &str) -> Job
+where
+    K: Resource<DynamicType = ()>,
+{
+    let mut vars = vec![
+        env("AIMASS_MODEL_URI", check.uri),
+        env("AIMASS_MODEL_NAME", check.model),
+        env("AIMASS_VALIDATE_ONLY", "true"),
+    ];
+    vars.extend(check.sha256.map(|s| env("AIMASS_MODEL_SHA256", s)));
+    let labels = labels::common("aimass-validator", check.model);
+    let container = Container {
+        name: CONTAINER.into(),
+        image: Some(image.to_owned()),
+        env: Some(vars),
+        env_from: check.secret.map(|name| {
+            vec![EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: name.to_owned(),
+                    optional: Some(false),
+                }),
+                ..EnvFromSource::default()
+            }]
+        }),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".into(), Quantity("100m".into())),
+                ("memory".into(), Quantity("128Mi".into())),
+            ])),
+            limits: Some(BTreeMap::from([(
+                "memory".into(),
+                Quantity(memory_limit.to_owned()),
+            )])),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(security::container(true)),
+        ..Container::default()
     };
-    let signature = backend.signature();
-    Ok(Artifact {
-        sha256: source::sha256_hex(bytes),
-        size_bytes: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
-        signature: ModelSignature {
-            inputs: convert(&signature.inputs),
-            outputs: convert(&signature.outputs),
-        },
+    Job {
+        metadata: labels::owned_meta(owner, check.job_name.clone(), labels.clone()),
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds: Some(DEADLINE_SECONDS),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    restart_policy: Some("Never".into()),
+                    service_account_name: check.service_account.map(str::to_owned),
+                    // It reads tenant data: no API credentials at all.
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    security_context: Some(security::pod(None)),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    }
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        value_from: None,
+    }
+}
+
+/// Starts the validation Job of `check` unless it exists, and reads its
+/// report once it has finished.
+pub async fn ensure<K>(ctx: &Context, owner: &K, check: &Check<'_>) -> Result<Progress, Error>
+where
+    K: Resource<DynamicType = ()>,
+{
+    let namespace = owner.meta().namespace.clone().unwrap_or_default();
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    let name = &check.job_name;
+    let Some(job) = jobs
+        .get_opt(name)
+        .await
+        .map_err(Error::kube(format!("reading the validation Job {name}")))?
+    else {
+        let job = build(
+            owner,
+            check,
+            &ctx.server_image,
+            &ctx.validation_memory_limit,
+        );
+        match jobs.create(&PostParams::default(), &job).await {
+            Ok(_) => {}
+            Err(e) if is_conflict(&e) => {}
+            Err(e) => {
+                return Err(Error::kube(format!("creating the validation Job {name}"))(
+                    e,
+                ));
+            }
+        }
+        return Ok(Progress::Running(format!(
+            "validating {} in Job {name}",
+            check.uri
+        )));
+    };
+    let status = job.status.clone().unwrap_or_default();
+    let failed = status.failed.unwrap_or(0) > 0
+        || status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Failed" && c.status == "True");
+    if status.succeeded.unwrap_or(0) == 0 && !failed {
+        return Ok(Progress::Running(format!(
+            "validating {} in Job {name}",
+            check.uri
+        )));
+    }
+    let report = read_report(ctx, &namespace, name).await?;
+    Ok(Progress::Done(match (report, failed) {
+        (Some(report), _) => report.into_result(),
+        (None, true) => Err(format!(
+            "the validation Job {name} failed: {}",
+            failure(&job).unwrap_or_else(|| "no reason given".into())
+        )),
+        (None, false) => Err(format!(
+            "the validation Job {name} finished without a report"
+        )),
+    }))
+}
+
+/// The report in the log of the Job's newest pod, reading at most
+/// [`LOG_LIMIT`] bytes.
+async fn read_report(ctx: &Context, namespace: &str, job: &str) -> Result<Option<Report>, Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let listed = pods
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
+        .await
+        .map_err(Error::kube(format!("listing the pods of Job {job}")))?;
+    let Some(pod) = listed
+        .items
+        .iter()
+        .max_by_key(|p| p.creation_timestamp().map(|t| t.0))
+    else {
+        return Ok(None);
+    };
+    let log = pods
+        .logs(
+            &pod.name_any(),
+            &LogParams {
+                container: Some(CONTAINER.into()),
+                limit_bytes: Some(LOG_LIMIT),
+                ..LogParams::default()
+            },
+        )
+        .await
+        .unwrap_or_default();
+    Ok(Report::from_log(&log))
+}
+
+/// The Job's failure condition, as a sentence.
+fn failure(job: &Job) -> Option<String> {
+    let condition = job
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Failed" && c.status == "True")?;
+    Some(format!(
+        "{}: {}",
+        condition.reason.clone().unwrap_or_default(),
+        condition.message.clone().unwrap_or_default()
+    ))
+}
+
+/// Deletes a finished validation Job and its pod.
+pub async fn remove(ctx: &Context, namespace: &str, name: &str) -> Result<(), Error> {
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..DeleteParams::default()
+    };
+    match jobs.delete(name, &params).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(Error::kube(format!("deleting the validation Job {name}"))(
+            e,
+        )),
+    }
+}
+
+/// Why the operator will not have `uri` fetched at all, even by a tenant
+/// pod: it names a cloud metadata endpoint, whose answer is the node's
+/// identity.
+pub fn refused_source(uri: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    let metadata = match url.host()? {
+        url::Host::Ipv4(ip) => ip.is_link_local(),
+        url::Host::Ipv6(ip) => (ip.segments()[0] & 0xffc0) == 0xfe80 || ip.segments()[0] == 0xfd00,
+        url::Host::Domain(name) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            ["metadata", "metadata.google.internal", "instance-data"].contains(&name.as_str())
+                || name.ends_with(".metadata.google.internal")
+        }
+    };
+    metadata.then(|| {
+        format!("source.uri {uri:?} names a cloud metadata endpoint; artifacts are never fetched from there")
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aimass_crds::v1alpha1::Model;
 
-    fn zoo(name: &str) -> Vec<u8> {
-        let path = format!("{}/../tests/zoo/models/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    fn model() -> Model {
+        serde_yaml_ng::from_str(
+            "apiVersion: aimass.io/v1alpha1\nkind: Model\nmetadata: {name: fraud, namespace: desk-a, uid: u1}\nspec: {source: {uri: 's3://b/m.onnx'}}\n",
+        )
+        .unwrap()
     }
 
-    #[tokio::test]
-    async fn a_zoo_model_validates_with_its_signature() {
-        let bytes = zoo("gbdt_classifier.onnx");
-        let digest = source::sha256_hex(&bytes);
-        let artifact = validate(bytes, Some(digest.clone())).await.unwrap();
-        assert_eq!(artifact.sha256, digest);
-        assert_eq!(artifact.signature.inputs.len(), 1);
-        assert_eq!(artifact.signature.inputs[0].datatype, "FP32");
-        assert_eq!(artifact.signature.inputs[0].shape[0], -1);
-        assert!(!artifact.signature.outputs.is_empty());
+    #[test]
+    fn the_validation_job_runs_as_the_tenant_without_api_credentials() {
+        let check = Check {
+            job_name: "fraud-import-1".into(),
+            model: "fraud",
+            uri: "s3://b/m.onnx",
+            sha256: Some("abc"),
+            secret: Some("store"),
+            service_account: None,
+        };
+        let job = build(&model(), &check, "aimass/inference-server:1", "1Gi");
+        assert_eq!(job.metadata.namespace.as_deref(), Some("desk-a"));
+        let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("Model", "u1"));
+        let spec = job.spec.unwrap();
+        assert_eq!(spec.backoff_limit, Some(0));
+        let pod = spec.template.spec.unwrap();
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        assert_eq!(pod.service_account_name, None);
+        let container = &pod.containers[0];
+        assert_eq!(
+            container.image.as_deref(),
+            Some("aimass/inference-server:1")
+        );
+        let env: BTreeMap<_, _> = container
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or_default()))
+            .collect();
+        assert_eq!(env["AIMASS_VALIDATE_ONLY"], "true");
+        assert_eq!(env["AIMASS_MODEL_URI"], "s3://b/m.onnx");
+        assert_eq!(env["AIMASS_MODEL_SHA256"], "abc");
+        let from = container.env_from.as_ref().unwrap();
+        assert_eq!(from[0].secret_ref.as_ref().unwrap().name, "store");
+        let limits = container
+            .resources
+            .as_ref()
+            .unwrap()
+            .limits
+            .as_ref()
+            .unwrap();
+        assert_eq!(limits["memory"].0, "1Gi");
     }
 
-    #[tokio::test]
-    async fn corrupt_and_mismatched_artifacts_are_refused_with_a_reason() {
-        let err = validate(b"not an onnx file".to_vec(), None)
-            .await
-            .unwrap_err();
-        assert!(err.contains("does not load"), "{err}");
-        let err = validate(zoo("gbdt_classifier.onnx"), Some("0".repeat(64)))
-            .await
-            .unwrap_err();
-        assert!(err.contains("sha256"), "{err}");
+    #[test]
+    fn metadata_endpoints_are_never_fetched() {
+        for (uri, refused) in [
+            ("http://169.254.169.254/latest/meta-data/iam", true),
+            ("http://[fd00:ec2::254]/latest", true),
+            ("http://metadata.google.internal/computeMetadata/v1/", true),
+            ("http://Metadata.Google.Internal./x", true),
+            ("https://models.example.com/m.onnx", false),
+            ("s3://bucket/m.onnx", false),
+            ("file:///models/m.onnx", false),
+        ] {
+            assert_eq!(refused_source(uri).is_some(), refused, "{uri}");
+        }
     }
 }

@@ -63,6 +63,19 @@ pub struct Config {
     )]
     pub inference_auth_cluster_role: String,
 
+    /// Directories under which Models and TrainingJobs may keep `file://`
+    /// registries (comma-separated): for single-node and development
+    /// clusters whose pods share a file system with the operator. Empty (the
+    /// default): `file://` storage is refused. Everyone who can write below
+    /// a root can change what the operator reads there.
+    #[arg(long, env = "AIMASS_FILE_STORAGE_ROOTS", value_delimiter = ',')]
+    pub file_storage_roots: Vec<std::path::PathBuf>,
+
+    /// Memory limit of the Jobs that validate artifacts in tenants'
+    /// namespaces (the artifact is loaded and optimised there).
+    #[arg(long, env = "AIMASS_VALIDATION_MEMORY_LIMIT", default_value = "2Gi")]
+    pub validation_memory_limit: String,
+
     /// Log format.
     #[arg(long, env = "AIMASS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,

@@ -17,8 +17,13 @@ pub struct Context {
     pub events: Events,
     /// Follows running trainers' output.
     pub followers: Followers,
-    /// The inference server image of ModelDeployments that name none.
+    /// The inference server image of ModelDeployments that name none; it
+    /// also validates artifacts.
     pub server_image: String,
+    /// What the operator may open in storage for tenants.
+    pub storage: crate::storage::Policy,
+    /// Memory limit of artifact validation Jobs.
+    pub validation_memory_limit: String,
     /// The ClusterRole that lets `Enforced` inference servers review their
     /// callers' tokens and permissions.
     pub auth_delegator_role: String,

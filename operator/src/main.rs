@@ -108,6 +108,10 @@ async fn main() -> anyhow::Result<()> {
         metrics,
         followers: Default::default(),
         server_image: config.inference_server_image.clone(),
+        storage: storage::Policy {
+            file_roots: config.file_storage_roots.clone(),
+        },
+        validation_memory_limit: config.validation_memory_limit.clone(),
         auth_delegator_role: config.inference_auth_cluster_role.clone(),
         operator_namespace,
         canary_baselines: Default::default(),

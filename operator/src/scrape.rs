@@ -205,6 +205,10 @@ pub fn quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
     Some(lower.0)
 }
 
+/// The most bytes read of a server's answer (`/metrics`,
+/// `/audit/checkpoint`): the server image may be a tenant's.
+pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
+
 /// Reads `http://<ip>:<port>/metrics`; `None` when the server does not
 /// answer in time or answers something unreadable.
 pub async fn scrape(ip: &str, port: i32) -> Option<Snapshot> {
@@ -223,7 +227,8 @@ async fn get(url: &str) -> Option<Bytes> {
     if !response.status().is_success() {
         return None;
     }
-    let body = tokio::time::timeout(TIMEOUT, response.into_body().collect())
+    let body = http_body_util::Limited::new(response.into_body(), BODY_LIMIT);
+    let body = tokio::time::timeout(TIMEOUT, body.collect())
         .await
         .ok()?
         .ok()?;
@@ -302,5 +307,26 @@ process_resident_memory_bytes 52428800
         assert!((quantile(&buckets, 0.5).unwrap() - 0.1).abs() < 1e-9);
         assert!((quantile(&buckets, 0.75).unwrap() - 0.15).abs() < 1e-9);
         assert_eq!(quantile(&[(f64::INFINITY, 0.0)], 0.99), None);
+    }
+
+    #[tokio::test]
+    async fn a_huge_answer_is_read_no_further_than_the_limit() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let head = "HTTP/1.1 200 OK\r\ncontent-length: 1073741824\r\n\r\n";
+                    let _ = stream.write_all(head.as_bytes()).await;
+                    let chunk = vec![b'#'; 64 * 1024];
+                    // Endless, as far as the reader can tell.
+                    while stream.write_all(&chunk).await.is_ok() {}
+                });
+            }
+        });
+        let started = std::time::Instant::now();
+        assert!(get(&format!("http://{addr}/metrics")).await.is_none());
+        assert!(started.elapsed() < TIMEOUT * 2, "{:?}", started.elapsed());
     }
 }

@@ -1,9 +1,16 @@
-//! Artifact storage as the operator sees it: the store a URI names, opened
-//! with the keys of the Secret the user referenced, and the layout of a
-//! Model's registry in it (`<prefix>/<model>/<version>/model.onnx`, a
-//! `version.json` record beside it, and `aliases.json`).
+//! Artifact storage as the operator sees it: the registry of a Model
+//! (`<prefix>/<model>/<version>/model.onnx`, a `version.json` record beside
+//! it, and `aliases.json`), opened with the static keys of the Secret the
+//! tenant named, and nothing else.
+//!
+//! The operator reads and writes only the registry's small records, each
+//! bounded in size and time. It never fetches an artifact or a `source.uri`
+//! (a validation Job in the tenant's namespace does), never reads `http(s)://`
+//! for a tenant, never uses its own or the node's identity (the static keys
+//! are allow-listed, and without keys a store is read anonymously), and
+//! reads `file://` only below the roots the cluster admin allowed.
 
-use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use aimass_crds::v1alpha1::{ArtifactStorage, SecretReference};
 use aimass_inference_server::source::{self, Credentials, Location};
@@ -20,28 +27,109 @@ pub const METRICS_FILE: &str = "metrics.json";
 pub const VERSION_FILE: &str = "version.json";
 /// The aliases of a Model, written at the root of its registry.
 pub const ALIASES_FILE: &str = "aliases.json";
+/// The most bytes the operator reads of one record (`version.json`,
+/// `metrics.json`, `aliases.json`): they are tenant-controlled.
+pub const RECORD_LIMIT: usize = 1024 * 1024;
 
-/// Opens `uri` with the credentials in `secret` (a Secret in `namespace`).
+/// What the cluster admin lets the operator open for tenants.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// Directories under which `file://` registries may live (single-node
+    /// and development clusters). Empty: `file://` is refused.
+    pub file_roots: Vec<PathBuf>,
+}
+
+impl Policy {
+    /// Refuses a registry location the operator must not open for a tenant:
+    /// `http(s)://`, `pvc://`, and `file://` outside the allowed roots (after
+    /// resolving symbolic links of what exists).
+    pub fn check(&self, uri: &str) -> Result<(), Error> {
+        let url = url::Url::parse(uri)
+            .map_err(|e| Error::InvalidSpec(format!("storage prefix {uri:?}: {e}")))?;
+        match url.scheme() {
+            "s3" | "gs" | "az" | "azure" | "abfs" | "abfss" => Ok(()),
+            "file" => {
+                let path = url.to_file_path().map_err(|()| {
+                    Error::InvalidSpec(format!("storage prefix {uri:?} is not a local path"))
+                })?;
+                if self.file_roots.iter().any(|root| within(&path, root)) {
+                    Ok(())
+                } else if self.file_roots.is_empty() {
+                    Err(Error::InvalidSpec(format!(
+                        "storage prefix {uri:?}: file:// storage is not enabled in this cluster (the operator's --file-storage-roots is empty); use s3://, gs:// or az://"
+                    )))
+                } else {
+                    Err(Error::InvalidSpec(format!(
+                        "storage prefix {uri:?} is outside the file:// roots this cluster allows ({})",
+                        self.file_roots
+                            .iter()
+                            .map(|r| r.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )))
+                }
+            }
+            other => Err(Error::InvalidSpec(format!(
+                "storage prefix {uri:?}: {other}:// cannot hold a registry; use s3://, gs:// or az://"
+            ))),
+        }
+    }
+}
+
+/// Whether `path`, with the symbolic links of its existing part resolved,
+/// lies below `root` (resolved likewise).
+fn within(path: &Path, root: &Path) -> bool {
+    let Ok(root) = root.canonicalize() else {
+        return false;
+    };
+    // The deepest part that exists, resolved; the rest appended as written
+    // (the URL parser has already removed `..`).
+    let mut existing = path.to_path_buf();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name.to_owned());
+                existing = parent.to_path_buf();
+            }
+            _ => return false,
+        }
+    }
+    let Ok(mut resolved) = existing.canonicalize() else {
+        return false;
+    };
+    resolved.extend(rest.iter().rev());
+    resolved.starts_with(root)
+}
+
+/// Opens `uri` with the static keys in `secret` (a Secret in `namespace`).
+/// A location or a key the operator must not use is `InvalidSpec`, naming it.
 pub async fn open(
     client: &kube::Client,
+    policy: &Policy,
     namespace: &str,
     uri: &str,
     secret: Option<&SecretReference>,
 ) -> Result<Location, Error> {
-    let credentials = match secret {
-        None => Credentials::Settings(BTreeMap::new()),
-        Some(reference) => {
-            Credentials::Settings(read_secret(client, namespace, &reference.name).await?)
-        }
+    policy.check(uri)?;
+    let settings = match secret {
+        None => Default::default(),
+        Some(reference) => read_secret(client, namespace, &reference.name).await?,
     };
-    Ok(source::open(uri, &credentials)?)
+    source::open(uri, &Credentials::Static(settings)).map_err(|e| match e {
+        aimass_inference_server::Error::Setting { .. } => Error::InvalidSpec(match secret {
+            Some(reference) => format!("Secret {:?}: {e}", reference.name),
+            None => e.to_string(),
+        }),
+        other => Error::Storage(other),
+    })
 }
 
 async fn read_secret(
     client: &kube::Client,
     namespace: &str,
     name: &str,
-) -> Result<BTreeMap<String, String>, Error> {
+) -> Result<std::collections::BTreeMap<String, String>, Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secret = api.get(name).await.map_err(|e| {
         if is_not_found(&e) {
@@ -54,31 +142,39 @@ async fn read_secret(
             Error::kube(format!("reading Secret {name}"))(e)
         }
     })?;
-    let mut settings = BTreeMap::new();
+    let mut settings = std::collections::BTreeMap::new();
     for (key, value) in secret.data.unwrap_or_default() {
-        if let Ok(text) = String::from_utf8(value.0) {
-            settings.insert(key, text);
-        }
+        let text = String::from_utf8(value.0).map_err(|_| {
+            Error::InvalidSpec(format!(
+                "Secret {name:?}: the value of {key} is not UTF-8 text"
+            ))
+        })?;
+        settings.insert(key, text);
     }
     settings.extend(secret.string_data.unwrap_or_default());
     Ok(settings)
 }
 
-/// Opens `model`'s registry in `storage`, with the credentials of its Secret.
+/// Opens `model`'s registry in `storage`, with the static keys of its Secret.
 pub async fn open_registry(
     client: &kube::Client,
+    policy: &Policy,
     namespace: &str,
     storage: &ArtifactStorage,
     model: &str,
 ) -> Result<Location, Error> {
     let prefix = open(
         client,
+        policy,
         namespace,
         &storage.prefix,
         storage.secret_ref.as_ref(),
     )
     .await?;
-    Ok(registry(&prefix, model))
+    let registry = registry(&prefix, model);
+    // The Model's own folder must not lead out of the allowed roots either.
+    policy.check(&registry.uri)?;
+    Ok(registry)
 }
 
 /// Where `model`'s registry lives under a storage prefix.
@@ -121,6 +217,7 @@ mod tests {
             &Credentials::default(),
         )
         .unwrap();
+
         let fraud = registry(&prefix, "fraud");
         assert!(recorded_versions(&fraud).await.unwrap().is_empty());
         for (version, file) in [(1, VERSION_FILE), (2, MODEL_FILE), (10, VERSION_FILE)] {
@@ -133,5 +230,47 @@ mod tests {
         fraud.child(ALIASES_FILE).put(b"{}".to_vec()).await.unwrap();
         assert_eq!(recorded_versions(&fraud).await.unwrap(), [1, 10]);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_operator_opens_only_object_stores_and_allowed_file_roots() {
+        let root = std::env::temp_dir().join(format!("aimass-roots-{}", std::process::id()));
+        let outside = std::env::temp_dir().join(format!("aimass-outside-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("registry")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        // A tenant who can write below the root links out of it.
+        std::os::unix::fs::symlink(&outside, root.join("escape")).unwrap();
+        let policy = Policy {
+            file_roots: vec![root.clone()],
+        };
+        let r = root.display();
+        for (uri, allowed) in [
+            ("s3://bucket/models".to_owned(), true),
+            ("gs://bucket/models".to_owned(), true),
+            ("az://container/models".to_owned(), true),
+            (format!("file://{r}/registry"), true),
+            (format!("file://{r}/not-yet/created"), true),
+            (format!("file://{r}/../etc"), false),
+            (format!("file://{r}/escape/models"), false),
+            (
+                "file:///var/run/secrets/kubernetes.io/serviceaccount".to_owned(),
+                false,
+            ),
+            ("http://169.254.169.254/latest".to_owned(), false),
+            ("https://10.96.0.1/api".to_owned(), false),
+            ("pvc://claim/models".to_owned(), false),
+        ] {
+            let checked = policy.check(&uri);
+            assert_eq!(checked.is_ok(), allowed, "{uri}: {checked:?}");
+            if let Err(e) = checked {
+                assert_eq!(e.category(), "InvalidSpec", "{uri}");
+            }
+        }
+        let err = Policy::default()
+            .check(&format!("file://{r}/registry"))
+            .unwrap_err();
+        assert!(err.to_string().contains("not enabled"), "{err}");
+        std::fs::remove_dir_all(root).unwrap();
+        std::fs::remove_dir_all(outside).unwrap();
     }
 }

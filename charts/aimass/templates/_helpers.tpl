@@ -64,7 +64,7 @@ the ClusterRole (cluster-wide mode) and the Role (namespaced mode).
 - apiGroups: [aimass.io]
   resources: [models/finalizers, trainingjobs/finalizers, modeldeployments/finalizers]
   verbs: [update]
-# Training runs.
+# Training runs and the Jobs that validate artifacts in tenants' namespaces.
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, delete]

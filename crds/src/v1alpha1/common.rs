@@ -16,11 +16,16 @@ pub struct SecretReference {
 
 /// Where artifacts are written and read, and the credentials to reach them.
 ///
-/// The Secret's keys are the object store's usual settings, named as in the
-/// cloud providers' environment variables: `AWS_ACCESS_KEY_ID`,
-/// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL` (for S3-compatible
-/// stores such as MinIO or Ceph), `GOOGLE_SERVICE_ACCOUNT_KEY`,
-/// `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`.
+/// The Secret's keys are static credentials, named as in the cloud
+/// providers' environment variables: `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`,
+/// `AWS_ENDPOINT_URL` and `AWS_ALLOW_HTTP` (for S3-compatible stores such as
+/// MinIO or Ceph), `GOOGLE_SERVICE_ACCOUNT_KEY` (the JSON key itself),
+/// `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`,
+/// `AZURE_STORAGE_SAS_KEY`, `AZURE_STORAGE_ENDPOINT`. The operator refuses
+/// any other key (a file, a credential-provider URL, a metadata endpoint)
+/// with `InvalidSpec` naming it, and never uses its own or the node's
+/// identity: without keys it reads the store anonymously.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactStorage {
@@ -36,7 +41,8 @@ pub struct ArtifactStorage {
     pub prefix: String,
 
     /// Secret holding the credentials for the store. Leave it out for
-    /// `file://` and `pvc://` prefixes, or when the pods' identity grants access.
+    /// `file://` prefixes (allowed only below the roots the cluster admin
+    /// set) and for stores that allow anonymous access.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretReference>,
 }

@@ -51,6 +51,9 @@ pub mod reasons {
     pub const TRAINER_RUNNING: &str = "TrainerRunning";
     /// A TrainingJob's version was recorded.
     pub const VERSION_REGISTERED: &str = "VersionRegistered";
+    /// The trainer finished; its artifact is validated by a Job in the
+    /// namespace before it is recorded.
+    pub const VALIDATING: &str = "ValidatingArtifact";
     /// A trainer exited with a non-zero code more often than `backoffLimit`
     /// allows.
     pub const BACKOFF_LIMIT_EXCEEDED: &str = "BackoffLimitExceeded";

@@ -104,8 +104,9 @@ pub struct ModelSource {
     #[schemars(regex(pattern = r"^[a-f0-9]{64}$"))]
     pub sha256: Option<String>,
 
-    /// Secret with the credentials to read `uri` (see `storage.secretRef` for
-    /// its keys).
+    /// Secret with the credentials to read `uri`, given as environment to
+    /// the validation Job that fetches the artifact in this namespace (the
+    /// operator never fetches it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretReference>,
 

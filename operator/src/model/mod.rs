@@ -41,6 +41,8 @@ pub const FINALIZER: &str = "aimass.io/delete-artifacts";
 const ALIAS_HISTORY_LIMIT: usize = 20;
 /// The safety-net interval between reconciles.
 const RESYNC: Duration = Duration::from_secs(300);
+/// How often an import's validation Job is looked at.
+const VALIDATION_POLL: Duration = Duration::from_secs(3);
 /// The marker retention leaves beside a retired version's record, so a
 /// re-created Model does not recover it.
 const RETIRED_FILE: &str = "retired.json";
@@ -70,23 +72,35 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
     let mut notices = Vec::new();
 
     if let Err(e) = validation::validate_model(&model.spec) {
-        set_ready(
-            &mut status,
-            &model,
-            false,
-            reasons::INVALID_SPEC,
-            e.to_string(),
-            &now,
-        );
-        write_status(&models, &model, &old, status).await?;
-        return Ok(Action::requeue(RESYNC));
+        return refuse(&ctx, &models, &model, &old, status, e.to_string(), &now).await;
     }
     let registry = match &model.spec.storage {
-        Some(s) => {
-            Some(storage::open_registry(&ctx.client, &namespace, s, &model.name_any()).await?)
-        }
+        Some(s) => match storage::open_registry(
+            &ctx.client,
+            &ctx.storage,
+            &namespace,
+            s,
+            &model.name_any(),
+        )
+        .await
+        {
+            Ok(registry) => Some(registry),
+            Err(Error::InvalidSpec(message)) => {
+                return refuse(&ctx, &models, &model, &old, status, message, &now).await;
+            }
+            Err(e) => return Err(e),
+        },
         None => None,
     };
+    if let Some(message) = model
+        .spec
+        .source
+        .uri
+        .as_deref()
+        .and_then(artifact::refused_source)
+    {
+        return refuse(&ctx, &models, &model, &old, status, message, &now).await;
+    }
 
     // 1. Versions: recover and pick up records from storage, import source.uri.
     let known: BTreeSet<i64> = status.versions.iter().map(|v| v.version).collect();
@@ -106,8 +120,9 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
     );
     let (recovered, mut fresh): (Vec<_>, Vec<_>) =
         arrived.into_iter().partition(|_| first_reconcile);
-    if let Some(uri) = model.spec.source.uri.clone()
-        && let Some(imported) = import(
+    let mut validating = false;
+    if let Some(uri) = model.spec.source.uri.clone() {
+        match import(
             &ctx,
             &model,
             &status,
@@ -116,8 +131,11 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
             &[recovered.as_slice(), fresh.as_slice()].concat(),
         )
         .await?
-    {
-        fresh.push(imported);
+        {
+            Import::Recorded(imported) => fresh.push(*imported),
+            Import::Validating => validating = true,
+            Import::Done => {}
+        }
     }
     if !recovered.is_empty() {
         notices.push(Notice {
@@ -235,7 +253,52 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
             )
             .await;
     }
-    Ok(Action::requeue(requeue.map_or(RESYNC, |r| r.min(RESYNC))))
+    let requeue = requeue.map_or(RESYNC, |r| r.min(RESYNC));
+    Ok(Action::requeue(if validating {
+        requeue.min(VALIDATION_POLL)
+    } else {
+        requeue
+    }))
+}
+
+/// Reports a spec the operator will not act on (`Ready=False InvalidSpec`
+/// with a Warning Event when it is new) and waits for a change.
+async fn refuse(
+    ctx: &Context,
+    models: &Api<Model>,
+    model: &Model,
+    old: &ModelStatus,
+    mut status: ModelStatus,
+    message: String,
+    now: &Time,
+) -> Result<Action, Error> {
+    let fresh = old
+        .conditions
+        .iter()
+        .find(|c| c.type_ == types::READY)
+        .is_none_or(|c| c.message != message);
+    warn!(%message, "refusing the Model's spec");
+    set_ready(
+        &mut status,
+        model,
+        false,
+        reasons::INVALID_SPEC,
+        message.clone(),
+        now,
+    );
+    write_status(models, model, old, status).await?;
+    if fresh {
+        ctx.events
+            .publish(
+                &model.object_ref(&()),
+                Severity::Warning,
+                reasons::INVALID_SPEC,
+                "Register",
+                message,
+            )
+            .await;
+    }
+    Ok(Action::requeue(RESYNC))
 }
 
 /// Requeues after a failed reconcile.
@@ -269,11 +332,11 @@ async fn read_new_records(
         }
         let record = storage::version_dir(registry, version).child(storage::VERSION_FILE);
         match record
-            .get()
+            .get_if_exists(storage::RECORD_LIMIT)
             .await
-            .map(|b| serde_json::from_slice::<ModelVersion>(&b))
+            .map(|b| b.map(|b| serde_json::from_slice::<ModelVersion>(&b)))
         {
-            Ok(Ok(parsed)) if parsed.version == version => records.push(parsed),
+            Ok(Some(Ok(parsed))) if parsed.version == version => records.push(parsed),
             Ok(_) => warn!(uri = record.uri, "ignoring an unreadable version record"),
             Err(e) => return Err(e.into()),
         }
@@ -282,7 +345,11 @@ async fn read_new_records(
 }
 
 async fn read_aliases(registry: &Location, versions: &[ModelVersion]) -> BTreeMap<String, i64> {
-    let Ok(Some(bytes)) = registry.child(storage::ALIASES_FILE).get_if_exists().await else {
+    let Ok(Some(bytes)) = registry
+        .child(storage::ALIASES_FILE)
+        .get_if_exists(storage::RECORD_LIMIT)
+        .await
+    else {
         return BTreeMap::new();
     };
     let aliases: BTreeMap<String, i64> = serde_json::from_slice(&bytes).unwrap_or_default();
@@ -292,9 +359,20 @@ async fn read_aliases(registry: &Location, versions: &[ModelVersion]) -> BTreeMa
         .collect()
 }
 
+/// Where importing `source.uri` stands.
+enum Import {
+    /// A version already records it.
+    Done,
+    /// Its validation Job runs in the tenant's namespace.
+    Validating,
+    /// Validated (or refused) and recorded now.
+    Recorded(Box<ModelVersion>),
+}
+
 /// Records the artifact at `source.uri` as a version unless one already
-/// records it. A read failure is retried; a validation failure is recorded
-/// as a Rejected version.
+/// records it. The artifact is fetched and validated by a Job in the
+/// tenant's namespace, never by the operator; a refused artifact is
+/// recorded as a Rejected version.
 async fn import(
     ctx: &Context,
     model: &Model,
@@ -302,24 +380,36 @@ async fn import(
     registry: Option<&Location>,
     uri: &str,
     arrived: &[ModelVersion],
-) -> Result<Option<ModelVersion>, Error> {
+) -> Result<Import, Error> {
     let expected = model.spec.source.sha256.clone();
     let matches = |v: &ModelVersion| {
         v.lineage.as_ref().and_then(|l| l.imported_from.as_deref()) == Some(uri)
             && (expected.is_none() || v.sha256 == expected || v.phase == VersionPhase::Rejected)
     };
     if status.versions.iter().chain(arrived).any(matches) {
-        return Ok(None);
+        return Ok(Import::Done);
     }
     let namespace = model.namespace().unwrap_or_default();
-    let source = storage::open(
-        &ctx.client,
-        &namespace,
+    let check = artifact::Check {
+        job_name: import_job_name(&model.name_any(), uri, expected.as_deref()),
+        model: &model.name_any(),
         uri,
-        model.spec.source.secret_ref.as_ref(),
-    )
-    .await?;
-    let bytes = source.get().await?;
+        sha256: expected.as_deref(),
+        secret: model
+            .spec
+            .source
+            .secret_ref
+            .as_ref()
+            .map(|s| s.name.as_str()),
+        service_account: None,
+    };
+    let outcome = match artifact::ensure(ctx, model, &check).await? {
+        artifact::Progress::Running(message) => {
+            debug!(%message, "importing source.uri");
+            return Ok(Import::Validating);
+        }
+        artifact::Progress::Done(outcome) => outcome,
+    };
     let version = status
         .versions
         .iter()
@@ -334,7 +424,7 @@ async fn import(
         phase: VersionPhase::Ready,
         reason: None,
         message: None,
-        uri: source.uri.clone(),
+        uri: redacted(uri),
         sha256: None,
         size_bytes: None,
         signature: None,
@@ -345,7 +435,7 @@ async fn import(
         }),
         created: Time(jiff::Timestamp::now()),
     };
-    match artifact::validate(bytes, expected).await {
+    match outcome {
         Ok(valid) => {
             record.sha256 = Some(valid.sha256);
             record.size_bytes = Some(valid.size_bytes);
@@ -364,8 +454,35 @@ async fn import(
             .put(bytes)
             .await?;
     }
+    artifact::remove(ctx, &namespace, &check.job_name).await?;
     info!(version, "imported source.uri");
-    Ok(Some(record))
+    Ok(Import::Recorded(Box::new(record)))
+}
+
+/// The validation Job of an import: one per (Model, uri, sha256), so a
+/// changed source starts a new one.
+fn import_job_name(model: &str, uri: &str, sha256: Option<&str>) -> String {
+    let digest = aimass_inference_server::source::sha256_hex(
+        format!("{uri}\n{}", sha256.unwrap_or_default()).as_bytes(),
+    );
+    format!(
+        "{}-import-{}",
+        crate::labels::fit(model, 44),
+        digest.get(..8).unwrap_or_default()
+    )
+}
+
+/// `uri` without credentials or query string, for the version record.
+fn redacted(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.to_string()
+        }
+        Err(_) => uri.to_owned(),
+    }
 }
 
 /// Runs the gates on a new Ready version and moves aliases as the policy and
@@ -639,7 +756,8 @@ async fn finalize(ctx: &Context, models: &Api<Model>, model: &Model) -> Result<A
     if let Some(s) = &model.spec.storage {
         let namespace = model.namespace().unwrap_or_default();
         let registry =
-            storage::open_registry(&ctx.client, &namespace, s, &model.name_any()).await?;
+            storage::open_registry(&ctx.client, &ctx.storage, &namespace, s, &model.name_any())
+                .await?;
         for name in registry.list().await? {
             registry.child(&name).delete().await?;
         }

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aimass_crds::v1alpha1::TrainingJob;
-use futures::{AsyncBufReadExt, StreamExt};
+use futures::{AsyncBufRead, AsyncBufReadExt, Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
@@ -18,7 +18,10 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::job::CONTAINER;
-use super::progress::{Progress, summary};
+use super::progress::{LINE_LIMIT, Progress, summary};
+
+/// The most bytes of a finished run's output read at once.
+const READ_ALL_LIMIT: i64 = 4 * 1024 * 1024;
 
 /// How often progress is written to status while lines arrive.
 const PUBLISH_EVERY: Duration = Duration::from_secs(2);
@@ -70,7 +73,7 @@ async fn follow(jobs: Api<TrainingJob>, pods: Api<Pod>, name: String, pod: Strin
             return;
         }
     };
-    let mut lines = stream.lines();
+    let mut lines = std::pin::pin!(bounded_lines(stream, LINE_LIMIT));
     let mut progress = Progress::default();
     let mut published = progress.clone();
     let mut last_publish = tokio::time::Instant::now();
@@ -101,6 +104,8 @@ async fn follow(jobs: Api<TrainingJob>, pods: Api<Pod>, name: String, pod: Strin
 pub async fn read_all(pods: &Api<Pod>, pod: &str) -> Progress {
     let params = LogParams {
         container: Some(CONTAINER.into()),
+        tail_lines: Some(1000),
+        limit_bytes: Some(READ_ALL_LIMIT),
         ..LogParams::default()
     };
     let mut progress = Progress::default();
@@ -114,6 +119,37 @@ pub async fn read_all(pods: &Api<Pod>, pod: &str) -> Progress {
         Err(error) => debug!(%error, pod, "cannot read the trainer's output"),
     }
     progress
+}
+
+/// The lines of `reader`, each cut at `limit` bytes (the rest of a longer
+/// line is skipped without being held), lossily decoded.
+fn bounded_lines<R>(reader: R, limit: usize) -> impl Stream<Item = std::io::Result<String>>
+where
+    R: AsyncBufRead + Unpin,
+{
+    futures::stream::unfold(reader, move |mut reader| async move {
+        let mut line = Vec::new();
+        loop {
+            let chunk = match reader.fill_buf().await {
+                Ok(chunk) => chunk,
+                Err(e) => return Some((Err(e), reader)),
+            };
+            if chunk.is_empty() {
+                return (!line.is_empty())
+                    .then(|| (Ok(String::from_utf8_lossy(&line).into_owned()), reader));
+            }
+            let (part, used, done) = match chunk.iter().position(|b| *b == b'\n') {
+                Some(end) => (&chunk[..end], end + 1, true),
+                None => (chunk, chunk.len(), false),
+            };
+            let room = limit.saturating_sub(line.len());
+            line.extend_from_slice(part.get(..room.min(part.len())).unwrap_or_default());
+            reader.consume_unpin(used);
+            if done {
+                return Some((Ok(String::from_utf8_lossy(&line).into_owned()), reader));
+            }
+        }
+    })
 }
 
 async fn publish(jobs: &Api<TrainingJob>, name: &str, progress: &Progress) {
@@ -130,5 +166,26 @@ async fn publish(jobs: &Api<TrainingJob>, name: &str, progress: &Progress) {
         .await
     {
         warn!(%error, name, "cannot publish training progress");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_line_without_end_is_read_in_bounded_memory() {
+        let mut text = b"loss=0.5\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 10 * 1024 * 1024));
+        text.extend(b"\nauc=0.9\nlast");
+        let lines: Vec<String> = bounded_lines(futures::io::Cursor::new(text), 1024)
+            .map(|l| l.unwrap())
+            .collect()
+            .await;
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0], "loss=0.5");
+        assert_eq!(lines[1].len(), 1024);
+        assert_eq!(lines[2], "auc=0.9");
+        assert_eq!(lines[3], "last");
     }
 }

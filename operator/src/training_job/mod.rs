@@ -97,7 +97,27 @@ pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action
     };
 
     // Reserve the version number and the output location, once.
-    let registry = storage::open_registry(&ctx.client, &namespace, &storage, model_name).await?;
+    let registry =
+        match storage::open_registry(&ctx.client, &ctx.storage, &namespace, &storage, model_name)
+            .await
+        {
+            Ok(registry) => registry,
+            Err(Error::InvalidSpec(message)) => {
+                fail(
+                    &ctx,
+                    &jobs,
+                    &tj,
+                    &status,
+                    next,
+                    reasons::INVALID_SPEC,
+                    message,
+                    &now,
+                )
+                .await?;
+                return Ok(Action::await_change());
+            }
+            Err(e) => return Err(e),
+        };
     let version = match status.model_version {
         Some(version) => version,
         None => {
@@ -204,6 +224,7 @@ pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action
                         &LogParams {
                             container: Some(job::CONTAINER.into()),
                             tail_lines: Some(20),
+                            limit_bytes: Some(64 * 1024),
                             ..LogParams::default()
                         },
                     )
@@ -241,7 +262,16 @@ pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action
                 next.metrics_history = progress.history;
                 next.metrics = progress.latest;
             }
-            let recorded = register::record(&tj, &output, version).await?;
+            let storage_secret = storage.secret_ref.as_ref().map(|s| s.name.as_str());
+            let recorded =
+                match register::record(&ctx, &tj, &output, version, storage_secret).await? {
+                    register::Registered::Recorded(recorded) => *recorded,
+                    register::Registered::Validating(message) => {
+                        set_running(&mut next, &tj, true, reasons::VALIDATING, message, &now);
+                        write_status(&jobs, &tj, &status, next).await?;
+                        return Ok(Action::requeue(POLL));
+                    }
+                };
             next.phase = TrainingPhase::Succeeded;
             next.completion_time = completed;
             next.metrics.extend(recorded.metrics.clone());
@@ -321,7 +351,7 @@ fn storage_of<'a>(tj: &'a TrainingJob, model: &'a Model) -> Result<&'a ArtifactS
             )
         })?;
     if storage.prefix.starts_with("pvc://") {
-        return Err("pvc:// storage is not supported for training runs yet: the operator must read the artifact to validate it; use s3://, gs://, az:// or file://".into());
+        return Err("pvc:// storage is not supported for training runs yet: the operator reads the registry's records; use s3://, gs://, az:// or file://".into());
     }
     Ok(storage)
 }

@@ -11,6 +11,14 @@ use serde::Deserialize;
 
 /// How many samples `status.metricsHistory` keeps.
 pub const HISTORY_LIMIT: usize = 50;
+/// The most distinct metrics a run keeps (in a sample and in the latest
+/// values): a trainer's output is tenant data.
+pub const METRICS_LIMIT: usize = 64;
+/// The longest line of trainer output that is read; the rest of a longer
+/// line is skipped.
+pub const LINE_LIMIT: usize = 64 * 1024;
+/// The longest error message kept from a trainer's error line.
+const MESSAGE_LIMIT: usize = 1024;
 /// Longest `status.metricsSummary`, for a readable `kubectl get` column.
 const SUMMARY_LIMIT: usize = 60;
 /// Keys of a plain line that name the step rather than a metric.
@@ -59,15 +67,18 @@ pub fn parse(line: &str) -> Option<Line> {
 fn parse_json(line: &str) -> Option<Line> {
     let parsed: JsonLine = serde_json::from_str(line).ok()?;
     if let Some(reason) = parsed.error.filter(|r| is_reason(r)) {
+        let message = parsed.message.unwrap_or_else(|| reason.clone());
         return Some(Line::Error {
-            message: parsed.message.unwrap_or_else(|| reason.clone()),
+            message: message.chars().take(MESSAGE_LIMIT).collect(),
             reason,
         });
     }
     let metrics: BTreeMap<String, f64> = parsed
         .metrics?
         .into_iter()
+        .filter(|(name, _)| is_metric_name(name))
         .filter_map(|(name, value)| Some((name, value.as_f64().filter(|v| v.is_finite())?)))
+        .take(METRICS_LIMIT)
         .collect();
     (!metrics.is_empty()).then(|| Line::Metrics {
         step: parsed.step.map(|s| s as i64),
@@ -88,7 +99,7 @@ fn parse_plain(line: &str) -> Option<Line> {
         let value: f64 = value.parse().ok().filter(|v: &f64| v.is_finite())?;
         if STEP_KEYS.contains(&name) && step.is_none() {
             step = Some(value as i64);
-        } else {
+        } else if metrics.len() < METRICS_LIMIT {
             metrics.insert(name.to_owned(), value);
         }
     }
@@ -128,8 +139,11 @@ impl Progress {
     pub fn read(&mut self, line: &str, time: &Time) {
         match parse(line) {
             Some(Line::Metrics { step, metrics }) => {
-                self.latest
-                    .extend(metrics.iter().map(|(k, v)| (k.clone(), *v)));
+                for (name, value) in &metrics {
+                    if self.latest.len() < METRICS_LIMIT || self.latest.contains_key(name) {
+                        self.latest.insert(name.clone(), *value);
+                    }
+                }
                 self.history.push(MetricsSample {
                     step,
                     time: time.clone(),
@@ -268,5 +282,31 @@ mod tests {
             "{line}"
         );
         assert_eq!(summary(&BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn a_hostile_trainer_cannot_grow_the_metrics_without_bound() {
+        let now = Time(jiff::Timestamp::now());
+        let mut progress = Progress::default();
+        for i in 0..1000 {
+            let line = serde_json::json!({"metrics": (0..200).map(|j| (format!("m{i}_{j}"), j)).collect::<BTreeMap<_, _>>()});
+            progress.read(&line.to_string(), &now);
+        }
+        assert_eq!(progress.latest.len(), METRICS_LIMIT);
+        assert!(
+            progress
+                .history
+                .iter()
+                .all(|s| s.metrics.len() <= METRICS_LIMIT)
+        );
+        let error = format!(
+            r#"{{"error": "DatasetUnavailable", "message": "{}"}}"#,
+            "é".repeat(10_000)
+        );
+        progress.read(&error, &now);
+        let (_, message) = progress.error.clone().unwrap();
+        assert_eq!(message.chars().count(), MESSAGE_LIMIT);
+        // Names that are not metric names are skipped, in JSON too.
+        assert!(parse(r#"{"metrics": {"<script>": 1}}"#).is_none());
     }
 }

@@ -1,8 +1,9 @@
-//! Recording a finished run's artifact as a version: read `model.onnx` and
-//! `metrics.json` from the output location, validate the artifact, and
-//! write the `version.json` record beside it. Idempotent: a record that is
-//! already there is returned as it is, so a restarted operator records the
-//! same version once.
+//! Recording a finished run's artifact as a version: read `metrics.json`
+//! (bounded) from the output location, have the artifact validated by a Job
+//! in the tenant's namespace (the operator never reads it), and write the
+//! `version.json` record beside it. Idempotent: a record that is already
+//! there is returned as it is, so a restarted operator records the same
+//! version once.
 
 use std::collections::BTreeMap;
 
@@ -12,21 +13,37 @@ use aimass_inference_server::source::Location;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use crate::artifact;
+use crate::artifact::{self, Progress};
+use crate::context::Context;
 use crate::error::Error;
-use crate::storage::{METRICS_FILE, MODEL_FILE, VERSION_FILE};
+use crate::storage::{METRICS_FILE, MODEL_FILE, RECORD_LIMIT, VERSION_FILE};
+
+/// The most metrics a version keeps from `metrics.json`.
+const METRICS_LIMIT: usize = 64;
+/// The longest metric name kept.
+const METRIC_NAME_LIMIT: usize = 63;
+
+/// Where recording a run's version stands.
+pub enum Registered {
+    /// The artifact is being validated; a sentence saying where.
+    Validating(String),
+    /// The version's record, written now or found.
+    Recorded(Box<ModelVersion>),
+}
 
 /// Records version `version` from `output`, or returns the record already there.
 pub async fn record(
+    ctx: &Context,
     tj: &TrainingJob,
     output: &Location,
     version: i64,
-) -> Result<ModelVersion, Error> {
+    storage_secret: Option<&str>,
+) -> Result<Registered, Error> {
     let record = output.child(VERSION_FILE);
-    if let Some(bytes) = record.get_if_exists().await?
+    if let Some(bytes) = record.get_if_exists(RECORD_LIMIT).await?
         && let Ok(existing) = serde_json::from_slice::<ModelVersion>(&bytes)
     {
-        return Ok(existing);
+        return Ok(Registered::Recorded(Box::new(existing)));
     }
     let model_file = output.child(MODEL_FILE);
     let mut recorded = ModelVersion {
@@ -42,15 +59,39 @@ pub async fn record(
         lineage: Some(lineage(tj)),
         created: Time(jiff::Timestamp::now()),
     };
-    match check(output, &model_file).await? {
-        Ok((metrics, artifact)) => {
+    let job_name = format!("{}-validate", super::job::job_name(tj));
+    let outcome = match read_metrics(output).await? {
+        Err(message) => Err(message),
+        Ok(metrics) => {
             recorded.metrics = metrics;
+            if model_file.exists().await? {
+                let check = artifact::Check {
+                    job_name: job_name.clone(),
+                    model: &tj.spec.model_ref.name,
+                    uri: &model_file.uri,
+                    sha256: None,
+                    secret: storage_secret,
+                    service_account: tj.spec.run.service_account_name.as_deref(),
+                };
+                match artifact::ensure(ctx, tj, &check).await? {
+                    Progress::Running(message) => return Ok(Registered::Validating(message)),
+                    Progress::Done(outcome) => outcome,
+                }
+            } else {
+                Err(format!(
+                    "the trainer finished but wrote no {MODEL_FILE} at {}",
+                    model_file.uri
+                ))
+            }
+        }
+    };
+    match outcome {
+        Ok(artifact) => {
             recorded.sha256 = Some(artifact.sha256);
             recorded.size_bytes = Some(artifact.size_bytes);
             recorded.signature = Some(artifact.signature);
         }
-        Err((metrics, message)) => {
-            recorded.metrics = metrics;
+        Err(message) => {
             recorded.phase = VersionPhase::Rejected;
             recorded.reason = Some(reasons::ARTIFACT_INVALID.into());
             recorded.message = Some(message);
@@ -59,35 +100,25 @@ pub async fn record(
     let bytes =
         serde_json::to_vec_pretty(&recorded).map_err(|e| Error::InvalidSpec(e.to_string()))?;
     record.put(bytes).await?;
-    Ok(recorded)
+    artifact::remove(ctx, &tj.namespace().unwrap_or_default(), &job_name).await?;
+    Ok(Registered::Recorded(Box::new(recorded)))
 }
 
-type Checked = Result<(BTreeMap<String, f64>, artifact::Artifact), (BTreeMap<String, f64>, String)>;
-
-/// Reads and validates the run's output; the inner error is why the version
-/// is rejected, the outer one a storage failure worth retrying.
-async fn check(output: &Location, model_file: &Location) -> Result<Checked, Error> {
-    let metrics = match output.child(METRICS_FILE).get_if_exists().await? {
-        None => BTreeMap::new(),
-        Some(bytes) => match parse_metrics(&bytes) {
-            Ok(metrics) => metrics,
-            Err(message) => return Ok(Err((BTreeMap::new(), message))),
-        },
-    };
-    let Some(bytes) = model_file.get_if_exists().await? else {
-        let message = format!(
-            "the trainer finished but wrote no {MODEL_FILE} at {}",
-            model_file.uri
-        );
-        return Ok(Err((metrics, message)));
-    };
-    Ok(match artifact::validate(bytes, None).await {
-        Ok(artifact) => Ok((metrics, artifact)),
-        Err(message) => Err((metrics, message)),
-    })
+/// The run's `metrics.json` (none is no metrics); the inner error is why the
+/// version is rejected, the outer one a storage failure worth retrying.
+async fn read_metrics(output: &Location) -> Result<Result<BTreeMap<String, f64>, String>, Error> {
+    match output.child(METRICS_FILE).get_if_exists(RECORD_LIMIT).await {
+        Ok(None) => Ok(Ok(BTreeMap::new())),
+        Ok(Some(bytes)) => Ok(parse_metrics(&bytes)),
+        Err(aimass_inference_server::Error::TooLarge { limit, .. }) => {
+            Ok(Err(format!("{METRICS_FILE} is larger than {limit} bytes")))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
-/// `metrics.json`: a JSON object of numbers (other values are ignored).
+/// `metrics.json`: a JSON object of numbers (other values are ignored); the
+/// first [`METRICS_LIMIT`] names of at most [`METRIC_NAME_LIMIT`] characters.
 fn parse_metrics(bytes: &[u8]) -> Result<BTreeMap<String, f64>, String> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| format!("{METRICS_FILE} is not valid JSON: {e}"))?;
@@ -96,7 +127,9 @@ fn parse_metrics(bytes: &[u8]) -> Result<BTreeMap<String, f64>, String> {
     })?;
     Ok(object
         .iter()
+        .filter(|(k, _)| k.chars().count() <= METRIC_NAME_LIMIT)
         .filter_map(|(k, v)| Some((k.clone(), v.as_f64().filter(|v| v.is_finite())?)))
+        .take(METRICS_LIMIT)
         .collect())
 }
 
@@ -113,7 +146,7 @@ fn lineage(tj: &TrainingJob) -> VersionLineage {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_metrics;
+    use super::{METRICS_LIMIT, parse_metrics};
 
     #[test]
     fn metrics_json_is_an_object_of_numbers() {
@@ -126,6 +159,13 @@ mod tests {
                 .unwrap_err()
                 .contains("JSON object")
         );
+        let many: serde_json::Map<String, serde_json::Value> = (0..1000)
+            .map(|i| (format!("m{i:04}"), serde_json::json!(i)))
+            .chain([("x".repeat(64), serde_json::json!(1))])
+            .collect();
+        let kept = parse_metrics(&serde_json::to_vec(&many).unwrap()).unwrap();
+        assert_eq!(kept.len(), METRICS_LIMIT);
+        assert!(kept.keys().all(|k| k.len() < 64));
         assert!(
             parse_metrics(b"{oops")
                 .unwrap_err()

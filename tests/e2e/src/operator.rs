@@ -38,6 +38,16 @@ fn install_crds() -> Result<()> {
 impl Operator {
     /// Starts an operator for `ns`; `instance` tells several apart in logs.
     pub fn start(ns: &TestNamespace, instance: &str) -> Result<Self> {
+        Self::start_with_env(ns, instance, &[])
+    }
+
+    /// Starts an operator for `ns` with extra environment variables, such as
+    /// the ambient credentials of a node.
+    pub fn start_with_env(
+        ns: &TestNamespace,
+        instance: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         install_crds()?;
         let binary = target_dir().join("debug/aimass-operator");
         if !binary.exists() {
@@ -59,10 +69,13 @@ impl Operator {
                 "127.0.0.1:0",
                 "--manage-crds",
                 "false",
-                "--identity",
+                "--file-storage-roots",
             ])
+            .arg(std::env::temp_dir().join("aimass-e2e"))
+            .arg("--identity")
             .arg(format!("{}-{instance}", ns.name))
             .env("RUST_LOG", "info,aimass_operator=debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file);

