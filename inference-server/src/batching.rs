@@ -181,6 +181,16 @@ impl Worker {
         Some(batch)
     }
 
+    /// Runs the model; a panic in it fails this run only (counted), and the
+    /// worker goes on with the next batch.
+    fn run_model(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, EngineError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.backend.run(inputs)))
+            .unwrap_or_else(|_| {
+                self.metrics.panics.with_label_values(&["worker"]).inc();
+                Err(EngineError::Run("the model run failed unexpectedly".into()))
+            })
+    }
+
     fn execute(&self, batch: Vec<Job>) {
         let started = Instant::now();
         for job in &batch {
@@ -195,7 +205,7 @@ impl Worker {
         if batch.len() == 1 {
             let job = batch.into_iter().next().map(|j| (j.inputs, j.reply));
             if let Some((inputs, reply)) = job {
-                let result = self.backend.run(inputs);
+                let result = self.run_model(inputs);
                 self.metrics
                     .compute_seconds
                     .observe(started.elapsed().as_secs_f64());
@@ -211,7 +221,7 @@ impl Worker {
                 Tensor::concat(&parts).map_err(|e| EngineError::Run(e.to_string()))
             })
             .collect();
-        let result = joined.and_then(|joined| self.backend.run(joined));
+        let result = joined.and_then(|joined| self.run_model(joined));
         self.metrics
             .compute_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -382,5 +392,36 @@ mod tests {
             2,
             "the abandoned request never ran"
         );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_model_run_fails_that_request_and_the_worker_lives_on() {
+        struct Panicky(Signature);
+        impl Backend for Panicky {
+            fn signature(&self) -> &Signature {
+                &self.0
+            }
+            fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, EngineError> {
+                match &inputs[0].data {
+                    TensorData::Fp32(v) if v[0] < 0.0 => panic!("a bug in an operator"),
+                    _ => Ok(inputs),
+                }
+            }
+            fn batch_dependent(&self) -> bool {
+                true
+            }
+        }
+        let signature = Doubler::new(Duration::ZERO, false).signature.clone();
+        let metrics = metrics();
+        let batcher = Batcher::start(
+            Arc::new(Panicky(signature)),
+            config(1, 0, 4),
+            Arc::clone(&metrics),
+        );
+        let failed = batcher.submit(rows(1, -1.0), 1).unwrap().await.unwrap();
+        assert!(matches!(failed, Err(EngineError::Run(_))), "{failed:?}");
+        assert_eq!(metrics.panics.with_label_values(&["worker"]).get(), 1);
+        let answered = batcher.submit(rows(1, 2.0), 1).unwrap().await.unwrap();
+        assert!(answered.is_ok(), "the worker stopped after a panic");
     }
 }

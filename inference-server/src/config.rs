@@ -209,6 +209,47 @@ pub struct Config {
     #[arg(long, env = "AIMASS_MAX_REQUEST_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_request_bytes: usize,
 
+    /// Bytes of request bodies the server holds at once (at least
+    /// --max-request-bytes); a body that does not fit is refused with 429.
+    #[arg(long, env = "AIMASS_MAX_BODY_BYTES_IN_FLIGHT", default_value_t = 64 * 1024 * 1024)]
+    pub max_body_bytes_in_flight: usize,
+
+    /// Longest reading a request's body may take, in milliseconds; then it is
+    /// answered with 408 and the connection closed.
+    #[arg(
+        long,
+        env = "AIMASS_BODY_READ_TIMEOUT_MILLIS",
+        default_value_t = 10_000
+    )]
+    pub body_read_timeout_millis: u64,
+
+    /// Longest a request's head (request line and headers) may take to
+    /// arrive, in milliseconds, from its first byte or, on a new
+    /// connection, from the connection's start; then the connection is
+    /// closed.
+    #[arg(
+        long,
+        env = "AIMASS_HEADER_READ_TIMEOUT_MILLIS",
+        default_value_t = 5_000
+    )]
+    pub header_read_timeout_millis: u64,
+
+    /// Longest a keep-alive connection may wait for its next request, in
+    /// seconds. Longer than the usual proxies' upstream idle timeouts (60 s),
+    /// so they close first.
+    #[arg(long, env = "AIMASS_IDLE_TIMEOUT_SECONDS", default_value_t = 75)]
+    pub idle_timeout_seconds: u64,
+
+    /// Longest a connection may live, in seconds; it then ends after its
+    /// current request, and the client reconnects (to any replica).
+    #[arg(long, env = "AIMASS_MAX_CONNECTION_AGE_SECONDS", default_value_t = 600)]
+    pub max_connection_age_seconds: u64,
+
+    /// Most open connections on each port; more are closed as soon as they
+    /// are accepted. The API port's cap never closes the admin port's.
+    #[arg(long, env = "AIMASS_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
     /// Longest a request may take, queueing included, in milliseconds; then
     /// it is answered with 504.
     #[arg(long, env = "AIMASS_REQUEST_TIMEOUT_MILLIS", default_value_t = 10_000)]

@@ -15,9 +15,9 @@ pub enum Error {
         reason: String,
     },
     /// A storage setting a tenant gave is not one a tenant may give.
-    #[error("storage setting {key} is refused: {reason}")]
+    #[error("storage settings {key} refused: {reason}")]
     Setting {
-        /// The setting's name, as given.
+        /// The settings' names, as given (comma-separated).
         key: String,
         /// Why it is refused.
         reason: String,

@@ -31,6 +31,50 @@ pub struct Limits {
     pub max_request_bytes: usize,
     /// Longest a request may take, queueing included.
     pub request_timeout: Duration,
+    /// Longest reading a request's body may take.
+    pub body_read_timeout: Duration,
+    /// The limits of every connection.
+    pub connections: crate::connections::Limits,
+}
+
+impl Limits {
+    /// The limits of a server with the given request limits and the
+    /// defaults of everything else.
+    pub fn new(max_request_bytes: usize, request_timeout: Duration) -> Self {
+        Self {
+            max_request_bytes,
+            request_timeout,
+            body_read_timeout: Duration::from_secs(10),
+            connections: crate::connections::Limits {
+                max_connections: 4096,
+                header_timeout: Duration::from_secs(5),
+                idle_timeout: Duration::from_secs(75),
+                max_age: Duration::from_secs(600),
+            },
+        }
+    }
+}
+
+/// The bytes of request bodies the server holds at once, so many large
+/// bodies at the same time are refused (429) instead of exhausting memory.
+#[derive(Debug)]
+pub struct BodyBudget {
+    kibibytes: Arc<tokio::sync::Semaphore>,
+}
+
+impl BodyBudget {
+    /// A budget of `bytes`.
+    pub fn new(bytes: usize) -> Self {
+        Self {
+            kibibytes: Arc::new(tokio::sync::Semaphore::new(bytes.div_ceil(1024).max(1))),
+        }
+    }
+
+    /// Reserves `bytes` for one body, at once or not at all.
+    fn reserve(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes.div_ceil(1024).max(1)).ok()?;
+        Arc::clone(&self.kibibytes).try_acquire_many_owned(kib).ok()
+    }
 }
 
 /// Deliberate failures for rehearsals: every `every`-th inference request is
@@ -105,6 +149,8 @@ pub struct Service {
     pub ready: AtomicBool,
     /// Request limits.
     pub limits: Limits,
+    /// The bytes of request bodies held at once.
+    pub bodies: BodyBudget,
     /// Deliberate failures, for rehearsals.
     pub faults: FaultInjection,
     /// Authentication, authorisation, rate limits and audit of calls on the
@@ -160,6 +206,12 @@ pub enum ApiError {
     /// 429: the queue is full.
     #[error("{0}")]
     Busy(SubmitError),
+    /// 429: too many request bytes are held at once.
+    #[error("the server holds too many request bodies at once; retry")]
+    Saturated,
+    /// 408: the body did not arrive in time.
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(Duration),
     /// 503: not ready (loading or shutting down).
     #[error("the model is not ready")]
     NotReady,
@@ -179,7 +231,10 @@ impl ApiError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Busy(SubmitError::QueueFull(_)) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy(SubmitError::QueueFull(_)) | Self::Saturated => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Busy(SubmitError::Closed) | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -188,10 +243,16 @@ impl ApiError {
 
     fn into_response(self) -> Response<Full<Bytes>> {
         let mut response = json_response(self.status(), &json!({"error": self.to_string()}));
-        if matches!(self, Self::Busy(_)) {
+        if matches!(self, Self::Busy(_) | Self::Saturated) {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if matches!(self, Self::BodyTimeout(_)) {
+            // The rest of the body may still be on its way.
+            response
+                .headers_mut()
+                .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }
@@ -229,8 +290,7 @@ pub async fn handle<B: RequestBody>(
     if is_infer {
         service.metrics.in_flight.inc();
     }
-    let result = route(&service, req, Port::Api, None).await;
-    let response = result.unwrap_or_else(ApiError::into_response);
+    let response = route_caught(&service, req, Port::Api, None).await;
     if is_infer {
         service.metrics.in_flight.dec();
         service
@@ -348,7 +408,7 @@ async fn guarded<B: RequestBody>(
     };
     let received = jiff::Timestamp::now();
     let started = Instant::now();
-    let operation = format!("{} {}", req.method(), req.uri().path());
+    let operation = operation(req.method(), req.uri().path());
     let action = if req.uri().path().trim_end_matches('/').ends_with("/infer") {
         Action::Infer
     } else {
@@ -372,9 +432,7 @@ async fn guarded<B: RequestBody>(
             if is_infer {
                 service.metrics.in_flight.inc();
             }
-            let response = route(service, req, Port::Api, Some(&mut shapes))
-                .await
-                .unwrap_or_else(ApiError::into_response);
+            let response = route_caught(service, req, Port::Api, Some(&mut shapes)).await;
             if is_infer {
                 service.metrics.in_flight.dec();
                 service
@@ -437,6 +495,41 @@ async fn guarded<B: RequestBody>(
             StatusCode::SERVICE_UNAVAILABLE,
             &json!({"error": format!("the call could not be audited: {message}")}),
         ),
+    }
+}
+
+/// Routes a request; a panic anywhere on its way is answered 500 and
+/// counted, never carried to the connection (its audit record and gauges
+/// are still written).
+async fn route_caught<B: RequestBody>(
+    service: &Service,
+    req: Request<B>,
+    port: Port,
+    shapes: Option<&mut CallShapes>,
+) -> Response<Full<Bytes>> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(route(service, req, port, shapes))
+        .catch_unwind()
+        .await
+    {
+        Ok(result) => result.unwrap_or_else(ApiError::into_response),
+        Err(_) => {
+            service.metrics.panics.with_label_values(&["request"]).inc();
+            ApiError::Internal("the request could not be handled".into()).into_response()
+        }
+    }
+}
+
+/// The most characters of a path an audit record keeps.
+const RECORDED_PATH_CHARS: usize = 256;
+
+/// Method and path as an audit record keeps them: at most
+/// [`RECORDED_PATH_CHARS`] of the path, so a 60 KB path does not write 60 KB
+/// per call.
+fn operation(method: &Method, path: &str) -> String {
+    match path.char_indices().nth(RECORDED_PATH_CHARS) {
+        Some((end, _)) => format!("{method} {}…", path.get(..end).unwrap_or_default()),
+        None => format!("{method} {path}"),
     }
 }
 
@@ -633,20 +726,26 @@ impl Service {
             ),
             None => None,
         };
-        let body = Limited::new(req.into_body(), limit)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    ApiError::TooLarge(limit)
-                } else {
-                    ApiError::BadRequest(ProtocolError::Malformed(format!(
-                        "cannot read the body: {e}"
-                    )))
-                }
-            })?;
+        let _reservation = self
+            .bodies
+            .reserve(declared.unwrap_or(limit))
+            .ok_or(ApiError::Saturated)?;
+        let read_timeout = self.limits.body_read_timeout;
+        let body =
+            tokio::time::timeout(read_timeout, Limited::new(req.into_body(), limit).collect())
+                .await
+                .map_err(|_| ApiError::BodyTimeout(read_timeout))?
+                .map_err(|e| {
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
+                        ApiError::TooLarge(limit)
+                    } else {
+                        ApiError::BadRequest(ProtocolError::Malformed(format!(
+                            "cannot read the body: {e}"
+                        )))
+                    }
+                })?;
         let body = body.to_bytes();
         let (json, binary) = match header_length {
             Some(n) if n <= body.len() => body.split_at(n),

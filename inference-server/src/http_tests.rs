@@ -120,10 +120,8 @@ fn build(
         batcher,
         metrics,
         ready: AtomicBool::new(ready),
-        limits: Limits {
-            max_request_bytes: 4096,
-            request_timeout: timeout,
-        },
+        limits: Limits::new(4096, timeout),
+        bodies: crate::http::BodyBudget::new(16 * 1024),
         faults: FaultInjection::every(faults),
         enforcement,
         admin_separate,

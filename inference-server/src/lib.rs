@@ -10,6 +10,7 @@ pub mod archive;
 pub mod audit;
 pub mod batching;
 pub mod config;
+pub mod connections;
 pub mod engine;
 mod error;
 pub mod http;

@@ -38,6 +38,12 @@ pub struct Metrics {
     pub load_seconds: Gauge,
     /// `aimass_audit_records_total`: calls recorded in the audit trail.
     pub audit_records: IntCounter,
+    /// `aimass_connections_refused_total`: connections closed at once
+    /// because the API port's cap was reached.
+    pub connections_refused: IntCounter,
+    /// `aimass_panics_total{where}`: requests and model runs that panicked
+    /// (answered 500; the worker lives on).
+    pub panics: IntCounterVec,
     /// `aimass_audit_write_failures_total`: calls the trail could not record.
     pub audit_failures: IntCounter,
     /// `aimass_audit_archived_records_total`: records shipped to the archive.
@@ -102,6 +108,17 @@ impl Metrics {
                 "aimass_inference_model_load_duration_seconds",
                 "Time to fetch, optimise and warm up the model.",
             )?,
+            connections_refused: IntCounter::new(
+                "aimass_connections_refused_total",
+                "Connections closed as soon as accepted because the API port had --max-connections open.",
+            )?,
+            panics: IntCounterVec::new(
+                Opts::new(
+                    "aimass_panics_total",
+                    "Requests (where=request) and model runs (where=worker) that panicked; each was answered 500.",
+                ),
+                &["where"],
+            )?,
             audit_records: IntCounter::new(
                 "aimass_audit_records_total",
                 "Calls recorded in the audit trail.",
@@ -124,6 +141,8 @@ impl Metrics {
         r.register(Box::new(metrics.audit_archived.clone()))?;
         r.register(Box::new(metrics.audit_archive_failures.clone()))?;
         r.register(Box::new(metrics.audit_records.clone()))?;
+        r.register(Box::new(metrics.connections_refused.clone()))?;
+        r.register(Box::new(metrics.panics.clone()))?;
         r.register(Box::new(metrics.audit_failures.clone()))?;
         r.register(Box::new(metrics.requests.clone()))?;
         r.register(Box::new(metrics.request_seconds.clone()))?;

@@ -5,24 +5,24 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::batching::{Batcher, BatchingConfig};
 use crate::config::Config;
+use crate::connections::{Activity, Pool, Watched};
 use crate::engine::{Backend, TractBackend};
 use crate::http::{Limits, Service, handle_admin, handle_api};
 use crate::metrics::Metrics;
 use crate::{Error, source};
 
 /// Longest a TLS handshake may take.
-const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Loads the model and builds the service (not yet ready) with the security
 /// layer the configuration asks for.
@@ -95,8 +95,20 @@ pub async fn load(config: &Config) -> Result<Service, Error> {
         ready: AtomicBool::new(false),
         limits: Limits {
             max_request_bytes: config.max_request_bytes,
-            request_timeout: std::time::Duration::from_millis(config.request_timeout_millis),
+            request_timeout: Duration::from_millis(config.request_timeout_millis),
+            body_read_timeout: Duration::from_millis(config.body_read_timeout_millis),
+            connections: crate::connections::Limits {
+                max_connections: usize::try_from(config.max_connections).unwrap_or(usize::MAX),
+                header_timeout: Duration::from_millis(config.header_read_timeout_millis),
+                idle_timeout: Duration::from_secs(config.idle_timeout_seconds),
+                max_age: Duration::from_secs(config.max_connection_age_seconds),
+            },
         },
+        bodies: crate::http::BodyBudget::new(
+            config
+                .max_body_bytes_in_flight
+                .max(config.max_request_bytes),
+        ),
         faults: crate::http::FaultInjection::every(config.fault_error_every)
             .with_delay(std::time::Duration::from_millis(
                 config.fault_latency_millis,
@@ -277,29 +289,52 @@ async fn enforcement(
 }
 
 /// Serves the API on `listener` (and probes and metrics on `admin`, when
-/// given) until `shutdown` resolves, then drains for at most `drain`.
+/// given) until `shutdown` resolves, then drains for at most `drain`. Each
+/// port caps its connections and holds each to the connection limits
+/// ([`crate::connections`]), so a flood on the API port never closes the
+/// probes.
 pub async fn serve(
     service: Arc<Service>,
     listener: TcpListener,
     admin: Option<TcpListener>,
     shutdown: impl std::future::Future<Output = ()>,
-    drain: std::time::Duration,
+    drain: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
+    let limits = service.limits.connections;
+    let api = Arc::new(Pool::new(limits));
     service.ready.store(true, Ordering::Release);
     info!(addr = ?listener.local_addr().ok(), admin = ?admin.as_ref().and_then(|a| a.local_addr().ok()), "ready");
     let admin_task = admin.map(|admin| {
         let service = Arc::clone(&service);
+        let pool = Pool::new(crate::connections::Limits {
+            max_connections: ADMIN_CONNECTIONS,
+            ..limits
+        });
         tokio::spawn(async move {
-            while let Ok((stream, _)) = admin.accept().await {
+            loop {
+                let Some((stream, _)) = accept(&admin).await else {
+                    continue;
+                };
+                let Some(slot) = pool.admit() else { continue };
                 let service = Arc::clone(&service);
                 tokio::spawn(async move {
-                    let _ = http1::Builder::new()
-                        .serve_connection(
-                            TokioIo::new(stream),
-                            service_fn(move |req| handle_admin(Arc::clone(&service), req)),
-                        )
-                        .await;
+                    let activity = Activity::new();
+                    let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
+                    let watched = Arc::clone(&activity);
+                    let connection = http1::Builder::new().serve_connection(
+                        io,
+                        service_fn(move |req| {
+                            let service = Arc::clone(&service);
+                            let activity = Arc::clone(&watched);
+                            async move {
+                                activity.request_started();
+                                let response = handle_admin(service, req).await;
+                                activity.request_finished();
+                                response
+                            }
+                        }),
+                    );
+                    slot.serve(connection, &activity).await;
                 });
             }
         })
@@ -307,24 +342,24 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            conn = listener.accept() => {
-                let Ok((stream, peer)) = conn else { continue };
+            accepted = accept(&listener) => {
+                let Some((stream, peer)) = accepted else { continue };
+                let Some(slot) = api.admit() else {
+                    // Over the cap: closed at once.
+                    service.metrics.connections_refused.inc();
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let service = Arc::clone(&service);
-                match service.tls.clone() {
-                    None => {
-                        let connection = http1::Builder::new().serve_connection(
-                            TokioIo::new(stream),
-                            service_fn(move |req| handle_api(Arc::clone(&service), req, peer, None)),
-                        );
-                        let watched = graceful.watch(connection);
-                        tokio::spawn(async move {
-                            let _ = watched.await;
-                        });
-                    }
-                    Some(tls) => {
-                        let watcher = graceful.watcher();
-                        tokio::spawn(async move {
+                tokio::spawn(async move {
+                    let activity = Activity::new();
+                    let stream = Watched::new(stream, Arc::clone(&activity));
+                    match service.tls.clone() {
+                        None => {
+                            let connection = api_connection(TokioIo::new(stream), service, peer, None, &activity);
+                            slot.serve(connection, &activity).await;
+                        }
+                        Some(tls) => {
                             // Off the accept loop: this may re-read the TLS
                             // files once a second.
                             let acceptor = tls.current();
@@ -340,16 +375,11 @@ pub async fn serve(
                                 .peer_certificates()
                                 .and_then(crate::security::mtls::principal)
                                 .map(Arc::new);
-                            let connection = http1::Builder::new().serve_connection(
-                                TokioIo::new(tls),
-                                service_fn(move |req| {
-                                    handle_api(Arc::clone(&service), req, peer, certificate.clone())
-                                }),
-                            );
-                            let _ = watcher.watch(connection).await;
-                        });
+                            let connection = api_connection(TokioIo::new(tls), service, peer, certificate, &activity);
+                            slot.serve(connection, &activity).await;
+                        }
                     }
-                }
+                });
             }
             () = &mut shutdown => break,
         }
@@ -358,14 +388,65 @@ pub async fn serve(
     drop(listener);
     // Probes keep answering (not ready) while the API drains.
     let _ = admin_task;
-    info!(in_flight = service.metrics.in_flight.get(), "draining");
-    match tokio::time::timeout(drain, graceful.shutdown()).await {
-        Ok(()) => info!("drained; exiting"),
-        Err(_) => warn!(
+    info!(
+        in_flight = service.metrics.in_flight.get(),
+        connections = api.open(),
+        "draining"
+    );
+    if api.drain(drain).await {
+        info!("drained; exiting");
+    } else {
+        warn!(
             ?drain,
             "drain timeout reached with requests still open; exiting"
-        ),
+        );
     }
+}
+
+/// Most connections on the admin port: the kubelet, the operator and a
+/// scraper.
+const ADMIN_CONNECTIONS: usize = 64;
+
+/// The next connection; `None` after a failed accept (out of file
+/// descriptors, say), after a short pause so the loop does not spin.
+async fn accept(listener: &TcpListener) -> Option<(tokio::net::TcpStream, SocketAddr)> {
+    match listener.accept().await {
+        Ok(accepted) => Some(accepted),
+        Err(error) => {
+            warn!(%error, "accept failed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
+/// An API connection over `io`, telling `activity` when each request's head
+/// has arrived and when it has been answered.
+fn api_connection<I>(
+    io: I,
+    service: Arc<Service>,
+    peer: SocketAddr,
+    certificate: Option<Arc<crate::security::Principal>>,
+    activity: &Arc<Activity>,
+) -> impl crate::connections::Graceful
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let activity = Arc::clone(activity);
+    http1::Builder::new().serve_connection(
+        io,
+        service_fn(move |req| {
+            let service = Arc::clone(&service);
+            let certificate = certificate.clone();
+            let activity = Arc::clone(&activity);
+            async move {
+                activity.request_started();
+                let response = handle_api(service, req, peer, certificate).await;
+                activity.request_finished();
+                response
+            }
+        }),
+    )
 }
 
 /// Binds the listen address.

@@ -77,16 +77,22 @@ const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// Refuses static settings outside [`STATIC_KEYS`], and a service-account
 /// key that is not JSON or names another token endpoint.
 pub fn check_static(settings: &BTreeMap<String, String>) -> Result<(), Error> {
+    let unknown: Vec<&str> = settings
+        .keys()
+        .map(String::as_str)
+        .filter(|key| !STATIC_KEYS.contains(key))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(Error::Setting {
+            key: unknown.join(", "),
+            reason: "only static keys, tokens, region and endpoint are accepted, never a file, a credential-provider URL, a metadata endpoint or another setting".into(),
+        });
+    }
     for (key, value) in settings {
         let refuse = |reason: &str| Error::Setting {
             key: key.clone(),
             reason: reason.to_owned(),
         };
-        if !STATIC_KEYS.contains(&key.as_str()) {
-            return Err(refuse(
-                "only static keys, tokens, region and endpoint are accepted, never a file, a credential-provider URL, a metadata endpoint or another setting",
-            ));
-        }
         if key == "GOOGLE_SERVICE_ACCOUNT_KEY" {
             let json: serde_json::Value = serde_json::from_str(value)
                 .map_err(|_| refuse("must hold the service account's JSON key itself"))?;

@@ -235,12 +235,13 @@ fn flatten(value: Value, out: &mut Vec<Value>) {
     }
 }
 
+/// A value for an error message: its first 40 characters (never a cut
+/// through a character).
 fn describe(v: &Value) -> String {
     let text = v.to_string();
-    if text.len() > 40 {
-        format!("{}…", &text[..40])
-    } else {
-        text
+    match text.char_indices().nth(40) {
+        Some((end, _)) => format!("{}…", text.get(..end).unwrap_or_default()),
+        None => text,
     }
 }
 
@@ -390,6 +391,19 @@ fn from_binary(dt: DataType, bytes: &[u8], count: usize) -> Result<TensorData, S
 mod tests {
     use super::*;
     use crate::engine::TensorSpec;
+
+    #[test]
+    fn a_long_multibyte_value_is_quoted_whole_characters() {
+        let request: InferRequest = serde_json::from_value(serde_json::json!({
+            "inputs": [
+                {"name": "features", "shape": [1, 3], "datatype": "FP32", "data": ["é".repeat(100), 1, 2]},
+                {"name": "mcc", "shape": [1, 1], "datatype": "INT64", "data": [5411]}
+            ]
+        }))
+        .unwrap();
+        let err = decode(request, &[], &signature()).unwrap_err().to_string();
+        assert!(err.contains("éééé"), "{err}");
+    }
 
     fn signature() -> Signature {
         Signature {
@@ -594,7 +608,10 @@ mod fuzz {
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(Value::from),
             any::<f64>().prop_map(Value::from),
-            "[a-zA-Z0-9 ]{0,8}".prop_map(Value::String),
+            // Any Unicode, multi-byte characters included: error messages
+            // quote values and must never cut through a character.
+            any::<String>().prop_map(Value::String),
+            "\\PC{30,60}".prop_map(Value::String),
         ];
         leaf.prop_recursive(4, 64, 8, |inner| {
             prop_oneof![
@@ -653,6 +670,14 @@ mod fuzz {
             let body = serde_json::json!({"inputs": inputs});
             let request: InferRequest = serde_json::from_value(body).unwrap();
             let _ = decode(request, &binary, &signature());
+        }
+
+        #[test]
+        fn unicode_values_in_a_numeric_input_are_refused_not_panicked_on(text in "\\PC{0,80}") {
+            let request: InferRequest = serde_json::from_value(serde_json::json!({
+                "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [text, 1, 2, 3]}]
+            })).unwrap();
+            prop_assert!(decode(request, &[], &signature()).is_err());
         }
 
         #[test]

@@ -1,7 +1,12 @@
 //! Authentication: who is calling. A bound ServiceAccount token (or any
 //! token the API server accepts) is validated by a TokenReview with the
-//! audience the server requires, and the answer is cached by the token's
-//! hash for at most a minute and never past the token's expiry.
+//! audience the server requires (the answer must list it), and the answer
+//! is cached by the token's hash: an accepted token for at most
+//! [`TOKEN_TTL`] (so a deleted ServiceAccount's token stops working within
+//! it) and never past its expiry, a rejected one for [`REJECTED_TTL`].
+//! Tokens not seen before cost at most [`REVIEWS_PER_SECOND`] reviews a
+//! second however many arrive: a flood of made-up tokens is refused with
+//! 429 instead of flooding the API server.
 
 use std::time::Duration;
 
@@ -13,8 +18,15 @@ use sha2::{Digest, Sha256};
 
 use super::{Principal, Refusal, cache};
 
-/// Longest a TokenReview answer is trusted.
-pub const TOKEN_TTL: Duration = Duration::from_secs(60);
+/// Longest an accepted token is trusted without asking again.
+pub const TOKEN_TTL: Duration = Duration::from_secs(10);
+/// Longest a rejected token is refused without asking again.
+pub const REJECTED_TTL: Duration = Duration::from_secs(60);
+/// TokenReviews a second, at most, for tokens not in the cache (with bursts
+/// of twice as many).
+pub const REVIEWS_PER_SECOND: u32 = 50;
+/// The longest bearer token reviewed; longer ones are refused unasked.
+const TOKEN_LIMIT: usize = 16 * 1024;
 
 /// Validates bearer tokens through the API server.
 pub struct TokenAuthenticator {
@@ -22,6 +34,7 @@ pub struct TokenAuthenticator {
     audience: String,
     cache: moka::sync::Cache<[u8; 32], cache::Timed<Option<Principal>>>,
     timeout: Duration,
+    reviews_budget: governor::DefaultDirectRateLimiter,
 }
 
 impl TokenAuthenticator {
@@ -32,6 +45,16 @@ impl TokenAuthenticator {
             audience,
             cache: cache::timed(100_000),
             timeout,
+            reviews_budget: governor::RateLimiter::direct(
+                governor::Quota::per_second(
+                    std::num::NonZeroU32::new(REVIEWS_PER_SECOND)
+                        .unwrap_or(std::num::NonZeroU32::MIN),
+                )
+                .allow_burst(
+                    std::num::NonZeroU32::new(2 * REVIEWS_PER_SECOND)
+                        .unwrap_or(std::num::NonZeroU32::MIN),
+                ),
+            ),
         }
     }
 
@@ -42,6 +65,15 @@ impl TokenAuthenticator {
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(hit) = self.cache.get(&hash) {
             return hit.value.ok_or(Refusal::Unauthenticated);
+        }
+        if token.len() > TOKEN_LIMIT {
+            return Err(Refusal::Unauthenticated);
+        }
+        if let Err(not_until) = self.reviews_budget.check() {
+            use governor::clock::Clock;
+            return Err(Refusal::RateLimited(
+                not_until.wait_time_from(governor::clock::DefaultClock::default().now()),
+            ));
         }
         let review = TokenReview {
             spec: TokenReviewSpec {
@@ -58,11 +90,13 @@ impl TokenAuthenticator {
         .map_err(|_| Refusal::Unavailable("the TokenReview timed out".into()))?
         .map_err(|e| Refusal::Unavailable(format!("the TokenReview failed: {e}")))?;
         let status = answer.status.unwrap_or_default();
+        // The answer must say the token is meant for this server: an
+        // authenticator that ignores audiences answers none.
         let principal = (status.authenticated == Some(true)
             && status
                 .audiences
                 .as_ref()
-                .is_none_or(|a| a.contains(&self.audience)))
+                .is_some_and(|a| a.contains(&self.audience)))
         .then(|| {
             let user = status.user.unwrap_or_default();
             Principal {
@@ -74,7 +108,10 @@ impl TokenAuthenticator {
                 limit: None,
             }
         });
-        let ttl = expiry(token).map_or(TOKEN_TTL, |left| left.min(TOKEN_TTL));
+        let ttl = match &principal {
+            Some(_) => expiry(token).map_or(TOKEN_TTL, |left| left.min(TOKEN_TTL)),
+            None => REJECTED_TTL,
+        };
         self.cache.insert(
             hash,
             cache::Timed {

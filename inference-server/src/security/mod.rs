@@ -18,7 +18,7 @@ use governor::{Quota, RateLimiter};
 use hyper::header::{AUTHORIZATION, HeaderMap};
 
 pub use apikeys::{API_CLIENTS_GROUP, ApiKeys, generate as generate_api_key};
-pub use authn::{TOKEN_TTL, TokenAuthenticator};
+pub use authn::{REJECTED_TTL, REVIEWS_PER_SECOND, TOKEN_TTL, TokenAuthenticator};
 pub use authz::{ALLOW_TTL, Action, Authorizer, DENY_TTL};
 
 use crate::audit::{Actor, AuditLog, Decision, Record, Target};
@@ -69,13 +69,10 @@ impl PartialEq for OwnLimit {
 impl Eq for OwnLimit {}
 
 impl Principal {
+    /// The key of authorisation decisions: every part whole, so `["a,b"]`
+    /// and `["a", "b"]` (or a user name holding a newline) never meet.
     fn cache_key(&self) -> String {
-        format!(
-            "{}\n{}\n{}",
-            self.user,
-            self.uid.clone().unwrap_or_default(),
-            self.groups.join(",")
-        )
+        serde_json::json!([self.user, self.uid, self.groups]).to_string()
     }
 
     /// The principal as the audit trail records it.
@@ -113,17 +110,36 @@ where
     K: std::hash::Hash + Eq + Clone,
 {
     limiter: RateLimiter<K, governor::state::keyed::DefaultKeyedStateStore<K>, DefaultClock>,
+    checks: std::sync::atomic::AtomicU64,
 }
+
+/// Every how many checks the keys that are back to a full burst are
+/// forgotten, so a stream of new keys (addresses, user names) cannot grow
+/// the map without end.
+const PRUNE_EVERY: u64 = 4096;
 
 impl<K: std::hash::Hash + Eq + Clone> Limits<K> {
     /// `per_second` calls per second per key, with bursts of `burst`.
     pub fn new(per_second: NonZeroU32, burst: NonZeroU32) -> Self {
         Self {
             limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            checks: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
+    /// Keys remembered now.
+    pub fn keys(&self) -> usize {
+        self.limiter.len()
+    }
+
     fn check(&self, key: &K) -> Result<(), Refusal> {
+        let checks = self
+            .checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if checks % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
+        }
         self.limiter.check_key(key).map_err(|not_until| {
             Refusal::RateLimited(not_until.wait_time_from(DefaultClock::default().now()))
         })

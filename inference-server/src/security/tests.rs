@@ -38,6 +38,9 @@ struct FakeApi {
     grants: Mutex<HashSet<(String, String, String, String)>>,
     down: AtomicBool,
     slow: AtomicBool,
+    /// Answer TokenReviews without the audiences they were asked about, as
+    /// an authenticator that ignores audiences does.
+    no_audiences: AtomicBool,
     reviews: AtomicUsize,
 }
 
@@ -68,6 +71,9 @@ impl FakeApi {
             let token = body["spec"]["token"].as_str().unwrap_or_default();
             let audience_ok = body["spec"]["audiences"][0] == "aimass";
             answer["status"] = match self.tokens.lock().unwrap().get(token) {
+                Some(user) if self.no_audiences.load(Ordering::SeqCst) => {
+                    json!({"authenticated": true, "user": {"username": user, "groups": ["system:serviceaccounts"]}})
+                }
                 Some(user) if audience_ok => {
                     json!({"authenticated": true, "user": {"username": user, "groups": ["system:serviceaccounts"]}, "audiences": ["aimass"]})
                 }
@@ -168,6 +174,100 @@ async fn no_or_bad_credentials_are_unauthenticated() {
         g.admit(&basic, None, Action::Infer, &mut d).await,
         Err(Refusal::Unauthenticated)
     );
+}
+
+#[tokio::test]
+async fn a_review_that_does_not_list_the_audience_is_refused() {
+    let api = fake_with_users();
+    api.grant(
+        "system:serviceaccount:payments:alice",
+        "create",
+        "infer",
+        "a",
+    );
+    api.no_audiences.store(true, Ordering::SeqCst);
+    let g = guard(&api, "a", None).await;
+    let mut d = Decision::default();
+    assert_eq!(
+        g.admit(&headers(Some("tok-alice")), None, Action::Infer, &mut d)
+            .await,
+        Err(Refusal::Unauthenticated)
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_made_up_tokens_costs_a_bounded_number_of_reviews() {
+    let api = fake_with_users();
+    let g = guard(&api, "a", None).await;
+    let started = std::time::Instant::now();
+    let mut limited = 0;
+    for i in 0..1000 {
+        let mut d = Decision::default();
+        let token = format!("made-up-{i}-{}", "x".repeat(i % 7));
+        match g
+            .admit(&headers(Some(&token)), None, Action::Infer, &mut d)
+            .await
+        {
+            Err(Refusal::RateLimited(_)) => limited += 1,
+            Err(Refusal::Unauthenticated) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    // A token far longer than any real one is refused unasked.
+    let mut d = Decision::default();
+    let huge = "y".repeat(64 * 1024);
+    let before = api.reviews.load(Ordering::SeqCst);
+    assert!(
+        g.admit(&headers(Some(&huge)), None, Action::Infer, &mut d)
+            .await
+            .is_err()
+    );
+    let reviews = api.reviews.load(Ordering::SeqCst);
+    assert!(reviews <= before + 1);
+    let allowed = 2.0 * f64::from(crate::security::REVIEWS_PER_SECOND)
+        + f64::from(crate::security::REVIEWS_PER_SECOND) * started.elapsed().as_secs_f64();
+    assert!(
+        (reviews as f64) <= allowed + 1.0,
+        "{reviews} reviews for 1000 made-up tokens in {:?}",
+        started.elapsed()
+    );
+    assert!(limited >= 800, "only {limited} refused unasked");
+}
+
+#[test]
+fn authorisation_cache_keys_never_confuse_groups() {
+    let principal = |groups: &[&str]| Principal {
+        user: "u".into(),
+        uid: None,
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        credential_id: String::new(),
+        method: "ServiceAccountToken",
+        limit: None,
+    };
+    assert_ne!(
+        principal(&["a,b"]).cache_key(),
+        principal(&["a", "b"]).cache_key()
+    );
+    let mut newline = principal(&["b"]);
+    newline.user = "u\n\na".into();
+    assert_ne!(newline.cache_key(), principal(&["a", "b"]).cache_key());
+}
+
+#[tokio::test]
+async fn keyed_limits_forget_keys_that_are_back_to_a_full_burst() {
+    let one = std::num::NonZeroU32::MIN;
+    let limits: Limits<u32> = Limits::new(one, one);
+    for key in 0..5000 {
+        let _ = limits.check(&key);
+    }
+    assert!(limits.keys() >= 4000, "{}", limits.keys());
+    // A key is forgotten once its state is a fresh key's (here two
+    // emission intervals after its last call).
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for _ in 0..4096 {
+        let _ = limits.check(&7);
+    }
+    assert!(limits.keys() < 100, "{} keys kept", limits.keys());
 }
 
 #[tokio::test]

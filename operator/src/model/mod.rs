@@ -410,15 +410,28 @@ async fn import(
         }
         artifact::Progress::Done(outcome) => outcome,
     };
-    let version = status
-        .versions
-        .iter()
-        .chain(arrived)
-        .map(|v| v.version)
-        .chain(status.latest_version)
-        .max()
-        .unwrap_or(0)
-        + 1;
+    // Training runs reserve numbers while the Job runs: the import reserves
+    // its own the same way before it writes a record.
+    let version = match registry {
+        Some(registry) => {
+            let models: Api<Model> = Api::namespaced(ctx.client.clone(), &namespace);
+            match crate::training_job::reserve_version(&models, model, registry).await? {
+                Some(version) => version,
+                None => return Ok(Import::Validating),
+            }
+        }
+        None => {
+            status
+                .versions
+                .iter()
+                .chain(arrived)
+                .map(|v| v.version)
+                .chain(status.latest_version)
+                .max()
+                .unwrap_or(0)
+                + 1
+        }
+    };
     let mut record = ModelVersion {
         version,
         phase: VersionPhase::Ready,

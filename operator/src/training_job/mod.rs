@@ -360,7 +360,7 @@ fn storage_of<'a>(tj: &'a TrainingJob, model: &'a Model) -> Result<&'a ArtifactS
 /// `status.latestVersion` under optimistic concurrency, skipping numbers
 /// that storage already holds. `None` until the Model controller has
 /// reconciled the Model once.
-async fn reserve_version(
+pub(crate) async fn reserve_version(
     models: &Api<Model>,
     model: &Model,
     registry: &Location,

@@ -161,19 +161,21 @@ spec:
                 && message.contains("steal-the-operators-token"),
             "the refusal names neither the key nor the Secret: {message}"
         );
-        let events = ns
-            .api::<Event>()
-            .list(&ListParams::default().fields("involvedObject.name=hostile"))
-            .await?;
-        ensure!(
-            events
-                .items
-                .iter()
-                .any(|e| e.type_.as_deref() == Some("Warning")
-                    && e.reason.as_deref() == Some("InvalidSpec")),
-            "no Warning InvalidSpec Event: {:?}",
-            events.items.iter().map(|e| &e.reason).collect::<Vec<_>>()
-        );
+        wait(
+            TIMEOUT,
+            "a Warning InvalidSpec Event on the Model",
+            || async {
+                let events = ns
+                    .api::<Event>()
+                    .list(&ListParams::default().fields("involvedObject.name=hostile"))
+                    .await?;
+                Ok(events.items.iter().any(|e| {
+                    e.type_.as_deref() == Some("Warning")
+                        && e.reason.as_deref() == Some("InvalidSpec")
+                }))
+            },
+        )
+        .await?;
 
         // The endpoint-only Secret reads the store anonymously: requests
         // arrive, and none is signed with anybody's key.

@@ -340,7 +340,14 @@ spec:
             let rejected = status.versions.iter().find(|v| v.version == version).context("rejected version")?;
             ensure!(rejected.phase == VersionPhase::Rejected && rejected.reason.as_deref() == Some("ArtifactInvalid"), "{rejected:?}");
             ensure!(rejected.message.as_deref().is_some_and(|m| m.contains("does not load")), "{rejected:?}");
-            ensure!(status.aliases.get("champion") == Some(&1), "the imported v1 stays champion: {status:?}");
+            // The import is validated by its own Job, so runs may reserve
+            // numbers before it is recorded: find it by its lineage.
+            let imported = status
+                .versions
+                .iter()
+                .find(|v| v.lineage.as_ref().is_some_and(|l| l.imported_from.is_some()))
+                .context("the imported version")?;
+            ensure!(status.aliases.get("champion") == Some(&imported.version), "the imported version stays champion: {status:?}");
             for failed in ["exits-1", "missing-dataset", "missing-image"] {
                 let reserved = finals[failed].model_version;
                 ensure!(!status.versions.iter().any(|v| Some(v.version) == reserved), "{failed} produced no version");
