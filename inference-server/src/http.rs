@@ -521,12 +521,12 @@ async fn route_caught<B: RequestBody>(
 }
 
 /// The most characters of a path an audit record keeps.
-const RECORDED_PATH_CHARS: usize = 256;
+const RECORDED_PATH_CHARS: usize = 128;
 
 /// Method and path as an audit record keeps them: at most
 /// [`RECORDED_PATH_CHARS`] of the path, so a 60 KB path does not write 60 KB
 /// per call.
-fn operation(method: &Method, path: &str) -> String {
+pub(crate) fn operation(method: &Method, path: &str) -> String {
     match path.char_indices().nth(RECORDED_PATH_CHARS) {
         Some((end, _)) => format!("{method} {}…", path.get(..end).unwrap_or_default()),
         None => format!("{method} {path}"),
