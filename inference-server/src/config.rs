@@ -85,8 +85,9 @@ pub struct Config {
     pub tls_key_file: Option<std::path::PathBuf>,
 
     /// CA certificates (PEM) of partner institutions: a client certificate
-    /// that chains to one authenticates its subject (CN the user, O the
-    /// groups). Needs TLS.
+    /// that chains to one authenticates as `partner:<--client-ca-name>:<CN>`
+    /// with groups `partner:<--client-ca-name>:<O>`; a `system:` CN is
+    /// refused. Needs TLS.
     #[arg(long, env = "AIMASS_CLIENT_CA_FILE", requires = "tls_cert_file")]
     pub client_ca_file: Option<std::path::PathBuf>,
 
@@ -94,6 +95,11 @@ pub struct Config {
     /// connect. Repeatable.
     #[arg(long, env = "AIMASS_CLIENT_CRL_FILE", requires = "client_ca_file")]
     pub client_crl_file: Vec<std::path::PathBuf>,
+
+    /// The partner CA's name in its certificates' identities (the operator
+    /// passes the name of the CA Secret).
+    #[arg(long, env = "AIMASS_CLIENT_CA_NAME", default_value = "partner-ca")]
+    pub client_ca_name: String,
 
     /// Who may call the model.
     #[arg(long, env = "AIMASS_AUTH", value_enum, default_value_t = AuthMode::None)]

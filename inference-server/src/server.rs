@@ -19,6 +19,7 @@ use crate::connections::{Activity, Pool, Watched};
 use crate::engine::{Backend, TractBackend};
 use crate::http::{Limits, Service, handle_admin, handle_api};
 use crate::metrics::Metrics;
+use crate::security::mtls::{ClientCertificate, ReloadingAcceptor};
 use crate::{Error, source};
 
 /// Longest a TLS handshake may take.
@@ -34,6 +35,7 @@ pub async fn prepare(config: &Config) -> Result<Arc<Service>, Error> {
             cert: cert.clone(),
             key: key.clone(),
             client_ca: config.client_ca_file.clone(),
+            client_ca_name: config.client_ca_name.clone(),
             client_crls: config.client_crl_file.clone(),
         };
         service.tls = Some(Arc::new(
@@ -359,10 +361,10 @@ pub async fn serve(
                             let connection = api_connection(TokioIo::new(stream), service, peer, None, &activity);
                             slot.serve(connection, &activity).await;
                         }
-                        Some(tls) => {
+                        Some(reloading) => {
                             // Off the accept loop: this may re-read the TLS
                             // files once a second.
-                            let acceptor = tls.current();
+                            let acceptor = reloading.current();
                             let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
                             let Ok(Ok(tls)) = handshake else {
                                 // A certificate that does not verify (or a
@@ -373,8 +375,8 @@ pub async fn serve(
                                 .get_ref()
                                 .1
                                 .peer_certificates()
-                                .and_then(crate::security::mtls::principal)
-                                .map(Arc::new);
+                                .and_then(|chain| reloading.client_certificate(chain))
+                                .map(|c| (Arc::new(c), reloading));
                             let connection = api_connection(TokioIo::new(tls), service, peer, certificate, &activity);
                             slot.serve(connection, &activity).await;
                         }
@@ -422,11 +424,15 @@ async fn accept(listener: &TcpListener) -> Option<(tokio::net::TcpStream, Socket
 
 /// An API connection over `io`, telling `activity` when each request's head
 /// has arrived and when it has been answered.
+///
+/// A client certificate is checked again on each request: once it has
+/// expired or its CA's current CRL revokes it, the connection's requests
+/// are no longer authenticated by it.
 fn api_connection<I>(
     io: I,
     service: Arc<Service>,
     peer: SocketAddr,
-    certificate: Option<Arc<crate::security::Principal>>,
+    certificate: Option<(Arc<ClientCertificate>, Arc<ReloadingAcceptor>)>,
     activity: &Arc<Activity>,
 ) -> impl crate::connections::Graceful
 where
@@ -437,7 +443,10 @@ where
         io,
         service_fn(move |req| {
             let service = Arc::clone(&service);
-            let certificate = certificate.clone();
+            let certificate = certificate
+                .as_ref()
+                .filter(|(certificate, tls)| certificate.still_valid(tls))
+                .map(|(certificate, _)| Arc::new(certificate.principal.clone()));
             let activity = Arc::clone(&activity);
             async move {
                 activity.request_started();

@@ -1,8 +1,11 @@
 //! Client certificates over real TLS on loopback: a partner's certificate
-//! signed by the configured CA authenticates its subject (CN the user, O the
-//! groups), whose calls are then authorised by RBAC like any other; a
-//! revoked certificate cannot connect; without a certificate or token the
-//! call is 401.
+//! signed by the configured CA authenticates its subject in the CA's own
+//! namespace (`partner:<ca>:<CN>`, groups `partner:<ca>:<O>`), whose calls
+//! are then authorised by RBAC like any other; a certificate claiming a
+//! `system:` user is 401 and one claiming `system:masters` gains nothing; a
+//! revoked certificate cannot connect, and one revoked while its connection
+//! is open stops working on that connection; without a certificate or token
+//! the call is 401.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,13 +114,13 @@ mod helpers {
         }
     }
 
-    /// POSTs one inference over TLS, presenting `client` (cert, key) if given.
-    pub async fn call(
+    /// A TLS connection to the server, presenting `client` (cert, key) if
+    /// given.
+    pub async fn connect(
         addr: std::net::SocketAddr,
         pki: &Pki,
         client: Option<&(std::path::PathBuf, std::path::PathBuf)>,
-        body: &str,
-    ) -> Result<(u16, Value), String> {
+    ) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String> {
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_file_iter(pki.dir.join("ca.pem")).unwrap() {
             roots.add(cert.unwrap()).unwrap();
@@ -147,11 +150,19 @@ mod helpers {
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await
             .map_err(|e| format!("handshake: {e}"))?;
-        let (mut sender, connection) =
+        let (sender, connection) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
                 .await
                 .map_err(|e| format!("http: {e}"))?;
         tokio::spawn(connection);
+        Ok(sender)
+    }
+
+    /// POSTs one inference on an open connection.
+    pub async fn send(
+        sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+        body: &str,
+    ) -> Result<(u16, Value), String> {
         let request = hyper::Request::post("/v2/models/fraud/infer")
             .header("host", "localhost")
             .body(Full::new(Bytes::from(body.to_owned())))
@@ -172,9 +183,20 @@ mod helpers {
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         ))
     }
+
+    /// POSTs one inference on a new TLS connection, presenting `client`
+    /// (cert, key) if given.
+    pub async fn call(
+        addr: std::net::SocketAddr,
+        pki: &Pki,
+        client: Option<&(std::path::PathBuf, std::path::PathBuf)>,
+        body: &str,
+    ) -> Result<(u16, Value), String> {
+        send(&mut connect(addr, pki, client).await?, body).await
+    }
 }
 
-use helpers::{Pki, call};
+use helpers::{Pki, call, connect, send};
 
 #[tokio::test]
 async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_cannot_connect() {
@@ -184,6 +206,15 @@ async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_canno
     let partner = pki.issue("partner", 2, "partner-bank-a", &["partners"], false);
     let stranger = pki.issue("stranger", 3, "partner-bank-b", &["partners"], false);
     let revoked = pki.issue("revoked", 4, "partner-bank-c", &["partners"], false);
+    // A partner CA minting cluster identities.
+    let service_account = pki.issue(
+        "sa",
+        5,
+        "system:serviceaccount:kube-system:default",
+        &["system:serviceaccounts"],
+        false,
+    );
+    let masters = pki.issue("masters", 6, "mallory", &["system:masters"], false);
     let crl = pki.revoke(4);
 
     // RBAC (the stand-in): partner-bank-a may run the model, -b may not.
@@ -193,7 +224,11 @@ async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_canno
             answer["status"] = if path.ends_with("/tokenreviews") {
                 json!({"authenticated": false})
             } else {
-                json!({"allowed": body["spec"]["user"] == "partner-bank-a" && body["spec"]["groups"][0] == "partners"})
+                // The cluster-admin binding a forged `system:masters` would
+                // match, and partner-bank-a's own grant.
+                let groups = body["spec"]["groups"].as_array().cloned().unwrap_or_default();
+                let masters = groups.iter().any(|g| g == "system:masters");
+                json!({"allowed": masters || (body["spec"]["user"] == "partner:bank-cas:partner-bank-a" && groups.first() == Some(&json!("partner:bank-cas:partners")))})
             };
             (201, answer)
         }),
@@ -239,6 +274,7 @@ async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_canno
             key: server_files.1,
             client_ca: Some(pki.dir.join("ca.pem")),
             client_crls: vec![crl],
+            client_ca_name: "bank-cas".into(),
         })
         .unwrap(),
     ));
@@ -273,10 +309,31 @@ async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_canno
         "a revoked certificate was served"
     );
 
+    let (status, answer) = call(addr, &pki, Some(&service_account), &body)
+        .await
+        .unwrap();
+    assert_eq!(
+        status, 401,
+        "a certificate claiming a ServiceAccount: {answer}"
+    );
+    let (status, answer) = call(addr, &pki, Some(&masters), &body).await.unwrap();
+    assert_eq!(
+        status, 403,
+        "a certificate claiming system:masters: {answer}"
+    );
+
     // The CA publishes a new CRL (the mounted Secret changes): partner-bank-a
-    // is revoked for new connections after the next check, no restart.
+    // is revoked after the next check, no restart: on the connection it
+    // holds open, and for new connections.
+    let mut open = connect(addr, &pki, Some(&partner)).await.unwrap();
+    assert_eq!(send(&mut open, &body).await.unwrap().0, 200);
     pki.revoke(2);
     tokio::time::sleep(RELOAD_CHECK + Duration::from_millis(200)).await;
+    assert_eq!(
+        send(&mut open, &body).await.unwrap().0,
+        401,
+        "a certificate revoked while its connection was open still authenticates"
+    );
     assert!(
         call(addr, &pki, Some(&partner), &body).await.is_err(),
         "a certificate revoked by the updated CRL was served"
@@ -289,16 +346,18 @@ async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_canno
         .collect();
     assert_eq!(
         records.len(),
-        3,
-        "the revoked connection never reached a route"
+        7,
+        "the revoked connections never reached a route"
     );
     assert_eq!(
         (
             records[0].actor.user.as_str(),
             records[0].actor.method.as_str()
         ),
-        ("partner-bank-a", "ClientCertificate")
+        ("partner:bank-cas:partner-bank-a", "ClientCertificate")
     );
-    assert_eq!(records[0].actor.groups, ["partners"]);
+    assert_eq!(records[0].actor.groups, ["partner:bank-cas:partners"]);
+    assert_eq!(records[4].actor.user, "partner:bank-cas:mallory");
+    assert!(records[4].actor.groups.is_empty(), "{:?}", records[4].actor);
     assert!(records[0].actor.credential_id.starts_with("x509:"));
 }

@@ -1,11 +1,16 @@
 //! TLS on the API port and client certificates for partner institutions:
-//! a certificate that chains to the configured CA and is on none of its
-//! revocation lists authenticates its holder as Kubernetes reads x509
-//! identities — the subject's CN is the user, its O values the groups.
+//! a certificate that chains to the configured CA, is on none of its
+//! revocation lists (which must be current: a CRL past its nextUpdate fails
+//! every certificate) and has not expired authenticates its holder in a
+//! namespace of its CA's own: the subject's CN becomes the user
+//! `partner:<ca>:<CN>` and each O the group `partner:<ca>:<O>`, so a
+//! partner's CA can never mint a cluster identity. A subject naming a
+//! `system:` user is refused, `system:` organisations are dropped.
 //! Clients without a certificate may still connect and use a bearer token.
 //! The files are followed: a rotated certificate, CA or CRL (a mounted
 //! Secret updated in place) applies to connections accepted after the next
-//! check, without a restart.
+//! check, without a restart, and a revoked or expired certificate stops
+//! working on connections already open at their next request.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -32,6 +37,9 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
     /// Certificate revocation lists of that CA (PEM).
     pub client_crls: Vec<PathBuf>,
+    /// The CA's name in the identities of its certificates
+    /// (`partner:<name>:<CN>`).
+    pub client_ca_name: String,
 }
 
 fn read_all<T: PemObject>(path: &Path, what: &str) -> Result<Vec<T>, String> {
@@ -54,6 +62,7 @@ pub struct ReloadingAcceptor {
 
 struct Loaded {
     acceptor: TlsAcceptor,
+    revoked: Arc<std::collections::HashSet<Vec<u8>>>,
     fingerprint: Vec<u8>,
     checked: Instant,
 }
@@ -62,11 +71,12 @@ impl ReloadingAcceptor {
     /// Loads the files; an error if they do not describe a usable acceptor.
     pub fn new(files: TlsFiles) -> Result<Self, String> {
         let fingerprint = fingerprint(&files);
-        let acceptor = acceptor(&files)?;
+        let (acceptor, revoked) = acceptor(&files)?;
         Ok(Self {
             files,
             state: Mutex::new(Loaded {
                 acceptor,
+                revoked: Arc::new(revoked),
                 fingerprint,
                 checked: Instant::now(),
             }),
@@ -76,6 +86,22 @@ impl ReloadingAcceptor {
     /// The acceptor for a new connection, reloaded first when the files
     /// changed since the last check (at most every [`RELOAD_CHECK`]).
     pub fn current(&self) -> TlsAcceptor {
+        self.loaded().acceptor.clone()
+    }
+
+    /// Whether a certificate of serial number `serial` is revoked by the
+    /// current CRLs (reloaded first, as for [`Self::current`]).
+    pub fn is_revoked(&self, serial: &[u8]) -> bool {
+        let revoked = Arc::clone(&self.loaded().revoked);
+        revoked.contains(serial)
+    }
+
+    /// The certificate a verified chain's leaf is, in this CA's namespace.
+    pub fn client_certificate(&self, chain: &[CertificateDer<'_>]) -> Option<ClientCertificate> {
+        client_certificate(chain, &self.files.client_ca_name)
+    }
+
+    fn loaded(&self) -> std::sync::MutexGuard<'_, Loaded> {
         let mut loaded = self
             .state
             .lock()
@@ -85,9 +111,10 @@ impl ReloadingAcceptor {
             let now = fingerprint(&self.files);
             if now != loaded.fingerprint {
                 match acceptor(&self.files) {
-                    Ok(fresh) => {
+                    Ok((fresh, revoked)) => {
                         tracing::info!("TLS certificate, client CA or CRL changed: reloaded");
                         loaded.acceptor = fresh;
+                        loaded.revoked = Arc::new(revoked);
                         loaded.fingerprint = now;
                     }
                     Err(e) => tracing::error!(
@@ -97,7 +124,7 @@ impl ReloadingAcceptor {
                 }
             }
         }
-        loaded.acceptor.clone()
+        loaded
     }
 }
 
@@ -116,12 +143,16 @@ fn fingerprint(files: &TlsFiles) -> Vec<u8> {
     hasher.finalize().to_vec()
 }
 
-/// The TLS acceptor the files describe.
-pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
+/// The TLS acceptor the files describe, and the serial numbers its CRLs
+/// revoke.
+pub fn acceptor(
+    files: &TlsFiles,
+) -> Result<(TlsAcceptor, std::collections::HashSet<Vec<u8>>), String> {
     let chain: Vec<CertificateDer<'static>> = read_all(&files.cert, "the server certificate")?;
     let key = PrivateKeyDer::from_pem_file(&files.key)
         .map_err(|e| format!("cannot read the server key {}: {e}", files.key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut revoked = std::collections::HashSet::new();
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
@@ -138,8 +169,14 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
             for crl in &files.client_crls {
                 crls.extend(read_all(crl, "the client CRL")?);
             }
+            for crl in &crls {
+                revoked.extend(revoked_serials(crl.as_ref())?);
+            }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .with_crls(crls)
+                // A CRL past its nextUpdate may miss revocations: it fails
+                // every certificate until a current one is published.
+                .enforce_revocation_expiration()
                 .allow_unauthenticated()
                 .build()
                 .map_err(|e| format!("client certificate verifier: {e}"))?;
@@ -150,25 +187,68 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
         .with_single_cert(chain, key)
         .map_err(|e| format!("server certificate: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    Ok((TlsAcceptor::from(Arc::new(config)), revoked))
 }
 
-/// The principal a verified client certificate stands for.
-pub fn principal(chain: &[CertificateDer<'_>]) -> Option<Principal> {
+/// The serial numbers a CRL (DER) revokes.
+fn revoked_serials(der: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let (_, crl) = x509_parser::parse_x509_crl(der).map_err(|e| format!("client CRL: {e}"))?;
+    Ok(crl
+        .iter_revoked_certificates()
+        .map(|r| r.raw_serial().to_vec())
+        .collect())
+}
+
+/// A verified client certificate: who it stands for, and what is needed
+/// to check it again on each request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientCertificate {
+    /// The principal it stands for.
+    pub principal: Principal,
+    /// Its serial number.
+    serial: Vec<u8>,
+    /// Its notAfter, in seconds since the Unix epoch.
+    not_after: i64,
+}
+
+impl ClientCertificate {
+    /// Whether it still authenticates: not expired, not revoked by the
+    /// CRLs `tls` holds now.
+    pub fn still_valid(&self, tls: &ReloadingAcceptor) -> bool {
+        jiff::Timestamp::now().as_second() <= self.not_after && !tls.is_revoked(&self.serial)
+    }
+}
+
+/// The certificate a verified chain's leaf is, with its subject mapped into
+/// `ca`'s namespace; `None` when its subject names no user or claims a
+/// `system:` one.
+pub fn client_certificate(chain: &[CertificateDer<'_>], ca: &str) -> Option<ClientCertificate> {
     let leaf = chain.first()?;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
     let subject = cert.subject();
-    let user = subject.iter_common_name().next()?.as_str().ok()?.to_owned();
+    let common_name = subject.iter_common_name().next()?.as_str().ok()?;
+    if common_name.is_empty() || common_name.starts_with("system:") {
+        return None;
+    }
     let groups = subject
         .iter_organization()
-        .filter_map(|o| o.as_str().ok().map(str::to_owned))
+        .filter_map(|o| o.as_str().ok())
+        .filter(|o| !o.is_empty() && !o.starts_with("system:"))
+        .map(|o| format!("{PREFIX}{ca}:{o}"))
         .collect();
-    Some(Principal {
-        user,
-        uid: None,
-        groups,
-        credential_id: format!("x509:{}", &hex::encode(Sha256::digest(leaf.as_ref()))[..16]),
-        method: "ClientCertificate",
-        limit: None,
+    Some(ClientCertificate {
+        principal: Principal {
+            user: format!("{PREFIX}{ca}:{common_name}"),
+            uid: None,
+            groups,
+            credential_id: format!("x509:{}", &hex::encode(Sha256::digest(leaf.as_ref()))[..16]),
+            method: "ClientCertificate",
+            limit: None,
+        },
+        serial: cert.raw_serial().to_vec(),
+        not_after: cert.validity().not_after.timestamp(),
     })
 }
+
+/// What every certificate identity starts with: `partner:<ca>:`.
+pub const PREFIX: &str = "partner:";

@@ -463,6 +463,8 @@ fn tls_env(tls: &TlsSpec) -> Vec<EnvVar> {
             "AIMASS_CLIENT_CA_FILE",
             format!("{CLIENT_CA_DIR}/ca.crt"),
         ));
+        // Certificates authenticate as `partner:<CA Secret>:<CN>`.
+        vars.push(env("AIMASS_CLIENT_CA_NAME", &clients.ca_secret.name));
         if clients.check_revocation {
             vars.push(env(
                 "AIMASS_CLIENT_CRL_FILE",
@@ -756,6 +758,7 @@ spec:
         assert_eq!(env["AIMASS_TLS_CERT_FILE"], "/etc/aimass/tls/tls.crt");
         assert_eq!(env["AIMASS_TLS_KEY_FILE"], "/etc/aimass/tls/tls.key");
         assert_eq!(env["AIMASS_CLIENT_CA_FILE"], "/etc/aimass/client-ca/ca.crt");
+        assert_eq!(env["AIMASS_CLIENT_CA_NAME"], "partner-cas");
         assert_eq!(
             env["AIMASS_CLIENT_CRL_FILE"],
             "/etc/aimass/client-ca/ca.crl"

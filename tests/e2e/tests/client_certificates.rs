@@ -170,6 +170,13 @@ async fn a_partner_certificate_authenticates_its_subject_over_tls() -> Result<()
         let client_ext = "extendedKeyUsage=clientAuth\n";
         pki.issue("bank", "/CN=partner:bank-b/O=partners", client_ext)?;
         pki.issue("stranger", "/CN=partner:stranger", client_ext)?;
+        // A partner CA minting cluster identities gains nothing.
+        pki.issue("masters", "/CN=mallory/O=system:masters", client_ext)?;
+        pki.issue(
+            "serviceaccount",
+            &format!("/CN=system:serviceaccount:{}:default", ns.name),
+            client_ext,
+        )?;
         ns.apply(&format!(
             r#"
 apiVersion: v1
@@ -192,7 +199,7 @@ stringData:
             scoring = scoring_manifests(&zoo("gbdt_classifier"), 1),
             grant = may_score_card_fraud(
                 "bank-scores-card-fraud",
-                "{apiGroup: rbac.authorization.k8s.io, kind: Group, name: partners}"
+                "{apiGroup: rbac.authorization.k8s.io, kind: Group, name: \"partner:partner-cas:partners\"}"
             ),
         ))
         .await?;
@@ -241,6 +248,16 @@ stringData:
         ensure!(
             stranger == 403,
             "a certificate whose subject has no binding: {stranger}"
+        );
+        let masters = curl(&pki, &host, &ip, &body, Some("masters"))?;
+        ensure!(
+            masters == 403,
+            "a certificate with O=system:masters: {masters}"
+        );
+        let serviceaccount = curl(&pki, &host, &ip, &body, Some("serviceaccount"))?;
+        ensure!(
+            serviceaccount == 401,
+            "a certificate with CN=system:serviceaccount:…: {serviceaccount}"
         );
         let anonymous = curl(&pki, &host, &ip, &body, None)?;
         ensure!(
