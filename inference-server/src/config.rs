@@ -61,6 +61,11 @@ pub struct Config {
     #[arg(long, env = "AIMASS_VALIDATE_ONLY", default_value_t = false)]
     pub validate_only: bool,
 
+    /// With --validate-only: the largest artifact read, in bytes; a larger
+    /// (or endless) one is refused.
+    #[arg(long, env = "AIMASS_MAX_MODEL_BYTES", default_value_t = 1 << 30)]
+    pub max_model_bytes: usize,
+
     /// Address to listen on.
     #[arg(long, env = "AIMASS_LISTEN_ADDRESS", default_value = "0.0.0.0")]
     pub address: IpAddr,

@@ -14,7 +14,12 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = Config::parse();
     if config.validate_only {
-        let report = validation::run(&config.model_uri, config.model_sha256.clone()).await;
+        let report = validation::run(
+            &config.model_uri,
+            config.model_sha256.clone(),
+            config.max_model_bytes,
+        )
+        .await;
         println!("{}", report.to_line());
         return Ok(());
     }

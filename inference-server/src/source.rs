@@ -153,6 +153,17 @@ impl Location {
     /// larger, endless or stalled object is an error, never a read without
     /// end.
     pub async fn get_if_exists(&self, limit: usize) -> Result<Option<Vec<u8>>, Error> {
+        self.get_bounded(limit, READ_TIMEOUT).await
+    }
+
+    /// Reads an object of at most `limit` bytes within `timeout`, or `None`
+    /// when it does not exist; a larger, endless or stalled object is an
+    /// error.
+    pub async fn get_bounded(
+        &self,
+        limit: usize,
+        timeout: std::time::Duration,
+    ) -> Result<Option<Vec<u8>>, Error> {
         use futures::StreamExt;
         let read = async {
             let mut stream = match self.store.get(&self.path).await {
@@ -173,9 +184,9 @@ impl Location {
             }
             Ok(Some(bytes))
         };
-        tokio::time::timeout(READ_TIMEOUT, read)
+        tokio::time::timeout(timeout, read)
             .await
-            .map_err(|_| self.fail(format!("no answer within {READ_TIMEOUT:?}")))?
+            .map_err(|_| self.fail(format!("not read within {timeout:?}")))?
     }
 
     /// Writes the whole object, replacing what was there.

@@ -65,10 +65,19 @@ impl Report {
     }
 }
 
-/// Fetches `uri` with credentials from the environment and validates it.
-pub async fn run(uri: &str, expected_sha256: Option<String>) -> Report {
-    let bytes = match source::fetch(uri).await {
-        Ok(bytes) => bytes,
+/// How long fetching an artifact may take.
+const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Fetches `uri` (at most `max_bytes`) with credentials from the
+/// environment and validates it.
+pub async fn run(uri: &str, expected_sha256: Option<String>, max_bytes: usize) -> Report {
+    let fetched = match source::open(uri, &source::Credentials::Environment) {
+        Ok(location) => location.get_bounded(max_bytes, FETCH_TIMEOUT).await,
+        Err(e) => Err(e),
+    };
+    let bytes = match fetched {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Report::Invalid(format!("there is no artifact at {uri}")),
         Err(e) => return Report::Invalid(e.to_string()),
     };
     let checked =
@@ -144,19 +153,23 @@ mod tests {
             "{}/../tests/zoo/models/gbdt_classifier.onnx",
             env!("CARGO_MANIFEST_DIR")
         );
-        let report = run(&format!("file://{path}"), None).await;
+        let report = run(&format!("file://{path}"), None, 1 << 20).await;
         assert!(matches!(report, Report::Valid(_)), "{report:?}");
         let log = format!(
             "starting\n{{\"aimassValidation\": \"forged\"}}\nnot json\n{}\n",
             report.to_line()
         );
         assert_eq!(Report::from_log(&log), Some(report));
-        let missing = run("file:///no/such/model.onnx", None).await;
+        let missing = run("file:///no/such/model.onnx", None, 1 << 20).await;
         let Report::Invalid(message) = &missing else {
             panic!("{missing:?}")
         };
         assert!(message.contains("/no/such/model.onnx"), "{message}");
         assert_eq!(Report::from_log("garbage\n{}\n"), None);
         assert_eq!(Report::from_log(&missing.to_line()), Some(missing));
+        let Report::Invalid(message) = run(&format!("file://{path}"), None, 1024).await else {
+            panic!("a model over the limit was read")
+        };
+        assert!(message.contains("larger than 1024 bytes"), "{message}");
     }
 }

@@ -58,8 +58,19 @@ pub enum Progress {
     Done(Result<Artifact, String>),
 }
 
+/// What every validation Job gets from the operator's configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits<'a> {
+    /// The image that validates (the inference server's).
+    pub image: &'a str,
+    /// The container's memory limit.
+    pub memory: &'a str,
+    /// The largest artifact read.
+    pub max_bytes: u64,
+}
+
 /// The Job validating `check` for `owner`, which owns it.
-pub fn build<K>(owner: &K, check: &Check<'_>, image: &str, memory_limit: &str) -> Job
+pub fn build<K>(owner: &K, check: &Check<'_>, limits: &Limits<'_>) -> Job
 where
     K: Resource<DynamicType = ()>,
 {
@@ -67,12 +78,13 @@ where
         env("AIMASS_MODEL_URI", check.uri),
         env("AIMASS_MODEL_NAME", check.model),
         env("AIMASS_VALIDATE_ONLY", "true"),
+        env("AIMASS_MAX_MODEL_BYTES", &limits.max_bytes.to_string()),
     ];
     vars.extend(check.sha256.map(|s| env("AIMASS_MODEL_SHA256", s)));
     let labels = labels::common("aimass-validator", check.model);
     let container = Container {
         name: CONTAINER.into(),
-        image: Some(image.to_owned()),
+        image: Some(limits.image.to_owned()),
         env: Some(vars),
         env_from: check.secret.map(|name| {
             vec![EnvFromSource {
@@ -90,7 +102,7 @@ where
             ])),
             limits: Some(BTreeMap::from([(
                 "memory".into(),
-                Quantity(memory_limit.to_owned()),
+                Quantity(limits.memory.to_owned()),
             )])),
             ..ResourceRequirements::default()
         }),
@@ -146,12 +158,12 @@ where
         .await
         .map_err(Error::kube(format!("reading the validation Job {name}")))?
     else {
-        let job = build(
-            owner,
-            check,
-            &ctx.server_image,
-            &ctx.validation_memory_limit,
-        );
+        let limits = Limits {
+            image: &ctx.server_image,
+            memory: &ctx.validation_memory_limit,
+            max_bytes: ctx.max_artifact_bytes,
+        };
+        let job = build(owner, check, &limits);
         match jobs.create(&PostParams::default(), &job).await {
             Ok(_) => {}
             Err(e) if is_conflict(&e) => {}
@@ -294,7 +306,12 @@ mod tests {
             secret: Some("store"),
             service_account: None,
         };
-        let job = build(&model(), &check, "aimass/inference-server:1", "1Gi");
+        let limits = Limits {
+            image: "aimass/inference-server:1",
+            memory: "1Gi",
+            max_bytes: 1 << 20,
+        };
+        let job = build(&model(), &check, &limits);
         assert_eq!(job.metadata.namespace.as_deref(), Some("desk-a"));
         let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("Model", "u1"));
@@ -317,6 +334,7 @@ mod tests {
         assert_eq!(env["AIMASS_VALIDATE_ONLY"], "true");
         assert_eq!(env["AIMASS_MODEL_URI"], "s3://b/m.onnx");
         assert_eq!(env["AIMASS_MODEL_SHA256"], "abc");
+        assert_eq!(env["AIMASS_MAX_MODEL_BYTES"], "1048576");
         let from = container.env_from.as_ref().unwrap();
         assert_eq!(from[0].secret_ref.as_ref().unwrap().name, "store");
         let limits = container

@@ -71,6 +71,11 @@ pub struct Config {
     #[arg(long, env = "AIMASS_FILE_STORAGE_ROOTS", value_delimiter = ',')]
     pub file_storage_roots: Vec<std::path::PathBuf>,
 
+    /// The largest artifact a validation Job reads, in bytes; a larger (or
+    /// endless) one is rejected.
+    #[arg(long, env = "AIMASS_MAX_ARTIFACT_BYTES", default_value_t = 1 << 30)]
+    pub max_artifact_bytes: u64,
+
     /// Memory limit of the Jobs that validate artifacts in tenants'
     /// namespaces (the artifact is loaded and optimised there).
     #[arg(long, env = "AIMASS_VALIDATION_MEMORY_LIMIT", default_value = "2Gi")]

@@ -24,6 +24,8 @@ pub struct Context {
     pub storage: crate::storage::Policy,
     /// Memory limit of artifact validation Jobs.
     pub validation_memory_limit: String,
+    /// The largest artifact a validation Job reads.
+    pub max_artifact_bytes: u64,
     /// The ClusterRole that lets `Enforced` inference servers review their
     /// callers' tokens and permissions.
     pub auth_delegator_role: String,

@@ -112,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
             file_roots: config.file_storage_roots.clone(),
         },
         validation_memory_limit: config.validation_memory_limit.clone(),
+        max_artifact_bytes: config.max_artifact_bytes,
         auth_delegator_role: config.inference_auth_cluster_role.clone(),
         operator_namespace,
         canary_baselines: Default::default(),

@@ -141,10 +141,25 @@ pub fn explain(mut failure: Failure, tail: &str) -> Failure {
         failure.message = format!("{message} ({})", failure.message);
         failure.reason = reason;
     } else if !lines.is_empty() && failure.reason != reasons::DEADLINE_EXCEEDED {
-        let shown = lines[lines.len().saturating_sub(3)..].join(" | ");
+        let shown = lines[lines.len().saturating_sub(3)..]
+            .iter()
+            .map(|l| cut(l, SHOWN_LINE_CHARS))
+            .collect::<Vec<_>>()
+            .join(" | ");
         failure.message = format!("{}; last output: {shown}", failure.message);
     }
     failure
+}
+
+/// The most characters of one output line a failure message quotes.
+const SHOWN_LINE_CHARS: usize = 200;
+
+/// `line`, cut to `max` characters (marked with `…`).
+fn cut(line: &str, max: usize) -> String {
+    match line.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", line.get(..end).unwrap_or_default()),
+        None => line.to_owned(),
+    }
 }
 
 fn last_lines(text: &str, n: usize) -> String {
@@ -329,6 +344,9 @@ mod tests {
             "{}",
             own.message
         );
+        let long = explain(failure.clone(), &format!("{}\n", "é".repeat(70_000)));
+        assert!(long.message.len() < 1024, "{} bytes", long.message.len());
+        assert!(long.message.ends_with("éé…"), "{}", long.message);
         let plain = explain(failure, "a\nb\nc\nd\n");
         assert!(
             plain.message.ends_with("last output: b | c | d"),

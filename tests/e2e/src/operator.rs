@@ -88,6 +88,14 @@ impl Operator {
         Ok(Self { child, log })
     }
 
+    /// The most memory the process has held so far (VmHWM), in bytes.
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
     /// Kills the process at once (SIGKILL), as a crash or an OOM kill would.
     pub fn kill(mut self) {
         let _ = self.child.kill();

@@ -215,6 +215,180 @@ spec:
     .await
 }
 
+/// A server that answers every request with a body of 1 GiB (as good as
+/// endless), as a hostile artifact source does.
+async fn endless(ip: IpAddr) -> Result<SocketAddr> {
+    let socket = tokio::net::TcpListener::bind((ip, 0)).await?;
+    let addr = socket.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = socket.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0; 8192];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: 1073741824\r\n\r\n")
+                    .await;
+                let chunk = vec![b'x'; 64 * 1024];
+                for _ in 0..16 * 1024 {
+                    if stream.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// A pod that looks like one of the ModelDeployment's servers and answers
+/// its admin port (`/metrics`, `/audit/checkpoint`) with 1 GiB, writing a
+/// line to `visits` for each request.
+fn look_alike(visits: &std::path::Path) -> String {
+    let script = format!(
+        r##"
+import http.server, socketserver
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        open("{visits}", "a").write(self.path + "\n")
+        self.send_response(200)
+        self.end_headers()
+        chunk = b"# " + b"x" * 65533 + b"\n"
+        try:
+            for _ in range(16384):
+                self.wfile.write(chunk)
+        except Exception:
+            pass
+    do_POST = do_GET
+    def log_message(self, *args):
+        pass
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer(("0.0.0.0", 8081), H).serve_forever()
+"##,
+        visits = visits.display()
+    );
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: look-alike
+  labels: {{app.kubernetes.io/managed-by: aimass-operator, aimass.io/model-deployment: scoring, aimass.io/model: card-fraud}}
+spec:
+  containers:
+  - name: server
+    image: busybox
+    command: [python3, -c, {script}]
+    ports: [{{containerPort: 8081, name: admin}}]
+"#,
+        script = serde_json::to_string(&script).unwrap_or_default()
+    )
+}
+
+#[tokio::test]
+async fn one_tenant_cannot_starve_the_operator() -> Result<()> {
+    run("starve", |ns: Arc<TestNamespace>| async move {
+        let host = bridge_address()?;
+        let source = endless(host).await?;
+        let scratch = std::env::temp_dir().join("aimass-e2e").join(&ns.name);
+        std::fs::create_dir_all(&scratch)?;
+        let visits = scratch.join("look-alike-visits");
+        let operator =
+            Operator::start_with_env(&ns, "a", &[("AIMASS_MAX_ARTIFACT_BYTES", "67108864")])?;
+        ns.apply(&format!(
+            r#"
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: endless}}
+spec:
+  source: {{uri: "http://{source}/model.onnx"}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: loud}}
+spec:
+  storage: {{prefix: "file://{registry}"}}
+  source: {{uri: "{zoo}"}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: TrainingJob
+metadata: {{name: one-long-line}}
+spec:
+  modelRef: {{name: loud}}
+  image: busybox
+  command: [sh, -c, "head -c 268435456 /dev/zero | tr '\\0' x; exit 1"]
+  dataset: {{uri: "file:///data/x.csv"}}
+  backoffLimit: 0
+---
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: card-fraud}}
+spec:
+  source: {{uri: "{zoo}"}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: ModelDeployment
+metadata: {{name: scoring}}
+spec:
+  model: {{name: card-fraud}}
+  replicas: {{min: 1, max: 2}}
+---
+{look_alike}"#,
+            registry = scratch.join("registry").display(),
+            zoo = aimass_e2e::zoo("gbdt_classifier"),
+            look_alike = look_alike(&visits),
+        ))
+        .await?;
+        let models = ns.api::<Model>();
+        // The endless source is cut by the validation pod at the limit.
+        let endless = wait_for(&models, "endless", TIMEOUT, |m: Option<&Model>| first_version(m)).await?;
+        let version = &endless.status.context("status")?.versions[0];
+        ensure!(
+            version.phase == VersionPhase::Rejected
+                && version.message.as_deref().is_some_and(|m| m.contains("larger than 67108864 bytes")),
+            "{version:?}"
+        );
+        // The trainer's one long line ends in a readable failure.
+        let run = wait_for(
+            &ns.api::<aimass_crds::v1alpha1::TrainingJob>(),
+            "one-long-line",
+            TIMEOUT,
+            |t: Option<&aimass_crds::v1alpha1::TrainingJob>| {
+                t.and_then(|t| t.status.as_ref())
+                    .is_some_and(|s| s.phase == aimass_crds::v1alpha1::TrainingPhase::Failed)
+            },
+        )
+        .await?;
+        let message = run.status.and_then(|s| s.message).unwrap_or_default();
+        ensure!(message.len() < 64 * 1024, "a failure message of {} bytes", message.len());
+        // The look-alike was scraped, and the real servers still serve.
+        wait(TIMEOUT, "the operator to read the look-alike's admin port", || async {
+            Ok(std::fs::read_to_string(&visits).is_ok_and(|v| !v.is_empty()))
+        })
+        .await?;
+        aimass_e2e::serving(&ns, 1, 1).await?;
+        let card_fraud = wait_for(&models, "card-fraud", TIMEOUT, |m: Option<&Model>| {
+            ready(m).is_some_and(|(status, _, _)| status == "True")
+        })
+        .await?;
+        ensure!(card_fraud.status.is_some());
+        // Let a few more scrapes of the look-alike happen.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let peak = operator.peak_rss_bytes().context("the operator's peak RSS")?;
+        eprintln!(
+            "operator peak RSS {} MiB after an endless source, a 256 MiB log line and {} reads of a 1 GiB admin port",
+            peak / (1024 * 1024),
+            std::fs::read_to_string(&visits).unwrap_or_default().lines().count()
+        );
+        ensure!(
+            peak < 256 * 1024 * 1024,
+            "the operator's peak RSS was {} MiB",
+            peak / (1024 * 1024)
+        );
+        Ok(())
+    })
+    .await
+}
+
 /// The host's address on the cluster bridge, where pods reach the host.
 fn bridge_address() -> Result<IpAddr> {
     let bridge = std::env::var("AIMASS_BRIDGE").unwrap_or_else(|_| "aimass0".into());
