@@ -2,7 +2,8 @@
 //! real API server (docs/operations.md, "Threat model"): slow, huge, many,
 //! malformed and unauthenticated requests each get their answer, the server
 //! is not restarted, its probes keep answering, its gauges come back, the
-//! trail stays small, and a good call is answered afterwards.
+//! trail stays small, and a good call is answered afterwards; then the
+//! caller's ServiceAccount is deleted and its token stops working.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -325,6 +326,24 @@ async fn an_enforced_server_survives_slow_huge_many_and_malformed_clients() -> R
         ensure!(code == 200, "a good call afterwards: {code} {answer}");
         let pod: Pod = ns.api().get(&pod_name).await?;
         ensure!(restarts(&pod) == 0, "the server restarted");
+
+        // The caller's ServiceAccount is deleted: its token stops working
+        // within 15 s (accepted tokens are trusted for 10 s).
+        ns.api::<k8s_openapi::api::core::v1::ServiceAccount>()
+            .delete("caller", &Default::default())
+            .await?;
+        let deleted = Instant::now();
+        aimass_e2e::wait(Duration::from_secs(30), "the deleted ServiceAccount's token to be refused", || {
+            let (url, good, token) = (&url, &good, &token);
+            async move { Ok(post_as(url, good, Some(token)).await?.0 == 401) }
+        })
+        .await?;
+        let took = deleted.elapsed();
+        eprintln!("a deleted ServiceAccount's token was refused after {took:?}");
+        ensure!(
+            took <= Duration::from_secs(15),
+            "a deleted ServiceAccount's token worked for {took:?}"
+        );
         Ok(())
     })
     .await
