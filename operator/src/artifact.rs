@@ -12,8 +12,7 @@ pub use aimass_inference_server::validation::Artifact;
 use aimass_inference_server::validation::Report;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EnvFromSource, EnvVar, Pod, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SecretEnvSource,
+    Container, EnvVar, Pod, PodSpec, PodTemplateSpec, ResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -81,20 +80,19 @@ where
         env("AIMASS_MAX_MODEL_BYTES", &limits.max_bytes.to_string()),
     ];
     vars.extend(check.sha256.map(|s| env("AIMASS_MODEL_SHA256", s)));
+    vars.extend(
+        check
+            .secret
+            .map(|name| crate::storage::secret_env(name, ""))
+            .into_iter()
+            .flatten(),
+    );
     let labels = labels::common("aimass-validator", check.model);
     let container = Container {
         name: CONTAINER.into(),
         image: Some(limits.image.to_owned()),
         env: Some(vars),
-        env_from: check.secret.map(|name| {
-            vec![EnvFromSource {
-                secret_ref: Some(SecretEnvSource {
-                    name: name.to_owned(),
-                    optional: Some(false),
-                }),
-                ..EnvFromSource::default()
-            }]
-        }),
+
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
                 ("cpu".into(), Quantity("100m".into())),
@@ -335,8 +333,15 @@ mod tests {
         assert_eq!(env["AIMASS_MODEL_URI"], "s3://b/m.onnx");
         assert_eq!(env["AIMASS_MODEL_SHA256"], "abc");
         assert_eq!(env["AIMASS_MAX_MODEL_BYTES"], "1048576");
-        let from = container.env_from.as_ref().unwrap();
-        assert_eq!(from[0].secret_ref.as_ref().unwrap().name, "store");
+        let from_secret: Vec<_> = container
+            .env
+            .iter()
+            .flatten()
+            .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
+            .collect();
+        assert!(from_secret.iter().all(|k| k.name == "store"));
+        assert!(from_secret.iter().any(|k| k.key == "AWS_SECRET_ACCESS_KEY"));
+        assert!(container.env_from.is_none(), "never the whole Secret");
         let limits = container
             .resources
             .as_ref()

@@ -155,6 +155,30 @@ async fn read_secret(
     Ok(settings)
 }
 
+/// The environment a pod gets from a tenant's storage Secret: only the
+/// static keys the operator accepts ([`source::STATIC_KEYS`]), each read
+/// from the Secret if it has it, named with `prefix`. Never the whole Secret
+/// (`envFrom`): a Secret holding `AIMASS_*` or `POD_NAME` would otherwise
+/// reconfigure the server.
+pub fn secret_env(secret: &str, prefix: &str) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
+    use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
+    source::STATIC_KEYS
+        .iter()
+        .map(|key| EnvVar {
+            name: format!("{prefix}{key}"),
+            value: None,
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret.to_owned(),
+                    key: (*key).to_owned(),
+                    optional: Some(true),
+                }),
+                ..EnvVarSource::default()
+            }),
+        })
+        .collect()
+}
+
 /// Opens `model`'s registry in `storage`, with the static keys of its Secret.
 pub async fn open_registry(
     client: &kube::Client,

@@ -41,6 +41,14 @@ use super::SecretReference;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = (
+    "!has(self.server) || !has(self.server.image) || (has(self.security) && self.security.mode == 'Insecure')",
+    "server.image needs security mode Insecure: Enforced servers keep the audit trail and run the image the cluster admin chose"
+))]
+#[x_kube(validation = (
+    "!has(self.serviceAccountName) || self.serviceAccountName != 'default' || (has(self.security) && self.security.mode == 'Insecure')",
+    "Enforced servers may review tokens: serviceAccountName default would give that right to every pod of the namespace; leave it out (the servers get an account of their own) or name another"
+))]
 pub struct ModelDeploymentSpec {
     /// The Model and the version of it to serve.
     pub model: ModelSelector,
@@ -555,7 +563,8 @@ fn default_max_latency_ratio() -> f64 {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ServerSpec {
-    /// Inference server image, overriding the operator's default.
+    /// Inference server image, overriding the operator's default. Only with
+    /// security mode `Insecure`: Enforced servers run the operator's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
 
@@ -571,11 +580,19 @@ pub struct ServerSpec {
     #[schemars(range(min = 0, max = 3600))]
     pub drain_timeout_seconds: Option<i32>,
 
-    /// Extra environment variables for the server, e.g. its log level.
+    /// Extra environment variables for the server, e.g. its log level
+    /// (`RUST_LOG`). Names the operator sets (`AIMASS_*`, `POD_NAME`,
+    /// `POD_NAMESPACE`, `NODE_NAME`) and those that would point the server at
+    /// another API server or other roots of trust (`KUBERNETES_*`,
+    /// `SSL_CERT_FILE`, `SSL_CERT_DIR`) are refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(validation = (
         "self.all(e, !e.name.startsWith('AIMASS_'))",
         "env names starting with AIMASS_ are set by the operator and may not be given here"
+    ))]
+    #[x_kube(validation = (
+        "self.all(e, !(e.name in ['POD_NAME', 'POD_NAMESPACE', 'NODE_NAME', 'SSL_CERT_FILE', 'SSL_CERT_DIR']) && !e.name.startsWith('KUBERNETES_'))",
+        "env names POD_NAME, POD_NAMESPACE, NODE_NAME, SSL_CERT_FILE, SSL_CERT_DIR and KUBERNETES_* are reserved: they name the replica in its audit trail and the API server it trusts"
     ))]
     pub env: Vec<EnvVar>,
 }

@@ -11,10 +11,10 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource,
-    HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, Pod, PodAffinityTerm, PodSpec,
-    PodTemplateSpec, Probe, SecretEnvSource, SecretVolumeSource, Service, ServicePort, ServiceSpec,
-    SleepAction, Volume, VolumeMount, WeightedPodAffinityTerm,
+    Affinity, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
+    Lifecycle, LifecycleHandler, ObjectFieldSelector, Pod, PodAffinityTerm, PodSpec,
+    PodTemplateSpec, Probe, SecretVolumeSource, Service, ServicePort, ServiceSpec, SleepAction,
+    Volume, VolumeMount, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -272,6 +272,7 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
     if let Some(tls) = &spec.security.tls {
         vars.extend(tls_env(tls));
     }
+    vars.extend(secret_env(md, w.secret));
     vars.extend(spec.server.env.iter().cloned());
     let (volumes, volume_mounts): (Vec<_>, Vec<_>) = volumes(md).into_iter().unzip();
 
@@ -284,7 +285,6 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
                 .unwrap_or_else(|| w.default_image.to_owned()),
         ),
         env: Some(vars),
-        env_from: env_from(md, w.secret),
         ports: Some(vec![
             ContainerPort {
                 name: Some("http".into()),
@@ -431,25 +431,21 @@ fn security_env(md: &ModelDeployment) -> Vec<EnvVar> {
 /// Environment from Secrets: the Model's storage credentials, and the audit
 /// archive's under `AIMASS_AUDIT_ARCHIVE_`, so the two stores' settings
 /// cannot mix.
-fn env_from(md: &ModelDeployment, storage: Option<&str>) -> Option<Vec<EnvFromSource>> {
-    let source = |name: &str, prefix: Option<&str>| EnvFromSource {
-        secret_ref: Some(SecretEnvSource {
-            name: name.to_owned(),
-            optional: Some(false),
-        }),
-        prefix: prefix.map(str::to_owned),
-        ..EnvFromSource::default()
-    };
+/// The allow-listed keys of the storage Secret and of the audit archive's
+/// (prefixed `AIMASS_AUDIT_ARCHIVE_`).
+fn secret_env(md: &ModelDeployment, storage: Option<&str>) -> Vec<EnvVar> {
     let archive = (md.spec.security.mode == SecurityMode::Enforced)
         .then_some(md.spec.security.audit_archive.as_ref())
         .flatten()
         .and_then(|a| a.secret_ref.as_ref());
-    let sources: Vec<EnvFromSource> = storage
-        .map(|name| source(name, None))
+    storage
+        .map(|name| crate::storage::secret_env(name, ""))
         .into_iter()
-        .chain(archive.map(|secret| source(&secret.name, Some("AIMASS_AUDIT_ARCHIVE_"))))
-        .collect();
-    (!sources.is_empty()).then_some(sources)
+        .chain(
+            archive.map(|secret| crate::storage::secret_env(&secret.name, "AIMASS_AUDIT_ARCHIVE_")),
+        )
+        .flatten()
+        .collect()
 }
 
 /// The server's TLS files, from the mounted Secrets.
@@ -619,14 +615,8 @@ spec:
         assert_eq!(env["AIMASS_MAX_BATCH_SIZE"], "16");
         assert_eq!(env["RUST_LOG"], "debug");
         assert_eq!(c.image.as_deref(), Some("aimass/inference-server:0.1.0"));
-        assert_eq!(
-            c.env_from.as_ref().unwrap()[0]
-                .secret_ref
-                .as_ref()
-                .unwrap()
-                .name,
-            "store"
-        );
+        assert_eq!(secret_keys(c), [("AWS_ACCESS_KEY_ID", "store")]);
+        assert!(c.env_from.is_none(), "never the whole Secret");
         // The grace period outlasts the preStop pause plus the drain.
         assert_eq!(
             pod.termination_grace_period_seconds,
@@ -690,6 +680,18 @@ spec:
     /// The pod template of a one-replica stable track.
     /// A container's environment by name; variables set from a field or a
     /// Secret read as empty.
+    /// The variables read from Secrets' `AWS_ACCESS_KEY_ID`, and from which.
+    fn secret_keys(c: &Container) -> Vec<(&str, &str)> {
+        c.env
+            .iter()
+            .flatten()
+            .filter_map(|e| {
+                let key = e.value_from.as_ref()?.secret_key_ref.as_ref()?;
+                (key.key == "AWS_ACCESS_KEY_ID").then_some((e.name.as_str(), key.name.as_str()))
+            })
+            .collect()
+    }
+
     fn env_of(c: &Container) -> BTreeMap<&str, &str> {
         c.env
             .iter()
@@ -811,22 +813,11 @@ spec:
         assert_eq!(env["AIMASS_AUDIT_ARCHIVE"], "s3://audit-worm/fraud");
         assert_eq!(env["AIMASS_AUDIT_ARCHIVE_INTERVAL_SECONDS"], "10");
         assert_eq!(env["AIMASS_AUDIT_SEGMENT_BYTES"], "8388608");
-        let sources: Vec<(&str, Option<&str>)> = c
-            .env_from
-            .iter()
-            .flatten()
-            .map(|s| {
-                (
-                    s.secret_ref.as_ref().unwrap().name.as_str(),
-                    s.prefix.as_deref(),
-                )
-            })
-            .collect();
         assert_eq!(
-            sources,
+            secret_keys(c),
             [
-                ("model-store", None),
-                ("worm", Some("AIMASS_AUDIT_ARCHIVE_"))
+                ("AWS_ACCESS_KEY_ID", "model-store"),
+                ("AIMASS_AUDIT_ARCHIVE_AWS_ACCESS_KEY_ID", "worm")
             ]
         );
     }
