@@ -8,7 +8,7 @@ RUST_VERSION := $(shell rustc --version | awk '{print $$2}')
 export CARGO_TARGET_DIR ?= $(AIMASS_CACHE_DIR)/cargo-target-$(RUST_VERSION)
 export AIMASS_CACHE_DIR
 
-.PHONY: help generate zoo fmt lint unit-test e2e test cluster-up cluster-down cluster-env demo
+.PHONY: help generate zoo fmt lint unit-test e2e test fuzz cluster-up cluster-down cluster-env demo
 
 help:
 	@echo "make demo         the whole product on a local cluster: train, serve, score"
@@ -17,6 +17,7 @@ help:
 	@echo "make generate     render crds/*.yaml from the Rust types"
 	@echo "make zoo          regenerate tests/zoo/models with the real exporters and onnxruntime"
 	@echo "make fmt | lint   format; rustfmt check + clippy -D warnings"
+	@echo "make fuzz         fuzz the request decoders, 10 million executions per target (AIMASS_FUZZ_RUNS)"
 	@echo "make cluster-up | cluster-down | cluster-env"
 
 generate:
@@ -39,6 +40,9 @@ e2e:
 	@scripts/e2e.sh
 
 test: lint unit-test e2e
+
+fuzz:
+	@scripts/fuzz.sh
 
 cluster-up:
 	@scripts/cluster-up.sh

@@ -749,10 +749,11 @@ pub struct TlsSpec {
     pub certificate_secret: SecretReference,
 
     /// Client certificates that authenticate callers (partner
-    /// institutions): one that chains to these CAs authenticates as its
-    /// subject, CN the user and O the groups, which RBAC then authorises
-    /// like any caller. Callers without a certificate may still send a
-    /// token or an API key.
+    /// institutions): one that chains to these CAs authenticates as user
+    /// `partner:<caSecret>:<CN>` with groups `partner:<caSecret>:<O>`, which
+    /// RBAC then authorises like any caller; a `system:` CN is refused and
+    /// `system:` organisations are dropped. Callers without a certificate
+    /// may still send a token or an API key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_certificates: Option<ClientCertificates>,
 }
