@@ -116,7 +116,9 @@ impl Archiver {
         if let Some(first) = part.first {
             self.destination
                 .child(&format!("{first:012}-{:012}.jsonl", part.last))
-                .put(std::mem::take(&mut part.bytes))
+                // Append-only from the server's side: a part is never
+                // replaced.
+                .put_new(std::mem::take(&mut part.bytes))
                 .await?;
             self.shipped = Some(part.last);
         }

@@ -207,6 +207,31 @@ impl Location {
         }
     }
 
+    /// Writes the object only if there is none: an existing object is never
+    /// replaced (an error says so). Stores without conditional writes get a
+    /// look first, then the write.
+    pub async fn put_new(&self, bytes: Vec<u8>) -> Result<(), Error> {
+        let options = object_store::PutOptions::from(object_store::PutMode::Create);
+        match self
+            .store
+            .put_opts(&self.path, bytes.clone().into(), options)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                Err(self.fail("the object exists and is never replaced"))
+            }
+            Err(object_store::Error::NotImplemented { .. }) => {
+                if self.exists().await? {
+                    Err(self.fail("the object exists and is never replaced"))
+                } else {
+                    self.put(bytes).await
+                }
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
     /// Names (relative to this location) of the objects below it, at any
     /// depth; more than [`LIST_LIMIT`] objects, or a listing slower than
     /// [`READ_TIMEOUT`], is an error.
@@ -443,6 +468,14 @@ mod tests {
             "a missing prefix lists nothing"
         );
         model.put(b"onnx".to_vec()).await.unwrap();
+        // put_new never replaces.
+        assert!(model.put_new(b"other".to_vec()).await.is_err());
+        assert_eq!(model.get_if_exists(1024).await.unwrap().unwrap(), b"onnx");
+        root.child("fraud/4/new")
+            .put_new(b"x".to_vec())
+            .await
+            .unwrap();
+        root.child("fraud/4/new").delete().await.unwrap();
         root.child("fraud/3/version.json")
             .put(b"{}".to_vec())
             .await

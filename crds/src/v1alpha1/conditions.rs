@@ -86,4 +86,7 @@ pub mod reasons {
     pub const AUDIT_TRAIL_BROKEN: &str = "AuditTrailBroken";
     /// A replica's server could not record some calls in its audit trail.
     pub const AUDIT_WRITE_FAILING: &str = "AuditWriteFailing";
+    /// An Enforced ModelDeployment's audit key Secret was not made by the
+    /// operator for it (someone created it first): whoever did knows the key.
+    pub const AUDIT_KEY_FOREIGN: &str = "AuditKeyForeign";
 }

@@ -3,8 +3,6 @@
 //! header and the binary tensor data, split as the server splits them.
 #![no_main]
 
-mod common;
-
 use aimass_inference_server::protocol::{InferRequest, decode};
 use libfuzzer_sys::fuzz_target;
 
@@ -17,6 +15,6 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(request) = serde_json::from_slice::<InferRequest>(json) {
-        let _ = decode(request, binary, &common::tabular());
+        let _ = decode(request, binary, &aimass_inference_server_fuzz::tabular());
     }
 });

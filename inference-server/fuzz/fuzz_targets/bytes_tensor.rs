@@ -2,8 +2,6 @@
 //! any length prefix (0xFFFFFFFF included), for a fuzzed element count.
 #![no_main]
 
-mod common;
-
 use aimass_inference_server::protocol::{InferRequest, decode};
 use libfuzzer_sys::fuzz_target;
 
@@ -18,6 +16,6 @@ fuzz_target!(|data: &[u8]| {
         "parameters": {"binary_data_size": binary.len()}
     }]});
     if let Ok(request) = serde_json::from_value::<InferRequest>(header) {
-        let _ = decode(request, binary, &common::text());
+        let _ = decode(request, binary, &aimass_inference_server_fuzz::text());
     }
 });

@@ -174,8 +174,10 @@ pub async fn audit_verifying_key(
     Ok(metadata.and_then(|m| m.metadata.annotations?.remove(VERIFYING_KEY_ANNOTATION)))
 }
 
-/// Makes sure the servers of `md` have what its security mode needs.
-pub async fn ensure(ctx: &Context, md: &ModelDeployment) -> Result<(), Error> {
+/// Makes sure the servers of `md` have what its security mode needs; says
+/// why the audit key cannot be trusted when its Secret is not the one the
+/// operator made for `md`.
+pub async fn ensure(ctx: &Context, md: &ModelDeployment) -> Result<Option<String>, Error> {
     let namespace = md.namespace().unwrap_or_default();
     let bindings: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
     let roles: Api<Role> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -184,7 +186,8 @@ pub async fn ensure(ctx: &Context, md: &ModelDeployment) -> Result<(), Error> {
         let reader = api_client_reader_name(md);
         delete(&role_bindings, &reader).await?;
         delete(&roles, &reader).await?;
-        return delete(&bindings, &binding_name(md)).await;
+        delete(&bindings, &binding_name(md)).await?;
+        return Ok(None);
     }
     if let Some(account) = service_account(md) {
         super::apply(&Api::namespaced(ctx.client.clone(), &namespace), &account).await?;
@@ -202,11 +205,43 @@ pub async fn ensure(ctx: &Context, md: &ModelDeployment) -> Result<(), Error> {
     {
         Ok(_) => {
             info!(secret = %audit_key_secret_name(md), "created the audit key");
-            Ok(())
+            Ok(None)
         }
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            // It exists: it must be the one made for this ModelDeployment
+            // (its metadata says so; its data is never read).
+            let existing = secrets
+                .get_metadata_opt(&audit_key_secret_name(md))
+                .await
+                .map_err(Error::kube("reading the audit key Secret's metadata"))?;
+            Ok(existing.and_then(|s| foreign_key(md, &s.metadata)))
+        }
         Err(e) => Err(Error::kube("creating the audit key Secret")(e)),
     }
+}
+
+/// Why an existing audit key Secret with `metadata` is not `md`'s own: the
+/// operator makes it controlled by the ModelDeployment (and no one else can
+/// have made it so before the ModelDeployment existed).
+fn foreign_key(md: &ModelDeployment, metadata: &ObjectMeta) -> Option<String> {
+    let own = metadata.owner_references.iter().flatten().any(|o| {
+        o.controller == Some(true)
+            && o.kind == "ModelDeployment"
+            && Some(&o.uid) == md.metadata.uid.as_ref()
+    });
+    let made_before = match (
+        &metadata.creation_timestamp,
+        &md.metadata.creation_timestamp,
+    ) {
+        (Some(secret), Some(md)) => secret.0 < md.0,
+        _ => false,
+    };
+    (!own || made_before).then(|| {
+        format!(
+            "the audit key Secret {:?} was not made by the operator for this ModelDeployment: whoever made it knows the key, so the trail proves nothing; delete it and the operator makes a fresh one",
+            audit_key_secret_name(md)
+        )
+    })
 }
 
 /// Deletes the object `name` of `api` if it exists.
@@ -337,5 +372,31 @@ mod tests {
         );
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn an_audit_key_made_by_someone_else_is_foreign() {
+        let mut md = md("");
+        md.metadata.uid = Some("md-uid".into());
+        md.metadata.creation_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::from_second(2_000).unwrap(),
+            ));
+        let own = audit_key_secret(&md).unwrap().metadata;
+        assert_eq!(foreign_key(&md, &own), None);
+        let mut planted = own.clone();
+        planted.owner_references = None;
+        assert!(
+            foreign_key(&md, &planted)
+                .unwrap()
+                .contains("not made by the operator")
+        );
+        // A Secret older than the ModelDeployment was planted, whatever its
+        // owner references say.
+        let mut early = own;
+        early.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            jiff::Timestamp::from_second(1_000).unwrap(),
+        ));
+        assert!(foreign_key(&md, &early).is_some());
     }
 }

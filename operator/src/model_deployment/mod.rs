@@ -102,7 +102,7 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
             .last()
             .is_some_and(|m| m.outcome == MigrationOutcome::InProgress),
     );
-    access::ensure(&ctx, &md).await?;
+    let foreign_key = access::ensure(&ctx, &md).await?;
     let mut applied = current;
     let mut problem = problem;
     let mut canary_running = false;
@@ -289,7 +289,7 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
         .await;
     }
     check_audit_trails(&ctx, &md, &old, &mut status, &now).await?;
-    secured(&ctx, &md, &old, &mut status, &now).await;
+    secured(&ctx, &md, &old, &mut status, foreign_key, &now).await;
     if status.serving_version != old.serving_version
         && let Some(version) = status.serving_version
     {
@@ -325,6 +325,7 @@ async fn secured(
     md: &ModelDeployment,
     old: &ModelDeploymentStatus,
     status: &mut ModelDeploymentStatus,
+    foreign_key: Option<String>,
     now: &Time,
 ) {
     let security = &md.spec.security;
@@ -340,7 +341,9 @@ async fn secured(
         .filter(|c| c.write_failures > 0)
         .map(|c| format!("{} on {}", c.write_failures, c.pod))
         .collect();
-    let (reason, message) = if enforced && !broken.is_empty() {
+    let (reason, message) = if let (true, Some(foreign)) = (enforced, &foreign_key) {
+        (reasons::AUDIT_KEY_FOREIGN, foreign.clone())
+    } else if enforced && !broken.is_empty() {
         (reasons::AUDIT_TRAIL_BROKEN, broken.join("; "))
     } else if enforced && !failing.is_empty() {
         (
@@ -372,11 +375,18 @@ async fn secured(
         status,
         md,
         types::SECURED,
-        enforced && broken.is_empty() && failing.is_empty(),
+        enforced && foreign_key.is_none() && broken.is_empty() && failing.is_empty(),
         reason,
         message.clone(),
         now,
     );
+    let was_foreign = old
+        .conditions
+        .iter()
+        .any(|c| c.type_ == types::SECURED && c.reason == reasons::AUDIT_KEY_FOREIGN);
+    if reason == reasons::AUDIT_KEY_FOREIGN && !was_foreign {
+        publish(ctx, md, Severity::Warning, reason, message.clone()).await;
+    }
     let was_insecure = old
         .conditions
         .iter()
@@ -618,6 +628,19 @@ async fn serving_pods(
     md: &ModelDeployment,
     selector: &str,
 ) -> Result<Vec<(String, String)>, Error> {
+    Ok(replica_pods(ctx, md, selector)
+        .await?
+        .into_iter()
+        .filter_map(|(pod, ip)| Some((pod, ip?)))
+        .collect())
+}
+
+/// Every pod matching `selector`, with its IP when it serves.
+async fn replica_pods(
+    ctx: &Context,
+    md: &ModelDeployment,
+    selector: &str,
+) -> Result<Vec<(String, Option<String>)>, Error> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
     let listed = pods
         .list(&ListParams::default().labels(selector))
@@ -629,7 +652,7 @@ async fn serving_pods(
     Ok(listed
         .items
         .iter()
-        .filter_map(|pod| Some((pod.name_any(), workload::serving_ip(pod)?)))
+        .map(|pod| (pod.name_any(), workload::serving_ip(pod)))
         .collect())
 }
 
@@ -646,9 +669,14 @@ async fn check_audit_trails(
         status.audit_checkpoints.clear();
         return Ok(());
     }
-    let pods = serving_pods(ctx, md, &workload::selector(md)).await?;
+    // Every replica that still exists keeps its checkpoint: one that is not
+    // serving now (restarting, unready) is compared again when it is.
+    let pods = replica_pods(ctx, md, &workload::selector(md)).await?;
     let read = futures::future::join_all(pods.into_iter().map(|(pod, ip)| async move {
-        let checkpoint = audit_trail::read(&ip).await;
+        let checkpoint = match ip {
+            Some(ip) => audit_trail::read(&ip).await,
+            None => None,
+        };
         (pod, checkpoint)
     }))
     .await;

@@ -493,3 +493,47 @@ spec:
     })
     .await
 }
+
+#[tokio::test]
+async fn a_planted_audit_key_is_reported_as_foreign() -> Result<()> {
+    run("planted-key", |ns: Arc<TestNamespace>| async move {
+        let _operator = Operator::start(&ns, "a")?;
+        // The editor creates the key first, so they know it.
+        ns.apply(&format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: scoring-audit-key}}\nstringData: {{key: a-key-the-editor-knows-of-32-bytes}}\n---\n{}",
+            aimass_e2e::scoring_manifests(&aimass_e2e::zoo("gbdt_classifier"), 1)
+        ))
+        .await?;
+        let md = wait_for(
+            &ns.api::<aimass_crds::v1alpha1::ModelDeployment>(),
+            "scoring",
+            TIMEOUT,
+            |md: Option<&aimass_crds::v1alpha1::ModelDeployment>| {
+                md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                    s.conditions.iter().any(|c| {
+                        c.type_ == "Secured" && c.status == "False" && c.reason == "AuditKeyForeign"
+                    })
+                })
+            },
+        )
+        .await?;
+        let message = md
+            .status
+            .iter()
+            .flat_map(|s| &s.conditions)
+            .find(|c| c.type_ == "Secured")
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        ensure!(message.contains("scoring-audit-key"), "{message}");
+        wait(TIMEOUT, "a Warning AuditKeyForeign Event", || async {
+            let events = ns
+                .api::<Event>()
+                .list(&ListParams::default().fields("involvedObject.name=scoring"))
+                .await?;
+            Ok(events.items.iter().any(|e| e.reason.as_deref() == Some("AuditKeyForeign")))
+        })
+        .await?;
+        Ok(())
+    })
+    .await
+}

@@ -1,4 +1,4 @@
-//! The model signatures the targets decode against.
+//! What the fuzz targets share: the model signatures they decode against.
 
 use aimass_inference_server::engine::{Signature, TensorSpec};
 use aimass_inference_server::tensor::DataType;
