@@ -3,13 +3,14 @@
 //! inputs and how each is kept:
 //!
 //! - `Drop`: no values (the default for inputs the policy does not name);
-//! - `Hash`: each value keyed-hashed (HMAC-SHA256 under the audit key,
-//!   16 hex digits), so equal values can be matched across records without
-//!   being readable;
+//! - `Hash`: each value keyed-hashed (HMAC-SHA256 under a key derived from
+//!   the audit key, 16 hex digits), so equal values can be matched across
+//!   records without being readable;
 //! - `Bucket`: each number replaced by the interval of `buckets` it falls in;
 //! - `Keep`: the values, except that anything that looks like a payment card
-//!   number (13 to 19 digits passing the Luhn check) is masked to its first
-//!   six and last four digits, as PCI DSS allows a PAN to be shown.
+//!   number (13 to 19 digits passing the Luhn check, whole or grouped by
+//!   spaces or dashes) is masked to its first six and last four digits, as
+//!   PCI DSS allows a PAN to be shown.
 
 use std::collections::HashMap;
 
@@ -73,7 +74,7 @@ impl PayloadPolicy {
         }
         Ok(Self {
             rules: by_input,
-            key,
+            key: hash_key(&key),
         })
     }
 
@@ -108,6 +109,19 @@ impl PayloadPolicy {
     }
 }
 
+/// The key of `Hash`, derived from the audit key (HMAC of a fixed label),
+/// so a hashed value never equals a MAC of the chain and the chain key is
+/// used for the chain alone.
+fn hash_key(audit_key: &[u8]) -> Vec<u8> {
+    match Hmac::<Sha256>::new_from_slice(audit_key) {
+        Ok(mut mac) => {
+            mac.update(b"aimass payload hash v1");
+            mac.finalize().into_bytes().to_vec()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
 fn flatten(value: &Value, out: &mut Vec<Value>) {
     match value {
         Value::Array(items) => items.iter().for_each(|v| flatten(v, out)),
@@ -130,41 +144,87 @@ fn bucket(value: &Value, buckets: &[f64]) -> Value {
     })
 }
 
-/// `value` with any run of 13 to 19 digits that passes the Luhn check
-/// masked to its first six and last four digits.
+/// `value` with any card number masked to its first six and last four
+/// digits: a run of 13 to 19 digits that passes the Luhn check, written
+/// whole or in groups split by single spaces or dashes (`4111 1111 1111
+/// 1111`, `4111-1111-1111-1111`). A grouped run that is no card number as a
+/// whole has each of its groups checked alone.
 fn mask_card_number(value: Value) -> Value {
     let text = match &value {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
         _ => return value,
     };
+    let chars: Vec<char> = text.chars().collect();
     let mut masked = String::with_capacity(text.len());
-    let mut digits = String::new();
     let mut changed = false;
-    let mut flush = |digits: &mut String, masked: &mut String| {
-        if (13..=19).contains(&digits.len()) && luhn(digits) {
-            masked.push_str(&digits[..6]);
-            masked.push_str(&"*".repeat(digits.len() - 10));
-            masked.push_str(&digits[digits.len() - 4..]);
-            changed = true;
-        } else {
-            masked.push_str(digits);
-        }
-        digits.clear();
-    };
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-        } else {
-            flush(&mut digits, &mut masked);
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        if !c.is_ascii_digit() {
             masked.push(c);
+            i += 1;
+            continue;
         }
+        // Digits, with single separators between digits.
+        let mut end = i;
+        let mut j = i;
+        while let Some(&c) = chars.get(j) {
+            let separator =
+                matches!(c, ' ' | '-') && chars.get(j + 1).is_some_and(char::is_ascii_digit);
+            if c.is_ascii_digit() {
+                j += 1;
+                end = j;
+            } else if separator {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        let run = chars.get(i..end).unwrap_or_default();
+        let grouped = run.iter().any(|c| !c.is_ascii_digit());
+        if mask_run(run, &mut masked) {
+            changed = true;
+        } else if grouped {
+            for group in run.split_inclusive(|c| !c.is_ascii_digit()) {
+                let (digits, separator) = match group.split_last() {
+                    Some((last, rest)) if !last.is_ascii_digit() => (rest, Some(*last)),
+                    _ => (group, None),
+                };
+                changed |= mask_run(digits, &mut masked);
+                masked.extend(separator);
+            }
+        }
+        i = end;
     }
-    flush(&mut digits, &mut masked);
     if changed {
         Value::String(masked)
     } else {
         value
+    }
+}
+
+/// Appends `run` to `out` masked when its digits are a card number (and
+/// says so), or as it is (only when it is no card number as a whole run of
+/// plain digits: a grouped run is left to its caller).
+fn mask_run(run: &[char], out: &mut String) -> bool {
+    let digits: String = run.iter().filter(|c| c.is_ascii_digit()).collect();
+    let n = digits.len();
+    if (13..=19).contains(&n) && luhn(&digits) {
+        let mut seen = 0;
+        for c in run {
+            if c.is_ascii_digit() {
+                out.push(if seen < 6 || seen >= n - 4 { *c } else { '*' });
+                seen += 1;
+            } else {
+                out.push(*c);
+            }
+        }
+        true
+    } else {
+        if run.iter().all(char::is_ascii_digit) {
+            out.extend(run);
+        }
+        false
     }
 }
 
@@ -192,13 +252,15 @@ mod tests {
 
     use super::*;
 
+    const POLICY_KEY: [u8; 32] = [7; 32];
+
     fn policy() -> PayloadPolicy {
         PayloadPolicy::parse(
             r#"[{"input": "card", "policy": "Keep"},
                 {"input": "amount", "policy": "Bucket", "buckets": [10, 100, 1000]},
                 {"input": "merchant", "policy": "Hash"},
                 {"input": "features", "policy": "Drop"}]"#,
-            vec![7; 32],
+            POLICY_KEY.to_vec(),
         )
         .unwrap()
     }
@@ -229,6 +291,25 @@ mod tests {
                 json!("411111******1111"),
                 json!("ref 550000******5559 ok"),
                 json!("12345")
+            ]
+        );
+        // Grouped by spaces or dashes, and beside other numbers.
+        assert_eq!(
+            p.record(
+                "card",
+                Some(&json!([
+                    "4111 1111 1111 1111",
+                    "card: 5500-0055-5555-5559.",
+                    "ref 1234 5500005555555559",
+                    4111111111111111_u64
+                ]))
+            )
+            .unwrap(),
+            [
+                json!("4111 11** **** 1111"),
+                json!("card: 5500-00**-****-5559."),
+                json!("ref 1234 550000******5559"),
+                json!("411111******1111")
             ]
         );
         // A digit run that fails the Luhn check is not a card number.
@@ -263,6 +344,11 @@ mod tests {
             .record("m", Some(&json!(["acme"])))
             .unwrap();
         assert_ne!(other_key[0], hashed[0], "the hash is keyed");
+        // Not keyed by the chain's key itself: a hash is never a chain MAC.
+        let mut chain = Hmac::<Sha256>::new_from_slice(&POLICY_KEY).unwrap();
+        chain.update(b"acme");
+        let chain_mac = hex::encode(&chain.finalize().into_bytes()[..8]);
+        assert_ne!(hashed[0], json!(chain_mac));
     }
 
     #[test]
