@@ -32,6 +32,13 @@ pub async fn reconcile(client: Arc<ApiClient>, ctx: Arc<Context>) -> Result<Acti
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut keys = Vec::new();
     let mut problems = Vec::new();
+    let old = client.status.clone().unwrap_or_default();
+    // What an admin approved: the keys resolved under this very spec.
+    let approved: &[ResolvedApiKey] = if old.observed_generation == client.meta().generation {
+        &old.keys
+    } else {
+        &[]
+    };
     for reference in &client.spec.keys {
         let name = &reference.secret_ref.name;
         match secrets
@@ -44,11 +51,23 @@ pub async fn reconcile(client: Arc<ApiClient>, ctx: Arc<Context>) -> Result<Acti
                 format!("Secret {name:?} does not exist in this namespace"),
             )),
             Some(secret) => match resolve(&secret) {
-                Ok((id, sha256)) => keys.push(ResolvedApiKey {
-                    secret: name.clone(),
-                    id,
-                    sha256,
-                }),
+                Ok((id, sha256)) => match approved.iter().find(|k| &k.secret == name) {
+                    // Rewritten since it was approved (namespace editors may
+                    // edit Secrets; only admins may edit ApiClients): the
+                    // approved key stays, the new one waits.
+                    Some(known) if known.id != id || known.sha256 != sha256 => {
+                        keys.push(known.clone());
+                        problems.push((
+                            reasons::KEY_SECRET_CHANGED,
+                            format!("Secret {name:?} holds another key than the one approved; it is not accepted until an admin changes this ApiClient's spec (for example its expires)"),
+                        ));
+                    }
+                    _ => keys.push(ResolvedApiKey {
+                        secret: name.clone(),
+                        id,
+                        sha256,
+                    }),
+                },
                 Err(why) => problems.push((
                     reasons::INVALID_KEY_SECRET,
                     format!("Secret {name:?} {why}; make it with `aimass-apikey new`"),
@@ -93,7 +112,6 @@ pub async fn reconcile(client: Arc<ApiClient>, ctx: Arc<Context>) -> Result<Acti
         reason,
         message,
     };
-    let old = client.status.clone().unwrap_or_default();
     let mut status = ApiClientStatus {
         observed_generation: client.meta().generation,
         conditions: old.conditions.clone(),

@@ -45,6 +45,9 @@ pub mod reasons {
     pub const EXPIRED: &str = "Expired";
     /// An ApiClient's key Secret lacks a well-formed `id` or `sha256`.
     pub const INVALID_KEY_SECRET: &str = "InvalidKeySecret";
+    /// An ApiClient's key Secret holds another key than the one approved
+    /// under its current spec.
+    pub const KEY_SECRET_CHANGED: &str = "KeySecretChanged";
     /// A TrainingJob is waiting for its Job or pods.
     pub const PENDING: &str = "Pending";
     /// A TrainingJob's trainer is running.

@@ -127,6 +127,7 @@ impl ApiKeys {
         let mut limits = self.limits.write().unwrap_or_else(|p| p.into_inner());
         let mut kept = HashMap::new();
         let mut by_id = HashMap::new();
+        let mut duplicates = std::collections::HashSet::new();
         for api_client in clients {
             let name = format!(
                 "{}/{}",
@@ -148,14 +149,23 @@ impl ApiKeys {
                 limit,
             });
             for (id, sha256) in active_keys(api_client) {
-                by_id.insert(
-                    id,
-                    Key {
-                        sha256,
-                        client: Arc::clone(&client),
-                    },
-                );
+                let key = Key {
+                    sha256,
+                    client: Arc::clone(&client),
+                };
+                if by_id.insert(id.clone(), key).is_some() {
+                    duplicates.insert(id);
+                }
             }
+        }
+        // A key id listed by two clients (a copied key Secret) could stand
+        // for either: it authenticates neither.
+        for id in duplicates {
+            tracing::warn!(
+                id,
+                "an API key id is listed by more than one ApiClient: refused"
+            );
+            by_id.remove(&id);
         }
         *limits = kept;
         *self.by_id.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(by_id);
@@ -371,5 +381,19 @@ mod tests {
         keys.replace([&exchange]);
         let limit = keys.authenticate(&a).unwrap().limit.unwrap();
         assert!(limit.check().is_err());
+    }
+
+    #[test]
+    fn a_key_id_listed_by_two_clients_authenticates_neither() {
+        let (key, id, hash) = generate().unwrap();
+        let entry = [("k1", &*id, &*hash)];
+        let keys = ApiKeys::default();
+        keys.replace([
+            &client("exchange", &entry, &["k1"]),
+            &client("impostor", &entry, &["k1"]),
+        ]);
+        assert_eq!(keys.authenticate(&key), Err(Refusal::Unauthenticated));
+        keys.replace([&client("exchange", &entry, &["k1"])]);
+        assert_eq!(keys.authenticate(&key).unwrap().user, "partner:exchange");
     }
 }

@@ -153,6 +153,46 @@ async fn api_keys_authenticate_rbac_authorises_quotas_hold_and_revocation_is_pro
         let (code, body) = post_as(&url, &request, Some(&forged)).await?;
         ensure!(code == 401, "a forged key: {code} {body}");
 
+        // A namespace editor rewrites the bank's key Secret with a key of
+        // their own: it is not accepted until an admin changes the
+        // ApiClient, and the approved key keeps working meanwhile.
+        let (planted, planted_secret) = new_key("bank-key")?;
+        ns.apply(&planted_secret).await?;
+        let (ok, _, err) = kubectl(&["-n", &ns.name, "annotate", "apiclient", "bank", "aimass.io/poke=1"])?;
+        ensure!(ok, "{err}");
+        let clients = ns.api::<ApiClient>();
+        let ready_reason = |c: Option<&ApiClient>| {
+            c.and_then(|c| c.status.as_ref())
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                .map(|c| (c.status.clone(), c.reason.clone()))
+        };
+        wait_for(&clients, "bank", TIMEOUT, move |c: Option<&ApiClient>| {
+            ready_reason(c) == Some(("False".into(), "KeySecretChanged".into()))
+        })
+        .await?;
+        let (code, body) = post_as(&url, &request, Some(&planted)).await?;
+        ensure!(code == 401, "a key planted in a Secret: {code} {body}");
+        let (code, body) = post_as(&url, &request, Some(&bank)).await?;
+        ensure!(code == 403, "the approved key: {code} {body}");
+        // The admin approves by changing the spec.
+        let (ok, _, err) = kubectl(&[
+            "-n",
+            &ns.name,
+            "patch",
+            "apiclient",
+            "bank",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec": {"expires": "2099-01-01T00:00:00Z"}}"#,
+        ])?;
+        ensure!(ok, "{err}");
+        wait_for(&clients, "bank", TIMEOUT, move |c: Option<&ApiClient>| {
+            ready_reason(c) == Some(("True".into(), "AsExpected".into()))
+        })
+        .await?;
+        answered(&url, &request, &planted, 403, Duration::from_secs(10)).await?;
+
         // The exchange's quota holds within 5% while a ServiceAccount
         // calling between its calls is never limited. Refill first.
         tokio::time::sleep(Duration::from_secs(2)).await;
