@@ -50,6 +50,11 @@ pub const PRE_STOP_SECONDS: i64 = 5;
 /// The server's drain timeout when the spec does not set one.
 const DEFAULT_DRAIN_SECONDS: i32 = 20;
 
+/// The size limit of the volume that holds a server's audit trail: rotated
+/// archive segments are removed once shipped, so an archived trail stays
+/// far below it.
+const AUDIT_VOLUME_LIMIT: &str = "2Gi";
+
 /// The IP of a pod that serves: Ready and not being deleted.
 pub fn serving_ip(pod: &Pod) -> Option<String> {
     if pod.metadata.deletion_timestamp.is_some() {
@@ -498,7 +503,14 @@ fn volumes(md: &ModelDeployment) -> Vec<(Volume, VolumeMount)> {
         volumes.push((
             Volume {
                 name: "audit".into(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
+                // Bounded: a trail that outgrows it (no archive, or a
+                // flood) gets the pod evicted, never the node's disk full.
+                empty_dir: Some(EmptyDirVolumeSource {
+                    size_limit: Some(k8s_openapi::apimachinery::pkg::api::resource::Quantity(
+                        AUDIT_VOLUME_LIMIT.into(),
+                    )),
+                    ..EmptyDirVolumeSource::default()
+                }),
                 ..Volume::default()
             },
             VolumeMount {
@@ -734,6 +746,19 @@ spec:
                 .record("amount", Some(&serde_json::json!([50])))
                 .is_some()
         );
+    }
+
+    #[test]
+    fn the_audit_trail_volume_is_bounded() {
+        let pod = one_stable_pod(&md(""));
+        let audit = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == "audit")
+            .and_then(|v| v.empty_dir.as_ref())
+            .unwrap();
+        assert_eq!(audit.size_limit.as_ref().map(|q| q.0.as_str()), Some("2Gi"));
     }
 
     #[test]
