@@ -666,8 +666,9 @@ pub struct SecuritySpec {
 
     /// Calls per second each source address may make to each replica,
     /// checked before the caller is authenticated, so a flood of bad
-    /// credentials costs no reviews; 429 beyond it. Off when absent: behind
-    /// a proxy or gateway every caller shares the proxy's address.
+    /// credentials costs no reviews; 429 beyond it. 1000 when absent; raise
+    /// it behind a proxy or gateway, where every caller shares the proxy's
+    /// address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1_000_000))]
     pub requests_per_second_per_address: Option<i32>,

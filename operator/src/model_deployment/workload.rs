@@ -47,6 +47,10 @@ pub const VERSION_LABEL: &str = "aimass.io/model-version";
 /// Seconds a stopping pod keeps serving while its endpoint is removed from
 /// every proxy, before the server stops accepting.
 pub const PRE_STOP_SECONDS: i64 = 5;
+/// Calls per second each source address may make to each Enforced replica
+/// when `security.requestsPerSecondPerAddress` is not set.
+const DEFAULT_PER_ADDRESS: i32 = 1000;
+
 /// The server's drain timeout when the spec does not set one.
 const DEFAULT_DRAIN_SECONDS: i32 = 20;
 
@@ -408,9 +412,12 @@ fn security_env(md: &ModelDeployment) -> Vec<EnvVar> {
     if let Some(burst) = security.burst {
         vars.push(env("AIMASS_RATE_LIMIT_BURST", burst));
     }
-    if let Some(rate) = security.requests_per_second_per_address {
-        vars.push(env("AIMASS_RATE_LIMIT_PER_ADDRESS_PER_SECOND", rate));
-    }
+    vars.push(env(
+        "AIMASS_RATE_LIMIT_PER_ADDRESS_PER_SECOND",
+        security
+            .requests_per_second_per_address
+            .unwrap_or(DEFAULT_PER_ADDRESS),
+    ));
     if let Some(archive) = &security.audit_archive {
         vars.push(env("AIMASS_AUDIT_ARCHIVE", &archive.prefix));
         if let Some(seconds) = archive.interval_seconds {
