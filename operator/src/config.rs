@@ -81,6 +81,13 @@ pub struct Config {
     #[arg(long, env = "AIMASS_VALIDATION_MEMORY_LIMIT", default_value = "2Gi")]
     pub validation_memory_limit: String,
 
+    /// Namespaces (comma-separated) whose pods may reach the inference
+    /// servers' admin port (metrics, probes, warm-up, audit checkpoints)
+    /// besides the operator's own, e.g. Prometheus's: a NetworkPolicy per
+    /// ModelDeployment allows no one else.
+    #[arg(long, env = "AIMASS_METRICS_SCRAPER_NAMESPACES", value_delimiter = ',')]
+    pub metrics_scraper_namespaces: Vec<String>,
+
     /// Log format.
     #[arg(long, env = "AIMASS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,

@@ -31,6 +31,9 @@ pub struct Context {
     pub auth_delegator_role: String,
     /// The operator's own namespace, where its settings ConfigMap lives.
     pub operator_namespace: String,
+    /// Namespaces whose pods may reach the servers' admin port besides the
+    /// operator's (metrics scrapers).
+    pub scraper_namespaces: Vec<String>,
     /// The metrics each canary step is measured from, by ModelDeployment uid.
     pub canary_baselines: crate::model_deployment::Baselines,
 }

@@ -115,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
         max_artifact_bytes: config.max_artifact_bytes,
         auth_delegator_role: config.inference_auth_cluster_role.clone(),
         operator_namespace,
+        scraper_namespaces: config.metrics_scraper_namespaces.clone(),
         canary_baselines: Default::default(),
     });
     let (lost_tx, lost) = watch::channel(false);

@@ -76,6 +76,11 @@ the ClusterRole (cluster-wide mode) and the Role (namespaced mode).
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, patch, delete]
+# The NetworkPolicy that keeps each ModelDeployment's admin port to the
+# operator and the metrics scrapers.
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, create, patch, delete]
 # Replicas: scrape and judge them, mark and cost the one being migrated,
 # follow trainers' output, check PodDisruptionBudgets with dry-run evictions.
 - apiGroups: [""]

@@ -25,6 +25,7 @@ use aimass_crds::validation;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams};
 use kube::api::{Patch, PatchParams};
@@ -178,6 +179,10 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
         }
         let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
         apply(&services, &workload::service(&md)).await?;
+        let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
+        let policy =
+            workload::network_policy(&md, &ctx.operator_namespace, &ctx.scraper_namespaces);
+        apply(&policies, &policy).await?;
         status.resolved_alias = target.alias.clone();
     }
 

@@ -16,7 +16,13 @@ use k8s_openapi::api::core::v1::{
     PodTemplateSpec, Probe, SecretVolumeSource, Service, ServicePort, ServiceSpec, SleepAction,
     Volume, VolumeMount, WeightedPodAffinityTerm,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
@@ -565,9 +571,96 @@ pub fn service(md: &ModelDeployment) -> Service {
     }
 }
 
+/// The NetworkPolicy of the servers: the API port is open (every call
+/// there is authenticated), the admin port (probes, metrics, warm-up,
+/// audit checkpoints) answers only the operator's namespace and the
+/// namespaces of the metrics scrapers the cluster admin named. The node's
+/// own traffic (the kubelet's probes) is always allowed.
+pub fn network_policy(
+    md: &ModelDeployment,
+    operator_namespace: &str,
+    scraper_namespaces: &[String],
+) -> NetworkPolicy {
+    let mut selector = deployment_labels(md);
+    selector.retain(|k, _| k == DEPLOYMENT_LABEL);
+    let port = |name: &str| NetworkPolicyPort {
+        port: Some(IntOrString::String(name.into())),
+        ..NetworkPolicyPort::default()
+    };
+    let mut admins = vec![operator_namespace.to_owned()];
+    admins.extend(scraper_namespaces.iter().cloned());
+    NetworkPolicy {
+        metadata: labels::owned_meta(md, md.name_any(), deployment_labels(md)),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(selector),
+                ..LabelSelector::default()
+            }),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![
+                NetworkPolicyIngressRule {
+                    ports: Some(vec![port("http")]),
+                    from: None,
+                },
+                NetworkPolicyIngressRule {
+                    ports: Some(vec![port("admin")]),
+                    from: Some(vec![NetworkPolicyPeer {
+                        namespace_selector: Some(LabelSelector {
+                            match_expressions: Some(vec![LabelSelectorRequirement {
+                                key: "kubernetes.io/metadata.name".into(),
+                                operator: "In".into(),
+                                values: Some(admins),
+                            }]),
+                            ..LabelSelector::default()
+                        }),
+                        ..NetworkPolicyPeer::default()
+                    }]),
+                },
+            ]),
+            ..NetworkPolicySpec::default()
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_port_answers_only_the_operator_and_the_scrapers() {
+        let policy = network_policy(&md(""), "aimass-system", &["monitoring".to_owned()]);
+        assert_eq!(policy.metadata.name.as_deref(), Some("scoring"));
+        let spec = policy.spec.unwrap();
+        assert_eq!(
+            spec.pod_selector.unwrap().match_labels.unwrap()[DEPLOYMENT_LABEL],
+            "scoring"
+        );
+        let rules = spec.ingress.unwrap();
+        let ports = |i: usize| -> Vec<IntOrString> {
+            rules[i]
+                .ports
+                .iter()
+                .flatten()
+                .filter_map(|p| p.port.clone())
+                .collect()
+        };
+        assert_eq!(ports(0), [IntOrString::String("http".into())]);
+        assert!(rules[0].from.is_none(), "the API port is open");
+        assert_eq!(ports(1), [IntOrString::String("admin".into())]);
+        let from = &rules[1].from.as_ref().unwrap()[0];
+        let namespaces = from
+            .namespace_selector
+            .as_ref()
+            .unwrap()
+            .match_expressions
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            namespaces[0].values.as_deref(),
+            Some(&["aimass-system".to_owned(), "monitoring".to_owned()][..])
+        );
+        assert!(from.pod_selector.is_none());
+    }
 
     fn md(extra: &str) -> ModelDeployment {
         let mut md: ModelDeployment = serde_yaml_ng::from_str(&format!(

@@ -133,6 +133,16 @@ async fn an_enforced_server_survives_slow_huge_many_and_malformed_clients() -> R
         let (good, _) = zoo_reference("gbdt_classifier")?;
         let (code, answer) = post_as(&url, &good, Some(&token)).await?;
         ensure!(code == 200, "a good call first: {code} {answer}");
+        // The admin port is kept to the operator's namespace (the local
+        // cluster's network does not enforce NetworkPolicies: its shape is
+        // what can be checked here).
+        let policy: k8s_openapi::api::networking::v1::NetworkPolicy =
+            ns.api().get("scoring").await?;
+        let rules = policy.spec.and_then(|s| s.ingress).unwrap_or_default();
+        ensure!(
+            rules.len() == 2 && rules[0].from.is_none() && rules[1].from.is_some(),
+            "the servers' NetworkPolicy: {rules:?}"
+        );
 
         // Half a request line, then silence: closed within 10 s.
         let started = Instant::now();
