@@ -403,8 +403,8 @@ pub fn verify_sha256(bytes: &[u8], expected: &str) -> Result<(), Error> {
     }
 }
 
-/// The URI without credentials or query string, for messages.
-fn redact(uri: &str) -> String {
+/// The URI without credentials or query string, for messages and records.
+pub fn redact(uri: &str) -> String {
     match Url::parse(uri) {
         Ok(mut url) => {
             let _ = url.set_username("");

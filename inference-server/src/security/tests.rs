@@ -135,6 +135,16 @@ fn headers(token: Option<&str>) -> HeaderMap {
     h
 }
 
+/// RBAC lets alice run model `a`.
+fn alice_may_infer_on_a(api: &FakeApi) {
+    api.grant(
+        "system:serviceaccount:payments:alice",
+        "create",
+        "infer",
+        "a",
+    );
+}
+
 fn fake_with_users() -> Arc<FakeApi> {
     let api = Arc::new(FakeApi::default());
     api.tokens.lock().unwrap().extend([
@@ -179,12 +189,7 @@ async fn no_or_bad_credentials_are_unauthenticated() {
 #[tokio::test]
 async fn a_review_that_does_not_list_the_audience_is_refused() {
     let api = fake_with_users();
-    api.grant(
-        "system:serviceaccount:payments:alice",
-        "create",
-        "infer",
-        "a",
-    );
+    alice_may_infer_on_a(&api);
     api.no_audiences.store(true, Ordering::SeqCst);
     let g = guard(&api, "a", None).await;
     let mut d = Decision::default();
@@ -273,12 +278,7 @@ async fn keyed_limits_forget_keys_that_are_back_to_a_full_burst() {
 #[tokio::test]
 async fn infer_on_a_is_allowed_on_a_only_and_get_models_alone_does_not_grant_it() {
     let api = fake_with_users();
-    api.grant(
-        "system:serviceaccount:payments:alice",
-        "create",
-        "infer",
-        "a",
-    );
+    alice_may_infer_on_a(&api);
     api.grant("system:serviceaccount:payments:bob", "get", "", "a");
     let on_a = guard(&api, "a", None).await;
     let on_b = guard(&api, "b", None).await;
@@ -317,12 +317,7 @@ async fn infer_on_a_is_allowed_on_a_only_and_get_models_alone_does_not_grant_it(
 #[tokio::test]
 async fn decisions_are_cached_and_a_revocation_holds_within_the_ttl() {
     let api = fake_with_users();
-    api.grant(
-        "system:serviceaccount:payments:alice",
-        "create",
-        "infer",
-        "a",
-    );
+    alice_may_infer_on_a(&api);
     let g = guard(&api, "a", None).await;
     let mut d = Decision::default();
     for _ in 0..50 {
@@ -349,12 +344,7 @@ async fn decisions_are_cached_and_a_revocation_holds_within_the_ttl() {
 #[tokio::test]
 async fn an_api_server_failure_or_timeout_is_a_503_and_is_not_cached() {
     let api = fake_with_users();
-    api.grant(
-        "system:serviceaccount:payments:alice",
-        "create",
-        "infer",
-        "a",
-    );
+    alice_may_infer_on_a(&api);
     let g = guard(&api, "a", None).await;
     let mut d = Decision::default();
     api.down.store(true, Ordering::SeqCst);
@@ -385,12 +375,7 @@ async fn an_api_server_failure_or_timeout_is_a_503_and_is_not_cached() {
 #[tokio::test]
 async fn a_caller_over_its_rate_limit_gets_429_while_another_is_unaffected() {
     let api = fake_with_users();
-    api.grant(
-        "system:serviceaccount:payments:alice",
-        "create",
-        "infer",
-        "a",
-    );
+    alice_may_infer_on_a(&api);
     api.grant("system:serviceaccount:payments:bob", "create", "infer", "a");
     let limits = Limits::new(NonZeroU32::new(1).unwrap(), NonZeroU32::new(5).unwrap());
     let g = guard(&api, "a", Some(limits)).await;

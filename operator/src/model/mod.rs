@@ -437,7 +437,7 @@ async fn import(
         phase: VersionPhase::Ready,
         reason: None,
         message: None,
-        uri: redacted(uri),
+        uri: aimass_inference_server::source::redact(uri),
         sha256: None,
         size_bytes: None,
         signature: None,
@@ -483,19 +483,6 @@ fn import_job_name(model: &str, uri: &str, sha256: Option<&str>) -> String {
         crate::labels::fit(model, 44),
         digest.get(..8).unwrap_or_default()
     )
-}
-
-/// `uri` without credentials or query string, for the version record.
-fn redacted(uri: &str) -> String {
-    match url::Url::parse(uri) {
-        Ok(mut url) => {
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            url.set_query(None);
-            url.to_string()
-        }
-        Err(_) => uri.to_owned(),
-    }
 }
 
 /// Runs the gates on a new Ready version and moves aliases as the policy and

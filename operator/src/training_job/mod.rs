@@ -78,9 +78,19 @@ pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action
         write_status(&jobs, &tj, &status, next).await?;
         return Ok(Action::requeue(Duration::from_secs(10)));
     };
-    let storage = match storage_of(&tj, &model) {
-        Ok(storage) => storage.clone(),
-        Err(message) => {
+    // Where the run writes, opened with the storage's allowed keys; a spec
+    // the operator will not act on fails the run.
+    let opened = match storage_of(&tj, &model) {
+        Ok(storage) => {
+            storage::open_registry(&ctx.client, &ctx.storage, &namespace, storage, model_name)
+                .await
+                .map(|registry| (storage.clone(), registry))
+        }
+        Err(message) => Err(Error::InvalidSpec(message)),
+    };
+    let (storage, registry) = match opened {
+        Ok(opened) => opened,
+        Err(Error::InvalidSpec(message)) => {
             fail(
                 &ctx,
                 &jobs,
@@ -94,30 +104,10 @@ pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action
             .await?;
             return Ok(Action::await_change());
         }
+        Err(e) => return Err(e),
     };
 
     // Reserve the version number and the output location, once.
-    let registry =
-        match storage::open_registry(&ctx.client, &ctx.storage, &namespace, &storage, model_name)
-            .await
-        {
-            Ok(registry) => registry,
-            Err(Error::InvalidSpec(message)) => {
-                fail(
-                    &ctx,
-                    &jobs,
-                    &tj,
-                    &status,
-                    next,
-                    reasons::INVALID_SPEC,
-                    message,
-                    &now,
-                )
-                .await?;
-                return Ok(Action::await_change());
-            }
-            Err(e) => return Err(e),
-        };
     let version = match status.model_version {
         Some(version) => version,
         None => {

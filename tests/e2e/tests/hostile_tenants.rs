@@ -319,23 +319,13 @@ spec:
   dataset: {{uri: "file:///data/x.csv"}}
   backoffLimit: 0
 ---
-apiVersion: aimass.io/v1alpha1
-kind: Model
-metadata: {{name: card-fraud}}
-spec:
-  source: {{uri: "{zoo}"}}
+{look_alike}
 ---
-apiVersion: aimass.io/v1alpha1
-kind: ModelDeployment
-metadata: {{name: scoring}}
-spec:
-  model: {{name: card-fraud}}
-  replicas: {{min: 1, max: 2}}
----
-{look_alike}"#,
+{scoring}"#,
             registry = scratch.join("registry").display(),
             zoo = aimass_e2e::zoo("gbdt_classifier"),
             look_alike = look_alike(&visits),
+            scoring = aimass_e2e::scoring_manifests(&aimass_e2e::zoo("gbdt_classifier"), 1),
         ))
         .await?;
         let models = ns.api::<Model>();
