@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use aimass_crds::v1alpha1::conditions::reasons;
+use aimass_crds::v1alpha1::{ModelVersion, VersionPhase};
 pub use aimass_inference_server::validation::Artifact;
 use aimass_inference_server::validation::Report;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
@@ -92,7 +94,6 @@ where
         name: CONTAINER.into(),
         image: Some(limits.image.to_owned()),
         env: Some(vars),
-
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
                 ("cpu".into(), Quantity("100m".into())),
@@ -171,23 +172,12 @@ where
                 ));
             }
         }
-        return Ok(Progress::Running(format!(
-            "validating {} in Job {name}",
-            check.uri
-        )));
+        return Ok(running(check));
     };
     let status = job.status.clone().unwrap_or_default();
-    let failed = status.failed.unwrap_or(0) > 0
-        || status
-            .conditions
-            .iter()
-            .flatten()
-            .any(|c| c.type_ == "Failed" && c.status == "True");
+    let failed = status.failed.unwrap_or(0) > 0 || failure(&job).is_some();
     if status.succeeded.unwrap_or(0) == 0 && !failed {
-        return Ok(Progress::Running(format!(
-            "validating {} in Job {name}",
-            check.uri
-        )));
+        return Ok(running(check));
     }
     let report = read_report(ctx, &namespace, name).await?;
     Ok(Progress::Done(match (report, failed) {
@@ -200,6 +190,30 @@ where
             "the validation Job {name} finished without a report"
         )),
     }))
+}
+
+/// Writes what validation said into a version's record: its digest, size
+/// and signature, or `Rejected` with reason `ArtifactInvalid` and why.
+pub fn record_outcome(version: &mut ModelVersion, outcome: Result<Artifact, String>) {
+    match outcome {
+        Ok(artifact) => {
+            version.sha256 = Some(artifact.sha256);
+            version.size_bytes = Some(artifact.size_bytes);
+            version.signature = Some(artifact.signature);
+        }
+        Err(message) => {
+            version.phase = VersionPhase::Rejected;
+            version.reason = Some(reasons::ARTIFACT_INVALID.into());
+            version.message = Some(message);
+        }
+    }
+}
+
+fn running(check: &Check<'_>) -> Progress {
+    Progress::Running(format!(
+        "validating {} in Job {}",
+        check.uri, check.job_name
+    ))
 }
 
 /// The report in the log of the Job's newest pod, reading at most

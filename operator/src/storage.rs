@@ -10,9 +10,10 @@
 //! are allow-listed, and without keys a store is read anonymously), and
 //! reads `file://` only below the roots the cluster admin allowed.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use aimass_crds::v1alpha1::{ArtifactStorage, SecretReference};
+use aimass_crds::v1alpha1::ArtifactStorage;
 use aimass_inference_server::source::{self, Credentials, Location};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -102,34 +103,11 @@ fn within(path: &Path, root: &Path) -> bool {
     resolved.starts_with(root)
 }
 
-/// Opens `uri` with the static keys in `secret` (a Secret in `namespace`).
-/// A location or a key the operator must not use is `InvalidSpec`, naming it.
-pub async fn open(
-    client: &kube::Client,
-    policy: &Policy,
-    namespace: &str,
-    uri: &str,
-    secret: Option<&SecretReference>,
-) -> Result<Location, Error> {
-    policy.check(uri)?;
-    let settings = match secret {
-        None => Default::default(),
-        Some(reference) => read_secret(client, namespace, &reference.name).await?,
-    };
-    source::open(uri, &Credentials::Static(settings)).map_err(|e| match e {
-        aimass_inference_server::Error::Setting { .. } => Error::InvalidSpec(match secret {
-            Some(reference) => format!("Secret {:?}: {e}", reference.name),
-            None => e.to_string(),
-        }),
-        other => Error::Storage(other),
-    })
-}
-
 async fn read_secret(
     client: &kube::Client,
     namespace: &str,
     name: &str,
-) -> Result<std::collections::BTreeMap<String, String>, Error> {
+) -> Result<BTreeMap<String, String>, Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secret = api.get(name).await.map_err(|e| {
         if is_not_found(&e) {
@@ -142,7 +120,7 @@ async fn read_secret(
             Error::kube(format!("reading Secret {name}"))(e)
         }
     })?;
-    let mut settings = std::collections::BTreeMap::new();
+    let mut settings = BTreeMap::new();
     for (key, value) in secret.data.unwrap_or_default() {
         let text = String::from_utf8(value.0).map_err(|_| {
             Error::InvalidSpec(format!(
@@ -179,7 +157,9 @@ pub fn secret_env(secret: &str, prefix: &str) -> Vec<k8s_openapi::api::core::v1:
         .collect()
 }
 
-/// Opens `model`'s registry in `storage`, with the static keys of its Secret.
+/// Opens `model`'s registry in `storage`, with the static keys of its
+/// Secret. A location (the registry's own folder, symbolic links resolved)
+/// or a key the operator must not use is `InvalidSpec`, naming it.
 pub async fn open_registry(
     client: &kube::Client,
     policy: &Policy,
@@ -187,18 +167,21 @@ pub async fn open_registry(
     storage: &ArtifactStorage,
     model: &str,
 ) -> Result<Location, Error> {
-    let prefix = open(
-        client,
-        policy,
-        namespace,
-        &storage.prefix,
-        storage.secret_ref.as_ref(),
-    )
-    .await?;
-    let registry = registry(&prefix, model);
-    // The Model's own folder must not lead out of the allowed roots either.
-    policy.check(&registry.uri)?;
-    Ok(registry)
+    let uri = &storage.prefix;
+    policy.check(&format!("{}/{model}", uri.trim_end_matches('/')))?;
+    let secret = storage.secret_ref.as_ref();
+    let settings = match secret {
+        None => Default::default(),
+        Some(reference) => read_secret(client, namespace, &reference.name).await?,
+    };
+    let prefix = source::open(uri, &Credentials::Static(settings)).map_err(|e| match e {
+        aimass_inference_server::Error::Setting { .. } => Error::InvalidSpec(match secret {
+            Some(reference) => format!("Secret {:?}: {e}", reference.name),
+            None => e.to_string(),
+        }),
+        other => Error::Storage(other),
+    })?;
+    Ok(registry(&prefix, model))
 }
 
 /// Where `model`'s registry lives under a storage prefix.
@@ -241,7 +224,6 @@ mod tests {
             &Credentials::default(),
         )
         .unwrap();
-
         let fraud = registry(&prefix, "fraud");
         assert!(recorded_versions(&fraud).await.unwrap().is_empty());
         for (version, file) in [(1, VERSION_FILE), (2, MODEL_FILE), (10, VERSION_FILE)] {

@@ -448,18 +448,7 @@ async fn import(
         }),
         created: Time(jiff::Timestamp::now()),
     };
-    match outcome {
-        Ok(valid) => {
-            record.sha256 = Some(valid.sha256);
-            record.size_bytes = Some(valid.size_bytes);
-            record.signature = Some(valid.signature);
-        }
-        Err(message) => {
-            record.phase = VersionPhase::Rejected;
-            record.reason = Some(reasons::ARTIFACT_INVALID.into());
-            record.message = Some(message);
-        }
-    }
+    artifact::record_outcome(&mut record, outcome);
     if let Some(registry) = registry {
         let bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
         storage::version_dir(registry, version)

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use aimass_crds::v1alpha1::conditions::reasons;
 use aimass_crds::v1alpha1::{ModelVersion, TrainingJob, VersionLineage, VersionPhase};
 use aimass_inference_server::source::Location;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -18,8 +17,8 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::storage::{METRICS_FILE, MODEL_FILE, RECORD_LIMIT, VERSION_FILE};
 
-/// The most metrics a version keeps from `metrics.json`.
-const METRICS_LIMIT: usize = 64;
+use super::progress::METRICS_LIMIT;
+
 /// The longest metric name kept.
 const METRIC_NAME_LIMIT: usize = 63;
 
@@ -85,18 +84,7 @@ pub async fn record(
             }
         }
     };
-    match outcome {
-        Ok(artifact) => {
-            recorded.sha256 = Some(artifact.sha256);
-            recorded.size_bytes = Some(artifact.size_bytes);
-            recorded.signature = Some(artifact.signature);
-        }
-        Err(message) => {
-            recorded.phase = VersionPhase::Rejected;
-            recorded.reason = Some(reasons::ARTIFACT_INVALID.into());
-            recorded.message = Some(message);
-        }
-    }
+    artifact::record_outcome(&mut recorded, outcome);
     let bytes =
         serde_json::to_vec_pretty(&recorded).map_err(|e| Error::InvalidSpec(e.to_string()))?;
     record.put(bytes).await?;
