@@ -137,6 +137,13 @@ pub fn deployment_name(md: &ModelDeployment, track: Track) -> String {
     }
 }
 
+/// The label that selects every server pod of `md`, whatever its track.
+fn selector_labels(md: &ModelDeployment) -> BTreeMap<String, String> {
+    let mut labels = deployment_labels(md);
+    labels.retain(|k, _| k == DEPLOYMENT_LABEL);
+    labels
+}
+
 /// The label selector of every serving pod of `md`, as the `scale`
 /// subresource reports it.
 pub fn selector(md: &ModelDeployment) -> String {
@@ -231,8 +238,7 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
         .server
         .drain_timeout_seconds
         .unwrap_or(DEFAULT_DRAIN_SECONDS);
-    let mut selector = deployment_labels(md);
-    selector.retain(|k, _| k == DEPLOYMENT_LABEL);
+    let mut selector = selector_labels(md);
     selector.insert(TRACK_LABEL.into(), w.track.as_str().into());
     let mut pod_labels = deployment_labels(md);
     pod_labels.extend(selector.clone());
@@ -553,8 +559,7 @@ fn volumes(md: &ModelDeployment) -> Vec<(Volume, VolumeMount)> {
 
 /// The Service in front of every track.
 pub fn service(md: &ModelDeployment) -> Service {
-    let mut selector = deployment_labels(md);
-    selector.retain(|k, _| k == DEPLOYMENT_LABEL);
+    let selector = selector_labels(md);
     Service {
         metadata: labels::owned_meta(md, md.name_any(), deployment_labels(md)),
         spec: Some(ServiceSpec {
@@ -581,8 +586,7 @@ pub fn network_policy(
     operator_namespace: &str,
     scraper_namespaces: &[String],
 ) -> NetworkPolicy {
-    let mut selector = deployment_labels(md);
-    selector.retain(|k, _| k == DEPLOYMENT_LABEL);
+    let selector = selector_labels(md);
     let port = |name: &str| NetworkPolicyPort {
         port: Some(IntOrString::String(name.into())),
         ..NetworkPolicyPort::default()
