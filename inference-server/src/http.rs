@@ -37,24 +37,6 @@ pub struct Limits {
     pub connections: crate::connections::Limits,
 }
 
-impl Limits {
-    /// The limits of a server with the given request limits and the
-    /// defaults of everything else.
-    pub fn new(max_request_bytes: usize, request_timeout: Duration) -> Self {
-        Self {
-            max_request_bytes,
-            request_timeout,
-            body_read_timeout: Duration::from_secs(10),
-            connections: crate::connections::Limits {
-                max_connections: 4096,
-                header_timeout: Duration::from_secs(5),
-                idle_timeout: Duration::from_secs(75),
-                max_age: Duration::from_secs(600),
-            },
-        }
-    }
-}
-
 /// The bytes of request bodies the server holds at once, so many large
 /// bodies at the same time are refused (429) instead of exhausting memory.
 #[derive(Debug)]

@@ -120,7 +120,17 @@ fn build(
         batcher,
         metrics,
         ready: AtomicBool::new(ready),
-        limits: Limits::new(4096, timeout),
+        limits: Limits {
+            max_request_bytes: 4096,
+            request_timeout: timeout,
+            body_read_timeout: Duration::from_secs(10),
+            connections: crate::connections::Limits {
+                max_connections: 64,
+                header_timeout: Duration::from_secs(5),
+                idle_timeout: Duration::from_secs(75),
+                max_age: Duration::from_secs(600),
+            },
+        },
         bodies: crate::http::BodyBudget::new(16 * 1024),
         faults: FaultInjection::every(faults),
         enforcement,

@@ -322,20 +322,9 @@ pub async fn serve(
                 tokio::spawn(async move {
                     let activity = Activity::new();
                     let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
-                    let watched = Arc::clone(&activity);
-                    let connection = http1::Builder::new().serve_connection(
-                        io,
-                        service_fn(move |req| {
-                            let service = Arc::clone(&service);
-                            let activity = Arc::clone(&watched);
-                            async move {
-                                activity.request_started();
-                                let response = handle_admin(service, req).await;
-                                activity.request_finished();
-                                response
-                            }
-                        }),
-                    );
+                    let connection = watched_connection(io, &activity, move |req| {
+                        handle_admin(Arc::clone(&service), req)
+                    });
                     slot.serve(connection, &activity).await;
                 });
             }
@@ -422,8 +411,7 @@ async fn accept(listener: &TcpListener) -> Option<(tokio::net::TcpStream, Socket
     }
 }
 
-/// An API connection over `io`, telling `activity` when each request's head
-/// has arrived and when it has been answered.
+/// An API connection over `io`, watched by `activity`.
 ///
 /// A client certificate is checked again on each request: once it has
 /// expired or its CA's current CRL revokes it, the connection's requests
@@ -438,19 +426,42 @@ fn api_connection<I>(
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    watched_connection(io, activity, move |req| {
+        let certificate = certificate
+            .as_ref()
+            .filter(|(certificate, tls)| certificate.still_valid(tls))
+            .map(|(certificate, _)| Arc::new(certificate.principal.clone()));
+        handle_api(Arc::clone(&service), req, peer, certificate)
+    })
+}
+
+/// A connection over `io` answered by `handle`, telling `activity` when each
+/// request's head has arrived and when it has been answered.
+fn watched_connection<I, H, F>(
+    io: I,
+    activity: &Arc<Activity>,
+    handle: H,
+) -> impl crate::connections::Graceful
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    H: Fn(hyper::Request<hyper::body::Incoming>) -> F + Send + 'static,
+    F: std::future::Future<
+            Output = Result<
+                hyper::Response<http_body_util::Full<hyper::body::Bytes>>,
+                std::convert::Infallible,
+            >,
+        > + Send
+        + 'static,
+{
     let activity = Arc::clone(activity);
     http1::Builder::new().serve_connection(
         io,
         service_fn(move |req| {
-            let service = Arc::clone(&service);
-            let certificate = certificate
-                .as_ref()
-                .filter(|(certificate, tls)| certificate.still_valid(tls))
-                .map(|(certificate, _)| Arc::new(certificate.principal.clone()));
+            activity.request_started();
+            let answered = handle(req);
             let activity = Arc::clone(&activity);
             async move {
-                activity.request_started();
-                let response = handle_api(service, req, peer, certificate).await;
+                let response = answered.await;
                 activity.request_finished();
                 response
             }
