@@ -69,12 +69,7 @@ impl TokenAuthenticator {
         if token.len() > TOKEN_LIMIT {
             return Err(Refusal::Unauthenticated);
         }
-        if let Err(not_until) = self.reviews_budget.check() {
-            use governor::clock::Clock;
-            return Err(Refusal::RateLimited(
-                not_until.wait_time_from(governor::clock::DefaultClock::default().now()),
-            ));
-        }
+        self.reviews_budget.check().map_err(super::rate_limited)?;
         let review = TokenReview {
             spec: TokenReviewSpec {
                 token: Some(token.to_owned()),

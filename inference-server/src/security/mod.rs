@@ -48,9 +48,7 @@ pub struct OwnLimit(std::sync::Arc<governor::DefaultDirectRateLimiter>);
 
 impl OwnLimit {
     fn check(&self) -> Result<(), Refusal> {
-        self.0.check().map_err(|not_until| {
-            Refusal::RateLimited(not_until.wait_time_from(DefaultClock::default().now()))
-        })
+        self.0.check().map_err(rate_limited)
     }
 }
 
@@ -84,6 +82,11 @@ impl Principal {
             method: self.method.into(),
         }
     }
+}
+
+/// The refusal of a call over a rate limit, naming how long to wait.
+fn rate_limited(not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> Refusal {
+    Refusal::RateLimited(not_until.wait_time_from(DefaultClock::default().now()))
 }
 
 /// Why a call was refused, and so its status code.
@@ -140,9 +143,7 @@ impl<K: std::hash::Hash + Eq + Clone> Limits<K> {
             self.limiter.retain_recent();
             self.limiter.shrink_to_fit();
         }
-        self.limiter.check_key(key).map_err(|not_until| {
-            Refusal::RateLimited(not_until.wait_time_from(DefaultClock::default().now()))
-        })
+        self.limiter.check_key(key).map_err(rate_limited)
     }
 }
 
