@@ -211,22 +211,26 @@ impl Location {
     /// replaced (an error says so). Stores without conditional writes get a
     /// look first, then the write.
     pub async fn put_new(&self, bytes: Vec<u8>) -> Result<(), Error> {
+        // A payload shares its bytes: the fallback write copies nothing.
+        let payload = object_store::PutPayload::from(bytes);
         let options = object_store::PutOptions::from(object_store::PutMode::Create);
-        match self
+        let written = match self
             .store
-            .put_opts(&self.path, bytes.clone().into(), options)
+            .put_opts(&self.path, payload.clone(), options)
             .await
         {
+            Err(object_store::Error::NotImplemented { .. }) if !self.exists().await? => {
+                self.store.put(&self.path, payload).await
+            }
+            Err(object_store::Error::NotImplemented { .. }) => {
+                return Err(self.fail("the object exists and is never replaced"));
+            }
+            written => written,
+        };
+        match written {
             Ok(_) => Ok(()),
             Err(object_store::Error::AlreadyExists { .. }) => {
                 Err(self.fail("the object exists and is never replaced"))
-            }
-            Err(object_store::Error::NotImplemented { .. }) => {
-                if self.exists().await? {
-                    Err(self.fail("the object exists and is never replaced"))
-                } else {
-                    self.put(bytes).await
-                }
             }
             Err(e) => Err(self.fail(e)),
         }
