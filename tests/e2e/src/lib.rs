@@ -654,6 +654,21 @@ pub async fn pods(ns: &TestNamespace, selector: &str) -> Result<Vec<Pod>> {
         .items)
 }
 
+/// The name and IP of a server pod of ModelDeployment `scoring`.
+pub async fn scoring_pod(ns: &TestNamespace) -> Result<(String, String)> {
+    let pod = pods(ns, "aimass.io/model-deployment=scoring")
+        .await?
+        .into_iter()
+        .next()
+        .context("no server pod of scoring")?;
+    let name = pod.metadata.name.context("a server pod without a name")?;
+    let ip = pod
+        .status
+        .and_then(|s| s.pod_ip)
+        .with_context(|| format!("server pod {name} without an IP"))?;
+    Ok((name, ip))
+}
+
 /// Follows a stream of log lines of a pod until `needle` appears.
 pub async fn logs_contain(
     ns: &TestNamespace,

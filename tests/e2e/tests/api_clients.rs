@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use aimass_crds::v1alpha1::ApiClient;
 use aimass_e2e::operator::{run_with_operator, target_dir};
 use aimass_e2e::{
-    TestNamespace, kubectl, may_score_card_fraud, pods, post_as, scoring_manifests, serving, wait,
-    wait_for, zoo, zoo_reference,
+    TestNamespace, kubectl, may_score_card_fraud, post_as, scoring_manifests, scoring_pod, serving,
+    wait, wait_for, zoo, zoo_reference,
 };
 use anyhow::{Context, Result, ensure};
 use kube::api::DeleteParams;
@@ -130,16 +130,7 @@ async fn api_keys_authenticate_rbac_authorises_quotas_hold_and_revocation_is_pro
             "a key reached the ApiClient's status"
         );
         serving(&ns, 1, 1).await?;
-        let pod = pods(&ns, "aimass.io/model-deployment=scoring")
-            .await?
-            .into_iter()
-            .next()
-            .context("no serving pod")?;
-        let pod_name = pod.metadata.name.clone().context("pod without a name")?;
-        let ip = pod
-            .status
-            .and_then(|s| s.pod_ip)
-            .context("pod without IP")?;
+        let (pod_name, ip) = scoring_pod(&ns).await?;
         let url = format!("http://{ip}:8080/v2/models/card-fraud/infer");
         let (request, _) = zoo_reference("gbdt_classifier")?;
 

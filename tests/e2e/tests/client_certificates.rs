@@ -13,8 +13,8 @@ use std::time::Duration;
 use aimass_crds::v1alpha1::ModelDeployment;
 use aimass_e2e::operator::run_with_operator;
 use aimass_e2e::{
-    TestNamespace, may_score_card_fraud, pods, scoring_manifests, serving, wait, wait_for, zoo,
-    zoo_reference,
+    TestNamespace, may_score_card_fraud, scoring_manifests, scoring_pod, serving, wait, wait_for,
+    zoo, zoo_reference,
 };
 use anyhow::{Context, Result, ensure};
 
@@ -227,15 +227,7 @@ stringData:
         let md = serving(&ns, 1, 1).await?;
         let url = md.status.and_then(|s| s.url).unwrap_or_default();
         ensure!(url.starts_with("https://"), "status.url: {url}");
-        let pod = pods(&ns, "aimass.io/model-deployment=scoring")
-            .await?
-            .into_iter()
-            .next()
-            .context("no serving pod")?;
-        let ip = pod
-            .status
-            .and_then(|s| s.pod_ip)
-            .context("pod without IP")?;
+        let (_, ip) = scoring_pod(&ns).await?;
         let body = zoo_reference("gbdt_classifier")?.0.to_string();
 
         // The partner's group is bound: its certificate alone is enough.

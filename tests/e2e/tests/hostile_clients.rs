@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use aimass_e2e::operator::run_with_operator;
 use aimass_e2e::{
-    TestNamespace, http_get, pod_processes, pods, post_as, scoring_manifests, serving, zoo,
+    TestNamespace, http_get, pod_processes, post_as, scoring_manifests, scoring_pod, serving, zoo,
     zoo_reference,
 };
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -121,13 +121,7 @@ async fn an_enforced_server_survives_slow_huge_many_and_malformed_clients() -> R
         ns.apply(&scoring_manifests(&zoo("gbdt_classifier"), 1)).await?;
         let token = ns.invoker_token().await?;
         serving(&ns, 1, 1).await?;
-        let pod = pods(&ns, "aimass.io/model-deployment=scoring")
-            .await?
-            .into_iter()
-            .next()
-            .context("no server pod")?;
-        let pod_name = pod.metadata.name.clone().context("pod name")?;
-        let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).context("no pod IP")?;
+        let (pod_name, ip) = scoring_pod(&ns).await?;
         let api = format!("{ip}:8080");
         let url = format!("http://{api}{MODEL_PATH}");
         let (good, _) = zoo_reference("gbdt_classifier")?;

@@ -11,7 +11,7 @@ use aimass_crds::v1alpha1::{Model, ModelDeployment};
 use aimass_e2e::operator::{run_with_operator, target_dir};
 use aimass_e2e::{
     TestNamespace, close, http_get, kubectl, pod_processes, pods, post_as, scoring_manifests,
-    serving, wait, wait_for, zoo, zoo_reference,
+    scoring_pod, serving, wait, wait_for, zoo, zoo_reference,
 };
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -701,12 +701,7 @@ async fn an_insecure_deployment_says_so_and_answers_anyone() -> Result<()> {
         let md = serving(&ns, 1, 1).await?;
         ensure_secured(&md, "False", "Insecure")?;
         let (request, _) = zoo_reference("gbdt_classifier")?;
-        let pod = pods(&ns, "aimass.io/model-deployment=scoring")
-            .await?
-            .into_iter()
-            .next()
-            .context("no pod")?;
-        let ip = pod.status.and_then(|s| s.pod_ip).context("no pod IP")?;
+        let (_, ip) = scoring_pod(&ns).await?;
         let url = format!("http://{ip}:8080/v2/models/card-fraud/infer");
         let (code, answer) = post_as(&url, &request, None).await?;
         ensure!(
