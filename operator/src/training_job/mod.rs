@@ -243,7 +243,14 @@ pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action
         }
         Observed::Completed { completed, pod } => {
             ctx.followers.stop(&uid);
+            // Read at the first reconcile after the trainer ended; while the
+            // artifact is validated, what it read is in status already.
+            let validating = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == types::RUNNING && c.reason == reasons::VALIDATING);
             if status.metrics_history.is_empty()
+                && !validating
                 && let Some(pod) = &pod
             {
                 // A run shorter than a reconcile was never followed: read
