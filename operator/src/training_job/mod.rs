@@ -245,12 +245,8 @@ pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action
             ctx.followers.stop(&uid);
             // Read at the first reconcile after the trainer ended; while the
             // artifact is validated, what it read is in status already.
-            let validating = status
-                .conditions
-                .iter()
-                .any(|c| c.type_ == types::RUNNING && c.reason == reasons::VALIDATING);
             if status.metrics_history.is_empty()
-                && !validating
+                && !output_read(&status)
                 && let Some(pod) = &pod
             {
                 // A run shorter than a reconcile was never followed: read
@@ -327,6 +323,16 @@ pub fn retry_after(error: &Error) -> Action {
         Error::InvalidSpec(_) => Action::requeue(Duration::from_secs(300)),
         _ => Action::requeue(Duration::from_secs(10)),
     }
+}
+
+/// Whether the trainer has ended and its output was read: its artifact is
+/// being validated. From then on the reconciler, not the follower, writes
+/// the run's metrics.
+fn output_read(status: &TrainingJobStatus) -> bool {
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == types::RUNNING && c.reason == reasons::VALIDATING)
 }
 
 fn is_terminal(phase: TrainingPhase) -> bool {
@@ -535,7 +541,7 @@ async fn write_status(
         "startTime": next.start_time,
         "completionTime": next.completion_time,
     });
-    if is_terminal(next.phase) {
+    if is_terminal(next.phase) || output_read(&next) {
         status["metricsHistory"] = serde_json::to_value(&next.metrics_history).unwrap_or_default();
         status["metrics"] = serde_json::to_value(&next.metrics).unwrap_or_default();
         status["metricsSummary"] = serde_json::to_value(&next.metrics_summary).unwrap_or_default();
