@@ -155,14 +155,44 @@ pub struct Config {
     pub rate_limit_per_address_per_second: Option<u32>,
 
     /// File the audit trail of calls is appended to (one HMAC-chained JSON
-    /// line per call, accepted or refused). Needs --audit-key-file.
-    #[arg(long, env = "AIMASS_AUDIT_LOG", requires = "audit_key_file")]
+    /// line per call, accepted or refused). Needs --audit-key-file or
+    /// --audit-key-service.
+    #[arg(long, env = "AIMASS_AUDIT_LOG")]
     pub audit_log: Option<std::path::PathBuf>,
 
-    /// File holding the audit chain's key (at least 32 bytes), typically a
-    /// mounted Secret.
-    #[arg(long, env = "AIMASS_AUDIT_KEY_FILE")]
+    /// File holding the audit chain's key (at least 32 bytes), for a server
+    /// run by hand.
+    #[arg(
+        long,
+        env = "AIMASS_AUDIT_KEY_FILE",
+        conflicts_with = "audit_key_service"
+    )]
     pub audit_key_file: Option<std::path::PathBuf>,
+
+    /// The operator's audit key service (`http://host:port`): at start the
+    /// server asks it for the chain key and the signing key, sealed to this
+    /// request, and waits until it answers. How the operator starts its
+    /// servers, so no Secret of the namespace holds the keys.
+    #[arg(
+        long,
+        env = "AIMASS_AUDIT_KEY_SERVICE",
+        requires_all = ["audit_log", "audit_key_service_public_key"]
+    )]
+    pub audit_key_service: Option<String>,
+
+    /// The key service's X25519 public key (base64), which the answer must
+    /// be sealed with.
+    #[arg(long, env = "AIMASS_AUDIT_KEY_SERVICE_PUBLIC_KEY")]
+    pub audit_key_service_public_key: Option<String>,
+
+    /// The pod's ServiceAccount token for the key service (audience
+    /// `aimass-audit-keys`, bound to the pod), typically a projected volume.
+    #[arg(
+        long,
+        env = "AIMASS_AUDIT_KEY_SERVICE_TOKEN_FILE",
+        default_value = "/var/run/secrets/aimass/audit-keys/token"
+    )]
+    pub audit_key_service_token_file: std::path::PathBuf,
 
     /// File holding the 32-byte Ed25519 seed that signs the checkpoints
     /// handed out on the admin port (`GET /audit/checkpoint`), typically in

@@ -14,6 +14,7 @@ pub mod connections;
 pub mod engine;
 mod error;
 pub mod http;
+pub mod key_handover;
 pub mod metrics;
 pub mod payload;
 pub mod protocol;

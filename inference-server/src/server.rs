@@ -164,23 +164,44 @@ pub fn archiver(config: &Config) -> Result<Option<crate::archive::Archiver>, Err
 
 /// The signer of audit checkpoints, if a signing key file is configured
 /// and present.
-fn sealer(file: Option<&std::path::Path>) -> Result<Option<crate::seal::Sealer>, Error> {
-    let Some(file) = file else {
+/// The audit chain's key and the signing seed, when set: from the key
+/// service, else from files (a missing signing key file means unsigned
+/// checkpoints, said in the log).
+async fn audit_keys(config: &Config) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>, Error> {
+    if let (Some(url), Some(public_key)) = (
+        &config.audit_key_service,
+        &config.audit_key_service_public_key,
+    ) {
+        let keys =
+            crate::key_handover::fetch(url, public_key, &config.audit_key_service_token_file).await;
+        info!(%url, "the audit keys were handed over");
+        let chain = keys.chain_key().map_err(Error::Security)?;
+        let seed = keys.signing_seed().map_err(Error::Security)?;
+        return Ok(Some((chain, Some(seed))));
+    }
+    let Some(file) = &config.audit_key_file else {
         return Ok(None);
     };
-    match std::fs::read(file) {
-        Ok(seed) => crate::seal::Sealer::from_seed(&seed)
-            .map(Some)
-            .map_err(Error::Security),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            warn!(file = %file.display(), "no audit signing key: checkpoints are not sealed");
-            Ok(None)
-        }
-        Err(e) => Err(Error::Security(format!(
-            "cannot read the audit signing key {}: {e}",
-            file.display()
-        ))),
-    }
+    let chain = std::fs::read(file).map_err(|e| {
+        Error::Security(format!("cannot read the audit key {}: {e}", file.display()))
+    })?;
+    let seed = match &config.audit_signing_key_file {
+        None => None,
+        Some(file) => match std::fs::read(file) {
+            Ok(seed) => Some(seed),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                warn!(file = %file.display(), "no audit signing key: checkpoints are not sealed");
+                None
+            }
+            Err(e) => {
+                return Err(Error::Security(format!(
+                    "cannot read the audit signing key {}: {e}",
+                    file.display()
+                )));
+            }
+        },
+    };
+    Ok(Some((chain, seed)))
 }
 
 /// The security layer the configuration asks for: gates with `--auth
@@ -239,11 +260,17 @@ async fn enforcement(
             })
         }
     };
-    let (audit, payload) = match (&config.audit_log, &config.audit_key_file) {
-        (Some(log), Some(key)) => {
-            let key = std::fs::read(key).map_err(|e| {
-                Error::Security(format!("cannot read the audit key {}: {e}", key.display()))
-            })?;
+    let keys = match &config.audit_log {
+        Some(_) => audit_keys(config).await?,
+        None => None,
+    };
+    let (audit, payload) = match (&config.audit_log, keys) {
+        (Some(_), None) => {
+            return Err(misconfigured(
+                "--audit-log needs --audit-key-file or --audit-key-service",
+            ));
+        }
+        (Some(log), Some((key, seed))) => {
             let payload = config
                 .audit_payload
                 .as_deref()
@@ -258,15 +285,14 @@ async fn enforcement(
                 None => crate::audit::AuditLog::open(log, key),
             }
             .map_err(|e| Error::Security(e.to_string()))?;
-            if let Some(sealer) = sealer(config.audit_signing_key_file.as_deref())? {
-                audit = audit.sealed_by(sealer);
+            if let Some(seed) = seed {
+                audit = audit
+                    .sealed_by(crate::seal::Sealer::from_seed(&seed).map_err(Error::Security)?);
             }
             (Some(audit), payload)
         }
         _ if config.audit_payload.is_some() => {
-            return Err(misconfigured(
-                "--audit-payload needs --audit-log and --audit-key-file",
-            ));
+            return Err(misconfigured("--audit-payload needs --audit-log"));
         }
         _ => (None, None),
     };
