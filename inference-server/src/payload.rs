@@ -17,6 +17,8 @@ use std::collections::HashMap;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::protocol::elements::Elements;
 use sha2::Sha256;
 
 /// How one input's values are recorded.
@@ -81,10 +83,12 @@ impl PayloadPolicy {
     /// The values of input `name` to record, from its request `data` (flat
     /// or nested); `None` when the policy drops them or there are none (sent
     /// as binary data).
-    pub fn record(&self, name: &str, data: Option<&Value>) -> Option<Vec<Value>> {
+    pub fn record(&self, name: &str, data: Option<&Elements>) -> Option<Vec<Value>> {
         let treatment = self.rules.get(name)?;
-        let mut values = Vec::new();
-        flatten(data?, &mut values);
+        if matches!(treatment, Treatment::Drop) {
+            return None;
+        }
+        let values = data?.values();
         match treatment {
             Treatment::Drop => None,
             Treatment::Hash => Some(values.iter().map(|v| self.hash(v)).collect()),
@@ -119,13 +123,6 @@ fn hash_key(audit_key: &[u8]) -> Vec<u8> {
             mac.finalize().into_bytes().to_vec()
         }
         Err(_) => Vec::new(),
-    }
-}
-
-fn flatten(value: &Value, out: &mut Vec<Value>) {
-    match value {
-        Value::Array(items) => items.iter().for_each(|v| flatten(v, out)),
-        other => out.push(other.clone()),
     }
 }
 
@@ -254,6 +251,11 @@ mod tests {
 
     const POLICY_KEY: [u8; 32] = [7; 32];
 
+    /// A request's `data`, as the decoder reads it.
+    fn data(value: Value) -> Elements {
+        serde_json::from_value(value).unwrap()
+    }
+
     fn policy() -> PayloadPolicy {
         PayloadPolicy::parse(
             r#"[{"input": "card", "policy": "Keep"},
@@ -268,8 +270,8 @@ mod tests {
     #[test]
     fn unnamed_and_dropped_inputs_leave_no_values() {
         let p = policy();
-        assert_eq!(p.record("features", Some(&json!([1.0, 2.0]))), None);
-        assert_eq!(p.record("other", Some(&json!([1.0]))), None);
+        assert_eq!(p.record("features", Some(&data(json!([1.0, 2.0])))), None);
+        assert_eq!(p.record("other", Some(&data(json!([1.0])))), None);
         assert_eq!(p.record("amount", None), None, "binary data: nothing");
     }
 
@@ -279,10 +281,10 @@ mod tests {
         let kept = p
             .record(
                 "card",
-                Some(&json!([
+                Some(&data(json!([
                     ["4111111111111111", "ref 5500005555555559 ok"],
                     ["12345"]
-                ])),
+                ]))),
             )
             .unwrap();
         assert_eq!(
@@ -297,12 +299,12 @@ mod tests {
         assert_eq!(
             p.record(
                 "card",
-                Some(&json!([
+                Some(&data(json!([
                     "4111 1111 1111 1111",
                     "card: 5500-0055-5555-5559.",
                     "ref 1234 5500005555555559",
                     4111111111111111_u64
-                ]))
+                ])))
             )
             .unwrap(),
             [
@@ -314,7 +316,7 @@ mod tests {
         );
         // A digit run that fails the Luhn check is not a card number.
         assert_eq!(
-            p.record("card", Some(&json!(["4111111111111112"])))
+            p.record("card", Some(&data(json!(["4111111111111112"]))))
                 .unwrap(),
             [json!("4111111111111112")]
         );
@@ -324,7 +326,7 @@ mod tests {
     fn amounts_are_bucketed_and_merchants_hashed() {
         let p = policy();
         assert_eq!(
-            p.record("amount", Some(&json!([5, 10, 99.5, 5000])))
+            p.record("amount", Some(&data(json!([5, 10, 99.5, 5000]))))
                 .unwrap(),
             [
                 json!("<10"),
@@ -334,14 +336,14 @@ mod tests {
             ]
         );
         let hashed = p
-            .record("merchant", Some(&json!(["acme", "acme", "globex"])))
+            .record("merchant", Some(&data(json!(["acme", "acme", "globex"]))))
             .unwrap();
         assert_eq!(hashed[0], hashed[1], "equal values match");
         assert_ne!(hashed[0], hashed[2]);
         assert!(!hashed[0].to_string().contains("acme"));
         let other_key = PayloadPolicy::parse(r#"[{"input": "m", "policy": "Hash"}]"#, vec![8; 32])
             .unwrap()
-            .record("m", Some(&json!(["acme"])))
+            .record("m", Some(&data(json!(["acme"]))))
             .unwrap();
         assert_ne!(other_key[0], hashed[0], "the hash is keyed");
         // Not keyed by the chain's key itself: a hash is never a chain MAC.

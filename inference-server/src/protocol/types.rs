@@ -35,9 +35,10 @@ pub struct RequestInput {
     /// Tensor parameters, e.g. `binary_data_size`.
     #[serde(default)]
     pub parameters: Option<Map<String, Value>>,
-    /// Elements, flat or nested, row-major; absent when sent as binary data.
+    /// Elements, flat or nested, row-major, read into one typed vector;
+    /// absent when sent as binary data.
     #[serde(default)]
-    pub data: Option<Value>,
+    pub data: Option<super::elements::Elements>,
 }
 
 /// One requested output.
