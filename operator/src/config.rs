@@ -88,6 +88,28 @@ pub struct Config {
     #[arg(long, env = "AIMASS_METRICS_SCRAPER_NAMESPACES", value_delimiter = ',')]
     pub metrics_scraper_namespaces: Vec<String>,
 
+    /// Namespace of the audit keys of `Enforced` ModelDeployments (one
+    /// Secret each) and of the key service's own key: the operator's own
+    /// namespace (`POD_NAMESPACE`) unless set. Keep it out of every
+    /// tenant's reach: whoever reads it can rewrite the trails.
+    #[arg(long, env = "AIMASS_AUDIT_KEY_NAMESPACE")]
+    pub audit_key_namespace: Option<String>,
+
+    /// Address the audit key service listens on (servers ask it for their
+    /// keys at start).
+    #[arg(
+        long,
+        env = "AIMASS_AUDIT_KEY_SERVICE_ADDR",
+        default_value = "0.0.0.0:8082"
+    )]
+    pub audit_key_service_addr: SocketAddr,
+
+    /// Service (in the key namespace) whose port `audit-keys` leads to the
+    /// key service; servers are told its cluster IP. Unset: they are told
+    /// the address listened on, which must then be a specific one.
+    #[arg(long, env = "AIMASS_AUDIT_KEY_SERVICE_NAME")]
+    pub audit_key_service_name: Option<String>,
+
     /// Log format.
     #[arg(long, env = "AIMASS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,

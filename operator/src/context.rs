@@ -31,6 +31,10 @@ pub struct Context {
     pub auth_delegator_role: String,
     /// The operator's own namespace, where its settings ConfigMap lives.
     pub operator_namespace: String,
+    /// Where the audit keys live: out of every tenant's reach.
+    pub audit_key_namespace: String,
+    /// Where servers ask for their audit keys.
+    pub key_service: crate::key_service::Endpoint,
     /// Namespaces whose pods may reach the servers' admin port besides the
     /// operator's (metrics scrapers).
     pub scraper_namespaces: Vec<String>,

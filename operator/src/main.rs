@@ -14,6 +14,7 @@ mod crd_install;
 mod error;
 mod events;
 mod health;
+mod key_service;
 mod labels;
 mod leader;
 mod metrics;
@@ -81,6 +82,28 @@ async fn main() -> anyhow::Result<()> {
         .or_else(|| std::env::var("POD_NAMESPACE").ok())
         .or_else(|| config.namespace.clone())
         .unwrap_or_else(|| "default".into());
+    // Every replica serves keys, so a server starting during a leader
+    // change still gets them.
+    let audit_key_namespace = config
+        .audit_key_namespace
+        .clone()
+        .unwrap_or_else(|| operator_namespace.clone());
+    let events = events::Events::new(
+        client.clone(),
+        Some(identity.clone()),
+        metrics.events.clone(),
+    );
+    let key_service = key_service::start(
+        client.clone(),
+        key_service::Settings {
+            namespace: audit_key_namespace.clone(),
+            addr: config.audit_key_service_addr,
+            service: config.audit_key_service_name.clone(),
+            server_image: config.inference_server_image.clone(),
+        },
+        events.clone(),
+    )
+    .await?;
     let mut election = if config.leader_election {
         let namespace = operator_namespace.clone();
         // A standby replica is healthy and ready to take over.
@@ -104,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
 
     let ctx = Arc::new(context::Context {
         client: client.clone(),
-        events: events::Events::new(client, Some(identity), metrics.events.clone()),
+        events,
         metrics,
         followers: Default::default(),
         server_image: config.inference_server_image.clone(),
@@ -115,6 +138,8 @@ async fn main() -> anyhow::Result<()> {
         max_artifact_bytes: config.max_artifact_bytes,
         auth_delegator_role: config.inference_auth_cluster_role.clone(),
         operator_namespace,
+        audit_key_namespace,
+        key_service,
         scraper_namespaces: config.metrics_scraper_namespaces.clone(),
         canary_baselines: Default::default(),
     });

@@ -73,6 +73,11 @@ the ClusterRole (cluster-wide mode) and the Role (namespaced mode).
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch, delete]
+# The audit key service follows a server pod to its ModelDeployment
+# through its ReplicaSet.
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [get]
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, patch, delete]
@@ -93,11 +98,11 @@ the ClusterRole (cluster-wide mode) and the Role (namespaced mode).
   resources: [pods/eviction]
   verbs: [create]
 # Storage credentials named by Models and ModelDeployments and the key
-# Secrets named by ApiClients (get, by name: never list), and the audit key
-# of each Enforced ModelDeployment (created once, never read).
+# Secrets named by ApiClients (get, by name: never list). The audit keys
+# live in the operator's own namespace (its Role there).
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, create]
+  verbs: [get]
 # The ServiceAccount of each Enforced ModelDeployment's servers, and the
 # Role and RoleBinding that let them read the namespace's ApiClients.
 - apiGroups: [""]
@@ -123,4 +128,8 @@ the ClusterRole (cluster-wide mode) and the Role (namespaced mode).
   resources: [clusterroles]
   resourceNames: [{{ .Values.inferenceServer.authClusterRole | quote }}]
   verbs: [bind]
+# The audit key service reviews the pod-bound tokens servers present.
+- apiGroups: [authentication.k8s.io]
+  resources: [tokenreviews]
+  verbs: [create]
 {{- end -}}

@@ -92,4 +92,7 @@ pub mod reasons {
     /// An Enforced ModelDeployment's audit key Secret was not made by the
     /// operator for it (someone created it first): whoever did knows the key.
     pub const AUDIT_KEY_FOREIGN: &str = "AuditKeyForeign";
+    /// The audit key service refused a pod its keys (a Warning Event on the
+    /// ModelDeployment naming the pod and why).
+    pub const AUDIT_KEYS_REFUSED: &str = "AuditKeysRefused";
 }

@@ -3,11 +3,14 @@
 //! TokenReviews and SubjectAccessReviews (a ClusterRoleBinding to the
 //! delegated-authentication ClusterRole, `system:auth-delegator` unless the
 //! operator is told otherwise), leave to read the namespace's ApiClients (a
-//! Role and RoleBinding), and the key of the audit chain in a Secret.
+//! Role and RoleBinding), and the keys of the audit trail.
 //!
-//! The Secret is created once and never read back: the operator needs
-//! `create` on Secrets, not `get` or `list`. ClusterRoleBindings cannot be
-//! owned by a namespaced object, so the operator removes those whose
+//! The keys live in a Secret of the operator's own namespace (the key
+//! namespace), never in the ModelDeployment's, whose editors are the people
+//! the trail audits; the servers get them from the key service
+//! ([`crate::key_service`]). The Secret outlives its ModelDeployment, so
+//! its trails can be verified later. ClusterRoleBindings cannot be owned by
+//! a namespaced object, so the operator removes those whose
 //! ModelDeployment is gone or no longer `Enforced` ([`sweep`]).
 
 use std::collections::BTreeMap;
@@ -38,6 +41,9 @@ pub const AUDIT_KEY: &str = "key";
 pub const AUDIT_SIGNING_KEY: &str = "signing-key";
 /// Annotation of that Secret with the public key that verifies the seals.
 const VERIFYING_KEY_ANNOTATION: &str = "aimass.io/audit-verifying-key";
+/// Annotation of that Secret naming the ModelDeployment it is for
+/// (`<namespace>/<name>`).
+const KEY_OF_ANNOTATION: &str = "aimass.io/audit-key-of";
 /// Label of a ClusterRoleBinding naming the namespace of its ModelDeployment.
 const NAMESPACE_LABEL: &str = "aimass.io/model-deployment-namespace";
 /// How often bindings of deleted ModelDeployments are looked for.
@@ -51,9 +57,23 @@ pub fn service_account_name(md: &ModelDeployment) -> String {
         .unwrap_or_else(|| labels::fit(&format!("{}-server", md.name_any()), 253))
 }
 
-/// The Secret holding the audit chain's key.
+/// The Secret (in the key namespace) holding the audit keys of `md`:
+/// `audit-key.<namespace>.<name>` (a namespace has no dots, so distinct
+/// ModelDeployments get distinct names).
 pub fn audit_key_secret_name(md: &ModelDeployment) -> String {
-    labels::fit(&format!("{}-audit-key", md.name_any()), 253)
+    labels::fit(
+        &format!(
+            "audit-key.{}.{}",
+            md.namespace().unwrap_or_default(),
+            md.name_any()
+        ),
+        253,
+    )
+}
+
+/// Whom an audit key Secret is for.
+fn key_of(md: &ModelDeployment) -> String {
+    format!("{}/{}", md.namespace().unwrap_or_default(), md.name_any())
 }
 
 fn binding_name(md: &ModelDeployment) -> String {
@@ -142,11 +162,20 @@ fn audit_key_secret(md: &ModelDeployment) -> Result<Secret, Error> {
     getrandom::fill(&mut key)
         .map_err(|e| Error::Config(format!("no randomness for the audit key: {e}")))?;
     let (seed, verifying_key) = aimass_inference_server::seal::generate().map_err(Error::Config)?;
-    let mut metadata = labels::owned_meta(md, audit_key_secret_name(md), deployment_labels(md));
-    metadata.annotations = Some(BTreeMap::from([(
-        VERIFYING_KEY_ANNOTATION.into(),
-        verifying_key,
-    )]));
+    let mut labels = deployment_labels(md);
+    labels.insert(
+        NAMESPACE_LABEL.into(),
+        labels::fit(&md.namespace().unwrap_or_default(), 63),
+    );
+    let metadata = ObjectMeta {
+        name: Some(audit_key_secret_name(md)),
+        labels: Some(labels),
+        annotations: Some(BTreeMap::from([
+            (VERIFYING_KEY_ANNOTATION.into(), verifying_key),
+            (KEY_OF_ANNOTATION.into(), key_of(md)),
+        ])),
+        ..ObjectMeta::default()
+    };
     Ok(Secret {
         metadata,
         data: Some(BTreeMap::from([
@@ -159,14 +188,12 @@ fn audit_key_secret(md: &ModelDeployment) -> Result<Secret, Error> {
 }
 
 /// The public key that verifies the seals of `md`'s servers, read from the
-/// audit key Secret's metadata (never its data); `None` for a Secret made
-/// before seals existed, or not made yet.
+/// audit key Secret's metadata; `None` while it is not made.
 pub async fn audit_verifying_key(
     ctx: &Context,
     md: &ModelDeployment,
 ) -> Result<Option<String>, Error> {
-    let secrets: Api<Secret> =
-        Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.audit_key_namespace);
     let metadata = secrets
         .get_metadata_opt(&audit_key_secret_name(md))
         .await
@@ -196,9 +223,9 @@ pub async fn ensure(ctx: &Context, md: &ModelDeployment) -> Result<Option<String
     let (role, role_binding) = api_client_reader(md);
     super::apply(&roles, &role).await?;
     super::apply(&role_bindings, &role_binding).await?;
-    // Created once, never read back or replaced: the key must outlive the
-    // pods so the trail can be verified later.
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    // Created once, never replaced: the keys must outlive the pods (and the
+    // ModelDeployment) so the trail can be verified later.
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.audit_key_namespace);
     match secrets
         .create(&PostParams::default(), &audit_key_secret(md)?)
         .await
@@ -208,8 +235,8 @@ pub async fn ensure(ctx: &Context, md: &ModelDeployment) -> Result<Option<String
             Ok(None)
         }
         Err(kube::Error::Api(e)) if e.code == 409 => {
-            // It exists: it must be the one made for this ModelDeployment
-            // (its metadata says so; its data is never read).
+            // It exists: it must be one the operator made for this
+            // ModelDeployment (its metadata says so).
             let existing = secrets
                 .get_metadata_opt(&audit_key_secret_name(md))
                 .await
@@ -221,27 +248,54 @@ pub async fn ensure(ctx: &Context, md: &ModelDeployment) -> Result<Option<String
 }
 
 /// Why an existing audit key Secret with `metadata` is not `md`'s own: the
-/// operator makes it controlled by the ModelDeployment (and no one else can
-/// have made it so before the ModelDeployment existed).
+/// operator names the ModelDeployment in it and adds the verifying key.
+/// (Only those who may write the operator's namespace can make one.)
 fn foreign_key(md: &ModelDeployment, metadata: &ObjectMeta) -> Option<String> {
-    let own = metadata.owner_references.iter().flatten().any(|o| {
-        o.controller == Some(true)
-            && o.kind == "ModelDeployment"
-            && Some(&o.uid) == md.metadata.uid.as_ref()
-    });
-    let made_before = match (
-        &metadata.creation_timestamp,
-        &md.metadata.creation_timestamp,
-    ) {
-        (Some(secret), Some(md)) => secret.0 < md.0,
-        _ => false,
-    };
-    (!own || made_before).then(|| {
+    let annotation = |name: &str| metadata.annotations.as_ref()?.get(name);
+    let own = annotation(KEY_OF_ANNOTATION) == Some(&key_of(md))
+        && annotation(VERIFYING_KEY_ANNOTATION).is_some();
+    (!own).then(|| {
         format!(
-            "the audit key Secret {:?} was not made by the operator for this ModelDeployment: whoever made it knows the key, so the trail proves nothing; delete it and the operator makes a fresh one",
+            "the audit key Secret {:?} was not made by the operator for this ModelDeployment: whoever made it knows the key, so the trail proves nothing; an administrator of the operator's namespace should delete it, and the operator makes a fresh one",
             audit_key_secret_name(md)
         )
     })
+}
+
+/// The audit keys of `md` from the key namespace, for the key service;
+/// `None` while they are not made.
+pub async fn read_audit_keys(
+    client: &kube::Client,
+    namespace: &str,
+    md: &ModelDeployment,
+) -> Result<Option<aimass_inference_server::key_handover::AuditKeys>, Error> {
+    use base64::Engine as _;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let Some(secret) = secrets
+        .get_opt(&audit_key_secret_name(md))
+        .await
+        .map_err(Error::kube("reading the audit keys"))?
+    else {
+        return Ok(None);
+    };
+    if let Some(why) = foreign_key(md, &secret.metadata) {
+        return Err(Error::InvalidSpec(why));
+    }
+    let data = secret.data.unwrap_or_default();
+    let field = |name: &str| {
+        data.get(name)
+            .map(|b| base64::engine::general_purpose::STANDARD.encode(&b.0))
+            .ok_or_else(|| {
+                Error::InvalidSpec(format!(
+                    "the audit key Secret {:?} has no {name:?}",
+                    audit_key_secret_name(md)
+                ))
+            })
+    };
+    Ok(Some(aimass_inference_server::key_handover::AuditKeys {
+        chain_key: field(AUDIT_KEY)?,
+        signing_seed: field(AUDIT_SIGNING_KEY)?,
+    }))
 }
 
 /// Deletes the object `name` of `api` if it exists.
@@ -375,28 +429,42 @@ mod tests {
     }
 
     #[test]
+    fn audit_keys_live_in_the_key_namespace_named_for_their_deployment() {
+        let md = md("");
+        let secret = audit_key_secret(&md).unwrap();
+        assert_eq!(
+            secret.metadata.name.as_deref(),
+            Some("audit-key.risk.fraud")
+        );
+        assert!(secret.metadata.namespace.is_none());
+        assert!(secret.metadata.owner_references.is_none());
+        let long = serde_yaml_ng::from_str::<ModelDeployment>(&format!(
+            "apiVersion: aimass.io/v1alpha1\nkind: ModelDeployment\nmetadata: {{name: {}, namespace: risk}}\nspec:\n  model: {{name: fraud}}\n",
+            "a".repeat(253)
+        ))
+        .unwrap();
+        assert!(audit_key_secret_name(&long).len() <= 253);
+    }
+
+    #[test]
     fn an_audit_key_made_by_someone_else_is_foreign() {
-        let mut md = md("");
-        md.metadata.uid = Some("md-uid".into());
-        md.metadata.creation_timestamp =
-            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                jiff::Timestamp::from_second(2_000).unwrap(),
-            ));
+        let md = md("");
         let own = audit_key_secret(&md).unwrap().metadata;
         assert_eq!(foreign_key(&md, &own), None);
         let mut planted = own.clone();
-        planted.owner_references = None;
+        planted.annotations = None;
         assert!(
             foreign_key(&md, &planted)
                 .unwrap()
                 .contains("not made by the operator")
         );
-        // A Secret older than the ModelDeployment was planted, whatever its
-        // owner references say.
-        let mut early = own;
-        early.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            jiff::Timestamp::from_second(1_000).unwrap(),
-        ));
-        assert!(foreign_key(&md, &early).is_some());
+        // Another ModelDeployment's key is not this one's.
+        let mut other = own;
+        other
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(KEY_OF_ANNOTATION.into(), "risk/other".into());
+        assert!(foreign_key(&md, &other).is_some());
     }
 }

@@ -154,6 +154,7 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
                 replicas,
                 default_image: &default_image,
                 secret: target.secret.as_deref(),
+                key_service: &ctx.key_service,
                 track,
             })
         };

@@ -13,8 +13,9 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     Affinity, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
     Lifecycle, LifecycleHandler, ObjectFieldSelector, Pod, PodAffinityTerm, PodSpec,
-    PodTemplateSpec, Probe, SecretVolumeSource, Service, ServicePort, ServiceSpec, SleepAction,
-    Volume, VolumeMount, WeightedPodAffinityTerm,
+    PodTemplateSpec, Probe, ProjectedVolumeSource, SecretVolumeSource, Service,
+    ServiceAccountTokenProjection, ServicePort, ServiceSpec, SleepAction, Volume, VolumeMount,
+    VolumeProjection, WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -37,7 +38,11 @@ pub const ADMIN_PORT: i32 = 8081;
 /// Where the audit trail is written, on a volume of its own.
 const AUDIT_DIR: &str = "/var/log/aimass";
 /// Where the audit chain's key is mounted.
-const AUDIT_KEY_DIR: &str = "/etc/aimass/audit-key";
+/// Where the token the key service reviews is mounted.
+const KEY_SERVICE_TOKEN_DIR: &str = "/var/run/secrets/aimass/audit-keys";
+/// How long that token lives: it is read once at start (the kubelet
+/// refreshes it anyway).
+const KEY_SERVICE_TOKEN_SECONDS: i64 = 3600;
 /// Where the servers' TLS certificate Secret is mounted.
 const TLS_DIR: &str = "/etc/aimass/tls";
 /// Where the client CA Secret is mounted.
@@ -109,6 +114,8 @@ pub struct Workload<'a> {
     pub default_image: &'a str,
     /// Secret with the credentials to read the artifact.
     pub secret: Option<&'a str>,
+    /// Where `Enforced` servers get their audit keys.
+    pub key_service: &'a crate::key_service::Endpoint,
     /// Which track.
     pub track: Track,
 }
@@ -288,7 +295,7 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
     }
     let enforced = spec.security.mode == SecurityMode::Enforced;
     if enforced {
-        vars.extend(security_env(md));
+        vars.extend(security_env(md, w.key_service));
     }
     if let Some(tls) = &spec.security.tls {
         vars.extend(tls_env(tls));
@@ -381,7 +388,7 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
 }
 
 /// The server's settings for checking callers and recording calls.
-fn security_env(md: &ModelDeployment) -> Vec<EnvVar> {
+fn security_env(md: &ModelDeployment, key_service: &crate::key_service::Endpoint) -> Vec<EnvVar> {
     let security = &md.spec.security;
     let field = |name: &str, path: &str| EnvVar {
         name: name.into(),
@@ -399,13 +406,11 @@ fn security_env(md: &ModelDeployment) -> Vec<EnvVar> {
         env("AIMASS_AUTH_AUDIENCE", &security.audience),
         env("AIMASS_API_CLIENTS", "true"),
         env("AIMASS_AUDIT_LOG", format!("{AUDIT_DIR}/calls.jsonl")),
+        env("AIMASS_AUDIT_KEY_SERVICE", &key_service.url),
+        env(crate::key_service::PUBLIC_KEY_ENV, &key_service.public_key),
         env(
-            "AIMASS_AUDIT_KEY_FILE",
-            format!("{AUDIT_KEY_DIR}/{}", access::AUDIT_KEY),
-        ),
-        env(
-            "AIMASS_AUDIT_SIGNING_KEY_FILE",
-            format!("{AUDIT_KEY_DIR}/{}", access::AUDIT_SIGNING_KEY),
+            "AIMASS_AUDIT_KEY_SERVICE_TOKEN_FILE",
+            format!("{KEY_SERVICE_TOKEN_DIR}/token"),
         ),
         env(
             "AIMASS_AUDIT_FAILURE_POLICY",
@@ -538,10 +543,30 @@ fn volumes(md: &ModelDeployment) -> Vec<(Volume, VolumeMount)> {
                 ..VolumeMount::default()
             },
         ));
-        volumes.push(secret(
-            "audit-key",
-            access::audit_key_secret_name(md),
-            AUDIT_KEY_DIR,
+        // The token the key service reviews: bound to the pod, for the key
+        // service only.
+        volumes.push((
+            Volume {
+                name: "audit-key-token".into(),
+                projected: Some(ProjectedVolumeSource {
+                    sources: Some(vec![VolumeProjection {
+                        service_account_token: Some(ServiceAccountTokenProjection {
+                            audience: Some(aimass_inference_server::key_handover::AUDIENCE.into()),
+                            expiration_seconds: Some(KEY_SERVICE_TOKEN_SECONDS),
+                            path: "token".into(),
+                        }),
+                        ..VolumeProjection::default()
+                    }]),
+                    ..ProjectedVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+            VolumeMount {
+                name: "audit-key-token".into(),
+                mount_path: KEY_SERVICE_TOKEN_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
         ));
     }
     if let Some(tls) = &security.tls {
@@ -702,6 +727,7 @@ spec:
             replicas: 2,
             default_image: "aimass/inference-server:0.1.0",
             secret: Some("store"),
+            key_service: &key_service(),
             track: Track::Stable,
         });
         assert_eq!(d.metadata.name.as_deref(), Some("scoring"));
@@ -769,10 +795,35 @@ spec:
         assert_eq!(env["AIMASS_AUDIT_FAILURE_POLICY"], "fail-closed");
         assert!(env["AIMASS_AUDIT_LOG"].starts_with(AUDIT_DIR));
         assert_eq!(pod.service_account_name.as_deref(), Some("scoring-server"));
+        // The audit keys come from the key service, never from a Secret of
+        // the namespace; the token it reviews is bound to the pod.
+        assert_eq!(env["AIMASS_AUDIT_KEY_SERVICE"], key_service().url);
         let volumes = pod.volumes.as_ref().unwrap();
+        assert!(volumes.iter().all(|v| v.secret.is_none()), "{volumes:?}");
+        let token = volumes[1]
+            .projected
+            .as_ref()
+            .unwrap()
+            .sources
+            .as_ref()
+            .unwrap()[0]
+            .service_account_token
+            .as_ref()
+            .unwrap();
+        assert_eq!(token.audience.as_deref(), Some("aimass-audit-keys"));
+        // What the operator makes is what the key service hands keys to.
+        let as_made = Pod {
+            spec: Some(pod.clone()),
+            ..Pod::default()
+        };
         assert_eq!(
-            volumes[1].secret.as_ref().unwrap().secret_name.as_deref(),
-            Some("scoring-audit-key")
+            crate::key_service::pod_may_hold_keys(
+                &as_made,
+                "scoring-server",
+                "aimass/inference-server:0.1.0",
+                &key_service().public_key
+            ),
+            Ok(())
         );
         let anti = pod.affinity.unwrap().pod_anti_affinity.unwrap();
         assert_eq!(
@@ -791,6 +842,13 @@ spec:
             ),
             (Some(true), Some(false))
         );
+    }
+
+    fn key_service() -> crate::key_service::Endpoint {
+        crate::key_service::Endpoint {
+            url: "http://10.96.0.20:8082".into(),
+            public_key: "cHVibGlj".into(),
+        }
     }
 
     /// The pod template of a one-replica stable track.
@@ -824,6 +882,7 @@ spec:
             replicas: 1,
             default_image: "aimass/inference-server:0.1.0",
             secret: None,
+            key_service: &key_service(),
             track: Track::Stable,
         });
         d.spec.unwrap().template.spec.unwrap()
@@ -847,7 +906,7 @@ spec:
         assert!(
             parsed
                 .unwrap()
-                .record("amount", Some(&serde_json::json!([50])))
+                .record("amount", Some(&serde_json::from_str("[50]").unwrap()))
                 .is_some()
         );
     }
@@ -935,6 +994,7 @@ spec:
             replicas: 1,
             default_image: "img",
             secret: Some("model-store"),
+            key_service: &key_service(),
             track: Track::Stable,
         });
         let c = &d.spec.unwrap().template.spec.unwrap().containers[0];
@@ -965,6 +1025,7 @@ spec:
             replicas: 1,
             default_image: "img",
             secret: None,
+            key_service: &key_service(),
             track: Track::Canary,
         });
         assert_eq!(d.metadata.name.as_deref(), Some("scoring-canary"));
@@ -989,6 +1050,7 @@ spec:
             replicas: 1,
             default_image: "img",
             secret: None,
+            key_service: &key_service(),
             track: Track::Stable,
         });
         assert!(!faults(&stable), "and never the stable track");

@@ -35,6 +35,47 @@ fn install_crds() -> Result<()> {
         .map_err(anyhow::Error::msg)
 }
 
+/// The namespace of the test operators' audit keys: shared by every test
+/// (each key Secret is named after its ModelDeployment's namespace), apart
+/// from every test namespace, as the operator's own namespace is from
+/// tenants' in a cluster.
+pub const KEY_NAMESPACE: &str = "aimass-e2e-keys";
+
+/// Creates [`KEY_NAMESPACE`] once per test process.
+fn create_key_namespace() -> Result<()> {
+    static CREATED: OnceLock<Result<(), String>> = OnceLock::new();
+    CREATED
+        .get_or_init(|| {
+            let (ok, _, err) = crate::kubectl(&["create", "namespace", KEY_NAMESPACE])
+                .map_err(|e| format!("{e:#}"))?;
+            if ok || err.contains("AlreadyExists") {
+                Ok(())
+            } else {
+                Err(err)
+            }
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// The address pods reach this host at: the local cluster's gateway, which
+/// the API server's URL names.
+fn gateway() -> Result<String> {
+    let path = kubeconfig().context("no kubeconfig")?;
+    let config = kube::config::Kubeconfig::read_from(&path)?;
+    let server = config
+        .clusters
+        .first()
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.server.clone())
+        .context("the kubeconfig names no server")?;
+    let url = url::Url::parse(&server)?;
+    Ok(url
+        .host_str()
+        .context("the server URL has no host")?
+        .to_owned())
+}
+
 impl Operator {
     /// Starts an operator for `ns`; `instance` tells several apart in logs.
     pub fn start(ns: &TestNamespace, instance: &str) -> Result<Self> {
@@ -49,6 +90,7 @@ impl Operator {
         env: &[(&str, &str)],
     ) -> Result<Self> {
         install_crds()?;
+        create_key_namespace()?;
         let binary = target_dir().join("debug/aimass-operator");
         if !binary.exists() {
             bail!(
@@ -72,6 +114,12 @@ impl Operator {
                 "--file-storage-roots",
             ])
             .arg(std::env::temp_dir().join("aimass-e2e"))
+            .args([
+                "--audit-key-namespace",
+                KEY_NAMESPACE,
+                "--audit-key-service-addr",
+            ])
+            .arg(format!("{}:0", gateway()?))
             .arg("--identity")
             .arg(format!("{}-{instance}", ns.name))
             .env("RUST_LOG", "info,aimass_operator=debug")

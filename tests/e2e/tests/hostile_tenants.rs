@@ -9,13 +9,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aimass_crds::v1alpha1::{Model, VersionPhase};
-use aimass_e2e::operator::Operator;
-use aimass_e2e::{TestNamespace, run, wait, wait_for};
+use aimass_crds::v1alpha1::{Model, ModelDeployment, VersionPhase};
+use aimass_e2e::operator::{KEY_NAMESPACE, Operator};
+use aimass_e2e::{TestNamespace, kubectl, run, wait, wait_for};
 use anyhow::{Context, Result, ensure};
+use base64::Engine as _;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Event;
-use kube::api::ListParams;
+use k8s_openapi::api::core::v1::{Event, Secret};
+use kube::api::{ListParams, PostParams};
+use kube::{Api, ResourceExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -484,21 +486,188 @@ spec:
     .await
 }
 
+/// Waits until the log of `pod` in `ns` says `needle`.
+async fn log_says(ns: &TestNamespace, pod: &str, needle: &str) -> Result<()> {
+    wait(
+        TIMEOUT,
+        &format!("{needle:?} in the log of {pod}"),
+        || async {
+            let log = ns
+                .api::<k8s_openapi::api::core::v1::Pod>()
+                .logs(pod, &Default::default())
+                .await
+                .unwrap_or_default();
+            Ok(log.contains(needle))
+        },
+    )
+    .await
+}
+
+/// The audit key Secret of the scoring ModelDeployment in `ns`.
+fn audit_key_secret(ns: &TestNamespace) -> String {
+    format!("audit-key.{}.scoring", ns.name)
+}
+
+#[tokio::test]
+async fn the_audit_keys_are_out_of_a_namespace_editors_reach() -> Result<()> {
+    run("audit-keys", |ns: Arc<TestNamespace>| async move {
+        let _operator = Operator::start(&ns, "a")?;
+        let (ok, _, err) = kubectl(&[
+            "create",
+            "rolebinding",
+            "alice-edits",
+            "--clusterrole=edit",
+            "--user=alice",
+            "-n",
+            &ns.name,
+        ])?;
+        ensure!(ok, "{err}");
+        ns.apply(&aimass_e2e::scoring_manifests(
+            &aimass_e2e::zoo("gbdt_classifier"),
+            1,
+        ))
+        .await?;
+        // The servers got their keys from the key service: they serve, and
+        // their checkpoints are sealed with the key the operator made.
+        let md = wait_for(
+            &ns.api::<ModelDeployment>(),
+            "scoring",
+            TIMEOUT,
+            |md: Option<&ModelDeployment>| {
+                md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                    s.ready_replicas == 1
+                        && s.audit_checkpoints.iter().any(|c| c.signature.is_some())
+                })
+            },
+        )
+        .await?;
+        let secret = Api::<Secret>::namespaced(ns.client.clone(), KEY_NAMESPACE)
+            .get(&audit_key_secret(&ns))
+            .await?;
+        ensure!(
+            secret.annotations().get("aimass.io/audit-verifying-key")
+                == md
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.audit_verifying_key.as_ref()),
+            "the seals verify with the key Secret's public half"
+        );
+        let key = secret
+            .data
+            .and_then(|mut d| d.remove("key"))
+            .context("no chain key")?
+            .0;
+
+        // The editor may read every Secret of their namespace, and none of
+        // them holds the key; the key's own Secret is out of reach.
+        let can_i = |resource: String, namespace: &str| {
+            let namespace = namespace.to_owned();
+            async move {
+                let (_, out, _) = kubectl(&[
+                    "auth", "can-i", "get", &resource, "-n", &namespace, "--as", "alice",
+                ])?;
+                Ok::<_, anyhow::Error>(out.trim().to_owned())
+            }
+        };
+        ensure!(
+            can_i("secrets".into(), &ns.name).await? == "yes",
+            "the editor reads their Secrets"
+        );
+        ensure!(
+            can_i(format!("secrets/{}", audit_key_secret(&ns)), KEY_NAMESPACE).await? == "no",
+            "kubectl auth can-i says the editor may read the audit key"
+        );
+        let (ok, _, err) = kubectl(&[
+            "get",
+            "secret",
+            &audit_key_secret(&ns),
+            "-n",
+            KEY_NAMESPACE,
+            "--as",
+            "alice",
+        ])?;
+        ensure!(
+            !ok && err.contains("Forbidden"),
+            "the editor read the audit key: {err}"
+        );
+        let (ok, out, err) = kubectl(&[
+            "get", "secrets", "-n", &ns.name, "-o", "json", "--as", "alice",
+        ])?;
+        ensure!(ok, "{err}");
+        let listed: serde_json::Value = serde_json::from_str(&out)?;
+        for item in listed["items"].as_array().context("items")? {
+            for value in item["data"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(_, v)| v)
+            {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(value.as_str().unwrap_or_default())
+                    .unwrap_or_default();
+                ensure!(
+                    bytes != key,
+                    "Secret {} holds the audit key",
+                    item["metadata"]["name"]
+                );
+            }
+        }
+
+        // A pod the editor makes under the servers' ServiceAccount, with the
+        // server's image and settings but their own arguments, asks the key
+        // service and is refused.
+        let real = aimass_e2e::pods(&ns, "aimass.io/model-deployment=scoring")
+            .await?
+            .into_iter()
+            .next()
+            .and_then(|p| p.spec)
+            .context("no server pod")?;
+        let server = real.containers.first().context("no container")?;
+        let forged = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "forged", "namespace": ns.name},
+            "spec": {
+                "serviceAccountName": real.service_account_name,
+                "containers": [{
+                    "name": "server",
+                    "image": server.image,
+                    "args": ["--port", "8090"],
+                    "env": server.env,
+                    "volumeMounts": server.volume_mounts,
+                }],
+                "volumes": real.volumes,
+            },
+        });
+        let manifest = std::env::temp_dir().join(format!("{}-forged.json", ns.name));
+        std::fs::write(&manifest, forged.to_string())?;
+        let (ok, _, err) = kubectl(&["apply", "-f", &manifest.to_string_lossy(), "--as", "alice"])?;
+        ensure!(ok, "{err}");
+        log_says(&ns, "forged", "is not a ModelDeployment's server").await?;
+        Ok(())
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_planted_audit_key_is_reported_as_foreign() -> Result<()> {
     run("planted-key", |ns: Arc<TestNamespace>| async move {
         let _operator = Operator::start(&ns, "a")?;
-        // The editor creates the key first, so they know it.
-        ns.apply(&format!(
-            "apiVersion: v1\nkind: Secret\nmetadata: {{name: scoring-audit-key}}\nstringData: {{key: a-key-the-editor-knows-of-32-bytes}}\n---\n{}",
-            aimass_e2e::scoring_manifests(&aimass_e2e::zoo("gbdt_classifier"), 1)
-        ))
-        .await?;
+        // Someone who may write the operator's namespace makes the key
+        // first, so they know it.
+        let planted: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": audit_key_secret(&ns)},
+            "stringData": {"key": "a-key-someone-knows-of-32-bytes!", "signing-key": "0123456789abcdef0123456789abcdef"},
+        }))?;
+        let keys = Api::<Secret>::namespaced(ns.client.clone(), KEY_NAMESPACE);
+        keys.create(&PostParams::default(), &planted).await?;
+        ns.apply(&aimass_e2e::scoring_manifests(&aimass_e2e::zoo("gbdt_classifier"), 1))
+            .await?;
         let md = wait_for(
-            &ns.api::<aimass_crds::v1alpha1::ModelDeployment>(),
+            &ns.api::<ModelDeployment>(),
             "scoring",
             TIMEOUT,
-            |md: Option<&aimass_crds::v1alpha1::ModelDeployment>| {
+            |md: Option<&ModelDeployment>| {
                 md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
                     s.conditions.iter().any(|c| {
                         c.type_ == "Secured" && c.status == "False" && c.reason == "AuditKeyForeign"
@@ -514,7 +683,7 @@ async fn a_planted_audit_key_is_reported_as_foreign() -> Result<()> {
             .find(|c| c.type_ == "Secured")
             .map(|c| c.message.clone())
             .unwrap_or_default();
-        ensure!(message.contains("scoring-audit-key"), "{message}");
+        ensure!(message.contains(&audit_key_secret(&ns)), "{message}");
         wait(TIMEOUT, "a Warning AuditKeyForeign Event", || async {
             let events = ns
                 .api::<Event>()
@@ -523,6 +692,15 @@ async fn a_planted_audit_key_is_reported_as_foreign() -> Result<()> {
             Ok(events.items.iter().any(|e| e.reason.as_deref() == Some("AuditKeyForeign")))
         })
         .await?;
+        // No server keeps a trail under the planted key: the key service
+        // refuses to hand it over.
+        wait(TIMEOUT, "a server pod with an address", || async {
+            Ok(aimass_e2e::scoring_pod(&ns).await.is_ok())
+        })
+        .await?;
+        let (pod, _) = aimass_e2e::scoring_pod(&ns).await?;
+        log_says(&ns, &pod, "not made by the operator").await?;
+        keys.delete(&audit_key_secret(&ns), &Default::default()).await?;
         Ok(())
     })
     .await

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aimass_crds::v1alpha1::{Model, ModelDeployment};
-use aimass_e2e::operator::{run_with_operator, target_dir};
+use aimass_e2e::operator::{KEY_NAMESPACE, run_with_operator, target_dir};
 use aimass_e2e::{
     TestNamespace, close, http_get, kubectl, pod_processes, pods, post_as, scoring_manifests,
     scoring_pod, serving, wait, wait_for, zoo, zoo_reference,
@@ -354,9 +354,10 @@ async fn enforced(ns: &TestNamespace, request: &Value, ip: &str) -> Result<()> {
         binding.role_ref.name == "system:auth-delegator",
         "{binding:?}"
     );
+    // The audit keys live in the operator's namespace, not the tenant's.
     ensure!(
-        ns.api::<Secret>()
-            .get_opt("scoring-audit-key")
+        Api::<Secret>::namespaced(ns.client.clone(), KEY_NAMESPACE)
+            .get_opt(&format!("audit-key.{}.scoring", ns.name))
             .await?
             .is_some(),
         "the audit key Secret"
@@ -571,9 +572,9 @@ async fn archived(ns: &TestNamespace, settings: &str) -> Result<Archived> {
         .next()
         .and_then(|p| p.metadata.name)
         .context("no pod")?;
-    let key = ns
-        .api::<Secret>()
-        .get("scoring-audit-key")
+    // The auditor reads the key from the operator's namespace.
+    let key = Api::<Secret>::namespaced(ns.client.clone(), KEY_NAMESPACE)
+        .get(&format!("audit-key.{}.scoring", ns.name))
         .await?
         .data
         .and_then(|mut d| d.remove("key"))
