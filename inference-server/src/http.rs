@@ -179,6 +179,9 @@ pub enum ApiError {
     /// 405: the route exists with another method.
     #[error("method {0} is not allowed here")]
     MethodNotAllowed(Method),
+    /// 401: an admin action without the operator's proof.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// 400: the request is malformed or does not fit the model.
     #[error(transparent)]
     BadRequest(#[from] ProtocolError),
@@ -211,6 +214,7 @@ impl ApiError {
         match self {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Busy(SubmitError::QueueFull(_)) | Self::Saturated => {
@@ -322,6 +326,20 @@ pub async fn handle_admin<B: RequestBody>(
                 .unwrap_or_else(ApiError::into_response))
         }
         "/warm-up" if req.method() == Method::POST => {
+            if let Some(key) = service.enforcement.as_ref().and_then(|e| e.warm_up_key.as_ref()) {
+                let proof = req
+                    .headers()
+                    .get(crate::key_handover::WARM_UP_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                if !crate::key_handover::check_warm_up_proof(key, proof, jiff::Timestamp::now().as_second()) {
+                    return Ok(ApiError::Unauthenticated(format!(
+                        "a warm-up needs the operator's proof in header {}",
+                        crate::key_handover::WARM_UP_HEADER
+                    ))
+                    .into_response());
+                }
+            }
             let zeros = Request::new(Full::new(Bytes::from(zeros_request(&service).to_string())));
             Ok(service
                 .infer(zeros, None)

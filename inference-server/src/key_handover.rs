@@ -306,6 +306,48 @@ async fn fetch_once(
     asking.open(&answer)
 }
 
+/// The header with which the operator proves, to a server holding the same
+/// chain key, that a `POST /warm-up` is its own.
+pub const WARM_UP_HEADER: &str = "aimass-warm-up-proof";
+
+/// What the operator sends in [`WARM_UP_HEADER`] at `unix_seconds`:
+/// `<minute>.<HMAC-SHA256 of the minute, under a key derived from the
+/// chain key>`, so a proof seen on the wire is good for two minutes at
+/// most and never reveals the chain key.
+pub fn warm_up_proof(chain_key: &[u8], unix_seconds: i64) -> String {
+    let minute = unix_seconds.div_euclid(60);
+    format!("{minute}.{}", hex::encode(warm_up_mac(chain_key, minute)))
+}
+
+/// Whether `proof` is one [`warm_up_proof`] made under `chain_key` in the
+/// minute of `unix_seconds` or the one before or after.
+pub fn check_warm_up_proof(chain_key: &[u8], proof: &str, unix_seconds: i64) -> bool {
+    use subtle::ConstantTimeEq as _;
+    let Some((minute, mac)) = proof.split_once('.') else {
+        return false;
+    };
+    let (Ok(minute), Ok(mac)) = (minute.parse::<i64>(), hex::decode(mac)) else {
+        return false;
+    };
+    let now = unix_seconds.div_euclid(60);
+    now.abs_diff(minute) <= 1 && bool::from(warm_up_mac(chain_key, minute).ct_eq(&mac))
+}
+
+fn warm_up_mac(chain_key: &[u8], minute: i64) -> Vec<u8> {
+    use hmac::{KeyInit as _, Mac as _};
+    let derived = |label: &[u8], key: &[u8]| -> Vec<u8> {
+        match hmac::Hmac::<sha2::Sha256>::new_from_slice(key) {
+            Ok(mut mac) => {
+                mac.update(label);
+                mac.finalize().into_bytes().to_vec()
+            }
+            Err(_) => Vec::new(),
+        }
+    };
+    let key = derived(b"aimass warm-up v1", chain_key);
+    derived(&minute.to_be_bytes(), &key)
+}
+
 fn public_key(text: &str) -> Result<PublicKey, String> {
     let bytes: [u8; 32] = decode(text, "public key")?
         .try_into()
@@ -381,6 +423,22 @@ mod tests {
                 sealed: asking.request.sealed.clone(),
             };
             assert!(service.open(&request).is_err(), "{ephemeral:?}");
+        }
+    }
+
+    #[test]
+    fn a_warm_up_proof_holds_for_its_minute_and_key_only() {
+        let key = [3u8; 32];
+        let proof = warm_up_proof(&key, 6_000);
+        assert!(check_warm_up_proof(&key, &proof, 6_000));
+        assert!(check_warm_up_proof(&key, &proof, 6_059 + 60));
+        assert!(!check_warm_up_proof(&key, &proof, 6_000 + 180), "stale");
+        assert!(
+            !check_warm_up_proof(&[4u8; 32], &proof, 6_000),
+            "another key"
+        );
+        for forged in ["", "100", "100.zz", "100.00", &proof.replace('.', "")] {
+            assert!(!check_warm_up_proof(&key, forged, 6_000), "{forged:?}");
         }
     }
 

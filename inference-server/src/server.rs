@@ -264,6 +264,12 @@ async fn enforcement(
         Some(_) => audit_keys(config).await?,
         None => None,
     };
+    // Servers the operator runs (keys from its key service) take warm-ups
+    // only with its proof, made with the same key.
+    let warm_up_key = match (&config.audit_key_service, &keys) {
+        (Some(_), Some((key, _))) => Some(key.clone()),
+        _ => None,
+    };
     let (audit, payload) = match (&config.audit_log, keys) {
         (Some(_), None) => {
             return Err(misconfigured(
@@ -313,6 +319,7 @@ async fn enforcement(
         fail_open: config.audit_failure_policy == AuditFailurePolicy::FailOpen,
         payload,
         metrics: Arc::clone(metrics),
+        warm_up_key,
     }))
 }
 

@@ -266,6 +266,7 @@ async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_canno
         fail_open: false,
         payload: None,
         metrics: Arc::clone(&service.metrics),
+        warm_up_key: None,
     });
     service.admin_separate = true;
     service.tls = Some(Arc::new(

@@ -240,14 +240,15 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Option<T> {
     serde_json::from_slice(&get(url).await?).ok()
 }
 
-/// POSTs `body` as JSON; whether the answer was a success.
-pub async fn post_json(url: &str, body: &serde_json::Value) -> bool {
+/// POSTs `body` as JSON with `headers`; whether the answer was a success.
+pub async fn post_json(url: &str, body: &serde_json::Value, headers: &[(&str, String)]) -> bool {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<Bytes>>();
-    let Ok(request) = hyper::Request::post(url)
-        .header("content-type", "application/json")
-        .body(http_body_util::Full::new(Bytes::from(body.to_string())))
-    else {
+    let mut request = hyper::Request::post(url).header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let Ok(request) = request.body(http_body_util::Full::new(Bytes::from(body.to_string()))) else {
         return false;
     };
     matches!(tokio::time::timeout(TIMEOUT, client.request(request)).await, Ok(Ok(r)) if r.status().is_success())

@@ -101,6 +101,7 @@ async fn main() -> Result<()> {
         fail_open: false,
         payload: None,
         metrics: Arc::clone(&guarded.metrics),
+        warm_up_key: None,
     });
     guarded.admin_separate = true;
     guarded

@@ -266,6 +266,9 @@ pub struct Enforcement {
     pub payload: Option<crate::payload::PayloadPolicy>,
     /// Counts records and failures.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// The audit chain's key, when `POST /warm-up` on the admin port must
+    /// carry the operator's proof made with it.
+    pub warm_up_key: Option<Vec<u8>>,
 }
 
 impl Enforcement {

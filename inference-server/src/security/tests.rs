@@ -555,6 +555,7 @@ fn guarded_with(
             fail_open,
             payload,
             metrics,
+            warm_up_key: Some(AUDIT_KEY.to_vec()),
         })
     })
 }
@@ -649,13 +650,29 @@ async fn probes_and_metrics_answer_on_the_admin_port_without_credentials_and_not
         let response = admin(path).await.unwrap();
         assert_eq!(response.status(), 404, "{path} on the admin port");
     }
-    // A warm-up runs zeros through the model, without credentials.
-    let warm_up = Request::builder()
-        .method("POST")
-        .uri("/warm-up")
-        .body(Full::new(Bytes::new()))
+    // A warm-up runs zeros through the model, without caller credentials
+    // but with the operator's proof, made with the audit key; anyone else
+    // (another pod reaching the admin port, a replayed old proof) gets 401.
+    let warm_up = |proof: Option<String>| {
+        let mut req = Request::builder().method("POST").uri("/warm-up");
+        if let Some(proof) = proof {
+            req = req.header(crate::key_handover::WARM_UP_HEADER, proof);
+        }
+        handle_admin(Arc::clone(&svc), req.body(Full::new(Bytes::new())).unwrap())
+    };
+    let now = jiff::Timestamp::now().as_second();
+    for refused in [
+        None,
+        Some("12.ab".to_owned()),
+        Some(crate::key_handover::warm_up_proof(AUDIT_KEY, now - 600)),
+        Some(crate::key_handover::warm_up_proof(&[9; 32], now)),
+    ] {
+        let response = warm_up(refused.clone()).await.unwrap();
+        assert_eq!(response.status(), 401, "{refused:?}");
+    }
+    let response = warm_up(Some(crate::key_handover::warm_up_proof(AUDIT_KEY, now)))
+        .await
         .unwrap();
-    let response = handle_admin(Arc::clone(&svc), warm_up).await.unwrap();
     assert_eq!(response.status(), 200);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let answer: Value = serde_json::from_slice(&body).unwrap();

@@ -12,7 +12,9 @@
 
 use std::collections::HashMap;
 
-use aimass_crds::v1alpha1::{MigrationOutcome, MigrationRecord, MigrationSpec, ModelDeployment};
+use aimass_crds::v1alpha1::{
+    MigrationOutcome, MigrationRecord, MigrationSpec, ModelDeployment, SecurityMode,
+};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{EvictParams, ListParams, Patch, PatchParams, PostParams};
@@ -272,7 +274,7 @@ async fn advance(
     }
     let ready_ip = workload::serving_ip(replacement);
     let warmed = match &ready_ip {
-        Some(ip) => warm_up(ip).await,
+        Some(ip) => warm_up(ctx, md, ip).await,
         None => false,
     };
     if !warmed {
@@ -359,11 +361,41 @@ async fn publish_end(ctx: &Context, md: &ModelDeployment, record: &MigrationReco
 
 /// Whether the server at `ip` answers an inference: its admin port's
 /// warm-up runs a request of zeros through the whole request path, with no
-/// caller credentials needed.
-async fn warm_up(ip: &str) -> bool {
+/// caller credentials needed. An `Enforced` server takes it only with the
+/// operator's proof, made with the audit key it handed over.
+async fn warm_up(ctx: &Context, md: &ModelDeployment, ip: &str) -> bool {
+    use aimass_inference_server::key_handover::{WARM_UP_HEADER, warm_up_proof};
+    let mut headers = Vec::new();
+    if md.spec.security.mode == SecurityMode::Enforced {
+        let keys = crate::model_deployment::access::read_audit_keys(
+            &ctx.client,
+            &ctx.audit_key_namespace,
+            md,
+        )
+        .await;
+        match keys.map(|k| k.map(|k| k.chain_key())) {
+            Ok(Some(Ok(key))) => headers.push((
+                WARM_UP_HEADER,
+                warm_up_proof(&key, jiff::Timestamp::now().as_second()),
+            )),
+            Ok(None) => {
+                tracing::warn!("no audit key yet to prove a warm-up with");
+                return false;
+            }
+            Ok(Some(Err(error))) => {
+                tracing::warn!(%error, "no audit key to prove a warm-up with");
+                return false;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "no audit key to prove a warm-up with");
+                return false;
+            }
+        }
+    }
     crate::scrape::post_json(
         &format!("http://{ip}:{}/warm-up", workload::ADMIN_PORT),
         &serde_json::json!({}),
+        &headers,
     )
     .await
 }

@@ -137,6 +137,10 @@ async fn an_enforced_server_survives_slow_huge_many_and_malformed_clients() -> R
             rules.len() == 2 && rules[0].from.is_none() && rules[1].from.is_some(),
             "the servers' NetworkPolicy: {rules:?}"
         );
+        // And the server checks too: a warm-up (a model run) from anyone
+        // but the operator, who proves it with the audit key, is refused.
+        let (code, answer) = aimass_e2e::post(&format!("http://{ip}:8081/warm-up"), &serde_json::json!({})).await?;
+        ensure!(code == 401, "a warm-up without the operator's proof: {code} {answer}");
 
         // Half a request line, then silence: closed within 10 s.
         let started = Instant::now();
