@@ -382,9 +382,11 @@ fn poke(ns: &TestNamespace, value: &str) -> Result<()> {
 #[tokio::test]
 async fn the_operator_finds_an_audit_trail_that_lost_records() -> Result<()> {
     run_with_operator("audit", |ns: Arc<TestNamespace>| async move {
-        ns.apply(&scoring_manifests(&zoo("gbdt_classifier"), 1))
+        // Two replicas: the other one's checkpoint is written while the
+        // first is not Ready, so a dropped baseline would show.
+        ns.apply(&scoring_manifests(&zoo("gbdt_classifier"), 2))
             .await?;
-        serving(&ns, 1, 1).await?;
+        serving(&ns, 1, 2).await?;
         let (request, _) = zoo_reference("gbdt_classifier")?;
         let replicas = answers(&ns, &request).await?;
         let (ip, _, _) = &replicas[0];
@@ -435,17 +437,40 @@ async fn the_operator_finds_an_audit_trail_that_lost_records() -> Result<()> {
         shortened["sequence"] = json!(1);
         ensure!(!verify_seal(&shortened)?, "a changed checkpoint verified");
 
-        // Someone cuts the trail on the pod back to its first record; the
-        // server restarts on it and carries on from there.
+        // The replica stops answering (frozen) and the operator sees it not
+        // Ready: its kept checkpoint must stay the baseline.
         let pod = pods(&ns, "aimass.io/model-deployment=scoring")
             .await?
             .into_iter()
-            .next()
+            .find(|p| p.status.as_ref().and_then(|s| s.pod_ip.as_ref()) == Some(ip))
             .and_then(|p| p.metadata.name)
-            .context("no pod")?;
+            .context("no pod at the called address")?;
         let pid = *pod_processes(&pod, "aimass-inference-server")
             .first()
             .context("no server process")?;
+        let signal = |name: &str| -> Result<()> {
+            let sent = std::process::Command::new("kill")
+                .args([name, &pid.to_string()])
+                .status()?;
+            ensure!(sent.success(), "kill {name} {pid}");
+            Ok(())
+        };
+        signal("-STOP")?;
+        poke(&ns, "frozen")?;
+        wait_for(
+            &ns.api::<ModelDeployment>(),
+            "scoring",
+            TIMEOUT,
+            |md: Option<&ModelDeployment>| {
+                md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                    s.ready_replicas == 1 && s.audit_checkpoints.iter().any(|c| c.pod == pod)
+                })
+            },
+        )
+        .await
+        .context("the operator saw the frozen replica not Ready, keeping its checkpoint")?;
+        // Meanwhile someone cuts the trail on the pod back to its first
+        // record; the server restarts on it and carries on from there.
         let trail = format!("/proc/{pid}/root/var/log/aimass/calls.jsonl");
         let text = std::fs::read_to_string(&trail)?;
         ensure!(
@@ -454,10 +479,7 @@ async fn the_operator_finds_an_audit_trail_that_lost_records() -> Result<()> {
         );
         let first = text.lines().next().context("empty trail")?;
         std::fs::write(&trail, format!("{first}\n"))?;
-        let killed = std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()?;
-        ensure!(killed.success(), "kill -9 {pid}");
+        signal("-9")?;
         wait(TIMEOUT, "the server to restart on the cut trail", || {
             let (ns, pod) = (ns.clone(), pod.clone());
             async move {
