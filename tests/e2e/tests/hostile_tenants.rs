@@ -317,7 +317,7 @@ metadata: {{name: one-long-line}}
 spec:
   modelRef: {{name: loud}}
   image: busybox
-  command: [sh, -c, "head -c 268435456 /dev/zero | tr '\\0' x; exit 1"]
+  command: [sh, -c, "head -c 1073741824 /dev/zero | tr '\\0' x; exit 1"]
   dataset: {{uri: "file:///data/x.csv"}}
   backoffLimit: 0
 ---
@@ -367,7 +367,7 @@ spec:
         tokio::time::sleep(Duration::from_secs(10)).await;
         let peak = operator.peak_rss_bytes().context("the operator's peak RSS")?;
         eprintln!(
-            "operator peak RSS {} MiB after an endless source, a 256 MiB log line and {} reads of a 1 GiB admin port",
+            "operator peak RSS {} MiB after an endless source, a 1 GiB log line and {} reads of a 1 GiB admin port",
             peak / (1024 * 1024),
             std::fs::read_to_string(&visits).unwrap_or_default().lines().count()
         );
