@@ -13,15 +13,14 @@ use aimass_crds::v1alpha1::{ModelVersion, VersionPhase};
 pub use aimass_inference_server::validation::Artifact;
 use aimass_inference_server::validation::Report;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{
-    Container, EnvVar, Pod, PodSpec, PodTemplateSpec, ResourceRequirements,
-};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodTemplateSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, LogParams, PostParams, PropagationPolicy};
 use kube::{Api, Resource, ResourceExt};
 
 use crate::context::Context;
+use crate::env_var::env;
 use crate::error::{Error, is_conflict, is_not_found};
 use crate::{labels, security};
 
@@ -79,7 +78,7 @@ where
         env("AIMASS_MODEL_URI", check.uri),
         env("AIMASS_MODEL_NAME", check.model),
         env("AIMASS_VALIDATE_ONLY", "true"),
-        env("AIMASS_MAX_MODEL_BYTES", &limits.max_bytes.to_string()),
+        env("AIMASS_MAX_MODEL_BYTES", limits.max_bytes),
     ];
     vars.extend(check.sha256.map(|s| env("AIMASS_MODEL_SHA256", s)));
     vars.extend(
@@ -132,14 +131,6 @@ where
             ..JobSpec::default()
         }),
         status: None,
-    }
-}
-
-fn env(name: &str, value: &str) -> EnvVar {
-    EnvVar {
-        name: name.to_owned(),
-        value: Some(value.to_owned()),
-        value_from: None,
     }
 }
 

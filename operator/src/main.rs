@@ -11,6 +11,7 @@ mod config;
 mod context;
 mod controllers;
 mod crd_install;
+mod env_var;
 mod error;
 mod events;
 mod health;

@@ -28,6 +28,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use super::access;
+use crate::env_var::env;
 use crate::{labels, security};
 
 /// Port the inference server answers the Open Inference Protocol on.
@@ -176,14 +177,6 @@ pub(super) fn deployment_labels(md: &ModelDeployment) -> BTreeMap<String, String
     let mut labels = labels::common("aimass-inference-server", &md.spec.model.name);
     labels.insert(DEPLOYMENT_LABEL.into(), labels::fit(&md.name_any(), 63));
     labels
-}
-
-fn env(name: &str, value: impl ToString) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.to_string()),
-        value_from: None,
-    }
 }
 
 fn http_probe(path: &str, period: i32, failures: i32) -> Probe {

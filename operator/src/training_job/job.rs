@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use crate::env_var::env;
 use crate::{labels, security};
 
 /// Port torch.distributed's rendezvous listens on in rank 0.
@@ -46,14 +47,6 @@ pub fn run_labels(tj: &TrainingJob) -> BTreeMap<String, String> {
         labels::fit(&tj.metadata.name.clone().unwrap_or_default(), 63),
     );
     labels
-}
-
-fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar {
-        name: name.to_owned(),
-        value: Some(value.into()),
-        value_from: None,
-    }
 }
 
 /// The trainer contract's environment.
