@@ -175,6 +175,8 @@ Who called, and what was decided: one HMAC-chained record per call in
 /var/log/aimass/calls.jsonl of each server (on a cluster with exec:
 kubectl -n $ns exec deploy/card-fraud-scoring -- cat /var/log/aimass/calls.jsonl),
 checked with: aimass-audit verify --log calls.jsonl --key-file <the audit key>
+(the key, out of the team's reach, is "key" of Secret audit-key.$ns.card-fraud-scoring
+in namespace $system_ns, readable only by who may read that namespace's Secrets)
 The operator keeps each replica's sealed checkpoint (read at least once a minute); anyone can check one:
   aimass-audit verify-seal --namespace $ns --model card-fraud \\
     --verifying-key "\$(kubectl -n $ns get md card-fraud-scoring -o jsonpath='{.status.auditVerifyingKey}')" \\
