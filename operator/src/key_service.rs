@@ -411,39 +411,48 @@ impl KeyService {
         };
         let unavailable =
             |e: kube::Error| Refused::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-        let rs_name = controller(pod.owner_references(), "ReplicaSet").ok_or_else(not_a_server)?;
-        let rs = Api::<ReplicaSet>::namespaced(self.client.clone(), &namespace)
-            .get_opt(&rs_name.name)
+        let rs: ReplicaSet = self
+            .controller_of(&namespace, pod.owner_references())
             .await
             .map_err(unavailable)?
-            .filter(|rs| rs.metadata.uid.as_deref() == Some(rs_name.uid.as_str()))
             .ok_or_else(not_a_server)?;
-        let d_name = controller(rs.owner_references(), "Deployment").ok_or_else(not_a_server)?;
-        let deployment = Api::<Deployment>::namespaced(self.client.clone(), &namespace)
-            .get_opt(&d_name.name)
+        let deployment: Deployment = self
+            .controller_of(&namespace, rs.owner_references())
             .await
             .map_err(unavailable)?
-            .filter(|d| d.metadata.uid.as_deref() == Some(d_name.uid.as_str()))
             .ok_or_else(not_a_server)?;
-        let md_name = controller(
-            deployment.owner_references(),
-            ModelDeployment::kind(&()).as_ref(),
-        )
-        .ok_or_else(not_a_server)?;
-        Api::<ModelDeployment>::namespaced(self.client.clone(), &namespace)
-            .get_opt(&md_name.name)
+        self.controller_of(&namespace, deployment.owner_references())
             .await
             .map_err(unavailable)?
-            .filter(|md| md.metadata.uid.as_deref() == Some(md_name.uid.as_str()))
             .ok_or_else(not_a_server)
     }
-}
 
-/// The controlling owner of kind `kind` among `owners`.
-fn controller<'a>(owners: &'a [OwnerReference], kind: &str) -> Option<&'a OwnerReference> {
-    owners
-        .iter()
-        .find(|o| o.controller == Some(true) && o.kind == kind)
+    /// The controlling owner of kind `K` among `owners`, read from the API;
+    /// `None` when there is none, or the object of that name is another one
+    /// (its uid differs from the reference's).
+    async fn controller_of<K>(
+        &self,
+        namespace: &str,
+        owners: &[OwnerReference],
+    ) -> Result<Option<K>, kube::Error>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let kind = K::kind(&());
+        let Some(owner) = owners
+            .iter()
+            .find(|o| o.controller == Some(true) && o.kind == kind)
+        else {
+            return Ok(None);
+        };
+        Ok(Api::<K>::namespaced(self.client.clone(), namespace)
+            .get_opt(&owner.name)
+            .await?
+            .filter(|o| o.meta().uid.as_deref() == Some(owner.uid.as_str())))
+    }
 }
 
 /// Whether `pod` is an `Enforced` server as the operator makes it, and so
