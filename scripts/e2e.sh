@@ -10,7 +10,7 @@ cd "$here/.."
 
 # The tests start the operator (and the node agent runs the inference server)
 # from these binaries.
-cargo build --quiet --locked -p aimass-operator -p aimass-inference-server --bins
+cargo build --quiet --locked -p aimass-operator -p aimass-inference-server -p aimass-audit --bins
 
 if [ -n "${KUBECONFIG:-}" ]; then
   log "running the cluster tests against KUBECONFIG=$KUBECONFIG"

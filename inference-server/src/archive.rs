@@ -21,9 +21,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
 
-use crate::Error;
 use crate::metrics::Metrics;
-use crate::source::Location;
+use aimass_storage::Error;
+use aimass_storage::Location;
 
 /// Follows one trail file and ships what it gains.
 pub struct Archiver {
@@ -80,7 +80,7 @@ impl Archiver {
             uri: self.trail.display().to_string(),
             reason: e.to_string(),
         };
-        let current_first = crate::audit::first_sequence(&self.trail);
+        let current_first = aimass_audit::first_sequence(&self.trail);
         if current_first != self.current_first {
             // Rotated (or new): the current file starts over.
             self.current_first = current_first;
@@ -88,7 +88,7 @@ impl Archiver {
         }
         let mut part = Part::after(shipped);
         let mut archived = Vec::new();
-        for segment in crate::audit::segments(&self.trail).map_err(fail)? {
+        for segment in aimass_audit::segments(&self.trail).map_err(fail)? {
             let bytes = tokio::fs::read(&segment).await.map_err(fail)?;
             let last = part.take(&bytes);
             archived.push((segment, last));
@@ -189,7 +189,7 @@ impl Part {
     fn take(&mut self, lines: &[u8]) -> Option<u64> {
         let mut seen = None;
         for line in lines.split_inclusive(|b| *b == b'\n') {
-            let sequence = crate::audit::sequence_of(line).unwrap_or(0);
+            let sequence = aimass_audit::sequence_of(line).unwrap_or(0);
             seen = Some(sequence);
             if self.gap || sequence <= self.last {
                 continue;
@@ -219,8 +219,8 @@ fn last_sequence(name: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{AuditLog, Record, verify};
-    use crate::source::{Credentials, open};
+    use aimass_audit::{AuditLog, Record, verify};
+    use aimass_storage::{Credentials, open};
 
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
@@ -302,12 +302,12 @@ mod tests {
         for _ in 0..20 {
             log.append(Record::default()).unwrap();
         }
-        let rotated = crate::audit::segments(&trail).unwrap();
+        let rotated = aimass_audit::segments(&trail).unwrap();
         assert!(rotated.len() >= 3, "{rotated:?}");
         let mut archiver = Archiver::new(trail.clone(), destination(&dir));
         assert_eq!(archiver.ship().await.unwrap(), 20);
         assert_eq!(
-            crate::audit::segments(&trail).unwrap(),
+            aimass_audit::segments(&trail).unwrap(),
             rotated[rotated.len() - 1..],
             "archived segments are removed from the pod, but for the newest"
         );

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::engine::{Backend, EngineError};
 use crate::metrics::Metrics;
-use crate::tensor::Tensor;
+use aimass_engine::tensor::Tensor;
+use aimass_engine::{Backend, EngineError};
 
 /// How requests are batched.
 #[derive(Clone, Copy, Debug)]
@@ -263,8 +263,8 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::engine::{Signature, TensorSpec};
-    use crate::tensor::{DataType, TensorData};
+    use aimass_engine::tensor::{DataType, TensorData};
+    use aimass_engine::{Signature, TensorSpec};
 
     /// Doubles its input and records the batch sizes it saw.
     struct Doubler {

@@ -4,8 +4,6 @@ use std::net::IpAddr;
 
 use clap::{Parser, ValueEnum};
 
-pub use crate::telemetry::LogFormat;
-
 /// Who may call the model.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum AuthMode {
@@ -326,13 +324,9 @@ pub struct Config {
     )]
     pub fault_latency_on_signal_millis: u64,
 
-    /// Log format.
-    #[arg(long, env = "AIMASS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
-    pub log_format: LogFormat,
-
-    /// Log filter in RUST_LOG syntax.
-    #[arg(long, env = "RUST_LOG", default_value = "info")]
-    pub log_filter: String,
+    /// Logging.
+    #[command(flatten)]
+    pub logging: aimass_telemetry::Logging,
 }
 
 #[cfg(test)]

@@ -14,11 +14,11 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::batching::{Batcher, SubmitError};
-use crate::engine::{Backend, EngineError, Signature};
 use crate::metrics::Metrics;
 use crate::protocol::{
     self, InferRequest, MetadataTensor, ModelMetadata, ProtocolError, ServerMetadata,
 };
+use aimass_engine::{Backend, EngineError, Signature};
 
 /// The header that says how long the JSON part of a body with binary tensor
 /// data is.
@@ -165,9 +165,9 @@ pub const ROUTES: &[(&str, &str)] = &[
 #[derive(Debug, Default)]
 pub struct CallShapes {
     /// Inputs sent.
-    pub inputs: Vec<crate::audit::TensorShape>,
+    pub inputs: Vec<aimass_audit::TensorShape>,
     /// Outputs answered.
-    pub outputs: Vec<crate::audit::TensorShape>,
+    pub outputs: Vec<aimass_audit::TensorShape>,
 }
 
 /// Why a request failed, and so its status code.
@@ -329,13 +329,13 @@ pub async fn handle_admin<B: RequestBody>(
             if let Some(key) = service.enforcement.as_ref().and_then(|e| e.warm_up_key.as_ref()) {
                 let proof = req
                     .headers()
-                    .get(crate::key_handover::WARM_UP_HEADER)
+                    .get(aimass_audit::key_handover::WARM_UP_HEADER)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
-                if !crate::key_handover::check_warm_up_proof(key, proof, jiff::Timestamp::now().as_second()) {
+                if !aimass_audit::key_handover::check_warm_up_proof(key, proof, jiff::Timestamp::now().as_second()) {
                     return Ok(ApiError::Unauthenticated(format!(
                         "a warm-up needs the operator's proof in header {}",
-                        crate::key_handover::WARM_UP_HEADER
+                        aimass_audit::key_handover::WARM_UP_HEADER
                     ))
                     .into_response());
                 }
@@ -370,8 +370,8 @@ fn zeros_request(service: &Service) -> serde_json::Value {
             let shape: Vec<i64> = spec.shape.iter().map(|d| (*d).max(1)).collect();
             let count = usize::try_from(shape.iter().product::<i64>()).unwrap_or(1);
             let zero = match spec.datatype {
-                crate::tensor::DataType::Bytes => json!(""),
-                crate::tensor::DataType::Bool => json!(false),
+                aimass_engine::tensor::DataType::Bytes => json!(""),
+                aimass_engine::tensor::DataType::Bool => json!(false),
                 _ => json!(0),
             };
             json!({"name": spec.name, "shape": shape, "datatype": spec.datatype.as_str(), "data": vec![zero; count]})
@@ -414,13 +414,13 @@ async fn guarded<B: RequestBody>(
     } else {
         Action::Read
     };
-    let mut decision = crate::audit::Decision::default();
+    let mut decision = aimass_audit::Decision::default();
     let mut shapes = CallShapes::default();
     let admission = enforcement
         .admit(req.headers(), certificate, peer.ip(), action, &mut decision)
         .await;
     let actor = admission.principal.as_ref().map_or_else(
-        || crate::audit::Actor {
+        || aimass_audit::Actor {
             method: "None".into(),
             ..Default::default()
         },
@@ -632,7 +632,7 @@ fn server_metadata() -> ServerMetadata {
     }
 }
 
-fn metadata_tensors(specs: &[crate::engine::TensorSpec]) -> Vec<MetadataTensor> {
+fn metadata_tensors(specs: &[aimass_engine::TensorSpec]) -> Vec<MetadataTensor> {
     specs
         .iter()
         .map(|s| MetadataTensor {
@@ -766,10 +766,10 @@ impl Service {
             .as_ref()
             .and_then(|e| e.payload.as_ref())
             .filter(|_| shapes.is_some());
-        let input_shapes: Vec<crate::audit::TensorShape> = request
+        let input_shapes: Vec<aimass_audit::TensorShape> = request
             .inputs
             .iter()
-            .map(|i| crate::audit::TensorShape {
+            .map(|i| aimass_audit::TensorShape {
                 name: i.name.clone(),
                 datatype: i.datatype.clone(),
                 shape: i.shape.clone(),
@@ -807,7 +807,7 @@ impl Service {
                 .outputs
                 .iter()
                 .zip(&outputs)
-                .map(|(spec, tensor)| crate::audit::TensorShape {
+                .map(|(spec, tensor)| aimass_audit::TensorShape {
                     name: spec.name.clone(),
                     datatype: spec.datatype.to_string(),
                     shape: tensor

@@ -11,10 +11,10 @@ use hyper::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
 use crate::batching::{Batcher, BatchingConfig};
-use crate::engine::{Backend, EngineError, Signature, TensorSpec};
 use crate::http::{FaultInjection, HEADER_LENGTH, Limits, Service, handle};
 use crate::metrics::Metrics;
-use crate::tensor::{DataType, Tensor, TensorData};
+use aimass_engine::tensor::{DataType, Tensor, TensorData};
+use aimass_engine::{Backend, EngineError, Signature, TensorSpec};
 
 /// Scores = sum of each row's features; fails on a row summing to 13.
 struct Summer {

@@ -7,28 +7,17 @@
 //! a version that validates is a version the server can serve.
 
 pub mod archive;
-pub mod audit;
 pub mod batching;
 pub mod config;
 pub mod connections;
-pub mod engine;
 mod error;
 pub mod http;
-pub mod key_handover;
 pub mod metrics;
-pub mod payload;
 pub mod protocol;
-pub mod seal;
 pub mod security;
 pub mod server;
-pub mod source;
-pub mod telemetry;
-pub mod tensor;
-pub mod validation;
 
 pub use error::Error;
 
 #[cfg(test)]
 mod http_tests;
-#[cfg(test)]
-mod zoo_tests;

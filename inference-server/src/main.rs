@@ -2,8 +2,9 @@
 
 use std::net::SocketAddr;
 
+use aimass_engine::validation;
 use aimass_inference_server::config::Config;
-use aimass_inference_server::{server, telemetry, validation};
+use aimass_inference_server::server;
 use anyhow::Context;
 use clap::Parser;
 
@@ -23,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", report.to_line());
         return Ok(());
     }
-    telemetry::init(config.log_format, &config.log_filter).map_err(anyhow::Error::msg)?;
+    config.logging.init().map_err(anyhow::Error::msg)?;
     let listener = server::bind(SocketAddr::new(config.address, config.port)).await?;
     let admin = match config.admin_port {
         Some(port) => Some(server::bind(SocketAddr::new(config.address, port)).await?),

@@ -13,14 +13,14 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+use crate::Error;
 use crate::batching::{Batcher, BatchingConfig};
 use crate::config::Config;
 use crate::connections::{Activity, Pool, Watched};
-use crate::engine::{Backend, TractBackend};
 use crate::http::{Limits, Service, handle_admin, handle_api};
 use crate::metrics::Metrics;
 use crate::security::mtls::{ClientCertificate, ReloadingAcceptor};
-use crate::{Error, source};
+use aimass_engine::{Backend, TractBackend};
 
 /// Longest a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,14 +50,14 @@ pub async fn prepare(config: &Config) -> Result<Arc<Service>, Error> {
 pub async fn load(config: &Config) -> Result<Service, Error> {
     let metrics = Arc::new(Metrics::new(&config.model_name, &config.model_version)?);
     let started = Instant::now();
-    let bytes = source::fetch(&config.model_uri).await?;
+    let bytes = aimass_storage::fetch(&config.model_uri).await?;
     if let Some(expected) = &config.model_sha256 {
-        source::verify_sha256(&bytes, expected)?;
+        aimass_storage::verify_sha256(&bytes, expected)?;
     }
     let backend: Arc<dyn Backend> = Arc::new(
         tokio::task::spawn_blocking(move || TractBackend::load(&bytes))
             .await
-            .map_err(|e| Error::Engine(crate::engine::EngineError::Invalid(e.to_string())))??,
+            .map_err(|e| Error::Engine(aimass_engine::EngineError::Invalid(e.to_string())))??,
     );
     let load_seconds = started.elapsed().as_secs_f64();
     metrics.load_seconds.set(load_seconds);
@@ -142,16 +142,16 @@ pub fn archiver(config: &Config) -> Result<Option<crate::archive::Archiver>, Err
         })
         .collect();
     let credentials = if settings.is_empty() {
-        crate::source::Credentials::Environment
+        aimass_storage::Credentials::Environment
     } else {
-        crate::source::Credentials::Static(settings)
+        aimass_storage::Credentials::Static(settings)
     };
     let pod = if config.pod_name.is_empty() {
         "local"
     } else {
         &config.pod_name
     };
-    let destination = crate::source::open(archive, &credentials)?.child(&format!(
+    let destination = aimass_storage::open(archive, &credentials)?.child(&format!(
         "{}/{}/{pod}",
         config.namespace.as_deref().unwrap_or("default"),
         config.model_name
@@ -172,8 +172,12 @@ async fn audit_keys(config: &Config) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)
         &config.audit_key_service,
         &config.audit_key_service_public_key,
     ) {
-        let keys =
-            crate::key_handover::fetch(url, public_key, &config.audit_key_service_token_file).await;
+        let keys = aimass_audit::key_handover::fetch(
+            url,
+            public_key,
+            &config.audit_key_service_token_file,
+        )
+        .await;
         info!(%url, "the audit keys were handed over");
         let chain = keys.chain_key().map_err(Error::Security)?;
         let seed = keys.signing_seed().map_err(Error::Security)?;
@@ -280,20 +284,21 @@ async fn enforcement(
             let payload = config
                 .audit_payload
                 .as_deref()
-                .map(|policy| crate::payload::PayloadPolicy::parse(policy, key.clone()))
+                .map(|policy| aimass_audit::payload::PayloadPolicy::parse(policy, key.clone()))
                 .transpose()
                 .map_err(Error::Security)?;
             // Rotated only when archived: segments are removed once shipped.
             let mut audit = match config.audit_archive {
                 Some(_) => {
-                    crate::audit::AuditLog::open_rotating(log, key, config.audit_segment_bytes)
+                    aimass_audit::AuditLog::open_rotating(log, key, config.audit_segment_bytes)
                 }
-                None => crate::audit::AuditLog::open(log, key),
+                None => aimass_audit::AuditLog::open(log, key),
             }
             .map_err(|e| Error::Security(e.to_string()))?;
             if let Some(seed) = seed {
-                audit = audit
-                    .sealed_by(crate::seal::Sealer::from_seed(&seed).map_err(Error::Security)?);
+                audit = audit.sealed_by(
+                    aimass_audit::seal::Sealer::from_seed(&seed).map_err(Error::Security)?,
+                );
             }
             (Some(audit), payload)
         }
@@ -308,7 +313,7 @@ async fn enforcement(
     Ok(Some(Enforcement {
         guard,
         audit,
-        target: crate::audit::Target {
+        target: aimass_audit::Target {
             namespace: config.namespace.clone().unwrap_or_default(),
             model: config.model_name.clone(),
             version: config.model_version.clone(),

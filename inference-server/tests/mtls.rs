@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aimass_inference_server::audit::{AuditLog, Record, Target};
+use aimass_audit::{AuditLog, Record, Target};
 use aimass_inference_server::config::Config;
 use aimass_inference_server::security::mtls::{RELOAD_CHECK, ReloadingAcceptor, TlsFiles};
 use aimass_inference_server::security::{Authorizer, Enforcement, Guard, TokenAuthenticator, stub};

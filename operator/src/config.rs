@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 
-pub use aimass_inference_server::telemetry::LogFormat;
 use clap::Parser;
 
 /// The aimass operator: reconciles Model, TrainingJob and ModelDeployment
@@ -110,13 +109,9 @@ pub struct Config {
     #[arg(long, env = "AIMASS_AUDIT_KEY_SERVICE_NAME")]
     pub audit_key_service_name: Option<String>,
 
-    /// Log format.
-    #[arg(long, env = "AIMASS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
-    pub log_format: LogFormat,
-
-    /// Log filter in RUST_LOG syntax, e.g. `info,aimass_operator=debug`.
-    #[arg(long, env = "RUST_LOG", default_value = "info")]
-    pub log_filter: String,
+    /// Logging.
+    #[command(flatten)]
+    pub logging: aimass_telemetry::Logging,
 }
 
 #[cfg(test)]

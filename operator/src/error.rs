@@ -42,7 +42,7 @@ pub enum Error {
 
     /// Artifact storage could not be reached, read or written.
     #[error("artifact storage failed: {0}")]
-    Storage(#[from] aimass_inference_server::Error),
+    Storage(#[from] aimass_storage::Error),
 
     /// An object the spec refers to does not exist.
     #[error("{kind} {name:?} not found in namespace {namespace:?}")]

@@ -4,7 +4,7 @@
 //!
 //! At start each server sends its pod-bound ServiceAccount token (audience
 //! [`AUDIENCE`]) sealed to the service's public key
-//! ([`aimass_inference_server::key_handover`]). The service reviews the
+//! ([`aimass_audit::key_handover`]). The service reviews the
 //! token, reads the pod its claims name, and hands the keys over (sealed to
 //! the request) only when that pod is one of the ModelDeployment's servers
 //! as the operator makes them: one container, the operator's server image,
@@ -18,9 +18,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aimass_audit::key_handover::{self, AUDIENCE, MAX_MESSAGE_BYTES};
 use aimass_crds::v1alpha1::conditions::reasons;
 use aimass_crds::v1alpha1::{ModelDeployment, SecurityMode};
-use aimass_inference_server::key_handover::{self, AUDIENCE, MAX_MESSAGE_BYTES};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;

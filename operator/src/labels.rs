@@ -47,7 +47,7 @@ pub fn fit(name: &str, max: usize) -> String {
     if name.len() <= max {
         return name.to_owned();
     }
-    let hash = aimass_inference_server::source::sha256_hex(name.as_bytes());
+    let hash = aimass_storage::sha256_hex(name.as_bytes());
     let keep = max.saturating_sub(7);
     let mut cut = name[..keep].trim_end_matches(['-', '.']).to_owned();
     cut.push('-');

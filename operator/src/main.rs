@@ -42,8 +42,7 @@ async fn main() -> anyhow::Result<()> {
     // linked, rustls cannot pick a provider itself, so every binary picks ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = config::Config::parse();
-    aimass_inference_server::telemetry::init(config.log_format, &config.log_filter)
-        .map_err(Error::Config)?;
+    config.logging.init().map_err(Error::Config)?;
     info!(
         version = env!("CARGO_PKG_VERSION"),
         "starting aimass-operator"

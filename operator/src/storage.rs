@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use aimass_crds::v1alpha1::ArtifactStorage;
-use aimass_inference_server::source::{self, Credentials, Location};
+use aimass_storage::{Credentials, Location};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
@@ -140,7 +140,7 @@ async fn read_secret(
 /// reconfigure the server.
 pub fn secret_env(secret: &str, prefix: &str) -> Vec<k8s_openapi::api::core::v1::EnvVar> {
     use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
-    source::STATIC_KEYS
+    aimass_storage::STATIC_KEYS
         .iter()
         .map(|key| EnvVar {
             name: format!("{prefix}{key}"),
@@ -174,13 +174,14 @@ pub async fn open_registry(
         None => Default::default(),
         Some(reference) => read_secret(client, namespace, &reference.name).await?,
     };
-    let prefix = source::open(uri, &Credentials::Static(settings)).map_err(|e| match e {
-        aimass_inference_server::Error::Setting { .. } => Error::InvalidSpec(match secret {
-            Some(reference) => format!("Secret {:?}: {e}", reference.name),
-            None => e.to_string(),
-        }),
-        other => Error::Storage(other),
-    })?;
+    let prefix =
+        aimass_storage::open(uri, &Credentials::Static(settings)).map_err(|e| match e {
+            aimass_storage::Error::Setting { .. } => Error::InvalidSpec(match secret {
+                Some(reference) => format!("Secret {:?}: {e}", reference.name),
+                None => e.to_string(),
+            }),
+            other => Error::Storage(other),
+        })?;
     Ok(registry(&prefix, model))
 }
 
@@ -219,7 +220,7 @@ mod tests {
     #[tokio::test]
     async fn finds_recorded_versions_in_a_registry() {
         let dir = std::env::temp_dir().join(format!("aimass-registry-{}", std::process::id()));
-        let prefix = source::open(
+        let prefix = aimass_storage::open(
             &format!("file://{}", dir.display()),
             &Credentials::default(),
         )

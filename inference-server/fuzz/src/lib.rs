@@ -1,7 +1,7 @@
 //! What the fuzz targets share: the model signatures they decode against.
 
-use aimass_inference_server::engine::{Signature, TensorSpec};
-use aimass_inference_server::tensor::DataType;
+use aimass_engine::{Signature, TensorSpec};
+use aimass_engine::tensor::DataType;
 
 /// A tabular model: FP32 features and an INT64 category, batch first.
 pub fn tabular() -> Signature {

@@ -11,10 +11,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aimass_engine::tensor::{Tensor, TensorData};
+use aimass_engine::{Backend, TractBackend};
 use aimass_inference_server::config::Config;
-use aimass_inference_server::engine::{Backend, TractBackend};
 use aimass_inference_server::server;
-use aimass_inference_server::tensor::{Tensor, TensorData};
 use anyhow::{Context, Result};
 use clap::Parser;
 use http_body_util::{BodyExt, Full};

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aimass_inference_server::audit::{Actor, AuditLog, Record, Target};
+use aimass_audit::{Actor, AuditLog, Record, Target};
 use aimass_inference_server::config::Config;
 use aimass_inference_server::http::{Service, handle_api};
 use aimass_inference_server::security::{

@@ -4,10 +4,10 @@
 
 use serde_json::{Map, Value};
 
-use super::elements::{Element, Elements, Number};
 use super::{InferRequest, ProtocolError};
-use crate::engine::Signature;
-use crate::tensor::{DataType, Tensor, TensorData};
+use aimass_engine::Signature;
+use aimass_engine::elements::{Element, Elements, Number};
+use aimass_engine::tensor::{DataType, Tensor, TensorData};
 
 /// An output the client asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -392,7 +392,7 @@ fn from_binary(dt: DataType, bytes: &[u8], count: usize) -> Result<TensorData, S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::TensorSpec;
+    use aimass_engine::TensorSpec;
 
     #[test]
     fn a_long_multibyte_value_is_quoted_whole_characters() {
@@ -602,7 +602,7 @@ mod fuzz {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::engine::TensorSpec;
+    use aimass_engine::TensorSpec;
 
     fn json_value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![

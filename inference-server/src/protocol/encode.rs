@@ -5,8 +5,8 @@ use serde_json::{Map, Value};
 
 use super::decode::Decoded;
 use super::{InferResponse, ResponseOutput};
-use crate::engine::Signature;
-use crate::tensor::{Tensor, TensorData};
+use aimass_engine::Signature;
+use aimass_engine::tensor::{Tensor, TensorData};
 
 /// An encoded response body.
 #[derive(Debug)]
@@ -107,9 +107,9 @@ fn append_binary(data: &TensorData, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::TensorSpec;
     use crate::protocol::decode::OutputRequest;
-    use crate::tensor::DataType;
+    use aimass_engine::TensorSpec;
+    use aimass_engine::tensor::DataType;
 
     fn signature() -> Signature {
         Signature {

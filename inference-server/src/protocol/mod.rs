@@ -4,7 +4,6 @@
 //! data extension.
 
 mod decode;
-pub mod elements;
 mod encode;
 mod types;
 

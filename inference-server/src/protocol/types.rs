@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::tensor::TensorData;
+use aimass_engine::tensor::TensorData;
 
 /// `POST /v2/models/{name}[/versions/{version}]/infer` request body.
 #[derive(Debug, Deserialize)]
@@ -38,7 +38,7 @@ pub struct RequestInput {
     /// Elements, flat or nested, row-major, read into one typed vector;
     /// absent when sent as binary data.
     #[serde(default)]
-    pub data: Option<super::elements::Elements>,
+    pub data: Option<aimass_engine::elements::Elements>,
 }
 
 /// One requested output.

@@ -21,8 +21,8 @@ pub use apikeys::{API_CLIENTS_GROUP, ApiKeys, generate as generate_api_key};
 pub use authn::{REJECTED_TTL, REVIEWS_PER_SECOND, TOKEN_TTL, TokenAuthenticator};
 pub use authz::{ALLOW_TTL, Action, Authorizer, DENY_TTL};
 
-use crate::audit::{Actor, AuditLog, Decision, Record, Target};
 use crate::http::CallShapes;
+use aimass_audit::{Actor, AuditLog, Decision, Record, Target};
 
 /// An authenticated caller, whichever way it authenticated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -263,7 +263,7 @@ pub struct Enforcement {
     /// Answer calls whose record could not be written.
     pub fail_open: bool,
     /// Which input values records keep, and how; none when absent.
-    pub payload: Option<crate::payload::PayloadPolicy>,
+    pub payload: Option<aimass_audit::payload::PayloadPolicy>,
     /// Counts records and failures.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// The audit chain's key, when `POST /warm-up` on the admin port must

@@ -495,8 +495,8 @@ async fn a_client_quota_holds_within_five_percent_while_another_caller_is_unaffe
 
 // --- The layer in front of the routes ---------------------------------
 
-use crate::audit::{AuditLog, Record, Target};
 use crate::http::{ROUTES, handle, handle_admin, handle_api};
+use aimass_audit::{AuditLog, Record, Target};
 
 const AUDIT_KEY: &[u8] = b"an audit key of at least 32 bytes!";
 const SEAL_SEED: [u8; 32] = [5; 32];
@@ -537,11 +537,11 @@ fn guarded_with(
     g: Guard,
     audit: &std::path::Path,
     fail_open: bool,
-    payload: Option<crate::payload::PayloadPolicy>,
+    payload: Option<aimass_audit::payload::PayloadPolicy>,
 ) -> Arc<crate::http::Service> {
     let log = AuditLog::open(audit, AUDIT_KEY.to_vec())
         .unwrap()
-        .sealed_by(crate::seal::Sealer::from_seed(&SEAL_SEED).unwrap());
+        .sealed_by(aimass_audit::seal::Sealer::from_seed(&SEAL_SEED).unwrap());
     crate::http_tests::guarded_service(move |metrics| {
         Some(Enforcement {
             guard: Some(g),
@@ -656,7 +656,7 @@ async fn probes_and_metrics_answer_on_the_admin_port_without_credentials_and_not
     let warm_up = |proof: Option<String>| {
         let mut req = Request::builder().method("POST").uri("/warm-up");
         if let Some(proof) = proof {
-            req = req.header(crate::key_handover::WARM_UP_HEADER, proof);
+            req = req.header(aimass_audit::key_handover::WARM_UP_HEADER, proof);
         }
         handle_admin(Arc::clone(&svc), req.body(Full::new(Bytes::new())).unwrap())
     };
@@ -664,15 +664,20 @@ async fn probes_and_metrics_answer_on_the_admin_port_without_credentials_and_not
     for refused in [
         None,
         Some("12.ab".to_owned()),
-        Some(crate::key_handover::warm_up_proof(AUDIT_KEY, now - 600)),
-        Some(crate::key_handover::warm_up_proof(&[9; 32], now)),
+        Some(aimass_audit::key_handover::warm_up_proof(
+            AUDIT_KEY,
+            now - 600,
+        )),
+        Some(aimass_audit::key_handover::warm_up_proof(&[9; 32], now)),
     ] {
         let response = warm_up(refused.clone()).await.unwrap();
         assert_eq!(response.status(), 401, "{refused:?}");
     }
-    let response = warm_up(Some(crate::key_handover::warm_up_proof(AUDIT_KEY, now)))
-        .await
-        .unwrap();
+    let response = warm_up(Some(aimass_audit::key_handover::warm_up_proof(
+        AUDIT_KEY, now,
+    )))
+    .await
+    .unwrap();
     assert_eq!(response.status(), 200);
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let answer: Value = serde_json::from_slice(&body).unwrap();
@@ -686,10 +691,10 @@ async fn probes_and_metrics_answer_on_the_admin_port_without_credentials_and_not
     let response = admin("/audit/checkpoint").await.unwrap();
     assert_eq!(response.status(), 200);
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    let answer: crate::seal::CheckpointAnswer = serde_json::from_slice(&body).unwrap();
+    let answer: aimass_audit::seal::CheckpointAnswer = serde_json::from_slice(&body).unwrap();
     let tail = answer.checkpoint;
     assert_eq!(tail.sequence, 1);
-    crate::audit::verify(&dir.join("audit.jsonl"), AUDIT_KEY, Some(&tail)).unwrap();
+    aimass_audit::verify(&dir.join("audit.jsonl"), AUDIT_KEY, Some(&tail)).unwrap();
     // Sealed: the same tail, for this model, signed with the server's key.
     let seal = answer.seal.expect("a signing key seals the checkpoint");
     assert_eq!((seal.sequence, &seal.mac), (tail.sequence, &tail.mac));
@@ -697,10 +702,10 @@ async fn probes_and_metrics_answer_on_the_admin_port_without_credentials_and_not
         (seal.namespace.as_str(), seal.model.as_str()),
         ("risk", "fraud")
     );
-    let verifying_key = crate::seal::Sealer::from_seed(&SEAL_SEED)
+    let verifying_key = aimass_audit::seal::Sealer::from_seed(&SEAL_SEED)
         .unwrap()
         .verifying_key();
-    crate::seal::verify(&seal, &verifying_key).unwrap();
+    aimass_audit::seal::verify(&seal, &verifying_key).unwrap();
 }
 
 #[tokio::test]
@@ -822,7 +827,7 @@ async fn an_invoker_is_served_and_recorded_a_viewer_is_not_and_secrets_stay_out_
             .all(|r| r.inputs.iter().all(|i| i.values.is_none())),
         "no input values without a payload policy"
     );
-    crate::audit::verify(&audit, AUDIT_KEY, None).unwrap();
+    aimass_audit::verify(&audit, AUDIT_KEY, None).unwrap();
 }
 
 #[tokio::test]
@@ -921,7 +926,7 @@ async fn a_payload_policy_puts_only_what_it_names_into_the_trail() {
     grant_alice(&api);
     let dir = scratch("payload");
     let audit = dir.join("audit.jsonl");
-    let policy = crate::payload::PayloadPolicy::parse(
+    let policy = aimass_audit::payload::PayloadPolicy::parse(
         r#"[{"input": "features", "policy": "Bucket", "buckets": [0.3, 0.6]}]"#,
         AUDIT_KEY.to_vec(),
     )
@@ -940,7 +945,7 @@ async fn a_payload_policy_puts_only_what_it_names_into_the_trail() {
         Some(&[json!("[0.3,0.6)"), json!("<0.3"), json!(">=0.6")][..])
     );
     assert!(recorded[0].outputs.iter().all(|o| o.values.is_none()));
-    crate::audit::verify(&audit, AUDIT_KEY, None).unwrap();
+    aimass_audit::verify(&audit, AUDIT_KEY, None).unwrap();
 }
 
 #[tokio::test]
@@ -1007,7 +1012,7 @@ async fn ten_thousand_mixed_calls_make_ten_thousand_chained_records() {
             .all(|(i, r)| r.sequence == i as u64 + 1)
     );
     assert_eq!(
-        crate::audit::verify(&audit, AUDIT_KEY, None)
+        aimass_audit::verify(&audit, AUDIT_KEY, None)
             .unwrap()
             .sequence,
         10_000

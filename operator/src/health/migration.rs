@@ -364,7 +364,7 @@ async fn publish_end(ctx: &Context, md: &ModelDeployment, record: &MigrationReco
 /// caller credentials needed. An `Enforced` server takes it only with the
 /// operator's proof, made with the audit key it handed over.
 async fn warm_up(ctx: &Context, md: &ModelDeployment, ip: &str) -> bool {
-    use aimass_inference_server::key_handover::{WARM_UP_HEADER, warm_up_proof};
+    use aimass_audit::key_handover::{WARM_UP_HEADER, warm_up_proof};
     let mut headers = Vec::new();
     if md.spec.security.mode == SecurityMode::Enforced {
         let keys = crate::model_deployment::access::read_audit_keys(

@@ -18,7 +18,7 @@ use aimass_crds::v1alpha1::{
     PromotionPolicy, VersionLineage, VersionPhase,
 };
 use aimass_crds::validation;
-use aimass_inference_server::source::Location;
+use aimass_storage::Location;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -437,7 +437,7 @@ async fn import(
         phase: VersionPhase::Ready,
         reason: None,
         message: None,
-        uri: aimass_inference_server::source::redact(uri),
+        uri: aimass_storage::redact(uri),
         sha256: None,
         size_bytes: None,
         signature: None,
@@ -464,9 +464,8 @@ async fn import(
 /// The validation Job of an import: one per (Model, uri, sha256), so a
 /// changed source starts a new one.
 fn import_job_name(model: &str, uri: &str, sha256: Option<&str>) -> String {
-    let digest = aimass_inference_server::source::sha256_hex(
-        format!("{uri}\n{}", sha256.unwrap_or_default()).as_bytes(),
-    );
+    let digest =
+        aimass_storage::sha256_hex(format!("{uri}\n{}", sha256.unwrap_or_default()).as_bytes());
     format!(
         "{}-import-{}",
         crate::labels::fit(model, 44),

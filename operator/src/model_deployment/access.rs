@@ -161,7 +161,7 @@ fn audit_key_secret(md: &ModelDeployment) -> Result<Secret, Error> {
     let mut key = [0u8; 32];
     getrandom::fill(&mut key)
         .map_err(|e| Error::Config(format!("no randomness for the audit key: {e}")))?;
-    let (seed, verifying_key) = aimass_inference_server::seal::generate().map_err(Error::Config)?;
+    let (seed, verifying_key) = aimass_audit::seal::generate().map_err(Error::Config)?;
     let mut labels = deployment_labels(md);
     labels.insert(
         NAMESPACE_LABEL.into(),
@@ -268,7 +268,7 @@ pub async fn read_audit_keys(
     client: &kube::Client,
     namespace: &str,
     md: &ModelDeployment,
-) -> Result<Option<aimass_inference_server::key_handover::AuditKeys>, Error> {
+) -> Result<Option<aimass_audit::key_handover::AuditKeys>, Error> {
     use base64::Engine as _;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let Some(secret) = secrets
@@ -292,7 +292,7 @@ pub async fn read_audit_keys(
                 ))
             })
     };
-    Ok(Some(aimass_inference_server::key_handover::AuditKeys {
+    Ok(Some(aimass_audit::key_handover::AuditKeys {
         chain_key: field(AUDIT_KEY)?,
         signing_seed: field(AUDIT_SIGNING_KEY)?,
     }))

@@ -12,9 +12,9 @@
 //! key made with its audit key, and a checkpoint whose seal does not verify
 //! against the public half, or names another trail, breaks the trail too.
 
+use aimass_audit::seal::{self, CheckpointAnswer};
 use aimass_crds::v1alpha1::AuditCheckpoint;
 use aimass_crds::v1alpha1::conditions::reasons;
-use aimass_inference_server::seal::{self, CheckpointAnswer};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::workload::ADMIN_PORT;
@@ -156,8 +156,8 @@ impl Trails<'_> {
 
 #[cfg(test)]
 mod tests {
-    use aimass_inference_server::audit::{Checkpoint, Target};
-    use aimass_inference_server::seal::Sealer;
+    use aimass_audit::seal::Sealer;
+    use aimass_audit::{Checkpoint, Target};
 
     use super::*;
 
@@ -254,9 +254,9 @@ mod tests {
 
     #[test]
     fn only_a_seal_of_this_trail_by_its_servers_key_is_kept() {
-        let (seed, verifying_key) = aimass_inference_server::seal::generate().unwrap();
+        let (seed, verifying_key) = aimass_audit::seal::generate().unwrap();
         let sealer = Sealer::from_seed(&seed).unwrap();
-        let (other_seed, _) = aimass_inference_server::seal::generate().unwrap();
+        let (other_seed, _) = aimass_audit::seal::generate().unwrap();
         let impostor = Sealer::from_seed(&other_seed).unwrap();
         let trails = Trails {
             verifying_key: Some(&verifying_key),

@@ -544,7 +544,7 @@ fn volumes(md: &ModelDeployment) -> Vec<(Volume, VolumeMount)> {
                 projected: Some(ProjectedVolumeSource {
                     sources: Some(vec![VolumeProjection {
                         service_account_token: Some(ServiceAccountTokenProjection {
-                            audience: Some(aimass_inference_server::key_handover::AUDIENCE.into()),
+                            audience: Some(aimass_audit::key_handover::AUDIENCE.into()),
                             expiration_seconds: Some(KEY_SERVICE_TOKEN_SECONDS),
                             path: "token".into(),
                         }),
@@ -894,7 +894,7 @@ spec:
             .find(|e| e.name == "AIMASS_AUDIT_PAYLOAD")
             .and_then(|e| e.value.clone())
             .unwrap();
-        let parsed = aimass_inference_server::payload::PayloadPolicy::parse(&policy, vec![0; 32]);
+        let parsed = aimass_audit::payload::PayloadPolicy::parse(&policy, vec![0; 32]);
         assert!(parsed.is_ok(), "{policy}: {:?}", parsed.err());
         assert!(
             parsed

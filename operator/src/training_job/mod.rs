@@ -18,7 +18,7 @@ use aimass_crds::v1alpha1::{
     ArtifactStorage, Model, TrainingJob, TrainingJobStatus, TrainingPhase,
 };
 use aimass_crds::validation;
-use aimass_inference_server::source::Location;
+use aimass_storage::Location;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use aimass_crds::v1alpha1::{ModelVersion, TrainingJob, VersionLineage, VersionPhase};
-use aimass_inference_server::source::Location;
+use aimass_storage::Location;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
@@ -98,7 +98,7 @@ async fn read_metrics(output: &Location) -> Result<Result<BTreeMap<String, f64>,
     match output.child(METRICS_FILE).get_if_exists(RECORD_LIMIT).await {
         Ok(None) => Ok(Ok(BTreeMap::new())),
         Ok(Some(bytes)) => Ok(parse_metrics(&bytes)),
-        Err(aimass_inference_server::Error::TooLarge { limit, .. }) => {
+        Err(aimass_storage::Error::TooLarge { limit, .. }) => {
             Ok(Err(format!("{METRICS_FILE} is larger than {limit} bytes")))
         }
         Err(e) => Err(e.into()),

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{Checkpoint, Target};
+use crate::{Checkpoint, Target};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 /// Tells this message format apart from any other signed with the key.

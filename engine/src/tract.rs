@@ -7,8 +7,8 @@ use tract_onnx::pb::type_proto::Value as TypeValue;
 use tract_onnx::pb::{self, tensor_shape_proto::dimension::Value as DimValue};
 use tract_onnx::prelude::*;
 
-use super::{Backend, EngineError, Signature, TensorSpec};
 use crate::tensor::{DataType, Tensor as ServerTensor, TensorData};
+use crate::{Backend, EngineError, Signature, TensorSpec};
 
 /// Operators whose outputs for one row depend on the rest of the batch.
 const BATCH_DEPENDENT_OPS: &[&str] = &["DynamicQuantizeLinear"];

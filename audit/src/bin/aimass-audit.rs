@@ -15,8 +15,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use aimass_inference_server::audit::{self, AuditError, Checkpoint};
-use aimass_inference_server::seal::{self, Seal};
+use aimass_audit::seal::{self, Seal};
+use aimass_audit::{AuditError, Checkpoint};
 use clap::{Parser, Subcommand};
 
 /// Audit trail tools.
@@ -146,7 +146,7 @@ fn verify(
         }
     };
     let checkpoint = expect.map(|(sequence, mac)| Checkpoint { sequence, mac });
-    match audit::verify(log, &key, checkpoint.as_ref()) {
+    match aimass_audit::verify(log, &key, checkpoint.as_ref()) {
         Ok(tail) => {
             println!("intact: {} records; last mac {}", tail.sequence, tail.mac);
             ExitCode::SUCCESS

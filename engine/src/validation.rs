@@ -12,8 +12,7 @@
 use aimass_crds::v1alpha1::{ModelSignature, TensorSignature};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Backend, TensorSpec, TractBackend};
-use crate::source;
+use crate::{Backend, TensorSpec, TractBackend};
 
 /// The key of the JSON object a validation run prints, so its line stands
 /// out from anything else in the log.
@@ -71,7 +70,7 @@ const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 /// Fetches `uri` (at most `max_bytes`) with credentials from the
 /// environment and validates it.
 pub async fn run(uri: &str, expected_sha256: Option<String>, max_bytes: usize) -> Report {
-    let fetched = match source::open(uri, &source::Credentials::Environment) {
+    let fetched = match aimass_storage::open(uri, &aimass_storage::Credentials::Environment) {
         Ok(location) => location.get_bounded(max_bytes, FETCH_TIMEOUT).await,
         Err(e) => Err(e),
     };
@@ -93,7 +92,7 @@ pub async fn run(uri: &str, expected_sha256: Option<String>, max_bytes: usize) -
 /// sentence for the version's `message`.
 pub fn validate(bytes: &[u8], expected_sha256: Option<&str>) -> Result<Artifact, String> {
     if let Some(expected) = expected_sha256 {
-        source::verify_sha256(bytes, expected).map_err(|e| e.to_string())?;
+        aimass_storage::verify_sha256(bytes, expected).map_err(|e| e.to_string())?;
     }
     let backend = TractBackend::load(bytes)
         .map_err(|e| format!("the model does not load in the inference engine: {e}"))?;
@@ -109,7 +108,7 @@ pub fn validate(bytes: &[u8], expected_sha256: Option<&str>) -> Result<Artifact,
     };
     let signature = backend.signature();
     Ok(Artifact {
-        sha256: source::sha256_hex(bytes),
+        sha256: aimass_storage::sha256_hex(bytes),
         size_bytes: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
         signature: ModelSignature {
             inputs: convert(&signature.inputs),
@@ -130,7 +129,7 @@ mod tests {
     #[test]
     fn a_zoo_model_validates_with_its_signature() {
         let bytes = zoo("gbdt_classifier.onnx");
-        let digest = source::sha256_hex(&bytes);
+        let digest = aimass_storage::sha256_hex(&bytes);
         let artifact = validate(&bytes, Some(&digest)).unwrap();
         assert_eq!(artifact.sha256, digest);
         assert_eq!(artifact.signature.inputs.len(), 1);

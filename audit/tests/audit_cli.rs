@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use aimass_inference_server::audit::{Actor, AuditLog, Record};
+use aimass_audit::{Actor, AuditLog, Record};
 
 #[test]
 fn verify_reports_an_intact_trail_and_then_the_first_changed_record() {

@@ -1,7 +1,11 @@
-//! Where models live: a local path or `file://`, an object store (`s3://`
-//! with an optional S3-compatible endpoint, `gs://`, `az://`) or
-//! `http(s)://`, all through the maintained `object_store` crate; then an
-//! optional sha256 check.
+//! Where aimass keeps its bytes: a local path or `file://`, an object store
+//! (`s3://` with an optional S3-compatible endpoint, `gs://`, `az://`) or
+//! `http(s)://`, all through the maintained `object_store` crate; digests;
+//! and the rules for the credentials a tenant may give.
+//!
+//! Used by the inference server (fetching its model, archiving its audit
+//! trail, validating an artifact) and by the operator (registering versions
+//! and reading the registry), so both agree on what a location is.
 //!
 //! The server (in the tenant's pod) reads credentials from the usual
 //! environment variables. The operator passes the keys of a Secret the
@@ -21,7 +25,9 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::Error;
+mod error;
+
+pub use error::Error;
 
 /// Where the settings of an object store come from.
 #[derive(Clone, Debug, Default)]

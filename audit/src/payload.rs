@@ -18,7 +18,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::protocol::elements::Elements;
+use aimass_engine::elements::Elements;
 use sha2::Sha256;
 
 /// How one input's values are recorded.

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::engine::{Backend, TractBackend};
 use crate::tensor::{DataType, Tensor, TensorData};
+use crate::{Backend, TractBackend};
 
 fn zoo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/zoo/models")

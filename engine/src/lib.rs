@@ -1,8 +1,18 @@
-//! The inference engine behind one small trait, so the protocol, batching
-//! and HTTP layers (and their tests) never see tract.
+//! The aimass inference engine: ONNX models run by tract with our own
+//! ONNX-ML tree and pre-processing operators, behind one small trait
+//! ([`Backend`]), so the server's protocol, batching and HTTP layers (and
+//! their tests) never see tract; the tensors it takes and returns; and the
+//! validation of an artifact before it becomes a version.
+//!
+//! Used by the inference server (serving, and `--validate-only` in the
+//! tenant's namespace) and by the operator (the validation report it reads),
+//! so a version that validates is a version the server can serve.
 
+pub mod elements;
 mod onnx_ml;
+pub mod tensor;
 mod tract;
+pub mod validation;
 
 pub use self::tract::TractBackend;
 
@@ -57,3 +67,6 @@ pub trait Backend: Send + Sync {
     /// such models are never merged.
     fn batch_dependent(&self) -> bool;
 }
+
+#[cfg(test)]
+mod zoo_tests;

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aimass_inference_server::engine::{Backend, TractBackend};
-use aimass_inference_server::tensor::{Tensor, TensorData};
+use aimass_engine::tensor::{Tensor, TensorData};
+use aimass_engine::{Backend, TractBackend};
 use anyhow::{Context, Result};
 use clap::Parser;
 use serde_json::Value;
