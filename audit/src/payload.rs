@@ -18,7 +18,6 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::Value;
 
-use aimass_engine::elements::Elements;
 use sha2::Sha256;
 
 /// How one input's values are recorded.
@@ -80,15 +79,20 @@ impl PayloadPolicy {
         })
     }
 
-    /// The values of input `name` to record, from its request `data` (flat
-    /// or nested); `None` when the policy drops them or there are none (sent
-    /// as binary data).
-    pub fn record(&self, name: &str, data: Option<&Elements>) -> Option<Vec<Value>> {
+    /// The values of input `name` to record, from its request values
+    /// (`values` flattens them, and is called only when the policy keeps
+    /// something); `None` when the policy drops them or there are none
+    /// (sent as binary data).
+    pub fn record(
+        &self,
+        name: &str,
+        values: impl FnOnce() -> Option<Vec<Value>>,
+    ) -> Option<Vec<Value>> {
         let treatment = self.rules.get(name)?;
         if matches!(treatment, Treatment::Drop) {
             return None;
         }
-        let values = data?.values();
+        let values = values()?;
         match treatment {
             Treatment::Drop => None,
             Treatment::Hash => Some(values.iter().map(|v| self.hash(v)).collect()),
@@ -251,9 +255,19 @@ mod tests {
 
     const POLICY_KEY: [u8; 32] = [7; 32];
 
-    /// A request's `data`, as the decoder reads it.
-    fn data(value: Value) -> Elements {
-        serde_json::from_value(value).unwrap()
+    /// A request's `data` (flat or nested), flattened as the decoder does.
+    fn data(value: Value) -> impl FnOnce() -> Option<Vec<Value>> {
+        fn flatten(value: Value, into: &mut Vec<Value>) {
+            match value {
+                Value::Array(items) => items.into_iter().for_each(|v| flatten(v, into)),
+                other => into.push(other),
+            }
+        }
+        move || {
+            let mut values = Vec::new();
+            flatten(value, &mut values);
+            Some(values)
+        }
     }
 
     fn policy() -> PayloadPolicy {
@@ -270,9 +284,9 @@ mod tests {
     #[test]
     fn unnamed_and_dropped_inputs_leave_no_values() {
         let p = policy();
-        assert_eq!(p.record("features", Some(&data(json!([1.0, 2.0])))), None);
-        assert_eq!(p.record("other", Some(&data(json!([1.0])))), None);
-        assert_eq!(p.record("amount", None), None, "binary data: nothing");
+        assert_eq!(p.record("features", data(json!([1.0, 2.0]))), None);
+        assert_eq!(p.record("other", data(json!([1.0]))), None);
+        assert_eq!(p.record("amount", || None), None, "binary data: nothing");
     }
 
     #[test]
@@ -281,10 +295,10 @@ mod tests {
         let kept = p
             .record(
                 "card",
-                Some(&data(json!([
+                data(json!([
                     ["4111111111111111", "ref 5500005555555559 ok"],
                     ["12345"]
-                ]))),
+                ])),
             )
             .unwrap();
         assert_eq!(
@@ -299,12 +313,12 @@ mod tests {
         assert_eq!(
             p.record(
                 "card",
-                Some(&data(json!([
+                data(json!([
                     "4111 1111 1111 1111",
                     "card: 5500-0055-5555-5559.",
                     "ref 1234 5500005555555559",
                     4111111111111111_u64
-                ])))
+                ]))
             )
             .unwrap(),
             [
@@ -316,8 +330,7 @@ mod tests {
         );
         // A digit run that fails the Luhn check is not a card number.
         assert_eq!(
-            p.record("card", Some(&data(json!(["4111111111111112"]))))
-                .unwrap(),
+            p.record("card", data(json!(["4111111111111112"]))).unwrap(),
             [json!("4111111111111112")]
         );
     }
@@ -326,7 +339,7 @@ mod tests {
     fn amounts_are_bucketed_and_merchants_hashed() {
         let p = policy();
         assert_eq!(
-            p.record("amount", Some(&data(json!([5, 10, 99.5, 5000]))))
+            p.record("amount", data(json!([5, 10, 99.5, 5000])))
                 .unwrap(),
             [
                 json!("<10"),
@@ -336,14 +349,14 @@ mod tests {
             ]
         );
         let hashed = p
-            .record("merchant", Some(&data(json!(["acme", "acme", "globex"]))))
+            .record("merchant", data(json!(["acme", "acme", "globex"])))
             .unwrap();
         assert_eq!(hashed[0], hashed[1], "equal values match");
         assert_ne!(hashed[0], hashed[2]);
         assert!(!hashed[0].to_string().contains("acme"));
         let other_key = PayloadPolicy::parse(r#"[{"input": "m", "policy": "Hash"}]"#, vec![8; 32])
             .unwrap()
-            .record("m", Some(&data(json!(["acme"]))))
+            .record("m", data(json!(["acme"])))
             .unwrap();
         assert_ne!(other_key[0], hashed[0], "the hash is keyed");
         // Not keyed by the chain's key itself: a hash is never a chain MAC.

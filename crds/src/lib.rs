@@ -1,12 +1,14 @@
 //! The aimass.io Kubernetes API: the `Model`, `TrainingJob`,
-//! `ModelDeployment` and `ApiClient` custom resources, the API key format, their condition vocabulary, and the
-//! checks their schema cannot express.
+//! `ModelDeployment` and `ApiClient` custom resources, the API key format, their condition
+//! vocabulary, the checks their schema cannot express, and the report of an
+//! artifact's validation.
 //!
 //! Everything else in aimass (the operator, the inference server, the tests)
 //! imports the API from here. This crate depends on kube's derive feature
 //! only, never on a client.
 
 pub mod api_key;
+pub mod artifact;
 mod error;
 pub mod reference;
 pub mod uri;

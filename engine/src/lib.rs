@@ -8,7 +8,6 @@
 //! tenant's namespace) and by the operator (the validation report it reads),
 //! so a version that validates is a version the server can serve.
 
-pub mod elements;
 mod onnx_ml;
 pub mod tensor;
 mod tract;

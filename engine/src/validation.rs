@@ -9,60 +9,10 @@
 //! the operator reads it from the pod's log (bounded), so the operator never
 //! fetches the artifact, never holds it in memory and never optimises it.
 
+pub use aimass_crds::artifact::{Artifact, Report};
 use aimass_crds::v1alpha1::{ModelSignature, TensorSignature};
-use serde::{Deserialize, Serialize};
 
 use crate::{Backend, TensorSpec, TractBackend};
-
-/// The key of the JSON object a validation run prints, so its line stands
-/// out from anything else in the log.
-pub const REPORT_KEY: &str = "aimassValidation";
-
-/// What validation learnt about an artifact.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Artifact {
-    /// sha256 as 64 hex digits.
-    pub sha256: String,
-    /// Size in bytes.
-    pub size_bytes: i64,
-    /// Inputs and outputs.
-    pub signature: ModelSignature,
-}
-
-/// The one line a validation run prints: the artifact, or why it was refused.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Report {
-    /// The artifact loads and answers; what was learnt.
-    Valid(Artifact),
-    /// Why the artifact was refused, as a sentence for the version's message.
-    Invalid(String),
-}
-
-impl Report {
-    /// The line to print: `{"aimassValidation": {...}}`.
-    pub fn to_line(&self) -> String {
-        serde_json::json!({ REPORT_KEY: self }).to_string()
-    }
-
-    /// The last report line in `log`, if any. The log is tenant output: lines
-    /// that do not parse are skipped, never trusted.
-    pub fn from_log(log: &str) -> Option<Self> {
-        log.lines().rev().find_map(|line| {
-            let mut value: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
-            serde_json::from_value(value.get_mut(REPORT_KEY)?.take()).ok()
-        })
-    }
-
-    /// The report as the version's outcome.
-    pub fn into_result(self) -> Result<Artifact, String> {
-        match self {
-            Self::Valid(artifact) => Ok(artifact),
-            Self::Invalid(message) => Err(message),
-        }
-    }
-}
 
 /// How long fetching an artifact may take.
 const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);

@@ -773,7 +773,13 @@ impl Service {
                 name: i.name.clone(),
                 datatype: i.datatype.clone(),
                 shape: i.shape.clone(),
-                values: payload.and_then(|p| p.record(&i.name, i.data.as_ref())),
+                values: payload.and_then(|p| {
+                    p.record(&i.name, || {
+                        i.data
+                            .as_ref()
+                            .map(crate::protocol::elements::Elements::values)
+                    })
+                }),
             })
             .collect();
         let mut decoded = protocol::decode(request, binary, self.signature())?;

@@ -8,10 +8,10 @@
 
 use std::collections::BTreeMap;
 
+pub use aimass_crds::artifact::Artifact;
+use aimass_crds::artifact::Report;
 use aimass_crds::v1alpha1::conditions::reasons;
 use aimass_crds::v1alpha1::{ModelVersion, VersionPhase};
-pub use aimass_engine::validation::Artifact;
-use aimass_engine::validation::Report;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodTemplateSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;

@@ -4,9 +4,9 @@
 
 use serde_json::{Map, Value};
 
+use super::elements::{Element, Elements, Number};
 use super::{InferRequest, ProtocolError};
 use aimass_engine::Signature;
-use aimass_engine::elements::{Element, Elements, Number};
 use aimass_engine::tensor::{DataType, Tensor, TensorData};
 
 /// An output the client asked for.

@@ -4,6 +4,7 @@
 //! data extension.
 
 mod decode;
+pub mod elements;
 mod encode;
 mod types;
 

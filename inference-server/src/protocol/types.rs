@@ -38,7 +38,7 @@ pub struct RequestInput {
     /// Elements, flat or nested, row-major, read into one typed vector;
     /// absent when sent as binary data.
     #[serde(default)]
-    pub data: Option<aimass_engine::elements::Elements>,
+    pub data: Option<super::elements::Elements>,
 }
 
 /// One requested output.

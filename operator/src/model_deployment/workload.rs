@@ -899,7 +899,7 @@ spec:
         assert!(
             parsed
                 .unwrap()
-                .record("amount", Some(&serde_json::from_str("[50]").unwrap()))
+                .record("amount", || Some(vec![serde_json::json!(50)]))
                 .is_some()
         );
     }
