@@ -19,10 +19,16 @@ use crate::conditions::{self, Wanted};
 use crate::context::Context;
 use crate::error::Error;
 use crate::events::Severity;
+use crate::status::Writer;
 
 /// The controller's name in metrics.
 pub const CONTROLLER: &str = "apiclient";
 /// How often key Secrets are read again.
+/// The controller's status writer: the only one of an ApiClient's status.
+const STATUS: Writer = Writer {
+    manager: "aimass-operator/apiclient",
+    others: &[],
+};
 const RESYNC: Duration = Duration::from_secs(60);
 
 /// Brings the status of `client` in line with its Secrets and expiry.
@@ -134,7 +140,9 @@ pub async fn reconcile(client: Arc<ApiClient>, ctx: Arc<Context>) -> Result<Acti
         &Time(now),
     );
     let api: Api<ApiClient> = Api::namespaced(ctx.client.clone(), &namespace);
-    crate::status::write(&api, &client.name_any(), &old, &status, "ApiClient").await?;
+    STATUS
+        .write(&api, &client.name_any(), &old, &status)
+        .await?;
     if changed_reason {
         let severity = if wanted.status {
             Severity::Normal

@@ -112,7 +112,7 @@ pub async fn run(
         info!("caches synced; reconciling");
         ready.send_replace(true);
     });
-    tokio::spawn(crate::autoscaler::run(
+    tokio::spawn(crate::monitor::run(
         ctx.clone(),
         namespace.map(str::to_owned),
         serving_cache,

@@ -17,6 +17,53 @@ static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 /// The reporting controller named in every Event.
 const CONTROLLER: &str = "aimass.io/operator";
 
+/// Reasons of the Events the operator publishes that are not also a
+/// condition's reason (those are in `aimass_crds::v1alpha1::conditions::reasons`).
+pub mod reasons {
+    /// Versions found in storage that status did not hold were recorded again.
+    pub const VERSIONS_RECOVERED: &str = "VersionsRecovered";
+    /// A version failed its gates or validation and will not be promoted.
+    pub const VERSION_REJECTED: &str = "VersionRejected";
+    /// Retention removed versions from the registry.
+    pub const VERSIONS_RETIRED: &str = "VersionsRetired";
+    /// An alias now points at another version.
+    pub const ALIAS_MOVED: &str = "AliasMoved";
+    /// An alias was pinned by `spec.aliases`.
+    pub const ALIAS_PINNED: &str = "AliasPinned";
+    /// A scheduled retraining did not start: the previous run still runs.
+    pub const SCHEDULE_SKIPPED: &str = "ScheduleSkipped";
+    /// A TrainingJob was created for the Model (by its schedule).
+    pub const TRAINING_STARTED: &str = "TrainingStarted";
+    /// A deleted Model's artifacts were removed from storage.
+    pub const ARTIFACTS_DELETED: &str = "ArtifactsDeleted";
+    /// A new version serves on every replica.
+    pub const ROLLED_OUT: &str = "RolledOut";
+    /// The servers run with `security.mode: Insecure`.
+    pub const INSECURE_SERVING: &str = "InsecureServing";
+    /// A canary of the new version started beside the serving one.
+    pub const CANARY_STARTED: &str = "CanaryStarted";
+    /// The canary passed a step and takes more traffic.
+    pub const CANARY_STEP_PASSED: &str = "CanaryStepPassed";
+    /// The canary passed every step and takes all traffic.
+    pub const CANARY_PROMOTED: &str = "CanaryPromoted";
+    /// The autoscaler changed the replicas.
+    pub const SCALED: &str = "Scaled";
+    /// A replica judged unhealthy is healthy again.
+    pub const REPLICA_RECOVERED: &str = "ReplicaRecovered";
+    /// Most replicas on a node are unhealthy: the node is the suspect.
+    pub const NODE_SUSPECT: &str = "NodeSuspect";
+    /// A replacement for an unhealthy replica started away from its node.
+    pub const MIGRATION_STARTED: &str = "MigrationStarted";
+    /// A migration was due but administrators paused migrations.
+    pub const MIGRATION_PAUSED: &str = "MigrationPaused";
+    /// A migration was due; `migration.dryRun` only recorded it.
+    pub const MIGRATION_DRY_RUN: &str = "MigrationDryRun";
+    /// A migration's replacement serves and the unhealthy replica is gone.
+    pub const MIGRATION_COMPLETED: &str = "MigrationCompleted";
+    /// A migration's replacement did not become ready in time.
+    pub const MIGRATION_ABANDONED: &str = "MigrationAbandoned";
+}
+
 /// Publishes Events as the aimass operator.
 ///
 /// Each Event is its own object: kube's `Recorder` folds Events with the same

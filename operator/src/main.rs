@@ -21,6 +21,7 @@ mod leader;
 mod metrics;
 mod model;
 mod model_deployment;
+mod monitor;
 mod scrape;
 mod security;
 mod status;

@@ -78,6 +78,9 @@ pub mod reasons {
     pub const MIGRATING: &str = "Migrating";
     /// A replica crossed a health threshold.
     pub const REPLICA_UNHEALTHY: &str = "ReplicaUnhealthy";
+    /// The resolved version's inputs differ from the serving one's: it is
+    /// not rolled out until the callers are updated.
+    pub const SIGNATURE_CHANGED: &str = "SignatureChanged";
     /// Fewer replicas are ready than wanted.
     pub const REPLICAS_UNAVAILABLE: &str = "ReplicasUnavailable";
     /// Callers are authenticated, authorised by RBAC and audited.

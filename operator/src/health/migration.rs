@@ -44,16 +44,16 @@ pub struct Outcome {
     pub paused: bool,
 }
 
-/// Advances the migrations of `md` by one step.
+/// Advances the migrations of `md` (`records`, newest last) by one step.
 pub async fn step(
     ctx: &Context,
     md: &ModelDeployment,
+    records: &[MigrationRecord],
     tracks: &Tracks,
     nodes: &HashMap<String, Option<String>>,
     now: jiff::Timestamp,
 ) -> Result<Outcome, kube::Error> {
     let spec = &md.spec.migration;
-    let status = md.status.clone().unwrap_or_default();
     let paused = paused(ctx).await?;
     if !spec.enabled {
         return Ok(Outcome {
@@ -61,7 +61,7 @@ pub async fn step(
             paused,
         });
     }
-    let mut records = status.migrations.clone();
+    let mut records = records.to_vec();
     let in_progress = records
         .last()
         .is_some_and(|r| r.outcome == MigrationOutcome::InProgress);
@@ -143,9 +143,9 @@ pub async fn step(
             &md.object_ref(&()),
             Severity::Warning,
             match outcome {
-                MigrationOutcome::Paused => "MigrationPaused",
-                MigrationOutcome::DryRun => "MigrationDryRun",
-                _ => "MigrationStarted",
+                MigrationOutcome::Paused => crate::events::reasons::MIGRATION_PAUSED,
+                MigrationOutcome::DryRun => crate::events::reasons::MIGRATION_DRY_RUN,
+                _ => crate::events::reasons::MIGRATION_STARTED,
             },
             "Migrate",
             note,
@@ -346,8 +346,14 @@ async fn set_cost(pods: &Api<Pod>, pod: &str, cost: i32) -> Result<(), kube::Err
 
 async fn publish_end(ctx: &Context, md: &ModelDeployment, record: &MigrationRecord) {
     let (severity, reason) = match record.outcome {
-        MigrationOutcome::Completed => (Severity::Normal, "MigrationCompleted"),
-        _ => (Severity::Warning, "MigrationAbandoned"),
+        MigrationOutcome::Completed => (
+            Severity::Normal,
+            crate::events::reasons::MIGRATION_COMPLETED,
+        ),
+        _ => (
+            Severity::Warning,
+            crate::events::reasons::MIGRATION_ABANDONED,
+        ),
     };
     let note = format!(
         "pod {}: {}",

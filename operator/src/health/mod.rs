@@ -1,33 +1,37 @@
 //! Replica health: every `spec.health.intervalSeconds` each replica is
 //! judged against the thresholds and its siblings (`evaluate`), and the
-//! verdicts become status, a `Degraded` condition, Warning Events and the
-//! `aimass_replica_unhealthy` metric.
+//! verdicts become the monitor's findings in status (which the controller
+//! turns into a `Degraded` condition), Warning Events and the
+//! `aimass_replica_unhealthy` metric; unhealthy replicas are migrated
+//! (`migration`).
 
 pub mod evaluate;
 pub mod migration;
 
 use std::collections::HashMap;
 
+use aimass_crds::v1alpha1::conditions;
 use aimass_crds::v1alpha1::{ModelDeployment, UnhealthyReplica};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 
-use crate::autoscaler::collector::Series;
 use crate::context::Context;
 use crate::events::Severity;
+use crate::monitor::Findings;
+use crate::monitor::collector::Series;
 use crate::scrape::Snapshot;
 use evaluate::ReplicaFigures;
 
-/// Judges every replica of `md` over the interval since the last review and
-/// reports what changed: `status.unhealthyReplicas` (which the controller
-/// turns into the `Degraded` condition), Events, and the metric.
+/// Judges every replica of `md` over the interval since the last review,
+/// advances its migrations, and reports what changed: in `findings`
+/// (unhealthy replicas, migrations), Events, and the metric.
 pub async fn review(
     ctx: &Context,
     md: &ModelDeployment,
     series: &mut Series,
     nodes: &HashMap<String, Option<String>>,
     now: f64,
+    findings: &mut Findings,
 ) -> Result<(), kube::Error> {
     let replicas = figures(&series.last, &series.health_base, nodes);
     series.health_base = series.last.clone();
@@ -62,7 +66,7 @@ pub async fn review(
             match (sick, series.tracks.get(pod).and_then(|t| t.breach.clone())) {
                 (true, Some(b)) => (
                     Severity::Warning,
-                    "ReplicaUnhealthy",
+                    conditions::reasons::REPLICA_UNHEALTHY,
                     format!(
                         "pod {pod} on {node}: {} {:.2} crossed {:.2}",
                         b.metric, b.value, b.threshold
@@ -70,12 +74,12 @@ pub async fn review(
                 ),
                 (true, None) => (
                     Severity::Warning,
-                    "ReplicaUnhealthy",
+                    conditions::reasons::REPLICA_UNHEALTHY,
                     format!("pod {pod} on {node} is unhealthy"),
                 ),
                 (false, _) => (
                     Severity::Normal,
-                    "ReplicaRecovered",
+                    crate::events::reasons::REPLICA_RECOVERED,
                     format!("pod {pod} on {node} is healthy again"),
                 ),
             };
@@ -92,31 +96,40 @@ pub async fn review(
             .publish(
                 &md.object_ref(&()),
                 Severity::Warning,
-                "NodeSuspect",
+                crate::events::reasons::NODE_SUSPECT,
                 "Monitor",
                 note,
             )
             .await;
     }
     series.suspects = suspects;
-    let migration = migration::step(ctx, md, &series.tracks, nodes, jiff::Timestamp::now()).await?;
-    let status = md.status.clone().unwrap_or_default();
-    let old = status.unhealthy_replicas;
-    let same = old.len() == unhealthy.len()
-        && old
-            .iter()
-            .zip(&unhealthy)
-            .all(|(a, b)| a.pod == b.pod && a.metric == b.metric);
-    if !same || migration.records.is_some() || migration.paused != status.migration_paused {
-        let mut patch = serde_json::json!({"status": {"unhealthyReplicas": unhealthy, "migrationPaused": migration.paused}});
-        if let Some(records) = migration.records {
-            patch["status"]["migrations"] = serde_json::to_value(records).unwrap_or_default();
-        }
-        Api::<ModelDeployment>::namespaced(ctx.client.clone(), &namespace)
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+    let migration = migration::step(
+        ctx,
+        md,
+        &findings.migrations,
+        &series.tracks,
+        nodes,
+        jiff::Timestamp::now(),
+    )
+    .await?;
+    if let Some(records) = migration.records {
+        findings.migrations = records;
+    }
+    findings.migration_paused = migration.paused;
+    if !same_replicas(&findings.unhealthy_replicas, &unhealthy) {
+        findings.unhealthy_replicas = unhealthy;
     }
     Ok(())
+}
+
+/// Whether two verdicts name the same replicas for the same metrics (the
+/// figures behind them change every review and are not worth a write).
+fn same_replicas(old: &[UnhealthyReplica], new: &[UnhealthyReplica]) -> bool {
+    old.len() == new.len()
+        && old
+            .iter()
+            .zip(new)
+            .all(|(a, b)| a.pod == b.pod && a.metric == b.metric)
 }
 
 /// Each pod's figures between its `base` reading and its `latest` one.

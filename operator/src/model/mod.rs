@@ -20,14 +20,14 @@ use aimass_crds::v1alpha1::{
 use aimass_crds::validation;
 use aimass_storage::Location;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, info, instrument, warn};
 
 use crate::conditions::{self, Wanted};
 use crate::context::Context;
-use crate::error::{Error, is_conflict, is_not_found};
+use crate::error::Error;
 use crate::events::Severity;
 use crate::{artifact, storage};
 use promotion::Verdict;
@@ -140,7 +140,7 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
     if !recovered.is_empty() {
         notices.push(Notice {
             severity: Severity::Normal,
-            reason: "VersionsRecovered".into(),
+            reason: crate::events::reasons::VERSIONS_RECOVERED.into(),
             note: format!("recovered versions {} from storage", list(&recovered)),
         });
         status.versions = registry::merge(&status.versions, recovered);
@@ -158,7 +158,7 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
         } else {
             notices.push(Notice {
                 severity: Severity::Warning,
-                reason: "VersionRejected".into(),
+                reason: crate::events::reasons::VERSION_REJECTED.into(),
                 note: format!(
                     "version {} was rejected: {}",
                     version.version,
@@ -196,7 +196,7 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
         }
         notices.push(Notice {
             severity: Severity::Normal,
-            reason: "VersionsRetired".into(),
+            reason: crate::events::reasons::VERSIONS_RETIRED.into(),
             note: format!(
                 "retention (keepLast {keep_last}) removed versions {}",
                 list(&dropped)
@@ -497,7 +497,7 @@ fn judge(
             ("NotBetterThanChampion", evidence, Some(CHALLENGER_ALIAS))
         }
         Verdict::Promote(evidence) if pinned(alias) => (
-            "AliasPinned",
+            crate::events::reasons::ALIAS_PINNED,
             format!("passed the gates ({evidence}) but {alias} is pinned in spec.aliases"),
             None,
         ),
@@ -552,7 +552,7 @@ fn move_alias(
     let shown_from = from.map_or_else(|| "unset".to_owned(), |v| format!("v{v}"));
     notices.push(Notice {
         severity: Severity::Normal,
-        reason: "AliasMoved".into(),
+        reason: crate::events::reasons::ALIAS_MOVED.into(),
         note: format!(
             "{alias}: {shown_from} -> v{to} ({reason}){}",
             message
@@ -689,15 +689,7 @@ async fn write_status(
     }
     let mut updated = model.clone();
     updated.status = Some(status);
-    match models
-        .replace_status(&model.name_any(), &PostParams::default(), &updated)
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if is_conflict(&e) => Err(Error::Conflict(format!("Model {}", model.name_any()))),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(Error::kube("writing Model status")(e)),
-    }
+    crate::status::replace(models, &updated).await
 }
 
 /// Adds the finalizer when artifacts must be deleted with the Model, and
@@ -753,7 +745,7 @@ async fn finalize(ctx: &Context, models: &Api<Model>, model: &Model) -> Result<A
             .publish(
                 &model.object_ref(&()),
                 Severity::Normal,
-                "ArtifactsDeleted",
+                crate::events::reasons::ARTIFACTS_DELETED,
                 "Delete",
                 format!("deleted the artifacts under {}", registry.uri),
             )

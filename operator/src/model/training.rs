@@ -74,7 +74,7 @@ pub async fn reconcile(
             match &active {
                 Some(running) => notices.push(Notice {
                     severity: Severity::Normal,
-                    reason: "ScheduleSkipped".into(),
+                    reason: crate::events::reasons::SCHEDULE_SKIPPED.into(),
                     note: format!(
                         "the {tick} tick was skipped: training run {running} is still going"
                     ),
@@ -136,7 +136,7 @@ async fn start(
     match jobs.create(&PostParams::default(), &tj).await {
         Ok(_) => notices.push(Notice {
             severity: Severity::Normal,
-            reason: "TrainingStarted".into(),
+            reason: crate::events::reasons::TRAINING_STARTED.into(),
             note: format!("created TrainingJob {name}"),
         }),
         Err(e) if is_conflict(&e) => {}

@@ -38,12 +38,19 @@ use crate::context::Context;
 use crate::error::{Error, is_not_found};
 use crate::events::Severity;
 use crate::scrape::{self, Snapshot};
+use crate::status::Writer;
 use workload::{Track, Workload};
 
 /// The controller's name in metrics and logs.
 pub const CONTROLLER: &str = "modeldeployment";
 /// The field manager of everything this controller applies.
 const FIELD_MANAGER: &str = "aimass-operator/modeldeployment";
+/// The controller's status writer: every field but the monitor's, which it
+/// reads and never writes back.
+pub(crate) const STATUS: Writer = Writer {
+    manager: FIELD_MANAGER,
+    others: crate::monitor::FIELDS,
+};
 /// Annotation that lets a version with a different input signature replace
 /// the serving one (the callers were changed first).
 pub const ALLOW_SIGNATURE_CHANGE: &str = "aimass.io/allow-signature-change";
@@ -306,12 +313,12 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
             &ctx,
             &md,
             Severity::Normal,
-            "RolledOut",
+            crate::events::reasons::ROLLED_OUT,
             format!("version {version} serves on all {desired} replicas (replacing {from})"),
         )
         .await;
     }
-    crate::status::write(&api, &md.name_any(), &old, &status, "ModelDeployment").await?;
+    STATUS.write(&api, &md.name_any(), &old, &status).await?;
     // Secrets are not watched (that would need list on all of them): a
     // missing one is looked for again soon.
     let missing_reference = degraded_reason == reasons::REFERENCE_NOT_FOUND;
@@ -398,7 +405,14 @@ async fn secured(
         .iter()
         .any(|c| c.type_ == types::SECURED && c.reason == reasons::INSECURE);
     if !enforced && !was_insecure {
-        publish(ctx, md, Severity::Warning, "InsecureServing", message).await;
+        publish(
+            ctx,
+            md,
+            Severity::Warning,
+            crate::events::reasons::INSECURE_SERVING,
+            message,
+        )
+        .await;
     }
 }
 
@@ -485,7 +499,7 @@ async fn canary_step(
                 ctx,
                 md,
                 Severity::Normal,
-                "CanaryStarted",
+                crate::events::reasons::CANARY_STARTED,
                 format!(
                     "version {} takes {percent}% of the replicas for analysis",
                     next.version
@@ -566,7 +580,14 @@ async fn canary_step(
                     "version {} passed step {next_step} ({why}) and now takes {percent}%",
                     canary.version
                 );
-                publish(ctx, md, Severity::Normal, "CanaryStepPassed", note).await;
+                publish(
+                    ctx,
+                    md,
+                    Severity::Normal,
+                    crate::events::reasons::CANARY_STEP_PASSED,
+                    note,
+                )
+                .await;
                 let (stable_n, canary_n) = canary::split(desired, percent);
                 Ok(CanaryAction::Run {
                     stable: stable_n,
@@ -579,7 +600,14 @@ async fn canary_step(
                     "version {} passed every canary step and takes all traffic: {why}",
                     canary.version
                 );
-                publish(ctx, md, Severity::Normal, "CanaryPromoted", note).await;
+                publish(
+                    ctx,
+                    md,
+                    Severity::Normal,
+                    crate::events::reasons::CANARY_PROMOTED,
+                    note,
+                )
+                .await;
                 Ok(CanaryAction::Promote)
             }
         }
@@ -852,7 +880,7 @@ async fn plan(
         && let Some(why) = resolve::incompatible(old, new)
     {
         return Ok(keep_current(Problem {
-            reason: "SignatureChanged",
+            reason: reasons::SIGNATURE_CHANGED,
             message: format!(
                 "version {} is not rolled out: {why}; callers would break. Annotate the ModelDeployment with {ALLOW_SIGNATURE_CHANGE}=true once they are updated",
                 resolved.version.version
@@ -870,8 +898,8 @@ async fn plan(
 }
 
 /// The replicas the stable track should have: `spec.replicas.count` when the
-/// built-in autoscaler is off, otherwise the autoscaler's last figure
-/// within the bounds.
+/// built-in autoscaler is off, otherwise the autoscaler's last decision
+/// (before its first, what runs), within the bounds.
 fn desired_replicas(
     md: &ModelDeployment,
     status: &ModelDeploymentStatus,
@@ -881,12 +909,11 @@ fn desired_replicas(
     if !md.spec.autoscaling.enabled {
         return bounds.count.unwrap_or(bounds.min);
     }
-    let decided = if status.replicas > 0 {
-        status.replicas
-    } else {
-        current
+    let decided = match &status.last_scale_decision {
+        Some(decision) => decision.to,
+        None => current
             .and_then(|d| d.spec.as_ref()?.replicas)
-            .unwrap_or(bounds.min)
+            .unwrap_or(bounds.min),
     };
     decided.clamp(bounds.min, bounds.max)
 }

@@ -1,4 +1,4 @@
-//! The metrics behind autoscaling: every 2 s each Ready inference pod's
+//! The metrics behind autoscaling and replica health: every 2 s each Ready inference pod's
 //! `/metrics` is read (bounded concurrency, short timeouts), and the
 //! difference from the pod's previous reading becomes its share of a
 //! sample: concurrency as busy seconds per second (Little's law), requests
@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use futures::StreamExt;
 
-use super::decide::{Memory, Sample};
+use crate::autoscaler::decide::{Memory, Sample};
 use crate::scrape::{self, Snapshot};
 
 /// Samples kept per ModelDeployment beyond its stable window, in seconds.
@@ -18,7 +18,7 @@ const SLACK_SECONDS: f64 = 10.0;
 /// Scrapes in flight at once.
 const PARALLEL_SCRAPES: usize = 16;
 
-/// What the autoscaler keeps between rounds for one ModelDeployment.
+/// What the monitor keeps between rounds for one ModelDeployment.
 #[derive(Default)]
 pub struct Series {
     /// Each pod's latest reading (time, snapshot), by pod name.
@@ -35,6 +35,8 @@ pub struct Series {
     pub samples: VecDeque<Sample>,
     /// The decision memory (panic mode, recent recommendations).
     pub memory: Memory,
+    /// What the monitor last wrote to status.
+    pub findings: Option<super::Findings>,
 }
 
 impl Series {

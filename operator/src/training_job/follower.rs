@@ -13,12 +13,13 @@ use futures::{AsyncBufRead, AsyncBufReadExt, Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
-use kube::api::{LogParams, Patch, PatchParams};
+use kube::api::LogParams;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::job::CONTAINER;
 use super::progress::{LINE_LIMIT, Progress, summary};
+use crate::status::Writer;
 
 /// The most bytes of a finished run's output read at once.
 const READ_ALL_LIMIT: i64 = 4 * 1024 * 1024;
@@ -152,17 +153,27 @@ where
     })
 }
 
+/// The status fields the follower writes while the trainer runs.
+pub const FIELDS: &[&str] = &["metricsHistory", "metrics", "metricsSummary"];
+
+/// The follower's status writer.
+const WRITER: Writer = Writer {
+    manager: "aimass-operator/trainingjob-progress",
+    others: &[],
+};
+
+/// Writes the trainer's figures so far to the TrainingJob's status.
 async fn publish(jobs: &Api<TrainingJob>, name: &str, progress: &Progress) {
     if progress.history.is_empty() {
         return;
     }
-    let patch = serde_json::json!({"status": {
+    let figures = serde_json::json!({
         "metricsHistory": progress.history,
         "metrics": progress.latest,
         "metricsSummary": summary(&progress.latest),
-    }});
-    if let Err(error) = jobs
-        .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+    });
+    if let Err(error) = WRITER
+        .write(jobs, name, &serde_json::Value::Null, &figures)
         .await
     {
         warn!(%error, name, "cannot publish training progress");

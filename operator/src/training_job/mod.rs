@@ -22,15 +22,16 @@ use aimass_storage::Location;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, LogParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, LogParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use tracing::{info, instrument};
 
 use crate::conditions::{self, Wanted};
 use crate::context::Context;
-use crate::error::{Error, is_conflict, is_not_found};
+use crate::error::{Error, is_conflict};
 use crate::events::Severity;
+use crate::status::Writer;
 use crate::storage;
 use outcome::Observed;
 
@@ -38,6 +39,18 @@ use outcome::Observed;
 pub const CONTROLLER: &str = "trainingjob";
 /// How often a run in progress is looked at even without a change.
 const POLL: Duration = Duration::from_secs(5);
+/// The controller's status writer while the trainer runs: the follower
+/// writes the figures meanwhile.
+const STATUS: Writer = Writer {
+    manager: "aimass-operator/trainingjob",
+    others: follower::FIELDS,
+};
+/// The controller's status writer once the run ended or its output was
+/// read: the final figures are the controller's.
+const FINAL_STATUS: Writer = Writer {
+    manager: "aimass-operator/trainingjob",
+    others: &[],
+};
 
 /// Reconciles one TrainingJob.
 #[instrument(skip_all, fields(name = %tj.name_any(), namespace = tj.namespace()))]
@@ -117,15 +130,17 @@ pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action
                 .get_status(&name)
                 .await
                 .map_err(Error::kube("reading the TrainingJob"))?;
-            match fresh.status.and_then(|s| s.model_version) {
+            let fresh = fresh.status.unwrap_or_default();
+            match fresh.model_version {
                 Some(version) => version,
                 None => match reserve_version(&models, &model, &registry).await? {
                     Some(version) => {
                         // Recorded at once, before anything uses the number.
-                        let patch = serde_json::json!({"status": {"modelVersion": version}});
-                        jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                            .await
-                            .map_err(Error::kube("recording the reserved version"))?;
+                        let reserved = TrainingJobStatus {
+                            model_version: Some(version),
+                            ..fresh.clone()
+                        };
+                        STATUS.write(&jobs, &name, &fresh, &reserved).await?;
                         version
                     }
                     // The Model has not been reconciled yet (it may be
@@ -389,18 +404,15 @@ pub(crate) async fn reserve_version(
             .status
             .get_or_insert_with(Default::default)
             .latest_version = Some(candidate);
-        match models
-            .replace_status(&name, &PostParams::default(), &updated)
-            .await
-        {
-            Ok(_) => return Ok(Some(candidate)),
-            Err(e) if is_conflict(&e) => {
+        match crate::status::replace(models, &updated).await {
+            Ok(()) => return Ok(Some(candidate)),
+            Err(Error::Conflict(_)) => {
                 current = models
                     .get(&name)
                     .await
                     .map_err(Error::kube("reading the Model"))?;
             }
-            Err(e) => return Err(Error::kube("reserving a version number")(e)),
+            Err(e) => return Err(e),
         }
     }
     Err(Error::Conflict(format!("Model {name}")))
@@ -525,34 +537,10 @@ async fn write_status(
     mut next: TrainingJobStatus,
 ) -> Result<(), Error> {
     next.observed_generation = tj.metadata.generation;
-    if &next == old {
-        return Ok(());
-    }
-    let name = tj.name_any();
-    let mut status = serde_json::json!({
-        "observedGeneration": next.observed_generation,
-        "phase": next.phase,
-        "conditions": next.conditions,
-        "reason": next.reason,
-        "message": next.message,
-        "jobName": next.job_name,
-        "modelVersion": next.model_version,
-        "outputUri": next.output_uri,
-        "startTime": next.start_time,
-        "completionTime": next.completion_time,
-    });
-    if is_terminal(next.phase) || output_read(&next) {
-        status["metricsHistory"] = serde_json::to_value(&next.metrics_history).unwrap_or_default();
-        status["metrics"] = serde_json::to_value(&next.metrics).unwrap_or_default();
-        status["metricsSummary"] = serde_json::to_value(&next.metrics_summary).unwrap_or_default();
-    }
-    let patch = serde_json::json!({ "status": status });
-    match jobs
-        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(Error::kube("writing TrainingJob status")(e)),
-    }
+    let writer = if is_terminal(next.phase) || output_read(&next) {
+        FINAL_STATUS
+    } else {
+        STATUS
+    };
+    writer.write(jobs, &tj.name_any(), old, &next).await
 }

@@ -1026,14 +1026,39 @@ spec:
             // No load: back to the minimum after the delay, never below.
             load.finish().await?;
             let md = wait_for(&mds, "scoring", Duration::from_secs(90), move |md: Option<&ModelDeployment>| replicas(md) == 1).await?;
-            let decision = md.status.and_then(|s| s.last_scale_decision).context("a recorded decision")?;
+            let decision = md.status.as_ref().and_then(|s| s.last_scale_decision.clone()).context("a recorded decision")?;
             ensure!(decision.to == 1 && !decision.panic, "{decision:?}");
+            // One writer per field: the decision is the monitor's alone; the
+            // controller, which reads it, never writes it back.
+            for field in ["lastScaleDecision", "migrationPaused"] {
+                ensure!(status_owners(&md, field) == ["aimass-operator/monitor"], "{field} is written by {:?}", status_owners(&md, field));
+            }
+            for field in ["replicas", "readyReplicas", "conditions"] {
+                ensure!(status_owners(&md, field) == ["aimass-operator/modeldeployment"], "{field} is written by {:?}", status_owners(&md, field));
+            }
             let events = ns.api::<k8s_openapi::api::core::v1::Event>().list(&Default::default()).await?.items;
             ensure!(events.iter().filter(|e| e.reason.as_deref() == Some("Scaled")).count() >= 2, "scale Events");
             serving(&ns, 1, 1).await?;
             Ok(())
         })
     .await
+}
+
+/// The field managers that own `status.<field>` of `md`.
+fn status_owners(md: &ModelDeployment, field: &str) -> Vec<String> {
+    let key = format!("f:{field}");
+    md.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| {
+            m.fields_v1
+                .as_ref()
+                .and_then(|f| f.0.get("f:status"))
+                .is_some_and(|s| s.get(&key).is_some())
+        })
+        .filter_map(|m| m.manager.clone())
+        .collect()
 }
 
 /// Three replicas under steady load whose servers arm a 300 ms delay that
