@@ -18,6 +18,3 @@ pub mod security;
 pub mod server;
 
 pub use error::Error;
-
-#[cfg(test)]
-mod http_tests;

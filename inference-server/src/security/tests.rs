@@ -542,7 +542,7 @@ fn guarded_with(
     let log = AuditLog::open(audit, AUDIT_KEY.to_vec())
         .unwrap()
         .sealed_by(aimass_audit::seal::Sealer::from_seed(&SEAL_SEED).unwrap());
-    crate::http_tests::guarded_service(move |metrics| {
+    crate::http::tests::guarded_service(move |metrics| {
         Some(Enforcement {
             guard: Some(g),
             audit: Some(log),
@@ -610,7 +610,7 @@ fn records(path: &std::path::Path) -> Vec<Record> {
 #[tokio::test]
 async fn the_route_list_is_the_router() {
     // Every listed route is answered by the router (not "no such route").
-    let svc = crate::http_tests::guarded_service(|_| None);
+    let svc = crate::http::tests::guarded_service(|_| None);
     for (method, template) in ROUTES {
         let req = Request::builder()
             .method(*method)

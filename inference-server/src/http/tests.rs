@@ -579,7 +579,7 @@ async fn injected_latency_holds_every_inference() {
 #[test]
 fn an_audit_record_keeps_a_bounded_prefix_of_the_path() {
     let long = format!("/v2/models/{}", "é".repeat(60 * 1024));
-    let recorded = crate::http::operation(&hyper::Method::GET, &long);
+    let recorded = super::guard::operation(&hyper::Method::GET, &long);
     assert!(
         recorded.chars().count() <= 4 + 128 + 1,
         "{}",
@@ -587,7 +587,7 @@ fn an_audit_record_keeps_a_bounded_prefix_of_the_path() {
     );
     assert!(recorded.starts_with("GET /v2/models/éé") && recorded.ends_with('…'));
     assert_eq!(
-        crate::http::operation(&hyper::Method::POST, "/v2/models/m/infer"),
+        super::guard::operation(&hyper::Method::POST, "/v2/models/m/infer"),
         "POST /v2/models/m/infer"
     );
 }

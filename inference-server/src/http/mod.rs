@@ -1,0 +1,227 @@
+//! The HTTP front: what a request needs (`Service`, limits, rehearsal
+//! faults), the routes (`routes`), inference (`infer`), the security layer
+//! in front of the API port (`guard`), the admin port (`admin`), and the
+//! one place where failures become status codes (`error`).
+
+mod admin;
+mod error;
+mod guard;
+mod infer;
+mod routes;
+#[cfg(test)]
+pub(crate) mod tests;
+
+pub use admin::handle_admin;
+pub use error::ApiError;
+pub use guard::handle_api;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response};
+
+use crate::batching::Batcher;
+use crate::metrics::Metrics;
+use aimass_engine::Backend;
+use routes::{Port, route_caught};
+
+/// The header that says how long the JSON part of a body with binary tensor
+/// data is.
+pub const HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// Limits on requests.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest body accepted.
+    pub max_request_bytes: usize,
+    /// Longest a request may take, queueing included.
+    pub request_timeout: Duration,
+    /// Longest reading a request's body may take.
+    pub body_read_timeout: Duration,
+    /// The limits of every connection.
+    pub connections: crate::connections::Limits,
+}
+
+/// The bytes of request bodies the server holds at once, so many large
+/// bodies at the same time are refused (429) instead of exhausting memory.
+#[derive(Debug)]
+pub struct BodyBudget {
+    kibibytes: Arc<tokio::sync::Semaphore>,
+}
+
+impl BodyBudget {
+    /// A budget of `bytes`.
+    pub fn new(bytes: usize) -> Self {
+        Self {
+            kibibytes: Arc::new(tokio::sync::Semaphore::new(bytes.div_ceil(1024).max(1))),
+        }
+    }
+
+    /// Reserves `bytes` for one body, at once or not at all.
+    fn reserve(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes.div_ceil(1024).max(1)).ok()?;
+        Arc::clone(&self.kibibytes).try_acquire_many_owned(kib).ok()
+    }
+}
+
+/// Deliberate failures for rehearsals: every `every`-th inference request is
+/// answered with 500, and every request can be slowed down, so canary
+/// rollbacks, autoscaling, migrations and alerts can be tested against a real
+/// server. Off unless configured.
+#[derive(Debug, Default)]
+pub struct FaultInjection {
+    every: Option<u64>,
+    seen: std::sync::atomic::AtomicU64,
+    delay_millis: std::sync::atomic::AtomicU64,
+    armed_millis: u64,
+}
+
+impl FaultInjection {
+    /// Fails every `every`-th request; `None` or 0 never fails.
+    pub fn every(every: Option<u64>) -> Self {
+        Self {
+            every: every.filter(|n| *n > 0),
+            ..Self::default()
+        }
+    }
+
+    /// Also holds every inference request for `delay` before it is run.
+    pub fn with_delay(self, delay: Duration) -> Self {
+        let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.delay_millis.store(millis, Ordering::Relaxed);
+        self
+    }
+
+    /// Arms a delay of `delay` that [`FaultInjection::toggle`] switches on
+    /// and off at run time (the server does on SIGUSR1), so one process of
+    /// many can be made slow.
+    pub fn armed(mut self, delay: Duration) -> Self {
+        self.armed_millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Switches the armed delay on, or off when it is on. Returns whether it
+    /// is now on.
+    pub fn toggle(&self) -> bool {
+        let on = self.delay_millis.load(Ordering::Relaxed) != self.armed_millis;
+        self.delay_millis
+            .store(if on { self.armed_millis } else { 0 }, Ordering::Relaxed);
+        on
+    }
+
+    pub(crate) fn delay(&self) -> Duration {
+        Duration::from_millis(self.delay_millis.load(Ordering::Relaxed))
+    }
+
+    /// Whether this request is one to fail.
+    fn strike(&self) -> bool {
+        self.every
+            .is_some_and(|n| self.seen.fetch_add(1, Ordering::Relaxed) % n == n - 1)
+    }
+}
+
+/// Everything a request needs.
+pub struct Service {
+    /// Name the model is served under.
+    pub model_name: String,
+    /// Version it is served under.
+    pub model_version: String,
+    /// The model.
+    pub backend: Arc<dyn Backend>,
+    /// The queue in front of it.
+    pub batcher: Batcher,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Ready to serve: the model is loaded and warm, and no shutdown began.
+    pub ready: AtomicBool,
+    /// Request limits.
+    pub limits: Limits,
+    /// The bytes of request bodies held at once.
+    pub bodies: BodyBudget,
+    /// Deliberate failures, for rehearsals.
+    pub faults: FaultInjection,
+    /// Authentication, authorisation, rate limits and audit of calls on the
+    /// API port; `None` serves anyone, unrecorded.
+    pub enforcement: Option<crate::security::Enforcement>,
+    /// Probes and /metrics are on their own port, not on the API port.
+    pub admin_separate: bool,
+    /// TLS on the API port (and client certificates), when configured.
+    pub tls: Option<Arc<crate::security::mtls::ReloadingAcceptor>>,
+}
+
+/// The routes of the API port as (method, path template): the test that
+/// proves no route escapes the security layer walks this list, and another
+/// checks that the router answers every entry.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v2"),
+    ("GET", "/v2/health/live"),
+    ("GET", "/v2/health/ready"),
+    ("GET", "/metrics"),
+    ("GET", "/v2/models/{model}"),
+    ("GET", "/v2/models/{model}/ready"),
+    ("POST", "/v2/models/{model}/infer"),
+    ("GET", "/v2/models/{model}/versions/{version}"),
+    ("GET", "/v2/models/{model}/versions/{version}/ready"),
+    ("POST", "/v2/models/{model}/versions/{version}/infer"),
+];
+
+/// Names, types and shapes of what a call sent and got, for its audit
+/// record.
+#[derive(Debug, Default)]
+pub struct CallShapes {
+    /// Inputs sent.
+    pub inputs: Vec<aimass_audit::TensorShape>,
+    /// Outputs answered.
+    pub outputs: Vec<aimass_audit::TensorShape>,
+}
+
+/// A request body: hyper's, or any other (tests pass whole bodies).
+pub trait RequestBody:
+    hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send
+{
+}
+impl<B> RequestBody for B where
+    B: hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+{
+}
+
+/// Handles one request on the API port without a security layer; never
+/// fails (errors are responses).
+pub async fn handle<B: RequestBody>(
+    service: Arc<Service>,
+    req: Request<B>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let infer = req.uri().path().trim_end_matches('/').ends_with("/infer");
+    let answer = route_caught(&service, req, Port::Api, None);
+    Ok(observed(&service, infer, answer).await)
+}
+
+/// Awaits `answer`; an inference request is counted in flight while it
+/// runs, then by status code and duration.
+async fn observed(
+    service: &Service,
+    infer: bool,
+    answer: impl Future<Output = Response<Full<Bytes>>>,
+) -> Response<Full<Bytes>> {
+    if !infer {
+        return answer.await;
+    }
+    let started = Instant::now();
+    let metrics = &service.metrics;
+    metrics.in_flight.inc();
+    let response = answer.await;
+    metrics.in_flight.dec();
+    metrics
+        .requests
+        .with_label_values(&[response.status().as_str()])
+        .inc();
+    metrics
+        .request_seconds
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
