@@ -171,7 +171,7 @@ pub async fn reconcile(client: Arc<ApiClient>, ctx: Arc<Context>) -> Result<Acti
 /// Requeues after a failed reconcile.
 pub fn error_policy(_client: Arc<ApiClient>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile.failed(CONTROLLER, error.category());
-    crate::training_job::retry_after(error)
+    error.retry_after()
 }
 
 /// The (id, sha256) a key Secret holds, or what is wrong with it.

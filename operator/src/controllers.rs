@@ -1,4 +1,13 @@
-//! Runs the controllers on one client until shutdown.
+//! Runs everything the operator does on one client until shutdown:
+//!
+//! - the four controllers, one per kind (`training_job`, `model`,
+//!   `model_deployment`, `api_client`), each reconciling in named steps;
+//! - the monitor (`monitor`), which every 2 s reads the serving replicas'
+//!   metrics, judges their health and migrates sick ones (`health`), and
+//!   decides their number (`autoscaler`), over the ModelDeployment
+//!   controller's cache;
+//! - the sweep of the per-model RBAC objects the ModelDeployment controller
+//!   made (`model_deployment::access`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +26,14 @@ use tracing::{debug, info};
 
 use crate::context::Context;
 use crate::{api_client, model, model_deployment, training_job};
+
+/// Every controller's name in metrics and logs.
+pub const NAMES: [&str; 4] = [
+    training_job::CONTROLLER,
+    model::CONTROLLER,
+    model_deployment::CONTROLLER,
+    api_client::CONTROLLER,
+];
 
 /// Runs every controller until `shutdown` resolves; flips `ready` once all
 /// their caches have synced.

@@ -100,6 +100,17 @@ impl Error {
         let context = context.into();
         move |source| Self::Kube { context, source }
     }
+
+    /// How long to wait after this error before reconciling again: soon
+    /// after a conflict, long after a spec that cannot work.
+    pub fn retry_after(&self) -> kube::runtime::controller::Action {
+        use std::time::Duration;
+        kube::runtime::controller::Action::requeue(match self {
+            Self::Conflict(_) => Duration::from_millis(500),
+            Self::InvalidSpec(_) => Duration::from_secs(300),
+            _ => Duration::from_secs(10),
+        })
+    }
 }
 
 /// Whether a client error is the API server's 409 Conflict.

@@ -46,6 +46,8 @@ pub mod reasons {
     pub const CANARY_STEP_PASSED: &str = "CanaryStepPassed";
     /// The canary passed every step and takes all traffic.
     pub const CANARY_PROMOTED: &str = "CanaryPromoted";
+    /// A training run's trainer started.
+    pub const STARTED: &str = "Started";
     /// The autoscaler changed the replicas.
     pub const SCALED: &str = "Scaled";
     /// A replica judged unhealthy is healthy again.
@@ -62,6 +64,28 @@ pub mod reasons {
     pub const MIGRATION_COMPLETED: &str = "MigrationCompleted";
     /// A migration's replacement did not become ready in time.
     pub const MIGRATION_ABANDONED: &str = "MigrationAbandoned";
+}
+
+/// An Event a reconcile decided to publish, once its status is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    /// Normal or Warning.
+    pub severity: Severity,
+    /// CamelCase reason.
+    pub reason: String,
+    /// A sentence for humans.
+    pub note: String,
+}
+
+impl Notice {
+    /// A Notice of `reason` saying `note`.
+    pub fn new(severity: Severity, reason: &str, note: impl Into<String>) -> Self {
+        Self {
+            severity,
+            reason: reason.to_owned(),
+            note: note.into(),
+        }
+    }
 }
 
 /// Publishes Events as the aimass operator.

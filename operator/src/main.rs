@@ -1,6 +1,7 @@
 //! The aimass operator: one process running the controllers for the aimass.io
-//! API (Model, TrainingJob), leader-elected through a Lease, with an admin
-//! server for probes and metrics.
+//! API (Model, TrainingJob, ModelDeployment, ApiClient) and the monitor of
+//! the serving replicas, leader-elected through a Lease, with an admin
+//! server for probes and metrics and the audit key service.
 
 mod admin;
 mod api_client;

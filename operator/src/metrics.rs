@@ -107,12 +107,7 @@ impl ReconcileMetrics {
         // Every controller's series exist from the start at zero, so that
         // dashboards and alert rules see them before the first failure and
         // `rate()` counts that failure.
-        for controller in [
-            crate::training_job::CONTROLLER,
-            crate::model::CONTROLLER,
-            crate::model_deployment::CONTROLLER,
-            crate::api_client::CONTROLLER,
-        ] {
+        for controller in crate::controllers::NAMES {
             runs.with_label_values(&[controller]);
             for category in crate::Error::RECONCILE_CATEGORIES {
                 failures.with_label_values(&[controller, category]);

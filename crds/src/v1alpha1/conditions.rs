@@ -78,6 +78,15 @@ pub mod reasons {
     pub const MIGRATING: &str = "Migrating";
     /// A replica crossed a health threshold.
     pub const REPLICA_UNHEALTHY: &str = "ReplicaUnhealthy";
+    /// A version failed its promotion gates.
+    pub const GATES_FAILED: &str = "GatesFailed";
+    /// A version passed its gates but does not beat the champion: it
+    /// becomes the challenger.
+    pub const NOT_BETTER_THAN_CHAMPION: &str = "NotBetterThanChampion";
+    /// A version passed its gates; promotion is Manual.
+    pub const AWAITING_MANUAL_PROMOTION: &str = "AwaitingManualPromotion";
+    /// The trainer's Job was deleted before the run finished.
+    pub const JOB_DELETED: &str = "JobDeleted";
     /// The resolved version's inputs differ from the serving one's: it is
     /// not rolled out until the callers are updated.
     pub const SIGNATURE_CHANGED: &str = "SignatureChanged";

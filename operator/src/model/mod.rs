@@ -3,6 +3,7 @@
 //! promotion gates or the user's pins, applies retention, and starts
 //! training runs on creation and on the schedule, never two at once.
 
+mod aliases;
 mod promotion;
 mod registry;
 mod schedule;
@@ -14,8 +15,7 @@ use std::time::Duration;
 
 use aimass_crds::v1alpha1::conditions::{reasons, types};
 use aimass_crds::v1alpha1::{
-    AliasMove, CHALLENGER_ALIAS, Model, ModelDeployment, ModelStatus, ModelVersion,
-    PromotionPolicy, VersionLineage, VersionPhase,
+    Model, ModelDeployment, ModelStatus, ModelVersion, VersionLineage, VersionPhase,
 };
 use aimass_crds::validation;
 use aimass_storage::Location;
@@ -28,9 +28,9 @@ use tracing::{debug, info, instrument, warn};
 use crate::conditions::{self, Wanted};
 use crate::context::Context;
 use crate::error::Error;
-use crate::events::Severity;
+use crate::events::{Notice, Severity};
 use crate::{artifact, storage};
-use promotion::Verdict;
+use aliases::{apply_pins, judge, ready_condition};
 
 /// The controller's name in metrics and logs.
 pub const CONTROLLER: &str = "model";
@@ -46,13 +46,6 @@ const VALIDATION_POLL: Duration = Duration::from_secs(3);
 /// The marker retention leaves beside a retired version's record, so a
 /// re-created Model does not recover it.
 const RETIRED_FILE: &str = "retired.json";
-
-/// What a reconcile decided to say, published once its status is written.
-struct Notice {
-    severity: Severity,
-    reason: String,
-    note: String,
-}
 
 /// Reconciles one Model.
 #[instrument(skip_all, fields(name = %model.name_any(), namespace = model.namespace()))]
@@ -70,170 +63,46 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
     let mut status = old.clone();
     status.observed_generation = model.metadata.generation;
     let mut notices = Vec::new();
-
-    if let Err(e) = validation::validate_model(&model.spec) {
-        return refuse(&ctx, &models, &model, &old, status, e.to_string(), &now).await;
-    }
-    let registry = match &model.spec.storage {
-        Some(s) => match storage::open_registry(
-            &ctx.client,
-            &ctx.storage,
-            &namespace,
-            s,
-            &model.name_any(),
-        )
-        .await
-        {
-            Ok(registry) => Some(registry),
-            Err(Error::InvalidSpec(message)) => {
-                return refuse(&ctx, &models, &model, &old, status, message, &now).await;
-            }
-            Err(e) => return Err(e),
-        },
-        None => None,
+    let registry = match open(&ctx, &model).await? {
+        Opened::Registry(registry) => registry,
+        Opened::Refused(message) => {
+            return refuse(&ctx, &models, &model, &old, status, message, &now).await;
+        }
     };
-    if let Some(message) = model
-        .spec
-        .source
-        .uri
-        .as_deref()
-        .and_then(artifact::refused_source)
-    {
-        return refuse(&ctx, &models, &model, &old, status, message, &now).await;
-    }
-
-    // 1. Versions: recover and pick up records from storage, import source.uri.
-    let known: BTreeSet<i64> = status.versions.iter().map(|v| v.version).collect();
-    let arrived = match &registry {
-        Some(registry) => read_new_records(registry, &known).await?,
-        None => Vec::new(),
-    };
+    // 1, 2. Versions: from storage and source.uri, through the gates.
     // What storage holds when this Model object is reconciled for the first
-    // time predates it: no run can have a number from it yet. Recovered
-    // versions keep their records and skip the gates.
+    // time predates it: no run can have a number from it yet.
     let first_reconcile = old.observed_generation.is_none();
-    debug!(
-        first_reconcile,
-        arrived = arrived.len(),
-        known = known.len(),
-        "registry sync"
-    );
-    let (recovered, mut fresh): (Vec<_>, Vec<_>) =
-        arrived.into_iter().partition(|_| first_reconcile);
-    let mut validating = false;
-    if let Some(uri) = model.spec.source.uri.clone() {
-        match import(
-            &ctx,
-            &model,
-            &status,
-            registry.as_ref(),
-            &uri,
-            &[recovered.as_slice(), fresh.as_slice()].concat(),
-        )
-        .await?
-        {
-            Import::Recorded(imported) => fresh.push(*imported),
-            Import::Validating => validating = true,
-            Import::Done => {}
-        }
-    }
-    if !recovered.is_empty() {
-        notices.push(Notice {
-            severity: Severity::Normal,
-            reason: crate::events::reasons::VERSIONS_RECOVERED.into(),
-            note: format!("recovered versions {} from storage", list(&recovered)),
-        });
-        status.versions = registry::merge(&status.versions, recovered);
-        if status.aliases.is_empty()
-            && let Some(registry) = &registry
-        {
-            status.aliases = read_aliases(registry, &status.versions).await;
-        }
-    }
-
-    // 2. Gates: each new version, oldest first, against the alias holder.
-    for mut version in fresh {
-        if version.phase == VersionPhase::Ready {
-            judge(&model, &mut status, &mut version, &now, &mut notices);
-        } else {
-            notices.push(Notice {
-                severity: Severity::Warning,
-                reason: crate::events::reasons::VERSION_REJECTED.into(),
-                note: format!(
-                    "version {} was rejected: {}",
-                    version.version,
-                    version.message.clone().unwrap_or_default()
-                ),
-            });
-        }
-        status.versions = registry::merge(&status.versions, vec![version]);
-    }
-    status.latest_version = status
-        .versions
-        .iter()
-        .map(|v| v.version)
-        .chain(status.latest_version)
-        .max();
-
+    let validating = sync_versions(
+        (&ctx, &model, first_reconcile),
+        &mut status,
+        registry.as_ref(),
+        &now,
+        &mut notices,
+    )
+    .await?;
     // 3. The user's pins win over promotion.
     let unresolved = apply_pins(&model, &mut status, &now, &mut notices);
-
     // 4. Retention.
-    let protected = protected_versions(&ctx, &model, &status).await?;
-    let keep_last = usize::try_from(model.spec.retention.keep_last).unwrap_or(1);
-    let (kept, dropped) =
-        registry::retain(std::mem::take(&mut status.versions), keep_last, &protected);
-    status.versions = kept;
-    if !dropped.is_empty() {
-        if let Some(registry) = &registry {
-            retire(
-                registry,
-                &dropped,
-                model.spec.retention.delete_artifacts,
-                &now,
-            )
-            .await?;
-        }
-        notices.push(Notice {
-            severity: Severity::Normal,
-            reason: crate::events::reasons::VERSIONS_RETIRED.into(),
-            note: format!(
-                "retention (keepLast {keep_last}) removed versions {}",
-                list(&dropped)
-            ),
-        });
-    }
-
+    retention(
+        &ctx,
+        &model,
+        &mut status,
+        registry.as_ref(),
+        &now,
+        &mut notices,
+    )
+    .await?;
     // 5. Training runs.
     let requeue = training::reconcile(&ctx, &model, &mut status, &now, &mut notices).await?;
-
     // 6. Conditions.
-    let ready_versions = status
-        .versions
-        .iter()
-        .filter(|v| v.phase == VersionPhase::Ready)
-        .count();
-    let alias = &model.spec.promotion.alias;
-    let (ready, reason, message) = if !unresolved.is_empty() {
-        (false, reasons::ALIAS_UNRESOLVED, unresolved.join("; "))
-    } else if ready_versions == 0 {
-        (
-            false,
-            reasons::NO_READY_VERSION,
-            "no version is Ready yet".to_owned(),
-        )
-    } else {
-        let pointer = status.aliases.get(alias).map_or_else(
-            || format!("{alias} is not set"),
-            |v| format!("{alias} -> v{v}"),
-        );
-        (
-            true,
-            reasons::AS_EXPECTED,
-            format!("{ready_versions} Ready version(s); {pointer}"),
-        )
-    };
-    set_ready(&mut status, &model, ready, reason, message, &now);
+    let ready = ready_condition(&model, &status, &unresolved);
+    conditions::set(
+        &mut status.conditions,
+        ready,
+        model.metadata.generation,
+        &now,
+    );
 
     if status.aliases != old.aliases
         && let Some(registry) = &registry
@@ -259,6 +128,160 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
     } else {
         requeue
     }))
+}
+
+/// The registry a valid spec names, or why the spec is refused.
+enum Opened {
+    /// The registry (`None` without `spec.storage`).
+    Registry(Option<Location>),
+    /// Why the operator will not act on the spec.
+    Refused(String),
+}
+
+/// Checks what the schema cannot and opens the registry.
+async fn open(ctx: &Context, model: &Model) -> Result<Opened, Error> {
+    if let Err(e) = validation::validate_model(&model.spec) {
+        return Ok(Opened::Refused(e.to_string()));
+    }
+    if let Some(message) = model
+        .spec
+        .source
+        .uri
+        .as_deref()
+        .and_then(artifact::refused_source)
+    {
+        return Ok(Opened::Refused(message));
+    }
+    let Some(spec) = &model.spec.storage else {
+        return Ok(Opened::Registry(None));
+    };
+    let namespace = model.namespace().unwrap_or_default();
+    match storage::open_registry(
+        &ctx.client,
+        &ctx.storage,
+        &namespace,
+        spec,
+        &model.name_any(),
+    )
+    .await
+    {
+        Ok(registry) => Ok(Opened::Registry(Some(registry))),
+        Err(Error::InvalidSpec(message)) => Ok(Opened::Refused(message)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Recovers and picks up version records from storage, imports
+/// `source.uri`, and judges each new version, oldest first, against the
+/// alias holder; on the Model's `first_reconcile`, what storage holds is
+/// recovered as it is. Returns whether an import is being validated.
+async fn sync_versions(
+    (ctx, model, first_reconcile): (&Context, &Model, bool),
+    status: &mut ModelStatus,
+    registry: Option<&Location>,
+    now: &Time,
+    notices: &mut Vec<Notice>,
+) -> Result<bool, Error> {
+    let known: BTreeSet<i64> = status.versions.iter().map(|v| v.version).collect();
+    let arrived = match registry {
+        Some(registry) => read_new_records(registry, &known).await?,
+        None => Vec::new(),
+    };
+    // Recovered versions keep their records and skip the gates.
+    debug!(
+        first_reconcile,
+        arrived = arrived.len(),
+        known = known.len(),
+        "registry sync"
+    );
+    let (recovered, mut fresh): (Vec<_>, Vec<_>) =
+        arrived.into_iter().partition(|_| first_reconcile);
+    let mut validating = false;
+    if let Some(uri) = model.spec.source.uri.clone() {
+        let seen = [recovered.as_slice(), fresh.as_slice()].concat();
+        match import(ctx, model, status, registry, &uri, &seen).await? {
+            Import::Recorded(imported) => fresh.push(*imported),
+            Import::Validating => validating = true,
+            Import::Done => {}
+        }
+    }
+    if !recovered.is_empty() {
+        let note = format!("recovered versions {} from storage", list(&recovered));
+        notices.push(Notice::new(
+            Severity::Normal,
+            crate::events::reasons::VERSIONS_RECOVERED,
+            note,
+        ));
+        status.versions = registry::merge(&status.versions, recovered);
+        if status.aliases.is_empty()
+            && let Some(registry) = registry
+        {
+            status.aliases = read_aliases(registry, &status.versions).await;
+        }
+    }
+    for mut version in fresh {
+        if version.phase == VersionPhase::Ready {
+            judge(model, status, &mut version, now, notices);
+        } else {
+            let note = format!(
+                "version {} was rejected: {}",
+                version.version,
+                version.message.clone().unwrap_or_default()
+            );
+            notices.push(Notice::new(
+                Severity::Warning,
+                crate::events::reasons::VERSION_REJECTED,
+                note,
+            ));
+        }
+        status.versions = registry::merge(&status.versions, vec![version]);
+    }
+    status.latest_version = status
+        .versions
+        .iter()
+        .map(|v| v.version)
+        .chain(status.latest_version)
+        .max();
+    Ok(validating)
+}
+
+/// Keeps the last `retention.keepLast` versions and every protected one
+/// (aliased, served); retires the others in storage.
+async fn retention(
+    ctx: &Context,
+    model: &Model,
+    status: &mut ModelStatus,
+    registry: Option<&Location>,
+    now: &Time,
+    notices: &mut Vec<Notice>,
+) -> Result<(), Error> {
+    let protected = protected_versions(ctx, model, status).await?;
+    let keep_last = usize::try_from(model.spec.retention.keep_last).unwrap_or(1);
+    let (kept, dropped) =
+        registry::retain(std::mem::take(&mut status.versions), keep_last, &protected);
+    status.versions = kept;
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    if let Some(registry) = registry {
+        retire(
+            registry,
+            &dropped,
+            model.spec.retention.delete_artifacts,
+            now,
+        )
+        .await?;
+    }
+    let note = format!(
+        "retention (keepLast {keep_last}) removed versions {}",
+        list(&dropped)
+    );
+    notices.push(Notice::new(
+        Severity::Normal,
+        crate::events::reasons::VERSIONS_RETIRED,
+        note,
+    ));
+    Ok(())
 }
 
 /// Reports a spec the operator will not act on (`Ready=False InvalidSpec`
@@ -304,7 +327,7 @@ async fn refuse(
 /// Requeues after a failed reconcile.
 pub fn error_policy(_model: Arc<Model>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile.failed(CONTROLLER, error.category());
-    crate::training_job::retry_after(error)
+    error.retry_after()
 }
 
 fn list(versions: &[ModelVersion]) -> String {
@@ -471,134 +494,6 @@ fn import_job_name(model: &str, uri: &str, sha256: Option<&str>) -> String {
         crate::labels::fit(model, 44),
         digest.get(..8).unwrap_or_default()
     )
-}
-
-/// Runs the gates on a new Ready version and moves aliases as the policy and
-/// the pins allow; records the verdict on the version.
-fn judge(
-    model: &Model,
-    status: &mut ModelStatus,
-    version: &mut ModelVersion,
-    now: &Time,
-    notices: &mut Vec<Notice>,
-) {
-    let promotion = &model.spec.promotion;
-    let alias = promotion.alias.as_str();
-    let holder = status
-        .aliases
-        .get(alias)
-        .and_then(|h| status.versions.iter().find(|v| v.version == *h));
-    let verdict = promotion::judge(version, holder, &promotion.gates);
-    let pinned = |name: &str| model.spec.aliases.contains_key(name);
-    let n = version.version;
-    let (reason, message, moves): (&str, String, Option<&str>) = match verdict {
-        Verdict::Fail(evidence) => ("GatesFailed", evidence, None),
-        Verdict::Challenger(evidence) => {
-            ("NotBetterThanChampion", evidence, Some(CHALLENGER_ALIAS))
-        }
-        Verdict::Promote(evidence) if pinned(alias) => (
-            crate::events::reasons::ALIAS_PINNED,
-            format!("passed the gates ({evidence}) but {alias} is pinned in spec.aliases"),
-            None,
-        ),
-        Verdict::Promote(evidence) if promotion.policy == PromotionPolicy::Manual => (
-            "AwaitingManualPromotion",
-            format!(
-                "passed the gates ({evidence}); promotion is Manual: pin {alias}: {n} in spec.aliases to promote"
-            ),
-            None,
-        ),
-        Verdict::Promote(evidence) => ("Promoted", evidence, Some(alias)),
-    };
-    version.reason = (reason != "Promoted").then(|| reason.to_owned());
-    version.message = Some(message.clone());
-    let severity = if reason == "GatesFailed" {
-        Severity::Warning
-    } else {
-        Severity::Normal
-    };
-    notices.push(Notice {
-        severity,
-        reason: if reason == "Promoted" {
-            "VersionRegistered".into()
-        } else {
-            reason.to_owned()
-        },
-        note: format!("version {n} registered: {message}"),
-    });
-    if let Some(target) = moves.filter(|t| !pinned(t)) {
-        let why = if target == alias {
-            "Promoted"
-        } else {
-            "Challenger"
-        };
-        move_alias(status, target, n, why, Some(message), now, notices);
-    }
-}
-
-fn move_alias(
-    status: &mut ModelStatus,
-    alias: &str,
-    to: i64,
-    reason: &str,
-    message: Option<String>,
-    now: &Time,
-    notices: &mut Vec<Notice>,
-) {
-    let from = status.aliases.insert(alias.to_owned(), to);
-    if from == Some(to) {
-        return;
-    }
-    let shown_from = from.map_or_else(|| "unset".to_owned(), |v| format!("v{v}"));
-    notices.push(Notice {
-        severity: Severity::Normal,
-        reason: crate::events::reasons::ALIAS_MOVED.into(),
-        note: format!(
-            "{alias}: {shown_from} -> v{to} ({reason}){}",
-            message
-                .as_deref()
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default()
-        ),
-    });
-    status.alias_history.push(AliasMove {
-        alias: alias.to_owned(),
-        from,
-        to,
-        reason: reason.to_owned(),
-        message,
-        time: now.clone(),
-    });
-    let excess = status
-        .alias_history
-        .len()
-        .saturating_sub(ALIAS_HISTORY_LIMIT);
-    status.alias_history.drain(..excess);
-}
-
-/// Points every alias pinned in `spec.aliases` at its version; returns the
-/// pins that cannot be honoured.
-fn apply_pins(
-    model: &Model,
-    status: &mut ModelStatus,
-    now: &Time,
-    notices: &mut Vec<Notice>,
-) -> Vec<String> {
-    let mut unresolved = Vec::new();
-    for (alias, &version) in &model.spec.aliases {
-        match status.versions.iter().find(|v| v.version == version) {
-            Some(v) if v.phase == VersionPhase::Ready => {
-                move_alias(status, alias, version, "Pinned", None, now, notices)
-            }
-            Some(_) => unresolved.push(format!(
-                "{alias} is pinned to v{version}, which was Rejected"
-            )),
-            None => unresolved.push(format!(
-                "{alias} is pinned to v{version}, which does not exist"
-            )),
-        }
-    }
-    unresolved
 }
 
 /// Versions retention must keep: those an alias points at, and those a

@@ -14,10 +14,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 
-use super::{Notice, schedule};
+use super::schedule;
 use crate::conditions::{self, Wanted};
 use crate::context::Context;
 use crate::error::{Error, is_conflict};
+use crate::events::Notice;
 use crate::events::Severity;
 use crate::labels;
 

@@ -217,12 +217,13 @@ pub async fn ensure(ctx: &Context, md: &ModelDeployment) -> Result<Option<String
         return Ok(None);
     }
     if let Some(account) = service_account(md) {
-        super::apply(&Api::namespaced(ctx.client.clone(), &namespace), &account).await?;
+        super::server_side_apply(&Api::namespaced(ctx.client.clone(), &namespace), &account)
+            .await?;
     }
-    super::apply(&bindings, &binding(md, &ctx.auth_delegator_role)).await?;
+    super::server_side_apply(&bindings, &binding(md, &ctx.auth_delegator_role)).await?;
     let (role, role_binding) = api_client_reader(md);
-    super::apply(&roles, &role).await?;
-    super::apply(&role_bindings, &role_binding).await?;
+    super::server_side_apply(&roles, &role).await?;
+    super::server_side_apply(&role_bindings, &role_binding).await?;
     // Created once, never replaced: the keys must outlive the pods (and the
     // ModelDeployment) so the trail can be verified later.
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.audit_key_namespace);

@@ -13,14 +13,63 @@
 //! against the public half, or names another trail, breaks the trail too.
 
 use aimass_audit::seal::{self, CheckpointAnswer};
-use aimass_crds::v1alpha1::AuditCheckpoint;
 use aimass_crds::v1alpha1::conditions::reasons;
+use aimass_crds::v1alpha1::{
+    AuditCheckpoint, ModelDeployment, ModelDeploymentStatus, SecurityMode,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 
-use super::workload::ADMIN_PORT;
+use super::workload::{self, ADMIN_PORT};
+use super::{access, pods};
+use crate::context::Context;
+use crate::error::Error;
+use crate::events::{Notice, Severity};
 
 /// How often a growing trail's checkpoint is renewed.
 const CHECKPOINT_INTERVAL: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
+
+/// Reads every serving replica's checkpoint into `status`, and returns
+/// the findings (reason, message) of each trail newly found broken.
+pub async fn check(
+    ctx: &Context,
+    md: &ModelDeployment,
+    old: &ModelDeploymentStatus,
+    status: &mut ModelDeploymentStatus,
+    now: &Time,
+) -> Result<Vec<Notice>, Error> {
+    if md.spec.security.mode != SecurityMode::Enforced {
+        status.audit_checkpoints.clear();
+        return Ok(Vec::new());
+    }
+    // Every replica that still exists keeps its checkpoint: one that is not
+    // serving now (restarting, unready) is compared again when it is.
+    let replicas = pods::replicas(ctx, md, &workload::selector(md)).await?;
+    let read = futures::future::join_all(replicas.into_iter().map(|(pod, ip)| async move {
+        let checkpoint = match ip {
+            Some(ip) => read(&ip).await,
+            None => None,
+        };
+        (pod, checkpoint)
+    }))
+    .await;
+    let verifying_key = match &old.audit_verifying_key {
+        Some(key) => Some(key.clone()),
+        None => access::audit_verifying_key(ctx, md).await?,
+    };
+    let trails = Trails {
+        namespace: &md.namespace().unwrap_or_default(),
+        model: &md.spec.model.name,
+        verifying_key: verifying_key.as_deref(),
+    };
+    let (kept, findings) = trails.compare(&old.audit_checkpoints, read, now);
+    status.audit_checkpoints = kept;
+    status.audit_verifying_key = verifying_key;
+    Ok(findings
+        .into_iter()
+        .map(|(reason, message)| Notice::new(Severity::Warning, reason, message))
+        .collect())
+}
 
 /// Reads the checkpoint of the replica at `ip`; `None` when it does not
 /// answer (it keeps its last kept checkpoint).

@@ -10,12 +10,13 @@ mod outcome;
 pub mod progress;
 mod register;
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aimass_crds::v1alpha1::conditions::{reasons, types};
 use aimass_crds::v1alpha1::{
-    ArtifactStorage, Model, TrainingJob, TrainingJobStatus, TrainingPhase,
+    ArtifactStorage, Model, ModelVersion, TrainingJob, TrainingJobStatus, TrainingPhase,
 };
 use aimass_crds::validation;
 use aimass_storage::Location;
@@ -52,275 +53,393 @@ const FINAL_STATUS: Writer = Writer {
     others: &[],
 };
 
-/// Reconciles one TrainingJob.
+/// Reconciles one TrainingJob: finds its Model and registry, reserves the
+/// version number, runs the trainer's Job, and follows it to its end
+/// (`Run`'s steps, in order).
 #[instrument(skip_all, fields(name = %tj.name_any(), namespace = tj.namespace()))]
 pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile.start(CONTROLLER);
-    let namespace = tj.namespace().unwrap_or_default();
-    let name = tj.name_any();
-    let uid = tj.uid().unwrap_or_default();
     let status = tj.status.clone().unwrap_or_default();
     if is_terminal(status.phase) {
-        ctx.followers.stop(&uid);
+        ctx.followers.stop(&tj.uid().unwrap_or_default());
         return Ok(Action::await_change());
     }
-    let jobs: Api<TrainingJob> = Api::namespaced(ctx.client.clone(), &namespace);
-    let mut next = status.clone();
-    let now = Time(jiff::Timestamp::now());
-
-    // Fetch what the run depends on and check what the schema cannot.
-    let models: Api<Model> = Api::namespaced(ctx.client.clone(), &namespace);
-    let model_name = &tj.spec.model_ref.name;
-    let Some(model) = models
-        .get_opt(model_name)
-        .await
-        .map_err(Error::kube("reading the Model"))?
-    else {
-        next.phase = TrainingPhase::Pending;
-        let message = format!(
-            "Model {model_name:?} does not exist in namespace {namespace:?}; the run starts once it does"
-        );
-        set_running(
-            &mut next,
-            &tj,
-            false,
-            reasons::REFERENCE_NOT_FOUND,
-            message,
-            &now,
-        );
-        write_status(&jobs, &tj, &status, next).await?;
-        return Ok(Action::requeue(Duration::from_secs(10)));
+    let mut run = Run {
+        ctx: &ctx,
+        tj: &tj,
+        jobs: Api::namespaced(ctx.client.clone(), &tj.namespace().unwrap_or_default()),
+        next: status.clone(),
+        old: status,
+        now: Time(jiff::Timestamp::now()),
     };
-    // Where the run writes, opened with the storage's allowed keys; a spec
-    // the operator will not act on fails the run.
-    let opened = match storage_of(&tj, &model) {
-        Ok(storage) => {
-            storage::open_registry(&ctx.client, &ctx.storage, &namespace, storage, model_name)
-                .await
-                .map(|registry| (storage.clone(), registry))
-        }
-        Err(message) => Err(Error::InvalidSpec(message)),
+    let ControlFlow::Continue(model) = run.model().await? else {
+        return run.done(Action::requeue(Duration::from_secs(10))).await;
     };
-    let (storage, registry) = match opened {
-        Ok(opened) => opened,
-        Err(Error::InvalidSpec(message)) => {
-            fail(
-                &ctx,
-                &jobs,
-                &tj,
-                &status,
-                next,
-                reasons::INVALID_SPEC,
-                message,
-                &now,
-            )
-            .await?;
-            return Ok(Action::await_change());
-        }
-        Err(e) => return Err(e),
+    let (storage, registry) = match run.registry(&model).await? {
+        ControlFlow::Continue(opened) => opened,
+        ControlFlow::Break(()) => return Ok(Action::await_change()),
     };
-
-    // Reserve the version number and the output location, once.
-    let version = match status.model_version {
-        Some(version) => version,
-        None => {
-            // The cache may lag behind a reservation this operator just
-            // wrote; only a fresh read can say there is none.
-            let fresh = jobs
-                .get_status(&name)
-                .await
-                .map_err(Error::kube("reading the TrainingJob"))?;
-            let fresh = fresh.status.unwrap_or_default();
-            match fresh.model_version {
-                Some(version) => version,
-                None => match reserve_version(&models, &model, &registry).await? {
-                    Some(version) => {
-                        // Recorded at once, before anything uses the number.
-                        let reserved = TrainingJobStatus {
-                            model_version: Some(version),
-                            ..fresh.clone()
-                        };
-                        STATUS.write(&jobs, &name, &fresh, &reserved).await?;
-                        version
-                    }
-                    // The Model has not been reconciled yet (it may be
-                    // recovering its history from storage); numbers are
-                    // handed out after that.
-                    None => return Ok(Action::requeue(Duration::from_secs(2))),
-                },
-            }
-        }
+    let Some(version) = run.version(&model, &registry).await? else {
+        // The Model has not been reconciled yet (it may be recovering its
+        // history from storage); numbers are handed out after that.
+        return Ok(Action::requeue(Duration::from_secs(2)));
     };
     let output = storage::version_dir(&registry, version);
-    next.model_version = Some(version);
-    next.output_uri = Some(output.uri.clone());
-
-    // Run the trainer.
-    let job_name = job::job_name(&tj);
-    let run = job::Run {
-        version,
-        output_uri: &output.uri,
-        storage_secret: storage.secret_ref.as_ref().map(|s| s.name.as_str()),
-    };
-    ensure_created(&ctx, &namespace, job::build_service(&tj)).await?;
-    let job = ensure_job(
-        &ctx,
-        &namespace,
-        &job_name,
-        job::build(&tj, &run),
-        status.job_name.is_some(),
-    )
-    .await?;
-    next.job_name = Some(job_name.clone());
-    let Some(job) = job else {
-        let message = format!("the Job {job_name} was deleted before the run finished");
-        fail(&ctx, &jobs, &tj, &status, next, "JobDeleted", message, &now).await?;
+    run.next.model_version = Some(version);
+    run.next.output_uri = Some(output.uri.clone());
+    let storage_secret = storage.secret_ref.as_ref().map(|s| s.name.as_str());
+    let Some(job) = run.trainer(version, &output.uri, storage_secret).await? else {
         return Ok(Action::await_change());
     };
-
-    // Observe it.
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &tj.namespace().unwrap_or_default());
+    let job_name = job::job_name(&tj);
     let listed = pods
         .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job_name}")))
         .await
         .map_err(Error::kube("listing the trainer pods"))?;
-    match outcome::observe(&job, &listed.items, &now) {
+    match outcome::observe(&job, &listed.items, &run.now) {
         Observed::Pending { message } => {
-            next.phase = TrainingPhase::Pending;
-            set_running(&mut next, &tj, false, reasons::PENDING, message, &now);
-            write_status(&jobs, &tj, &status, next).await?;
-            Ok(Action::requeue(POLL))
+            run.next.phase = TrainingPhase::Pending;
+            run.set_running(false, reasons::PENDING, message);
+            run.done(Action::requeue(POLL)).await
         }
-        Observed::Running { started, pod } => {
-            if let Some(pod) = &pod {
-                ctx.followers
-                    .ensure(jobs.clone(), pods.clone(), &name, &uid, pod);
-            }
-            next.phase = TrainingPhase::Running;
-            next.start_time = next.start_time.or(started).or_else(|| Some(now.clone()));
-            let message = format!("the trainer runs in pod {}", pod.unwrap_or_default());
-            set_running(
-                &mut next,
-                &tj,
-                true,
-                reasons::TRAINER_RUNNING,
-                message,
-                &now,
-            );
-            if status.phase != TrainingPhase::Running {
-                publish(
-                    &ctx,
-                    &tj,
-                    Severity::Normal,
-                    "Started",
-                    format!("training run for {model_name} version {version} started"),
+        Observed::Running { started, pod } => run.running(&pods, started, pod, version).await,
+        Observed::Failed(failure) => run.failed(&pods, failure).await,
+        Observed::Completed { completed, pod } => {
+            let finished = Finished {
+                output: &output,
+                version,
+                storage_secret,
+                completed,
+            };
+            run.completed(&pods, pod, finished).await
+        }
+    }
+}
+
+/// One reconcile of a TrainingJob that has not ended: the status read and
+/// the status being made.
+struct Run<'a> {
+    ctx: &'a Context,
+    tj: &'a TrainingJob,
+    jobs: Api<TrainingJob>,
+    old: TrainingJobStatus,
+    next: TrainingJobStatus,
+    now: Time,
+}
+
+/// What a trainer that completed left, to register.
+struct Finished<'a> {
+    output: &'a Location,
+    version: i64,
+    storage_secret: Option<&'a str>,
+    completed: Option<Time>,
+}
+
+impl Run<'_> {
+    /// Writes the status made, then says `action`.
+    async fn done(self, action: Action) -> Result<Action, Error> {
+        write_status(&self.jobs, self.tj, &self.old, self.next).await?;
+        Ok(action)
+    }
+
+    /// Fails the run for `reason`: status, condition and Event.
+    async fn fail(&mut self, reason: &str, message: String) -> Result<Action, Error> {
+        let next = std::mem::take(&mut self.next);
+        let (ctx, tj, now) = (self.ctx, self.tj, &self.now);
+        fail(ctx, &self.jobs, tj, &self.old, next, reason, message, now).await?;
+        Ok(Action::await_change())
+    }
+
+    fn set_running(&mut self, running: bool, reason: &str, message: String) {
+        set_running(&mut self.next, self.tj, running, reason, message, &self.now);
+    }
+
+    /// The Model the run trains; breaks (Pending, said in status) while it
+    /// does not exist.
+    async fn model(&mut self) -> Result<ControlFlow<(), Model>, Error> {
+        let name = &self.tj.spec.model_ref.name;
+        let models: Api<Model> = self.jobs_namespace_api();
+        if let Some(model) = models
+            .get_opt(name)
+            .await
+            .map_err(Error::kube("reading the Model"))?
+        {
+            return Ok(ControlFlow::Continue(model));
+        }
+        self.next.phase = TrainingPhase::Pending;
+        let message = format!(
+            "Model {name:?} does not exist in namespace {:?}; the run starts once it does",
+            self.tj.namespace().unwrap_or_default()
+        );
+        self.set_running(false, reasons::REFERENCE_NOT_FOUND, message);
+        Ok(ControlFlow::Break(()))
+    }
+
+    /// Where the run writes, opened with the storage's allowed keys; a
+    /// spec the operator will not act on fails the run (and breaks).
+    async fn registry(
+        &mut self,
+        model: &Model,
+    ) -> Result<ControlFlow<(), (ArtifactStorage, Location)>, Error> {
+        let namespace = self.tj.namespace().unwrap_or_default();
+        let opened = match storage_of(self.tj, model) {
+            Ok(storage) => {
+                let registry = storage::open_registry(
+                    &self.ctx.client,
+                    &self.ctx.storage,
+                    &namespace,
+                    storage,
+                    &self.tj.spec.model_ref.name,
                 )
                 .await;
+                registry.map(|registry| (storage.clone(), registry))
             }
-            write_status(&jobs, &tj, &status, next).await?;
-            Ok(Action::requeue(POLL))
+            Err(message) => Err(Error::InvalidSpec(message)),
+        };
+        match opened {
+            Ok(opened) => Ok(ControlFlow::Continue(opened)),
+            Err(Error::InvalidSpec(message)) => {
+                self.fail(reasons::INVALID_SPEC, message).await?;
+                Ok(ControlFlow::Break(()))
+            }
+            Err(e) => Err(e),
         }
-        Observed::Failed(failure) => {
-            ctx.followers.stop(&uid);
-            let tail = match &failure.pod {
-                Some(pod) => pods
-                    .logs(
-                        pod,
-                        &LogParams {
-                            container: Some(job::CONTAINER.into()),
-                            tail_lines: Some(20),
-                            limit_bytes: Some(64 * 1024),
-                            ..LogParams::default()
-                        },
-                    )
-                    .await
-                    .unwrap_or_default(),
-                None => String::new(),
-            };
-            let failure = outcome::explain(failure, &tail);
-            if failure.reason == reasons::IMAGE_UNAVAILABLE {
-                // Nothing more will run: stop the pods waiting on the image.
-                let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
-                let _ = jobs_api.delete(&job_name, &Default::default()).await;
-            }
-            fail(
-                &ctx,
-                &jobs,
-                &tj,
-                &status,
-                next,
-                &failure.reason,
-                failure.message,
-                &now,
-            )
-            .await?;
-            Ok(Action::await_change())
+    }
+
+    /// The run's version number: reserved once, recorded at once before
+    /// anything uses it. `None` until the Model hands numbers out.
+    async fn version(&self, model: &Model, registry: &Location) -> Result<Option<i64>, Error> {
+        if let Some(version) = self.old.model_version {
+            return Ok(Some(version));
         }
-        Observed::Completed { completed, pod } => {
-            ctx.followers.stop(&uid);
-            // Read at the first reconcile after the trainer ended; while the
-            // artifact is validated, what it read is in status already.
-            if status.metrics_history.is_empty()
-                && !output_read(&status)
-                && let Some(pod) = &pod
-            {
-                // A run shorter than a reconcile was never followed: read
-                // its whole output once.
-                let progress = follower::read_all(&pods, pod).await;
-                next.metrics_history = progress.history;
-                next.metrics = progress.latest;
-            }
-            let storage_secret = storage.secret_ref.as_ref().map(|s| s.name.as_str());
-            let recorded =
-                match register::record(&ctx, &tj, &output, version, storage_secret).await? {
-                    register::Registered::Recorded(recorded) => *recorded,
-                    register::Registered::Validating(message) => {
-                        set_running(&mut next, &tj, true, reasons::VALIDATING, message, &now);
-                        write_status(&jobs, &tj, &status, next).await?;
-                        return Ok(Action::requeue(POLL));
-                    }
-                };
-            next.phase = TrainingPhase::Succeeded;
-            next.completion_time = completed;
-            next.metrics.extend(recorded.metrics.clone());
-            next.metrics_summary = progress::summary(&next.metrics);
-            let (reason, message, severity) = match &recorded.reason {
-                Some(reason) => (
-                    reason.as_str(),
-                    format!(
-                        "version {version} was rejected: {}",
-                        recorded.message.clone().unwrap_or_default()
-                    ),
-                    Severity::Warning,
-                ),
-                None => (
-                    reasons::VERSION_REGISTERED,
-                    format!(
-                        "version {version} of {model_name} was recorded at {}",
-                        recorded.uri
-                    ),
-                    Severity::Normal,
-                ),
-            };
-            next.reason = Some(reason.to_owned());
-            next.message = Some(message.clone());
-            set_running(&mut next, &tj, false, reason, message.clone(), &now);
-            conditions::set(
-                &mut next.conditions,
-                Wanted {
-                    type_: types::SUCCEEDED,
-                    status: true,
-                    reason,
-                    message: message.clone(),
-                },
-                tj.metadata.generation,
-                &now,
+        // The cache may lag behind a reservation this operator just wrote;
+        // only a fresh read can say there is none.
+        let name = self.tj.name_any();
+        let fresh = self
+            .jobs
+            .get_status(&name)
+            .await
+            .map_err(Error::kube("reading the TrainingJob"))?
+            .status
+            .unwrap_or_default();
+        if let Some(version) = fresh.model_version {
+            return Ok(Some(version));
+        }
+        let models: Api<Model> = self.jobs_namespace_api();
+        let Some(version) = reserve_version(&models, model, registry).await? else {
+            return Ok(None);
+        };
+        let reserved = TrainingJobStatus {
+            model_version: Some(version),
+            ..fresh.clone()
+        };
+        STATUS.write(&self.jobs, &name, &fresh, &reserved).await?;
+        Ok(Some(version))
+    }
+
+    /// The trainer's Job (and its rendezvous Service), created once; `None`
+    /// (the run failed) when the Job was deleted before the run finished.
+    async fn trainer(
+        &mut self,
+        version: i64,
+        output_uri: &str,
+        storage_secret: Option<&str>,
+    ) -> Result<Option<Job>, Error> {
+        let namespace = self.tj.namespace().unwrap_or_default();
+        let job_name = job::job_name(self.tj);
+        let run = job::Run {
+            version,
+            output_uri,
+            storage_secret,
+        };
+        ensure_created(self.ctx, &namespace, job::build_service(self.tj)).await?;
+        let job = ensure_job(
+            self.ctx,
+            &namespace,
+            &job_name,
+            job::build(self.tj, &run),
+            self.old.job_name.is_some(),
+        )
+        .await?;
+        self.next.job_name = Some(job_name.clone());
+        if job.is_none() {
+            let message = format!("the Job {job_name} was deleted before the run finished");
+            self.fail(reasons::JOB_DELETED, message).await?;
+        }
+        Ok(job)
+    }
+
+    fn jobs_namespace_api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(
+            self.ctx.client.clone(),
+            &self.tj.namespace().unwrap_or_default(),
+        )
+    }
+
+    /// The trainer runs: follow its output, say so once.
+    async fn running(
+        mut self,
+        pods: &Api<Pod>,
+        started: Option<Time>,
+        pod: Option<String>,
+        version: i64,
+    ) -> Result<Action, Error> {
+        let uid = self.tj.uid().unwrap_or_default();
+        if let Some(pod) = &pod {
+            self.ctx.followers.ensure(
+                self.jobs.clone(),
+                pods.clone(),
+                &self.tj.name_any(),
+                &uid,
+                pod,
             );
-            publish(&ctx, &tj, severity, reason, message).await;
-            write_status(&jobs, &tj, &status, next).await?;
-            info!(version, "training run finished");
-            Ok(Action::await_change())
         }
+        self.next.phase = TrainingPhase::Running;
+        self.next.start_time = self
+            .next
+            .start_time
+            .clone()
+            .or(started)
+            .or_else(|| Some(self.now.clone()));
+        let message = format!("the trainer runs in pod {}", pod.unwrap_or_default());
+        self.set_running(true, reasons::TRAINER_RUNNING, message);
+        if self.old.phase != TrainingPhase::Running {
+            let note = format!(
+                "training run for {} version {version} started",
+                self.tj.spec.model_ref.name
+            );
+            publish(
+                self.ctx,
+                self.tj,
+                Severity::Normal,
+                crate::events::reasons::STARTED,
+                note,
+            )
+            .await;
+        }
+        self.done(Action::requeue(POLL)).await
+    }
+
+    /// The trainer failed: why, from its state and its last lines.
+    async fn failed(mut self, pods: &Api<Pod>, failure: outcome::Failure) -> Result<Action, Error> {
+        self.ctx.followers.stop(&self.tj.uid().unwrap_or_default());
+        let tail = match &failure.pod {
+            Some(pod) => pods
+                .logs(
+                    pod,
+                    &LogParams {
+                        container: Some(job::CONTAINER.into()),
+                        tail_lines: Some(20),
+                        limit_bytes: Some(64 * 1024),
+                        ..LogParams::default()
+                    },
+                )
+                .await
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        let failure = outcome::explain(failure, &tail);
+        if failure.reason == reasons::IMAGE_UNAVAILABLE {
+            // Nothing more will run: stop the pods waiting on the image.
+            let jobs: Api<Job> = self.jobs_namespace_api();
+            let _ = jobs
+                .delete(&job::job_name(self.tj), &Default::default())
+                .await;
+        }
+        self.fail(&failure.reason, failure.message).await
+    }
+
+    /// The trainer completed: read its output if it was never followed,
+    /// validate and register the artifact, and report the version.
+    async fn completed(
+        mut self,
+        pods: &Api<Pod>,
+        pod: Option<String>,
+        finished: Finished<'_>,
+    ) -> Result<Action, Error> {
+        self.ctx.followers.stop(&self.tj.uid().unwrap_or_default());
+        // Read at the first reconcile after the trainer ended; while the
+        // artifact is validated, what it read is in status already.
+        if self.old.metrics_history.is_empty()
+            && !output_read(&self.old)
+            && let Some(pod) = &pod
+        {
+            // A run shorter than a reconcile was never followed: read its
+            // whole output once.
+            let progress = follower::read_all(pods, pod).await;
+            self.next.metrics_history = progress.history;
+            self.next.metrics = progress.latest;
+        }
+        let registered = register::record(
+            self.ctx,
+            self.tj,
+            finished.output,
+            finished.version,
+            finished.storage_secret,
+        )
+        .await?;
+        let recorded = match registered {
+            register::Registered::Recorded(recorded) => *recorded,
+            register::Registered::Validating(message) => {
+                self.set_running(true, reasons::VALIDATING, message);
+                return self.done(Action::requeue(POLL)).await;
+            }
+        };
+        self.next.phase = TrainingPhase::Succeeded;
+        self.next.completion_time = finished.completed;
+        self.next.metrics.extend(recorded.metrics.clone());
+        self.next.metrics_summary = progress::summary(&self.next.metrics);
+        let (reason, message, severity) =
+            verdict(&recorded, finished.version, &self.tj.spec.model_ref.name);
+        self.next.reason = Some(reason.to_owned());
+        self.next.message = Some(message.clone());
+        self.set_running(false, reason, message.clone());
+        conditions::set(
+            &mut self.next.conditions,
+            Wanted {
+                type_: types::SUCCEEDED,
+                status: true,
+                reason,
+                message: message.clone(),
+            },
+            self.tj.metadata.generation,
+            &self.now,
+        );
+        publish(self.ctx, self.tj, severity, reason, message).await;
+        info!(version = finished.version, "training run finished");
+        self.done(Action::await_change()).await
+    }
+}
+
+/// What a registered version's record says of the run: registered, or
+/// rejected and why.
+fn verdict<'a>(
+    recorded: &'a ModelVersion,
+    version: i64,
+    model: &str,
+) -> (&'a str, String, Severity) {
+    match &recorded.reason {
+        Some(reason) => (
+            reason.as_str(),
+            format!(
+                "version {version} was rejected: {}",
+                recorded.message.clone().unwrap_or_default()
+            ),
+            Severity::Warning,
+        ),
+        None => (
+            reasons::VERSION_REGISTERED,
+            format!(
+                "version {version} of {model} was recorded at {}",
+                recorded.uri
+            ),
+            Severity::Normal,
+        ),
     }
 }
 
@@ -328,16 +447,7 @@ pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action
 /// condition explains it); everything else retries.
 pub fn error_policy(_tj: Arc<TrainingJob>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile.failed(CONTROLLER, error.category());
-    retry_after(error)
-}
-
-/// How long to wait after `error` before reconciling again.
-pub fn retry_after(error: &Error) -> Action {
-    match error {
-        Error::Conflict(_) => Action::requeue(Duration::from_millis(500)),
-        Error::InvalidSpec(_) => Action::requeue(Duration::from_secs(300)),
-        _ => Action::requeue(Duration::from_secs(10)),
-    }
+    error.retry_after()
 }
 
 /// Whether the trainer has ended and its output was read: its artifact is
