@@ -75,8 +75,7 @@ python3 "$example/generate_dataset.py" "$data_dir/data/transactions.csv"
 
 step "applying examples/fraud-detection (Model, ModelDeployment, and who may call it)" \
   "kubectl -n $ns get events --sort-by=.lastTimestamp"
-"$kubectl" -n "$ns" apply --server-side -f "$example/model.yaml" -f "$example/modeldeployment.yaml" \
-  -f "$example/callers.yaml"
+"$kubectl" -n "$ns" apply --server-side -k "$example"
 
 step "training: the trainer runs as a Job, its metrics go to the TrainingJob" \
   "kubectl -n $ns describe trainingjobs; kubectl -n $ns logs -l aimass.io/model=card-fraud --tail=50"

@@ -10,9 +10,11 @@
 //! before it. Truncation at the end is caught by comparing the last record
 //! with a checkpoint kept elsewhere (`verify`'s `expect_last`).
 //!
-//! Payloads are never recorded: only input and output names, types and
-//! shapes. Credentials never are either: principals are recorded by name and
-//! by credential id (a hash prefix, never the secret).
+//! Records hold input and output names, types and shapes; input values only
+//! as a payload policy says ([`payload`]: an input it does not name is
+//! dropped; named ones are hashed, bucketed, or kept with card numbers
+//! masked). Credentials never are: principals are recorded by name and by
+//! credential id (a hash prefix, never the secret).
 //!
 //! This crate is what the inference server writes and what anyone checks:
 //! the record format and its chain ([`record`], [`log`], [`verify`]), the
