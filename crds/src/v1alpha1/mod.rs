@@ -5,10 +5,14 @@ mod common;
 pub mod conditions;
 mod model;
 mod model_deployment;
+mod model_deployment_status;
+mod serving_security;
 mod training_job;
 
 pub use api_client::*;
 pub use common::*;
 pub use model::*;
 pub use model_deployment::*;
+pub use model_deployment_status::*;
+pub use serving_security::*;
 pub use training_job::*;

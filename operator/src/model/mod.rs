@@ -4,6 +4,7 @@
 //! training runs on creation and on the schedule, never two at once.
 
 mod aliases;
+mod import;
 mod promotion;
 mod registry;
 mod schedule;
@@ -31,6 +32,7 @@ use crate::error::Error;
 use crate::events::{Notice, Severity};
 use crate::{artifact, storage};
 use aliases::{apply_pins, judge, ready_condition};
+use import::{Import, import};
 
 /// The controller's name in metrics and logs.
 pub const CONTROLLER: &str = "model";
@@ -380,120 +382,6 @@ async fn read_aliases(registry: &Location, versions: &[ModelVersion]) -> BTreeMa
         .into_iter()
         .filter(|(_, v)| versions.iter().any(|r| r.version == *v))
         .collect()
-}
-
-/// Where importing `source.uri` stands.
-enum Import {
-    /// A version already records it.
-    Done,
-    /// Its validation Job runs in the tenant's namespace.
-    Validating,
-    /// Validated (or refused) and recorded now.
-    Recorded(Box<ModelVersion>),
-}
-
-/// Records the artifact at `source.uri` as a version unless one already
-/// records it. The artifact is fetched and validated by a Job in the
-/// tenant's namespace, never by the operator; a refused artifact is
-/// recorded as a Rejected version.
-async fn import(
-    ctx: &Context,
-    model: &Model,
-    status: &ModelStatus,
-    registry: Option<&Location>,
-    uri: &str,
-    arrived: &[ModelVersion],
-) -> Result<Import, Error> {
-    let expected = model.spec.source.sha256.clone();
-    let matches = |v: &ModelVersion| {
-        v.lineage.as_ref().and_then(|l| l.imported_from.as_deref()) == Some(uri)
-            && (expected.is_none() || v.sha256 == expected || v.phase == VersionPhase::Rejected)
-    };
-    if status.versions.iter().chain(arrived).any(matches) {
-        return Ok(Import::Done);
-    }
-    let namespace = model.namespace().unwrap_or_default();
-    let check = artifact::Check {
-        job_name: import_job_name(&model.name_any(), uri, expected.as_deref()),
-        model: &model.name_any(),
-        uri,
-        sha256: expected.as_deref(),
-        secret: model
-            .spec
-            .source
-            .secret_ref
-            .as_ref()
-            .map(|s| s.name.as_str()),
-        service_account: None,
-    };
-    let outcome = match artifact::ensure(ctx, model, &check).await? {
-        artifact::Progress::Running(message) => {
-            debug!(%message, "importing source.uri");
-            return Ok(Import::Validating);
-        }
-        artifact::Progress::Done(outcome) => outcome,
-    };
-    // Training runs reserve numbers while the Job runs: the import reserves
-    // its own the same way before it writes a record.
-    let version = match registry {
-        Some(registry) => {
-            let models: Api<Model> = Api::namespaced(ctx.client.clone(), &namespace);
-            match crate::training_job::reserve_version(&models, model, registry).await? {
-                Some(version) => version,
-                None => return Ok(Import::Validating),
-            }
-        }
-        None => {
-            status
-                .versions
-                .iter()
-                .chain(arrived)
-                .map(|v| v.version)
-                .chain(status.latest_version)
-                .max()
-                .unwrap_or(0)
-                + 1
-        }
-    };
-    let mut record = ModelVersion {
-        version,
-        phase: VersionPhase::Ready,
-        reason: None,
-        message: None,
-        uri: aimass_storage::redact(uri),
-        sha256: None,
-        size_bytes: None,
-        signature: None,
-        metrics: BTreeMap::new(),
-        lineage: Some(VersionLineage {
-            imported_from: Some(uri.to_owned()),
-            ..VersionLineage::default()
-        }),
-        created: Time(jiff::Timestamp::now()),
-    };
-    artifact::record_outcome(&mut record, outcome);
-    if let Some(registry) = registry {
-        let bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
-        storage::version_dir(registry, version)
-            .child(storage::VERSION_FILE)
-            .put(bytes)
-            .await?;
-    }
-    artifact::remove(ctx, &namespace, &check.job_name).await?;
-    info!(version, "imported source.uri");
-    Ok(Import::Recorded(Box::new(record)))
-}
-
-/// The validation Job of an import: one per (Model, uri, sha256), so a
-/// changed source starts a new one.
-fn import_job_name(model: &str, uri: &str, sha256: Option<&str>) -> String {
-    let digest =
-        aimass_storage::sha256_hex(format!("{uri}\n{}", sha256.unwrap_or_default()).as_bytes());
-    format!(
-        "{}-import-{}",
-        crate::labels::fit(model, 44),
-        digest.get(..8).unwrap_or_default()
-    )
 }
 
 /// Versions retention must keep: those an alias points at, and those a

@@ -1,0 +1,147 @@
+//! Tests of `forest`.
+
+use super::*;
+
+/// Tree 0: x0 <= 1 ? (x1 < 5 ? leaf 10 : leaf 20) : leaf 30 (NaN in x0
+/// goes true). Tree 1: x1 > 0 ? leaf 1 : leaf 2.
+fn spec(modes: [&str; 2]) -> ForestSpec {
+    ForestSpec {
+        tree_ids: vec![0, 0, 0, 0, 0, 1, 1, 1],
+        node_ids: vec![0, 1, 2, 3, 4, 0, 1, 2],
+        feature_ids: vec![0, 1, 0, 0, 0, 1, 0, 0],
+        values: vec![1.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        modes: [
+            modes[0],
+            modes[1],
+            "LEAF",
+            "LEAF",
+            "LEAF",
+            "BRANCH_GT",
+            "LEAF",
+            "LEAF",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        true_ids: vec![1, 3, 0, 0, 0, 1, 0, 0],
+        false_ids: vec![2, 4, 0, 0, 0, 2, 0, 0],
+        missing_true: vec![1, 0, 0, 0, 0, 0, 0, 0],
+        weight_tree_ids: vec![0, 0, 0, 1, 1],
+        weight_node_ids: vec![3, 4, 2, 1, 2],
+        weight_targets: vec![0, 0, 0, 0, 0],
+        weights: vec![10.0, 20.0, 30.0, 1.0, 2.0],
+        n_targets: 1,
+        member_sets: vec![vec![1.0, 3.0]],
+    }
+}
+
+fn run(f: &Forest, rows: &[[f32; 2]], agg: Aggregate) -> Vec<f64> {
+    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+    f.eval(&flat, 2, agg).0
+}
+
+#[test]
+fn walks_every_comparison_mode_worked_by_hand() {
+    let f = Forest::new(&spec(["BRANCH_LEQ", "BRANCH_LT"])).unwrap();
+    assert_eq!(f.trees(), 2);
+    // x0=1 (<=1 true), x1=4 (<5 true) → 10; x1=4 > 0 → 1.
+    // x0=2 → 30; x1=-1 → 2.   x0=0, x1=5 (not <5) → 20; x1=5 → 1.
+    assert_eq!(
+        run(&f, &[[1.0, 4.0], [2.0, -1.0], [0.0, 5.0]], Aggregate::Sum),
+        vec![11.0, 32.0, 21.0]
+    );
+    assert_eq!(run(&f, &[[1.0, 4.0]], Aggregate::Average), vec![5.5]);
+    assert_eq!(run(&f, &[[1.0, 4.0]], Aggregate::Min), vec![1.0]);
+    assert_eq!(run(&f, &[[1.0, 4.0]], Aggregate::Max), vec![10.0]);
+
+    let ge = Forest::new(&spec(["BRANCH_GTE", "BRANCH_GT"])).unwrap();
+    // x0=1 >= 1 true; x1=5 > 5 false → 20; tree 1: 5 > 0 → 1.
+    assert_eq!(run(&ge, &[[1.0, 5.0]], Aggregate::Sum), vec![21.0]);
+    let eq = Forest::new(&spec(["BRANCH_EQ", "BRANCH_NEQ"])).unwrap();
+    // x0=1 == 1 true; x1=5 != 5 false → 20; x0=3 → 30.
+    assert_eq!(
+        run(&eq, &[[1.0, 5.0], [3.0, 5.0]], Aggregate::Sum),
+        vec![21.0, 31.0]
+    );
+}
+
+#[test]
+fn large_batches_split_over_threads_give_the_serial_answer() {
+    let f = Forest::new(&spec(["BRANCH_LEQ", "BRANCH_LT"])).unwrap();
+    let rows: Vec<f32> = (0..PARALLEL_MIN_WALKS * 2)
+        .map(|i| ((i * 7919) % 13) as f32 - 4.0)
+        .collect();
+    let (parallel, has) = f.eval(&rows, 2, Aggregate::Sum);
+    let (serial, _) = f.eval_serial(&rows, 2, Aggregate::Sum);
+    assert_eq!(parallel.len(), PARALLEL_MIN_WALKS);
+    assert_eq!(has.len(), parallel.len());
+    assert_eq!(parallel, serial);
+}
+
+#[test]
+fn branch_member_tests_set_membership() {
+    let mut s = spec(["BRANCH_MEMBER", "BRANCH_LT"]);
+    s.values[0] = 0.0; // the first membership set: {1, 3}
+    let f = Forest::new(&s).unwrap();
+    // x0 = 3 is a member → x1 branch (4 < 5 → 10); x0 = 2 is not → 30.
+    assert_eq!(
+        run(&f, &[[3.0, 4.0], [2.0, 4.0]], Aggregate::Sum),
+        vec![11.0, 31.0]
+    );
+    s.values[0] = 5.0;
+    assert!(Forest::new(&s).unwrap_err().contains("no membership set"));
+}
+
+#[test]
+fn double_inputs_are_compared_in_double() {
+    let mut s = spec(["BRANCH_LEQ", "BRANCH_LT"]);
+    s.values[0] = 0.1; // as from nodes_values_as_tensor
+    let f = Forest::new(&s).unwrap();
+    // 0.1 as f64 is <= 0.1; 0.1 as f32 widens to 0.10000000149… > 0.1.
+    let (double, _) = f.eval(&[0.1f64, 4.0], 2, Aggregate::Sum);
+    let (single, _) = f.eval(&[0.1f32, 4.0], 2, Aggregate::Sum);
+    assert_eq!((double[0], single[0]), (11.0, 31.0));
+}
+
+#[test]
+fn missing_values_follow_nodes_missing_value_tracks_true() {
+    let f = Forest::new(&spec(["BRANCH_LEQ", "BRANCH_LT"])).unwrap();
+    // NaN in x0: tracks true → x1 branch; NaN in x1 (not tracked): NaN < 5 false → 20, NaN > 0 false → 2.
+    assert_eq!(
+        run(&f, &[[f32::NAN, 4.0], [0.0, f32::NAN]], Aggregate::Sum),
+        vec![11.0, 22.0]
+    );
+}
+
+#[test]
+fn refuses_broken_forests_with_a_reason() {
+    let mut s = spec(["BRANCH_LEQ", "BRANCH_LT"]);
+    s.true_ids[0] = 9;
+    assert!(
+        Forest::new(&s)
+            .unwrap_err()
+            .contains("points to missing node 9")
+    );
+    let mut s = spec(["BRANCH_LEQ", "BRANCH_LT"]);
+    s.modes[0] = "BRANCH_SOMETIMES".into();
+    assert!(Forest::new(&s).unwrap_err().contains("unknown node mode"));
+    let mut s = spec(["BRANCH_LEQ", "BRANCH_LT"]);
+    s.weight_targets[0] = 3;
+    assert!(Forest::new(&s).unwrap_err().contains("out of range"));
+}
+
+#[test]
+fn post_transforms() {
+    let mut row = [0.0, (3.0f64).ln()];
+    PostTransform::Softmax.apply(&mut row);
+    assert!((row[0] - 0.25).abs() < 1e-12 && (row[1] - 0.75).abs() < 1e-12);
+    let mut row = [0.0, 1.0];
+    PostTransform::SoftmaxZero.apply(&mut row);
+    assert_eq!(row, [0.0, 1.0]);
+    let mut row = [0.0];
+    PostTransform::Logistic.apply(&mut row);
+    assert_eq!(row, [0.5]);
+    let mut row = [0.975];
+    PostTransform::Probit.apply(&mut row);
+    assert!((row[0] - 1.959_964).abs() < 1e-3, "{}", row[0]);
+}
