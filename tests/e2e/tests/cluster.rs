@@ -195,19 +195,41 @@ async fn a_service_routes_from_the_host_and_from_pods_to_ready_replicas_only() -
         })
         .await?;
 
-        // From the host: requests spread over the replicas.
-        let mut served = HashSet::new();
-        for _ in 0..30 {
-            let (status, body) = http_get_settled(&url).await?;
-            ensure!(status == 200, "{status} {body}");
-            served.insert(
-                serde_json::from_str::<serde_json::Value>(&body)?["pod"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            );
-        }
-        ensure!(served.len() >= 2, "30 requests all went to {served:?}");
+        // From the host: requests spread over the replicas. Endpoints join
+        // as each replica turns ready and kube-proxy resyncs, so a first
+        // batch may still see only one; the spread must appear within 30 s.
+        let last = Arc::new(std::sync::Mutex::new(HashSet::new()));
+        wait(
+            Duration::from_secs(30),
+            "requests to spread over at least two replicas",
+            || {
+                let url = url.clone();
+                let last = last.clone();
+                async move {
+                    let mut served = HashSet::new();
+                    for _ in 0..30 {
+                        let (status, body) = http_get_settled(&url).await?;
+                        ensure!(status == 200, "{status} {body}");
+                        served.insert(
+                            serde_json::from_str::<serde_json::Value>(&body)?["pod"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_owned(),
+                        );
+                    }
+                    let spread = served.len() >= 2;
+                    *last.lock().map_err(|e| anyhow::anyhow!("{e}"))? = served;
+                    Ok(spread)
+                }
+            },
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "30 requests all went to {:?}",
+                last.lock().map(|s| s.clone())
+            )
+        })?;
 
         // From another pod, through the Service's environment variables.
         ns.apply(
