@@ -156,6 +156,161 @@ fn cpus() -> usize {
     *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// Every per-node and per-weight attribute has one entry per node or weight.
+fn check_lengths(spec: &ForestSpec) -> Result<(), String> {
+    let n = spec.node_ids.len();
+    for (name, len) in [
+        ("nodes_treeids", spec.tree_ids.len()),
+        ("nodes_featureids", spec.feature_ids.len()),
+        ("nodes_values", spec.values.len()),
+        ("nodes_modes", spec.modes.len()),
+        ("nodes_truenodeids", spec.true_ids.len()),
+        ("nodes_falsenodeids", spec.false_ids.len()),
+    ] {
+        if len != n {
+            return Err(format!("{name} has {len} entries, nodes_nodeids has {n}"));
+        }
+    }
+    if !spec.missing_true.is_empty() && spec.missing_true.len() != n {
+        return Err("nodes_missing_value_tracks_true must have one entry per node".into());
+    }
+    let weight_count = spec.weight_node_ids.len();
+    if spec.weight_tree_ids.len() != weight_count
+        || spec.weight_targets.len() != weight_count
+        || spec.weights.len() != weight_count
+    {
+        return Err("leaf weight attributes differ in length".into());
+    }
+    Ok(())
+}
+
+/// (tree, node id) → index, in the order nodes are given.
+type NodeIndex = std::collections::HashMap<(i64, i64), usize>;
+
+fn index_nodes(spec: &ForestSpec) -> Result<NodeIndex, String> {
+    let mut index = NodeIndex::with_capacity(spec.node_ids.len());
+    for (i, key) in spec.tree_ids.iter().zip(&spec.node_ids).enumerate() {
+        if index.insert((*key.0, *key.1), i).is_some() {
+            return Err(format!("node {} of tree {} is defined twice", key.1, key.0));
+        }
+    }
+    Ok(index)
+}
+
+/// The weights each node gives, by node index.
+fn leaf_weights(spec: &ForestSpec, index: &NodeIndex) -> Result<Vec<Vec<Weight>>, String> {
+    let mut leaf_weights: Vec<Vec<Weight>> = vec![Vec::new(); spec.node_ids.len()];
+    for w in 0..spec.weight_node_ids.len() {
+        let &node = index
+            .get(&(spec.weight_tree_ids[w], spec.weight_node_ids[w]))
+            .ok_or_else(|| {
+                format!(
+                    "a weight names node {} of tree {}, which does not exist",
+                    spec.weight_node_ids[w], spec.weight_tree_ids[w]
+                )
+            })?;
+        let target = usize::try_from(spec.weight_targets[w])
+            .ok()
+            .filter(|t| *t < spec.n_targets.max(1))
+            .ok_or_else(|| format!("weight target {} is out of range", spec.weight_targets[w]))?;
+        leaf_weights[node].push(Weight {
+            target: target as u32,
+            value: spec.weights[w],
+        });
+    }
+    Ok(leaf_weights)
+}
+
+/// Roots: nodes no branch points to, one per tree, in tree order.
+fn roots(spec: &ForestSpec, is_child: &[bool]) -> Result<Vec<u32>, String> {
+    let mut roots: Vec<(i64, u32)> = (0..is_child.len())
+        .filter(|i| !is_child[*i])
+        .map(|i| (spec.tree_ids[i], i as u32))
+        .collect();
+    roots.sort_by_key(|(tree, _)| *tree);
+    let trees: std::collections::BTreeSet<i64> = spec.tree_ids.iter().copied().collect();
+    if roots.len() != trees.len() {
+        return Err(format!(
+            "found {} roots for {} trees; a tree has a cycle or is disconnected",
+            roots.len(),
+            trees.len()
+        ));
+    }
+    Ok(roots.into_iter().map(|(_, i)| i).collect())
+}
+
+/// The flat layout under construction.
+struct Layout {
+    nodes: Vec<Node>,
+    weights: Vec<Weight>,
+    is_child: Vec<bool>,
+    modes: std::collections::HashSet<Mode>,
+    max_feature: usize,
+}
+
+impl Layout {
+    /// Branch node `i`, whose children must exist in its tree.
+    fn branch(
+        &mut self,
+        spec: &ForestSpec,
+        index: &NodeIndex,
+        i: usize,
+        mode: Mode,
+    ) -> Result<Node, String> {
+        let child = |id: i64| {
+            index.get(&(spec.tree_ids[i], id)).copied().ok_or_else(|| {
+                format!(
+                    "node {} of tree {} points to missing node {id}",
+                    spec.node_ids[i], spec.tree_ids[i]
+                )
+            })
+        };
+        let (t, f) = (child(spec.true_ids[i])?, child(spec.false_ids[i])?);
+        self.is_child[t] = true;
+        self.is_child[f] = true;
+        let feature =
+            usize::try_from(spec.feature_ids[i]).map_err(|_| "negative feature id".to_owned())?;
+        self.max_feature = self.max_feature.max(feature);
+        self.modes.insert(mode);
+        if mode == Mode::Member
+            && !(spec.values[i] >= 0.0 && (spec.values[i] as usize) < spec.member_sets.len())
+        {
+            return Err(format!(
+                "BRANCH_MEMBER node {} has no membership set",
+                spec.node_ids[i]
+            ));
+        }
+        Ok(Node {
+            feature: feature as u32,
+            true_or_first_weight: t as u32,
+            false_or_end_weight: f as u32,
+            mode: Some(mode),
+            missing_true: missing_true(spec, i),
+            threshold: spec.values[i],
+        })
+    }
+
+    /// Leaf node `i`, giving `leaf_weights`.
+    fn leaf(&mut self, spec: &ForestSpec, i: usize, leaf_weights: &[Weight]) -> Node {
+        let first = self.weights.len() as u32;
+        self.weights.extend_from_slice(leaf_weights);
+        Node {
+            feature: 0,
+            true_or_first_weight: first,
+            false_or_end_weight: self.weights.len() as u32,
+            mode: None,
+            missing_true: missing_true(spec, i),
+            // The leaf's total, for forests whose leaves each give one value
+            // (see `scalar_leaves`).
+            threshold: leaf_weights.iter().map(|w| w.value).sum(),
+        }
+    }
+}
+
+fn missing_true(spec: &ForestSpec, i: usize) -> bool {
+    spec.missing_true.get(i).is_some_and(|m| *m != 0)
+}
+
 /// A parsed, flattened forest.
 #[derive(Clone, Debug)]
 pub struct Forest {
@@ -180,137 +335,31 @@ pub struct Forest {
 impl Forest {
     /// Builds the layout; checks every reference.
     pub fn new(spec: &ForestSpec) -> Result<Self, String> {
-        let n = spec.node_ids.len();
-        for (name, len) in [
-            ("nodes_treeids", spec.tree_ids.len()),
-            ("nodes_featureids", spec.feature_ids.len()),
-            ("nodes_values", spec.values.len()),
-            ("nodes_modes", spec.modes.len()),
-            ("nodes_truenodeids", spec.true_ids.len()),
-            ("nodes_falsenodeids", spec.false_ids.len()),
-        ] {
-            if len != n {
-                return Err(format!("{name} has {len} entries, nodes_nodeids has {n}"));
-            }
-        }
-        if !spec.missing_true.is_empty() && spec.missing_true.len() != n {
-            return Err("nodes_missing_value_tracks_true must have one entry per node".into());
-        }
-        let weight_count = spec.weight_node_ids.len();
-        if spec.weight_tree_ids.len() != weight_count
-            || spec.weight_targets.len() != weight_count
-            || spec.weights.len() != weight_count
-        {
-            return Err("leaf weight attributes differ in length".into());
-        }
-        // (tree, node id) → index, in the order nodes are given.
-        let mut index = std::collections::HashMap::with_capacity(n);
-        for i in 0..n {
-            if index
-                .insert((spec.tree_ids[i], spec.node_ids[i]), i)
-                .is_some()
-            {
-                return Err(format!(
-                    "node {} of tree {} is defined twice",
-                    spec.node_ids[i], spec.tree_ids[i]
-                ));
-            }
-        }
-        let mut leaf_weights: Vec<Vec<Weight>> = vec![Vec::new(); n];
-        for w in 0..weight_count {
-            let &node = index
-                .get(&(spec.weight_tree_ids[w], spec.weight_node_ids[w]))
-                .ok_or_else(|| {
-                    format!(
-                        "a weight names node {} of tree {}, which does not exist",
-                        spec.weight_node_ids[w], spec.weight_tree_ids[w]
-                    )
-                })?;
-            let target = usize::try_from(spec.weight_targets[w])
-                .ok()
-                .filter(|t| *t < spec.n_targets.max(1));
-            let target = target.ok_or_else(|| {
-                format!("weight target {} is out of range", spec.weight_targets[w])
-            })?;
-            leaf_weights[node].push(Weight {
-                target: target as u32,
-                value: spec.weights[w],
-            });
-        }
-        let mut nodes = Vec::with_capacity(n);
-        let mut weights = Vec::with_capacity(weight_count);
-        let mut is_child = vec![false; n];
-        let mut modes = std::collections::HashSet::new();
-        let mut max_feature = 0;
+        check_lengths(spec)?;
+        let index = index_nodes(spec)?;
+        let leaf_weights = leaf_weights(spec, &index)?;
+        let mut layout = Layout {
+            nodes: Vec::with_capacity(spec.node_ids.len()),
+            weights: Vec::with_capacity(spec.weights.len()),
+            is_child: vec![false; spec.node_ids.len()],
+            modes: std::collections::HashSet::new(),
+            max_feature: 0,
+        };
         for (i, leaf_weights) in leaf_weights.iter().enumerate() {
-            let mode = Mode::parse(&spec.modes[i])?;
-            let missing_true = spec.missing_true.get(i).is_some_and(|m| *m != 0);
-            let node = match mode {
-                Some(mode) => {
-                    let child = |id: i64| {
-                        index.get(&(spec.tree_ids[i], id)).copied().ok_or_else(|| {
-                            format!(
-                                "node {} of tree {} points to missing node {id}",
-                                spec.node_ids[i], spec.tree_ids[i]
-                            )
-                        })
-                    };
-                    let (t, f) = (child(spec.true_ids[i])?, child(spec.false_ids[i])?);
-                    is_child[t] = true;
-                    is_child[f] = true;
-                    let feature = usize::try_from(spec.feature_ids[i])
-                        .map_err(|_| "negative feature id".to_owned())?;
-                    max_feature = max_feature.max(feature);
-                    modes.insert(mode);
-                    if mode == Mode::Member
-                        && !(spec.values[i] >= 0.0
-                            && (spec.values[i] as usize) < spec.member_sets.len())
-                    {
-                        return Err(format!(
-                            "BRANCH_MEMBER node {} has no membership set",
-                            spec.node_ids[i]
-                        ));
-                    }
-                    Node {
-                        feature: feature as u32,
-                        true_or_first_weight: t as u32,
-                        false_or_end_weight: f as u32,
-                        mode: Some(mode),
-                        missing_true,
-                        threshold: spec.values[i],
-                    }
-                }
-                None => {
-                    let first = weights.len() as u32;
-                    weights.extend_from_slice(leaf_weights);
-                    Node {
-                        feature: 0,
-                        true_or_first_weight: first,
-                        false_or_end_weight: weights.len() as u32,
-                        mode: None,
-                        missing_true,
-                        // The leaf's total, for forests whose leaves each
-                        // give one value (see `scalar_leaves`).
-                        threshold: leaf_weights.iter().map(|w| w.value).sum(),
-                    }
-                }
+            let node = match Mode::parse(&spec.modes[i])? {
+                Some(mode) => layout.branch(spec, &index, i, mode)?,
+                None => layout.leaf(spec, i, leaf_weights),
             };
-            nodes.push(node);
+            layout.nodes.push(node);
         }
-        // Roots: nodes no branch points to, one per tree, in tree order.
-        let mut roots: Vec<(i64, u32)> = (0..n)
-            .filter(|i| !is_child[*i])
-            .map(|i| (spec.tree_ids[i], i as u32))
-            .collect();
-        roots.sort_by_key(|(tree, _)| *tree);
-        let trees: std::collections::BTreeSet<i64> = spec.tree_ids.iter().copied().collect();
-        if roots.len() != trees.len() {
-            return Err(format!(
-                "found {} roots for {} trees; a tree has a cycle or is disconnected",
-                roots.len(),
-                trees.len()
-            ));
-        }
+        let roots = roots(spec, &layout.is_child)?;
+        let Layout {
+            nodes,
+            weights,
+            modes,
+            max_feature,
+            ..
+        } = layout;
         let scalar_leaves = spec.n_targets <= 1
             && nodes
                 .iter()
@@ -320,7 +369,7 @@ impl Forest {
             .flatten();
         Ok(Self {
             nodes,
-            roots: roots.into_iter().map(|(_, i)| i).collect(),
+            roots,
             n_targets: spec.n_targets,
             max_feature,
             single_mode,

@@ -434,72 +434,10 @@ impl EvalOp for MlOp {
                 values,
                 default,
             } => {
-                let rows: Vec<Option<usize>> = match keys {
-                    Column::Str(k) => {
-                        let index: std::collections::HashMap<&str, usize> = k
-                            .iter()
-                            .enumerate()
-                            .map(|(i, key)| (key.as_str(), i))
-                            .collect();
-                        view.as_slice::<String>()?
-                            .iter()
-                            .map(|x| index.get(x.as_str()).copied())
-                            .collect()
-                    }
-                    Column::Int(k) => {
-                        let index: std::collections::HashMap<i64, usize> =
-                            k.iter().enumerate().map(|(i, key)| (*key, i)).collect();
-                        view.as_slice::<i64>()?
-                            .iter()
-                            .map(|x| index.get(x).copied())
-                            .collect()
-                    }
-                    Column::Float(k) => {
-                        let index: std::collections::HashMap<u32, usize> = k
-                            .iter()
-                            .enumerate()
-                            .map(|(i, key)| (key.to_bits(), i))
-                            .collect();
-                        view.as_slice::<f32>()?
-                            .iter()
-                            .map(|x| index.get(&x.to_bits()).copied())
-                            .collect()
-                    }
-                };
+                let rows = keys.positions(&view)?;
                 Ok(tvec!(values.gather(default, &rows, &shape)?.into_tvalue()))
             }
-            Kind::OneHot { categories, zeros } => {
-                let (n, positions): (usize, Vec<Option<usize>>) = match categories {
-                    Categories::Int(cats) => {
-                        let x: &[i64] = view.as_slice()?;
-                        (
-                            cats.len(),
-                            x.iter().map(|v| cats.iter().position(|c| c == v)).collect(),
-                        )
-                    }
-                    Categories::Str(cats) => {
-                        let x: &[String] = view.as_slice()?;
-                        (
-                            cats.len(),
-                            x.iter().map(|v| cats.iter().position(|c| c == v)).collect(),
-                        )
-                    }
-                };
-                if !zeros && positions.iter().any(Option::is_none) {
-                    bail!(
-                        "a value is not among the OneHotEncoder's categories and zeros=0 forbids unknown values"
-                    );
-                }
-                let mut y = vec![0.0f32; positions.len() * n];
-                for (i, p) in positions.iter().enumerate() {
-                    if let Some(p) = p {
-                        y[i * n + p] = 1.0;
-                    }
-                }
-                let mut out_shape = shape.clone();
-                out_shape.push(n);
-                Ok(tvec!(Tensor::from_shape(&out_shape, &y)?.into_tvalue()))
-            }
+            Kind::OneHot { categories, zeros } => encode_one_hot(categories, *zeros, &view, &shape),
             Kind::Linear {
                 coefficients,
                 intercepts,
@@ -507,53 +445,158 @@ impl EvalOp for MlOp {
                 labels,
                 post,
             } => {
-                let x: &[f32] = view.as_slice()?;
-                let features = coefficients.len() / rows;
-                if width != features {
-                    bail!(
-                        "the linear model has {features} coefficients per class but rows have {width} features"
-                    );
-                }
-                let n_rows = shape.first().copied().unwrap_or(0);
-                let columns = Kind::linear_columns(*rows, labels);
-                let mut scores = Vec::with_capacity(n_rows * columns);
-                let mut winners = Vec::with_capacity(n_rows);
-                for row in x.chunks_exact(width) {
-                    let mut s: Vec<f64> = (0..*rows)
-                        .map(|c| {
-                            let w = &coefficients[c * features..(c + 1) * features];
-                            f64::from(intercepts[c])
-                                + w.iter()
-                                    .zip(row)
-                                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
-                                    .sum::<f64>()
-                        })
-                        .collect();
-                    if columns == 2 && *rows == 1 {
-                        // One coefficient row: the positive class's score.
-                        let positive = s[0];
-                        winners.push(usize::from(positive > 0.0));
-                        s = match post {
-                            PostTransform::Logistic => {
-                                let p = super::forest::logistic(positive);
-                                vec![1.0 - p, p]
-                            }
-                            _ => vec![-positive, positive],
-                        };
-                    } else {
-                        let winner =
-                            (0..s.len()).fold(0, |best, k| if s[k] > s[best] { k } else { best });
-                        winners.push(winner);
-                        post.apply(&mut s);
-                    }
-                    scores.extend(s.into_iter().map(|v| v as f32));
-                }
-                let label = labels.tensor(&winners)?;
-                Ok(tvec!(
-                    label.into_tvalue(),
-                    Tensor::from_shape(&[n_rows, columns], &scores)?.into_tvalue()
-                ))
+                let model = LinearModel {
+                    coefficients,
+                    intercepts,
+                    rows: *rows,
+                    labels,
+                    post: *post,
+                };
+                model.eval(view.as_slice()?, &shape)
             }
+        }
+    }
+}
+
+impl Column {
+    /// Where each element of `x` is among the keys.
+    fn positions(&self, x: &PlainView<'_>) -> TractResult<Vec<Option<usize>>> {
+        Ok(match self {
+            Column::Str(k) => {
+                let index: std::collections::HashMap<&str, usize> = k
+                    .iter()
+                    .enumerate()
+                    .map(|(i, key)| (key.as_str(), i))
+                    .collect();
+                x.as_slice::<String>()?
+                    .iter()
+                    .map(|x| index.get(x.as_str()).copied())
+                    .collect()
+            }
+            Column::Int(k) => {
+                let index: std::collections::HashMap<i64, usize> =
+                    k.iter().enumerate().map(|(i, key)| (*key, i)).collect();
+                x.as_slice::<i64>()?
+                    .iter()
+                    .map(|x| index.get(x).copied())
+                    .collect()
+            }
+            Column::Float(k) => {
+                let index: std::collections::HashMap<u32, usize> = k
+                    .iter()
+                    .enumerate()
+                    .map(|(i, key)| (key.to_bits(), i))
+                    .collect();
+                x.as_slice::<f32>()?
+                    .iter()
+                    .map(|x| index.get(&x.to_bits()).copied())
+                    .collect()
+            }
+        })
+    }
+}
+
+/// OneHotEncoder: a trailing axis with a 1 at each value's category.
+fn encode_one_hot(
+    categories: &Categories,
+    zeros: bool,
+    x: &PlainView<'_>,
+    shape: &[usize],
+) -> TractResult<TVec<TValue>> {
+    let (n, positions): (usize, Vec<Option<usize>>) = match categories {
+        Categories::Int(cats) => {
+            let x: &[i64] = x.as_slice()?;
+            (
+                cats.len(),
+                x.iter().map(|v| cats.iter().position(|c| c == v)).collect(),
+            )
+        }
+        Categories::Str(cats) => {
+            let x: &[String] = x.as_slice()?;
+            (
+                cats.len(),
+                x.iter().map(|v| cats.iter().position(|c| c == v)).collect(),
+            )
+        }
+    };
+    if !zeros && positions.iter().any(Option::is_none) {
+        bail!(
+            "a value is not among the OneHotEncoder's categories and zeros=0 forbids unknown values"
+        );
+    }
+    let mut y = vec![0.0f32; positions.len() * n];
+    for (i, p) in positions.iter().enumerate() {
+        if let Some(p) = p {
+            y[i * n + p] = 1.0;
+        }
+    }
+    let mut out_shape = shape.to_vec();
+    out_shape.push(n);
+    Ok(tvec!(Tensor::from_shape(&out_shape, &y)?.into_tvalue()))
+}
+
+/// LinearClassifier's parameters, borrowed from its [`Kind`].
+struct LinearModel<'a> {
+    coefficients: &'a [f32],
+    intercepts: &'a [f32],
+    rows: usize,
+    labels: &'a Labels,
+    post: PostTransform,
+}
+
+impl LinearModel<'_> {
+    /// Labels and scores for the rows of `x`, whose shape is `shape`.
+    fn eval(&self, x: &[f32], shape: &[usize]) -> TractResult<TVec<TValue>> {
+        let width = shape.last().copied().unwrap_or(1).max(1);
+        let features = self.coefficients.len() / self.rows;
+        if width != features {
+            bail!(
+                "the linear model has {features} coefficients per class but rows have {width} features"
+            );
+        }
+        let n_rows = shape.first().copied().unwrap_or(0);
+        let columns = Kind::linear_columns(self.rows, self.labels);
+        let mut scores = Vec::with_capacity(n_rows * columns);
+        let mut winners = Vec::with_capacity(n_rows);
+        for row in x.chunks_exact(width) {
+            let (winner, s) = self.score(row, features, columns);
+            winners.push(winner);
+            scores.extend(s.into_iter().map(|v| v as f32));
+        }
+        let label = self.labels.tensor(&winners)?;
+        Ok(tvec!(
+            label.into_tvalue(),
+            Tensor::from_shape(&[n_rows, columns], &scores)?.into_tvalue()
+        ))
+    }
+
+    /// The winning class and the scores of one row.
+    fn score(&self, row: &[f32], features: usize, columns: usize) -> (usize, Vec<f64>) {
+        let mut s: Vec<f64> = (0..self.rows)
+            .map(|c| {
+                let w = &self.coefficients[c * features..(c + 1) * features];
+                f64::from(self.intercepts[c])
+                    + w.iter()
+                        .zip(row)
+                        .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                        .sum::<f64>()
+            })
+            .collect();
+        if columns == 2 && self.rows == 1 {
+            // One coefficient row: the positive class's score.
+            let positive = s[0];
+            let scores = match self.post {
+                PostTransform::Logistic => {
+                    let p = super::forest::logistic(positive);
+                    vec![1.0 - p, p]
+                }
+                _ => vec![-positive, positive],
+            };
+            (usize::from(positive > 0.0), scores)
+        } else {
+            let winner = (0..s.len()).fold(0, |best, k| if s[k] > s[best] { k } else { best });
+            self.post.apply(&mut s);
+            (winner, s)
         }
     }
 }

@@ -8,6 +8,8 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::*;
 
+mod v5;
+
 use super::attributes::Attributes;
 use super::forest::{Aggregate, Forest, ForestSpec, PostTransform, logistic};
 use super::shared::{Labels, Shared, wire_as};
@@ -121,147 +123,7 @@ pub fn tree_ensemble(
     _ctx: &ParsingContext,
     node: &NodeProto,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    Ok((expand(TreeExpansion(Shared::new(parse_v5(node)?))), vec![]))
-}
-
-/// Translates the opset-5 layout (branch nodes and leaves in separate
-/// arrays, trees by root index, integer enums, set membership) into the
-/// same forest.
-fn parse_v5(node: &NodeProto) -> TractResult<Ensemble> {
-    let a = Attributes(node);
-    let features = a.ints("nodes_featureids")?;
-    let n_nodes = features.len();
-    let splits = a.tensor_reals("nodes_splits")?;
-    let modes = a.tensor_bytes("nodes_modes")?;
-    let (true_ids, true_leafs) = (a.ints("nodes_truenodeids")?, a.ints("nodes_trueleafs")?);
-    let (false_ids, false_leafs) = (a.ints("nodes_falsenodeids")?, a.ints("nodes_falseleafs")?);
-    let missing_true = a.ints("nodes_missing_value_tracks_true")?;
-    let leaf_targets = a.ints("leaf_targetids")?;
-    let leaf_weights = a.tensor_reals("leaf_weights")?;
-    for (name, len) in [
-        ("nodes_splits", splits.len()),
-        ("nodes_modes", modes.len()),
-        ("nodes_truenodeids", true_ids.len()),
-        ("nodes_trueleafs", true_leafs.len()),
-        ("nodes_falsenodeids", false_ids.len()),
-        ("nodes_falseleafs", false_leafs.len()),
-    ] {
-        ensure!(
-            len == n_nodes,
-            "{name} has {len} entries for {n_nodes} nodes"
-        );
-    }
-    ensure!(
-        leaf_targets.len() == leaf_weights.len(),
-        "leaf_targetids and leaf_weights differ in length"
-    );
-    // Membership sets, NaN-separated, in the order of the BRANCH_MEMBER nodes.
-    let mut sets: Vec<Vec<f64>> = vec![Vec::new()];
-    for v in a.tensor_reals("membership_values")? {
-        if v.is_nan() {
-            sets.push(Vec::new())
-        } else if let Some(last) = sets.last_mut() {
-            last.push(v)
-        }
-    }
-    // Which tree each node and leaf belongs to, found from the roots.
-    let mut node_tree = vec![None; n_nodes];
-    let mut leaf_tree = vec![None; leaf_weights.len()];
-    for (t, root) in a.ints("tree_roots")?.into_iter().enumerate() {
-        let mut stack = vec![usize::try_from(root)?];
-        while let Some(i) = stack.pop() {
-            ensure!(
-                i < n_nodes && node_tree[i].is_none(),
-                "tree {t} reaches node {i} twice or out of range"
-            );
-            node_tree[i] = Some(t as i64);
-            for (id, is_leaf) in [(true_ids[i], true_leafs[i]), (false_ids[i], false_leafs[i])] {
-                let id = usize::try_from(id)?;
-                if is_leaf != 0 {
-                    ensure!(id < leaf_tree.len(), "node {i} points to missing leaf {id}");
-                    leaf_tree[id] = Some(t as i64);
-                } else {
-                    stack.push(id);
-                }
-            }
-        }
-    }
-    let mode_name = |m: u8| -> TractResult<&'static str> {
-        Ok(match m {
-            0 => "BRANCH_LEQ",
-            1 => "BRANCH_LT",
-            2 => "BRANCH_GTE",
-            3 => "BRANCH_GT",
-            4 => "BRANCH_EQ",
-            5 => "BRANCH_NEQ",
-            6 => "BRANCH_MEMBER",
-            other => bail!("unknown node mode {other}"),
-        })
-    };
-    let mut spec = ForestSpec {
-        n_targets: usize::try_from(a.int("n_targets")?.unwrap_or(1))?,
-        ..ForestSpec::default()
-    };
-    let mut member = 0;
-    for i in 0..n_nodes {
-        let Some(tree) = node_tree[i] else { continue };
-        let child = |id: i64, leaf: i64| if leaf != 0 { n_nodes as i64 + id } else { id };
-        spec.tree_ids.push(tree);
-        spec.node_ids.push(i as i64);
-        spec.feature_ids.push(features[i]);
-        spec.modes.push(mode_name(modes[i])?.to_owned());
-        spec.values.push(if modes[i] == 6 {
-            member += 1;
-            (member - 1) as f64
-        } else {
-            splits[i]
-        });
-        spec.true_ids.push(child(true_ids[i], true_leafs[i]));
-        spec.false_ids.push(child(false_ids[i], false_leafs[i]));
-        spec.missing_true
-            .push(missing_true.get(i).copied().unwrap_or(0));
-    }
-    for (j, tree) in leaf_tree.iter().enumerate() {
-        let Some(tree) = *tree else { continue };
-        let id = (n_nodes + j) as i64;
-        spec.tree_ids.push(tree);
-        spec.node_ids.push(id);
-        spec.feature_ids.push(0);
-        spec.modes.push("LEAF".into());
-        spec.values.push(0.0);
-        spec.true_ids.push(0);
-        spec.false_ids.push(0);
-        spec.missing_true.push(0);
-        spec.weight_tree_ids.push(tree);
-        spec.weight_node_ids.push(id);
-        spec.weight_targets.push(leaf_targets[j]);
-        spec.weights.push(leaf_weights[j]);
-    }
-    spec.member_sets = sets;
-    let aggregate = match a.int("aggregate_function")?.unwrap_or(1) {
-        0 => Aggregate::Average,
-        1 => Aggregate::Sum,
-        2 => Aggregate::Min,
-        3 => Aggregate::Max,
-        other => bail!("unknown aggregate_function {other}"),
-    };
-    let post = match a.int("post_transform")?.unwrap_or(0) {
-        0 => PostTransform::None,
-        1 => PostTransform::Softmax,
-        2 => PostTransform::Logistic,
-        3 => PostTransform::SoftmaxZero,
-        4 => PostTransform::Probit,
-        other => bail!("unknown post_transform {other}"),
-    };
-    let forest = Forest::new(&spec).map_err(|e| anyhow!("{}: {e}", node.name))?;
-    Ok(Ensemble {
-        forest,
-        aggregate,
-        post,
-        base: Vec::new(),
-        labels: None,
-        scores_like_input: true,
-    })
+    Ok((expand(TreeExpansion(Shared::new(v5::parse(node)?))), vec![]))
 }
 
 /// The operator, before and after type inference.

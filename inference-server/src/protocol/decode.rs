@@ -5,9 +5,9 @@
 use serde_json::{Map, Value};
 
 use super::elements::{Element, Elements, Number};
-use super::{InferRequest, ProtocolError};
-use aimass_engine::Signature;
+use super::{InferRequest, ProtocolError, RequestInput, RequestOutput};
 use aimass_engine::tensor::{DataType, Tensor, TensorData};
+use aimass_engine::{Signature, TensorSpec};
 
 /// An output the client asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,15 +47,11 @@ pub fn decode(
     binary: &[u8],
     signature: &Signature,
 ) -> Result<Decoded, ProtocolError> {
-    let expected_inputs = || {
-        signature
-            .inputs
-            .iter()
-            .map(|s| s.name.clone())
-            .collect::<Vec<_>>()
-    };
     let mut slots: Vec<Option<Tensor>> = vec![None; signature.inputs.len()];
-    let mut cursor = 0usize;
+    let mut binary_left = Binary {
+        bytes: binary,
+        cursor: 0,
+    };
     for input in request.inputs {
         let index = signature
             .inputs
@@ -63,143 +59,34 @@ pub fn decode(
             .position(|s| s.name == input.name)
             .ok_or_else(|| ProtocolError::UnknownInput {
                 name: input.name.clone(),
-                expected: expected_inputs(),
+                expected: names(&signature.inputs),
             })?;
         if slots[index].is_some() {
             return Err(ProtocolError::DuplicateInput(input.name));
         }
-        let spec = &signature.inputs[index];
-        let datatype =
-            DataType::parse(&input.datatype).ok_or_else(|| ProtocolError::WrongDatatype {
-                name: input.name.clone(),
-                got: input.datatype.clone(),
-                expected: spec.datatype.to_string(),
-            })?;
-        if datatype != spec.datatype {
-            return Err(ProtocolError::WrongDatatype {
-                name: input.name,
-                got: input.datatype,
-                expected: spec.datatype.to_string(),
-            });
-        }
-        let fits = input.shape.len() == spec.shape.len()
-            && input
-                .shape
-                .iter()
-                .zip(&spec.shape)
-                .all(|(got, want)| *got >= 0 && (*want < 0 || got == want));
-        if !fits {
-            return Err(ProtocolError::WrongShape {
-                name: input.name,
-                got: input.shape,
-                expected: spec.shape.clone(),
-            });
-        }
-        let bad = |reason: String| ProtocolError::BadData {
-            name: input.name.clone(),
-            reason,
-        };
-        let shape: Vec<usize> = input
-            .shape
-            .iter()
-            .map(|d| usize::try_from(*d).unwrap_or(0))
-            .collect();
-        let count = shape
-            .iter()
-            .try_fold(1usize, |acc, d| acc.checked_mul(*d))
-            .ok_or_else(|| bad("the shape has too many elements".into()))?;
-        let binary_size = input
-            .parameters
-            .as_ref()
-            .and_then(|p| p.get("binary_data_size"))
-            .map(|v| {
-                v.as_u64()
-                    .and_then(|n| usize::try_from(n).ok())
-                    .ok_or_else(|| bad("binary_data_size must be a non-negative integer".into()))
-            })
-            .transpose()?;
-        let data = match (binary_size, input.data) {
-            (Some(size), None) => {
-                let end = cursor
-                    .checked_add(size)
-                    .filter(|end| *end <= binary.len())
-                    .ok_or_else(|| {
-                        bad(format!(
-                            "binary_data_size {size} runs past the {} bytes of binary data",
-                            binary.len()
-                        ))
-                    })?;
-                let bytes = &binary[cursor..end];
-                cursor = end;
-                from_binary(datatype, bytes, count).map_err(bad)?
-            }
-            (None, Some(elements)) => {
-                if elements.len() != count {
-                    return Err(bad(format!(
-                        "shape {:?} holds {count} elements, but {} were sent",
-                        input.shape,
-                        elements.len()
-                    )));
-                }
-                from_json(datatype, elements).map_err(bad)?
-            }
-            (Some(_), Some(_)) => {
-                return Err(bad("give either data or binary_data_size, not both".into()));
-            }
-            (None, None) => {
-                return Err(bad(
-                    "no data: give data, or binary_data_size with binary tensor data".into(),
-                ));
-            }
-        };
-        slots[index] = Tensor::new(shape, data);
-        if slots[index].is_none() {
-            return Err(bad("element count does not match the shape".into()));
-        }
+        slots[index] = Some(decode_input(
+            input,
+            &signature.inputs[index],
+            &mut binary_left,
+        )?);
     }
-    if cursor != binary.len() {
+    if binary_left.cursor != binary.len() {
         return Err(ProtocolError::Malformed(format!(
-            "{} bytes of binary data follow the JSON header, but inputs claim {cursor}",
-            binary.len()
+            "{} bytes of binary data follow the JSON header, but inputs claim {}",
+            binary.len(),
+            binary_left.cursor
         )));
     }
     let mut inputs = Vec::with_capacity(slots.len());
     for (slot, spec) in slots.into_iter().zip(&signature.inputs) {
         inputs.push(slot.ok_or_else(|| ProtocolError::MissingInput {
             name: spec.name.clone(),
-            expected: expected_inputs(),
+            expected: names(&signature.inputs),
         })?);
     }
     let rows = batch_rows(&inputs, signature)?;
     let default_binary = flag(request.parameters.as_ref(), "binary_data_output");
-    let outputs = match request.outputs {
-        None => (0..signature.outputs.len())
-            .map(|index| OutputRequest {
-                index,
-                binary: default_binary,
-            })
-            .collect(),
-        Some(wanted) => wanted
-            .into_iter()
-            .map(|o| {
-                let index = signature
-                    .outputs
-                    .iter()
-                    .position(|s| s.name == o.name)
-                    .ok_or_else(|| ProtocolError::UnknownOutput {
-                        name: o.name.clone(),
-                        expected: signature.outputs.iter().map(|s| s.name.clone()).collect(),
-                    })?;
-                let binary = o
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| p.get("binary_data"))
-                    .and_then(Value::as_bool)
-                    .unwrap_or(default_binary);
-                Ok(OutputRequest { index, binary })
-            })
-            .collect::<Result<_, ProtocolError>>()?,
-    };
+    let outputs = requested_outputs(request.outputs, signature, default_binary)?;
     Ok(Decoded {
         id: request.id,
         parameters: request.parameters,
@@ -207,6 +94,154 @@ pub fn decode(
         outputs,
         rows,
     })
+}
+
+fn names(specs: &[TensorSpec]) -> Vec<String> {
+    specs.iter().map(|s| s.name.clone()).collect()
+}
+
+/// The binary tensor data after the JSON header, consumed input by input.
+struct Binary<'a> {
+    bytes: &'a [u8],
+    cursor: usize,
+}
+
+impl<'a> Binary<'a> {
+    /// The next `size` bytes, or `None` when fewer are left.
+    fn take(&mut self, size: usize) -> Option<&'a [u8]> {
+        let end = self
+            .cursor
+            .checked_add(size)
+            .filter(|end| *end <= self.bytes.len())?;
+        let taken = self.bytes.get(self.cursor..end)?;
+        self.cursor = end;
+        Some(taken)
+    }
+}
+
+/// One input, checked against its `spec`, as a tensor.
+fn decode_input(
+    input: RequestInput,
+    spec: &TensorSpec,
+    binary: &mut Binary<'_>,
+) -> Result<Tensor, ProtocolError> {
+    let datatype = check_signature(&input, spec)?;
+    let bad = |reason: String| ProtocolError::BadData {
+        name: input.name.clone(),
+        reason,
+    };
+    let shape: Vec<usize> = input
+        .shape
+        .iter()
+        .map(|d| usize::try_from(*d).unwrap_or(0))
+        .collect();
+    let count = shape
+        .iter()
+        .try_fold(1usize, |acc, d| acc.checked_mul(*d))
+        .ok_or_else(|| bad("the shape has too many elements".into()))?;
+    let binary_size = input
+        .parameters
+        .as_ref()
+        .and_then(|p| p.get("binary_data_size"))
+        .map(|v| {
+            v.as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| bad("binary_data_size must be a non-negative integer".into()))
+        })
+        .transpose()?;
+    let data = match (binary_size, input.data) {
+        (Some(size), None) => {
+            let bytes = binary.take(size).ok_or_else(|| {
+                bad(format!(
+                    "binary_data_size {size} runs past the {} bytes of binary data",
+                    binary.bytes.len()
+                ))
+            })?;
+            from_binary(datatype, bytes, count).map_err(bad)?
+        }
+        (None, Some(elements)) => {
+            if elements.len() != count {
+                return Err(bad(format!(
+                    "shape {:?} holds {count} elements, but {} were sent",
+                    input.shape,
+                    elements.len()
+                )));
+            }
+            from_json(datatype, elements).map_err(bad)?
+        }
+        (Some(_), Some(_)) => {
+            return Err(bad("give either data or binary_data_size, not both".into()));
+        }
+        (None, None) => {
+            return Err(bad(
+                "no data: give data, or binary_data_size with binary tensor data".into(),
+            ));
+        }
+    };
+    Tensor::new(shape, data).ok_or_else(|| bad("element count does not match the shape".into()))
+}
+
+/// The input's datatype, when it and the shape fit the model's `spec`.
+fn check_signature(input: &RequestInput, spec: &TensorSpec) -> Result<DataType, ProtocolError> {
+    let wrong_datatype = || ProtocolError::WrongDatatype {
+        name: input.name.clone(),
+        got: input.datatype.clone(),
+        expected: spec.datatype.to_string(),
+    };
+    let datatype = DataType::parse(&input.datatype).ok_or_else(wrong_datatype)?;
+    if datatype != spec.datatype {
+        return Err(wrong_datatype());
+    }
+    let fits = input.shape.len() == spec.shape.len()
+        && input
+            .shape
+            .iter()
+            .zip(&spec.shape)
+            .all(|(got, want)| *got >= 0 && (*want < 0 || got == want));
+    if !fits {
+        return Err(ProtocolError::WrongShape {
+            name: input.name.clone(),
+            got: input.shape.clone(),
+            expected: spec.shape.clone(),
+        });
+    }
+    Ok(datatype)
+}
+
+/// The outputs to return: those `wanted`, or all of them.
+fn requested_outputs(
+    wanted: Option<Vec<RequestOutput>>,
+    signature: &Signature,
+    default_binary: bool,
+) -> Result<Vec<OutputRequest>, ProtocolError> {
+    let Some(wanted) = wanted else {
+        return Ok((0..signature.outputs.len())
+            .map(|index| OutputRequest {
+                index,
+                binary: default_binary,
+            })
+            .collect());
+    };
+    wanted
+        .into_iter()
+        .map(|o| {
+            let index = signature
+                .outputs
+                .iter()
+                .position(|s| s.name == o.name)
+                .ok_or_else(|| ProtocolError::UnknownOutput {
+                    name: o.name.clone(),
+                    expected: names(&signature.outputs),
+                })?;
+            let binary = o
+                .parameters
+                .as_ref()
+                .and_then(|p| p.get("binary_data"))
+                .and_then(Value::as_bool)
+                .unwrap_or(default_binary);
+            Ok(OutputRequest { index, binary })
+        })
+        .collect()
 }
 
 /// The batch size: the first dimension, which inputs with a dynamic first
