@@ -4,18 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use aimass_crds::v1alpha1::{
-    AuditFailurePolicy, ModelDeployment, ModelVersion, SecurityMode, TlsSpec,
-};
+use aimass_crds::v1alpha1::{ModelDeployment, ModelVersion, SecurityMode};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
-    Lifecycle, LifecycleHandler, ObjectFieldSelector, Pod, PodAffinityTerm, PodSpec,
-    PodTemplateSpec, Probe, ProjectedVolumeSource, SecretVolumeSource, Service,
-    ServiceAccountTokenProjection, ServicePort, ServiceSpec, SleepAction, Volume, VolumeMount,
-    VolumeProjection, WeightedPodAffinityTerm,
+    Affinity, HTTPGetAction, Pod, PodAffinityTerm, PodSpec, PodTemplateSpec, Probe, Service,
+    ServicePort, ServiceSpec, WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -28,11 +23,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use super::access;
-use crate::env_var::env;
 use crate::{labels, security};
 
 mod pod;
-use pod::{secret_env, security_env, tls_env, volumes};
+use pod::server_container;
 
 /// Port the inference server answers the Open Inference Protocol on.
 pub const SERVER_PORT: i32 = 8080;
@@ -41,7 +35,6 @@ pub const SERVER_PORT: i32 = 8080;
 pub const ADMIN_PORT: i32 = 8081;
 /// Where the audit trail is written, on a volume of its own.
 const AUDIT_DIR: &str = "/var/log/aimass";
-/// Where the audit chain's key is mounted.
 /// Where the token the key service reviews is mounted.
 const KEY_SERVICE_TOKEN_DIR: &str = "/var/run/secrets/aimass/audit-keys";
 /// How long that token lives: it is read once at start (the kubelet
@@ -237,108 +230,12 @@ fn affinity(md: &ModelDeployment) -> Affinity {
 pub fn deployment(w: &Workload<'_>) -> Deployment {
     let md = w.md;
     let spec = &md.spec;
-    let drain = spec
-        .server
-        .drain_timeout_seconds
-        .unwrap_or(DEFAULT_DRAIN_SECONDS);
     let mut selector = selector_labels(md);
     selector.insert(TRACK_LABEL.into(), w.track.as_str().into());
     let mut pod_labels = deployment_labels(md);
     pod_labels.extend(selector.clone());
     pod_labels.insert(VERSION_LABEL.into(), w.version.version.to_string());
-
-    let mut vars = vec![
-        env("AIMASS_MODEL_URI", &w.version.uri),
-        env("AIMASS_MODEL_NAME", &spec.model.name),
-        env("AIMASS_MODEL_VERSION", w.version.version),
-        env("AIMASS_PORT", SERVER_PORT),
-        env("AIMASS_ADMIN_PORT", ADMIN_PORT),
-        env("AIMASS_MAX_BATCH_SIZE", spec.batching.max_batch_size),
-        env(
-            "AIMASS_MAX_QUEUE_DELAY_MICROS",
-            spec.batching.max_queue_delay_micros,
-        ),
-        env("AIMASS_QUEUE_CAPACITY", spec.batching.queue_capacity),
-        env("AIMASS_DRAIN_TIMEOUT_SECONDS", drain),
-    ];
-    if let Some(sha) = &w.version.sha256 {
-        vars.push(env("AIMASS_MODEL_SHA256", sha));
-    }
-    if let Some(timeout) = spec.server.request_timeout_millis {
-        vars.push(env("AIMASS_REQUEST_TIMEOUT_MILLIS", timeout));
-    }
-    if let Some(millis) = md
-        .annotations()
-        .get(LATENCY_FAULT_ANNOTATION)
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        vars.push(env("AIMASS_FAULT_LATENCY_MILLIS", millis));
-    }
-    if let Some(millis) = md
-        .annotations()
-        .get(SIGNAL_LATENCY_FAULT_ANNOTATION)
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        vars.push(env("AIMASS_FAULT_LATENCY_ON_SIGNAL_MILLIS", millis));
-    }
-    if w.track == Track::Canary
-        && let Some(every) = md
-            .annotations()
-            .get(CANARY_FAULT_ANNOTATION)
-            .and_then(|v| v.parse::<u64>().ok())
-    {
-        vars.push(env("AIMASS_FAULT_ERROR_EVERY", every));
-    }
-    let enforced = spec.security.mode == SecurityMode::Enforced;
-    if enforced {
-        vars.extend(security_env(md, w.key_service));
-    }
-    if let Some(tls) = &spec.security.tls {
-        vars.extend(tls_env(tls));
-    }
-    vars.extend(secret_env(md, w.secret));
-    vars.extend(spec.server.env.iter().cloned());
-    let (volumes, volume_mounts): (Vec<_>, Vec<_>) = volumes(md).into_iter().unzip();
-
-    let container = Container {
-        name: "server".into(),
-        image: Some(
-            spec.server
-                .image
-                .clone()
-                .unwrap_or_else(|| w.default_image.to_owned()),
-        ),
-        env: Some(vars),
-        ports: Some(vec![
-            ContainerPort {
-                name: Some("http".into()),
-                container_port: SERVER_PORT,
-                ..ContainerPort::default()
-            },
-            ContainerPort {
-                name: Some("admin".into()),
-                container_port: ADMIN_PORT,
-                ..ContainerPort::default()
-            },
-        ]),
-        volume_mounts: (!volume_mounts.is_empty()).then_some(volume_mounts),
-        resources: spec.resources.clone(),
-        readiness_probe: Some(http_probe("/v2/health/ready", 1, 2)),
-        liveness_probe: Some(http_probe("/v2/health/live", 10, 3)),
-        // Stop new traffic first: the endpoint leaves every proxy while the
-        // server still answers, then SIGTERM starts the drain.
-        lifecycle: Some(Lifecycle {
-            pre_stop: Some(LifecycleHandler {
-                sleep: Some(SleepAction {
-                    seconds: PRE_STOP_SECONDS,
-                }),
-                ..LifecycleHandler::default()
-            }),
-            ..Lifecycle::default()
-        }),
-        security_context: Some(security::container(true)),
-        ..Container::default()
-    };
+    let (container, volumes) = server_container(w);
     Deployment {
         metadata: labels::owned_meta(md, deployment_name(md, w.track), deployment_labels(md)),
         spec: Some(DeploymentSpec {
@@ -362,8 +259,10 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
-                    termination_grace_period_seconds: Some(PRE_STOP_SECONDS + i64::from(drain) + 5),
-                    service_account_name: if enforced {
+                    termination_grace_period_seconds: Some(
+                        PRE_STOP_SECONDS + i64::from(drain_seconds(md)) + 5,
+                    ),
+                    service_account_name: if spec.security.mode == SecurityMode::Enforced {
                         Some(access::service_account_name(md))
                     } else {
                         spec.service_account_name.clone()
@@ -381,6 +280,14 @@ pub fn deployment(w: &Workload<'_>) -> Deployment {
         }),
         status: None,
     }
+}
+
+/// How long a stopping server drains.
+fn drain_seconds(md: &ModelDeployment) -> i32 {
+    md.spec
+        .server
+        .drain_timeout_seconds
+        .unwrap_or(DEFAULT_DRAIN_SECONDS)
 }
 
 /// The Service in front of every track.

@@ -1,14 +1,131 @@
-//! A server pod's environment and volumes: what secures it (audience,
-//! audit trail and key service, TLS and client CAs), the Secrets it reads,
-//! and where it writes.
+//! A server pod's container: its environment and volumes, what secures it
+//! (audience, audit trail and key service, TLS and client CAs), the Secrets
+//! it reads, and where it writes.
 
-use super::*;
+use aimass_crds::v1alpha1::{AuditFailurePolicy, ModelDeployment, SecurityMode, TlsSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, Lifecycle,
+    LifecycleHandler, ObjectFieldSelector, ProjectedVolumeSource, SecretVolumeSource,
+    ServiceAccountTokenProjection, SleepAction, Volume, VolumeMount, VolumeProjection,
+};
+use kube::ResourceExt;
+
+use super::{
+    ADMIN_PORT, AUDIT_DIR, AUDIT_VOLUME_LIMIT, CANARY_FAULT_ANNOTATION, CLIENT_CA_DIR,
+    DEFAULT_PER_ADDRESS, KEY_SERVICE_TOKEN_DIR, KEY_SERVICE_TOKEN_SECONDS,
+    LATENCY_FAULT_ANNOTATION, PRE_STOP_SECONDS, SERVER_PORT, SIGNAL_LATENCY_FAULT_ANNOTATION,
+    TLS_DIR, Track, Workload, drain_seconds, http_probe,
+};
+use crate::env_var::env;
+use crate::security;
+
+/// The inference server's container, and the volumes it mounts.
+pub(super) fn server_container(w: &Workload<'_>) -> (Container, Vec<Volume>) {
+    let spec = &w.md.spec;
+    let (volumes, volume_mounts): (Vec<_>, Vec<_>) = volumes(w.md).into_iter().unzip();
+    let container = Container {
+        name: "server".into(),
+        image: Some(
+            spec.server
+                .image
+                .clone()
+                .unwrap_or_else(|| w.default_image.to_owned()),
+        ),
+        env: Some(server_env(w)),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("http".into()),
+                container_port: SERVER_PORT,
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("admin".into()),
+                container_port: ADMIN_PORT,
+                ..ContainerPort::default()
+            },
+        ]),
+        volume_mounts: (!volume_mounts.is_empty()).then_some(volume_mounts),
+        resources: spec.resources.clone(),
+        readiness_probe: Some(http_probe("/v2/health/ready", 1, 2)),
+        liveness_probe: Some(http_probe("/v2/health/live", 10, 3)),
+        // Stop new traffic first: the endpoint leaves every proxy while the
+        // server still answers, then SIGTERM starts the drain.
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: PRE_STOP_SECONDS,
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        }),
+        security_context: Some(security::container(true)),
+        ..Container::default()
+    };
+    (container, volumes)
+}
+
+/// The server's settings: what to serve and how, then security, TLS,
+/// credentials and the spec's own variables last so they win.
+fn server_env(w: &Workload<'_>) -> Vec<EnvVar> {
+    let md = w.md;
+    let spec = &md.spec;
+    let mut vars = vec![
+        env("AIMASS_MODEL_URI", &w.version.uri),
+        env("AIMASS_MODEL_NAME", &spec.model.name),
+        env("AIMASS_MODEL_VERSION", w.version.version),
+        env("AIMASS_PORT", SERVER_PORT),
+        env("AIMASS_ADMIN_PORT", ADMIN_PORT),
+        env("AIMASS_MAX_BATCH_SIZE", spec.batching.max_batch_size),
+        env(
+            "AIMASS_MAX_QUEUE_DELAY_MICROS",
+            spec.batching.max_queue_delay_micros,
+        ),
+        env("AIMASS_QUEUE_CAPACITY", spec.batching.queue_capacity),
+        env("AIMASS_DRAIN_TIMEOUT_SECONDS", drain_seconds(md)),
+    ];
+    if let Some(sha) = &w.version.sha256 {
+        vars.push(env("AIMASS_MODEL_SHA256", sha));
+    }
+    if let Some(timeout) = spec.server.request_timeout_millis {
+        vars.push(env("AIMASS_REQUEST_TIMEOUT_MILLIS", timeout));
+    }
+    vars.extend(fault_env(w));
+    if spec.security.mode == SecurityMode::Enforced {
+        vars.extend(security_env(md, w.key_service));
+    }
+    if let Some(tls) = &spec.security.tls {
+        vars.extend(tls_env(tls));
+    }
+    vars.extend(secret_env(md, w.secret));
+    vars.extend(spec.server.env.iter().cloned());
+    vars
+}
+
+/// Faults the end-to-end tests inject through annotations.
+fn fault_env(w: &Workload<'_>) -> Vec<EnvVar> {
+    let annotation = |name: &str| {
+        w.md.annotations()
+            .get(name)
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let mut vars = Vec::new();
+    if let Some(millis) = annotation(LATENCY_FAULT_ANNOTATION) {
+        vars.push(env("AIMASS_FAULT_LATENCY_MILLIS", millis));
+    }
+    if let Some(millis) = annotation(SIGNAL_LATENCY_FAULT_ANNOTATION) {
+        vars.push(env("AIMASS_FAULT_LATENCY_ON_SIGNAL_MILLIS", millis));
+    }
+    if w.track == Track::Canary
+        && let Some(every) = annotation(CANARY_FAULT_ANNOTATION)
+    {
+        vars.push(env("AIMASS_FAULT_ERROR_EVERY", every));
+    }
+    vars
+}
 
 /// The server's settings for checking callers and recording calls.
-pub(super) fn security_env(
-    md: &ModelDeployment,
-    key_service: &crate::key_service::Endpoint,
-) -> Vec<EnvVar> {
+fn security_env(md: &ModelDeployment, key_service: &crate::key_service::Endpoint) -> Vec<EnvVar> {
     let security = &md.spec.security;
     let field = |name: &str, path: &str| EnvVar {
         name: name.into(),
@@ -80,7 +197,7 @@ pub(super) fn security_env(
 /// Environment from Secrets: the allow-listed keys of the Model's storage
 /// Secret, and the audit archive's under `AIMASS_AUDIT_ARCHIVE_`, so the
 /// two stores' settings cannot mix.
-pub(super) fn secret_env(md: &ModelDeployment, storage: Option<&str>) -> Vec<EnvVar> {
+fn secret_env(md: &ModelDeployment, storage: Option<&str>) -> Vec<EnvVar> {
     let archive = (md.spec.security.mode == SecurityMode::Enforced)
         .then_some(md.spec.security.audit_archive.as_ref())
         .flatten()
@@ -96,7 +213,7 @@ pub(super) fn secret_env(md: &ModelDeployment, storage: Option<&str>) -> Vec<Env
 }
 
 /// The server's TLS files, from the mounted Secrets.
-pub(super) fn tls_env(tls: &TlsSpec) -> Vec<EnvVar> {
+fn tls_env(tls: &TlsSpec) -> Vec<EnvVar> {
     let mut vars = vec![
         env("AIMASS_TLS_CERT_FILE", format!("{TLS_DIR}/tls.crt")),
         env("AIMASS_TLS_KEY_FILE", format!("{TLS_DIR}/tls.key")),
@@ -120,7 +237,7 @@ pub(super) fn tls_env(tls: &TlsSpec) -> Vec<EnvVar> {
 
 /// The volumes the server needs, each with its mount: the audit trail and
 /// its key when Enforced, the TLS Secrets when asked for.
-pub(super) fn volumes(md: &ModelDeployment) -> Vec<(Volume, VolumeMount)> {
+fn volumes(md: &ModelDeployment) -> Vec<(Volume, VolumeMount)> {
     let secret = |name: &str, secret: String, dir: &str| {
         (
             Volume {

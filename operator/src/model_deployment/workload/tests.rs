@@ -1,6 +1,7 @@
 //! Tests of `workload`.
 
 use super::*;
+use k8s_openapi::api::core::v1::Container;
 
 #[test]
 fn the_admin_port_answers_only_the_operator_and_the_scrapers() {
