@@ -114,6 +114,24 @@ pub struct Config {
     pub logging: aimass_telemetry::Logging,
 }
 
+impl Config {
+    /// The operator's own namespace: its Lease and settings live there.
+    pub fn operator_namespace(&self) -> String {
+        self.lease_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .or_else(|| self.namespace.clone())
+            .unwrap_or_else(|| "default".into())
+    }
+
+    /// Where the audit keys live: the operator's namespace unless set.
+    pub fn audit_key_namespace(&self) -> String {
+        self.audit_key_namespace
+            .clone()
+            .unwrap_or_else(|| self.operator_namespace())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,33 +72,19 @@ async fn main() -> anyhow::Result<()> {
         info!("shutting down");
         let _ = stop_tx.send(true);
     });
-    let stopped = |mut stop: watch::Receiver<bool>| async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
 
     let identity = config.identity.clone().unwrap_or_else(default_identity);
-    // The operator's own namespace: its Lease and settings live there.
-    let operator_namespace = config
-        .lease_namespace
-        .clone()
-        .or_else(|| std::env::var("POD_NAMESPACE").ok())
-        .or_else(|| config.namespace.clone())
-        .unwrap_or_else(|| "default".into());
-    // Every replica serves keys, so a server starting during a leader
-    // change still gets them.
-    let audit_key_namespace = config
-        .audit_key_namespace
-        .clone()
-        .unwrap_or_else(|| operator_namespace.clone());
     let events = events::Events::new(
         client.clone(),
         Some(identity.clone()),
         metrics.events.clone(),
     );
+    // Every replica serves keys, so a server starting during a leader
+    // change still gets them.
     let key_service = key_service::start(
         client.clone(),
         key_service::Settings {
-            namespace: audit_key_namespace.clone(),
+            namespace: config.audit_key_namespace(),
             addr: config.audit_key_service_addr,
             service: config.audit_key_service_name.clone(),
             server_image: config.inference_server_image.clone(),
@@ -106,21 +92,20 @@ async fn main() -> anyhow::Result<()> {
         events.clone(),
     )
     .await?;
-    let mut election = if config.leader_election {
-        let namespace = operator_namespace.clone();
+    let election = if config.leader_election {
         // A standby replica is healthy and ready to take over.
         ready_tx.send_replace(true);
-        let mut election =
-            leader::Election::join(client.clone(), &namespace, &config.lease_name, &identity)
-                .await?;
-        tokio::select! {
-            () = election.acquired() => {},
-            () = stopped(stop.clone()) => {
-                election.resign().await;
-                admin.abort();
-                return Ok(());
-            }
-        }
+        let election = leader::Election::join(
+            client.clone(),
+            &config.operator_namespace(),
+            &config.lease_name,
+            &identity,
+        )
+        .await?;
+        let Some(election) = campaign(election, stop.clone()).await else {
+            admin.abort();
+            return Ok(());
+        };
         ready_tx.send_replace(false);
         Some(election)
     } else {
@@ -128,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let ctx = Arc::new(context::Context {
-        client: client.clone(),
+        client,
         events,
         metrics,
         followers: Default::default(),
@@ -139,20 +124,55 @@ async fn main() -> anyhow::Result<()> {
         validation_memory_limit: config.validation_memory_limit.clone(),
         max_artifact_bytes: config.max_artifact_bytes,
         auth_delegator_role: config.inference_auth_cluster_role.clone(),
-        operator_namespace,
-        audit_key_namespace,
+        operator_namespace: config.operator_namespace(),
+        audit_key_namespace: config.audit_key_namespace(),
         key_service,
         scraper_namespaces: config.metrics_scraper_namespaces.clone(),
         canary_baselines: Default::default(),
     });
+    let lost_leadership = lead(ctx, &config, ready_tx, stop, election).await;
+    admin.abort();
+    if lost_leadership {
+        // Exit non-zero so the pod restarts and rejoins as a standby.
+        anyhow::bail!("lost leadership");
+    }
+    Ok(())
+}
+
+/// Resolves when `stop` turns true.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Waits for the lease; `None` when asked to stop first.
+async fn campaign(
+    mut election: leader::Election,
+    stop: watch::Receiver<bool>,
+) -> Option<leader::Election> {
+    tokio::select! {
+        () = election.acquired() => Some(election),
+        () = stopped(stop) => {
+            election.resign().await;
+            None
+        }
+    }
+}
+
+/// Runs the controllers until asked to stop or, with an `election`, until
+/// leadership is lost; true in the second case. Resigns the lease at the
+/// end.
+async fn lead(
+    ctx: Arc<context::Context>,
+    config: &config::Config,
+    ready_tx: watch::Sender<bool>,
+    stop: watch::Receiver<bool>,
+    mut election: Option<leader::Election>,
+) -> bool {
     let (lost_tx, lost) = watch::channel(false);
-    let shutdown = {
-        let stop = stop.clone();
-        async move {
-            tokio::select! {
-                () = stopped(stop) => {},
-                () = stopped(lost) => {},
-            }
+    let shutdown = async move {
+        tokio::select! {
+            () = stopped(stop) => {},
+            () = stopped(lost) => {},
         }
     };
     let controllers = controllers::run(ctx, config.namespace.as_deref(), ready_tx, shutdown);
@@ -177,12 +197,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(election) = election {
         election.resign().await;
     }
-    admin.abort();
-    if lost_leadership {
-        // Exit non-zero so the pod restarts and rejoins as a standby.
-        anyhow::bail!("lost leadership");
-    }
-    Ok(())
+    lost_leadership
 }
 
 /// The host name, which is the pod name in a cluster.
