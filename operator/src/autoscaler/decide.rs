@@ -95,30 +95,83 @@ pub fn decide(inputs: Inputs<'_>, memory: &mut Memory, now: f64) -> Decision {
             reason: "no metrics in the stable window yet: replicas unchanged".into(),
         };
     };
+    let mut reasons = Vec::new();
+    let desired_stable = stable_recommendation(spec, &stable, stable_value, current, &mut reasons);
+    let desired_panic = replicas_for(spec, panic_value);
+    let panicking = panic_mode(spec, memory, panic_value, current, now, &mut reasons);
+    let desired = if panicking {
+        desired_panic.max(desired_stable).max(current)
+    } else {
+        desired_stable
+    };
+    let desired = hold_for_scale_down_delay(spec, memory, desired, current, now, &mut reasons);
+    let desired = limit_rate(spec, desired, current, &mut reasons);
+    let bounded = desired.clamp(inputs.bounds.min, inputs.bounds.max);
+    if bounded != desired {
+        reasons.push(format!(
+            "bounded to [{}, {}]",
+            inputs.bounds.min, inputs.bounds.max
+        ));
+    }
+    Decision {
+        desired: bounded,
+        panic: panicking,
+        stable_value,
+        panic_value,
+        reason: reasons.join("; "),
+    }
+}
+
+/// Replicas that carry `value` at the target utilisation.
+fn replicas_for(spec: &AutoscalingSpec, value: f64) -> i32 {
     let per_replica = (spec.target * spec.target_utilization).max(f64::EPSILON);
-    let wanted = |value: f64| (value / per_replica).ceil() as i32;
-    let mut desired_stable = wanted(stable_value);
-    let mut reasons = vec![format!(
-        "{stable_value:.2} over {}s / ({} x {}) per replica = {desired_stable}",
+    (value / per_replica).ceil() as i32
+}
+
+/// Replicas for the stable window's value, one more than `current` when
+/// its p99 is over the latency objective.
+fn stable_recommendation(
+    spec: &AutoscalingSpec,
+    stable: &[&Sample],
+    stable_value: f64,
+    current: i32,
+    reasons: &mut Vec<String>,
+) -> i32 {
+    let mut desired = replicas_for(spec, stable_value);
+    reasons.push(format!(
+        "{stable_value:.2} over {}s / ({} x {}) per replica = {desired}",
         spec.stable_window_seconds, spec.target, spec.target_utilization
-    )];
+    ));
+    let measured: Vec<&Sample> = stable
+        .iter()
+        .filter(|s| s.p99_ms.is_some())
+        .copied()
+        .collect();
     if let Some(slo) = spec.latency_slo_millis
-        && let Some(p99) = average(
-            &stable
-                .iter()
-                .filter(|s| s.p99_ms.is_some())
-                .copied()
-                .collect::<Vec<_>>(),
-            |s| s.p99_ms.unwrap_or(0.0),
-        )
+        && let Some(p99) = average(&measured, |s| s.p99_ms.unwrap_or(0.0))
         && p99 > slo as f64
     {
-        desired_stable = desired_stable.max(current + 1);
+        desired = desired.max(current + 1);
         reasons.push(format!(
             "p99 {p99:.1} ms is over the {slo} ms objective: one more replica"
         ));
     }
-    let desired_panic = wanted(panic_value);
+    desired
+}
+
+/// Whether panic mode holds at `now`: entered when the panic window needs
+/// `panicThreshold` times the `current` replicas, and kept for a stable
+/// window after the last time it did.
+fn panic_mode(
+    spec: &AutoscalingSpec,
+    memory: &mut Memory,
+    panic_value: f64,
+    current: i32,
+    now: f64,
+    reasons: &mut Vec<String>,
+) -> bool {
+    let desired_panic = replicas_for(spec, panic_value);
+    let mut announced = false;
     if f64::from(desired_panic) >= spec.panic_threshold * f64::from(current)
         && desired_panic > current
     {
@@ -127,23 +180,32 @@ pub fn decide(inputs: Inputs<'_>, memory: &mut Memory, now: f64) -> Decision {
                 "panic: {panic_value:.2} over {}s needs {desired_panic} replicas, {}x the {current} running",
                 spec.panic_window_seconds, spec.panic_threshold
             ));
+            announced = true;
         }
         memory.panic_until = Some(now + f64::from(spec.stable_window_seconds));
     }
     let panicking = memory.panic_until.is_some_and(|until| until > now);
-    if panicking && !reasons.iter().any(|r| r.starts_with("panic")) {
+    if !panicking {
+        memory.panic_until = None;
+    } else if !announced {
         reasons.push(format!(
             "panic mode: {panic_value:.2} over {}s needs {desired_panic}; no scale-down until it ends",
             spec.panic_window_seconds
         ));
     }
-    let mut desired = if panicking {
-        desired_panic.max(desired_stable).max(current)
-    } else {
-        memory.panic_until = None;
-        desired_stable
-    };
-    // The scale-down delay: the highest recommendation of the last delay.
+    panicking
+}
+
+/// The scale-down delay: `desired`, or the highest recommendation of the
+/// last delay when that is higher and would still scale down.
+fn hold_for_scale_down_delay(
+    spec: &AutoscalingSpec,
+    memory: &mut Memory,
+    desired: i32,
+    current: i32,
+    now: f64,
+    reasons: &mut Vec<String>,
+) -> i32 {
     memory.recommendations.push_back((now, desired));
     let delay = f64::from(spec.scale_down_delay_seconds);
     while memory
@@ -164,8 +226,18 @@ pub fn decide(inputs: Inputs<'_>, memory: &mut Memory, now: f64) -> Decision {
             "held at {} by the {delay}s scale-down delay",
             held.min(current)
         ));
-        desired = held.min(current);
+        return held.min(current);
     }
+    desired
+}
+
+/// `desired` within the rates of change per decision.
+fn limit_rate(
+    spec: &AutoscalingSpec,
+    desired: i32,
+    current: i32,
+    reasons: &mut Vec<String>,
+) -> i32 {
     let up_limit = (f64::from(current) * spec.max_scale_up_rate).ceil() as i32;
     let down_limit = (f64::from(current) / spec.max_scale_down_rate).floor() as i32;
     if desired > up_limit {
@@ -180,21 +252,7 @@ pub fn decide(inputs: Inputs<'_>, memory: &mut Memory, now: f64) -> Decision {
             spec.max_scale_down_rate
         ));
     }
-    desired = desired.clamp(down_limit.max(1), up_limit.max(1));
-    let bounded = desired.clamp(inputs.bounds.min, inputs.bounds.max);
-    if bounded != desired {
-        reasons.push(format!(
-            "bounded to [{}, {}]",
-            inputs.bounds.min, inputs.bounds.max
-        ));
-    }
-    Decision {
-        desired: bounded,
-        panic: panicking,
-        stable_value,
-        panic_value,
-        reason: reasons.join("; "),
-    }
+    desired.clamp(down_limit.max(1), up_limit.max(1))
 }
 
 #[cfg(test)]
