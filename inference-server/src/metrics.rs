@@ -52,110 +52,131 @@ pub struct Metrics {
     pub audit_archive_failures: IntCounter,
 }
 
+/// A metric's name and help text.
+type Definition = (&'static str, &'static str);
+
+const REQUESTS: Definition = (
+    "aimass_inference_requests_total",
+    "Inference requests answered, by HTTP status code.",
+);
+const REQUEST_SECONDS: Definition = (
+    "aimass_inference_request_duration_seconds",
+    "Time from receiving an inference request to answering it.",
+);
+const QUEUE_SECONDS: Definition = (
+    "aimass_inference_queue_duration_seconds",
+    "Time a request waited in the queue for a model run.",
+);
+const COMPUTE_SECONDS: Definition = (
+    "aimass_inference_compute_duration_seconds",
+    "Duration of one model run (one batch).",
+);
+const BATCH_ROWS: Definition = ("aimass_inference_batch_size", "Rows per model run.");
+const IN_FLIGHT: Definition = (
+    "aimass_inference_in_flight_requests",
+    "Inference requests accepted and not yet answered.",
+);
+const QUEUE_DEPTH: Definition = (
+    "aimass_inference_queue_depth",
+    "Requests waiting for a model run.",
+);
+const LOAD_SECONDS: Definition = (
+    "aimass_inference_model_load_duration_seconds",
+    "Time to fetch, optimise and warm up the model.",
+);
+const CONNECTIONS_REFUSED: Definition = (
+    "aimass_connections_refused_total",
+    "Connections closed as soon as accepted because the API port had --max-connections open.",
+);
+const PANICS: Definition = (
+    "aimass_panics_total",
+    "Requests (where=request) and model runs (where=worker) that panicked; each was answered 500.",
+);
+const AUDIT_RECORDS: Definition = (
+    "aimass_audit_records_total",
+    "Calls recorded in the audit trail.",
+);
+const AUDIT_FAILURES: Definition = (
+    "aimass_audit_write_failures_total",
+    "Calls the audit trail could not record (refused under FailClosed, answered under FailOpen).",
+);
+const AUDIT_ARCHIVED: Definition = (
+    "aimass_audit_archived_records_total",
+    "Audit records shipped to the archive.",
+);
+const AUDIT_ARCHIVE_FAILURES: Definition = (
+    "aimass_audit_archive_failures_total",
+    "Shipments of the audit trail to its archive that failed (retried at the next interval).",
+);
+
+/// Makes and registers the metrics of one [`Registry`].
+struct Maker<'a>(&'a Registry);
+
+impl Maker<'_> {
+    fn register<C>(&self, collector: C) -> Result<C, prometheus::Error>
+    where
+        C: prometheus::core::Collector + Clone + 'static,
+    {
+        self.0.register(Box::new(collector.clone()))?;
+        Ok(collector)
+    }
+
+    fn counter(&self, (name, help): Definition) -> Result<IntCounter, prometheus::Error> {
+        self.register(IntCounter::new(name, help)?)
+    }
+
+    fn counters(
+        &self,
+        (name, help): Definition,
+        labels: &[&str],
+    ) -> Result<IntCounterVec, prometheus::Error> {
+        self.register(IntCounterVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn gauge(&self, (name, help): Definition) -> Result<IntGauge, prometheus::Error> {
+        self.register(IntGauge::new(name, help)?)
+    }
+
+    fn histogram(
+        &self,
+        (name, help): Definition,
+        buckets: &[f64],
+    ) -> Result<Histogram, prometheus::Error> {
+        let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+        self.register(Histogram::with_opts(opts)?)
+    }
+}
+
 impl Metrics {
     /// Registers every metric, labelled with the model and version served.
     pub fn new(model: &str, version: &str) -> Result<Self, prometheus::Error> {
-        let registry = Registry::new_custom(
-            None,
-            Some(
-                [
-                    ("model".to_owned(), model.to_owned()),
-                    ("version".to_owned(), version.to_owned()),
-                ]
-                .into(),
-            ),
-        )?;
-        let histogram = |name: &str, help: &str, buckets: &[f64]| {
-            Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
-        };
-        let metrics = Self {
-            requests: IntCounterVec::new(
-                Opts::new(
-                    "aimass_inference_requests_total",
-                    "Inference requests answered, by HTTP status code.",
-                ),
-                &["code"],
-            )?,
-            request_seconds: histogram(
-                "aimass_inference_request_duration_seconds",
-                "Time from receiving an inference request to answering it.",
-                LATENCY_BUCKETS,
-            )?,
-            queue_seconds: histogram(
-                "aimass_inference_queue_duration_seconds",
-                "Time a request waited in the queue for a model run.",
-                LATENCY_BUCKETS,
-            )?,
-            compute_seconds: histogram(
-                "aimass_inference_compute_duration_seconds",
-                "Duration of one model run (one batch).",
-                LATENCY_BUCKETS,
-            )?,
-            batch_rows: histogram(
-                "aimass_inference_batch_size",
-                "Rows per model run.",
-                BATCH_BUCKETS,
-            )?,
-            in_flight: IntGauge::new(
-                "aimass_inference_in_flight_requests",
-                "Inference requests accepted and not yet answered.",
-            )?,
-            queue_depth: IntGauge::new(
-                "aimass_inference_queue_depth",
-                "Requests waiting for a model run.",
-            )?,
-            load_seconds: Gauge::new(
-                "aimass_inference_model_load_duration_seconds",
-                "Time to fetch, optimise and warm up the model.",
-            )?,
-            connections_refused: IntCounter::new(
-                "aimass_connections_refused_total",
-                "Connections closed as soon as accepted because the API port had --max-connections open.",
-            )?,
-            panics: IntCounterVec::new(
-                Opts::new(
-                    "aimass_panics_total",
-                    "Requests (where=request) and model runs (where=worker) that panicked; each was answered 500.",
-                ),
-                &["where"],
-            )?,
-            audit_records: IntCounter::new(
-                "aimass_audit_records_total",
-                "Calls recorded in the audit trail.",
-            )?,
-            audit_failures: IntCounter::new(
-                "aimass_audit_write_failures_total",
-                "Calls the audit trail could not record (refused under FailClosed, answered under FailOpen).",
-            )?,
-            audit_archived: IntCounter::new(
-                "aimass_audit_archived_records_total",
-                "Audit records shipped to the archive.",
-            )?,
-            audit_archive_failures: IntCounter::new(
-                "aimass_audit_archive_failures_total",
-                "Shipments of the audit trail to its archive that failed (retried at the next interval).",
-            )?,
-            registry,
-        };
-        let r = &metrics.registry;
-        r.register(Box::new(metrics.audit_archived.clone()))?;
-        r.register(Box::new(metrics.audit_archive_failures.clone()))?;
-        r.register(Box::new(metrics.audit_records.clone()))?;
-        r.register(Box::new(metrics.connections_refused.clone()))?;
-        r.register(Box::new(metrics.panics.clone()))?;
-        r.register(Box::new(metrics.audit_failures.clone()))?;
-        r.register(Box::new(metrics.requests.clone()))?;
-        r.register(Box::new(metrics.request_seconds.clone()))?;
-        r.register(Box::new(metrics.queue_seconds.clone()))?;
-        r.register(Box::new(metrics.compute_seconds.clone()))?;
-        r.register(Box::new(metrics.batch_rows.clone()))?;
-        r.register(Box::new(metrics.in_flight.clone()))?;
-        r.register(Box::new(metrics.queue_depth.clone()))?;
-        r.register(Box::new(metrics.load_seconds.clone()))?;
-        r.register(Box::new(
+        let labels = [
+            ("model".to_owned(), model.to_owned()),
+            ("version".to_owned(), version.to_owned()),
+        ];
+        let registry = Registry::new_custom(None, Some(labels.into()))?;
+        let m = Maker(&registry);
+        registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
-        Ok(metrics)
+        let (name, help) = LOAD_SECONDS;
+        Ok(Self {
+            requests: m.counters(REQUESTS, &["code"])?,
+            request_seconds: m.histogram(REQUEST_SECONDS, LATENCY_BUCKETS)?,
+            queue_seconds: m.histogram(QUEUE_SECONDS, LATENCY_BUCKETS)?,
+            compute_seconds: m.histogram(COMPUTE_SECONDS, LATENCY_BUCKETS)?,
+            batch_rows: m.histogram(BATCH_ROWS, BATCH_BUCKETS)?,
+            in_flight: m.gauge(IN_FLIGHT)?,
+            queue_depth: m.gauge(QUEUE_DEPTH)?,
+            load_seconds: m.register(Gauge::new(name, help)?)?,
+            connections_refused: m.counter(CONNECTIONS_REFUSED)?,
+            panics: m.counters(PANICS, &["where"])?,
+            audit_records: m.counter(AUDIT_RECORDS)?,
+            audit_failures: m.counter(AUDIT_FAILURES)?,
+            audit_archived: m.counter(AUDIT_ARCHIVED)?,
+            audit_archive_failures: m.counter(AUDIT_ARCHIVE_FAILURES)?,
+            registry,
+        })
     }
 
     /// Renders every metric in the Prometheus text format.

@@ -22,6 +22,9 @@ use crate::metrics::Metrics;
 use crate::security::mtls::{ClientCertificate, ReloadingAcceptor};
 use aimass_engine::{Backend, TractBackend};
 
+mod enforcement;
+use enforcement::enforcement;
+
 /// Longest a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -162,172 +165,6 @@ pub fn archiver(config: &Config) -> Result<Option<crate::archive::Archiver>, Err
     )))
 }
 
-/// The signer of audit checkpoints, if a signing key file is configured
-/// and present.
-/// The audit chain's key and the signing seed, when set: from the key
-/// service, else from files (a missing signing key file means unsigned
-/// checkpoints, said in the log).
-async fn audit_keys(config: &Config) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>, Error> {
-    if let (Some(url), Some(public_key)) = (
-        &config.audit_key_service,
-        &config.audit_key_service_public_key,
-    ) {
-        let keys = aimass_audit::key_handover::fetch(
-            url,
-            public_key,
-            &config.audit_key_service_token_file,
-        )
-        .await;
-        info!(%url, "the audit keys were handed over");
-        let chain = keys.chain_key().map_err(Error::Security)?;
-        let seed = keys.signing_seed().map_err(Error::Security)?;
-        return Ok(Some((chain, Some(seed))));
-    }
-    let Some(file) = &config.audit_key_file else {
-        return Ok(None);
-    };
-    let chain = std::fs::read(file).map_err(|e| {
-        Error::Security(format!("cannot read the audit key {}: {e}", file.display()))
-    })?;
-    let seed = match &config.audit_signing_key_file {
-        None => None,
-        Some(file) => match std::fs::read(file) {
-            Ok(seed) => Some(seed),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                warn!(file = %file.display(), "no audit signing key: checkpoints are not sealed");
-                None
-            }
-            Err(e) => {
-                return Err(Error::Security(format!(
-                    "cannot read the audit signing key {}: {e}",
-                    file.display()
-                )));
-            }
-        },
-    };
-    Ok(Some((chain, seed)))
-}
-
-/// The security layer the configuration asks for: gates with `--auth
-/// kubernetes`, a trail with `--audit-log`, nothing otherwise.
-async fn enforcement(
-    config: &Config,
-    metrics: &Arc<Metrics>,
-) -> Result<Option<crate::security::Enforcement>, Error> {
-    use crate::config::{AuditFailurePolicy, AuthMode};
-    use crate::security::{ApiKeys, Authorizer, Enforcement, Guard, Limits, TokenAuthenticator};
-    let misconfigured = |message: &str| Error::Security(message.to_owned());
-    let guard = match config.auth {
-        AuthMode::None => {
-            warn!("--auth none: anyone who reaches the port may call the model");
-            None
-        }
-        AuthMode::Kubernetes => {
-            if config.admin_port.is_none_or(|p| p == config.port) {
-                return Err(misconfigured(
-                    "--auth kubernetes needs --admin-port, a port other than --port, for probes and metrics",
-                ));
-            }
-            let namespace = config.namespace.clone().ok_or_else(|| {
-                misconfigured("--auth kubernetes needs --namespace (or POD_NAMESPACE)")
-            })?;
-            let client = kube::Client::try_default()
-                .await
-                .map_err(|e| Error::Security(format!("cannot reach the Kubernetes API: {e}")))?;
-            let timeout = std::time::Duration::from_millis(config.auth_timeout_millis);
-            let non_zero =
-                |n: u32| std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN);
-            let limits = config.rate_limit_per_second.map(|rate| {
-                let burst = config.rate_limit_burst.unwrap_or(rate);
-                Limits::new(non_zero(rate), non_zero(burst))
-            });
-            let per_address = config
-                .rate_limit_per_address_per_second
-                .map(|rate| Limits::new(non_zero(rate), non_zero(rate)));
-            let api_keys = config.api_clients.then(|| {
-                let keys = Arc::new(ApiKeys::default());
-                tokio::spawn(
-                    Arc::clone(&keys).follow(kube::Api::namespaced(client.clone(), &namespace)),
-                );
-                keys
-            });
-            Some(Guard {
-                api_keys,
-                authn: TokenAuthenticator::new(
-                    client.clone(),
-                    config.auth_audience.clone(),
-                    timeout,
-                ),
-                authz: Authorizer::new(client, namespace, config.model_name.clone(), timeout),
-                limits,
-                per_address,
-            })
-        }
-    };
-    let keys = match &config.audit_log {
-        Some(_) => audit_keys(config).await?,
-        None => None,
-    };
-    // Servers the operator runs (keys from its key service) take warm-ups
-    // only with its proof, made with the same key.
-    let warm_up_key = match (&config.audit_key_service, &keys) {
-        (Some(_), Some((key, _))) => Some(key.clone()),
-        _ => None,
-    };
-    let (audit, payload) = match (&config.audit_log, keys) {
-        (Some(_), None) => {
-            return Err(misconfigured(
-                "--audit-log needs --audit-key-file or --audit-key-service",
-            ));
-        }
-        (Some(log), Some((key, seed))) => {
-            let payload = config
-                .audit_payload
-                .as_deref()
-                .map(|policy| aimass_audit::payload::PayloadPolicy::parse(policy, key.clone()))
-                .transpose()
-                .map_err(Error::Security)?;
-            // Rotated only when archived: segments are removed once shipped.
-            let mut audit = match config.audit_archive {
-                Some(_) => {
-                    aimass_audit::AuditLog::open_rotating(log, key, config.audit_segment_bytes)
-                }
-                None => aimass_audit::AuditLog::open(log, key),
-            }
-            .map_err(|e| Error::Security(e.to_string()))?;
-            if let Some(seed) = seed {
-                audit = audit.sealed_by(
-                    aimass_audit::seal::Sealer::from_seed(&seed).map_err(Error::Security)?,
-                );
-            }
-            (Some(audit), payload)
-        }
-        _ if config.audit_payload.is_some() => {
-            return Err(misconfigured("--audit-payload needs --audit-log"));
-        }
-        _ => (None, None),
-    };
-    if guard.is_none() && audit.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(Enforcement {
-        guard,
-        audit,
-        target: aimass_audit::Target {
-            namespace: config.namespace.clone().unwrap_or_default(),
-            model: config.model_name.clone(),
-            version: config.model_version.clone(),
-            artifact_sha256: config.model_sha256.clone().unwrap_or_default(),
-            pod: config.pod_name.clone(),
-            node: config.node_name.clone(),
-        },
-        fail_open: config.audit_failure_policy == AuditFailurePolicy::FailOpen,
-        payload,
-        metrics: Arc::clone(metrics),
-        warm_up_key,
-    }))
-}
-
 /// Serves the API on `listener` (and probes and metrics on `admin`, when
 /// given) until `shutdown` resolves, then drains for at most `drain`. Each
 /// port caps its connections and holds each to the connection limits
@@ -344,30 +181,8 @@ pub async fn serve(
     let api = Arc::new(Pool::new(limits));
     service.ready.store(true, Ordering::Release);
     info!(addr = ?listener.local_addr().ok(), admin = ?admin.as_ref().and_then(|a| a.local_addr().ok()), "ready");
-    let admin_task = admin.map(|admin| {
-        let service = Arc::clone(&service);
-        let pool = Pool::new(crate::connections::Limits {
-            max_connections: ADMIN_CONNECTIONS,
-            ..limits
-        });
-        tokio::spawn(async move {
-            loop {
-                let Some((stream, _)) = accept(&admin).await else {
-                    continue;
-                };
-                let Some(slot) = pool.admit() else { continue };
-                let service = Arc::clone(&service);
-                tokio::spawn(async move {
-                    let activity = Activity::new();
-                    let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
-                    let connection = watched_connection(io, &activity, move |req| {
-                        handle_admin(Arc::clone(&service), req)
-                    });
-                    slot.serve(connection, &activity).await;
-                });
-            }
-        })
-    });
+    // Probes keep answering (not ready) while the API drains.
+    let _admin_task = admin.map(|admin| tokio::spawn(serve_admin(Arc::clone(&service), admin)));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -379,44 +194,13 @@ pub async fn serve(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let service = Arc::clone(&service);
-                tokio::spawn(async move {
-                    let activity = Activity::new();
-                    let stream = Watched::new(stream, Arc::clone(&activity));
-                    match service.tls.clone() {
-                        None => {
-                            let connection = api_connection(TokioIo::new(stream), service, peer, None, &activity);
-                            slot.serve(connection, &activity).await;
-                        }
-                        Some(reloading) => {
-                            // Off the accept loop: this may re-read the TLS
-                            // files once a second.
-                            let acceptor = reloading.current();
-                            let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
-                            let Ok(Ok(tls)) = handshake else {
-                                // A certificate that does not verify (or a
-                                // revoked one) ends here, before any route.
-                                return;
-                            };
-                            let certificate = tls
-                                .get_ref()
-                                .1
-                                .peer_certificates()
-                                .and_then(|chain| reloading.client_certificate(chain))
-                                .map(|c| (Arc::new(c), reloading));
-                            let connection = api_connection(TokioIo::new(tls), service, peer, certificate, &activity);
-                            slot.serve(connection, &activity).await;
-                        }
-                    }
-                });
+                tokio::spawn(serve_api_connection(Arc::clone(&service), stream, peer, slot));
             }
             () = &mut shutdown => break,
         }
     }
     service.ready.store(false, Ordering::Release);
     drop(listener);
-    // Probes keep answering (not ready) while the API drains.
-    let _ = admin_task;
     info!(
         in_flight = service.metrics.in_flight.get(),
         connections = api.open(),
@@ -430,6 +214,62 @@ pub async fn serve(
             "drain timeout reached with requests still open; exiting"
         );
     }
+}
+
+/// Answers probes and metrics on `admin`, in a pool of its own.
+async fn serve_admin(service: Arc<Service>, admin: TcpListener) {
+    let pool = Pool::new(crate::connections::Limits {
+        max_connections: ADMIN_CONNECTIONS,
+        ..service.limits.connections
+    });
+    loop {
+        let Some((stream, _)) = accept(&admin).await else {
+            continue;
+        };
+        let Some(slot) = pool.admit() else { continue };
+        let service = Arc::clone(&service);
+        tokio::spawn(async move {
+            let activity = Activity::new();
+            let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
+            let connection = watched_connection(io, &activity, move |req| {
+                handle_admin(Arc::clone(&service), req)
+            });
+            slot.serve(connection, &activity).await;
+        });
+    }
+}
+
+/// Serves one API connection in its `slot`, after the TLS handshake when
+/// the server has TLS.
+async fn serve_api_connection(
+    service: Arc<Service>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    slot: crate::connections::Slot,
+) {
+    let activity = Activity::new();
+    let stream = Watched::new(stream, Arc::clone(&activity));
+    let Some(reloading) = service.tls.clone() else {
+        let connection = api_connection(TokioIo::new(stream), service, peer, None, &activity);
+        slot.serve(connection, &activity).await;
+        return;
+    };
+    // Off the accept loop: this may re-read the TLS files once a second.
+    let acceptor = reloading.current();
+    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+    let Ok(Ok(tls)) = handshake else {
+        // A certificate that does not verify (or a revoked one) ends here,
+        // before any route.
+        return;
+    };
+    let certificate = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| reloading.client_certificate(chain))
+        .map(|c| (Arc::new(c), reloading));
+    let connection = api_connection(TokioIo::new(tls), service, peer, certificate, &activity);
+    slot.serve(connection, &activity).await;
 }
 
 /// Most connections on the admin port: the kubelet, the operator and a
