@@ -67,6 +67,41 @@ async fn main() -> Result<()> {
 
     let open = Arc::new(server::load(&config).await?);
     open.ready.store(true, std::sync::atomic::Ordering::Release);
+    let (key, guarded) = guarded(&config, &dir).await?;
+
+    println!(
+        "{} at {} req/s for {} s each",
+        args.model, args.rate, args.seconds
+    );
+    let token = "a-bench-token";
+    let base = paced(&open, &body, token, &args).await?;
+    let with = paced(&guarded, &body, token, &args).await?;
+    let keyed = paced(&guarded, &body, &key, &args).await?;
+    println!("{:<34} {:>9} {:>9} {:>7}", "", "p50 ms", "p99 ms", "errors");
+    for (what, run) in [
+        ("baseline (no layer)", base),
+        ("authn + authz (cached) + audit", with),
+        ("API key + authz (cached) + audit", keyed),
+    ] {
+        println!("{what:<34} {:>9.3} {:>9.3} {:>7}", run.0, run.1, run.2);
+    }
+    for (what, run) in [("token", with), ("API key", keyed)] {
+        println!(
+            "{what}: added p99 {:.3} ms (ratio {:.2}); added p50 {:.3} ms",
+            run.1 - base.1,
+            run.1 / base.1,
+            run.0 - base.0
+        );
+    }
+    audit_writer(&dir, args.records)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// A server with every gate and the trail (writing under `dir`), against a
+/// stub API server that approves every token and call; and an API key it
+/// accepts.
+async fn guarded(config: &Config, dir: &std::path::Path) -> Result<(String, Arc<Service>)> {
     let (_, client) = stub::serve(
         Arc::new(|path: &str, body: &Value| {
             let mut answer = body.clone();
@@ -80,7 +115,7 @@ async fn main() -> Result<()> {
         Arc::new(|| Duration::ZERO),
     )
     .await?;
-    let mut guarded = server::load(&config).await?;
+    let mut guarded = server::load(config).await?;
     let timeout = Duration::from_secs(2);
     let (key, api_keys) = bench_api_key()?;
     guarded.enforcement = Some(Enforcement {
@@ -107,38 +142,11 @@ async fn main() -> Result<()> {
     guarded
         .ready
         .store(true, std::sync::atomic::Ordering::Release);
-    let guarded = Arc::new(guarded);
+    Ok((key, Arc::new(guarded)))
+}
 
-    println!(
-        "{} at {} req/s for {} s each",
-        args.model, args.rate, args.seconds
-    );
-    let token = "a-bench-token";
-    let base = paced(&open, &body, token, &args).await?;
-    let with = paced(&guarded, &body, token, &args).await?;
-    let keyed = paced(&guarded, &body, &key, &args).await?;
-    println!("{:<34} {:>9} {:>9} {:>7}", "", "p50 ms", "p99 ms", "errors");
-    println!(
-        "{:<34} {:>9.3} {:>9.3} {:>7}",
-        "baseline (no layer)", base.0, base.1, base.2
-    );
-    println!(
-        "{:<34} {:>9.3} {:>9.3} {:>7}",
-        "authn + authz (cached) + audit", with.0, with.1, with.2
-    );
-    println!(
-        "{:<34} {:>9.3} {:>9.3} {:>7}",
-        "API key + authz (cached) + audit", keyed.0, keyed.1, keyed.2
-    );
-    for (what, run) in [("token", with), ("API key", keyed)] {
-        println!(
-            "{what}: added p99 {:.3} ms (ratio {:.2}); added p50 {:.3} ms",
-            run.1 - base.1,
-            run.1 / base.1,
-            run.0 - base.0
-        );
-    }
-
+/// The audit writer alone: `records` appends, against the 5,000/s goal.
+fn audit_writer(dir: &std::path::Path, records: u64) -> Result<()> {
     let log = AuditLog::open(&dir.join("writer.jsonl"), vec![9; 32])?;
     let record = Record {
         actor: Actor {
@@ -151,15 +159,14 @@ async fn main() -> Result<()> {
         ..Record::default()
     };
     let started = Instant::now();
-    for _ in 0..args.records {
+    for _ in 0..records {
         log.append(record.clone())?;
     }
-    let rate = args.records as f64 / started.elapsed().as_secs_f64();
+    let rate = records as f64 / started.elapsed().as_secs_f64();
     println!(
         "audit writer: {rate:.0} records/s ({:.1}x the 5,000/s goal)",
         rate / 5000.0
     );
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
