@@ -43,84 +43,23 @@ pub async fn run(
     ready: watch::Sender<bool>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = ctx.client.clone();
-    fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    {
-        match namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        }
-    }
-    let training_jobs: Api<TrainingJob> = api(&client, namespace);
-    let models: Api<Model> = api(&client, namespace);
-    let jobs: Api<Job> = api(&client, namespace);
-    let model_deployments: Api<ModelDeployment> = api(&client, namespace);
-    let deployments: Api<Deployment> = api(&client, namespace);
-    let services: Api<Service> = api(&client, namespace);
-    let api_clients: Api<ApiClient> = api(&client, namespace);
-    let config = watcher::Config::default();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
+    let (stop_tx, stop) = watch::channel(false);
+    let scope = Scope {
+        client: ctx.client.clone(),
+        namespace,
+        stop: stop.clone(),
     };
-
-    let training = Controller::new(training_jobs.clone(), config.clone())
-        .owns(
-            jobs,
-            watcher::Config::default().labels("app.kubernetes.io/managed-by=aimass-operator"),
-        )
-        .graceful_shutdown_on(stopped(stop_rx.clone()));
-    let owned =
-        || watcher::Config::default().labels("app.kubernetes.io/managed-by=aimass-operator");
-    let serving = Controller::new(model_deployments, config.clone())
-        .owns(deployments, owned())
-        .owns(services, owned());
-    let serving_store = serving.store();
-    let serving = serving
-        .watches(models.clone(), config.clone(), move |model: Model| {
-            let namespace = model.metadata.namespace.clone();
-            let name = model.metadata.name.clone().unwrap_or_default();
-            serving_store
-                .state()
-                .into_iter()
-                .filter(|md| md.metadata.namespace == namespace && md.spec.model.name == name)
-                .map(|md| ObjectRef::from_obj(&*md))
-                .collect::<Vec<_>>()
-        })
-        .graceful_shutdown_on(stopped(stop_rx.clone()));
-    let model_controller = Controller::new(models, config.clone())
-        .watches(training_jobs, config, |tj: TrainingJob| {
-            Some(
-                ObjectRef::<Model>::new(&tj.spec.model_ref.name)
-                    .within(&tj.metadata.namespace.clone().unwrap_or_default()),
-            )
-        })
-        .graceful_shutdown_on(stopped(stop_rx.clone()));
-    let clients = Controller::new(api_clients, watcher::Config::default())
-        .graceful_shutdown_on(stopped(stop_rx.clone()));
+    let training = scope.training_jobs();
+    let serving = scope.model_deployments();
+    let models = scope.models();
+    let clients = scope.api_clients();
     let serving_cache = serving.store();
     let stores = (
         training.store(),
-        model_controller.store(),
+        models.store(),
         serving.store(),
         clients.store(),
     );
-
-    let training = training
-        .run(
-            training_job::reconcile,
-            training_job::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|result| async move { debug!(?result, "trainingjob reconciled") });
-    let models = model_controller
-        .run(model::reconcile, model::error_policy, ctx.clone())
-        .for_each(|result| async move { debug!(?result, "model reconciled") });
-    let clients = clients
-        .run(api_client::reconcile, api_client::error_policy, ctx.clone())
-        .for_each(|result| async move { debug!(?result, "apiclient reconciled") });
     tokio::spawn(async move {
         synced(&stores.0).await;
         synced(&stores.1).await;
@@ -133,25 +72,126 @@ pub async fn run(
         ctx.clone(),
         namespace.map(str::to_owned),
         serving_cache,
-        stop_rx.clone(),
+        stop.clone(),
     ));
     tokio::spawn(model_deployment::access::sweep(
         ctx.clone(),
         namespace.map(str::to_owned),
-        stop_rx.clone(),
+        stop,
     ));
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    let training = training
+        .run(
+            training_job::reconcile,
+            training_job::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|result| async move { debug!(?result, "trainingjob reconciled") });
+    let models = models
+        .run(model::reconcile, model::error_policy, ctx.clone())
+        .for_each(|result| async move { debug!(?result, "model reconciled") });
+    let clients = clients
+        .run(api_client::reconcile, api_client::error_policy, ctx.clone())
+        .for_each(|result| async move { debug!(?result, "apiclient reconciled") });
     let serving = serving
         .run(
             model_deployment::reconcile,
             model_deployment::error_policy,
-            ctx.clone(),
+            ctx,
         )
         .for_each(|result| async move { debug!(?result, "modeldeployment reconciled") });
     futures::join!(training, models, serving, clients);
+}
+
+/// What the controllers watch, and when they stop.
+struct Scope<'a> {
+    client: kube::Client,
+    /// One namespace, or all.
+    namespace: Option<&'a str>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Scope<'_> {
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match self.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        }
+    }
+
+    /// Resolves when the controllers are to stop.
+    fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+        let mut stop = self.stop.clone();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }
+    }
+
+    /// Objects the operator made, by their managed-by label.
+    fn owned() -> watcher::Config {
+        watcher::Config::default().labels("app.kubernetes.io/managed-by=aimass-operator")
+    }
+
+    /// TrainingJobs, woken by their Jobs.
+    fn training_jobs(&self) -> Controller<TrainingJob> {
+        Controller::new(self.api::<TrainingJob>(), watcher::Config::default())
+            .owns(self.api::<Job>(), Self::owned())
+            .graceful_shutdown_on(self.stopped())
+    }
+
+    /// ModelDeployments, woken by their Deployments and Services and by the
+    /// Model they serve.
+    fn model_deployments(&self) -> Controller<ModelDeployment> {
+        let serving = Controller::new(self.api::<ModelDeployment>(), watcher::Config::default())
+            .owns(self.api::<Deployment>(), Self::owned())
+            .owns(self.api::<Service>(), Self::owned());
+        let serving_store = serving.store();
+        serving
+            .watches(
+                self.api::<Model>(),
+                watcher::Config::default(),
+                move |model: Model| {
+                    let namespace = model.metadata.namespace.clone();
+                    let name = model.metadata.name.clone().unwrap_or_default();
+                    serving_store
+                        .state()
+                        .into_iter()
+                        .filter(|md| {
+                            md.metadata.namespace == namespace && md.spec.model.name == name
+                        })
+                        .map(|md| ObjectRef::from_obj(&*md))
+                        .collect::<Vec<_>>()
+                },
+            )
+            .graceful_shutdown_on(self.stopped())
+    }
+
+    /// Models, woken by their TrainingJobs.
+    fn models(&self) -> Controller<Model> {
+        Controller::new(self.api::<Model>(), watcher::Config::default())
+            .watches(
+                self.api::<TrainingJob>(),
+                watcher::Config::default(),
+                |tj: TrainingJob| {
+                    Some(
+                        ObjectRef::<Model>::new(&tj.spec.model_ref.name)
+                            .within(&tj.metadata.namespace.clone().unwrap_or_default()),
+                    )
+                },
+            )
+            .graceful_shutdown_on(self.stopped())
+    }
+
+    fn api_clients(&self) -> Controller<ApiClient> {
+        Controller::new(self.api::<ApiClient>(), watcher::Config::default())
+            .graceful_shutdown_on(self.stopped())
+    }
 }
 
 /// Waits until `store` has its first full list.
