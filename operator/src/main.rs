@@ -66,12 +66,7 @@ async fn main() -> anyhow::Result<()> {
         .context("cannot reach the Kubernetes API (in-cluster config or KUBECONFIG)")?;
     crd_install::ensure(client.clone(), config.manage_crds).await?;
 
-    let (stop_tx, stop) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        info!("shutting down");
-        let _ = stop_tx.send(true);
-    });
+    let stop = stop_on_signal();
 
     let identity = config.identity.clone().unwrap_or_else(default_identity);
     let events = events::Events::new(
@@ -111,8 +106,25 @@ async fn main() -> anyhow::Result<()> {
     } else {
         None
     };
+    let ctx = Arc::new(context(&config, client, events, metrics, key_service));
+    let lost_leadership = lead(ctx, &config, ready_tx, stop, election).await;
+    admin.abort();
+    if lost_leadership {
+        // Exit non-zero so the pod restarts and rejoins as a standby.
+        anyhow::bail!("lost leadership");
+    }
+    Ok(())
+}
 
-    let ctx = Arc::new(context::Context {
+/// What every reconcile shares.
+fn context(
+    config: &config::Config,
+    client: kube::Client,
+    events: events::Events,
+    metrics: Arc<metrics::Metrics>,
+    key_service: key_service::Endpoint,
+) -> context::Context {
+    context::Context {
         client,
         events,
         metrics,
@@ -129,14 +141,18 @@ async fn main() -> anyhow::Result<()> {
         key_service,
         scraper_namespaces: config.metrics_scraper_namespaces.clone(),
         canary_baselines: Default::default(),
-    });
-    let lost_leadership = lead(ctx, &config, ready_tx, stop, election).await;
-    admin.abort();
-    if lost_leadership {
-        // Exit non-zero so the pod restarts and rejoins as a standby.
-        anyhow::bail!("lost leadership");
     }
-    Ok(())
+}
+
+/// A flag that turns true on SIGTERM or Ctrl-C.
+fn stop_on_signal() -> watch::Receiver<bool> {
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    stop
 }
 
 /// Resolves when `stop` turns true.
