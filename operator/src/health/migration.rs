@@ -53,9 +53,8 @@ pub async fn step(
     nodes: &HashMap<String, Option<String>>,
     now: jiff::Timestamp,
 ) -> Result<Outcome, kube::Error> {
-    let spec = &md.spec.migration;
     let paused = paused(ctx).await?;
-    if !spec.enabled {
+    if !md.spec.migration.enabled {
         return Ok(Outcome {
             records: None,
             paused,
@@ -65,63 +64,53 @@ pub async fn step(
     let in_progress = records
         .last()
         .is_some_and(|r| r.outcome == MigrationOutcome::InProgress);
-    if in_progress {
-        let changed = advance(ctx, md, &mut records, now).await?;
-        return Ok(Outcome {
-            records: changed.then_some(records),
-            paused,
-        });
-    }
-    let candidate = tracks
+    let changed = if in_progress {
+        advance(ctx, md, &mut records, now).await?
+    } else if let Some((record, note)) = begin(md, &records, tracks, nodes, paused, now) {
+        announce(ctx, md, &record, note).await?;
+        records.push(record);
+        let excess = records.len().saturating_sub(RECORDS);
+        records.drain(..excess);
+        true
+    } else {
+        false
+    };
+    Ok(Outcome {
+        records: changed.then_some(records),
+        paused,
+    })
+}
+
+/// The record of a migration starting now, for the first unhealthy replica
+/// of a known node, and the note of its Event. Pure.
+fn begin(
+    md: &ModelDeployment,
+    records: &[MigrationRecord],
+    tracks: &Tracks,
+    nodes: &HashMap<String, Option<String>>,
+    paused: bool,
+    now: jiff::Timestamp,
+) -> Option<(MigrationRecord, String)> {
+    let (pod, track) = tracks
         .iter()
-        .find(|(p, t)| t.unhealthy && t.breach.is_some() && nodes.contains_key(*p));
+        .find(|(p, t)| t.unhealthy && t.breach.is_some() && nodes.contains_key(*p))?;
+    let breach = track.breach.as_ref()?;
     let fleet_wide = is_fleet_wide(tracks, nodes.len());
-    let Some(((pod, track), outcome)) = candidate.and_then(|c| {
-        Some((
-            c,
-            start(
-                spec,
-                &records,
-                &c.0.clone(),
-                fleet_wide,
-                paused,
-                now.as_second(),
-            )?,
-        ))
-    }) else {
-        return Ok(Outcome {
-            records: None,
-            paused,
-        });
-    };
-    let Some(breach) = track.breach.clone() else {
-        return Ok(Outcome {
-            records: None,
-            paused,
-        });
-    };
+    let outcome = start(
+        &md.spec.migration,
+        records,
+        pod,
+        fleet_wide,
+        paused,
+        now.as_second(),
+    )?;
     let node = nodes.get(pod).cloned().flatten();
     let message = match outcome {
-        MigrationOutcome::Paused => {
-            "migrations are paused operator-wide; nothing was done".to_owned()
-        }
+        MigrationOutcome::Paused => "migrations are paused operator-wide; nothing was done",
         MigrationOutcome::DryRun => {
-            "dry run: a replacement would have been started away from this node".to_owned()
+            "dry run: a replacement would have been started away from this node"
         }
-        _ => "starting a replacement away from this node".to_owned(),
-    };
-    let record = MigrationRecord {
-        time: Time(now),
-        pod: pod.clone(),
-        node: node.clone(),
-        replacement_pod: None,
-        replacement_node: None,
-        metric: breach.metric.to_owned(),
-        value: breach.value,
-        threshold: breach.threshold,
-        outcome,
-        completion_time: (outcome != MigrationOutcome::InProgress).then_some(Time(now)),
-        message: Some(message.clone()),
+        _ => "starting a replacement away from this node",
     };
     let note = format!(
         "pod {pod} on {}: {} {:.2} crossed {:.2}: {message}",
@@ -130,34 +119,52 @@ pub async fn step(
         breach.value,
         breach.threshold
     );
-    if outcome == MigrationOutcome::InProgress {
-        // New replicas now avoid this pod's node.
+    let record = MigrationRecord {
+        time: Time(now),
+        pod: pod.clone(),
+        node,
+        replacement_pod: None,
+        replacement_node: None,
+        metric: breach.metric.to_owned(),
+        value: breach.value,
+        threshold: breach.threshold,
+        outcome,
+        completion_time: (outcome != MigrationOutcome::InProgress).then_some(Time(now)),
+        message: Some(message.to_owned()),
+    };
+    Some((record, note))
+}
+
+/// Says a migration starts; one in progress first labels its pod so that new
+/// replicas avoid that pod's node.
+async fn announce(
+    ctx: &Context,
+    md: &ModelDeployment,
+    record: &MigrationRecord,
+    note: String,
+) -> Result<(), kube::Error> {
+    if record.outcome == MigrationOutcome::InProgress {
         let pods: Api<Pod> =
             Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
         let patch = serde_json::json!({"metadata": {"labels": {workload::LEAVING_LABEL: "true"}}});
-        pods.patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+        pods.patch(&record.pod, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
     }
+    let reason = match record.outcome {
+        MigrationOutcome::Paused => crate::events::reasons::MIGRATION_PAUSED,
+        MigrationOutcome::DryRun => crate::events::reasons::MIGRATION_DRY_RUN,
+        _ => crate::events::reasons::MIGRATION_STARTED,
+    };
     ctx.events
         .publish(
             &md.object_ref(&()),
             Severity::Warning,
-            match outcome {
-                MigrationOutcome::Paused => crate::events::reasons::MIGRATION_PAUSED,
-                MigrationOutcome::DryRun => crate::events::reasons::MIGRATION_DRY_RUN,
-                _ => crate::events::reasons::MIGRATION_STARTED,
-            },
+            reason,
             "Migrate",
             note,
         )
         .await;
-    records.push(record);
-    let excess = records.len().saturating_sub(RECORDS);
-    records.drain(..excess);
-    Ok(Outcome {
-        records: Some(records),
-        paused,
-    })
+    Ok(())
 }
 
 /// Whether a migration of the unhealthy replica `pod` starts now, and as
@@ -225,8 +232,50 @@ async fn advance(
         .list(&ListParams::default().labels(&workload::selector(md)))
         .await?
         .items;
-    let replacement = listed
-        .iter()
+    let timed_out = now.as_second() - record.time.0.as_second()
+        > i64::from(md.spec.migration.replacement_timeout_seconds);
+    let next = match replacement(&listed, record) {
+        None if timed_out => Next::Finish(
+            MigrationOutcome::Abandoned,
+            "no replacement was created in time; the replica stays".into(),
+        ),
+        None => Next::Wait { changed: false },
+        Some(replacement) => {
+            let check = Check {
+                ctx,
+                md,
+                pods: &pods,
+                timed_out,
+                avoided: &avoided,
+            };
+            check.replacement(record, replacement).await?
+        }
+    };
+    match next {
+        Next::Wait { changed } => Ok(changed),
+        Next::Finish(outcome, message) => {
+            record.outcome = outcome;
+            record.completion_time = Some(Time(now));
+            record.message = Some(message);
+            publish_end(ctx, md, record).await;
+            Ok(true)
+        }
+    }
+}
+
+/// Where a migration in progress goes next.
+#[derive(Debug, PartialEq)]
+enum Next {
+    /// Not yet; `changed` when the record says more than before.
+    Wait { changed: bool },
+    /// Done, as this outcome, for this reason.
+    Finish(MigrationOutcome, String),
+}
+
+/// The replacement of the migration `record`: the newest pod, not being
+/// deleted, created at or after the record. Pure.
+fn replacement<'a>(pods: &'a [Pod], record: &MigrationRecord) -> Option<&'a Pod> {
+    pods.iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| {
             // Both times are stored to the second: a pod created in the
@@ -236,93 +285,101 @@ async fn advance(
                 .as_ref()
                 .is_some_and(|c| c.0.as_second() >= record.time.0.as_second())
         })
-        .max_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|c| c.0));
-    let timed_out = now.as_second() - record.time.0.as_second()
-        > i64::from(md.spec.migration.replacement_timeout_seconds);
-    let finish = |record: &mut MigrationRecord, outcome, message: String| {
-        record.outcome = outcome;
-        record.completion_time = Some(Time(now));
-        record.message = Some(message);
-    };
-    let Some(replacement) = replacement else {
-        if timed_out {
-            finish(
-                record,
+        .max_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|c| c.0))
+}
+
+/// What a replacement is checked with.
+struct Check<'a> {
+    ctx: &'a Context,
+    md: &'a ModelDeployment,
+    pods: &'a Api<Pod>,
+    /// The replacement had its time.
+    timed_out: bool,
+    /// Nodes left recently.
+    avoided: &'a [String],
+}
+
+impl Check<'_> {
+    /// Judges `replacement`: where it landed, whether it answers, and
+    /// whether the PodDisruptionBudgets let the old replica go.
+    async fn replacement(
+        &self,
+        record: &mut MigrationRecord,
+        replacement: &Pod,
+    ) -> Result<Next, kube::Error> {
+        let name = replacement.name_any();
+        let node = replacement.spec.as_ref().and_then(|s| s.node_name.clone());
+        record.replacement_pod = Some(name.clone());
+        record.replacement_node = node.clone();
+        let lands_badly = node.is_some()
+            && (node == record.node || node.as_ref().is_some_and(|n| self.avoided.contains(n)));
+        if lands_badly {
+            set_cost(self.pods, &name, -1000).await?;
+            return Ok(Next::Finish(
                 MigrationOutcome::Abandoned,
-                "no replacement was created in time; the replica stays".into(),
-            );
-            publish_end(ctx, md, record).await;
-            return Ok(true);
+                format!(
+                    "the replacement landed on {} (the node being left, or one left recently); it was abandoned",
+                    node.unwrap_or_default()
+                ),
+            ));
         }
-        return Ok(false);
-    };
-    let name = replacement.name_any();
-    let node = replacement.spec.as_ref().and_then(|s| s.node_name.clone());
-    record.replacement_pod = Some(name.clone());
-    record.replacement_node = node.clone();
-    let lands_badly = node.is_some()
-        && (node == record.node || node.as_ref().is_some_and(|n| avoided.contains(n)));
-    if lands_badly {
-        set_cost(&pods, &name, -1000).await?;
-        let message = format!(
-            "the replacement landed on {} (the node being left, or one left recently); it was abandoned",
-            node.unwrap_or_default()
-        );
-        finish(record, MigrationOutcome::Abandoned, message);
-        publish_end(ctx, md, record).await;
-        return Ok(true);
-    }
-    let ready_ip = workload::serving_ip(replacement);
-    let warmed = match &ready_ip {
-        Some(ip) => warm_up(ctx, md, ip).await,
-        None => false,
-    };
-    if !warmed {
-        if timed_out {
-            set_cost(&pods, &name, -1000).await?;
-            finish(
-                record,
+        let warmed = match workload::serving_ip(replacement) {
+            Some(ip) => warm_up(self.ctx, self.md, &ip).await,
+            None => false,
+        };
+        if !warmed {
+            if !self.timed_out {
+                return Ok(Next::Wait { changed: false });
+            }
+            set_cost(self.pods, &name, -1000).await?;
+            return Ok(Next::Finish(
                 MigrationOutcome::Abandoned,
                 format!("the replacement {name} was not ready and warm in time; the replica stays"),
-            );
-            publish_end(ctx, md, record).await;
-            return Ok(true);
+            ));
         }
-        return Ok(false);
+        self.release(record, &name, node.unwrap_or_default()).await
     }
-    // Ask the PodDisruptionBudgets, without evicting.
-    let dry_run = EvictParams {
-        post_options: PostParams {
-            dry_run: true,
-            ..PostParams::default()
-        },
-        ..EvictParams::default()
-    };
-    if let Err(e) = pods.evict(&record.pod, &dry_run).await {
-        if matches!(&e, kube::Error::Api(s) if s.code == 404) {
-            finish(
-                record,
+
+    /// Lets the old replica go once the PodDisruptionBudgets allow it (asked
+    /// with a dry-run eviction): the lowest deletion cost makes the
+    /// ReplicaSet remove exactly it.
+    async fn release(
+        &self,
+        record: &mut MigrationRecord,
+        name: &str,
+        node: String,
+    ) -> Result<Next, kube::Error> {
+        let dry_run = EvictParams {
+            post_options: PostParams {
+                dry_run: true,
+                ..PostParams::default()
+            },
+            ..EvictParams::default()
+        };
+        match self.pods.evict(&record.pod, &dry_run).await {
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(Next::Finish(
                 MigrationOutcome::Completed,
                 format!("{} was already gone; {name} replaces it", record.pod),
-            );
-            publish_end(ctx, md, record).await;
-            return Ok(true);
+            )),
+            Err(e) => {
+                record.message = Some(format!(
+                    "waiting for the PodDisruptionBudget to allow removing {}: {e}",
+                    record.pod
+                ));
+                Ok(Next::Wait { changed: true })
+            }
+            Ok(_) => {
+                set_cost(self.pods, &record.pod, -1000).await?;
+                Ok(Next::Finish(
+                    MigrationOutcome::Completed,
+                    format!(
+                        "{name} on {node} is ready and answered a warm-up inference; {} is removed",
+                        record.pod
+                    ),
+                ))
+            }
         }
-        record.message = Some(format!(
-            "waiting for the PodDisruptionBudget to allow removing {}: {e}",
-            record.pod
-        ));
-        return Ok(true);
     }
-    set_cost(&pods, &record.pod, -1000).await?;
-    let message = format!(
-        "{name} on {} is ready and answered a warm-up inference; {} is removed",
-        node.unwrap_or_default(),
-        record.pod
-    );
-    finish(record, MigrationOutcome::Completed, message);
-    publish_end(ctx, md, record).await;
-    Ok(true)
 }
 
 /// Nodes left by migrations in the last half hour.
@@ -408,6 +465,7 @@ async fn warm_up(ctx: &Context, md: &ModelDeployment, ip: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::evaluate::{Breach, Track};
     use super::*;
 
     fn spec(dry_run: bool) -> MigrationSpec {
@@ -530,5 +588,150 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    fn migrating(dry_run: bool) -> ModelDeployment {
+        serde_yaml_ng::from_str(&format!(
+            "
+apiVersion: aimass.io/v1alpha1
+kind: ModelDeployment
+metadata: {{name: scorer, namespace: desk}}
+spec:
+  model: {{name: fraud}}
+  migration: {{enabled: true, dryRun: {dry_run}, cooldownSeconds: 300}}
+"
+        ))
+        .expect("a valid ModelDeployment")
+    }
+
+    fn sick() -> Track {
+        let mut track = Track::default();
+        track.unhealthy = true;
+        track.breach = Some(Breach {
+            metric: "p99LatencyMillis",
+            value: 480.0,
+            threshold: 150.0,
+        });
+        track
+    }
+
+    /// Four replicas on four nodes, `sick` of them unhealthy.
+    fn fleet(sick_pods: &[&str]) -> (Tracks, HashMap<String, Option<String>>) {
+        let pods = ["a", "b", "c", "d"];
+        let tracks = pods
+            .iter()
+            .map(|p| {
+                let track = if sick_pods.contains(p) {
+                    sick()
+                } else {
+                    Track::default()
+                };
+                ((*p).to_owned(), track)
+            })
+            .collect();
+        let nodes = pods
+            .iter()
+            .map(|p| ((*p).to_owned(), Some(format!("node-{p}"))))
+            .collect();
+        (tracks, nodes)
+    }
+
+    #[test]
+    fn begin_table() {
+        let now = jiff::Timestamp::from_second(5000).unwrap();
+        // (case, dry run, sick pods, paused, expected (pod, outcome, finished))
+        #[allow(clippy::type_complexity)]
+        let cases: [(
+            &str,
+            bool,
+            &[&str],
+            bool,
+            Option<(&str, MigrationOutcome, bool)>,
+        ); 5] = [
+            (
+                "one sick replica starts a migration",
+                false,
+                &["b"],
+                false,
+                Some(("b", MigrationOutcome::InProgress, false)),
+            ),
+            (
+                "a dry run is recorded as finished",
+                true,
+                &["b"],
+                false,
+                Some(("b", MigrationOutcome::DryRun, true)),
+            ),
+            (
+                "paused is recorded as finished",
+                false,
+                &["c"],
+                true,
+                Some(("c", MigrationOutcome::Paused, true)),
+            ),
+            ("a healthy fleet needs nothing", false, &[], false, None),
+            (
+                "half the fleet sick is load, not a bad node",
+                false,
+                &["a", "b"],
+                false,
+                None,
+            ),
+        ];
+        for (case, dry_run, sick_pods, paused, expected) in cases {
+            let (tracks, nodes) = fleet(sick_pods);
+            let begun = begin(&migrating(dry_run), &[], &tracks, &nodes, paused, now);
+            let got = begun
+                .as_ref()
+                .map(|(r, _)| (r.pod.as_str(), r.outcome, r.completion_time.is_some()));
+            assert_eq!(got, expected, "{case}");
+            if let Some((record, note)) = begun {
+                assert_eq!(record.node, Some(format!("node-{}", record.pod)), "{case}");
+                assert_eq!(record.metric, "p99LatencyMillis", "{case}");
+                assert!(
+                    note.starts_with(&format!(
+                        "pod {} on node-{}: p99LatencyMillis 480.00 crossed 150.00: ",
+                        record.pod, record.pod
+                    )),
+                    "{case}: {note}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_sick_replica_on_an_unknown_node_is_left_alone() {
+        let (tracks, mut nodes) = fleet(&["b"]);
+        nodes.remove("b");
+        let now = jiff::Timestamp::from_second(5000).unwrap();
+        assert!(begin(&migrating(false), &[], &tracks, &nodes, false, now).is_none());
+    }
+
+    fn pod(name: &str, created: i64, deleting: bool) -> Pod {
+        let time = Time(jiff::Timestamp::from_second(created).unwrap());
+        let mut pod = Pod::default();
+        pod.metadata.name = Some(name.into());
+        pod.metadata.creation_timestamp = Some(time.clone());
+        pod.metadata.deletion_timestamp = deleting.then_some(time);
+        pod
+    }
+
+    #[test]
+    fn the_replacement_is_the_newest_live_pod_made_since_the_record() {
+        let started = record(1000, "old", MigrationOutcome::InProgress);
+        let name = |pods: &[Pod]| replacement(pods, &started).map(|p| p.name_any());
+        assert_eq!(name(&[pod("old", 10, false)]), None);
+        assert_eq!(
+            name(&[pod("old", 10, false), pod("same-second", 1000, false)]),
+            Some("same-second".into())
+        );
+        assert_eq!(
+            name(&[
+                pod("first", 1001, false),
+                pod("newest", 1005, false),
+                pod("going", 1009, true)
+            ]),
+            Some("newest".into())
+        );
     }
 }
