@@ -31,11 +31,11 @@ pub async fn reconcile(
     now: &Time,
     notices: &mut Vec<Notice>,
 ) -> Result<Option<Duration>, Error> {
-    let Some(training) = &model.spec.source.training else {
+    if model.spec.source.training.is_none() {
         status.active_training_job = None;
         status.conditions.retain(|c| c.type_ != types::TRAINING);
         return Ok(None);
-    };
+    }
     let namespace = model.namespace().unwrap_or_default();
     let jobs: Api<TrainingJob> = Api::namespaced(ctx.client.clone(), &namespace);
     let runs: Vec<TrainingJob> = jobs
@@ -46,53 +46,103 @@ pub async fn reconcile(
         .into_iter()
         .filter(|tj| tj.spec.model_ref.name == model.name_any())
         .collect();
-    let mut active = runs
-        .iter()
-        .find(|tj| !is_finished(tj))
-        .map(ResourceExt::name_any);
+    let plan = plan(model, &runs, status, now)?;
+    for tick in plan.start {
+        start(&jobs, model, tick, notices).await?;
+    }
+    notices.extend(plan.skipped);
+    status.last_scheduled_time = plan.last_scheduled_time;
+    status.next_scheduled_time = plan.next_scheduled_time;
+    conditions::set(
+        &mut status.conditions,
+        training_condition(plan.active.as_deref()),
+        model.metadata.generation,
+        now,
+    );
+    status.active_training_job = plan.active;
+    Ok(plan.next_tick)
+}
 
-    // The first run, when the Model has never had a version or a run.
+/// What to do about a Model's training runs.
+#[derive(Debug, Default, PartialEq)]
+struct Plan {
+    /// Ticks to start a run for.
+    start: Vec<jiff::Timestamp>,
+    /// The run in progress, after those start.
+    active: Option<String>,
+    /// A tick skipped because a run is still going.
+    skipped: Option<Notice>,
+    last_scheduled_time: Option<Time>,
+    next_scheduled_time: Option<Time>,
+    /// How long until the next tick.
+    next_tick: Option<Duration>,
+}
+
+/// The runs due for `model`, given its existing `runs`, at `now`: the first
+/// one when it has never had a version or a run, then one per cron tick,
+/// never two at once. Pure.
+fn plan(
+    model: &Model,
+    runs: &[TrainingJob],
+    status: &ModelStatus,
+    now: &Time,
+) -> Result<Plan, Error> {
+    let training = model.spec.source.training.clone().unwrap_or_default();
+    let mut plan = Plan {
+        active: runs
+            .iter()
+            .find(|tj| !is_finished(tj))
+            .map(ResourceExt::name_any),
+        last_scheduled_time: status.last_scheduled_time.clone(),
+        ..Plan::default()
+    };
     let created = model
         .metadata
         .creation_timestamp
         .clone()
         .map_or(now.0, |t| t.0);
     if runs.is_empty() && status.versions.is_empty() && status.last_scheduled_time.is_none() {
-        active = Some(start(&jobs, model, created, notices).await?);
-        status.last_scheduled_time = Some(now.clone());
+        plan.start.push(created);
+        plan.active = Some(build(model, created).name_any());
+        plan.last_scheduled_time = Some(now.clone());
     }
-
-    // Scheduled runs.
-    let mut next_tick = None;
-    status.next_scheduled_time = None;
-    if let Some(cron) = training.schedule.as_deref() {
-        let cron =
-            validation::parse_schedule(cron).map_err(|e| Error::InvalidSpec(e.to_string()))?;
-        let since = status.last_scheduled_time.clone().map_or(created, |t| t.0);
-        let due = schedule::due(&cron, since, now.0);
-        if let Some(tick) = due.tick.filter(|_| !training.suspend) {
-            status.last_scheduled_time = Some(Time(tick));
-            match &active {
-                Some(running) => notices.push(Notice {
+    let Some(cron) = training.schedule.as_deref() else {
+        return Ok(plan);
+    };
+    let cron = validation::parse_schedule(cron).map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let since = plan.last_scheduled_time.clone().map_or(created, |t| t.0);
+    let due = schedule::due(&cron, since, now.0);
+    if let Some(tick) = due.tick.filter(|_| !training.suspend) {
+        plan.last_scheduled_time = Some(Time(tick));
+        match &plan.active {
+            Some(running) => {
+                plan.skipped = Some(Notice {
                     severity: Severity::Normal,
                     reason: crate::events::reasons::SCHEDULE_SKIPPED.into(),
                     note: format!(
                         "the {tick} tick was skipped: training run {running} is still going"
                     ),
-                }),
-                None => active = Some(start(&jobs, model, tick, notices).await?),
+                })
+            }
+            None => {
+                plan.start.push(tick);
+                plan.active = Some(build(model, tick).name_any());
             }
         }
-        if !training.suspend {
-            status.next_scheduled_time = due.next.map(Time);
-            next_tick = due.next.map(|n| {
-                let wait = n.as_second() - now.0.as_second();
-                Duration::from_secs(u64::try_from(wait).unwrap_or(0) + 1)
-            });
-        }
     }
+    if !training.suspend {
+        plan.next_scheduled_time = due.next.map(Time);
+        plan.next_tick = due.next.map(|n| {
+            let wait = n.as_second() - now.0.as_second();
+            Duration::from_secs(u64::try_from(wait).unwrap_or(0) + 1)
+        });
+    }
+    Ok(plan)
+}
 
-    let (running, reason, message) = match &active {
+/// The Training condition: true while a run is in progress.
+fn training_condition(active: Option<&str>) -> Wanted<'static> {
+    let (status, reason, message) = match active {
         Some(name) => (
             true,
             reasons::TRAINING_IN_PROGRESS,
@@ -104,19 +154,12 @@ pub async fn reconcile(
             "no training run is in progress".to_owned(),
         ),
     };
-    status.active_training_job = active;
-    conditions::set(
-        &mut status.conditions,
-        Wanted {
-            type_: types::TRAINING,
-            status: running,
-            reason,
-            message,
-        },
-        model.metadata.generation,
-        now,
-    );
-    Ok(next_tick)
+    Wanted {
+        type_: types::TRAINING,
+        status,
+        reason,
+        message,
+    }
 }
 
 fn is_finished(tj: &TrainingJob) -> bool {
@@ -200,6 +243,179 @@ spec:
         assert_eq!(
             tj.labels()[labels::SCHEDULED_AT],
             tick.as_second().to_string()
+        );
+    }
+
+    fn model(schedule: Option<&str>, suspend: bool) -> Model {
+        let schedule = schedule.map_or(String::new(), |s| format!("schedule: {s:?}, "));
+        serde_yaml_ng::from_str(&format!(
+            r#"
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: fraud, namespace: risk, creationTimestamp: "2026-01-01T00:00:00Z"}}
+spec:
+  storage: {{prefix: "file:///models"}}
+  source:
+    training: {{{schedule}suspend: {suspend}, template: {{image: trainer, dataset: {{uri: "file:///d.csv"}}}}}}
+"#
+        ))
+        .expect("a valid Model")
+    }
+
+    fn at(time: &str) -> Time {
+        Time(time.parse().expect("a timestamp"))
+    }
+
+    fn run(name: &str, phase: Option<TrainingPhase>) -> TrainingJob {
+        let mut tj: TrainingJob = serde_json::from_value(serde_json::json!({
+            "apiVersion": "aimass.io/v1alpha1", "kind": "TrainingJob",
+            "metadata": {"name": name, "namespace": "risk"},
+            "spec": {"modelRef": {"name": "fraud"}, "image": "trainer", "dataset": {"uri": "file:///d.csv"}},
+        }))
+        .expect("a valid TrainingJob");
+        tj.status = phase.map(|phase| aimass_crds::v1alpha1::TrainingJobStatus {
+            phase,
+            ..Default::default()
+        });
+        tj
+    }
+
+    #[test]
+    fn plan_table() {
+        let now = "2026-01-04T02:30:00Z";
+        let first = "2026-01-01T00:00:00Z".parse::<jiff::Timestamp>().unwrap();
+        let tick = "2026-01-04T02:00:00Z".parse::<jiff::Timestamp>().unwrap();
+        let scheduled = |time: &str| ModelStatus {
+            last_scheduled_time: Some(at(time)),
+            ..ModelStatus::default()
+        };
+        let daily = Some("0 2 * * *");
+        // (case, schedule, suspend, runs, status, starts, active, skipped, next tick)
+        #[allow(clippy::type_complexity)]
+        let cases: [(
+            &str,
+            Option<&str>,
+            bool,
+            Vec<TrainingJob>,
+            ModelStatus,
+            Vec<jiff::Timestamp>,
+            Option<String>,
+            bool,
+            Option<&str>,
+        ); 6] = [
+            (
+                "a new Model trains once",
+                None,
+                false,
+                vec![],
+                ModelStatus::default(),
+                vec![first],
+                Some(format!("fraud-{}", first.as_second())),
+                false,
+                None,
+            ),
+            (
+                "a due tick starts a run",
+                daily,
+                false,
+                vec![run("fraud-1", Some(TrainingPhase::Succeeded))],
+                scheduled("2026-01-03T02:00:00Z"),
+                vec![tick],
+                Some(format!("fraud-{}", tick.as_second())),
+                false,
+                Some("2026-01-05T02:00:00Z"),
+            ),
+            (
+                "a due tick waits for the run in progress",
+                daily,
+                false,
+                vec![run("fraud-1", None)],
+                scheduled("2026-01-03T02:00:00Z"),
+                vec![],
+                Some("fraud-1".into()),
+                true,
+                Some("2026-01-05T02:00:00Z"),
+            ),
+            (
+                "nothing due",
+                daily,
+                false,
+                vec![run("fraud-1", Some(TrainingPhase::Failed))],
+                scheduled("2026-01-04T02:00:00Z"),
+                vec![],
+                None,
+                false,
+                Some("2026-01-05T02:00:00Z"),
+            ),
+            (
+                "suspended: no run and no next tick",
+                daily,
+                true,
+                vec![run("fraud-1", Some(TrainingPhase::Succeeded))],
+                scheduled("2026-01-03T02:00:00Z"),
+                vec![],
+                None,
+                false,
+                None,
+            ),
+            (
+                "a Model with versions does not train on creation",
+                None,
+                false,
+                vec![],
+                serde_json::from_value(serde_json::json!({"versions": [{
+                    "version": 1, "phase": "Ready", "uri": "file:///models/1",
+                    "created": "2026-01-01T00:00:00Z"
+                }]}))
+                .expect("a valid status"),
+                vec![],
+                None,
+                false,
+                None,
+            ),
+        ];
+        for (case, schedule, suspend, runs, status, starts, active, skipped, next) in cases {
+            let plan = plan(&model(schedule, suspend), &runs, &status, &at(now)).expect(case);
+            assert_eq!(plan.start, starts, "{case}");
+            assert_eq!(plan.active, active, "{case}");
+            assert_eq!(plan.skipped.is_some(), skipped, "{case}");
+            assert_eq!(plan.next_scheduled_time, next.map(at), "{case}");
+            assert_eq!(
+                plan.next_tick.is_some(),
+                next.is_some(),
+                "{case}: {:?}",
+                plan.next_tick
+            );
+        }
+    }
+
+    #[test]
+    fn a_skipped_tick_names_the_run_in_its_way() {
+        let status = ModelStatus {
+            last_scheduled_time: Some(at("2026-01-03T02:00:00Z")),
+            ..ModelStatus::default()
+        };
+        let plan = plan(
+            &model(Some("0 2 * * *"), false),
+            &[run("fraud-1", None)],
+            &status,
+            &at("2026-01-04T02:30:00Z"),
+        )
+        .unwrap();
+        let skipped = plan.skipped.expect("a notice");
+        assert_eq!(skipped.reason, crate::events::reasons::SCHEDULE_SKIPPED);
+        assert!(
+            skipped
+                .note
+                .ends_with("training run fraud-1 is still going"),
+            "{}",
+            skipped.note
+        );
+        // The tick counts as scheduled: it is not started later.
+        assert_eq!(plan.last_scheduled_time, Some(at("2026-01-04T02:00:00Z")));
+        assert_eq!(
+            plan.next_tick,
+            Some(Duration::from_secs(23 * 3600 + 1800 + 1))
         );
     }
 }
