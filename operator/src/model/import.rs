@@ -1,7 +1,17 @@
 //! Importing `spec.source.uri` as a version: validated in the tenant's
 //! namespace by a Job, recorded once.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use aimass_crds::v1alpha1::{Model, ModelStatus, ModelVersion, VersionLineage, VersionPhase};
+use aimass_storage::Location;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{Api, ResourceExt};
+use tracing::{debug, info};
+
+use crate::context::Context;
+use crate::error::Error;
+use crate::{artifact, storage};
 
 /// Where importing `source.uri` stands.
 pub(super) enum Import {
@@ -54,29 +64,53 @@ pub(super) async fn import(
         }
         artifact::Progress::Done(outcome) => outcome,
     };
-    // Training runs reserve numbers while the Job runs: the import reserves
-    // its own the same way before it writes a record.
-    let version = match registry {
-        Some(registry) => {
-            let models: Api<Model> = Api::namespaced(ctx.client.clone(), &namespace);
-            match crate::training_job::reserve_version(&models, model, registry).await? {
-                Some(version) => version,
-                None => return Ok(Import::Validating),
-            }
-        }
-        None => {
-            status
-                .versions
-                .iter()
-                .chain(arrived)
-                .map(|v| v.version)
-                .chain(status.latest_version)
-                .max()
-                .unwrap_or(0)
-                + 1
-        }
+    let Some(version) = next_version(ctx, model, status, registry, arrived).await? else {
+        return Ok(Import::Validating);
     };
-    let mut record = ModelVersion {
+    let mut record = imported(uri, version);
+    artifact::record_outcome(&mut record, outcome);
+    if let Some(registry) = registry {
+        let bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
+        storage::version_dir(registry, version)
+            .child(storage::VERSION_FILE)
+            .put(bytes)
+            .await?;
+    }
+    artifact::remove(ctx, &namespace, &check.job_name).await?;
+    info!(version, "imported source.uri");
+    Ok(Import::Recorded(Box::new(record)))
+}
+
+/// The number of the imported version; `None` when the registry has none to
+/// give yet. Training runs reserve numbers while their Job runs: the import
+/// reserves its own the same way before it writes a record.
+async fn next_version(
+    ctx: &Context,
+    model: &Model,
+    status: &ModelStatus,
+    registry: Option<&Location>,
+    arrived: &[ModelVersion],
+) -> Result<Option<i64>, Error> {
+    let Some(registry) = registry else {
+        let highest = status
+            .versions
+            .iter()
+            .chain(arrived)
+            .map(|v| v.version)
+            .chain(status.latest_version)
+            .max()
+            .unwrap_or(0);
+        return Ok(Some(highest + 1));
+    };
+    let models: Api<Model> =
+        Api::namespaced(ctx.client.clone(), &model.namespace().unwrap_or_default());
+    crate::training_job::reserve_version(&models, model, registry).await
+}
+
+/// A Ready record of `uri` imported as `version`, before its validation's
+/// outcome is added.
+fn imported(uri: &str, version: i64) -> ModelVersion {
+    ModelVersion {
         version,
         phase: VersionPhase::Ready,
         reason: None,
@@ -91,18 +125,7 @@ pub(super) async fn import(
             ..VersionLineage::default()
         }),
         created: Time(jiff::Timestamp::now()),
-    };
-    artifact::record_outcome(&mut record, outcome);
-    if let Some(registry) = registry {
-        let bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
-        storage::version_dir(registry, version)
-            .child(storage::VERSION_FILE)
-            .put(bytes)
-            .await?;
     }
-    artifact::remove(ctx, &namespace, &check.job_name).await?;
-    info!(version, "imported source.uri");
-    Ok(Import::Recorded(Box::new(record)))
 }
 
 /// The validation Job of an import: one per (Model, uri, sha256), so a

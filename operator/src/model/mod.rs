@@ -15,16 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aimass_crds::v1alpha1::conditions::{reasons, types};
-use aimass_crds::v1alpha1::{
-    Model, ModelDeployment, ModelStatus, ModelVersion, VersionLineage, VersionPhase,
-};
+use aimass_crds::v1alpha1::{Model, ModelDeployment, ModelStatus, ModelVersion, VersionPhase};
 use aimass_crds::validation;
 use aimass_storage::Location;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
-use tracing::{debug, info, instrument, warn};
+use tracing::{debug, instrument, warn};
 
 use crate::conditions::{self, Wanted};
 use crate::context::Context;

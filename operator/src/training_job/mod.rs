@@ -17,17 +17,17 @@ use std::time::Duration;
 
 use aimass_crds::v1alpha1::conditions::{reasons, types};
 use aimass_crds::v1alpha1::{
-    ArtifactStorage, Model, ModelVersion, TrainingJob, TrainingJobStatus, TrainingPhase,
+    ArtifactStorage, Model, TrainingJob, TrainingJobStatus, TrainingPhase,
 };
 use aimass_crds::validation;
 use aimass_storage::Location;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, LogParams, PostParams};
+use kube::api::{ListParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
-use tracing::{info, instrument};
+use tracing::instrument;
 
 use crate::conditions::{self, Wanted};
 use crate::context::Context;

@@ -2,7 +2,30 @@
 //! Model, the registry, the version number, the trainer's Job, and what to
 //! do with each of its outcomes.
 
-use super::*;
+use std::ops::ControlFlow;
+
+use aimass_crds::v1alpha1::conditions::{reasons, types};
+use aimass_crds::v1alpha1::{
+    ArtifactStorage, Model, ModelVersion, TrainingJob, TrainingJobStatus, TrainingPhase,
+};
+use aimass_storage::Location;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::LogParams;
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use tracing::info;
+
+use super::{
+    POLL, STATUS, ensure_created, ensure_job, fail, follower, job, outcome, output_read, progress,
+    publish, register, reserve_version, set_running, storage_of, write_status,
+};
+use crate::conditions::{self, Wanted};
+use crate::context::Context;
+use crate::error::Error;
+use crate::events::Severity;
+use crate::storage;
 
 /// One reconcile of a TrainingJob that has not ended: the status read and
 /// the status being made.
