@@ -109,24 +109,8 @@ pub(crate) fn verify_reader(
                 mac: record.prev.clone(),
             };
         }
-        if record.sequence != tail.sequence + 1 {
-            return Err(broken(
-                record.sequence,
-                format!("expected sequence {}", tail.sequence + 1),
-            ));
-        }
-        if record.prev != tail.mac {
-            return Err(broken(
-                record.sequence,
-                "does not continue the previous record (prev differs)".into(),
-            ));
-        }
-        if !constant_time_eq(mac_of(key, &record)?.as_bytes(), record.mac.as_bytes()) {
-            return Err(broken(
-                record.sequence,
-                "its content was changed (mac does not match)".into(),
-            ));
-        }
+        let mac = mac_of(key, &record)?;
+        check_link(&tail, &record, &mac).map_err(|reason| broken(record.sequence, reason))?;
         tail = Checkpoint {
             sequence: record.sequence,
             mac: record.mac,
@@ -136,28 +120,49 @@ pub(crate) fn verify_reader(
         }
     }
     if let Some(expected) = expect_last {
-        match at_expected {
-            None => {
-                return Err(AuditError::Broken {
-                    line: usize::try_from(tail.sequence).unwrap_or(usize::MAX),
-                    sequence: tail.sequence,
-                    reason: format!(
-                        "the trail ends at sequence {} before the checkpoint at {} (truncated)",
-                        tail.sequence, expected.sequence
-                    ),
-                });
-            }
-            Some(found) if found.mac != expected.mac => {
-                return Err(AuditError::Broken {
-                    line: usize::try_from(found.sequence).unwrap_or(usize::MAX),
-                    sequence: found.sequence,
-                    reason: "differs from the checkpoint (rewritten)".into(),
-                });
-            }
-            Some(_) => {}
-        }
+        check_checkpoint(&tail, at_expected, expected)?;
     }
     Ok(tail)
+}
+
+/// Whether `record`, whose content's mac is `mac`, continues the trail after
+/// `tail`, unchanged; if not, why.
+fn check_link(tail: &Checkpoint, record: &Record, mac: &str) -> Result<(), String> {
+    if record.sequence != tail.sequence + 1 {
+        return Err(format!("expected sequence {}", tail.sequence + 1));
+    }
+    if record.prev != tail.mac {
+        return Err("does not continue the previous record (prev differs)".into());
+    }
+    if !constant_time_eq(mac.as_bytes(), record.mac.as_bytes()) {
+        return Err("its content was changed (mac does not match)".into());
+    }
+    Ok(())
+}
+
+/// Whether the trail, which ends at `tail`, holds the `expected` checkpoint
+/// as it was (`found` is its record at that sequence).
+fn check_checkpoint(
+    tail: &Checkpoint,
+    found: Option<Checkpoint>,
+    expected: &Checkpoint,
+) -> Result<(), AuditError> {
+    match found {
+        None => Err(AuditError::Broken {
+            line: usize::try_from(tail.sequence).unwrap_or(usize::MAX),
+            sequence: tail.sequence,
+            reason: format!(
+                "the trail ends at sequence {} before the checkpoint at {} (truncated)",
+                tail.sequence, expected.sequence
+            ),
+        }),
+        Some(found) if found.mac != expected.mac => Err(AuditError::Broken {
+            line: usize::try_from(found.sequence).unwrap_or(usize::MAX),
+            sequence: found.sequence,
+            reason: "differs from the checkpoint (rewritten)".into(),
+        }),
+        Some(_) => Ok(()),
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
