@@ -2,7 +2,8 @@
 # Runs the cluster tests (tests/e2e). With KUBECONFIG set they run against that
 # cluster; otherwise against the local cluster, which is started for the run
 # and stopped afterwards (unless it was already running, or
-# AIMASS_KEEP_CLUSTER=1).
+# AIMASS_KEEP_CLUSTER=1). Arguments go to `cargo test` (make bench-scale
+# passes a test and --ignored).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/lib.sh"
@@ -14,7 +15,7 @@ cargo build --quiet --locked -p aimass-operator -p aimass-inference-server -p ai
 
 if [ -n "${KUBECONFIG:-}" ]; then
   log "running the cluster tests against KUBECONFIG=$KUBECONFIG"
-  exec cargo test --locked -p aimass-e2e
+  exec cargo test --locked -p aimass-e2e "$@"
 fi
 
 dir="${AIMASS_CLUSTER_DIR:-$PWD/.cluster}"
@@ -26,4 +27,4 @@ fi
 if [ "$started" = 1 ] && [ "${AIMASS_KEEP_CLUSTER:-0}" != 1 ]; then
   trap '"$here/cluster-down.sh"' EXIT
 fi
-KUBECONFIG="$dir/admin.kubeconfig" cargo test --locked -p aimass-e2e
+KUBECONFIG="$dir/admin.kubeconfig" cargo test --locked -p aimass-e2e "$@"

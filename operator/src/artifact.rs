@@ -24,6 +24,9 @@ use crate::env_var::env;
 use crate::error::{Error, is_conflict, is_not_found};
 use crate::{labels, security};
 
+/// The `app.kubernetes.io/name` of validation Jobs, which the Model
+/// controller watches.
+pub const COMPONENT: &str = "aimass-validator";
 /// Name of the validating container.
 pub const CONTAINER: &str = "validate";
 /// The most bytes of a validation pod's log the operator reads.
@@ -88,7 +91,7 @@ where
             .into_iter()
             .flatten(),
     );
-    let labels = labels::common("aimass-validator", check.model);
+    let labels = labels::common(COMPONENT, check.model);
     let container = Container {
         name: CONTAINER.into(),
         image: Some(limits.image.to_owned()),

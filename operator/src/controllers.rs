@@ -172,9 +172,17 @@ impl Scope<'_> {
             .graceful_shutdown_on(self.stopped())
     }
 
-    /// Models, woken by their TrainingJobs.
+    /// Models, woken by their TrainingJobs and by the Jobs that validate
+    /// their imports.
     fn models(&self) -> Controller<Model> {
         Controller::new(self.api::<Model>(), watcher::Config::default())
+            .owns(
+                self.api::<Job>(),
+                watcher::Config::default().labels(&format!(
+                    "app.kubernetes.io/managed-by=aimass-operator,app.kubernetes.io/name={}",
+                    crate::artifact::COMPONENT
+                )),
+            )
             .watches(
                 self.api::<TrainingJob>(),
                 watcher::Config::default(),

@@ -15,6 +15,8 @@ mod crd_install;
 mod env_var;
 mod error;
 mod events;
+#[cfg(test)]
+mod fixtures;
 mod health;
 mod key_service;
 mod labels;

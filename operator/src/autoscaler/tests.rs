@@ -5,19 +5,11 @@ use super::*;
 /// A ModelDeployment with 1..5 replicas (5 in flight per replica), and
 /// `status.replicas` as the controller last reported it.
 fn md(enabled: bool, reported: i32) -> ModelDeployment {
-    serde_yaml_ng::from_str(&format!(
-        "
-apiVersion: aimass.io/v1alpha1
-kind: ModelDeployment
-metadata: {{name: scorer, namespace: desk}}
-spec:
-  model: {{name: fraud}}
-  replicas: {{min: 1, max: 5}}
+    crate::fixtures::scorer(&format!(
+        "  replicas: {{min: 1, max: 5}}
   autoscaling: {{enabled: {enabled}, target: 10, targetUtilization: 0.5}}
-status: {{replicas: {reported}}}
-"
+status: {{replicas: {reported}}}"
     ))
-    .expect("a valid ModelDeployment")
 }
 
 /// The time the tables start at: 1,000,000 s after the epoch.

@@ -41,8 +41,9 @@ pub const FINALIZER: &str = "aimass.io/delete-artifacts";
 const ALIAS_HISTORY_LIMIT: usize = 20;
 /// The safety-net interval between reconciles.
 const RESYNC: Duration = Duration::from_secs(300);
-/// How often an import's validation Job is looked at.
-const VALIDATION_POLL: Duration = Duration::from_secs(3);
+/// How often an import's validation Job is looked at when no change to it
+/// woke the Model (a safety net: the controller watches those Jobs).
+const VALIDATION_POLL: Duration = Duration::from_secs(30);
 /// The marker retention leaves beside a retired version's record, so a
 /// re-created Model does not recover it.
 const RETIRED_FILE: &str = "retired.json";

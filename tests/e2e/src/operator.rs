@@ -91,7 +91,10 @@ impl Operator {
     ) -> Result<Self> {
         install_crds()?;
         create_key_namespace()?;
-        let binary = target_dir().join("debug/aimass-operator");
+        // The scale benchmark measures the release build.
+        let profile =
+            std::env::var("AIMASS_E2E_OPERATOR_PROFILE").unwrap_or_else(|_| "debug".into());
+        let binary = target_dir().join(profile).join("aimass-operator");
         if !binary.exists() {
             bail!(
                 "{} is missing: run `cargo build -p aimass-operator` (scripts/e2e.sh does)",
@@ -138,8 +141,18 @@ impl Operator {
 
     /// The most memory the process has held so far (VmHWM), in bytes.
     pub fn peak_rss_bytes(&self) -> Option<u64> {
+        self.memory("VmHWM:")
+    }
+
+    /// The memory the process holds now (VmRSS), in bytes.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        self.memory("VmRSS:")
+    }
+
+    /// A size in kB from the process's `/proc/<pid>/status`, in bytes.
+    fn memory(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let line = status.lines().find(|l| l.starts_with(field))?;
         let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kib * 1024)
     }

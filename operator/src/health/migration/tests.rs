@@ -126,17 +126,9 @@ fn start_table() {
 }
 
 fn migrating(dry_run: bool) -> ModelDeployment {
-    serde_yaml_ng::from_str(&format!(
-        "
-apiVersion: aimass.io/v1alpha1
-kind: ModelDeployment
-metadata: {{name: scorer, namespace: desk}}
-spec:
-  model: {{name: fraud}}
-  migration: {{enabled: true, dryRun: {dry_run}, cooldownSeconds: 300}}
-"
+    crate::fixtures::scorer(&format!(
+        "  migration: {{enabled: true, dryRun: {dry_run}, cooldownSeconds: 300}}"
     ))
-    .expect("a valid ModelDeployment")
 }
 
 fn sick() -> Track {

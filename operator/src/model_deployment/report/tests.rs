@@ -172,17 +172,7 @@ fn serving_conditions_follow_the_rollout_the_problem_and_the_replicas_health() {
 }
 
 fn md(mode: &str) -> ModelDeployment {
-    serde_yaml_ng::from_str(&format!(
-        "
-apiVersion: aimass.io/v1alpha1
-kind: ModelDeployment
-metadata: {{name: scorer, namespace: desk}}
-spec:
-  model: {{name: fraud}}
-  security: {{mode: {mode}, audience: scoring}}
-"
-    ))
-    .expect("a valid ModelDeployment")
+    crate::fixtures::scorer(&format!("  security: {{mode: {mode}, audience: scoring}}"))
 }
 
 fn checkpoint(broken: Option<&str>, write_failures: i64) -> AuditCheckpoint {
