@@ -57,6 +57,10 @@ pub struct Check<'a> {
 pub enum Progress {
     /// The Job runs; a sentence saying so.
     Running(String),
+    /// The Job's pod cannot start (a Secret it reads is missing, its image
+    /// cannot be pulled, …); a sentence naming the cause. The kubelet keeps
+    /// trying, so it starts once the cause is fixed.
+    Blocked(String),
     /// The Job finished: what it learnt, or why the artifact is refused.
     Done(Result<Artifact, String>),
 }
@@ -168,12 +172,28 @@ where
         }
         return Ok(running(check));
     };
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let pod = newest_pod(&pods, name).await?;
     let status = job.status.clone().unwrap_or_default();
-    let failed = status.failed.unwrap_or(0) > 0 || failure(&job).is_some();
-    if status.succeeded.unwrap_or(0) == 0 && !failed {
+    // The Job's status lags its pod's when the Job controller is busy: a
+    // finished pod is read at once.
+    let (finished, failed) = match pod.as_ref().map(pod_state) {
+        Some(PodState::Blocked(why)) => {
+            return Ok(Progress::Blocked(format!(
+                "the validation Job {name} cannot start its pod: {why}; it starts once that is fixed"
+            )));
+        }
+        Some(PodState::Finished { failed }) => (true, failed),
+        _ => (false, false),
+    };
+    let failed = failed || status.failed.unwrap_or(0) > 0 || failure(&job).is_some();
+    if !finished && status.succeeded.unwrap_or(0) == 0 && !failed {
         return Ok(running(check));
     }
-    let report = read_report(ctx, &namespace, name).await?;
+    let report = match &pod {
+        Some(pod) => read_report(&pods, pod).await,
+        None => None,
+    };
     Ok(Progress::Done(match (report, failed) {
         (Some(report), _) => report.into_result(),
         (None, true) => Err(format!(
@@ -210,21 +230,69 @@ fn running(check: &Check<'_>) -> Progress {
     ))
 }
 
-/// The report in the log of the Job's newest pod, reading at most
-/// [`LOG_LIMIT`] bytes.
-async fn read_report(ctx: &Context, namespace: &str, job: &str) -> Result<Option<Report>, Error> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+/// The newest pod of Job `job`.
+async fn newest_pod(pods: &Api<Pod>, job: &str) -> Result<Option<Pod>, Error> {
     let listed = pods
         .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
         .await
         .map_err(Error::kube(format!("listing the pods of Job {job}")))?;
-    let Some(pod) = listed
+    Ok(listed
         .items
-        .iter()
-        .max_by_key(|p| p.creation_timestamp().map(|t| t.0))
-    else {
-        return Ok(None);
-    };
+        .into_iter()
+        .max_by_key(|p| p.creation_timestamp().map(|t| t.0)))
+}
+
+/// Where a validation pod stands.
+#[derive(Debug, PartialEq)]
+enum PodState {
+    /// Scheduled or running.
+    Running,
+    /// Cannot start: why, in the kubelet's words.
+    Blocked(String),
+    /// Its container ended.
+    Finished {
+        /// It ended with a failure.
+        failed: bool,
+    },
+}
+
+/// Waiting reasons that do not pass by themselves.
+const BLOCKED: &[&str] = &[
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+];
+
+/// Where `pod` stands, from its phase and its container's state. Pure.
+fn pod_state(pod: &Pod) -> PodState {
+    let status = pod.status.as_ref();
+    match status.and_then(|s| s.phase.as_deref()) {
+        Some("Succeeded") => return PodState::Finished { failed: false },
+        Some("Failed") => return PodState::Finished { failed: true },
+        _ => {}
+    }
+    let waiting = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|c| c.name == CONTAINER)
+        .find_map(|c| c.state.as_ref()?.waiting.clone());
+    match waiting {
+        Some(w) if w.reason.as_deref().is_some_and(|r| BLOCKED.contains(&r)) => {
+            let reason = w.reason.unwrap_or_default();
+            PodState::Blocked(match w.message.filter(|m| !m.is_empty()) {
+                Some(message) => format!("{message} ({reason})"),
+                None => reason,
+            })
+        }
+        _ => PodState::Running,
+    }
+}
+
+/// The report in `pod`'s log, reading at most [`LOG_LIMIT`] bytes.
+async fn read_report(pods: &Api<Pod>, pod: &Pod) -> Option<Report> {
     let log = pods
         .logs(
             &pod.name_any(),
@@ -236,7 +304,7 @@ async fn read_report(ctx: &Context, namespace: &str, job: &str) -> Result<Option
         )
         .await
         .unwrap_or_default();
-    Ok(Report::from_log(&log))
+    Report::from_log(&log)
 }
 
 /// The Job's failure condition, as a sentence.
@@ -372,6 +440,57 @@ mod tests {
             ("file:///models/m.onnx", false),
         ] {
             assert_eq!(refused_source(uri).is_some(), refused, "{uri}");
+        }
+    }
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "v"}, "status": status}))
+            .expect("a valid Pod")
+    }
+
+    fn waiting(reason: &str, message: &str) -> serde_json::Value {
+        serde_json::json!({"phase": "Pending", "containerStatuses": [{
+            "name": CONTAINER, "image": "server", "imageID": "", "ready": false,
+            "restartCount": 0, "state": {"waiting": {"reason": reason, "message": message}},
+        }]})
+    }
+
+    #[test]
+    fn pod_state_table() {
+        let cases = [
+            (
+                "finished",
+                serde_json::json!({"phase": "Succeeded"}),
+                PodState::Finished { failed: false },
+            ),
+            (
+                "failed",
+                serde_json::json!({"phase": "Failed"}),
+                PodState::Finished { failed: true },
+            ),
+            (
+                "not scheduled yet",
+                serde_json::json!({"phase": "Pending"}),
+                PodState::Running,
+            ),
+            (
+                "starting",
+                waiting("ContainerCreating", ""),
+                PodState::Running,
+            ),
+            (
+                "a missing Secret",
+                waiting("CreateContainerConfigError", "secret \"creds\" not found"),
+                PodState::Blocked("secret \"creds\" not found (CreateContainerConfigError)".into()),
+            ),
+            (
+                "an image that cannot be pulled, without a message",
+                waiting("ImagePullBackOff", ""),
+                PodState::Blocked("ImagePullBackOff".into()),
+            ),
+        ];
+        for (case, status, expected) in cases {
+            assert_eq!(pod_state(&pod(status)), expected, "{case}");
         }
     }
 }

@@ -35,6 +35,12 @@ pub mod reasons {
     pub const REFERENCE_NOT_FOUND: &str = "ReferenceNotFound";
     /// A Model has no Ready version yet.
     pub const NO_READY_VERSION: &str = "NoReadyVersion";
+    /// Every version of a Model was rejected: none can serve until a new one
+    /// is registered.
+    pub const VERSIONS_REJECTED: &str = "VersionsRejected";
+    /// The Job validating an artifact cannot start its pod: a Secret it
+    /// reads is missing, its image cannot be pulled, ….
+    pub const VALIDATION_BLOCKED: &str = "ValidationBlocked";
     /// An alias names a version that does not exist or is not Ready.
     pub const ALIAS_UNRESOLVED: &str = "AliasUnresolved";
     /// A training run is in progress.

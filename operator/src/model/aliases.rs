@@ -149,6 +149,7 @@ pub(super) fn ready_condition(
     model: &Model,
     status: &ModelStatus,
     unresolved: &[String],
+    blocked: Option<&str>,
 ) -> Wanted<'static> {
     let ready_versions = status
         .versions
@@ -156,8 +157,26 @@ pub(super) fn ready_condition(
         .filter(|v| v.phase == VersionPhase::Ready)
         .count();
     let alias = &model.spec.promotion.alias;
-    let (ready, reason, message) = if !unresolved.is_empty() {
+    let (ready, reason, message) = if let Some(blocked) = blocked {
+        (false, reasons::VALIDATION_BLOCKED, blocked.to_owned())
+    } else if !unresolved.is_empty() {
         (false, reasons::ALIAS_UNRESOLVED, unresolved.join("; "))
+    } else if let Some(rejected) = status
+        .versions
+        .iter()
+        .rev()
+        .find(|v| v.phase == VersionPhase::Rejected)
+        .filter(|_| ready_versions == 0)
+    {
+        (
+            false,
+            reasons::VERSIONS_REJECTED,
+            format!(
+                "every version was rejected; the latest, v{}: {}",
+                rejected.version,
+                rejected.message.as_deref().unwrap_or("no reason given")
+            ),
+        )
     } else if ready_versions == 0 {
         (
             false,

@@ -7,7 +7,7 @@ use aimass_crds::v1alpha1::{Model, ModelStatus, ModelVersion, VersionLineage, Ve
 use aimass_storage::Location;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Api, ResourceExt};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::context::Context;
 use crate::error::Error;
@@ -19,6 +19,8 @@ pub(super) enum Import {
     Done,
     /// Its validation Job runs in the tenant's namespace.
     Validating,
+    /// Its validation Job cannot start its pod; why.
+    Blocked(String),
     /// Validated (or refused) and recorded now.
     Recorded(Box<ModelVersion>),
 }
@@ -61,6 +63,10 @@ pub(super) async fn import(
         artifact::Progress::Running(message) => {
             debug!(%message, "importing source.uri");
             return Ok(Import::Validating);
+        }
+        artifact::Progress::Blocked(message) => {
+            warn!(%message, "importing source.uri is blocked");
+            return Ok(Import::Blocked(message));
         }
         artifact::Progress::Done(outcome) => outcome,
     };

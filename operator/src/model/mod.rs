@@ -41,9 +41,10 @@ pub const FINALIZER: &str = "aimass.io/delete-artifacts";
 const ALIAS_HISTORY_LIMIT: usize = 20;
 /// The safety-net interval between reconciles.
 const RESYNC: Duration = Duration::from_secs(300);
-/// How often an import's validation Job is looked at when no change to it
-/// woke the Model (a safety net: the controller watches those Jobs).
-const VALIDATION_POLL: Duration = Duration::from_secs(30);
+/// How often an import's validation is looked at when no change to its Job
+/// woke the Model: the Job changes when its pod finishes, not when the pod
+/// cannot start.
+const VALIDATION_POLL: Duration = Duration::from_secs(10);
 /// The marker retention leaves beside a retired version's record, so a
 /// re-created Model does not recover it.
 const RETIRED_FILE: &str = "retired.json";
@@ -74,7 +75,7 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
     // What storage holds when this Model object is reconciled for the first
     // time predates it: no run can have a number from it yet.
     let first_reconcile = old.observed_generation.is_none();
-    let validating = sync_versions(
+    let importing = sync_versions(
         (&ctx, &model, first_reconcile),
         &mut status,
         registry.as_ref(),
@@ -97,7 +98,23 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
     // 5. Training runs.
     let requeue = training::reconcile(&ctx, &model, &mut status, &now, &mut notices).await?;
     // 6. Conditions.
-    let ready = ready_condition(&model, &status, &unresolved);
+    let blocked = match &importing {
+        Importing::Blocked(message) => Some(message.as_str()),
+        _ => None,
+    };
+    let ready = ready_condition(&model, &status, &unresolved, blocked);
+    if let Some(message) = blocked
+        && status
+            .conditions
+            .iter()
+            .all(|c| c.type_ != types::READY || c.reason != reasons::VALIDATION_BLOCKED)
+    {
+        notices.push(Notice::new(
+            Severity::Warning,
+            reasons::VALIDATION_BLOCKED,
+            message.to_owned(),
+        ));
+    }
     conditions::set(
         &mut status.conditions,
         ready,
@@ -124,7 +141,7 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
             .await;
     }
     let requeue = requeue.map_or(RESYNC, |r| r.min(RESYNC));
-    Ok(Action::requeue(if validating {
+    Ok(Action::requeue(if importing != Importing::Idle {
         requeue.min(VALIDATION_POLL)
     } else {
         requeue
@@ -182,7 +199,7 @@ async fn sync_versions(
     registry: Option<&Location>,
     now: &Time,
     notices: &mut Vec<Notice>,
-) -> Result<bool, Error> {
+) -> Result<Importing, Error> {
     let known: BTreeSet<i64> = status.versions.iter().map(|v| v.version).collect();
     let arrived = match registry {
         Some(registry) => read_new_records(registry, &known).await?,
@@ -197,12 +214,13 @@ async fn sync_versions(
     );
     let (recovered, mut fresh): (Vec<_>, Vec<_>) =
         arrived.into_iter().partition(|_| first_reconcile);
-    let mut validating = false;
+    let mut importing = Importing::Idle;
     if let Some(uri) = model.spec.source.uri.clone() {
         let seen = [recovered.as_slice(), fresh.as_slice()].concat();
         match import(ctx, model, status, registry, &uri, &seen).await? {
             Import::Recorded(imported) => fresh.push(*imported),
-            Import::Validating => validating = true,
+            Import::Validating => importing = Importing::Validating,
+            Import::Blocked(message) => importing = Importing::Blocked(message),
             Import::Done => {}
         }
     }
@@ -243,7 +261,18 @@ async fn sync_versions(
         .map(|v| v.version)
         .chain(status.latest_version)
         .max();
-    Ok(validating)
+    Ok(importing)
+}
+
+/// Where importing `source.uri` stands after a reconcile.
+#[derive(Debug, PartialEq)]
+enum Importing {
+    /// Nothing to import.
+    Idle,
+    /// Its validation runs.
+    Validating,
+    /// Its validation cannot start; why.
+    Blocked(String),
 }
 
 /// Keeps the last `retention.keepLast` versions and every protected one

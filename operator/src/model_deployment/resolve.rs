@@ -2,7 +2,7 @@
 //! the version its alias (default `champion`) points at, which must exist and
 //! be Ready. Pure.
 
-use aimass_crds::v1alpha1::conditions::reasons;
+use aimass_crds::v1alpha1::conditions::{self, reasons};
 use aimass_crds::v1alpha1::{
     CHAMPION_ALIAS, Model, ModelSelector, ModelSignature, ModelVersion, VersionPhase,
 };
@@ -34,20 +34,7 @@ pub fn resolve(model: &Model, selector: &ModelSelector) -> Result<Resolved, Unre
             let alias = alias.clone().unwrap_or_else(|| CHAMPION_ALIAS.to_owned());
             match status.aliases.get(&alias) {
                 Some(&version) => (version, Some(alias)),
-                None => {
-                    return Err(Unresolved {
-                        reason: if status.versions.is_empty() {
-                            reasons::NO_READY_VERSION
-                        } else {
-                            reasons::ALIAS_UNRESOLVED
-                        },
-                        message: format!(
-                            "Model {} has no {alias} alias yet ({} version(s) recorded)",
-                            selector.name,
-                            status.versions.len()
-                        ),
-                    });
-                }
+                None => return Err(no_alias(model, &selector.name, &alias)),
             }
         }
     };
@@ -72,6 +59,50 @@ pub fn resolve(model: &Model, selector: &ModelSelector) -> Result<Resolved, Unre
         version: version.clone(),
         alias,
     })
+}
+
+/// Why the Model has no `alias`: the Model's own problem when it is not
+/// Ready, else the aliases it has.
+fn no_alias(model: &Model, name: &str, alias: &str) -> Unresolved {
+    let status = model.status.clone().unwrap_or_default();
+    let not_ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == conditions::types::READY && c.status == "False");
+    if status.aliases.is_empty()
+        && let Some(problem) = not_ready
+    {
+        return Unresolved {
+            reason: reasons::NO_READY_VERSION,
+            message: format!(
+                "Model {name} has no version to serve: {} ({})",
+                problem.message, problem.reason
+            ),
+        };
+    }
+    let existing = status
+        .aliases
+        .iter()
+        .map(|(alias, version)| format!("{alias} -> v{version}"))
+        .collect::<Vec<_>>();
+    Unresolved {
+        reason: if status.versions.is_empty() {
+            reasons::NO_READY_VERSION
+        } else {
+            reasons::ALIAS_UNRESOLVED
+        },
+        message: if existing.is_empty() {
+            format!(
+                "Model {name} has no {alias} alias: no alias is set ({} version(s) recorded)",
+                status.versions.len()
+            )
+        } else {
+            format!(
+                "Model {name} has no {alias} alias; its aliases are {}",
+                existing.join(", ")
+            )
+        },
+    }
 }
 
 /// Why `next` cannot replace `serving` without breaking callers: its inputs
@@ -216,5 +247,32 @@ status: {yaml_status}
         ] {
             assert!(incompatible(&serving, &broken).is_some(), "{broken:?}");
         }
+    }
+
+    #[test]
+    fn a_missing_alias_names_the_aliases_or_the_models_problem() {
+        let wrong = resolve(&model(REGISTRY), &selector(Some("champoin"), None)).unwrap_err();
+        assert_eq!(wrong.reason, reasons::ALIAS_UNRESOLVED);
+        assert_eq!(
+            wrong.message,
+            "Model fraud has no champoin alias; its aliases are challenger -> v3, champion -> v2"
+        );
+        let blocked = model(
+            r#"
+  conditions:
+  - {type: Ready, status: "False", reason: ValidationBlocked, message: "the validation Job cannot start its pod: secret \"creds\" not found", lastTransitionTime: "2026-01-01T00:00:00Z"}
+"#,
+        );
+        let problem = resolve(&blocked, &selector(None, None)).unwrap_err();
+        assert_eq!(problem.reason, reasons::NO_READY_VERSION);
+        assert_eq!(
+            problem.message,
+            "Model fraud has no version to serve: the validation Job cannot start its pod: secret \"creds\" not found (ValidationBlocked)"
+        );
+        let fresh = resolve(&model("{}"), &selector(None, None)).unwrap_err();
+        assert_eq!(
+            fresh.message,
+            "Model fraud has no champion alias: no alias is set (0 version(s) recorded)"
+        );
     }
 }

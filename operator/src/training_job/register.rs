@@ -73,7 +73,9 @@ pub async fn record(
                     service_account: tj.spec.run.service_account_name.as_deref(),
                 };
                 match artifact::ensure(ctx, tj, &check).await? {
-                    Progress::Running(message) => return Ok(Registered::Validating(message)),
+                    Progress::Running(message) | Progress::Blocked(message) => {
+                        return Ok(Registered::Validating(message));
+                    }
                     Progress::Done(outcome) => outcome,
                 }
             } else {

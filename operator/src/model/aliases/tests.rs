@@ -135,6 +135,13 @@ fn pins_win_and_say_when_they_cannot() {
 #[test]
 fn ready_says_how_many_versions_serve_and_where_the_alias_points() {
     let (model, status) = model("");
+    let mut rejected = candidate(2, 0.1);
+    rejected.phase = VersionPhase::Rejected;
+    rejected.message = Some("the artifact is not an ONNX model".into());
+    let only_rejected = ModelStatus {
+        versions: vec![rejected],
+        ..ModelStatus::default()
+    };
     let table = [
         (
             status.clone(),
@@ -157,10 +164,22 @@ fn ready_says_how_many_versions_serve_and_where_the_alias_points() {
             "NoReadyVersion",
             "no version",
         ),
+        (
+            only_rejected,
+            vec![],
+            false,
+            "VersionsRejected",
+            "every version was rejected; the latest, v2: the artifact is not an ONNX model",
+        ),
     ];
     for (status, unresolved, ready, reason, says) in table {
-        let got = ready_condition(&model, &status, &unresolved);
+        let got = ready_condition(&model, &status, &unresolved, None);
         assert_eq!((got.status, got.reason), (ready, reason));
         assert!(got.message.contains(says), "{}", got.message);
     }
+    // An import that cannot start says so, whatever the versions.
+    let blocked = "the validation Job fraud-import-1 cannot start its pod: secret \"creds\" not found (CreateContainerConfigError); it starts once that is fixed";
+    let got = ready_condition(&model, &status, &[], Some(blocked));
+    assert_eq!((got.status, got.reason), (false, "ValidationBlocked"));
+    assert_eq!(got.message, blocked);
 }
