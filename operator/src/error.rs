@@ -103,13 +103,33 @@ impl Error {
 
     /// How long to wait after this error before reconciling again: soon
     /// after a conflict, long after a spec that cannot work.
-    pub fn retry_after(&self) -> kube::runtime::controller::Action {
+    pub fn retry_delay(&self) -> std::time::Duration {
         use std::time::Duration;
-        kube::runtime::controller::Action::requeue(match self {
+        match self {
             Self::Conflict(_) => Duration::from_millis(500),
             Self::InvalidSpec(_) => Duration::from_secs(300),
             _ => Duration::from_secs(10),
-        })
+        }
+    }
+
+    /// [`Self::retry_delay`] as a controller action.
+    pub fn retry_after(&self) -> kube::runtime::controller::Action {
+        kube::runtime::controller::Action::requeue(self.retry_delay())
+    }
+
+    /// The error and every cause under it, in one sentence.
+    pub fn explain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !text.contains(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
+            source = cause.source();
+        }
+        text
     }
 }
 

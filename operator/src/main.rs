@@ -15,6 +15,7 @@ mod crd_install;
 mod env_var;
 mod error;
 mod events;
+mod failure;
 #[cfg(test)]
 mod fixtures;
 mod health;

@@ -28,6 +28,7 @@ use crate::conditions::{self, Wanted};
 use crate::context::Context;
 use crate::error::Error;
 use crate::events::{Notice, Severity};
+use crate::failure::Failure;
 use crate::{artifact, storage};
 use aliases::{apply_pins, judge, ready_condition};
 use import::{Import, import};
@@ -355,9 +356,50 @@ async fn refuse(
 }
 
 /// Requeues after a failed reconcile.
-pub fn error_policy(_model: Arc<Model>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(model: Arc<Model>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile.failed(CONTROLLER, error.category());
+    if let Some(failure) = Failure::of(error) {
+        warn!(
+            model = %model.name_any(),
+            namespace = model.namespace().unwrap_or_default(),
+            reason = failure.reason,
+            "{}",
+            failure.message
+        );
+        tokio::spawn(report_failure(ctx, model, failure));
+    }
     error.retry_after()
+}
+
+/// Says in status (and in an Event when it is news) that reconciling
+/// `model` failed.
+async fn report_failure(ctx: Arc<Context>, model: Arc<Model>, failure: Failure) {
+    let old = model.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    status.observed_generation = model.metadata.generation;
+    let news = failure.is_news(&old.conditions);
+    conditions::set(
+        &mut status.conditions,
+        failure.condition(types::READY),
+        model.metadata.generation,
+        &Time(jiff::Timestamp::now()),
+    );
+    let models: Api<Model> =
+        Api::namespaced(ctx.client.clone(), &model.namespace().unwrap_or_default());
+    if let Err(error) = write_status(&models, &model, &old, status).await {
+        warn!(%error, "cannot say in status that the reconcile failed");
+    }
+    if news {
+        ctx.events
+            .publish(
+                &model.object_ref(&()),
+                Severity::Warning,
+                failure.reason,
+                "Reconcile",
+                failure.message,
+            )
+            .await;
+    }
 }
 
 fn list(versions: &[ModelVersion]) -> String {

@@ -27,12 +27,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
-use tracing::instrument;
+use tracing::{instrument, warn};
 
 use crate::conditions::{self, Wanted};
 use crate::context::Context;
 use crate::error::{Error, is_conflict};
 use crate::events::Severity;
+use crate::failure::Failure;
 use crate::status::Writer;
 use crate::storage;
 use outcome::Observed;
@@ -121,9 +122,51 @@ pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action
 
 /// Requeues after a failed reconcile: invalid input waits for a change (its
 /// condition explains it); everything else retries.
-pub fn error_policy(_tj: Arc<TrainingJob>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(tj: Arc<TrainingJob>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile.failed(CONTROLLER, error.category());
+    if let Some(failure) = Failure::of(error) {
+        warn!(
+            trainingjob = %tj.name_any(),
+            namespace = tj.namespace().unwrap_or_default(),
+            reason = failure.reason,
+            "{}",
+            failure.message
+        );
+        tokio::spawn(report_failure(ctx, tj, failure));
+    }
     error.retry_after()
+}
+
+/// Says in status (Running=False, and in an Event when it is news) that
+/// reconciling `tj` failed.
+async fn report_failure(ctx: Arc<Context>, tj: Arc<TrainingJob>, failure: Failure) {
+    let old = tj.status.clone().unwrap_or_default();
+    if is_terminal(old.phase) {
+        return;
+    }
+    let mut next = old.clone();
+    let news = failure.is_news(&old.conditions);
+    conditions::set(
+        &mut next.conditions,
+        failure.condition(types::RUNNING),
+        tj.metadata.generation,
+        &Time(jiff::Timestamp::now()),
+    );
+    let jobs: Api<TrainingJob> =
+        Api::namespaced(ctx.client.clone(), &tj.namespace().unwrap_or_default());
+    if let Err(error) = write_status(&jobs, &tj, &old, next).await {
+        warn!(%error, "cannot say in status that the reconcile failed");
+    }
+    if news {
+        publish(
+            &ctx,
+            &tj,
+            Severity::Warning,
+            failure.reason,
+            failure.message,
+        )
+        .await;
+    }
 }
 
 /// Whether the trainer has ended and its output was read: its artifact is

@@ -82,6 +82,21 @@ impl Run<'_> {
             "Model {name:?} does not exist in namespace {:?}; the run starts once it does",
             self.tj.namespace().unwrap_or_default()
         );
+        let news = !self
+            .old
+            .conditions
+            .iter()
+            .any(|c| c.type_ == types::RUNNING && c.reason == reasons::REFERENCE_NOT_FOUND);
+        if news {
+            publish(
+                self.ctx,
+                self.tj,
+                Severity::Warning,
+                reasons::REFERENCE_NOT_FOUND,
+                message.clone(),
+            )
+            .await;
+        }
         self.set_running(false, reasons::REFERENCE_NOT_FOUND, message);
         Ok(ControlFlow::Break(()))
     }
