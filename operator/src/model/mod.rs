@@ -248,6 +248,7 @@ async fn sync_versions(
                 version.version,
                 version.message.clone().unwrap_or_default()
             );
+            warn!(version = version.version, "{note}");
             notices.push(Notice::new(
                 Severity::Warning,
                 crate::events::reasons::VERSION_REJECTED,

@@ -1,0 +1,184 @@
+//! Every failure says why, within one reconcile: a Model whose artifact is
+//! missing, a Model whose registry Secret is missing and a TrainingJob whose
+//! storage Secret is missing each show a false condition naming what is
+//! missing, a Warning Event and a WARN line in the operator's log; the
+//! ModelDeployment following such a Model quotes the Model's problem.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aimass_crds::v1alpha1::{Model, ModelDeployment, TrainingJob};
+use aimass_e2e::operator::Operator;
+use aimass_e2e::{TestNamespace, wait, wait_for, zoo};
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::core::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::ListParams;
+
+/// The acceptance bound: one reconcile and its retry.
+const SOON: Duration = Duration::from_secs(30);
+
+fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == "False")
+}
+
+/// Waits until `name` has a Warning Event whose reason is `reason` and whose
+/// note contains `says`.
+async fn warning(ns: &TestNamespace, name: &str, reason: &str, says: &str) -> Result<()> {
+    wait(
+        SOON,
+        &format!("a Warning {reason} Event on {name} saying {says:?}"),
+        || async {
+            let events = ns
+                .api::<Event>()
+                .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+                .await?;
+            Ok(events.items.iter().any(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.reason.as_deref() == Some(reason)
+                    && e.message.as_deref().is_some_and(|m| m.contains(says))
+            }))
+        },
+    )
+    .await
+}
+
+/// Waits until the operator's log has a WARN line containing `says`.
+async fn warned(operator: &Operator, says: &str) -> Result<()> {
+    wait(SOON, &format!("a WARN line saying {says:?}"), || async {
+        let log = std::fs::read_to_string(&operator.log)?;
+        Ok(log
+            .lines()
+            .any(|l| l.contains(" WARN ") && l.contains(says)))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn missing_artifacts_and_secrets_show_in_status_events_and_the_log() -> Result<()> {
+    aimass_e2e::run("failures", |ns: Arc<TestNamespace>| async move {
+        let operator = Operator::start(&ns, "a")?;
+        let missing_file = std::env::temp_dir()
+            .join("aimass-e2e")
+            .join(&ns.name)
+            .join("no-such-model.onnx");
+        ns.apply(&format!(
+            r#"
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: missing-file}}
+spec:
+  source: {{uri: "file://{missing}"}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: missing-secret}}
+spec:
+  storage: {{prefix: "s3://registry/desk", secretRef: {{name: no-such-secret}}}}
+  source: {{uri: "{zoo}"}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: ModelDeployment
+metadata: {{name: follows-missing-secret}}
+spec:
+  model: {{name: missing-secret}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: TrainingJob
+metadata: {{name: missing-storage-secret}}
+spec:
+  modelRef: {{name: missing-file}}
+  storage: {{prefix: "s3://registry/desk", secretRef: {{name: no-such-storage-secret}}}}
+  image: busybox
+  dataset: {{uri: "file:///data/x.csv"}}
+"#,
+            missing = missing_file.display(),
+            zoo = zoo("gbdt_classifier"),
+        ))
+        .await?;
+        let models = ns.api::<Model>();
+
+        // The artifact that is not there: its version is rejected, and
+        // the Model says so, quoting the path.
+        let path = missing_file.display().to_string();
+        let model = wait_for(&models, "missing-file", SOON, |m: Option<&Model>| {
+            m.and_then(|m| m.status.as_ref())
+                .and_then(|s| condition(&s.conditions, "Ready"))
+                .is_some_and(|c| c.reason == "VersionsRejected")
+        })
+        .await?;
+        let ready = condition(&model.status.context("status")?.conditions, "Ready")
+            .context("Ready")?
+            .clone();
+        ensure!(ready.message.contains(&path), "{}", ready.message);
+        warning(&ns, "missing-file", "VersionRejected", &path).await?;
+        warned(&operator, &path).await?;
+
+        // The registry Secret that is not there.
+        let model = wait_for(&models, "missing-secret", SOON, |m: Option<&Model>| {
+            m.and_then(|m| m.status.as_ref())
+                .and_then(|s| condition(&s.conditions, "Ready"))
+                .is_some_and(|c| c.reason == "ReferenceNotFound")
+        })
+        .await?;
+        let ready = condition(&model.status.context("status")?.conditions, "Ready")
+            .context("Ready")?
+            .clone();
+        ensure!(
+            ready.message.contains("no-such-secret") && ready.message.contains("tries again in"),
+            "{}",
+            ready.message
+        );
+        warning(&ns, "missing-secret", "ReferenceNotFound", "no-such-secret").await?;
+        warned(&operator, "no-such-secret").await?;
+
+        // Its ModelDeployment names the Model's problem, not a missing alias.
+        wait_for(
+            &ns.api::<ModelDeployment>(),
+            "follows-missing-secret",
+            SOON,
+            |md: Option<&ModelDeployment>| {
+                md.and_then(|m| m.status.as_ref())
+                    .and_then(|s| condition(&s.conditions, "Ready"))
+                    .is_some_and(|c| {
+                        c.message.contains("no-such-secret") && c.message.contains("missing-secret")
+                    })
+            },
+        )
+        .await?;
+
+        // The TrainingJob whose storage Secret is missing.
+        let tj = wait_for(
+            &ns.api::<TrainingJob>(),
+            "missing-storage-secret",
+            SOON,
+            |tj: Option<&TrainingJob>| {
+                tj.and_then(|t| t.status.as_ref())
+                    .and_then(|s| condition(&s.conditions, "Running"))
+                    .is_some_and(|c| c.reason == "ReferenceNotFound")
+            },
+        )
+        .await?;
+        let running = condition(&tj.status.context("status")?.conditions, "Running")
+            .context("Running")?
+            .clone();
+        ensure!(
+            running.message.contains("no-such-storage-secret")
+                && running.message.contains("tries again in"),
+            "{}",
+            running.message
+        );
+        warning(
+            &ns,
+            "missing-storage-secret",
+            "ReferenceNotFound",
+            "no-such-storage-secret",
+        )
+        .await?;
+        warned(&operator, "no-such-storage-secret").await?;
+        Ok(())
+    })
+    .await
+}
