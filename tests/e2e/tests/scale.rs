@@ -37,7 +37,7 @@ async fn a_thousand_models_and_a_thousand_api_clients() -> Result<()> {
         let operator = Operator::start_with_env(
             &ns,
             "scale",
-            &[("RUST_LOG", "info"), ("MALLOC_ARENA_MAX", "2")],
+            &[("RUST_LOG", "info")],
         )?;
         let started = Instant::now();
         create_all(&ns).await?;
