@@ -77,7 +77,9 @@ impl ApiError {
             Self::Busy(SubmitError::Closed) | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Refused(Refusal::Unauthenticated) => StatusCode::UNAUTHORIZED,
+            Self::Refused(Refusal::Unauthenticated { .. } | Refusal::UnknownApiKey) => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::Refused(Refusal::Forbidden(_)) => StatusCode::FORBIDDEN,
             Self::Refused(Refusal::RateLimited(_)) => StatusCode::TOO_MANY_REQUESTS,
             Self::Refused(Refusal::Unavailable(_)) | Self::Unaudited(_) => {
@@ -99,7 +101,7 @@ impl ApiError {
                 let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
             }
-            Self::Refused(Refusal::Unauthenticated) => {
+            Self::Refused(Refusal::Unauthenticated { .. } | Refusal::UnknownApiKey) => {
                 headers.insert(
                     WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"aimass\""),
@@ -162,7 +164,14 @@ mod tests {
             (ApiError::Timeout(Duration::from_secs(1)), 504, None),
             (ApiError::Internal("x".into()), 500, None),
             (
-                ApiError::Refused(Refusal::Unauthenticated),
+                ApiError::Refused(Refusal::Unauthenticated {
+                    audience: "scoring".into(),
+                }),
+                401,
+                Some(("www-authenticate", "Bearer realm=\"aimass\"")),
+            ),
+            (
+                ApiError::Refused(Refusal::UnknownApiKey),
                 401,
                 Some(("www-authenticate", "Bearer realm=\"aimass\"")),
             ),

@@ -95,19 +95,19 @@ impl ApiKeys {
                     .into(),
             ));
         }
-        let id = api_key::key_id(key).ok_or(Refusal::Unauthenticated)?;
+        let id = api_key::key_id(key).ok_or(Refusal::UnknownApiKey)?;
         let by_id = Arc::clone(&self.by_id.read().unwrap_or_else(|p| p.into_inner()));
-        let entry = by_id.get(id).ok_or(Refusal::Unauthenticated)?;
+        let entry = by_id.get(id).ok_or(Refusal::UnknownApiKey)?;
         let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         if !bool::from(hash.ct_eq(&entry.sha256)) {
-            return Err(Refusal::Unauthenticated);
+            return Err(Refusal::UnknownApiKey);
         }
         let client = &entry.client;
         if client
             .expires
             .is_some_and(|expires| expires <= jiff::Timestamp::now())
         {
-            return Err(Refusal::Unauthenticated);
+            return Err(Refusal::UnknownApiKey);
         }
         let mut groups = client.groups.clone();
         groups.push(API_CLIENTS_GROUP.into());
@@ -316,10 +316,10 @@ mod tests {
         // Rotated: the old key is gone from the spec, its status not yet
         // updated by the operator.
         keys.replace([&client("exchange", &both, &["k2"])]);
-        assert_eq!(keys.authenticate(&old), Err(Refusal::Unauthenticated));
+        assert_eq!(keys.authenticate(&old), Err(Refusal::UnknownApiKey));
         assert!(keys.authenticate(&new).is_ok());
         keys.replace([]);
-        assert_eq!(keys.authenticate(&new), Err(Refusal::Unauthenticated));
+        assert_eq!(keys.authenticate(&new), Err(Refusal::UnknownApiKey));
     }
 
     #[test]
@@ -349,16 +349,16 @@ mod tests {
         let mut exchange = client("exchange", &[("k1", &id, &hash)], &["k1"]);
         keys.replace([&exchange]);
         let forged = format!("{}{id}_{}", api_key::PREFIX, "A".repeat(43));
-        assert_eq!(keys.authenticate(&forged), Err(Refusal::Unauthenticated));
+        assert_eq!(keys.authenticate(&forged), Err(Refusal::UnknownApiKey));
         assert_eq!(
             keys.authenticate("aimass_nothex_x"),
-            Err(Refusal::Unauthenticated)
+            Err(Refusal::UnknownApiKey)
         );
         exchange.spec.expires = Some(Time(
             jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1),
         ));
         keys.replace([&exchange]);
-        assert_eq!(keys.authenticate(&key), Err(Refusal::Unauthenticated));
+        assert_eq!(keys.authenticate(&key), Err(Refusal::UnknownApiKey));
     }
 
     #[test]
@@ -392,7 +392,7 @@ mod tests {
             &client("exchange", &entry, &["k1"]),
             &client("impostor", &entry, &["k1"]),
         ]);
-        assert_eq!(keys.authenticate(&key), Err(Refusal::Unauthenticated));
+        assert_eq!(keys.authenticate(&key), Err(Refusal::UnknownApiKey));
         keys.replace([&client("exchange", &entry, &["k1"])]);
         assert_eq!(keys.authenticate(&key).unwrap().user, "partner:exchange");
     }

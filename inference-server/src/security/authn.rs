@@ -58,16 +58,23 @@ impl TokenAuthenticator {
         }
     }
 
+    /// The refusal of a caller without a token this server takes.
+    pub fn unauthenticated(&self) -> Refusal {
+        Refusal::Unauthenticated {
+            audience: self.audience.clone(),
+        }
+    }
+
     /// The principal `token` stands for; `Refusal::Unauthenticated` for a
     /// token the API server rejects, `Refusal::Unavailable` when it cannot
     /// be asked (never cached).
     pub async fn authenticate(&self, token: &str) -> Result<Principal, Refusal> {
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(hit) = self.cache.get(&hash) {
-            return hit.value.ok_or(Refusal::Unauthenticated);
+            return hit.value.ok_or_else(|| self.unauthenticated());
         }
         if token.len() > TOKEN_LIMIT {
-            return Err(Refusal::Unauthenticated);
+            return Err(self.unauthenticated());
         }
         self.reviews_budget.check().map_err(super::rate_limited)?;
         let review = TokenReview {
@@ -114,7 +121,7 @@ impl TokenAuthenticator {
                 ttl,
             },
         );
-        principal.ok_or(Refusal::Unauthenticated)
+        principal.ok_or_else(|| self.unauthenticated())
     }
 }
 

@@ -92,9 +92,19 @@ fn rate_limited(not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>)
 /// Why a call was refused, and so its status code.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    /// 401: no credentials, or credentials the API server rejects.
-    #[error("authentication required: send a bearer token with the audience this server requires")]
-    Unauthenticated,
+    /// 401: no credentials, or a token the API server rejects.
+    #[error(
+        "authentication required: send a bearer token for audience {audience:?} (one for another audience, expired or revoked is refused), an API key or a client certificate"
+    )]
+    Unauthenticated {
+        /// The audience tokens must be for.
+        audience: String,
+    },
+    /// 401: an API key no Ready ApiClient of this namespace holds.
+    #[error(
+        "this API key is unknown here: it was revoked, expired, or never issued to an ApiClient of this namespace"
+    )]
+    UnknownApiKey,
     /// 403: authenticated, not allowed.
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -179,9 +189,9 @@ impl Guard {
             (None, Some(key)) if key.starts_with(aimass_crds::api_key::PREFIX) => self
                 .api_keys
                 .as_ref()
-                .map_or(Err(Refusal::Unauthenticated), |keys| keys.authenticate(key)),
+                .map_or(Err(Refusal::UnknownApiKey), |keys| keys.authenticate(key)),
             (None, Some(token)) => self.authn.authenticate(token).await,
-            (None, None) => Err(Refusal::Unauthenticated),
+            (None, None) => Err(self.authn.unauthenticated()),
         };
         decision.authentication = outcome(&principal, "Allowed").into();
         principal
@@ -360,7 +370,7 @@ fn micros(t: jiff::Timestamp) -> String {
 fn outcome<T>(result: &Result<T, Refusal>, ok: &'static str) -> &'static str {
     match result {
         Ok(_) => ok,
-        Err(Refusal::Unauthenticated) => "Refused",
+        Err(Refusal::Unauthenticated { .. } | Refusal::UnknownApiKey) => "Refused",
         Err(Refusal::Forbidden(_)) => "Denied",
         Err(Refusal::RateLimited(_)) => "Limited",
         Err(Refusal::Unavailable(_)) => "Unavailable",

@@ -111,6 +111,13 @@ async fn start(api: Arc<FakeApi>) -> kube::Client {
     super::stub::serve(answer, delay).await.unwrap().1
 }
 
+/// The refusal of a caller without a token for the tests' audience.
+fn unauthenticated() -> Refusal {
+    Refusal::Unauthenticated {
+        audience: "aimass".into(),
+    }
+}
+
 async fn guard(api: &Arc<FakeApi>, model: &str, limits: Option<Limits>) -> Guard {
     let client = start(Arc::clone(api)).await;
     let timeout = Duration::from_millis(500);
@@ -167,13 +174,13 @@ async fn no_or_bad_credentials_are_unauthenticated() {
     let mut d = Decision::default();
     assert_eq!(
         g.admit(&headers(None), None, Action::Infer, &mut d).await,
-        Err(Refusal::Unauthenticated)
+        Err(unauthenticated())
     );
     assert_eq!(d.authentication, "Refused");
     assert_eq!(
         g.admit(&headers(Some("forged")), None, Action::Infer, &mut d)
             .await,
-        Err(Refusal::Unauthenticated)
+        Err(unauthenticated())
     );
     let mut basic = HeaderMap::new();
     basic.insert(
@@ -182,7 +189,7 @@ async fn no_or_bad_credentials_are_unauthenticated() {
     );
     assert_eq!(
         g.admit(&basic, None, Action::Infer, &mut d).await,
-        Err(Refusal::Unauthenticated)
+        Err(unauthenticated())
     );
 }
 
@@ -196,7 +203,7 @@ async fn a_review_that_does_not_list_the_audience_is_refused() {
     assert_eq!(
         g.admit(&headers(Some("tok-alice")), None, Action::Infer, &mut d)
             .await,
-        Err(Refusal::Unauthenticated)
+        Err(unauthenticated())
     );
 }
 
@@ -214,7 +221,7 @@ async fn a_flood_of_made_up_tokens_costs_a_bounded_number_of_reviews() {
             .await
         {
             Err(Refusal::RateLimited(_)) => limited += 1,
-            Err(Refusal::Unauthenticated) => {}
+            Err(Refusal::Unauthenticated { .. }) => {}
             other => panic!("{other:?}"),
         }
     }
@@ -437,7 +444,7 @@ async fn an_api_key_is_a_principal_that_rbac_authorises_like_any_other() {
     assert_eq!(
         on_a.admit(&headers(Some(&wrong)), None, Action::Infer, &mut d)
             .await,
-        Err(Refusal::Unauthenticated)
+        Err(Refusal::UnknownApiKey)
     );
     assert_eq!(
         api.reviews.load(Ordering::SeqCst),
@@ -450,7 +457,7 @@ async fn an_api_key_is_a_principal_that_rbac_authorises_like_any_other() {
         plain
             .admit(&headers(Some(&exchange)), None, Action::Infer, &mut d)
             .await,
-        Err(Refusal::Unauthenticated)
+        Err(Refusal::UnknownApiKey)
     );
 }
 

@@ -34,11 +34,7 @@ const GIVE_UP: Duration = Duration::from_secs(900);
 #[ignore = "a benchmark: make bench-scale"]
 async fn a_thousand_models_and_a_thousand_api_clients() -> Result<()> {
     aimass_e2e::run("scale", |ns: Arc<TestNamespace>| async move {
-        let operator = Operator::start_with_env(
-            &ns,
-            "scale",
-            &[("RUST_LOG", "info")],
-        )?;
+        let operator = Operator::start_with_env(&ns, "scale", &[("RUST_LOG", "info")])?;
         let started = Instant::now();
         create_all(&ns).await?;
         let applied = started.elapsed();
