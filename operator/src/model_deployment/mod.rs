@@ -106,7 +106,6 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
     let old = md.status.clone().unwrap_or_default();
     let mut status = old.clone();
     status.observed_generation = md.metadata.generation;
-    status.url = Some(workload::url(&md));
     status.selector = Some(workload::selector(&md));
     let choice = target::choose(
         &md,
@@ -247,6 +246,8 @@ async fn apply(
     let namespace = md.namespace().unwrap_or_default();
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
     server_side_apply(&services, &workload::service(md)).await?;
+    // Only a Service that exists has an address.
+    status.url = Some(workload::url(md));
     let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
     let policy = workload::network_policy(md, &ctx.operator_namespace, &ctx.scraper_namespaces);
     server_side_apply(&policies, &policy).await?;

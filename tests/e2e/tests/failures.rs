@@ -134,8 +134,9 @@ spec:
         warning(&ns, "missing-secret", "ReferenceNotFound", "no-such-secret").await?;
         warned(&operator, "no-such-secret").await?;
 
-        // Its ModelDeployment names the Model's problem, not a missing alias.
-        wait_for(
+        // Its ModelDeployment names the Model's problem, not a missing alias,
+        // and has no address, since no Service answers for it.
+        let md = wait_for(
             &ns.api::<ModelDeployment>(),
             "follows-missing-secret",
             SOON,
@@ -148,6 +149,9 @@ spec:
             },
         )
         .await?;
+
+        let url = md.status.and_then(|s| s.url);
+        ensure!(url.is_none(), "status.url without a Service: {url:?}");
 
         // The TrainingJob whose storage Secret is missing.
         let tj = wait_for(
