@@ -31,9 +31,9 @@ pub const CHALLENGER_ALIAS: &str = "challenger";
     shortname = "mdl",
     category = "aimass",
     printcolumn = r#"{"name":"Champion","type":"integer","description":"Version the champion alias points at","jsonPath":".status.aliases.champion"}"#,
-    printcolumn = r#"{"name":"Latest","type":"integer","description":"Newest recorded version","jsonPath":".status.latestVersion"}"#,
+    printcolumn = r#"{"name":"Latest","type":"integer","description":"Newest registered version","jsonPath":".status.latestRegisteredVersion"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     validation = (
         "!has(self.spec.source.training) || has(self.spec.storage)",
@@ -295,6 +295,12 @@ pub struct ModelStatus {
     /// progress). Version numbers are never reused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_version: Option<i64>,
+
+    /// The newest version registered in `versions` (Ready or Rejected);
+    /// numbers handed out to runs that failed before registering are not
+    /// counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_registered_version: Option<i64>,
 
     /// Alias name to the version it points at, e.g. `champion: 4`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -37,7 +37,7 @@ use super::{ModelDeploymentStatus, SecuritySpec};
     printcolumn = r#"{"name":"Ready","type":"integer","description":"Replicas ready to serve","jsonPath":".status.readyReplicas"}"#,
     printcolumn = r#"{"name":"Desired","type":"integer","description":"Replicas wanted now","jsonPath":".status.replicas"}"#,
     printcolumn = r#"{"name":"URL","type":"string","jsonPath":".status.url"}"#,
-    printcolumn = r#"{"name":"Status","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]

@@ -257,6 +257,7 @@ async fn sync_versions(
         }
         status.versions = registry::merge(&status.versions, vec![version]);
     }
+    status.latest_registered_version = status.versions.iter().map(|v| v.version).max();
     status.latest_version = status
         .versions
         .iter()

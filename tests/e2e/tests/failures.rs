@@ -109,6 +109,14 @@ spec:
                 .is_some_and(|c| c.reason == "VersionsRejected")
         })
         .await?;
+        let registered = model
+            .status
+            .as_ref()
+            .and_then(|s| s.latest_registered_version);
+        ensure!(
+            registered == Some(1),
+            "latestRegisteredVersion {registered:?}"
+        );
         let ready = condition(&model.status.context("status")?.conditions, "Ready")
             .context("Ready")?
             .clone();
