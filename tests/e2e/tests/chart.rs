@@ -622,13 +622,26 @@ subjects: [{{kind: ServiceAccount, name: analyst, namespace: {ns}}}]
             ensure!(ok, "{err}");
             Ok(out)
         };
+        // The roles callers are bound to stay, so served models keep
+        // answering them.
+        let kept = |name: &str| name.ends_with("-model-invoker") || name.ends_with("-model-viewer");
         let gone = wait(
             Duration::from_secs(60),
             "the release's objects to go",
-            || async { Ok(left()?.trim().is_empty()) },
+            || async { Ok(left()?.lines().all(kept)) },
         )
         .await;
         gone.with_context(|| format!("left behind: {}", left().unwrap_or_default()))?;
+    }
+    let (_, kept_roles, _) = kubectl(&["get", "clusterroles", "-l", &instance, "-o", "name"])?;
+    for role in ["-model-invoker", "-model-viewer"] {
+        let kept = kept_roles.lines().find(|name| name.ends_with(role));
+        let Some(kept) = kept else {
+            anyhow::bail!(
+                "the ClusterRole *{role} that callers are bound to went with the release"
+            );
+        };
+        kubectl(&["delete", kept])?;
     }
     ensure!(
         leases.get_opt(&release).await?.is_none(),
