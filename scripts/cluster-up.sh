@@ -216,9 +216,14 @@ until curl -sf "http://127.0.0.1:$proxy_health_port/healthz" >/dev/null 2>&1; do
   sleep 0.5
 done
 
+# The command-line tools the manual uses, next to kubectl and helm.
+mkdir -p "$dir/bin"
+for tool in aimass-apikey aimass-audit; do
+  ln -sf "$CARGO_TARGET_DIR/debug/$tool" "$dir/bin/$tool"
+done
 cat >"$dir/env" <<EOF
 export KUBECONFIG=$dir/admin.kubeconfig
-export PATH=$KUBECTL_BIN_DIR:\$PATH
+export PATH=$dir/bin:$KUBECTL_BIN_DIR:\$PATH
 EOF
 cat >"$dir/cluster.json" <<EOF
 {"server": "$server", "gateway": "$gateway", "podCIDR": "$pod_cidr", "serviceCIDR": "$svc_cidr", "bridge": "$bridge", "kubernetesServiceIP": "$kubernetes_svc_ip"}

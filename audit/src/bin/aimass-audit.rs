@@ -21,7 +21,11 @@ use clap::{Parser, Subcommand};
 
 /// Audit trail tools.
 #[derive(Debug, Parser)]
-#[command(name = "aimass-audit", version, about)]
+#[command(
+    name = "aimass-audit",
+    version,
+    about = "Checks an audit trail of model calls, and a sealed checkpoint of one"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -159,5 +163,19 @@ fn verify(
             eprintln!("{e}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_help_says_what_this_tool_does() {
+        Args::command().debug_assert();
+        let help = Args::command().render_help().to_string();
+        assert!(help.starts_with("Checks an audit trail"), "{help}");
+        assert!(!help.contains("Open Inference Protocol"), "{help}");
     }
 }

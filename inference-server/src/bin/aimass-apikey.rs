@@ -16,7 +16,11 @@ use clap::{Parser, Subcommand};
 
 /// API key tools.
 #[derive(Debug, Parser)]
-#[command(name = "aimass-apikey", version, about)]
+#[command(
+    name = "aimass-apikey",
+    version,
+    about = "Makes API keys for ApiClients: the key for the client, the Secret (id and hash only) for the cluster"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -89,4 +93,18 @@ fn write_new(path: &std::path::Path, key: &str) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     file.write_all(key.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_help_says_what_this_tool_does() {
+        Args::command().debug_assert();
+        let help = Args::command().render_help().to_string();
+        assert!(help.starts_with("Makes API keys for ApiClients"), "{help}");
+        assert!(!help.contains("Open Inference Protocol"), "{help}");
+    }
 }
