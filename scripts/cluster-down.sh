@@ -22,6 +22,12 @@ for pid in "${pids[@]}"; do
   while kill -0 -- "-$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
   kill -KILL -- "-$pid" 2>/dev/null || true
 done
+# Wait until no process started for this cluster (they all name its folder
+# on their command line) is left, however it was started.
+cluster_dir="$(cd "$dir" && pwd)"
+deadline=$((SECONDS + 10))
+while pgrep -f -- "$cluster_dir/" >/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+pkill -KILL -f -- "$cluster_dir/" 2>/dev/null || true
 # Pod processes the agent could not stop (if it died): their process groups.
 for f in "$dir"/agent/pods/*/groups/*; do
   [ -f "$f" ] && kill -KILL -- "-$(cat "$f")" 2>/dev/null || true
