@@ -258,7 +258,8 @@ pub struct AutoscalingSpec {
     #[x_kube(validation = ("self > 1.0", "autoscaling.maxScaleUpRate must be greater than 1"))]
     pub max_scale_up_rate: f64,
 
-    /// At most divide the replicas by this much in one decision.
+    /// At most divide the replicas by this much in one decision, rounding up
+    /// (3 replicas at 2 keep 2).
     #[serde(default = "default_max_scale_down_rate")]
     #[x_kube(validation = ("self > 1.0", "autoscaling.maxScaleDownRate must be greater than 1"))]
     pub max_scale_down_rate: f64,

@@ -239,7 +239,8 @@ fn limit_rate(
     reasons: &mut Vec<String>,
 ) -> i32 {
     let up_limit = (f64::from(current) * spec.max_scale_up_rate).ceil() as i32;
-    let down_limit = (f64::from(current) / spec.max_scale_down_rate).floor() as i32;
+    // At most divided by the rate, rounded up: 3 replicas at rate 2 keep 2.
+    let down_limit = (f64::from(current) / spec.max_scale_down_rate).ceil() as i32;
     if desired > up_limit {
         reasons.push(format!(
             "limited to {up_limit} ({}x up per decision)",
@@ -333,6 +334,7 @@ mod tests {
             ),
             ("at most 10x up", 1, flat(120.0, 500.0), 10, true),
             ("no load goes to min", 4, flat(120.0, 0.0), 2, false),
+            ("at most halved, rounded up", 3, flat(120.0, 0.0), 2, false),
         ];
         for (name, current, samples, expected, panic) in cases {
             let mut memory = Memory::default();

@@ -28,12 +28,20 @@ pub struct Plan {
     pub scaled: Option<String>,
 }
 
-/// The replicas the autoscaler starts from: its last decision, else the
-/// figure the controller reports, else the minimum; within the bounds.
-pub fn current(md: &ModelDeployment, last: Option<&ScaleDecision>) -> i32 {
+/// How old a decision may be and still stand for the replicas asked for:
+/// while the autoscaler is in charge it records one at least every
+/// [`RECORD_EVERY_SECONDS`]. An older one was made before it was turned off
+/// (someone else set the replicas since).
+const IN_CHARGE_SECONDS: i64 = 3 * RECORD_EVERY_SECONDS;
+
+/// The replicas the autoscaler starts from at `now`: its last decision while
+/// it has been in charge, else the figure the controller reports, else the
+/// minimum; within the bounds.
+pub fn current(md: &ModelDeployment, last: Option<&ScaleDecision>, now: jiff::Timestamp) -> i32 {
     let bounds = &md.spec.replicas;
     let reported = md.status.as_ref().map_or(0, |s| s.replicas);
-    let current = match last {
+    let in_charge = last.filter(|d| now.as_second() - d.time.0.as_second() < IN_CHARGE_SECONDS);
+    let current = match in_charge {
         Some(decision) => decision.to,
         None if reported > 0 => reported,
         None => bounds.min,
@@ -58,7 +66,7 @@ pub fn plan(
             scaled: None,
         };
     }
-    let current = current(md, last);
+    let current = current(md, last, now);
     let seconds = now.as_millisecond() as f64 / 1000.0;
     let decision = decide(
         Inputs {

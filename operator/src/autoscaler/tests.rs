@@ -44,19 +44,23 @@ fn decision(at_second: i64, from: i32, to: i32) -> ScaleDecision {
 #[test]
 fn current_is_the_last_decision_else_the_reported_figure_else_the_minimum() {
     let table = [
-        // (reported, last decision's `to`, current)
-        (0, None, 1),
-        (3, None, 3),
-        (3, Some(4), 4),
-        (3, Some(9), 5),
-        (9, None, 5),
+        // (reported, last decision's `to`, its age in seconds, current)
+        (0, None, 0, 1),
+        (3, None, 0, 3),
+        (3, Some(4), 10, 4),
+        (3, Some(9), 10, 5),
+        (9, None, 0, 5),
+        // Made before the autoscaler was turned off and on again: the
+        // replicas set meanwhile count, not the old decision.
+        (3, Some(1), 600, 3),
+        (0, Some(2), 600, 1),
     ];
-    for (reported, to, want) in table {
-        let last = to.map(|to| decision(0, 1, to));
+    for (reported, to, age, want) in table {
+        let last = to.map(|to| decision(1000 - age, 1, to));
         assert_eq!(
-            current(&md(true, reported), last.as_ref()),
+            current(&md(true, reported), last.as_ref(), at(1000)),
             want,
-            "reported {reported}, last {to:?}"
+            "reported {reported}, last {to:?} {age} s old"
         );
     }
 }
