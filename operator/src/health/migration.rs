@@ -33,8 +33,14 @@ const RECORDS: usize = 20;
 const AVOID_SECONDS: i64 = 1800;
 /// The operator-wide switch: a ConfigMap in the operator's namespace.
 pub const SETTINGS_CONFIGMAP: &str = "aimass-operator-settings";
-/// Its key that pauses every migration when `"true"`.
+/// Its key that pauses every migration when `"true"` (the chart's
+/// `migrations.paused`).
 pub const PAUSED_KEY: &str = "migrations-paused";
+/// A ConfigMap in the operator's namespace whose existence pauses every
+/// migration: the switch for an incident, made and removed with kubectl.
+/// No chart manages it, so an upgrade neither conflicts with it nor undoes
+/// it.
+pub const INCIDENT_PAUSE_CONFIGMAP: &str = "aimass-migrations-paused";
 
 /// What one migration step changed.
 pub struct Outcome {
@@ -206,14 +212,20 @@ pub fn start(
     })
 }
 
-/// Whether the operator-wide switch pauses migrations.
+/// Whether an operator-wide switch pauses migrations: the chart's setting,
+/// or the incident switch.
 async fn paused(ctx: &Context) -> Result<bool, kube::Error> {
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.operator_namespace);
-    Ok(api
+    let setting = api
         .get_opt(SETTINGS_CONFIGMAP)
         .await?
         .and_then(|c| c.data?.get(PAUSED_KEY).cloned())
-        .is_some_and(|v| v == "true"))
+        .is_some_and(|v| v == "true");
+    Ok(setting
+        || api
+            .get_metadata_opt(INCIDENT_PAUSE_CONFIGMAP)
+            .await?
+            .is_some())
 }
 
 /// Moves the migration in progress on; returns whether its record changed.

@@ -1105,133 +1105,137 @@ async fn migrate(mode: Mode) -> Result<()> {
         Mode::Paused => "migratepause",
     };
     let dry_run = mode == Mode::DryRun;
-    run_with_operator(
-        prefix,
-        |ns: Arc<TestNamespace>| async move {
-            if mode == Mode::Paused {
-                // The operator's namespace is the test's: its settings live there.
-                ns.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: aimass-operator-settings}\ndata: {migrations-paused: \"true\"}\n").await?;
-            }
-            ns.apply(&migration_manifests(dry_run)).await?;
+    run_with_operator(prefix, |ns: Arc<TestNamespace>| async move {
+        if mode == Mode::Paused {
+            // The operator's namespace is the test's: the incident switch
+            // (a ConfigMap that only has to exist) lives there.
+            ns.apply(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: aimass-migrations-paused}\n",
+            )
+            .await?;
+        }
+        ns.apply(&migration_manifests(dry_run)).await?;
 
-                serving(&ns, 1, 3).await?;
-                let (request, _) = zoo_reference("gbdt_classifier")?;
-                let endpoint = service_url(&ns, &request).await?;
-                // Steady load, every failure counted.
-                let load = Load::start(&endpoint, &request, 4);
-                // Make one replica sick.
-                let before = pods(&ns, "aimass.io/model-deployment=scoring").await?;
-                let sick = before.first().context("no pod")?;
-                let sick_name = sick.metadata.name.clone().context("pod name")?;
-                let sick_node = sick.spec.as_ref().and_then(|s| s.node_name.clone());
-                let pids = pod_processes(&sick_name, "aimass-inference-server");
-                ensure!(!pids.is_empty(), "no server process for {sick_name}");
-                for pid in &pids {
-                    std::process::Command::new("kill")
-                        .args(["-USR1", &pid.to_string()])
-                        .status()?;
-                }
-                let outcome = match mode {
-                    Mode::Real => "Completed",
-                    Mode::DryRun => "DryRun",
-                    Mode::Paused => "Paused",
-                };
-                let md = wait_for(
-                    &ns.api::<ModelDeployment>(),
-                    "scoring",
-                    Duration::from_secs(120),
-                    move |md: Option<&ModelDeployment>| {
-                        md.and_then(|m| m.status.as_ref())
-                            .and_then(|s| s.migrations.last())
-                            .is_some_and(|r| format!("{:?}", r.outcome) == outcome)
-                    },
-                )
-                .await;
-                let md = match md {
-                    Ok(md) => md,
-                    Err(e) => {
-                        load.finish().await?;
-                        return Err(e);
-                    }
-                };
-                let record = md
-                    .status
-                    .clone()
-                    .and_then(|s| s.migrations.last().cloned())
-                    .context("record")?;
-                ensure!(
-                    record.pod == sick_name && record.node == sick_node,
-                    "{record:?}"
-                );
-                ensure!(
-                    record.metric.starts_with("p99Latency") && record.value > record.threshold,
-                    "{record:?}"
-                );
-                if mode == Mode::Paused {
-                    ensure!(md.status.as_ref().is_some_and(|s| s.migration_paused), "the pause shows in status");
-                }
-                if mode != Mode::Real {
-                    tokio::time::sleep(Duration::from_secs(6)).await;
-                    let now = pods(&ns, "aimass.io/model-deployment=scoring").await?;
-                    ensure!(
-                        now.len() == 3
-                            && now
-                                .iter()
-                                .any(|p| p.metadata.name.as_deref() == Some(&sick_name)),
-                        "a dry run or a pause changes nothing"
-                    );
-                } else {
-                    ensure!(
-                        record.replacement_node.is_some() && record.replacement_node != sick_node,
-                        "{record:?}"
-                    );
-                    // The sick replica goes, the count returns to 3, load keeps flowing.
-                    wait(Duration::from_secs(60), "the sick pod to go", || {
-                        let (ns, sick_name) = (ns.clone(), sick_name.clone());
-                        async move {
-                            let now = pods(&ns, "aimass.io/model-deployment=scoring").await?;
-                            Ok(now.len() == 3
-                                && now
-                                    .iter()
-                                    .all(|p| p.metadata.name.as_deref() != Some(&sick_name)))
-                        }
-                    })
-                    .await?;
-                    serving(&ns, 1, 3).await?;
-                }
-                let (sent, failures) = load.finish().await?;
-                ensure!(
-                    sent > 50 && failures.is_empty(),
-                    "{} of {sent} requests failed: {:?}",
-                    failures.len(),
-                    &failures[..failures.len().min(5)]
-                );
-                let events = ns
-                    .api::<k8s_openapi::api::core::v1::Event>()
-                    .list(&Default::default())
-                    .await?
-                    .items;
-                let reasons: Vec<String> = events.iter().filter_map(|e| e.reason.clone()).collect();
-                ensure!(
-                    reasons.iter().any(|r| r == "ReplicaUnhealthy")
-                        && reasons.iter().any(|r| {
-                            r == match mode {
-                                Mode::Real => "MigrationStarted",
-                                Mode::DryRun => "MigrationDryRun",
-                                Mode::Paused => "MigrationPaused",
-                            }
-                        }),
-                    "{reasons:?}"
-                );
-                if mode == Mode::Real {
-                    ensure!(
-                        reasons.iter().any(|r| r == "MigrationCompleted"),
-                        "{reasons:?}"
-                    );
-                }
-                Ok(())
+        serving(&ns, 1, 3).await?;
+        let (request, _) = zoo_reference("gbdt_classifier")?;
+        let endpoint = service_url(&ns, &request).await?;
+        // Steady load, every failure counted.
+        let load = Load::start(&endpoint, &request, 4);
+        // Make one replica sick.
+        let before = pods(&ns, "aimass.io/model-deployment=scoring").await?;
+        let sick = before.first().context("no pod")?;
+        let sick_name = sick.metadata.name.clone().context("pod name")?;
+        let sick_node = sick.spec.as_ref().and_then(|s| s.node_name.clone());
+        let pids = pod_processes(&sick_name, "aimass-inference-server");
+        ensure!(!pids.is_empty(), "no server process for {sick_name}");
+        for pid in &pids {
+            std::process::Command::new("kill")
+                .args(["-USR1", &pid.to_string()])
+                .status()?;
+        }
+        let outcome = match mode {
+            Mode::Real => "Completed",
+            Mode::DryRun => "DryRun",
+            Mode::Paused => "Paused",
+        };
+        let md = wait_for(
+            &ns.api::<ModelDeployment>(),
+            "scoring",
+            Duration::from_secs(120),
+            move |md: Option<&ModelDeployment>| {
+                md.and_then(|m| m.status.as_ref())
+                    .and_then(|s| s.migrations.last())
+                    .is_some_and(|r| format!("{:?}", r.outcome) == outcome)
             },
-    )
+        )
+        .await;
+        let md = match md {
+            Ok(md) => md,
+            Err(e) => {
+                load.finish().await?;
+                return Err(e);
+            }
+        };
+        let record = md
+            .status
+            .clone()
+            .and_then(|s| s.migrations.last().cloned())
+            .context("record")?;
+        ensure!(
+            record.pod == sick_name && record.node == sick_node,
+            "{record:?}"
+        );
+        ensure!(
+            record.metric.starts_with("p99Latency") && record.value > record.threshold,
+            "{record:?}"
+        );
+        if mode == Mode::Paused {
+            ensure!(
+                md.status.as_ref().is_some_and(|s| s.migration_paused),
+                "the pause shows in status"
+            );
+        }
+        if mode != Mode::Real {
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            let now = pods(&ns, "aimass.io/model-deployment=scoring").await?;
+            ensure!(
+                now.len() == 3
+                    && now
+                        .iter()
+                        .any(|p| p.metadata.name.as_deref() == Some(&sick_name)),
+                "a dry run or a pause changes nothing"
+            );
+        } else {
+            ensure!(
+                record.replacement_node.is_some() && record.replacement_node != sick_node,
+                "{record:?}"
+            );
+            // The sick replica goes, the count returns to 3, load keeps flowing.
+            wait(Duration::from_secs(60), "the sick pod to go", || {
+                let (ns, sick_name) = (ns.clone(), sick_name.clone());
+                async move {
+                    let now = pods(&ns, "aimass.io/model-deployment=scoring").await?;
+                    Ok(now.len() == 3
+                        && now
+                            .iter()
+                            .all(|p| p.metadata.name.as_deref() != Some(&sick_name)))
+                }
+            })
+            .await?;
+            serving(&ns, 1, 3).await?;
+        }
+        let (sent, failures) = load.finish().await?;
+        ensure!(
+            sent > 50 && failures.is_empty(),
+            "{} of {sent} requests failed: {:?}",
+            failures.len(),
+            &failures[..failures.len().min(5)]
+        );
+        let events = ns
+            .api::<k8s_openapi::api::core::v1::Event>()
+            .list(&Default::default())
+            .await?
+            .items;
+        let reasons: Vec<String> = events.iter().filter_map(|e| e.reason.clone()).collect();
+        ensure!(
+            reasons.iter().any(|r| r == "ReplicaUnhealthy")
+                && reasons.iter().any(|r| {
+                    r == match mode {
+                        Mode::Real => "MigrationStarted",
+                        Mode::DryRun => "MigrationDryRun",
+                        Mode::Paused => "MigrationPaused",
+                    }
+                }),
+            "{reasons:?}"
+        );
+        if mode == Mode::Real {
+            ensure!(
+                reasons.iter().any(|r| r == "MigrationCompleted"),
+                "{reasons:?}"
+            );
+        }
+        Ok(())
+    })
     .await
 }
 
