@@ -4,6 +4,7 @@
 //! training runs on creation and on the schedule, never two at once.
 
 mod aliases;
+mod failed;
 mod import;
 mod promotion;
 mod registry;
@@ -28,9 +29,9 @@ use crate::conditions::{self, Wanted};
 use crate::context::Context;
 use crate::error::Error;
 use crate::events::{Notice, Severity};
-use crate::failure::Failure;
 use crate::{artifact, storage};
 use aliases::{apply_pins, judge, ready_condition};
+pub use failed::error_policy;
 use import::{Import, import};
 
 /// The controller's name in metrics and logs.
@@ -99,11 +100,44 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
     // 5. Training runs.
     let requeue = training::reconcile(&ctx, &model, &mut status, &now, &mut notices).await?;
     // 6. Conditions.
-    let blocked = match &importing {
+    judge_ready(
+        &model,
+        &mut status,
+        &unresolved,
+        &importing,
+        &now,
+        &mut notices,
+    );
+    if status.aliases != old.aliases
+        && let Some(registry) = &registry
+    {
+        let bytes = serde_json::to_vec_pretty(&status.aliases).unwrap_or_default();
+        registry.child(storage::ALIASES_FILE).put(bytes).await?;
+    }
+    write_status(&models, &model, &old, status).await?;
+    publish(&ctx, &model, notices).await;
+    let requeue = requeue.map_or(RESYNC, |r| r.min(RESYNC));
+    Ok(Action::requeue(if importing != Importing::Idle {
+        requeue.min(VALIDATION_POLL)
+    } else {
+        requeue
+    }))
+}
+
+/// Sets the Ready condition; an import that cannot start is news once.
+fn judge_ready(
+    model: &Model,
+    status: &mut ModelStatus,
+    unresolved: &[String],
+    importing: &Importing,
+    now: &Time,
+    notices: &mut Vec<Notice>,
+) {
+    let blocked = match importing {
         Importing::Blocked(message) => Some(message.as_str()),
         _ => None,
     };
-    let ready = ready_condition(&model, &status, &unresolved, blocked);
+    let ready = ready_condition(model, status, unresolved, blocked);
     if let Some(message) = blocked
         && status
             .conditions
@@ -120,16 +154,12 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
         &mut status.conditions,
         ready,
         model.metadata.generation,
-        &now,
+        now,
     );
+}
 
-    if status.aliases != old.aliases
-        && let Some(registry) = &registry
-    {
-        let bytes = serde_json::to_vec_pretty(&status.aliases).unwrap_or_default();
-        registry.child(storage::ALIASES_FILE).put(bytes).await?;
-    }
-    write_status(&models, &model, &old, status).await?;
+/// Publishes what a reconcile decided to say, once its status is written.
+async fn publish(ctx: &Context, model: &Model, notices: Vec<Notice>) {
     for notice in notices {
         ctx.events
             .publish(
@@ -141,12 +171,6 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
             )
             .await;
     }
-    let requeue = requeue.map_or(RESYNC, |r| r.min(RESYNC));
-    Ok(Action::requeue(if importing != Importing::Idle {
-        requeue.min(VALIDATION_POLL)
-    } else {
-        requeue
-    }))
 }
 
 /// The registry a valid spec names, or why the spec is refused.
@@ -355,53 +379,6 @@ async fn refuse(
             .await;
     }
     Ok(Action::requeue(RESYNC))
-}
-
-/// Requeues after a failed reconcile.
-pub fn error_policy(model: Arc<Model>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile.failed(CONTROLLER, error.category());
-    if let Some(failure) = Failure::of(error) {
-        warn!(
-            model = %model.name_any(),
-            namespace = model.namespace().unwrap_or_default(),
-            reason = failure.reason,
-            "{}",
-            failure.message
-        );
-        tokio::spawn(report_failure(ctx, model, failure));
-    }
-    error.retry_after()
-}
-
-/// Says in status (and in an Event when it is news) that reconciling
-/// `model` failed.
-async fn report_failure(ctx: Arc<Context>, model: Arc<Model>, failure: Failure) {
-    let old = model.status.clone().unwrap_or_default();
-    let mut status = old.clone();
-    status.observed_generation = model.metadata.generation;
-    let news = failure.is_news(&old.conditions);
-    conditions::set(
-        &mut status.conditions,
-        failure.condition(types::READY),
-        model.metadata.generation,
-        &Time(jiff::Timestamp::now()),
-    );
-    let models: Api<Model> =
-        Api::namespaced(ctx.client.clone(), &model.namespace().unwrap_or_default());
-    if let Err(error) = write_status(&models, &model, &old, status).await {
-        warn!(%error, "cannot say in status that the reconcile failed");
-    }
-    if news {
-        ctx.events
-            .publish(
-                &model.object_ref(&()),
-                Severity::Warning,
-                failure.reason,
-                "Reconcile",
-                failure.message,
-            )
-            .await;
-    }
 }
 
 fn list(versions: &[ModelVersion]) -> String {
