@@ -167,6 +167,18 @@ fn fake_with_users() -> Arc<FakeApi> {
     api
 }
 
+#[test]
+fn a_refused_caller_is_told_what_would_work() {
+    assert_eq!(
+        unauthenticated().to_string(),
+        "authentication required: send a bearer token for audience \"aimass\" (one for another audience, expired or revoked is refused), an API key or a client certificate"
+    );
+    assert_eq!(
+        Refusal::UnknownApiKey.to_string(),
+        "this API key is unknown here: it was revoked, expired, or never issued to an ApiClient of this namespace"
+    );
+}
+
 #[tokio::test]
 async fn no_or_bad_credentials_are_unauthenticated() {
     let api = fake_with_users();
