@@ -150,7 +150,7 @@ async fn a_training_job_spec_cannot_change() -> Result<()> {
     run(
         "immutable",
         |ns: std::sync::Arc<TestNamespace>| async move {
-            let example = repo_root().join("examples/minimal/trainingjob.yaml");
+            let example = repo_root().join("examples/full/trainingjob.yaml");
             let (ok, _, err) = kubectl(&[
                 "apply",
                 "-n",
@@ -164,7 +164,7 @@ async fn a_training_job_spec_cannot_change() -> Result<()> {
                 "-n",
                 &ns.name,
                 "trainingjob",
-                "fraud-detector-manual-1",
+                "fraud-detector-experiment-7",
                 "--type",
                 "merge",
                 "-p",

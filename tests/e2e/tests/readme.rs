@@ -18,7 +18,7 @@ fn block_after(marker: &str) -> Result<String> {
 }
 
 #[tokio::test]
-async fn the_readme_block_for_a_running_cluster_lists_the_applied_examples() -> Result<()> {
+async fn the_readme_path_for_a_running_cluster_brings_the_minimal_example_to_ready() -> Result<()> {
     // A fresh namespace name in place of the README's `demo`.
     let client = aimass_e2e::client().await?;
     let ns = format!(
@@ -27,9 +27,11 @@ async fn the_readme_block_for_a_running_cluster_lists_the_applied_examples() -> 
             .duration_since(std::time::UNIX_EPOCH)?
             .subsec_nanos()
     );
-    let script = block_after("With a cluster up:")?.replace(" demo", &format!(" {ns}"));
+    let script = block_after("With a cluster up")?
+        .replace(" demo", &format!(" {ns}"))
+        .replace("=demo", &format!("={ns}"));
     ensure!(
-        script.contains("kubectl apply -f crds/"),
+        script.contains("helm upgrade --install aimass") && !script.contains("demo"),
         "the README block changed: {script}"
     );
     let out = std::process::Command::new("bash")
@@ -38,17 +40,40 @@ async fn the_readme_block_for_a_running_cluster_lists_the_applied_examples() -> 
         .output()?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let diagnostics = if out.status.success() {
+        String::new()
+    } else {
+        let (_, described, _) =
+            aimass_e2e::kubectl(&["-n", &ns, "describe", "models,modeldeployments"])?;
+        let (_, operator, _) =
+            aimass_e2e::kubectl(&["-n", "aimass-system", "logs", "deploy/aimass", "--tail=60"])?;
+        format!("{described}\n{operator}")
+    };
+    // Leave nothing behind: the release, its kept roles, the namespace.
+    let _ = aimass_e2e::helm(&[
+        "uninstall",
+        "aimass",
+        "--namespace",
+        "aimass-system",
+        "--wait",
+    ]);
+    let _ = aimass_e2e::kubectl(&[
+        "delete",
+        "clusterrole",
+        "aimass-model-invoker",
+        "aimass-model-viewer",
+        "--ignore-not-found",
+    ]);
     let _ = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client)
         .delete(&ns, &Default::default())
         .await;
     ensure!(
         out.status.success(),
-        "the README block failed:\n{stdout}\n{stderr}"
+        "the README block failed:\n{stdout}\n{stderr}\n{diagnostics}"
     );
     for kind in [
-        "model.aimass.io/",
-        "trainingjob.aimass.io/",
-        "modeldeployment.aimass.io/",
+        "model.aimass.io/credit-risk",
+        "modeldeployment.aimass.io/credit-risk",
     ] {
         ensure!(
             stdout.contains(kind),
