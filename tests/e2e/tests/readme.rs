@@ -1,24 +1,48 @@
-//! The README's commands, run as a reader would copy them. `make demo` and
-//! `make test` are run by CI and by hand; this runs the "with a cluster up"
-//! block against the test cluster.
+//! The manual's commands, run as a reader would copy them. `make demo` and
+//! `make test` are run by CI and by hand; this runs every block fenced as
+//! ```` ```sh local ```` in README.md and docs/, in order, against the test
+//! cluster: the path for a running cluster, then what the docs say to do
+//! there (such as pausing migrations and upgrading meanwhile).
 
 use aimass_e2e::repo_root;
 use anyhow::{Context, Result, ensure};
 
-/// The shell block that follows `marker` in the README.
-fn block_after(marker: &str) -> Result<String> {
-    let readme = std::fs::read_to_string(repo_root().join("README.md"))?;
-    let rest = &readme[readme.find(marker).context("marker not in the README")?..];
-    let start = rest
-        .find("```sh\n")
-        .context("no sh block after the marker")?
-        + "```sh\n".len();
-    let end = rest[start..].find("```").context("unterminated block")?;
-    Ok(rest[start..start + end].to_owned())
+/// The fence that marks a block as runnable on the local cluster.
+const LOCAL: &str = "```sh local\n";
+
+/// Every block marked [`LOCAL`] in the README, then in `docs/` (files in
+/// name order), in document order: one script, as a reader would run them
+/// one after the other.
+fn local_blocks() -> Result<Vec<(String, String)>> {
+    let mut files = vec![repo_root().join("README.md")];
+    let mut docs: Vec<_> = std::fs::read_dir(repo_root().join("docs"))?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
+    let mut blocks = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)?;
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find(LOCAL) {
+            let body = &rest[start + LOCAL.len()..];
+            let end = body.find("```").context("unterminated block")?;
+            let shown = file
+                .strip_prefix(repo_root())
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            blocks.push((shown, body[..end].to_owned()));
+            rest = &body[end..];
+        }
+    }
+    Ok(blocks)
 }
 
 #[tokio::test]
-async fn the_readme_path_for_a_running_cluster_brings_the_minimal_example_to_ready() -> Result<()> {
+async fn every_command_marked_for_the_local_cluster_runs_and_the_minimal_example_gets_ready()
+-> Result<()> {
     // A fresh namespace name in place of the README's `demo`.
     let client = aimass_e2e::client().await?;
     let ns = format!(
@@ -27,7 +51,17 @@ async fn the_readme_path_for_a_running_cluster_brings_the_minimal_example_to_rea
             .duration_since(std::time::UNIX_EPOCH)?
             .subsec_nanos()
     );
-    let script = block_after("With a cluster up")?
+    let blocks = local_blocks()?;
+    ensure!(
+        blocks.len() >= 4,
+        "the manual lost its runnable blocks: {blocks:?}"
+    );
+    // Each block says where it comes from when it fails.
+    let script = blocks
+        .iter()
+        .map(|(file, block)| format!("echo '--- {file}' >&2\n{block}"))
+        .collect::<Vec<_>>()
+        .join("\n")
         .replace(" demo", &format!(" {ns}"))
         .replace("=demo", &format!("={ns}"));
     ensure!(
@@ -69,7 +103,7 @@ async fn the_readme_path_for_a_running_cluster_brings_the_minimal_example_to_rea
         .await;
     ensure!(
         out.status.success(),
-        "the README block failed:\n{stdout}\n{stderr}\n{diagnostics}"
+        "a block marked for the local cluster failed:\n{stdout}\n{stderr}\n{diagnostics}"
     );
     for kind in [
         "model.aimass.io/credit-risk",
