@@ -76,6 +76,14 @@ pub enum Entry {
     Measure,
 }
 
+/// Whether replacing version `deployed` by `next` goes back to an older
+/// version: a rollback, which replaces it at once, without a canary (the
+/// older version served before, and a canary would wait for traffic that an
+/// incident may have stopped).
+pub fn is_rollback(deployed: i64, next: i64) -> bool {
+    next < deployed
+}
+
 /// Starts the canary of version `next` in `canary` unless one of it is
 /// under way or finished.
 pub fn enter(canary: &mut Option<CanaryStatus>, next: i64, spec: &CanarySpec, now: &Time) -> Entry {

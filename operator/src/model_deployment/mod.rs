@@ -276,8 +276,11 @@ async fn tracks(
             let versions = &seen.model.as_ref()?.status.as_ref()?.versions;
             versions.iter().find(|v| v.version == c).cloned()
         });
-    let canary_wanted =
-        md.spec.rollout.strategy == RolloutStrategy::Canary && applied.problem.is_none();
+    let canary_wanted = md.spec.rollout.strategy == RolloutStrategy::Canary
+        && applied.problem.is_none()
+        && deployed
+            .as_ref()
+            .is_some_and(|d| !analysis::is_rollback(d.version, target.version.version));
     let Some(deployed) = deployed.filter(|_| canary_wanted) else {
         return Ok(((target.version.clone(), desired + surge), None));
     };

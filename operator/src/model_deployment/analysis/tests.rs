@@ -123,3 +123,15 @@ fn a_verdict_moves_the_canary_and_says_so() {
         assert_eq!(notice.map(|n| n.reason).as_deref(), event, "{what}");
     }
 }
+
+#[test]
+fn only_a_move_to_a_newer_version_needs_a_canary() {
+    // (deployed, next, rollback)
+    for (deployed, next, rollback) in [(2, 1, true), (5, 3, true), (1, 2, false), (3, 7, false)] {
+        assert_eq!(
+            is_rollback(deployed, next),
+            rollback,
+            "{deployed} -> {next}"
+        );
+    }
+}
