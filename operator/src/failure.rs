@@ -5,8 +5,46 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
+use std::future::Future;
+use std::sync::Arc;
+
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use tracing::warn;
+
 use crate::conditions::Wanted;
+use crate::context::Context;
 use crate::error::Error;
+
+/// The error policy of every controller that reports failures: counts the
+/// failure, logs it, has `report` say it in status (off the controller's
+/// path), and requeues as the error asks.
+pub fn policy<K, F, Fut>(
+    object: Arc<K>,
+    error: &Error,
+    ctx: Arc<Context>,
+    controller: &'static str,
+    report: F,
+) -> Action
+where
+    K: Resource<DynamicType = ()>,
+    F: FnOnce(Arc<Context>, Arc<K>, Failure) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    ctx.metrics.reconcile.failed(controller, error.category());
+    if let Some(failure) = Failure::of(error) {
+        warn!(
+            kind = %K::kind(&()),
+            name = %object.name_any(),
+            namespace = object.namespace().unwrap_or_default(),
+            reason = failure.reason,
+            "{}",
+            failure.message
+        );
+        tokio::spawn(report(ctx, object, failure));
+    }
+    error.retry_after()
+}
 
 /// What a failed reconcile tells.
 #[derive(Clone, Debug, PartialEq)]

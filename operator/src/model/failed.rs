@@ -18,20 +18,9 @@ use crate::error::Error;
 use crate::events::Severity;
 use crate::failure::Failure;
 
-/// Requeues after a failed reconcile.
+/// Requeues after a failed reconcile, and says why in status.
 pub fn error_policy(model: Arc<Model>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile.failed(CONTROLLER, error.category());
-    if let Some(failure) = Failure::of(error) {
-        warn!(
-            model = %model.name_any(),
-            namespace = model.namespace().unwrap_or_default(),
-            reason = failure.reason,
-            "{}",
-            failure.message
-        );
-        tokio::spawn(report_failure(ctx, model, failure));
-    }
-    error.retry_after()
+    crate::failure::policy(model, error, ctx, CONTROLLER, report_failure)
 }
 
 /// Says in status (and in an Event when it is news) that reconciling

@@ -123,18 +123,7 @@ pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action
 /// Requeues after a failed reconcile: invalid input waits for a change (its
 /// condition explains it); everything else retries.
 pub fn error_policy(tj: Arc<TrainingJob>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile.failed(CONTROLLER, error.category());
-    if let Some(failure) = Failure::of(error) {
-        warn!(
-            trainingjob = %tj.name_any(),
-            namespace = tj.namespace().unwrap_or_default(),
-            reason = failure.reason,
-            "{}",
-            failure.message
-        );
-        tokio::spawn(report_failure(ctx, tj, failure));
-    }
-    error.retry_after()
+    crate::failure::policy(tj, error, ctx, CONTROLLER, report_failure)
 }
 
 /// Says in status (Running=False, and in an Event when it is news) that
