@@ -53,7 +53,7 @@ async fn every_command_marked_for_the_local_cluster_runs_and_the_minimal_example
     );
     let blocks = local_blocks()?;
     ensure!(
-        blocks.len() >= 4,
+        blocks.len() >= 5,
         "the manual lost its runnable blocks: {blocks:?}"
     );
     // Each block says where it comes from when it fails.
@@ -63,7 +63,8 @@ async fn every_command_marked_for_the_local_cluster_runs_and_the_minimal_example
         .collect::<Vec<_>>()
         .join("\n")
         .replace(" demo", &format!(" {ns}"))
-        .replace("=demo", &format!("={ns}"));
+        .replace("=demo", &format!("={ns}"))
+        .replace(".demo.", &format!(".{ns}."));
     ensure!(
         script.contains("helm upgrade --install aimass") && !script.contains("demo"),
         "the README block changed: {script}"
@@ -104,6 +105,13 @@ async fn every_command_marked_for_the_local_cluster_runs_and_the_minimal_example
     ensure!(
         out.status.success(),
         "a block marked for the local cluster failed:\n{stdout}\n{stderr}\n{diagnostics}"
+    );
+    // The audit recipe checked a trail holding the call it made.
+    ensure!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("intact: ") && !l.starts_with("intact: 0 ")),
+        "no intact audit trail was checked:\n{stdout}"
     );
     for kind in [
         "model.aimass.io/credit-risk",
