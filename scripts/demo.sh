@@ -160,7 +160,7 @@ log "demo done in $((SECONDS - started)) s"
 cat <<EOF
 
 What next:
-  export KUBECONFIG=$KUBECONFIG PATH=$KUBECTL_BIN_DIR:\$PATH
+  eval "\$(make -s cluster-env)"    # KUBECONFIG; kubectl, helm, aimass-audit, aimass-apikey on PATH
   kubectl -n $ns get aimass                 # Models, TrainingJobs, ModelDeployments
   kubectl -n $ns describe modeldeployment card-fraud-scoring
 
@@ -171,11 +171,13 @@ and in another, 16 clients for 60 s (it stops by itself):
     python3 $example/load.py $url --clients 16 --seconds 60
 
 Who called, and what was decided: one HMAC-chained record per call in
-/var/log/aimass/calls.jsonl of each server (on a cluster with exec:
-kubectl -n $ns exec deploy/card-fraud-scoring -- cat /var/log/aimass/calls.jsonl),
-checked with: aimass-audit verify --log calls.jsonl --key-file <the audit key>
-(the key, out of the team's reach, is "key" of Secret audit-key.$ns.card-fraud-scoring
-in namespace $system_ns, readable only by who may read that namespace's Secrets)
+/var/log/aimass/calls.jsonl of each server; on this local cluster that is
+.cluster/agent/pods/<pod uid>/volumes/audit/calls.jsonl. Check it with the key
+("key" of Secret audit-key.$ns.card-fraud-scoring in namespace $system_ns, out
+of the team's reach):
+  kubectl -n $system_ns get secret audit-key.$ns.card-fraud-scoring -o jsonpath='{.data.key}' | base64 -d > audit.key
+  aimass-audit verify --log .cluster/agent/pods/<pod uid>/volumes/audit/calls.jsonl --key-file audit.key
+(docs/operations.md has the whole recipe, run by the tests.)
 The operator keeps each replica's sealed checkpoint (read at least once a minute); anyone can check one:
   aimass-audit verify-seal --namespace $ns --model card-fraud \\
     --verifying-key "\$(kubectl -n $ns get md card-fraud-scoring -o jsonpath='{.status.auditVerifyingKey}')" \\
