@@ -93,6 +93,14 @@ spec:
   storage: {{prefix: "s3://registry/desk", secretRef: {{name: no-such-storage-secret}}}}
   image: busybox
   dataset: {{uri: "file:///data/x.csv"}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: TrainingJob
+metadata: {{name: orphan}}
+spec:
+  modelRef: {{name: no-such-model}}
+  image: busybox
+  dataset: {{uri: "file:///data/x.csv"}}
 "#,
             missing = missing_file.display(),
             zoo = zoo("gbdt_classifier"),
@@ -190,6 +198,9 @@ spec:
         )
         .await?;
         warned(&operator, "no-such-storage-secret").await?;
+
+        // The TrainingJob naming a Model that does not exist.
+        warning(&ns, "orphan", "ReferenceNotFound", "no-such-model").await?;
         Ok(())
     })
     .await
