@@ -71,7 +71,7 @@ async fn examples_are_accepted_and_listed_in_the_aimass_category() -> Result<()>
         ensure!(ok, "{err}");
         for kind in [
             "model.aimass.io/credit-risk",
-            "trainingjob.aimass.io/fraud-detector-manual-1",
+            "trainingjob.aimass.io/fraud-detector-experiment-7",
             "modeldeployment.aimass.io/fraud-detector",
         ] {
             ensure!(out.contains(kind), "kubectl get aimass lacks {kind}: {out}");
