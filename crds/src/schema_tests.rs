@@ -314,7 +314,7 @@ fn invalid_fixtures_are_rejected_by_their_cel_rule() {
 
 #[test]
 fn training_job_spec_is_immutable() {
-    let text = std::fs::read_to_string(repo_root().join("examples/minimal/trainingjob.yaml"))
+    let text = std::fs::read_to_string(repo_root().join("examples/full/trainingjob.yaml"))
         .expect("example");
     let old: TrainingJob = serde_yaml_ng::from_str(&text).expect("parses");
     let mut new = old.clone();
