@@ -1,12 +1,17 @@
 //! A reconcile that failed, as users see it: `Ready=False` with the error's
-//! category as reason and its causes as message (saying when the operator
-//! tries again), a Warning Event when that changes, and a WARN line in the
+//! category as reason and its causes as message (saying how the operator
+//! retries), a Warning Event when that changes, and a WARN line in the
 //! operator's log. A conflict is only a retry and says nothing.
-
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+//!
+//! Retries back off without state of their own: the longer the same failure
+//! has stood in status (its condition's `lastTransitionTime`), the longer
+//! the wait, from [`FIRST_RETRY`] to [`LAST_RETRY`].
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
@@ -16,11 +21,18 @@ use crate::conditions::Wanted;
 use crate::context::Context;
 use crate::error::Error;
 
+/// The first wait after a failure.
+const FIRST_RETRY: Duration = Duration::from_secs(10);
+/// The longest wait between attempts while a failure lasts.
+const LAST_RETRY: Duration = Duration::from_secs(300);
+
 /// The error policy of every controller that reports failures: counts the
 /// failure, logs it, has `report` say it in status (off the controller's
-/// path), and requeues as the error asks.
+/// path), and requeues later the longer the same failure has lasted
+/// (`conditions` are the object's, where a former report would be).
 pub fn policy<K, F, Fut>(
     object: Arc<K>,
+    conditions: &[Condition],
     error: &Error,
     ctx: Arc<Context>,
     controller: &'static str,
@@ -32,18 +44,21 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     ctx.metrics.reconcile.failed(controller, error.category());
-    if let Some(failure) = Failure::of(error) {
-        warn!(
-            kind = %K::kind(&()),
-            name = %object.name_any(),
-            namespace = object.namespace().unwrap_or_default(),
-            reason = failure.reason,
-            "{}",
-            failure.message
-        );
-        tokio::spawn(report(ctx, object, failure));
-    }
-    error.retry_after()
+    let Some(failure) = Failure::of(error) else {
+        return error.retry_after();
+    };
+    let wait = failure.retry_delay(conditions, jiff::Timestamp::now());
+    warn!(
+        kind = %K::kind(&()),
+        name = %object.name_any(),
+        namespace = object.namespace().unwrap_or_default(),
+        reason = failure.reason,
+        retry_in_seconds = wait.as_secs(),
+        "{}",
+        failure.message
+    );
+    tokio::spawn(report(ctx, object, failure));
+    Action::requeue(wait)
 }
 
 /// What a failed reconcile tells.
@@ -61,14 +76,39 @@ impl Failure {
         if matches!(error, Error::Conflict(_)) {
             return None;
         }
+        let retries = if matches!(error, Error::InvalidSpec(_)) {
+            format!(
+                "the operator retries every {} s, or at once when the object changes",
+                LAST_RETRY.as_secs()
+            )
+        } else {
+            format!(
+                "the operator retries in {} s, then less and less often (at most every {} s)",
+                FIRST_RETRY.as_secs(),
+                LAST_RETRY.as_secs()
+            )
+        };
         Some(Self {
             reason: error.category(),
-            message: format!(
-                "{}; the operator tries again in {} s",
-                error.explain(),
-                error.retry_delay().as_secs()
-            ),
+            message: format!("{}; {retries}", error.explain()),
         })
+    }
+
+    /// How long to wait before the next attempt at `now`: a quarter of the
+    /// time this same failure has stood in `conditions`, within
+    /// [`FIRST_RETRY`] and [`LAST_RETRY`]; always the latter for a spec
+    /// that cannot work (a change wakes the controller anyway).
+    pub fn retry_delay(&self, conditions: &[Condition], now: jiff::Timestamp) -> Duration {
+        if self.reason == Error::InvalidSpec(String::new()).category() {
+            return LAST_RETRY;
+        }
+        let since = conditions
+            .iter()
+            .find(|c| !self.is_news(std::slice::from_ref(c)))
+            .map(|c| c.last_transition_time.0);
+        let lasted = since.map_or(0, |t| (now.as_second() - t.as_second()).max(0));
+        let quarter = Duration::from_secs(u64::try_from(lasted / 4).unwrap_or(0));
+        quarter.clamp(FIRST_RETRY, LAST_RETRY)
     }
 
     /// The condition of `type_` (Ready; Running for a TrainingJob) saying it.
@@ -105,7 +145,7 @@ mod tests {
         assert_eq!(failure.reason, "ReferenceNotFound");
         assert_eq!(
             failure.message,
-            "Secret \"registry-creds\" not found in namespace \"risk\"; the operator tries again in 10 s"
+            "Secret \"registry-creds\" not found in namespace \"risk\"; the operator retries in 10 s, then less and less often (at most every 300 s)"
         );
         let condition = failure.condition(types::READY);
         assert!(!condition.status);
@@ -114,7 +154,8 @@ mod tests {
         assert!(Failure::of(&Error::Conflict("Model fraud".into())).is_none());
         let spec = Failure::of(&Error::InvalidSpec("no storage".into())).expect("reported");
         assert!(
-            spec.message.ends_with("tries again in 300 s"),
+            spec.message
+                .ends_with("retries every 300 s, or at once when the object changes"),
             "{}",
             spec.message
         );
@@ -136,5 +177,50 @@ mod tests {
         assert!(!failure.is_news(std::slice::from_ref(&said)));
         let other = Failure::of(&Error::InvalidSpec("no image".into())).expect("reported");
         assert!(other.is_news(&[said]));
+    }
+
+    #[test]
+    fn retries_back_off_the_longer_a_failure_lasts() {
+        let missing = Error::NotFound {
+            kind: "Secret",
+            name: "creds".into(),
+            namespace: "risk".into(),
+        };
+        let failure = Failure::of(&missing).expect("reported");
+        let said_at = |seconds: i64| Condition {
+            type_: "Ready".into(),
+            status: "False".into(),
+            reason: failure.reason.into(),
+            message: failure.message.clone(),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::from_second(seconds).expect("a time"),
+            ),
+            observed_generation: None,
+        };
+        let now = jiff::Timestamp::from_second(10_000).expect("a time");
+        // (the failure has stood since, the wait)
+        for (since, wait) in [
+            (None, 10),
+            (Some(10_000), 10),
+            (Some(9_880), 30),
+            (Some(8_000), 300),
+        ] {
+            let conditions: Vec<Condition> = since.map(said_at).into_iter().collect();
+            assert_eq!(
+                failure.retry_delay(&conditions, now),
+                Duration::from_secs(wait),
+                "since {since:?}"
+            );
+        }
+        // Another failure standing for long does not count.
+        let other = Failure::of(&Error::NotFound {
+            kind: "Secret",
+            name: "other".into(),
+            namespace: "risk".into(),
+        })
+        .expect("reported");
+        assert_eq!(other.retry_delay(&[said_at(0)], now), FIRST_RETRY);
+        let spec = Failure::of(&Error::InvalidSpec("no storage".into())).expect("reported");
+        assert_eq!(spec.retry_delay(&[], now), LAST_RETRY);
     }
 }

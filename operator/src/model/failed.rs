@@ -20,7 +20,9 @@ use crate::failure::Failure;
 
 /// Requeues after a failed reconcile, and says why in status.
 pub fn error_policy(model: Arc<Model>, error: &Error, ctx: Arc<Context>) -> Action {
-    crate::failure::policy(model, error, ctx, CONTROLLER, report_failure)
+    let conditions = model.status.as_ref().map(|s| s.conditions.clone());
+    let conditions = conditions.unwrap_or_default();
+    crate::failure::policy(model, &conditions, error, ctx, CONTROLLER, report_failure)
 }
 
 /// Says in status (and in an Event when it is news) that reconciling

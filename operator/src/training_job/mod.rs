@@ -123,7 +123,9 @@ pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action
 /// Requeues after a failed reconcile: invalid input waits for a change (its
 /// condition explains it); everything else retries.
 pub fn error_policy(tj: Arc<TrainingJob>, error: &Error, ctx: Arc<Context>) -> Action {
-    crate::failure::policy(tj, error, ctx, CONTROLLER, report_failure)
+    let conditions = tj.status.as_ref().map(|s| s.conditions.clone());
+    let conditions = conditions.unwrap_or_default();
+    crate::failure::policy(tj, &conditions, error, ctx, CONTROLLER, report_failure)
 }
 
 /// Says in status (Running=False, and in an Event when it is news) that

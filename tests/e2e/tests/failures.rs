@@ -143,7 +143,10 @@ spec:
             .context("Ready")?
             .clone();
         ensure!(
-            ready.message.contains("no-such-secret") && ready.message.contains("tries again in"),
+            ready.message.contains("no-such-secret")
+                && ready
+                    .message
+                    .contains("retries in 10 s, then less and less often"),
             "{}",
             ready.message
         );
@@ -186,7 +189,9 @@ spec:
             .clone();
         ensure!(
             running.message.contains("no-such-storage-secret")
-                && running.message.contains("tries again in"),
+                && running
+                    .message
+                    .contains("retries in 10 s, then less and less often"),
             "{}",
             running.message
         );
