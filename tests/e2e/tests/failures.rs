@@ -80,6 +80,12 @@ spec:
   source: {{uri: "{zoo}"}}
 ---
 apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: missing-source-secret}}
+spec:
+  source: {{uri: "{zoo}", secretRef: {{name: no-such-source-secret}}}}
+---
+apiVersion: aimass.io/v1alpha1
 kind: ModelDeployment
 metadata: {{name: follows-missing-secret}}
 spec:
@@ -203,6 +209,45 @@ spec:
         )
         .await?;
         warned(&operator, "no-such-storage-secret").await?;
+
+        // The Secret that reads source.uri: nothing is fetched without it,
+        // and nothing is rejected for good.
+        wait_for(
+            &models,
+            "missing-source-secret",
+            SOON,
+            |m: Option<&Model>| {
+                m.and_then(|m| m.status.as_ref())
+                    .and_then(|s| condition(&s.conditions, "Ready"))
+                    .is_some_and(|c| {
+                        c.reason == "ReferenceNotFound"
+                            && c.message.contains("no-such-source-secret")
+                    })
+            },
+        )
+        .await?;
+        warning(
+            &ns,
+            "missing-source-secret",
+            "ReferenceNotFound",
+            "no-such-source-secret",
+        )
+        .await?;
+        ns.apply("apiVersion: v1\nkind: Secret\nmetadata: {name: no-such-source-secret}\n")
+            .await?;
+        wait_for(
+            &models,
+            "missing-source-secret",
+            Duration::from_secs(60),
+            |m: Option<&Model>| {
+                m.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                    s.versions.len() == 1
+                        && s.versions[0].phase == aimass_crds::v1alpha1::VersionPhase::Ready
+                })
+            },
+        )
+        .await
+        .context("the import once the Secret exists")?;
 
         // The TrainingJob naming a Model that does not exist.
         warning(&ns, "orphan", "ReferenceNotFound", "no-such-model").await?;
