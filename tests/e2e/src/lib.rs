@@ -703,3 +703,23 @@ pub fn pod_finished(pod: Option<&Pod>) -> bool {
         Some("Succeeded" | "Failed")
     )
 }
+
+/// What the manual's Argo CD health check says of a live object.
+pub fn argocd_health(ns: &str, object: &str, check: &str) -> Result<String> {
+    let (ok, json, err) = kubectl(&["-n", ns, "get", object, "-o", "json"])?;
+    ensure!(ok, "{err}");
+    let mut child = std::process::Command::new(repo_root().join("scripts/argocd-health.sh"))
+        .arg(repo_root().join("docs/argocd").join(check))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    std::io::Write::write_all(&mut child.stdin.take().context("stdin")?, json.as_bytes())?;
+    let out = child.wait_with_output()?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}

@@ -294,26 +294,6 @@ async fn exported_names(address: &str) -> Result<std::collections::BTreeSet<Stri
         .collect())
 }
 
-/// What the manual's Argo CD health check says of a live object.
-fn argocd_health(ns: &str, object: &str, check: &str) -> Result<String> {
-    let (ok, json, err) = kubectl(&["-n", ns, "get", object, "-o", "json"])?;
-    ensure!(ok, "{err}");
-    let mut child = std::process::Command::new(repo_root().join("scripts/argocd-health.sh"))
-        .arg(repo_root().join("docs/argocd").join(check))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-    std::io::Write::write_all(&mut child.stdin.take().context("stdin")?, json.as_bytes())?;
-    let out = child.wait_with_output()?;
-    ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
-}
-
 /// The operator wrote only status: no field under `spec` of the user's
 /// objects belongs to any manager but the one that applied them.
 fn assert_spec_untouched(
@@ -543,7 +523,7 @@ subjects: [{{kind: ServiceAccount, name: analyst, namespace: {ns}}}]
         ("modeldeployment/card-fraud-scoring", "health.lua"),
         (tj.trim(), "training-job-health.lua"),
     ] {
-        let health = argocd_health(&example.name, object, check)?;
+        let health = aimass_e2e::argocd_health(&example.name, object, check)?;
         ensure!(
             health.starts_with("Healthy"),
             "Argo CD would call {object} {health}"

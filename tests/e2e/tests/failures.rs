@@ -136,6 +136,11 @@ spec:
             .clone();
         ensure!(ready.message.contains(&path), "{}", ready.message);
         warning(&ns, "missing-file", "VersionRejected", &path).await?;
+        let health = aimass_e2e::argocd_health(&ns.name, "model/missing-file", "health.lua")?;
+        ensure!(
+            health.starts_with("Degraded: VersionsRejected"),
+            "Argo CD health: {health}"
+        );
         warned(&operator, &path).await?;
 
         // The registry Secret that is not there.
