@@ -260,3 +260,49 @@ spec:
     })
     .await
 }
+
+#[tokio::test]
+async fn a_validation_pod_that_cannot_start_says_why() -> Result<()> {
+    aimass_e2e::run("blocked", |ns: Arc<TestNamespace>| async move {
+        // An operator whose validation image no node can pull.
+        let operator = Operator::start_with_env(
+            &ns,
+            "a",
+            &[(
+                "AIMASS_INFERENCE_SERVER_IMAGE",
+                "registry.example.com/nowhere:1",
+            )],
+        )?;
+        ns.apply(&format!(
+            r#"
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: blocked}}
+spec:
+  source: {{uri: "{zoo}"}}
+"#,
+            zoo = zoo("gbdt_classifier"),
+        ))
+        .await?;
+        let model = wait_for(&ns.api::<Model>(), "blocked", SOON, |m: Option<&Model>| {
+            m.and_then(|m| m.status.as_ref())
+                .and_then(|s| condition(&s.conditions, "Ready"))
+                .is_some_and(|c| c.reason == "ValidationBlocked")
+        })
+        .await?;
+        let ready = condition(&model.status.context("status")?.conditions, "Ready")
+            .context("Ready")?
+            .clone();
+        ensure!(
+            ready.message.contains("registry.example.com/nowhere:1")
+                && (ready.message.contains("ErrImagePull")
+                    || ready.message.contains("ImagePullBackOff")),
+            "{}",
+            ready.message
+        );
+        warning(&ns, "blocked", "ValidationBlocked", "nowhere").await?;
+        warned(&operator, "nowhere").await?;
+        Ok(())
+    })
+    .await
+}
