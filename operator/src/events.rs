@@ -125,6 +125,14 @@ impl Events {
         }
     }
 
+    /// Publishes each of `notices` on `object`, in order, as `action`.
+    pub async fn publish_all(&self, object: &ObjectReference, action: &str, notices: Vec<Notice>) {
+        for notice in notices {
+            self.publish(object, notice.severity, &notice.reason, action, notice.note)
+                .await;
+        }
+    }
+
     /// Publishes one Event about `object`.
     pub async fn publish(
         &self,

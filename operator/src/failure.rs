@@ -68,6 +68,9 @@ pub struct Failure {
     pub reason: &'static str,
     /// The error, its causes, and when the next attempt is.
     pub message: String,
+    /// Retries wait longer the longer it lasts; otherwise (a spec that
+    /// cannot work) always the longest wait.
+    backs_off: bool,
 }
 
 impl Failure {
@@ -76,7 +79,8 @@ impl Failure {
         if matches!(error, Error::Conflict(_)) {
             return None;
         }
-        let retries = if matches!(error, Error::InvalidSpec(_)) {
+        let backs_off = !matches!(error, Error::InvalidSpec(_));
+        let retries = if !backs_off {
             format!(
                 "the operator retries every {} s, or at once when the object changes",
                 LAST_RETRY.as_secs()
@@ -91,6 +95,7 @@ impl Failure {
         Some(Self {
             reason: error.category(),
             message: format!("{}; {retries}", error.explain()),
+            backs_off,
         })
     }
 
@@ -99,12 +104,12 @@ impl Failure {
     /// [`FIRST_RETRY`] and [`LAST_RETRY`]; always the latter for a spec
     /// that cannot work (a change wakes the controller anyway).
     pub fn retry_delay(&self, conditions: &[Condition], now: jiff::Timestamp) -> Duration {
-        if self.reason == Error::InvalidSpec(String::new()).category() {
+        if !self.backs_off {
             return LAST_RETRY;
         }
         let since = conditions
             .iter()
-            .find(|c| !self.is_news(std::slice::from_ref(c)))
+            .find(|c| self.is_said_by(c))
             .map(|c| c.last_transition_time.0);
         let lasted = since.map_or(0, |t| (now.as_second() - t.as_second()).max(0));
         let quarter = Duration::from_secs(u64::try_from(lasted / 4).unwrap_or(0));
@@ -123,9 +128,14 @@ impl Failure {
 
     /// Whether `conditions` do not say it yet (so it deserves an Event).
     pub fn is_news(&self, conditions: &[Condition]) -> bool {
-        !conditions
-            .iter()
-            .any(|c| c.status == "False" && c.reason == self.reason && c.message == self.message)
+        !conditions.iter().any(|c| self.is_said_by(c))
+    }
+
+    /// Whether `condition` says this failure.
+    fn is_said_by(&self, condition: &Condition) -> bool {
+        condition.status == "False"
+            && condition.reason == self.reason
+            && condition.message == self.message
     }
 }
 

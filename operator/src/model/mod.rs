@@ -115,7 +115,9 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
         registry.child(storage::ALIASES_FILE).put(bytes).await?;
     }
     write_status(&models, &model, &old, status).await?;
-    publish(&ctx, &model, notices).await;
+    ctx.events
+        .publish_all(&model.object_ref(&()), "Register", notices)
+        .await;
     let requeue = requeue.map_or(RESYNC, |r| r.min(RESYNC));
     Ok(Action::requeue(if importing != Importing::Idle {
         requeue.min(VALIDATION_POLL)
@@ -156,21 +158,6 @@ fn judge_ready(
         model.metadata.generation,
         now,
     );
-}
-
-/// Publishes what a reconcile decided to say, once its status is written.
-async fn publish(ctx: &Context, model: &Model, notices: Vec<Notice>) {
-    for notice in notices {
-        ctx.events
-            .publish(
-                &model.object_ref(&()),
-                notice.severity,
-                &notice.reason,
-                "Register",
-                notice.note,
-            )
-            .await;
-    }
 }
 
 /// The registry a valid spec names, or why the spec is refused.

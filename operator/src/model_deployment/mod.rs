@@ -126,17 +126,9 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
     let api: Api<ModelDeployment> =
         Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
     STATUS.write(&api, &md.name_any(), &old, &status).await?;
-    for notice in notices {
-        ctx.events
-            .publish(
-                &md.object_ref(&()),
-                notice.severity,
-                &notice.reason,
-                "Serve",
-                notice.note,
-            )
-            .await;
-    }
+    ctx.events
+        .publish_all(&md.object_ref(&()), "Serve", notices)
+        .await;
     Ok(Action::requeue(requeue))
 }
 
