@@ -79,9 +79,6 @@ pub fn validate_model(spec: &ModelSpec) -> Result<(), Error> {
 
 /// Validates what the schema cannot in a TrainingJob's spec.
 pub fn validate_training_job(spec: &TrainingJobSpec) -> Result<(), Error> {
-    if let Some(storage) = &spec.storage {
-        validate_storage("spec.storage.prefix", storage)?;
-    }
     validate_run("spec", &spec.run)
 }
 

@@ -133,6 +133,30 @@ async fn read_secret(
     Ok(settings)
 }
 
+/// Whether a Secret a tenant named exists (its metadata only: the operator
+/// never reads what a pod alone uses). A pod started without it would fetch
+/// without credentials, or wait for it without saying so; a missing one is
+/// an error that names it and is retried until it exists.
+pub async fn secret_exists(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(), Error> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let found = secrets
+        .get_metadata_opt(name)
+        .await
+        .map_err(Error::kube(format!("reading Secret {name}")))?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(Error::NotFound {
+            kind: "Secret",
+            name: name.to_owned(),
+            namespace: namespace.to_owned(),
+        }),
+    }
+}
+
 /// The environment a pod gets from a tenant's storage Secret: only the
 /// static keys the operator accepts ([`source::STATIC_KEYS`]), each read
 /// from the Secret if it has it, named with `prefix`. Never the whole Secret

@@ -11,7 +11,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{ArtifactStorage, MetricsSample, SecretReference};
+use super::common::{MetricsSample, SecretReference};
 
 /// One training run: the operator runs `image` as a `batch/v1` Job (an Indexed
 /// Job with a headless Service when `workers` > 1), follows the metrics it
@@ -41,11 +41,9 @@ use super::common::{ArtifactStorage, MetricsSample, SecretReference};
 #[serde(rename_all = "camelCase")]
 pub struct TrainingJobSpec {
     /// The Model (in the same namespace) this run produces a version of.
+    /// The artifact and its record are written to that Model's registry
+    /// (its `spec.storage`), where the Model finds its versions.
     pub model_ref: ModelReference,
-
-    /// Where to write the artifact. Defaults to the Model's `spec.storage`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub storage: Option<ArtifactStorage>,
 
     /// What to run.
     #[serde(flatten)]

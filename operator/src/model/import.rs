@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use aimass_crds::v1alpha1::{Model, ModelStatus, ModelVersion, VersionLineage, VersionPhase};
 use aimass_storage::Location;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Api, ResourceExt};
 use tracing::{debug, info, warn};
@@ -48,7 +47,7 @@ pub(super) async fn import(
     }
     let namespace = model.namespace().unwrap_or_default();
     if let Some(secret) = &model.spec.source.secret_ref {
-        secret_exists(ctx, &namespace, &secret.name).await?;
+        storage::secret_exists(&ctx.client, &namespace, &secret.name).await?;
     }
     let check = artifact::Check {
         job_name: import_job_name(&model.name_any(), uri, expected.as_deref()),
@@ -89,26 +88,6 @@ pub(super) async fn import(
     artifact::remove(ctx, &namespace, &check.job_name).await?;
     info!(version, "imported source.uri");
     Ok(Import::Recorded(Box::new(record)))
-}
-
-/// Whether the Secret that reads `source.uri` exists (its metadata only: the
-/// operator never reads it). Validating without it would fetch without
-/// credentials and reject the artifact for good; a missing one is an error
-/// that says so and is retried until it exists.
-async fn secret_exists(ctx: &Context, namespace: &str, name: &str) -> Result<(), Error> {
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let found = secrets
-        .get_metadata_opt(name)
-        .await
-        .map_err(Error::kube(format!("reading Secret {name}")))?;
-    match found {
-        Some(_) => Ok(()),
-        None => Err(Error::NotFound {
-            kind: "Secret",
-            name: name.to_owned(),
-            namespace: namespace.to_owned(),
-        }),
-    }
 }
 
 /// The number of the imported version; `None` when the registry has none to

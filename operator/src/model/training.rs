@@ -206,7 +206,6 @@ pub fn build(model: &Model, tick: jiff::Timestamp) -> TrainingJob {
         metadata: labels::owned_meta(model, name, labels),
         spec: TrainingJobSpec {
             model_ref: ModelReference { name: model_name },
-            storage: None,
             run: template,
         },
         status: None,

@@ -82,6 +82,14 @@ pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action
         ControlFlow::Continue(opened) => opened,
         ControlFlow::Break(()) => return Ok(Action::await_change()),
     };
+    // The data set's Secret, before a number is reserved and the Job made:
+    // a pod started without it would wait without saying why.
+    if run.old.job_name.is_none()
+        && let Some(secret) = &tj.spec.run.dataset.secret_ref
+    {
+        let namespace = tj.namespace().unwrap_or_default();
+        storage::secret_exists(&ctx.client, &namespace, &secret.name).await?;
+    }
     let Some(version) = run.version(&model, &registry).await? else {
         // The Model has not been reconciled yet (it may be recovering its
         // history from storage); numbers are handed out after that.
@@ -174,20 +182,16 @@ fn is_terminal(phase: TrainingPhase) -> bool {
     matches!(phase, TrainingPhase::Succeeded | TrainingPhase::Failed)
 }
 
-/// The storage a run writes to: its own, or its Model's.
+/// The storage a run writes to: its Model's registry, where the Model
+/// finds its versions.
 fn storage_of<'a>(tj: &'a TrainingJob, model: &'a Model) -> Result<&'a ArtifactStorage, String> {
     validation::validate_training_job(&tj.spec).map_err(|e| e.to_string())?;
-    let storage = tj
-        .spec
-        .storage
-        .as_ref()
-        .or(model.spec.storage.as_ref())
-        .ok_or_else(|| {
-            format!(
-                "no artifact storage: set spec.storage on this TrainingJob or on Model {:?}",
-                tj.spec.model_ref.name
-            )
-        })?;
+    let storage = model.spec.storage.as_ref().ok_or_else(|| {
+        format!(
+            "Model {:?} has no spec.storage: a training run's version is written to its Model's registry",
+            tj.spec.model_ref.name
+        )
+    })?;
     if storage.prefix.starts_with("pvc://") {
         return Err("pvc:// storage is not supported for training runs yet: the operator reads the registry's records; use s3://, gs://, az:// or file://".into());
     }

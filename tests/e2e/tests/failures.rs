@@ -1,6 +1,7 @@
 //! Every failure says why, within one reconcile: a Model whose artifact is
-//! missing, a Model whose registry Secret is missing and a TrainingJob whose
-//! storage Secret is missing each show a false condition naming what is
+//! missing, a Model whose registry Secret is missing and TrainingJobs whose
+//! Model's registry Secret or data set Secret is missing each show a false
+//! condition naming what is
 //! missing, a Warning Event and a WARN line in the operator's log; the
 //! ModelDeployment following such a Model quotes the Model's problem.
 
@@ -43,6 +44,44 @@ async fn warning(ns: &TestNamespace, name: &str, reason: &str, says: &str) -> Re
         },
     )
     .await
+}
+
+/// Waits until TrainingJob `name` says Running=False, ReferenceNotFound,
+/// naming `secret` and when it retries, in status, an Event and the log,
+/// with no Job made.
+async fn missing_secret_stops(
+    ns: &TestNamespace,
+    operator: &Operator,
+    name: &str,
+    secret: &str,
+) -> Result<()> {
+    let tj = wait_for(
+        &ns.api::<TrainingJob>(),
+        name,
+        SOON,
+        |tj: Option<&TrainingJob>| {
+            tj.and_then(|t| t.status.as_ref())
+                .and_then(|s| condition(&s.conditions, "Running"))
+                .is_some_and(|c| c.reason == "ReferenceNotFound")
+        },
+    )
+    .await?;
+    let status = tj.status.context("status")?;
+    let running = condition(&status.conditions, "Running").context("Running")?;
+    ensure!(
+        running.message.contains(secret)
+            && running
+                .message
+                .contains("retries in 10 s, then less and less often"),
+        "{name}: {}",
+        running.message
+    );
+    ensure!(
+        status.job_name.is_none(),
+        "{name} made a Job without its Secret"
+    );
+    warning(ns, name, "ReferenceNotFound", secret).await?;
+    warned(operator, secret).await
 }
 
 /// Waits until the operator's log has a WARN line containing `says`.
@@ -95,10 +134,24 @@ apiVersion: aimass.io/v1alpha1
 kind: TrainingJob
 metadata: {{name: missing-storage-secret}}
 spec:
-  modelRef: {{name: missing-file}}
-  storage: {{prefix: "s3://registry/desk", secretRef: {{name: no-such-storage-secret}}}}
+  modelRef: {{name: missing-secret}}
   image: busybox
   dataset: {{uri: "file:///data/x.csv"}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: trains-here}}
+spec:
+  storage: {{prefix: "file://{registry}"}}
+  source: {{uri: "{zoo}"}}
+---
+apiVersion: aimass.io/v1alpha1
+kind: TrainingJob
+metadata: {{name: missing-dataset-secret}}
+spec:
+  modelRef: {{name: trains-here}}
+  image: busybox
+  dataset: {{uri: "s3://data/x.csv", secretRef: {{name: no-such-dataset-secret}}}}
 ---
 apiVersion: aimass.io/v1alpha1
 kind: TrainingJob
@@ -110,6 +163,7 @@ spec:
 "#,
             missing = missing_file.display(),
             zoo = zoo("gbdt_classifier"),
+            registry = missing_file.with_file_name("registry").display(),
         ))
         .await?;
         let models = ns.api::<Model>();
@@ -183,37 +237,14 @@ spec:
         let url = md.status.and_then(|s| s.url);
         ensure!(url.is_none(), "status.url without a Service: {url:?}");
 
-        // The TrainingJob whose storage Secret is missing.
-        let tj = wait_for(
-            &ns.api::<TrainingJob>(),
-            "missing-storage-secret",
-            SOON,
-            |tj: Option<&TrainingJob>| {
-                tj.and_then(|t| t.status.as_ref())
-                    .and_then(|s| condition(&s.conditions, "Running"))
-                    .is_some_and(|c| c.reason == "ReferenceNotFound")
-            },
-        )
-        .await?;
-        let running = condition(&tj.status.context("status")?.conditions, "Running")
-            .context("Running")?
-            .clone();
-        ensure!(
-            running.message.contains("no-such-storage-secret")
-                && running
-                    .message
-                    .contains("retries in 10 s, then less and less often"),
-            "{}",
-            running.message
-        );
-        warning(
-            &ns,
-            "missing-storage-secret",
-            "ReferenceNotFound",
-            "no-such-storage-secret",
-        )
-        .await?;
-        warned(&operator, "no-such-storage-secret").await?;
+        // The TrainingJobs whose Secrets are missing: the registry's (their
+        // Model's) and the data set's; neither starts a Job.
+        for (name, secret) in [
+            ("missing-storage-secret", "no-such-secret"),
+            ("missing-dataset-secret", "no-such-dataset-secret"),
+        ] {
+            missing_secret_stops(&ns, &operator, name, secret).await?;
+        }
 
         // The Secret that reads source.uri: nothing is fetched without it,
         // and nothing is rejected for good.
