@@ -9,6 +9,7 @@
 #   AIMASS_POD_CIDR      pod range, routed to the bridge (default 10.244.0.0/16)
 #   AIMASS_SERVICE_CIDR  Service range, routed to the bridge (default 10.96.0.0/16)
 #   AIMASS_BRIDGE        bridge the pods attach to (default aimass0)
+#   AIMASS_S3_PORT       port of the local S3-compatible store (default 9000)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/lib.sh"
@@ -216,6 +217,19 @@ until curl -sf "http://127.0.0.1:$proxy_health_port/healthz" >/dev/null 2>&1; do
   sleep 0.5
 done
 
+# --- an S3-compatible object store on the bridge, where a bank's on-premises
+# store would be (moto's server, in memory): reachable from pods and the host,
+# and from nothing else. examples/full keeps its registry and data set there.
+s3_port="${AIMASS_S3_PORT:-9000}"
+s3="http://$gateway:$s3_port"
+log "starting an S3-compatible object store at $s3"
+start object-store "$(dirname "$python_bin")/moto_server" -H "$gateway" -p "$s3_port"
+until curl -s -o /dev/null "$s3/"; do
+  kill -0 "$(cat "$dir/pids/object-store")" 2>/dev/null || { tail -20 "$dir/logs/object-store.log" >&2; die "the object store exited; see $dir/logs/object-store.log"; }
+  [ $SECONDS -lt $deadline ] || die "the object store did not start; see $dir/logs/object-store.log"
+  sleep 0.3
+done
+
 # The command-line tools the manual uses, next to kubectl and helm.
 mkdir -p "$dir/bin"
 for tool in aimass-apikey aimass-audit; do
@@ -224,8 +238,9 @@ done
 cat >"$dir/env" <<EOF
 export KUBECONFIG=$dir/admin.kubeconfig
 export PATH=$dir/bin:$KUBECTL_BIN_DIR:\$PATH
+export AIMASS_S3_ENDPOINT=$s3
 EOF
 cat >"$dir/cluster.json" <<EOF
-{"server": "$server", "gateway": "$gateway", "podCIDR": "$pod_cidr", "serviceCIDR": "$svc_cidr", "bridge": "$bridge", "kubernetesServiceIP": "$kubernetes_svc_ip"}
+{"server": "$server", "gateway": "$gateway", "podCIDR": "$pod_cidr", "serviceCIDR": "$svc_cidr", "bridge": "$bridge", "kubernetesServiceIP": "$kubernetes_svc_ip", "s3Endpoint": "$s3"}
 EOF
 log "cluster ready ($nodes nodes): eval \"\$(make -s cluster-env)\" to use it"
