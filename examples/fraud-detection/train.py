@@ -5,7 +5,7 @@ Reads the transactions at AIMASS_DATASET_URI, cleans them the way risk teams
 do (types checked, missing values imputed, outliers capped; every count is
 reported as a metric), trains a gradient-boosted tree model with the
 hyperparameters in AIMASS_HYPERPARAMETERS, prints per-stage metrics (AUC, KS,
-recall and precision at a fixed threshold) as JSON lines, and writes
+log loss, recall and precision at a fixed threshold) as JSON lines, and writes
 model.onnx (skl2onnx, zipmap=False, so the inference server returns a plain
 probability tensor) and metrics.json under AIMASS_OUTPUT_URI.
 
@@ -137,7 +137,7 @@ def clean(rows):
 
 
 def evaluate(y, p, threshold):
-    from sklearn.metrics import roc_auc_score, roc_curve
+    from sklearn.metrics import log_loss, roc_auc_score, roc_curve
 
     fpr, tpr, _ = roc_curve(y, p)
     predicted = p >= threshold
@@ -145,6 +145,7 @@ def evaluate(y, p, threshold):
     return {
         "auc": round(float(roc_auc_score(y, p)), 6),
         "ks": round(float((tpr - fpr).max()), 6),
+        "logloss": round(float(log_loss(y, p, labels=[0, 1])), 6),
         "recall": round(tp / max(int((y == 1).sum()), 1), 6),
         "precision": round(tp / max(int(predicted.sum()), 1), 6),
     }

@@ -41,8 +41,8 @@ fn local_blocks() -> Result<Vec<(String, String)>> {
 }
 
 #[tokio::test]
-async fn every_command_marked_for_the_local_cluster_runs_and_the_minimal_example_gets_ready()
--> Result<()> {
+async fn every_command_marked_for_the_local_cluster_runs_and_the_examples_get_ready() -> Result<()>
+{
     // A fresh namespace name in place of the README's `demo`.
     let client = aimass_e2e::client().await?;
     let ns = format!(
@@ -78,13 +78,18 @@ async fn every_command_marked_for_the_local_cluster_runs_and_the_minimal_example
     let diagnostics = if out.status.success() {
         String::new()
     } else {
-        let (_, described, _) =
-            aimass_e2e::kubectl(&["-n", &ns, "describe", "models,modeldeployments"])?;
+        let (_, described, _) = aimass_e2e::kubectl(&[
+            "-n",
+            &ns,
+            "describe",
+            "models,modeldeployments,trainingjobs",
+        ])?;
         let (_, operator, _) =
             aimass_e2e::kubectl(&["-n", "aimass-system", "logs", "deploy/aimass", "--tail=60"])?;
         format!("{described}\n{operator}")
     };
-    // Leave nothing behind: the release, its kept roles, the namespace.
+    // Leave nothing behind: the release, its kept roles, the namespace, the
+    // node pools' labels.
     let _ = aimass_e2e::helm(&[
         "uninstall",
         "aimass",
@@ -99,6 +104,7 @@ async fn every_command_marked_for_the_local_cluster_runs_and_the_minimal_example
         "aimass-model-viewer",
         "--ignore-not-found",
     ]);
+    let _ = aimass_e2e::kubectl(&["label", "nodes", "--all", "aimass.io/pool-"]);
     let _ = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client)
         .delete(&ns, &Default::default())
         .await;
@@ -116,6 +122,9 @@ async fn every_command_marked_for_the_local_cluster_runs_and_the_minimal_example
     for kind in [
         "model.aimass.io/credit-risk",
         "modeldeployment.aimass.io/credit-risk",
+        "model.aimass.io/fraud-detector",
+        "trainingjob.aimass.io/fraud-detector-experiment-7",
+        "modeldeployment.aimass.io/fraud-detector",
     ] {
         ensure!(
             stdout.contains(kind),
