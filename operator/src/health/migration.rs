@@ -57,9 +57,10 @@ pub async fn step(
     records: &[MigrationRecord],
     tracks: &Tracks,
     nodes: &HashMap<String, Option<String>>,
+    switch: &mut PauseSwitch,
     now: jiff::Timestamp,
 ) -> Result<Outcome, kube::Error> {
-    let paused = paused(ctx).await?;
+    let paused = switch.paused(ctx).await?;
     if !md.spec.migration.enabled {
         return Ok(Outcome {
             records: None,
@@ -212,20 +213,34 @@ pub fn start(
     })
 }
 
-/// Whether an operator-wide switch pauses migrations: the chart's setting,
-/// or the incident switch.
-async fn paused(ctx: &Context) -> Result<bool, kube::Error> {
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.operator_namespace);
-    let setting = api
-        .get_opt(SETTINGS_CONFIGMAP)
-        .await?
-        .and_then(|c| c.data?.get(PAUSED_KEY).cloned())
-        .is_some_and(|v| v == "true");
-    Ok(setting
-        || api
-            .get_metadata_opt(INCIDENT_PAUSE_CONFIGMAP)
+/// Whether an operator-wide switch pauses migrations (the chart's setting,
+/// or the incident switch), read at most once per monitor round however
+/// many ModelDeployments the round reviews.
+#[derive(Debug, Default)]
+pub struct PauseSwitch {
+    read: Option<bool>,
+}
+
+impl PauseSwitch {
+    /// Whether migrations are paused, read on the round's first question.
+    pub async fn paused(&mut self, ctx: &Context) -> Result<bool, kube::Error> {
+        if let Some(paused) = self.read {
+            return Ok(paused);
+        }
+        let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.operator_namespace);
+        let setting = api
+            .get_opt(SETTINGS_CONFIGMAP)
             .await?
-            .is_some())
+            .and_then(|c| c.data?.get(PAUSED_KEY).cloned())
+            .is_some_and(|v| v == "true");
+        let paused = setting
+            || api
+                .get_metadata_opt(INCIDENT_PAUSE_CONFIGMAP)
+                .await?
+                .is_some();
+        self.read = Some(paused);
+        Ok(paused)
+    }
 }
 
 /// Moves the migration in progress on; returns whether its record changed.

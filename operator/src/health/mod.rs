@@ -30,6 +30,7 @@ pub async fn review(
     md: &ModelDeployment,
     series: &mut Series,
     nodes: &HashMap<String, Option<String>>,
+    switch: &mut migration::PauseSwitch,
     now: f64,
     findings: &mut Findings,
 ) -> Result<(), kube::Error> {
@@ -57,6 +58,7 @@ pub async fn review(
         &findings.migrations,
         &series.tracks,
         nodes,
+        switch,
         jiff::Timestamp::now(),
     )
     .await?;

@@ -126,12 +126,13 @@ pub async fn run(
                 .iter()
                 .any(|md| md.uid().as_deref() == Some(uid))
         });
+        let mut switch = crate::health::migration::PauseSwitch::default();
         for md in deployments
             .iter()
             .filter(|md| md.meta().deletion_timestamp.is_none())
         {
             let entry = series.entry(md.uid().unwrap_or_default()).or_default();
-            if let Err(error) = round(&ctx, md, &pods, entry).await {
+            if let Err(error) = round(&ctx, md, &pods, entry, &mut switch).await {
                 warn!(%error, name = %md.name_any(), "monitoring round failed");
             }
         }
@@ -158,6 +159,7 @@ async fn round(
     md: &ModelDeployment,
     pods: &Store<Pod>,
     series: &mut Series,
+    switch: &mut crate::health::migration::PauseSwitch,
 ) -> Result<(), Error> {
     let mut nodes = HashMap::new();
     let ready: Vec<(String, String)> = pods_of(pods, md)
@@ -191,7 +193,7 @@ async fn round(
     let mut findings = written.clone();
     if seconds - series.last_health >= f64::from(md.spec.health.interval_seconds) {
         series.last_health = seconds;
-        crate::health::review(ctx, md, series, &nodes, seconds, &mut findings)
+        crate::health::review(ctx, md, series, &nodes, switch, seconds, &mut findings)
             .await
             .map_err(Error::kube("reviewing replica health"))?;
     }
