@@ -50,6 +50,7 @@ impl Service {
         };
         let request: InferRequest = serde_json::from_slice(json)
             .map_err(|e| ProtocolError::Malformed(format!("invalid JSON: {e}")))?;
+        self.check_named_model(&request)?;
         let input_shapes = shapes.is_some().then(|| self.input_shapes(&request));
         let mut decoded = protocol::decode(request, binary, self.signature())?;
         let outputs = self
@@ -68,6 +69,27 @@ impl Service {
             shapes.outputs = self.output_shapes(&outputs);
         }
         Ok(answer(encoded))
+    }
+
+    /// Whether the model a body names, if it names one, is the one served
+    /// (the path named it already).
+    fn check_named_model(&self, request: &InferRequest) -> Result<(), ProtocolError> {
+        let named = [
+            ("model_name", &request.model_name, &self.model_name),
+            ("model_version", &request.model_version, &self.model_version),
+        ];
+        for (field, sent, served) in named {
+            if let Some(sent) = sent
+                && sent != served
+            {
+                return Err(ProtocolError::OtherModel {
+                    field,
+                    sent: sent.clone(),
+                    served: served.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Reads the body within the size limit, the body budget and the read

@@ -264,6 +264,18 @@ async fn infer_with_and_without_version_selecting_outputs() {
         );
         assert_eq!(body["outputs"][1]["data"], json!([1, 0]));
     }
+    // Clients that repeat the model in the body (KServe's does) are served.
+    let named = json!({"model_name": "fraud", "model_version": "3", "id": "kserve-1",
+                       "inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]});
+    let (status, body) = call(
+        &svc,
+        Method::POST,
+        "/v2/models/fraud/infer",
+        named.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["outputs"][0]["data"], json!([6.0]));
     let only_label = json!({"inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP32", "data": [1, 1, 1]}],
                             "outputs": [{"name": "label"}], "parameters": {"trace": "abc"}});
     let (status, body) = call(
@@ -323,6 +335,8 @@ async fn client_mistakes_get_4xx_with_a_reason() {
         (Method::POST, "/v2/models/fraud/infer", json!({"inputs": [{"name": "features", "shape": [1, 3], "datatype": "INT64", "data": [1, 2, 3]}]}).to_string(), StatusCode::BAD_REQUEST, "has datatype INT64"),
         (Method::POST, "/v2/models/fraud/infer", json!({"inputs": []}).to_string(), StatusCode::BAD_REQUEST, "missing input \"features\""),
         (Method::POST, "/v2/models/fraud/infer", json!({"inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}], "outputs": [{"name": "risk"}]}).to_string(), StatusCode::BAD_REQUEST, "unknown output \"risk\""),
+        (Method::POST, "/v2/models/fraud/infer", json!({"model_name": "credit", "inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}).to_string(), StatusCode::BAD_REQUEST, "model_name \"credit\" in the body does not match the model this request was sent to (\"fraud\")"),
+        (Method::POST, "/v2/models/fraud/infer", json!({"model_name": "fraud", "model_version": "2", "inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}).to_string(), StatusCode::BAD_REQUEST, "model_version \"2\" in the body does not match the model this request was sent to (\"3\")"),
         (Method::POST, "/v2/models/credit/infer", infer_body(json!([1, 2, 3]), json!([1, 3])), StatusCode::NOT_FOUND, "unknown model \"credit\""),
         (Method::POST, "/v2/models/fraud/versions/2/infer", infer_body(json!([1, 2, 3]), json!([1, 3])), StatusCode::NOT_FOUND, "unknown version \"2\""),
         (Method::GET, "/v2/models/fraud/infer", String::new(), StatusCode::METHOD_NOT_ALLOWED, "method GET"),
@@ -341,7 +355,7 @@ async fn client_mistakes_get_4xx_with_a_reason() {
     }
     let text = svc.metrics.render().unwrap();
     let answered = sample(&text, "aimass_inference_requests_total", &["code=\"400\""]);
-    assert_eq!(answered, Some(8.0), "{text}");
+    assert_eq!(answered, Some(10.0), "{text}");
 }
 
 #[tokio::test]

@@ -18,6 +18,19 @@ pub enum ProtocolError {
     /// The body is not a valid inference request.
     #[error("malformed request: {0}")]
     Malformed(String),
+    /// The body names another model (or version) than the one it was sent
+    /// to: `model_name` or `model_version`, as KServe's client sends them.
+    #[error(
+        "{field} {sent:?} in the body does not match the model this request was sent to ({served:?})"
+    )]
+    OtherModel {
+        /// `model_name` or `model_version`.
+        field: &'static str,
+        /// What the body says.
+        sent: String,
+        /// What this server serves.
+        served: String,
+    },
     /// An input the model needs is absent.
     #[error("missing input {name:?}: the model expects inputs {expected:?}")]
     MissingInput {

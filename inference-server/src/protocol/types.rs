@@ -12,6 +12,14 @@ pub struct InferRequest {
     /// Echoed in the response.
     #[serde(default)]
     pub id: Option<String>,
+    /// The model, when the client repeats it in the body (KServe's client
+    /// does); it must be the one in the path.
+    #[serde(default)]
+    pub model_name: Option<String>,
+    /// The version, when the client repeats it in the body; it must be the
+    /// one served.
+    #[serde(default)]
+    pub model_version: Option<String>,
     /// Request parameters, e.g. `binary_data_output`.
     #[serde(default)]
     pub parameters: Option<Map<String, Value>>,

@@ -1,5 +1,6 @@
 //! Helpers for the tests that run the real server binary next to real peers
-//! (tritonclient, an HTTP file server, an S3-compatible store).
+//! (tritonclient, KServe's client, an HTTP file server, an S3-compatible
+//! store).
 
 #![allow(dead_code)]
 // each test binary uses a different part
@@ -19,14 +20,25 @@ pub fn repo() -> PathBuf {
 
 /// The zoo's Python, created on first use by `scripts/zoo-venv.sh`.
 pub fn zoo_python() -> PathBuf {
+    venv_bin("zoo-venv.sh")
+}
+
+/// The `bin` folder of the other projects' clients' Python environment
+/// (KServe's SDK), created on first use.
+pub fn clients_python() -> PathBuf {
+    venv_bin("clients-venv.sh")
+}
+
+/// The `bin` folder of the virtualenv `script` (in `scripts/`) prints.
+fn venv_bin(script: &str) -> PathBuf {
     let venv = Command::new("bash")
-        .arg(repo().join("scripts/zoo-venv.sh"))
+        .arg(repo().join("scripts").join(script))
         .stderr(Stdio::inherit())
         .output()
         .unwrap();
     assert!(
         venv.status.success(),
-        "could not create the zoo's Python environment"
+        "could not create {script}'s Python environment"
     );
     PathBuf::from(String::from_utf8(venv.stdout).unwrap().trim()).join("bin")
 }
