@@ -1,7 +1,9 @@
-//! Dynamic batching: requests wait in a bounded queue; worker threads (off
-//! the async runtime) take the first waiting request, gather others with the
-//! same shape until the batch is full or the queue delay has passed, run the
-//! model once, and hand each request its rows of the outputs.
+//! Continuous batching: requests wait in a bounded queue; worker threads
+//! (off the async runtime) take the first waiting request at once, join to
+//! it the others of the same shape that queued while the workers were busy,
+//! up to the batch size (waiting for more only when a queue delay is set),
+//! run the model once, and hand each request its rows of the outputs. A
+//! lone request is never held for company.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -18,7 +20,8 @@ use aimass_engine::{Backend, EngineError};
 pub struct BatchingConfig {
     /// Most rows per model run.
     pub max_batch_size: usize,
-    /// Longest a request waits for others.
+    /// Longest a request waits for others; zero takes only those already
+    /// queued.
     pub max_queue_delay: Duration,
     /// Requests that may wait.
     pub queue_capacity: usize,
@@ -349,6 +352,26 @@ mod tests {
             assert_eq!(out[0].data, TensorData::Fp32(vec![i as f32 * 2.0; 4]));
         }
         assert_eq!(*backend.runs.lock().unwrap(), vec![8], "one run of 8 rows");
+    }
+
+    #[tokio::test]
+    async fn a_lone_request_runs_at_once_and_those_queued_meanwhile_share_the_next_run() {
+        let backend = Doubler::new(Duration::from_millis(200), false);
+        let batcher = Batcher::start(backend.clone(), config(8, 0, 16), metrics());
+        let lone = batcher.submit(rows(1, 1.0), 1).unwrap();
+        // The worker took it alone, with room for 7 more rows.
+        while backend.calls.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let queued: Vec<_> = (0..3)
+            .map(|i| batcher.submit(rows(1, i as f32), 1).unwrap())
+            .collect();
+        lone.await.unwrap().unwrap();
+        for (i, rx) in queued.into_iter().enumerate() {
+            let out = rx.await.unwrap().unwrap();
+            assert_eq!(out[0].data, TensorData::Fp32(vec![i as f32 * 2.0; 2]));
+        }
+        assert_eq!(*backend.runs.lock().unwrap(), vec![1, 3]);
     }
 
     #[tokio::test]

@@ -234,9 +234,12 @@ pub struct Config {
     #[arg(long, env = "AIMASS_MAX_BATCH_SIZE", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_batch_size: u32,
 
-    /// Longest a request waits for others to join its batch, in microseconds;
-    /// 0 runs whatever is queued at once.
-    #[arg(long, env = "AIMASS_MAX_QUEUE_DELAY_MICROS", default_value_t = 500)]
+    /// Longest a request waits for others to join its batch, in
+    /// microseconds. 0 (the default): a free worker runs a request at once,
+    /// with whatever else queued while the workers were busy (continuous
+    /// batching), so a lone caller never waits; more only pays for engines
+    /// whose cost per run dwarfs the wait.
+    #[arg(long, env = "AIMASS_MAX_QUEUE_DELAY_MICROS", default_value_t = 0)]
     pub max_queue_delay: u64,
 
     /// Requests that may wait for the model; when full, requests are refused

@@ -321,7 +321,10 @@ pub struct BatchingSpec {
     pub max_batch_size: i32,
 
     /// Longest time a request waits for others to join its batch, in
-    /// microseconds. 0 runs whatever is queued at once.
+    /// microseconds. 0 (the default): a free worker runs a request at once,
+    /// with whatever else queued while the workers were busy (continuous
+    /// batching), so a lone caller never waits; more only pays for models
+    /// whose cost per run dwarfs the wait.
     #[serde(default = "default_max_queue_delay")]
     #[schemars(range(min = 0, max = 1_000_000))]
     pub max_queue_delay_micros: i32,
@@ -347,7 +350,7 @@ fn default_max_batch_size() -> i32 {
     32
 }
 fn default_max_queue_delay() -> i32 {
-    500
+    0
 }
 fn default_queue_capacity() -> i32 {
     1024
