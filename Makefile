@@ -8,7 +8,7 @@ RUST_VERSION := $(shell rustc --version | awk '{print $$2}')
 export CARGO_TARGET_DIR ?= $(AIMASS_CACHE_DIR)/cargo-target-$(RUST_VERSION)
 export AIMASS_CACHE_DIR
 
-.PHONY: help generate zoo fmt lint unit-test e2e test fuzz bench-scale cluster-up cluster-down cluster-env demo
+.PHONY: help generate zoo fmt lint unit-test e2e test fuzz bench-scale bench-serving cluster-up cluster-down cluster-env demo
 
 help:
 	@echo "make demo         the whole product on a local cluster: train, serve, score"
@@ -18,6 +18,7 @@ help:
 	@echo "make zoo          regenerate tests/zoo/models with the real exporters and onnxruntime"
 	@echo "make fmt | lint   format; rustfmt check + clippy -D warnings"
 	@echo "make bench-scale  1,000 Models and 1,000 ApiClients against the release operator: RSS, time to current"
+	@echo "make bench-serving the release server against the HTTP ceiling and a FastAPI reference, with wrk; start-up of big models"
 	@echo "make fuzz         fuzz the request decoders, 10 million executions per target (AIMASS_FUZZ_RUNS)"
 	@echo "make cluster-up | cluster-down | cluster-env"
 
@@ -44,6 +45,9 @@ test: lint unit-test e2e
 
 fuzz:
 	@scripts/fuzz.sh
+
+bench-serving:
+	@bench/serving.sh
 
 bench-scale:
 	cargo build --quiet --locked --release -p aimass-operator

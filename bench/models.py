@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Writes the serving benchmark's models (deterministic; not committed):
+xgb200.onnx (200 XGBoost trees of depth 6 on 20 features, the size of a card
+fraud model) with request.json (one row), and two large tree ensembles for
+start-up, forest_10mb.onnx and forest_100mb.onnx (XGBoost, full trees of
+depth 10, as many as make about 10 MB and 100 MB). About 3 minutes.
+
+Usage: models.py OUT_DIR
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import xgboost as xgb
+from onnxmltools import convert_xgboost
+from onnxmltools.convert.common.data_types import FloatTensorType
+
+
+def data(rows, features):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, features)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] * x[:, 2] + rng.normal(size=rows) > 0).astype(int)
+    return x, y
+
+
+def convert(model, features):
+    return convert_xgboost(model, initial_types=[("input", FloatTensorType([None, features]))], target_opset=15)
+
+
+def write(path, trees, depth, x, y, **grow):
+    model = xgb.XGBClassifier(n_estimators=trees, max_depth=depth, random_state=0, n_jobs=2, **grow).fit(x, y)
+    with open(path, "wb") as f:
+        f.write(convert(model, x.shape[1]).SerializeToString())
+    print(f"{os.path.basename(path)}: {trees} trees of depth {depth}, {os.path.getsize(path) / 1e6:.1f} MB")
+
+
+def write_full(path, trees, x):
+    """Full trees: random labels, no pruning, and a learning rate so small
+    that the residuals, and so every tree, stay whole (about 25 KB each)."""
+    y = np.random.default_rng(1).integers(0, 2, size=len(x))
+    grow = {"min_child_weight": 0, "reg_lambda": 0, "gamma": 0, "learning_rate": 1e-3}
+    write(path, trees, 10, x, y, **grow)
+
+
+def main(out):
+    os.makedirs(out, exist_ok=True)
+    x, y = data(20000, 20)
+    write(os.path.join(out, "xgb200.onnx"), 200, 6, x[:5000], y[:5000])
+    with open(os.path.join(out, "request.json"), "w") as f:
+        json.dump({"inputs": [{"name": "input", "shape": [1, 20], "datatype": "FP32", "data": x[0].tolist()}]}, f)
+    write_full(os.path.join(out, "forest_10mb.onnx"), 405, x)
+    write_full(os.path.join(out, "forest_100mb.onnx"), 3440, x)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""The serving benchmark: the release inference server against the HTTP
+ceiling of this machine (a bare hyper server answering a fixed 200-byte
+JSON body) and a hand-written FastAPI + onnxruntime reference, each driven by
+wrk in another process on loopback, in the same run, on the same model and
+request; then start-to-ready and memory for 10 MB and 100 MB tree ensembles.
+Prints figures and ratios; asserts nothing. Run by bench/serving.sh.
+"""
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+LOADS = [(1, 1), (32, 2)]  # (connections, wrk threads)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port, process, limit=120.0):
+    """Seconds from now until GET /v2/health/ready answers 200."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1) as r:
+                if r.status == 200:
+                    return time.monotonic() - start
+        except OSError:
+            pass
+        time.sleep(0.002)
+    raise SystemExit(f"not ready within {limit} s")
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        kb = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+    return kb / 1024
+
+
+def millis(text):
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def wrk(port, script, connections, threads, seconds):
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
+         f"http://127.0.0.1:{port}/v2/models/m/infer"],
+        capture_output=True, text=True, check=True, timeout=seconds + 30,
+    ).stdout
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": millis(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
+        "p99": millis(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
+        "failed": int(failed.group(1)) if failed else 0,
+        "errors": errors.group(1) if errors else "",
+    }
+
+
+def serve(command, port):
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ready = wait_ready(port, process)
+    except BaseException:
+        process.kill()
+        raise
+    return process, ready
+
+
+def measure(name, command, port, script, seconds, rows):
+    process, ready = serve(command, port)
+    try:
+        for connections, threads in LOADS:
+            result = wrk(port, script, connections, threads, seconds)
+            result.update(server=name, c=connections, rss=rss_mb(process.pid), ready=ready)
+            rows.append(result)
+            print(f"  {name:<22} c={connections:<3} {result['rps']:>9,.0f} req/s  p50 {result['p50']:.3f} ms  "
+                  f"p99 {result['p99']:.3f} ms  failed {result['failed']} {result['errors']}", flush=True)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def startup(server, model, rows):
+    port = free_port()
+    process, ready = serve([server, "--model-uri", model, "--model-name", "m", "--port", str(port)], port)
+    try:
+        size = os.path.getsize(model) / 1e6
+        rss = rss_mb(process.pid)
+        rows.append((os.path.basename(model), size, ready, rss))
+        print(f"  {os.path.basename(model):<22} {size:6.1f} MB  ready in {ready * 1000:6.0f} ms  RSS {rss:6.1f} MB "
+              f"(model + {rss - size:.1f} MB)", flush=True)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bin", required=True, help="folder of the release binaries")
+    parser.add_argument("--python", required=True, help="the reference's Python")
+    parser.add_argument("--models", required=True, help="folder models.py wrote")
+    parser.add_argument("--seconds", type=int, default=10, help="seconds per load")
+    args = parser.parse_args()
+    model = os.path.join(args.models, "xgb200.onnx")
+    with open(os.path.join(args.models, "request.json")) as f:
+        body = f.read()
+    with tempfile.TemporaryDirectory() as tmp:
+        script = os.path.join(tmp, "post.lua")
+        with open(script, "w") as f:
+            f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
+            f.write(f"wrk.body = [=[{body}]=]\n")
+        server = os.path.join(args.bin, "aimass-inference-server")
+        ports = [free_port() for _ in range(3)]
+        candidates = [
+            ("HTTP ceiling (hyper)", [os.path.join(args.bin, "aimass-http-ceiling"), "--port", str(ports[0])], ports[0]),
+            ("aimass (defaults)", [server, "--model-uri", model, "--model-name", "m", "--port", str(ports[1])], ports[1]),
+            ("FastAPI + onnxruntime", [args.python, os.path.join(os.path.dirname(__file__), "fastapi_reference.py"),
+                                       model, str(ports[2])], ports[2]),
+        ]
+        print(f"serving {os.path.basename(model)}, one row of 20 features per request, wrk for {args.seconds} s per load:")
+        rows = []
+        for name, command, port in candidates:
+            measure(name, command, port, script, args.seconds, rows)
+    figure = {(r["server"], r["c"]): r for r in rows}
+    ours = "aimass (defaults)"
+    print("\n| server | c=1 req/s | c=1 p50 | c=1 p99 | c=32 req/s | c=32 p99 | RSS | ready |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, _, _ in candidates:
+        one, many = figure[(name, 1)], figure[(name, 32)]
+        print(f"| {name} | {one['rps']:,.0f} | {one['p50']:.3f} ms | {one['p99']:.3f} ms | {many['rps']:,.0f} | "
+              f"{many['p99']:.3f} ms | {max(one['rss'], many['rss']):.0f} MB | {one['ready']:.2f} s |")
+    print("\nratios, measured side by side:")
+    for c in (1, 32):
+        print(f"  c={c}: aimass / HTTP ceiling {figure[(ours, c)]['rps'] / figure[('HTTP ceiling (hyper)', c)]['rps']:.2f}, "
+              f"aimass / FastAPI {figure[(ours, c)]['rps'] / figure[('FastAPI + onnxruntime', c)]['rps']:.1f}x")
+    print("\nstart-up of large tree ensembles (aimass defaults):")
+    starts = []
+    for name in ("forest_10mb.onnx", "forest_100mb.onnx"):
+        startup(server, os.path.join(args.models, name), starts)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The serving benchmark (`make bench-serving`; see bench/README.md): builds
+# the release server and the bare HTTP ceiling, prepares the Python
+# environments and the models (cached), installs wrk when missing, and runs
+# bench/serving.py. Loopback only, each load bounded in time.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+. "$repo/scripts/lib.sh"
+
+if ! command -v wrk >/dev/null 2>&1; then
+  [ "$(id -u)" -eq 0 ] || die "the benchmark's load generator, wrk, is missing: apt-get install wrk"
+  log "installing wrk"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends wrk >/dev/null
+fi
+log "building the release server and the HTTP ceiling"
+(cd "$repo" && cargo build --quiet --locked --release -p aimass-inference-server \
+  --bin aimass-inference-server --bin aimass-http-ceiling)
+zoo="$("$repo/scripts/zoo-venv.sh")"
+reference="$("$repo/scripts/venv.sh" bench "$here/requirements.txt")"
+models="$AIMASS_CACHE_DIR/bench-models-$(cat "$here/models.py" "$repo/tests/zoo/requirements.txt" | sha256sum | cut -c1-12)"
+if [ ! -f "$models/.complete" ]; then
+  log "writing the benchmark's models to $models (about 3 minutes, once)"
+  rm -rf "$models"
+  "$zoo/bin/python" "$here/models.py" "$models"
+  touch "$models/.complete"
+fi
+exec python3 "$here/serving.py" --bin "$CARGO_TARGET_DIR/release" --python "$reference/bin/python" \
+  --models "$models" --seconds "${AIMASS_BENCH_SECONDS:-10}"
