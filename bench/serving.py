@@ -41,9 +41,10 @@ def wait_ready(port, process, limit=120.0):
     raise SystemExit(f"not ready within {limit} s")
 
 
-def rss_mb(pid):
+def rss_mb(pid, field="VmRSS"):
+    """Resident memory now (VmRSS) or at its peak (VmHWM), in MB."""
     with open(f"/proc/{pid}/status") as f:
-        kb = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+        kb = next(int(l.split()[1]) for l in f if l.startswith(f"{field}:"))
     return kb / 1024
 
 
@@ -98,10 +99,10 @@ def startup(server, model, rows):
     process, ready = serve([server, "--model-uri", model, "--model-name", "m", "--port", str(port)], port)
     try:
         size = os.path.getsize(model) / 1e6
-        rss = rss_mb(process.pid)
-        rows.append((os.path.basename(model), size, ready, rss))
+        rss, peak = rss_mb(process.pid), rss_mb(process.pid, "VmHWM")
+        rows.append((os.path.basename(model), size, ready, rss, peak))
         print(f"  {os.path.basename(model):<22} {size:6.1f} MB  ready in {ready * 1000:6.0f} ms  RSS {rss:6.1f} MB "
-              f"(model + {rss - size:.1f} MB)", flush=True)
+              f"(model + {rss - size:.1f} MB), peak while loading {peak:6.1f} MB", flush=True)
     finally:
         process.terminate()
         process.wait(timeout=30)
