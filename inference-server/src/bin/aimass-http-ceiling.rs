@@ -35,7 +35,10 @@ fn answer() -> Bytes {
     Bytes::from(body)
 }
 
-async fn respond(request: Request<Incoming>, body: Bytes) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn respond(
+    request: Request<Incoming>,
+    body: Bytes,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     // Read the request as a server must; its content is not looked at.
     let _ = request.into_body().collect().await;
     let mut response = Response::new(Full::new(body));
@@ -49,7 +52,8 @@ async fn respond(request: Request<Incoming>, body: Bytes) -> Result<Response<Ful
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], args.port))).await?;
     let body = answer();
     loop {
         let (stream, _) = listener.accept().await?;
