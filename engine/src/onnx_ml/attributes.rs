@@ -2,6 +2,8 @@
 //! variants ai.onnx.ml opset 3 added.
 
 use tract_onnx::pb::{NodeProto, TensorProto};
+
+use super::forest::Mode;
 use tract_onnx::tract_hir::internal::*;
 
 /// The attributes of one node.
@@ -35,6 +37,23 @@ impl Attributes<'_> {
                     .collect()
             })
             .unwrap_or_else(|| Ok(Vec::new()))
+    }
+
+    /// Tree node modes (`BRANCH_LEQ`, …, `LEAF` as `None`), parsed from
+    /// the attribute's bytes without a string per node; empty when absent.
+    pub fn modes(&self, name: &str) -> TractResult<Vec<Option<Mode>>> {
+        let Some(attribute) = self.get(name) else {
+            return Ok(Vec::new());
+        };
+        attribute
+            .strings
+            .iter()
+            .map(|s| {
+                let text =
+                    std::str::from_utf8(s).map_err(|_| anyhow!("attribute {name} is not UTF-8"))?;
+                Mode::parse(text).map_err(|e| anyhow!(e))
+            })
+            .collect()
     }
 
     /// A string; `None` when absent.

@@ -120,8 +120,9 @@ pub struct ForestSpec {
     pub feature_ids: Vec<i64>,
     /// `nodes_values` (or `nodes_values_as_tensor`)
     pub values: Vec<f64>,
-    /// `nodes_modes`
-    pub modes: Vec<String>,
+    /// `nodes_modes`, parsed as read (`None`: a leaf): a byte per node,
+    /// where a string per node would cost an allocation each.
+    pub modes: Vec<Option<Mode>>,
     /// `nodes_truenodeids`
     pub true_ids: Vec<i64>,
     /// `nodes_falsenodeids`
@@ -346,7 +347,7 @@ impl Forest {
             max_feature: 0,
         };
         for (i, leaf_weights) in leaf_weights.iter().enumerate() {
-            let node = match Mode::parse(&spec.modes[i])? {
+            let node = match spec.modes[i] {
                 Some(mode) => layout.branch(spec, &index, i, mode)?,
                 None => layout.leaf(spec, i, leaf_weights),
             };

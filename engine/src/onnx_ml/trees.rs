@@ -34,7 +34,7 @@ fn forest_spec(a: &Attributes, prefix: &str, n_targets: usize) -> TractResult<Fo
         node_ids: a.ints("nodes_nodeids")?,
         feature_ids: a.ints("nodes_featureids")?,
         values: a.reals("nodes_values")?,
-        modes: a.strings("nodes_modes")?,
+        modes: a.modes("nodes_modes")?,
         true_ids: a.ints("nodes_truenodeids")?,
         false_ids: a.ints("nodes_falsenodeids")?,
         missing_true: a.ints("nodes_missing_value_tracks_true")?,

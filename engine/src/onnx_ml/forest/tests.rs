@@ -21,7 +21,7 @@ fn spec(modes: [&str; 2]) -> ForestSpec {
             "LEAF",
         ]
         .iter()
-        .map(|s| s.to_string())
+        .map(|s| Mode::parse(s).expect("a known mode"))
         .collect(),
         true_ids: vec![1, 3, 0, 0, 0, 1, 0, 0],
         false_ids: vec![2, 4, 0, 0, 0, 2, 0, 0],
@@ -122,9 +122,11 @@ fn refuses_broken_forests_with_a_reason() {
             .unwrap_err()
             .contains("points to missing node 9")
     );
-    let mut s = spec(["BRANCH_LEQ", "BRANCH_LT"]);
-    s.modes[0] = "BRANCH_SOMETIMES".into();
-    assert!(Forest::new(&s).unwrap_err().contains("unknown node mode"));
+    assert!(
+        Mode::parse("BRANCH_SOMETIMES")
+            .unwrap_err()
+            .contains("unknown node mode")
+    );
     let mut s = spec(["BRANCH_LEQ", "BRANCH_LT"]);
     s.weight_targets[0] = 3;
     assert!(Forest::new(&s).unwrap_err().contains("out of range"));

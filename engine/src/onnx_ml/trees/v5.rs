@@ -8,7 +8,7 @@ use tract_onnx::tract_hir::internal::*;
 
 use super::Ensemble;
 use crate::onnx_ml::attributes::Attributes;
-use crate::onnx_ml::forest::{Aggregate, Forest, ForestSpec, PostTransform};
+use crate::onnx_ml::forest::{Aggregate, Forest, ForestSpec, Mode, PostTransform};
 
 /// The tree each node or leaf belongs to; `None` when no root reaches it.
 type Membership = Vec<Option<i64>>;
@@ -125,7 +125,7 @@ impl Layout {
             spec.tree_ids.push(tree);
             spec.node_ids.push(i as i64);
             spec.feature_ids.push(self.features[i]);
-            spec.modes.push(mode_name(self.modes[i])?.to_owned());
+            spec.modes.push(Some(mode(self.modes[i])?));
             spec.values.push(if self.modes[i] == 6 {
                 member += 1;
                 (member - 1) as f64
@@ -151,7 +151,7 @@ impl Layout {
             spec.tree_ids.push(tree);
             spec.node_ids.push(id);
             spec.feature_ids.push(0);
-            spec.modes.push("LEAF".into());
+            spec.modes.push(None);
             spec.values.push(0.0);
             spec.true_ids.push(0);
             spec.false_ids.push(0);
@@ -177,15 +177,15 @@ fn membership_sets(values: Vec<f64>) -> Vec<Vec<f64>> {
     sets
 }
 
-fn mode_name(m: u8) -> TractResult<&'static str> {
+fn mode(m: u8) -> TractResult<Mode> {
     Ok(match m {
-        0 => "BRANCH_LEQ",
-        1 => "BRANCH_LT",
-        2 => "BRANCH_GTE",
-        3 => "BRANCH_GT",
-        4 => "BRANCH_EQ",
-        5 => "BRANCH_NEQ",
-        6 => "BRANCH_MEMBER",
+        0 => Mode::Leq,
+        1 => Mode::Lt,
+        2 => Mode::Gte,
+        3 => Mode::Gt,
+        4 => Mode::Eq,
+        5 => Mode::Neq,
+        6 => Mode::Member,
         other => bail!("unknown node mode {other}"),
     })
 }
