@@ -9,14 +9,20 @@ use tract_onnx::tract_hir::internal::*;
 /// The attributes of one node.
 pub struct Attributes<'a>(pub &'a NodeProto);
 
-impl Attributes<'_> {
-    fn get(&self, name: &str) -> Option<&tract_onnx::pb::AttributeProto> {
+impl<'a> Attributes<'a> {
+    fn get(&self, name: &str) -> Option<&'a tract_onnx::pb::AttributeProto> {
         self.0.attribute.iter().find(|a| a.name == name)
     }
 
     /// An integer list; empty when absent.
     pub fn ints(&self, name: &str) -> TractResult<Vec<i64>> {
-        Ok(self.get(name).map(|a| a.ints.clone()).unwrap_or_default())
+        Ok(self.int_slice(name).to_vec())
+    }
+
+    /// An integer list borrowed from the model, for lists as long as a
+    /// forest's nodes; empty when absent.
+    pub fn int_slice(&self, name: &str) -> &'a [i64] {
+        self.get(name).map_or(&[], |a| a.ints.as_slice())
     }
 
     /// An integer; `None` when absent.

@@ -4,7 +4,9 @@
 //! direct index, rows evaluated tree by tree while a tree is in cache.
 
 mod post_transform;
+
 pub use post_transform::{PostTransform, logistic};
+use std::borrow::Cow;
 
 /// How a branch node compares a feature with its threshold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -109,32 +111,34 @@ struct Weight {
     value: f64,
 }
 
-/// The attributes of a tree ensemble, as the operators give them.
+/// The attributes of a tree ensemble, as the operators give them. The
+/// integer arrays are borrowed from the parsed model where they can be
+/// (a copy of every node's ids would add to the peak of loading).
 #[derive(Clone, Debug, Default)]
-pub struct ForestSpec {
+pub struct ForestSpec<'a> {
     /// `nodes_treeids`
-    pub tree_ids: Vec<i64>,
+    pub tree_ids: Cow<'a, [i64]>,
     /// `nodes_nodeids`
-    pub node_ids: Vec<i64>,
+    pub node_ids: Cow<'a, [i64]>,
     /// `nodes_featureids`
-    pub feature_ids: Vec<i64>,
+    pub feature_ids: Cow<'a, [i64]>,
     /// `nodes_values` (or `nodes_values_as_tensor`)
     pub values: Vec<f64>,
     /// `nodes_modes`, parsed as read (`None`: a leaf): a byte per node,
     /// where a string per node would cost an allocation each.
     pub modes: Vec<Option<Mode>>,
     /// `nodes_truenodeids`
-    pub true_ids: Vec<i64>,
+    pub true_ids: Cow<'a, [i64]>,
     /// `nodes_falsenodeids`
-    pub false_ids: Vec<i64>,
+    pub false_ids: Cow<'a, [i64]>,
     /// `nodes_missing_value_tracks_true` (may be empty)
-    pub missing_true: Vec<i64>,
+    pub missing_true: Cow<'a, [i64]>,
     /// `class_treeids` / `target_treeids`
-    pub weight_tree_ids: Vec<i64>,
+    pub weight_tree_ids: Cow<'a, [i64]>,
     /// `class_nodeids` / `target_nodeids`
-    pub weight_node_ids: Vec<i64>,
+    pub weight_node_ids: Cow<'a, [i64]>,
     /// `class_ids` / `target_ids`
-    pub weight_targets: Vec<i64>,
+    pub weight_targets: Cow<'a, [i64]>,
     /// `class_weights` / `target_weights` (or `_as_tensor`)
     pub weights: Vec<f64>,
     /// Number of targets or classes.
@@ -190,7 +194,7 @@ type NodeIndex = std::collections::HashMap<(i64, i64), usize>;
 
 fn index_nodes(spec: &ForestSpec) -> Result<NodeIndex, String> {
     let mut index = NodeIndex::with_capacity(spec.node_ids.len());
-    for (i, key) in spec.tree_ids.iter().zip(&spec.node_ids).enumerate() {
+    for (i, key) in spec.tree_ids.iter().zip(spec.node_ids.iter()).enumerate() {
         if index.insert((*key.0, *key.1), i).is_some() {
             return Err(format!("node {} of tree {} is defined twice", key.1, key.0));
         }

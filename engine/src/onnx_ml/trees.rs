@@ -28,19 +28,23 @@ struct Ensemble {
     scores_like_input: bool,
 }
 
-fn forest_spec(a: &Attributes, prefix: &str, n_targets: usize) -> TractResult<ForestSpec> {
+fn forest_spec<'a>(
+    a: &Attributes<'a>,
+    prefix: &str,
+    n_targets: usize,
+) -> TractResult<ForestSpec<'a>> {
     Ok(ForestSpec {
-        tree_ids: a.ints("nodes_treeids")?,
-        node_ids: a.ints("nodes_nodeids")?,
-        feature_ids: a.ints("nodes_featureids")?,
+        tree_ids: a.int_slice("nodes_treeids").into(),
+        node_ids: a.int_slice("nodes_nodeids").into(),
+        feature_ids: a.int_slice("nodes_featureids").into(),
         values: a.reals("nodes_values")?,
         modes: a.modes("nodes_modes")?,
-        true_ids: a.ints("nodes_truenodeids")?,
-        false_ids: a.ints("nodes_falsenodeids")?,
-        missing_true: a.ints("nodes_missing_value_tracks_true")?,
-        weight_tree_ids: a.ints(&format!("{prefix}_treeids"))?,
-        weight_node_ids: a.ints(&format!("{prefix}_nodeids"))?,
-        weight_targets: a.ints(&format!("{prefix}_ids"))?,
+        true_ids: a.int_slice("nodes_truenodeids").into(),
+        false_ids: a.int_slice("nodes_falsenodeids").into(),
+        missing_true: a.int_slice("nodes_missing_value_tracks_true").into(),
+        weight_tree_ids: a.int_slice(&format!("{prefix}_treeids")).into(),
+        weight_node_ids: a.int_slice(&format!("{prefix}_nodeids")).into(),
+        weight_targets: a.int_slice(&format!("{prefix}_ids")).into(),
         weights: a.reals(&format!("{prefix}_weights"))?,
         n_targets,
         member_sets: Vec::new(),

@@ -4,11 +4,11 @@ use super::*;
 
 /// Tree 0: x0 <= 1 ? (x1 < 5 ? leaf 10 : leaf 20) : leaf 30 (NaN in x0
 /// goes true). Tree 1: x1 > 0 ? leaf 1 : leaf 2.
-fn spec(modes: [&str; 2]) -> ForestSpec {
+fn spec(modes: [&str; 2]) -> ForestSpec<'static> {
     ForestSpec {
-        tree_ids: vec![0, 0, 0, 0, 0, 1, 1, 1],
-        node_ids: vec![0, 1, 2, 3, 4, 0, 1, 2],
-        feature_ids: vec![0, 1, 0, 0, 0, 1, 0, 0],
+        tree_ids: vec![0, 0, 0, 0, 0, 1, 1, 1].into(),
+        node_ids: vec![0, 1, 2, 3, 4, 0, 1, 2].into(),
+        feature_ids: vec![0, 1, 0, 0, 0, 1, 0, 0].into(),
         values: vec![1.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
         modes: [
             modes[0],
@@ -23,12 +23,12 @@ fn spec(modes: [&str; 2]) -> ForestSpec {
         .iter()
         .map(|s| Mode::parse(s).expect("a known mode"))
         .collect(),
-        true_ids: vec![1, 3, 0, 0, 0, 1, 0, 0],
-        false_ids: vec![2, 4, 0, 0, 0, 2, 0, 0],
-        missing_true: vec![1, 0, 0, 0, 0, 0, 0, 0],
-        weight_tree_ids: vec![0, 0, 0, 1, 1],
-        weight_node_ids: vec![3, 4, 2, 1, 2],
-        weight_targets: vec![0, 0, 0, 0, 0],
+        true_ids: vec![1, 3, 0, 0, 0, 1, 0, 0].into(),
+        false_ids: vec![2, 4, 0, 0, 0, 2, 0, 0].into(),
+        missing_true: vec![1, 0, 0, 0, 0, 0, 0, 0].into(),
+        weight_tree_ids: vec![0, 0, 0, 1, 1].into(),
+        weight_node_ids: vec![3, 4, 2, 1, 2].into(),
+        weight_targets: vec![0, 0, 0, 0, 0].into(),
         weights: vec![10.0, 20.0, 30.0, 1.0, 2.0],
         n_targets: 1,
         member_sets: vec![vec![1.0, 3.0]],
@@ -116,7 +116,7 @@ fn missing_values_follow_nodes_missing_value_tracks_true() {
 #[test]
 fn refuses_broken_forests_with_a_reason() {
     let mut s = spec(["BRANCH_LEQ", "BRANCH_LT"]);
-    s.true_ids[0] = 9;
+    s.true_ids.to_mut()[0] = 9;
     assert!(
         Forest::new(&s)
             .unwrap_err()
@@ -128,7 +128,7 @@ fn refuses_broken_forests_with_a_reason() {
             .contains("unknown node mode")
     );
     let mut s = spec(["BRANCH_LEQ", "BRANCH_LT"]);
-    s.weight_targets[0] = 3;
+    s.weight_targets.to_mut()[0] = 3;
     assert!(Forest::new(&s).unwrap_err().contains("out of range"));
 }
 

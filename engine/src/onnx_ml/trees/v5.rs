@@ -122,9 +122,9 @@ impl Layout {
         let mut member = 0;
         for (i, tree) in node_tree.iter().enumerate() {
             let Some(tree) = *tree else { continue };
-            spec.tree_ids.push(tree);
-            spec.node_ids.push(i as i64);
-            spec.feature_ids.push(self.features[i]);
+            spec.tree_ids.to_mut().push(tree);
+            spec.node_ids.to_mut().push(i as i64);
+            spec.feature_ids.to_mut().push(self.features[i]);
             spec.modes.push(Some(mode(self.modes[i])?));
             spec.values.push(if self.modes[i] == 6 {
                 member += 1;
@@ -133,10 +133,13 @@ impl Layout {
                 self.splits[i]
             });
             spec.true_ids
+                .to_mut()
                 .push(child(self.true_ids[i], self.true_leafs[i]));
             spec.false_ids
+                .to_mut()
                 .push(child(self.false_ids[i], self.false_leafs[i]));
             spec.missing_true
+                .to_mut()
                 .push(self.missing_true.get(i).copied().unwrap_or(0));
         }
         Ok(())
@@ -148,17 +151,17 @@ impl Layout {
         for (j, tree) in leaf_tree.iter().enumerate() {
             let Some(tree) = *tree else { continue };
             let id = (n_nodes + j) as i64;
-            spec.tree_ids.push(tree);
-            spec.node_ids.push(id);
-            spec.feature_ids.push(0);
+            spec.tree_ids.to_mut().push(tree);
+            spec.node_ids.to_mut().push(id);
+            spec.feature_ids.to_mut().push(0);
             spec.modes.push(None);
             spec.values.push(0.0);
-            spec.true_ids.push(0);
-            spec.false_ids.push(0);
-            spec.missing_true.push(0);
-            spec.weight_tree_ids.push(tree);
-            spec.weight_node_ids.push(id);
-            spec.weight_targets.push(self.leaf_targets[j]);
+            spec.true_ids.to_mut().push(0);
+            spec.false_ids.to_mut().push(0);
+            spec.missing_true.to_mut().push(0);
+            spec.weight_tree_ids.to_mut().push(tree);
+            spec.weight_node_ids.to_mut().push(id);
+            spec.weight_targets.to_mut().push(self.leaf_targets[j]);
             spec.weights.push(self.leaf_weights[j]);
         }
     }
