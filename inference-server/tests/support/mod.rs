@@ -43,6 +43,26 @@ fn venv_bin(script: &str) -> PathBuf {
     PathBuf::from(String::from_utf8(venv.stdout).unwrap().trim()).join("bin")
 }
 
+/// Runs another project's client check, `script` (from the repository
+/// root) with the `python` of `bin`, against the real server binary serving
+/// the zoo's MLP as model `fraud` version 2; returns what it printed, once
+/// it succeeded.
+pub fn client_check(bin: &Path, script: &str) -> String {
+    let model = repo().join("tests/zoo/models/torch_mlp.onnx");
+    let (_server, port) = start_server(model.to_str().unwrap(), &["--model-version", "2"], &[]);
+    let out = Command::new(bin.join("python"))
+        .arg(repo().join(script))
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("fraud")
+        .arg(repo().join("tests/zoo/models/torch_mlp.json"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
 /// A free port on loopback.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
