@@ -94,13 +94,12 @@ def measure(name, command, port, script, seconds, rows):
         process.wait(timeout=30)
 
 
-def startup(server, model, rows):
+def startup(server, model):
     port = free_port()
     process, ready = serve([server, "--model-uri", model, "--model-name", "m", "--port", str(port)], port)
     try:
         size = os.path.getsize(model) / 1e6
         rss, peak = rss_mb(process.pid), rss_mb(process.pid, "VmHWM")
-        rows.append((os.path.basename(model), size, ready, rss, peak))
         print(f"  {os.path.basename(model):<22} {size:6.1f} MB  ready in {ready * 1000:6.0f} ms  RSS {rss:6.1f} MB "
               f"(model + {rss - size:.1f} MB), peak while loading {peak:6.1f} MB", flush=True)
     finally:
@@ -148,9 +147,8 @@ def main():
         print(f"  c={c}: aimass / HTTP ceiling {figure[(ours, c)]['rps'] / figure[('HTTP ceiling (hyper)', c)]['rps']:.2f}, "
               f"aimass / FastAPI {figure[(ours, c)]['rps'] / figure[('FastAPI + onnxruntime', c)]['rps']:.1f}x")
     print("\nstart-up of large tree ensembles (aimass defaults):")
-    starts = []
     for name in ("forest_10mb.onnx", "forest_100mb.onnx"):
-        startup(server, os.path.join(args.models, name), starts)
+        startup(server, os.path.join(args.models, name))
 
 
 if __name__ == "__main__":

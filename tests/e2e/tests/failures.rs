@@ -14,6 +14,7 @@ use aimass_e2e::{TestNamespace, wait, wait_for, zoo};
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::Api;
 use kube::api::ListParams;
 
 /// The acceptance bound: one reconcile and its retry.
@@ -44,6 +45,24 @@ async fn warning(ns: &TestNamespace, name: &str, reason: &str, says: &str) -> Re
         },
     )
     .await
+}
+
+/// Waits until Model `name` says Ready=False with `reason`; returns the
+/// Model and that condition.
+async fn not_ready(models: &Api<Model>, name: &str, reason: &str) -> Result<(Model, Condition)> {
+    let model = wait_for(models, name, SOON, |m: Option<&Model>| {
+        m.and_then(|m| m.status.as_ref())
+            .and_then(|s| condition(&s.conditions, "Ready"))
+            .is_some_and(|c| c.reason == reason)
+    })
+    .await?;
+    let ready = condition(
+        &model.status.as_ref().context("status")?.conditions,
+        "Ready",
+    )
+    .context("Ready")?
+    .clone();
+    Ok((model, ready))
 }
 
 /// Waits until TrainingJob `name` says Running=False, ReferenceNotFound,
@@ -171,12 +190,7 @@ spec:
         // The artifact that is not there: its version is rejected, and
         // the Model says so, quoting the path.
         let path = missing_file.display().to_string();
-        let model = wait_for(&models, "missing-file", SOON, |m: Option<&Model>| {
-            m.and_then(|m| m.status.as_ref())
-                .and_then(|s| condition(&s.conditions, "Ready"))
-                .is_some_and(|c| c.reason == "VersionsRejected")
-        })
-        .await?;
+        let (model, ready) = not_ready(&models, "missing-file", "VersionsRejected").await?;
         let registered = model
             .status
             .as_ref()
@@ -185,9 +199,6 @@ spec:
             registered == Some(1),
             "latestRegisteredVersion {registered:?}"
         );
-        let ready = condition(&model.status.context("status")?.conditions, "Ready")
-            .context("Ready")?
-            .clone();
         ensure!(ready.message.contains(&path), "{}", ready.message);
         warning(&ns, "missing-file", "VersionRejected", &path).await?;
         let health = aimass_e2e::argocd_health(&ns.name, "model/missing-file", "health.lua")?;
@@ -198,15 +209,7 @@ spec:
         warned(&operator, &path).await?;
 
         // The registry Secret that is not there.
-        let model = wait_for(&models, "missing-secret", SOON, |m: Option<&Model>| {
-            m.and_then(|m| m.status.as_ref())
-                .and_then(|s| condition(&s.conditions, "Ready"))
-                .is_some_and(|c| c.reason == "ReferenceNotFound")
-        })
-        .await?;
-        let ready = condition(&model.status.context("status")?.conditions, "Ready")
-            .context("Ready")?
-            .clone();
+        let (_, ready) = not_ready(&models, "missing-secret", "ReferenceNotFound").await?;
         ensure!(
             ready.message.contains("no-such-secret")
                 && ready
@@ -315,15 +318,7 @@ spec:
             zoo = zoo("gbdt_classifier"),
         ))
         .await?;
-        let model = wait_for(&ns.api::<Model>(), "blocked", SOON, |m: Option<&Model>| {
-            m.and_then(|m| m.status.as_ref())
-                .and_then(|s| condition(&s.conditions, "Ready"))
-                .is_some_and(|c| c.reason == "ValidationBlocked")
-        })
-        .await?;
-        let ready = condition(&model.status.context("status")?.conditions, "Ready")
-            .context("Ready")?
-            .clone();
+        let (_, ready) = not_ready(&ns.api::<Model>(), "blocked", "ValidationBlocked").await?;
         ensure!(
             ready.message.contains("registry.example.com/nowhere:1")
                 && (ready.message.contains("ErrImagePull")
