@@ -72,6 +72,12 @@ pub struct Config {
     #[arg(long, env = "AIMASS_PORT", default_value_t = 8080)]
     pub port: u16,
 
+    /// Port of the OIP gRPC API (`inference.GRPCInferenceService`), behind
+    /// the same authentication, authorisation, rate limits, audit, TLS and
+    /// batching as --port; not served when unset.
+    #[arg(long, env = "AIMASS_GRPC_PORT")]
+    pub grpc_port: Option<u16>,
+
     /// Port of the probes (/v2/health/live, /v2/health/ready) and /metrics,
     /// which then are no longer served on --port. Required with --auth
     /// kubernetes, so that probes and scrapes need no credentials.

@@ -9,10 +9,14 @@
 //! minute); so each connection's stream is watched here instead: bytes
 //! arriving on an idle connection start the head deadline, the handler
 //! marks when a request's head has been read and when it has been answered.
+//! An HTTP/2 (gRPC) connection carries many requests at once: it is busy
+//! while any is open, and its reads are not watched (pings and window
+//! updates are not request heads; its first request must still come within
+//! the header timeout).
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -46,6 +50,8 @@ pub struct Activity {
     state: AtomicU8,
     /// Milliseconds after `born` at which `state` was entered.
     since: AtomicU64,
+    /// Requests begun and not yet answered.
+    open: AtomicU32,
 }
 
 /// What a connection's limits say about it now.
@@ -67,6 +73,7 @@ impl Activity {
             born: Instant::now(),
             state: AtomicU8::new(PARTIAL),
             since: AtomicU64::new(0),
+            open: AtomicU32::new(0),
         })
     }
 
@@ -88,12 +95,17 @@ impl Activity {
 
     /// The handler has a whole request head.
     pub fn request_started(&self) {
+        self.open.fetch_add(1, Ordering::AcqRel);
         self.enter(BUSY);
     }
 
-    /// The handler has answered.
+    /// The handler has answered; the connection is idle when no other
+    /// request is open on it.
     pub fn request_finished(&self) {
-        self.enter(IDLE);
+        if self.open.fetch_sub(1, Ordering::AcqRel) <= 1 {
+            self.open.store(0, Ordering::Release);
+            self.enter(IDLE);
+        }
     }
 
     /// What `limits` say about the connection now.
@@ -243,6 +255,20 @@ where
     }
 }
 
+impl<I, S, E> Graceful for hyper::server::conn::http2::Connection<I, S, E>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S::ResBody: hyper::body::Body + 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, S::ResBody>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        hyper::server::conn::http2::Connection::graceful_shutdown(self);
+    }
+}
+
 impl Slot {
     /// Serves `connection` within the limits, watching `activity`, until it
     /// ends, is closed for a slow head, or has retired.
@@ -313,6 +339,22 @@ mod tests {
         // Old connections retire however busy.
         activity.request_started();
         assert_eq!(activity.verdict_at(&LIMITS, 600_001), Verdict::Retire);
+    }
+
+    #[test]
+    fn a_connection_with_requests_side_by_side_is_idle_only_when_all_are_answered() {
+        let activity = Activity::new();
+        activity.request_started();
+        activity.request_started();
+        activity.request_finished();
+        assert_eq!(activity.state.load(Ordering::Acquire), BUSY);
+        activity.request_finished();
+        assert_eq!(activity.state.load(Ordering::Acquire), IDLE);
+        let answered = activity.since.load(Ordering::Relaxed);
+        assert_eq!(
+            activity.verdict_at(&LIMITS, answered + 60_001),
+            Verdict::Retire
+        );
     }
 
     #[tokio::test]

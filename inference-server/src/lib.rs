@@ -1,6 +1,6 @@
 //! The aimass inference server: one ONNX model behind the Open Inference
-//! Protocol v2 REST API (the API of KServe and Triton), with dynamic
-//! batching, Prometheus metrics and graceful shutdown.
+//! Protocol v2 REST and gRPC APIs (the APIs of KServe and Triton), with
+//! dynamic batching, Prometheus metrics and graceful shutdown.
 //!
 //! The same binary validates an artifact before the operator records it as
 //! a version (`--validate-only`, run in a Job in the tenant's namespace), so
@@ -11,6 +11,7 @@ pub mod batching;
 pub mod config;
 pub mod connections;
 mod error;
+pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod protocol;

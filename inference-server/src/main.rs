@@ -25,10 +25,16 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     config.logging.init().map_err(anyhow::Error::msg)?;
-    let listener = server::bind(SocketAddr::new(config.address, config.port)).await?;
-    let admin = match config.admin_port {
-        Some(port) => Some(server::bind(SocketAddr::new(config.address, port)).await?),
-        None => None,
+    let optional = async |port: Option<u16>| match port {
+        Some(port) => server::bind(SocketAddr::new(config.address, port))
+            .await
+            .map(Some),
+        None => Ok(None),
+    };
+    let listeners = server::Listeners {
+        api: server::bind(SocketAddr::new(config.address, config.port)).await?,
+        grpc: optional(config.grpc_port).await?,
+        admin: optional(config.admin_port).await?,
     };
     let service = server::prepare(&config).await?;
     if config.fault_latency_on_signal_millis > 0 {
@@ -54,8 +60,7 @@ async fn main() -> anyhow::Result<()> {
     });
     server::serve(
         service,
-        listener,
-        admin,
+        listeners,
         shutdown_signal(),
         std::time::Duration::from_secs(config.drain_timeout_seconds),
     )

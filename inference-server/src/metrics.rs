@@ -179,6 +179,13 @@ impl Metrics {
         })
     }
 
+    /// Counts an answered inference request (REST, or gRPC by the status
+    /// the same outcome has on REST) and how long it took.
+    pub fn answered(&self, status: hyper::StatusCode, took: std::time::Duration) {
+        self.requests.with_label_values(&[status.as_str()]).inc();
+        self.request_seconds.observe(took.as_secs_f64());
+    }
+
     /// Renders every metric in the Prometheus text format.
     pub fn render(&self) -> Result<String, prometheus::Error> {
         prometheus::TextEncoder::new().encode_to_string(&self.registry.gather())

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
@@ -17,9 +17,10 @@ use crate::Error;
 use crate::batching::{Batcher, BatchingConfig};
 use crate::config::Config;
 use crate::connections::{Activity, Pool, Watched};
+use crate::grpc::Grpc;
 use crate::http::{Limits, Service, handle_admin, handle_api};
 use crate::metrics::Metrics;
-use crate::security::mtls::{ClientCertificate, ReloadingAcceptor};
+use crate::security::mtls::{Alpn, ClientCertificate, ReloadingAcceptor};
 use aimass_engine::{Backend, TractBackend};
 
 mod enforcement;
@@ -165,54 +166,118 @@ pub fn archiver(config: &Config) -> Result<Option<crate::archive::Archiver>, Err
     )))
 }
 
-/// Serves the API on `listener` (and probes and metrics on `admin`, when
-/// given) until `shutdown` resolves, then drains for at most `drain`. Each
-/// port caps its connections and holds each to the connection limits
-/// ([`crate::connections`]), so a flood on the API port never closes the
-/// probes.
+/// The ports a server listens on.
+pub struct Listeners {
+    /// The REST API.
+    pub api: TcpListener,
+    /// The gRPC API, when served.
+    pub grpc: Option<TcpListener>,
+    /// Probes and metrics, when on a port of their own.
+    pub admin: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Only the REST API on `api`.
+    pub fn rest(api: TcpListener) -> Self {
+        Self {
+            api,
+            grpc: None,
+            admin: None,
+        }
+    }
+}
+
+/// Which protocol an API port speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Api {
+    /// OIP REST over HTTP/1.1.
+    Rest,
+    /// OIP gRPC over HTTP/2.
+    Grpc,
+}
+
+/// Serves the APIs on their listeners (and probes and metrics on the admin
+/// port, when given) until `shutdown` resolves, then drains for at most
+/// `drain`. Each port caps its connections and holds each to the
+/// connection limits ([`crate::connections`]), so a flood on an API port
+/// never closes the probes.
 pub async fn serve(
     service: Arc<Service>,
-    listener: TcpListener,
-    admin: Option<TcpListener>,
+    listeners: Listeners,
     shutdown: impl std::future::Future<Output = ()>,
     drain: Duration,
 ) {
+    let Listeners { api, grpc, admin } = listeners;
     let limits = service.limits.connections;
-    let api = Arc::new(Pool::new(limits));
+    let rest_pool = Arc::new(Pool::new(limits));
+    let grpc_pool = Arc::new(Pool::new(limits));
     service.ready.store(true, Ordering::Release);
-    info!(addr = ?listener.local_addr().ok(), admin = ?admin.as_ref().and_then(|a| a.local_addr().ok()), "ready");
-    // Probes keep answering (not ready) while the API drains.
+    info!(
+        addr = ?api.local_addr().ok(),
+        grpc = ?grpc.as_ref().and_then(|g| g.local_addr().ok()),
+        admin = ?admin.as_ref().and_then(|a| a.local_addr().ok()),
+        "ready"
+    );
+    // Probes keep answering (not ready) while the APIs drain.
     let _admin_task = admin.map(|admin| tokio::spawn(serve_admin(Arc::clone(&service), admin)));
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = accept(&listener) => {
-                let Some((stream, peer)) = accepted else { continue };
-                let Some(slot) = api.admit() else {
-                    // Over the cap: closed at once.
-                    service.metrics.connections_refused.inc();
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_api_connection(Arc::clone(&service), stream, peer, slot));
+    let front = Grpc::new(Arc::clone(&service));
+    let serving = async {
+        tokio::join!(
+            accept_api(&service, &front, api, &rest_pool, Api::Rest),
+            async {
+                if let Some(grpc) = grpc {
+                    accept_api(&service, &front, grpc, &grpc_pool, Api::Grpc).await;
+                }
             }
-            () = &mut shutdown => break,
-        }
+        )
+    };
+    tokio::select! {
+        _ = serving => {}
+        () = shutdown => {}
     }
     service.ready.store(false, Ordering::Release);
-    drop(listener);
     info!(
         in_flight = service.metrics.in_flight.get(),
-        connections = api.open(),
+        connections = rest_pool.open() + grpc_pool.open(),
         "draining"
     );
-    if api.drain(drain).await {
+    let (rest, grpc) = tokio::join!(rest_pool.drain(drain), grpc_pool.drain(drain));
+    if rest && grpc {
         info!("drained; exiting");
     } else {
         warn!(
             ?drain,
             "drain timeout reached with requests still open; exiting"
         );
+    }
+}
+
+/// Accepts connections to an API port into `pool` until dropped (the
+/// listener closes with it).
+async fn accept_api(
+    service: &Arc<Service>,
+    front: &Grpc,
+    listener: TcpListener,
+    pool: &Pool,
+    api: Api,
+) {
+    loop {
+        let Some((stream, peer)) = accept(&listener).await else {
+            continue;
+        };
+        let Some(slot) = pool.admit() else {
+            // Over the cap: closed at once.
+            service.metrics.connections_refused.inc();
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = ApiConnection {
+            service: Arc::clone(service),
+            front: front.clone(),
+            peer,
+            api,
+        };
+        tokio::spawn(connection.serve(stream, slot));
     }
 }
 
@@ -239,38 +304,111 @@ async fn serve_admin(service: Arc<Service>, admin: TcpListener) {
     }
 }
 
-/// Serves one API connection in its `slot`, after the TLS handshake when
-/// the server has TLS.
-async fn serve_api_connection(
+/// One connection to an API port.
+struct ApiConnection {
     service: Arc<Service>,
-    stream: tokio::net::TcpStream,
+    front: Grpc,
     peer: SocketAddr,
-    slot: crate::connections::Slot,
-) {
-    let activity = Activity::new();
-    let stream = Watched::new(stream, Arc::clone(&activity));
-    let Some(reloading) = service.tls.clone() else {
-        let connection = api_connection(TokioIo::new(stream), service, peer, None, &activity);
-        slot.serve(connection, &activity).await;
-        return;
-    };
-    // Off the accept loop: this may re-read the TLS files once a second.
-    let acceptor = reloading.current();
-    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
-    let Ok(Ok(tls)) = handshake else {
-        // A certificate that does not verify (or a revoked one) ends here,
-        // before any route.
-        return;
-    };
-    let certificate = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|chain| reloading.client_certificate(chain))
-        .map(|c| (Arc::new(c), reloading));
-    let connection = api_connection(TokioIo::new(tls), service, peer, certificate, &activity);
-    slot.serve(connection, &activity).await;
+    api: Api,
 }
+
+impl ApiConnection {
+    /// Serves the connection in its `slot`, after the TLS handshake when
+    /// the server has TLS.
+    async fn serve(self, stream: tokio::net::TcpStream, slot: crate::connections::Slot) {
+        let activity = Activity::new();
+        let Some(reloading) = self.service.tls.clone() else {
+            self.serve_io(stream, None, slot, activity).await;
+            return;
+        };
+        let alpn = match self.api {
+            Api::Rest => Alpn::Http1,
+            Api::Grpc => Alpn::H2,
+        };
+        // Off the accept loop: this may re-read the TLS files once a second.
+        let acceptor = reloading.current(alpn);
+        let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+        let Ok(Ok(tls)) = handshake else {
+            // A certificate that does not verify (or a revoked one) ends
+            // here, before any route.
+            return;
+        };
+        let certificate = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| reloading.client_certificate(chain))
+            .map(|c| (Arc::new(c), reloading));
+        self.serve_io(tls, certificate, slot, activity).await;
+    }
+
+    /// Serves requests on `io` in `slot`, REST over HTTP/1.1 or gRPC over
+    /// HTTP/2.
+    ///
+    /// A client certificate is checked again on each request: once it has
+    /// expired or its CA's current CRL revokes it, the connection's requests
+    /// are no longer authenticated by it.
+    async fn serve_io<I>(
+        self,
+        io: I,
+        certificate: Option<(Arc<ClientCertificate>, Arc<ReloadingAcceptor>)>,
+        slot: crate::connections::Slot,
+        activity: Arc<Activity>,
+    ) where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let certificate = move || {
+            certificate
+                .as_ref()
+                .filter(|(certificate, tls)| certificate.still_valid(tls))
+                .map(|(certificate, _)| Arc::new(certificate.principal.clone()))
+        };
+        let Self {
+            service,
+            front,
+            peer,
+            api,
+        } = self;
+        match api {
+            Api::Rest => {
+                let io = TokioIo::new(Watched::new(io, Arc::clone(&activity)));
+                let connection = watched_connection(io, &activity, move |req| {
+                    handle_api(Arc::clone(&service), req, peer, certificate())
+                });
+                slot.serve(connection, &activity).await;
+            }
+            Api::Grpc => {
+                // Many calls at once: the activity counts them; reads are
+                // not watched (see `crate::connections`).
+                let watcher = Arc::clone(&activity);
+                let handler = service_fn(move |req| {
+                    watcher.request_started();
+                    let front = front.clone();
+                    let certificate = certificate();
+                    let watcher = Arc::clone(&watcher);
+                    async move {
+                        let response = front.handle(req, peer, certificate).await;
+                        watcher.request_finished();
+                        response
+                    }
+                });
+                let connection = http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .max_concurrent_streams(GRPC_STREAMS_PER_CONNECTION)
+                    .keep_alive_interval(Some(GRPC_KEEP_ALIVE))
+                    .serve_connection(TokioIo::new(io), handler);
+                slot.serve(connection, &activity).await;
+            }
+        }
+    }
+}
+
+/// Most calls open at once on one gRPC connection.
+const GRPC_STREAMS_PER_CONNECTION: u32 = 256;
+
+/// How often an idle gRPC connection is pinged (one that does not answer
+/// in 20 s is closed).
+const GRPC_KEEP_ALIVE: Duration = Duration::from_secs(60);
 
 /// Most connections on the admin port: the kubelet, the operator and a
 /// scraper.
@@ -287,30 +425,6 @@ async fn accept(listener: &TcpListener) -> Option<(tokio::net::TcpStream, Socket
             None
         }
     }
-}
-
-/// An API connection over `io`, watched by `activity`.
-///
-/// A client certificate is checked again on each request: once it has
-/// expired or its CA's current CRL revokes it, the connection's requests
-/// are no longer authenticated by it.
-fn api_connection<I>(
-    io: I,
-    service: Arc<Service>,
-    peer: SocketAddr,
-    certificate: Option<(Arc<ClientCertificate>, Arc<ReloadingAcceptor>)>,
-    activity: &Arc<Activity>,
-) -> impl crate::connections::Graceful
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    watched_connection(io, activity, move |req| {
-        let certificate = certificate
-            .as_ref()
-            .filter(|(certificate, tls)| certificate.still_valid(tls))
-            .map(|(certificate, _)| Arc::new(certificate.principal.clone()));
-        handle_api(Arc::clone(&service), req, peer, certificate)
-    })
 }
 
 /// A connection over `io` answered by `handle`, telling `activity` when each

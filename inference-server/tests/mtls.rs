@@ -283,8 +283,7 @@ async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_canno
     let addr = listener.local_addr().unwrap();
     tokio::spawn(server::serve(
         Arc::new(service),
-        listener,
-        None,
+        server::Listeners::rest(listener),
         std::future::pending(),
         Duration::from_secs(1),
     ));

@@ -34,6 +34,12 @@ pub struct ModelDeploymentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
 
+    /// Address (`host:port`) of the Open Inference Protocol's gRPC service
+    /// (`inference.GRPCInferenceService`) inside the cluster, for gRPC
+    /// clients such as `tritonclient.grpc`; over TLS when `url` is https.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_address: Option<String>,
+
     /// Replicas wanted now (by the autoscaler or `spec.replicas.count`).
     #[serde(default)]
     pub replicas: i32,

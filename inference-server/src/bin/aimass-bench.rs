@@ -151,7 +151,7 @@ fn measure(args: &Args, model: &str, rows: usize) -> Result<String> {
         let listener = server::bind(SocketAddr::new(config.address, 0)).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(server::serve(service, listener, None, async move { let _ = stopped.await; }, Duration::from_secs(5)));
+        let serving = tokio::spawn(server::serve(service, server::Listeners::rest(listener), async move { let _ = stopped.await; }, Duration::from_secs(5)));
         let url = format!("/v2/models/{model}/infer");
         let body = Bytes::from(body.to_string());
 

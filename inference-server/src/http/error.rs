@@ -88,6 +88,33 @@ impl ApiError {
         }
     }
 
+    /// The same failure as a gRPC status: the code gRPC gives the same
+    /// condition, and the same message.
+    pub fn grpc_status(&self) -> tonic::Status {
+        use tonic::Code;
+        let code = match self {
+            Self::NotFound(_) => Code::NotFound,
+            Self::MethodNotAllowed(_) => Code::Unimplemented,
+            Self::Unauthenticated(_)
+            | Self::Refused(Refusal::Unauthenticated { .. } | Refusal::UnknownApiKey) => {
+                Code::Unauthenticated
+            }
+            Self::Refused(Refusal::Forbidden(_)) => Code::PermissionDenied,
+            Self::BadRequest(_) => Code::InvalidArgument,
+            Self::TooLarge(_)
+            | Self::Busy(SubmitError::QueueFull(_))
+            | Self::Saturated
+            | Self::Refused(Refusal::RateLimited(_)) => Code::ResourceExhausted,
+            Self::BodyTimeout(_) | Self::Timeout(_) => Code::DeadlineExceeded,
+            Self::Busy(SubmitError::Closed)
+            | Self::NotReady
+            | Self::Refused(Refusal::Unavailable(_))
+            | Self::Unaudited(_) => Code::Unavailable,
+            Self::Internal(_) => Code::Internal,
+        };
+        tonic::Status::new(code, self.to_string())
+    }
+
     /// The response: the status, `{"error": "..."}`, and the headers the
     /// status calls for.
     pub fn into_response(self) -> Response<Full<Bytes>> {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::header::{CONNECTION, HeaderValue};
-use hyper::{Method, Request, Response};
+use hyper::{Request, Response};
 
 use super::routes::{Port, route_caught};
 use super::{ApiError, CallShapes, RequestBody, Service, handle, observed};
@@ -58,7 +58,7 @@ async fn guarded<B: RequestBody>(
     };
     let received = jiff::Timestamp::now();
     let started = Instant::now();
-    let operation = operation(req.method(), req.uri().path());
+    let operation = recorded_operation(req.method(), req.uri().path());
     let action = if req.uri().path().trim_end_matches('/').ends_with("/infer") {
         Action::Infer
     } else {
@@ -112,10 +112,10 @@ async fn guarded<B: RequestBody>(
 /// The most characters of a path an audit record keeps.
 const RECORDED_PATH_CHARS: usize = 128;
 
-/// Method and path as an audit record keeps them: at most
-/// [`RECORDED_PATH_CHARS`] of the path, so a 60 KB path does not write 60 KB
-/// per call.
-pub(crate) fn operation(method: &Method, path: &str) -> String {
+/// A call as an audit record keeps it, the method (`POST`, or `gRPC` for
+/// a gRPC call) and path: at most [`RECORDED_PATH_CHARS`] of the path, so a
+/// 60 KB path does not write 60 KB per call.
+pub fn recorded_operation(method: impl std::fmt::Display, path: &str) -> String {
     match path.char_indices().nth(RECORDED_PATH_CHARS) {
         Some((end, _)) => format!("{method} {}…", path.get(..end).unwrap_or_default()),
         None => format!("{method} {path}"),

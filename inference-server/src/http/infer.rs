@@ -17,25 +17,13 @@ use crate::protocol::elements::Elements;
 use crate::protocol::{self, InferRequest, ProtocolError};
 
 impl Service {
-    /// Answers one inference request: rehearsal faults, the body, decoding,
-    /// a model run, the answer.
+    /// Answers one inference request: the body, then [`Service::score`],
+    /// the answer.
     pub(super) async fn infer<B: RequestBody>(
         &self,
         req: Request<B>,
         shapes: Option<&mut CallShapes>,
     ) -> Result<Response<Full<Bytes>>, ApiError> {
-        if !self.ready.load(Ordering::Acquire) {
-            return Err(ApiError::NotReady);
-        }
-        let delay = self.faults.delay();
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        if self.faults.strike() {
-            return Err(ApiError::Internal(
-                "fault injected (--fault-error-every)".into(),
-            ));
-        }
         let (body, header_length) = self.read_body(req).await?;
         let (json, binary) = match header_length {
             Some(n) if n <= body.len() => body.split_at(n),
@@ -50,12 +38,7 @@ impl Service {
         };
         let request: InferRequest = serde_json::from_slice(json)
             .map_err(|e| ProtocolError::Malformed(format!("invalid JSON: {e}")))?;
-        self.check_named_model(&request)?;
-        let input_shapes = shapes.is_some().then(|| self.input_shapes(&request));
-        let mut decoded = protocol::decode(request, binary, self.signature())?;
-        let outputs = self
-            .run(std::mem::take(&mut decoded.inputs), decoded.rows)
-            .await?;
+        let (decoded, outputs) = self.score(request, binary, shapes).await?;
         let encoded = protocol::encode(
             &self.model_name,
             &self.model_version,
@@ -64,11 +47,42 @@ impl Service {
             self.signature(),
         )
         .map_err(|e| ApiError::Internal(format!("cannot encode the response: {e}")))?;
+        Ok(answer(encoded))
+    }
+
+    /// Scores a request however it came (REST or gRPC): rehearsal faults,
+    /// decoding against the signature, a model run; the decoded request
+    /// (what to answer) and the model's outputs, with the shapes noted for
+    /// the audit record.
+    pub(crate) async fn score(
+        &self,
+        request: InferRequest,
+        binary: &[u8],
+        shapes: Option<&mut CallShapes>,
+    ) -> Result<(protocol::Decoded, Vec<Tensor>), ApiError> {
+        if !self.ready.load(Ordering::Acquire) {
+            return Err(ApiError::NotReady);
+        }
+        let delay = self.faults.delay();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if self.faults.strike() {
+            return Err(ApiError::Internal(
+                "fault injected (--fault-error-every)".into(),
+            ));
+        }
+        self.check_named_model(&request)?;
+        let input_shapes = shapes.is_some().then(|| self.input_shapes(&request));
+        let mut decoded = protocol::decode(request, binary, self.signature())?;
+        let outputs = self
+            .run(std::mem::take(&mut decoded.inputs), decoded.rows)
+            .await?;
         if let Some(shapes) = shapes {
             shapes.inputs = input_shapes.unwrap_or_default();
             shapes.outputs = self.output_shapes(&outputs);
         }
-        Ok(answer(encoded))
+        Ok((decoded, outputs))
     }
 
     /// Whether the model a body names, if it names one, is the one served
@@ -98,15 +112,11 @@ impl Service {
         &self,
         req: Request<B>,
     ) -> Result<(Bytes, Option<usize>), ApiError> {
-        let limit = self.limits.max_request_bytes;
         let declared = req
             .headers()
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > limit) {
-            return Err(ApiError::TooLarge(limit));
-        }
         let header_length = match req.headers().get(HEADER_LENGTH) {
             Some(v) => Some(
                 v.to_str()
@@ -118,16 +128,33 @@ impl Service {
             ),
             None => None,
         };
-        let _reservation = self
-            .bodies
-            .reserve(declared.unwrap_or(limit))
-            .ok_or(ApiError::Saturated)?;
+        let body = self.read_limited(req.into_body(), declared).await?;
+        Ok((body, header_length))
+    }
+
+    /// Reads a request body (`declared` bytes long, when its length is
+    /// known) within the size limit, the read timeout and the body budget:
+    /// a declared length is reserved at once, an unknown one as it arrives.
+    pub(crate) async fn read_limited<B: RequestBody>(
+        &self,
+        body: B,
+        declared: Option<usize>,
+    ) -> Result<Bytes, ApiError> {
+        let limit = self.limits.max_request_bytes;
+        if declared.is_some_and(|n| n > limit) {
+            return Err(ApiError::TooLarge(limit));
+        }
+        let mut reservation = self.bodies.reservation();
+        if let Some(declared) = declared {
+            reservation.grow(declared)?;
+        }
         let read_timeout = self.limits.body_read_timeout;
-        let body =
-            tokio::time::timeout(read_timeout, Limited::new(req.into_body(), limit).collect())
-                .await
-                .map_err(|_| ApiError::BodyTimeout(read_timeout))?
-                .map_err(|e| {
+        let read = async {
+            let mut body = std::pin::pin!(Limited::new(body, limit));
+            let mut chunks: Vec<Bytes> = Vec::new();
+            let mut read = 0;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| {
                     if e.downcast_ref::<http_body_util::LengthLimitError>()
                         .is_some()
                     {
@@ -138,7 +165,21 @@ impl Service {
                         )))
                     }
                 })?;
-        Ok((body.to_bytes(), header_length))
+                if let Ok(data) = frame.into_data() {
+                    read += data.len();
+                    reservation.grow(read)?;
+                    chunks.push(data);
+                }
+            }
+            // One chunk (the usual small request) is kept as it came.
+            Ok(match chunks.as_slice() {
+                [one] => one.clone(),
+                _ => Bytes::from(chunks.concat()),
+            })
+        };
+        tokio::time::timeout(read_timeout, read)
+            .await
+            .map_err(|_| ApiError::BodyTimeout(read_timeout))?
     }
 
     /// The inputs as the audit record keeps them: names, types, shapes,

@@ -13,7 +13,8 @@ pub(crate) mod tests;
 
 pub use admin::handle_admin;
 pub use error::ApiError;
-pub use guard::handle_api;
+pub use guard::{handle_api, recorded_operation};
+pub use routes::server_metadata;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -61,10 +62,40 @@ impl BodyBudget {
         }
     }
 
-    /// Reserves `bytes` for one body, at once or not at all.
-    fn reserve(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let kib = u32::try_from(bytes.div_ceil(1024).max(1)).ok()?;
-        Arc::clone(&self.kibibytes).try_acquire_many_owned(kib).ok()
+    /// An empty reservation for one body, grown as it arrives.
+    fn reservation(&self) -> Reservation {
+        Reservation {
+            budget: Arc::clone(&self.kibibytes),
+            held: None,
+            kib: 0,
+        }
+    }
+}
+
+/// The part of the [`BodyBudget`] one body holds, released when dropped.
+struct Reservation {
+    budget: Arc<tokio::sync::Semaphore>,
+    held: Option<tokio::sync::OwnedSemaphorePermit>,
+    kib: u32,
+}
+
+impl Reservation {
+    /// Holds enough for `bytes` in all, or refuses (429) when the budget
+    /// has not that much left.
+    fn grow(&mut self, bytes: usize) -> Result<(), ApiError> {
+        let kib = u32::try_from(bytes.div_ceil(1024).max(1)).map_err(|_| ApiError::Saturated)?;
+        let Some(more) = kib.checked_sub(self.kib).filter(|more| *more > 0) else {
+            return Ok(());
+        };
+        let permit = Arc::clone(&self.budget)
+            .try_acquire_many_owned(more)
+            .map_err(|_| ApiError::Saturated)?;
+        match &mut self.held {
+            Some(held) => held.merge(permit),
+            None => self.held = Some(permit),
+        }
+        self.kib = kib;
+        Ok(())
     }
 }
 
@@ -216,12 +247,6 @@ async fn observed(
     metrics.in_flight.inc();
     let response = answer.await;
     metrics.in_flight.dec();
-    metrics
-        .requests
-        .with_label_values(&[response.status().as_str()])
-        .inc();
-    metrics
-        .request_seconds
-        .observe(started.elapsed().as_secs_f64());
+    metrics.answered(response.status(), started.elapsed());
     response
 }

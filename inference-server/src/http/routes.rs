@@ -104,7 +104,7 @@ pub(super) async fn route<B: RequestBody>(
 }
 
 /// What `GET /v2` says of the server.
-fn server_metadata() -> ServerMetadata {
+pub fn server_metadata() -> ServerMetadata {
     ServerMetadata {
         name: "aimass-inference-server",
         version: env!("CARGO_PKG_VERSION"),
@@ -152,12 +152,12 @@ pub(super) async fn route_caught<B: RequestBody>(
 
 impl Service {
     /// The served model's inputs and outputs.
-    pub(super) fn signature(&self) -> &Signature {
+    pub(crate) fn signature(&self) -> &Signature {
         self.backend.signature()
     }
 
     /// Whether `name` (and `version`) is the served model.
-    fn check_model(&self, name: &str, version: Option<&str>) -> Result<(), ApiError> {
+    pub(crate) fn check_model(&self, name: &str, version: Option<&str>) -> Result<(), ApiError> {
         if name != self.model_name {
             return Err(ApiError::NotFound(format!(
                 "unknown model {name:?}; this server serves {:?}",
@@ -174,7 +174,7 @@ impl Service {
     }
 
     /// What `GET /v2/models/{name}` says of the model.
-    fn model_metadata(&self) -> ModelMetadata {
+    pub(crate) fn model_metadata(&self) -> ModelMetadata {
         let mut parameters = Map::new();
         let dependent = self.backend.batch_dependent();
         parameters.insert("batch_dependent".into(), Value::Bool(dependent));

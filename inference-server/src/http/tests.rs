@@ -510,8 +510,7 @@ async fn shutdown_turns_unready_stops_accepting_and_finishes_requests_in_hand() 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::server::serve(
         Arc::clone(&svc),
-        listener,
-        None,
+        crate::server::Listeners::rest(listener),
         async move {
             let _ = stopped.await;
         },
@@ -593,7 +592,7 @@ async fn injected_latency_holds_every_inference() {
 #[test]
 fn an_audit_record_keeps_a_bounded_prefix_of_the_path() {
     let long = format!("/v2/models/{}", "é".repeat(60 * 1024));
-    let recorded = super::guard::operation(&hyper::Method::GET, &long);
+    let recorded = super::recorded_operation(&hyper::Method::GET, &long);
     assert!(
         recorded.chars().count() <= 4 + 128 + 1,
         "{}",
@@ -601,7 +600,7 @@ fn an_audit_record_keeps_a_bounded_prefix_of_the_path() {
     );
     assert!(recorded.starts_with("GET /v2/models/éé") && recorded.ends_with('…'));
     assert_eq!(
-        super::guard::operation(&hyper::Method::POST, "/v2/models/m/infer"),
+        super::recorded_operation(&hyper::Method::POST, "/v2/models/m/infer"),
         "POST /v2/models/m/infer"
     );
 }

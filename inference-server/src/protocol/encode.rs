@@ -76,7 +76,7 @@ pub fn encode(
 
 /// Appends elements in the binary tensor format (little-endian; BYTES as
 /// 4-byte length and content).
-fn append_binary(data: &TensorData, out: &mut Vec<u8>) {
+pub fn append_binary(data: &TensorData, out: &mut Vec<u8>) {
     fn each<T, const N: usize>(v: &[T], out: &mut Vec<u8>, bytes: fn(&T) -> [u8; N]) {
         out.reserve(v.len() * N);
         for x in v {

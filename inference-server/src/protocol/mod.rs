@@ -9,7 +9,7 @@ mod encode;
 mod types;
 
 pub use decode::{Decoded, decode};
-pub use encode::{Encoded, encode};
+pub use encode::{Encoded, append_binary, encode};
 pub use types::*;
 
 /// Why a request cannot be served as sent; always a 4xx for the client.

@@ -60,8 +60,25 @@ pub struct ReloadingAcceptor {
     state: Mutex<Loaded>,
 }
 
+/// The application protocol a listener speaks, which TLS negotiates
+/// (ALPN): gRPC clients insist on `h2`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Alpn {
+    /// HTTP/1.1: the REST port.
+    Http1,
+    /// HTTP/2: the gRPC port.
+    H2,
+}
+
+/// One acceptor per [`Alpn`], from the same files.
+#[derive(Clone)]
+struct Acceptors {
+    http1: TlsAcceptor,
+    h2: TlsAcceptor,
+}
+
 struct Loaded {
-    acceptor: TlsAcceptor,
+    acceptors: Acceptors,
     revoked: Arc<std::collections::HashSet<Vec<u8>>>,
     fingerprint: Vec<u8>,
     checked: Instant,
@@ -71,11 +88,11 @@ impl ReloadingAcceptor {
     /// Loads the files; an error if they do not describe a usable acceptor.
     pub fn new(files: TlsFiles) -> Result<Self, String> {
         let fingerprint = fingerprint(&files);
-        let (acceptor, revoked) = acceptor(&files)?;
+        let (acceptors, revoked) = acceptors(&files)?;
         Ok(Self {
             files,
             state: Mutex::new(Loaded {
-                acceptor,
+                acceptors,
                 revoked: Arc::new(revoked),
                 fingerprint,
                 checked: Instant::now(),
@@ -85,8 +102,12 @@ impl ReloadingAcceptor {
 
     /// The acceptor for a new connection, reloaded first when the files
     /// changed since the last check (at most every [`RELOAD_CHECK`]).
-    pub fn current(&self) -> TlsAcceptor {
-        self.loaded().acceptor.clone()
+    pub fn current(&self, alpn: Alpn) -> TlsAcceptor {
+        let acceptors = &self.loaded().acceptors;
+        match alpn {
+            Alpn::Http1 => acceptors.http1.clone(),
+            Alpn::H2 => acceptors.h2.clone(),
+        }
     }
 
     /// Whether a certificate of serial number `serial` is revoked by the
@@ -110,10 +131,10 @@ impl ReloadingAcceptor {
             loaded.checked = Instant::now();
             let now = fingerprint(&self.files);
             if now != loaded.fingerprint {
-                match acceptor(&self.files) {
+                match acceptors(&self.files) {
                     Ok((fresh, revoked)) => {
                         tracing::info!("TLS certificate, client CA or CRL changed: reloaded");
-                        loaded.acceptor = fresh;
+                        loaded.acceptors = fresh;
                         loaded.revoked = Arc::new(revoked);
                         loaded.fingerprint = now;
                     }
@@ -143,11 +164,9 @@ fn fingerprint(files: &TlsFiles) -> Vec<u8> {
     hasher.finalize().to_vec()
 }
 
-/// The TLS acceptor the files describe, and the serial numbers its CRLs
+/// The TLS acceptors the files describe, and the serial numbers their CRLs
 /// revoke.
-pub fn acceptor(
-    files: &TlsFiles,
-) -> Result<(TlsAcceptor, std::collections::HashSet<Vec<u8>>), String> {
+fn acceptors(files: &TlsFiles) -> Result<(Acceptors, std::collections::HashSet<Vec<u8>>), String> {
     let chain: Vec<CertificateDer<'static>> = read_all(&files.cert, "the server certificate")?;
     let key = PrivateKeyDer::from_pem_file(&files.key)
         .map_err(|e| format!("cannot read the server key {}: {e}", files.key.display()))?;
@@ -183,11 +202,19 @@ pub fn acceptor(
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut config = builder
+    let config = builder
         .with_single_cert(chain, key)
         .map_err(|e| format!("server certificate: {e}"))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok((TlsAcceptor::from(Arc::new(config)), revoked))
+    let with_alpn = |protocol: &[u8]| {
+        let mut config = config.clone();
+        config.alpn_protocols = vec![protocol.to_vec()];
+        TlsAcceptor::from(Arc::new(config))
+    };
+    let acceptors = Acceptors {
+        http1: with_alpn(b"http/1.1"),
+        h2: with_alpn(b"h2"),
+    };
+    Ok((acceptors, revoked))
 }
 
 /// The serial numbers a CRL (DER) revokes.

@@ -240,6 +240,7 @@ async fn apply(
     server_side_apply(&services, &workload::service(md)).await?;
     // Only a Service that exists has an address.
     status.url = Some(workload::url(md));
+    status.grpc_address = Some(workload::grpc_address(md));
     let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
     let policy = workload::network_policy(md, &ctx.operator_namespace, &ctx.scraper_namespaces);
     server_side_apply(&policies, &policy).await?;

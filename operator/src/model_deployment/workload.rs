@@ -30,6 +30,9 @@ use pod::server_container;
 
 /// Port the inference server answers the Open Inference Protocol on.
 pub const SERVER_PORT: i32 = 8080;
+/// Port the inference server answers the protocol's gRPC service on (on
+/// the pods and on the Service): Triton's.
+pub const GRPC_PORT: i32 = 8001;
 /// Port of the server's probes and metrics, apart from the API so they
 /// need no caller credentials.
 pub const ADMIN_PORT: i32 = 8081;
@@ -152,6 +155,15 @@ fn selector_labels(md: &ModelDeployment) -> BTreeMap<String, String> {
 /// subresource reports it.
 pub fn selector(md: &ModelDeployment) -> String {
     format!("{DEPLOYMENT_LABEL}={}", labels::fit(&md.name_any(), 63))
+}
+
+/// The in-cluster address of the Open Inference Protocol's gRPC service.
+pub fn grpc_address(md: &ModelDeployment) -> String {
+    format!(
+        "{}.{}.svc:{GRPC_PORT}",
+        md.name_any(),
+        md.namespace().unwrap_or_default()
+    )
 }
 
 /// The in-cluster URL of the Open Inference Protocol endpoint.
@@ -297,20 +309,28 @@ pub fn service(md: &ModelDeployment) -> Service {
         metadata: labels::owned_meta(md, md.name_any(), deployment_labels(md)),
         spec: Some(ServiceSpec {
             selector: Some(selector),
-            ports: Some(vec![ServicePort {
-                name: Some("http".into()),
-                port: SERVICE_PORT,
-                target_port: Some(IntOrString::String("http".into())),
-                ..ServicePort::default()
-            }]),
+            ports: Some(vec![
+                ServicePort {
+                    name: Some("http".into()),
+                    port: SERVICE_PORT,
+                    target_port: Some(IntOrString::String("http".into())),
+                    ..ServicePort::default()
+                },
+                ServicePort {
+                    name: Some("grpc".into()),
+                    port: GRPC_PORT,
+                    target_port: Some(IntOrString::String("grpc".into())),
+                    ..ServicePort::default()
+                },
+            ]),
             ..ServiceSpec::default()
         }),
         status: None,
     }
 }
 
-/// The NetworkPolicy of the servers: the API port is open (every call
-/// there is authenticated), the admin port (probes, metrics, warm-up,
+/// The NetworkPolicy of the servers: the API ports (REST and gRPC) are
+/// open (every call there is authenticated), the admin port (probes, metrics, warm-up,
 /// audit checkpoints) answers only the operator's namespace and the
 /// namespaces of the metrics scrapers the cluster admin named. The node's
 /// own traffic (the kubelet's probes) is always allowed.
@@ -336,7 +356,7 @@ pub fn network_policy(
             policy_types: Some(vec!["Ingress".into()]),
             ingress: Some(vec![
                 NetworkPolicyIngressRule {
-                    ports: Some(vec![port("http")]),
+                    ports: Some(vec![port("http"), port("grpc")]),
                     from: None,
                 },
                 NetworkPolicyIngressRule {

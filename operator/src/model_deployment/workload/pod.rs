@@ -12,7 +12,7 @@ use kube::ResourceExt;
 
 use super::{
     ADMIN_PORT, AUDIT_DIR, AUDIT_VOLUME_LIMIT, CANARY_FAULT_ANNOTATION, CLIENT_CA_DIR,
-    DEFAULT_PER_ADDRESS, KEY_SERVICE_TOKEN_DIR, KEY_SERVICE_TOKEN_SECONDS,
+    DEFAULT_PER_ADDRESS, GRPC_PORT, KEY_SERVICE_TOKEN_DIR, KEY_SERVICE_TOKEN_SECONDS,
     LATENCY_FAULT_ANNOTATION, PRE_STOP_SECONDS, SERVER_PORT, SIGNAL_LATENCY_FAULT_ANNOTATION,
     TLS_DIR, Track, Workload, drain_seconds, http_probe,
 };
@@ -36,6 +36,11 @@ pub(super) fn server_container(w: &Workload<'_>) -> (Container, Vec<Volume>) {
             ContainerPort {
                 name: Some("http".into()),
                 container_port: SERVER_PORT,
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("grpc".into()),
+                container_port: GRPC_PORT,
                 ..ContainerPort::default()
             },
             ContainerPort {
@@ -76,6 +81,7 @@ fn server_env(w: &Workload<'_>) -> Vec<EnvVar> {
         env("AIMASS_MODEL_VERSION", w.version.version),
         env("AIMASS_PORT", SERVER_PORT),
         env("AIMASS_ADMIN_PORT", ADMIN_PORT),
+        env("AIMASS_GRPC_PORT", GRPC_PORT),
         env("AIMASS_MAX_BATCH_SIZE", spec.batching.max_batch_size),
         env(
             "AIMASS_MAX_QUEUE_DELAY_MICROS",

@@ -4,6 +4,39 @@ use super::*;
 use k8s_openapi::api::core::v1::Container;
 
 #[test]
+fn the_service_carries_rest_and_grpc_to_the_named_container_ports() {
+    let md = md("");
+    let service = service(&md).spec.unwrap();
+    let ports: Vec<(String, i32, IntOrString)> = service
+        .ports
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.name.unwrap(), p.port, p.target_port.unwrap()))
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            ("http".into(), 80, IntOrString::String("http".into())),
+            ("grpc".into(), 8001, IntOrString::String("grpc".into()))
+        ]
+    );
+    let pod = one_stable_pod(&md);
+    let container = &pod.containers[0];
+    let named: Vec<(String, i32)> = container
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| (p.name.clone().unwrap(), p.container_port))
+        .collect();
+    assert!(named.contains(&("grpc".into(), 8001)), "{named:?}");
+    assert_eq!(env_of(container)["AIMASS_GRPC_PORT"], "8001");
+    assert_eq!(
+        grpc_address(&md),
+        format!("scoring.{}.svc:8001", md.namespace().unwrap())
+    );
+}
+
+#[test]
 fn the_admin_port_answers_only_the_operator_and_the_scrapers() {
     let policy = network_policy(&md(""), "aimass-system", &["monitoring".to_owned()]);
     assert_eq!(policy.metadata.name.as_deref(), Some("scoring"));
@@ -21,8 +54,14 @@ fn the_admin_port_answers_only_the_operator_and_the_scrapers() {
             .filter_map(|p| p.port.clone())
             .collect()
     };
-    assert_eq!(ports(0), [IntOrString::String("http".into())]);
-    assert!(rules[0].from.is_none(), "the API port is open");
+    assert_eq!(
+        ports(0),
+        [
+            IntOrString::String("http".into()),
+            IntOrString::String("grpc".into())
+        ]
+    );
+    assert!(rules[0].from.is_none(), "the API ports are open");
     assert_eq!(ports(1), [IntOrString::String("admin".into())]);
     let from = &rules[1].from.as_ref().unwrap()[0];
     let namespaces = from
