@@ -20,6 +20,7 @@ use kube::runtime::wait::{Condition, await_condition};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 
+pub mod grpc;
 pub mod operator;
 
 /// The field manager tests apply with.

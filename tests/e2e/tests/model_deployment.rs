@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aimass_crds::v1alpha1::{Model, ModelDeployment};
+use aimass_e2e::grpc::grpc_infer;
 use aimass_e2e::operator::{KEY_NAMESPACE, run_with_operator, target_dir};
 use aimass_e2e::{
     TestNamespace, close, http_get, kubectl, pod_processes, pods, post_as, scoring_manifests,
@@ -221,6 +222,7 @@ async fn replicas_spread_answer_scale_and_are_removed_with_the_model_deployment(
             ensure!(answer["model_version"] == "1", "{answer}");
         }
         enforced(&ns, &request, &replicas[0].0).await?;
+        grpc_through_the_service(&ns, &request, &expected, status.grpc_address.as_deref()).await?;
         let (ok, out, err) = kubectl(&["get", "md", "-n", &ns.name])?;
         ensure!(ok, "{err}");
         let row = out
@@ -361,6 +363,54 @@ async fn enforced(ns: &TestNamespace, request: &Value, ip: &str) -> Result<()> {
             .await?
             .is_some(),
         "the audit key Secret"
+    );
+    Ok(())
+}
+
+/// The gRPC service through the ModelDeployment's Service, whose address
+/// the status gives: Triton's gRPC client gets the reference answer with
+/// the invoker's token, and UNAUTHENTICATED without one.
+async fn grpc_through_the_service(
+    ns: &TestNamespace,
+    request: &Value,
+    expected: &Value,
+    address: Option<&str>,
+) -> Result<()> {
+    ensure!(
+        address == Some(&*format!("scoring.{}.svc:8001", ns.name)),
+        "status.grpcAddress: {address:?}"
+    );
+    // The host resolves no cluster names: the same Service by its ClusterIP.
+    let svc = ns.api::<Service>().get("scoring").await?;
+    let ip = svc
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .context("no ClusterIP")?;
+    let address = format!("{ip}:8001");
+    let token = ns.invoker_token().await?;
+    // Until kube-proxy routes the new Service, the port refuses.
+    wait(Duration::from_secs(30), "the Service's gRPC port", || {
+        let (address, request, token) = (address.clone(), request.clone(), token.clone());
+        async move {
+            let answer = grpc_infer(&address, "card-fraud", &request, Some(&token)).await?;
+            Ok(answer["status"] != "UNAVAILABLE")
+        }
+    })
+    .await?;
+    let answer = grpc_infer(&address, "card-fraud", request, Some(&token)).await?;
+    ensure!(answer["status"] == "OK", "with a token: {answer}");
+    let want = expected
+        .as_array()
+        .and_then(|a| a.iter().find(|o| o["name"] == "probabilities"))
+        .context("reference probabilities")?;
+    ensure!(
+        close(&answer["outputs"]["probabilities"], &want["data"]),
+        "gRPC answered {answer}, the reference is {want}"
+    );
+    let refused = grpc_infer(&address, "card-fraud", request, None).await?;
+    ensure!(
+        refused["status"] == "UNAUTHENTICATED",
+        "without a token: {refused}"
     );
     Ok(())
 }
