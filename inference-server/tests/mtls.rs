@@ -5,7 +5,9 @@
 //! `system:` user is 401 and one claiming `system:masters` gains nothing; a
 //! revoked certificate cannot connect, and one revoked while its connection
 //! is open stops working on that connection; without a certificate or token
-//! the call is 401.
+//! the call is 401. The same certificates hold on the gRPC port (TLS with
+//! ALPN h2, Triton's gRPC client): served, PERMISSION_DENIED,
+//! UNAUTHENTICATED.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +28,8 @@ use rcgen::{
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::{Value, json};
+
+mod support;
 
 /// Certificates and a TLS client, for the test below.
 #[cfg(test)]
@@ -281,9 +285,15 @@ async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_canno
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc_addr = grpc.local_addr().unwrap();
     tokio::spawn(server::serve(
         Arc::new(service),
-        server::Listeners::rest(listener),
+        server::Listeners {
+            api: listener,
+            grpc: Some(grpc),
+            admin: None,
+        },
         std::future::pending(),
         Duration::from_secs(1),
     ));
@@ -322,6 +332,19 @@ async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_canno
         "a certificate claiming system:masters: {answer}"
     );
 
+    // The same certificates over gRPC (TLS with ALPN h2), by Triton's
+    // gRPC client.
+    for (certificate, status) in [
+        (Some(&partner), "OK"),
+        (Some(&stranger), "PERMISSION_DENIED"),
+        (None, "UNAUTHENTICATED"),
+    ] {
+        assert_eq!(
+            grpc_status(&pki, grpc_addr, certificate, &body).await,
+            status
+        );
+    }
+
     // The CA publishes a new CRL (the mounted Secret changes): partner-bank-a
     // is revoked after the next check, no restart: on the connection it
     // holds open, and for new connections.
@@ -339,11 +362,23 @@ async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_canno
         "a certificate revoked by the updated CRL was served"
     );
 
-    let records: Vec<Record> = std::fs::read_to_string(&audit)
+    let (grpc_records, records): (Vec<Record>, Vec<Record>) = std::fs::read_to_string(&audit)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str::<Record>(l).unwrap())
+        .partition(|r| r.operation.starts_with("gRPC "));
+    let grpc_callers: Vec<(&str, u16)> = grpc_records
+        .iter()
+        .map(|r| (r.actor.user.as_str(), r.status))
         .collect();
+    assert_eq!(
+        grpc_callers,
+        [
+            ("partner:bank-cas:partner-bank-a", 200),
+            ("partner:bank-cas:partner-bank-b", 403),
+            ("", 401)
+        ]
+    );
     assert_eq!(
         records.len(),
         7,
@@ -360,4 +395,39 @@ async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_canno
     assert_eq!(records[4].actor.user, "partner:bank-cas:mallory");
     assert!(records[4].actor.groups.is_empty(), "{:?}", records[4].actor);
     assert!(records[0].actor.credential_id.starts_with("x509:"));
+}
+
+/// The gRPC status of one inference over TLS to `addr`, with
+/// `certificate` (its files) or without one, by tritonclient.grpc.
+async fn grpc_status(
+    pki: &helpers::Pki,
+    addr: std::net::SocketAddr,
+    certificate: Option<&(std::path::PathBuf, std::path::PathBuf)>,
+    body: &str,
+) -> String {
+    let request = pki.dir.join("grpc-request.json");
+    std::fs::write(&request, body).unwrap();
+    let mut command = std::process::Command::new(support::clients_python().join("python"));
+    command
+        .arg(support::repo().join("tests/clients/grpc_infer.py"))
+        .arg(addr.to_string())
+        .arg("fraud")
+        .arg(&request)
+        .env("AIMASS_GRPC_CA", pki.dir.join("ca.pem"))
+        .env("AIMASS_GRPC_SERVER_NAME", "localhost");
+    if let Some((cert, key)) = certificate {
+        command
+            .env("AIMASS_GRPC_CERT", cert)
+            .env("AIMASS_GRPC_KEY", key);
+    }
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    answer["status"].as_str().unwrap_or_default().to_owned()
 }
