@@ -399,6 +399,7 @@ async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_canno
 
 /// The gRPC status of one inference over TLS to `addr`, with
 /// `certificate` (its files) or without one, by tritonclient.grpc.
+#[cfg(test)]
 async fn grpc_status(
     pki: &helpers::Pki,
     addr: std::net::SocketAddr,
