@@ -2,7 +2,9 @@
 //! security layer as REST (tokens reviewed and calls authorised by a
 //! stand-in API server): answers identical to the bit to REST's, raw and
 //! typed tensors, the refusals a caller can meet with their gRPC codes, and
-//! every call in the audit trail as a gRPC call.
+//! every call in the audit trail as a gRPC call; and frames as a hostile
+//! client writes them (undecodable, oversized, lying about their length,
+//! compressed, for no method), each answered with a status, none a crash.
 
 mod support;
 
@@ -151,4 +153,131 @@ async fn triton_grpc_client_gets_rest_answers_to_the_bit_and_refusals_with_grpc_
         "reads are recorded too"
     );
     let _ = std::fs::remove_file(&audit);
+}
+
+/// One gRPC call of `method` with `body` (the whole HTTP/2 body: frames as
+/// a hostile client writes them) on a fresh connection to `addr`; the
+/// grpc-status and grpc-message answered, from the headers of a
+/// trailers-only answer or from the trailers.
+async fn raw_call(addr: std::net::SocketAddr, method: &str, body: Vec<u8>) -> (String, String) {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let request = hyper::Request::post(format!(
+        "http://{addr}/inference.GRPCInferenceService/{method}"
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
+    .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let collected = body.collect().await.unwrap();
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    let field = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .or_else(|| trailers.get(name))
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    (field("grpc-status"), field("grpc-message"))
+}
+
+/// A gRPC message frame: uncompressed, `length` as declared.
+fn frame(length: u32, message: &[u8]) -> Vec<u8> {
+    let mut framed = vec![0];
+    framed.extend_from_slice(&length.to_be_bytes());
+    framed.extend_from_slice(message);
+    framed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_grpc_messages_get_a_status_and_never_a_crash() {
+    let model = support::repo().join("tests/zoo/models/torch_mlp.onnx");
+    let config = Config::try_parse_from([
+        "aimass-inference-server",
+        "--model-uri",
+        model.to_str().unwrap(),
+        "--model-name",
+        "fraud",
+        "--max-request-bytes",
+        "4096",
+    ])
+    .unwrap();
+    let service = Arc::new(server::load(&config).await.unwrap());
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = grpc.local_addr().unwrap();
+    tokio::spawn(server::serve(
+        Arc::clone(&service),
+        server::Listeners {
+            api,
+            grpc: Some(grpc),
+            admin: None,
+        },
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
+    // 0: OK, 3: INVALID_ARGUMENT, 8: RESOURCE_EXHAUSTED, 11: OUT_OF_RANGE
+    // and 13: INTERNAL (tonic's words for a frame past the limit and a
+    // message that does not decode), 12: UNIMPLEMENTED.
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        ("ServerLive", frame(0, &[]), "0", ""),
+        ("ModelInfer", frame(5, &[0xff; 5]), "13", "decode"),
+        // A frame claiming more than the limit: refused by its header.
+        ("ModelInfer", frame(1_000_000, &[0; 16]), "11", "too large"),
+        ("ModelInfer", frame(5000, &[0; 5000]), "8", "4096"),
+        ("ModelInfer", vec![1, 0, 0, 0, 1, 0], "13", "compressed-flag"),
+        ("NoSuchMethod", frame(0, &[]), "12", ""),
+        // A request with no inputs: the decoder names what the model needs.
+        (
+            "ModelInfer",
+            frame(7, &[0x0a, 0x05, b'f', b'r', b'a', b'u', b'd']),
+            "3",
+            "missing input",
+        ),
+    ];
+    for (method, body, status, says) in cases {
+        let (got, message) = raw_call(addr, method, body).await;
+        assert_eq!(got, status, "{method}: {message}");
+        let message = percent_decoded(&message);
+        assert!(
+            message.contains(says),
+            "{method}: {message:?} should say {says:?}"
+        );
+    }
+    // Still serving, and nothing panicked.
+    assert_eq!(raw_call(addr, "ServerReady", frame(0, &[])).await.0, "0");
+    assert_eq!(
+        service.metrics.panics.with_label_values(&["request"]).get(),
+        0
+    );
+}
+
+/// A grpc-message as sent: percent-encoded.
+fn percent_decoded(message: &str) -> String {
+    let bytes = message.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => {
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).unwrap(), 16).unwrap());
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
