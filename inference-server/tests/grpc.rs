@@ -159,6 +159,7 @@ async fn triton_grpc_client_gets_rest_answers_to_the_bit_and_refusals_with_grpc_
 /// a hostile client writes them) on a fresh connection to `addr`; the
 /// grpc-status and grpc-message answered, from the headers of a
 /// trailers-only answer or from the trailers.
+#[cfg(test)]
 async fn raw_call(addr: std::net::SocketAddr, method: &str, body: Vec<u8>) -> (String, String) {
     use http_body_util::BodyExt;
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -192,6 +193,7 @@ async fn raw_call(addr: std::net::SocketAddr, method: &str, body: Vec<u8>) -> (S
 }
 
 /// A gRPC message frame: uncompressed, `length` as declared.
+#[cfg(test)]
 fn frame(length: u32, message: &[u8]) -> Vec<u8> {
     let mut framed = vec![0];
     framed.extend_from_slice(&length.to_be_bytes());
@@ -263,6 +265,7 @@ async fn hostile_grpc_messages_get_a_status_and_never_a_crash() {
 }
 
 /// A grpc-message as sent: percent-encoded.
+#[cfg(test)]
 fn percent_decoded(message: &str) -> String {
     let bytes = message.as_bytes();
     let mut out = Vec::new();
