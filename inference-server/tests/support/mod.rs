@@ -45,16 +45,23 @@ fn venv_bin(script: &str) -> PathBuf {
 
 /// Runs another project's client check, `script` (from the repository
 /// root) with the `python` of `bin`, against the real server binary serving
-/// the zoo's MLP as model `fraud` version 2; returns what it printed, once
-/// it succeeded.
+/// the zoo's MLP as model `fraud` version 2 (arguments: the REST address,
+/// the model, its reference, the gRPC address); returns what it printed,
+/// once it succeeded.
 pub fn client_check(bin: &Path, script: &str) -> String {
     let model = repo().join("tests/zoo/models/torch_mlp.onnx");
-    let (_server, port) = start_server(model.to_str().unwrap(), &["--model-version", "2"], &[]);
+    let grpc = free_port().to_string();
+    let (_server, port) = start_server(
+        model.to_str().unwrap(),
+        &["--model-version", "2", "--grpc-port", &grpc],
+        &[],
+    );
     let out = Command::new(bin.join("python"))
         .arg(repo().join(script))
         .arg(format!("127.0.0.1:{port}"))
         .arg("fraud")
         .arg(repo().join("tests/zoo/models/torch_mlp.json"))
+        .arg(format!("127.0.0.1:{grpc}"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
