@@ -18,14 +18,7 @@ fi
 log "building the release server and the HTTP ceiling"
 (cd "$repo" && cargo build --quiet --locked --release -p aimass-inference-server \
   --bin aimass-inference-server --bin aimass-http-ceiling)
-zoo="$("$repo/scripts/zoo-venv.sh")"
 reference="$("$repo/scripts/venv.sh" bench "$here/requirements.txt")"
-models="$AIMASS_CACHE_DIR/bench-models-$(cat "$here/models.py" "$repo/tests/zoo/requirements.txt" | sha256sum | cut -c1-12)"
-if [ ! -f "$models/.complete" ]; then
-  log "writing the benchmark's models to $models (about 3 minutes, once)"
-  rm -rf "$models"
-  "$zoo/bin/python" "$here/models.py" "$models"
-  touch "$models/.complete"
-fi
+models="$("$here/models.sh")"
 exec python3 "$here/serving.py" --bin "$CARGO_TARGET_DIR/release" --python "$reference/bin/python" \
   --models "$models" --seconds "${AIMASS_BENCH_SECONDS:-10}"

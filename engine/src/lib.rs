@@ -65,6 +65,12 @@ pub trait Backend: Send + Sync {
     /// dynamic quantization, which scales by the whole input). Requests to
     /// such models are never merged.
     fn batch_dependent(&self) -> bool;
+
+    /// How long a run of one row takes, as measured when the model was
+    /// loaded; `None` when not measured.
+    fn row_cost(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ pub struct TractBackend {
     plan: Arc<TypedRunnableModel>,
     signature: Signature,
     batch_dependent: bool,
+    /// The quickest of the warm-up runs (one row each).
+    row_cost: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for TractBackend {
@@ -104,19 +106,20 @@ impl TractBackend {
             .map_err(invalid)?
             .into_runnable()
             .map_err(invalid)?;
-        let backend = Self {
+        let mut backend = Self {
             plan,
             signature: Signature { inputs, outputs },
             batch_dependent,
+            row_cost: None,
         };
-        backend.warm_up()?;
+        backend.row_cost = Some(backend.warm_up()?);
         Ok(backend)
     }
 
-    /// One run on a row of zeros (empty strings), so the first request does
+    /// Runs on a row of zeros (empty strings), so the first request does
     /// not pay for lazy initialisation and a model that cannot run fails at
-    /// load.
-    fn warm_up(&self) -> Result<(), EngineError> {
+    /// load; the quickest run's time.
+    fn warm_up(&self) -> Result<std::time::Duration, EngineError> {
         let inputs = self
             .signature
             .inputs
@@ -132,15 +135,33 @@ impl TractBackend {
                 ServerTensor::new(shape, data).ok_or_else(|| invalid("warm-up input"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        self.run(inputs)
-            .map(|_| ())
-            .map_err(|e| EngineError::Invalid(format!("the model does not run: {e}")))
+        let mut quickest = std::time::Duration::MAX;
+        for _ in 0..WARM_UP_RUNS {
+            let started = std::time::Instant::now();
+            self.run(inputs.clone())
+                .map_err(|e| EngineError::Invalid(format!("the model does not run: {e}")))?;
+            quickest = quickest.min(started.elapsed());
+            // A slow model is measured once: more runs would delay start-up.
+            if quickest > SLOW_RUN {
+                break;
+            }
+        }
+        Ok(quickest)
     }
 }
+
+/// Warm-up runs; the quickest is the model's cost per row.
+const WARM_UP_RUNS: usize = 5;
+/// A run this slow is not repeated at warm-up.
+const SLOW_RUN: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl Backend for TractBackend {
     fn signature(&self) -> &Signature {
         &self.signature
+    }
+
+    fn row_cost(&self) -> Option<std::time::Duration> {
+        self.row_cost
     }
 
     fn run(&self, inputs: Vec<ServerTensor>) -> Result<Vec<ServerTensor>, EngineError> {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Times onnxruntime on a zoo model, one thread, for the tree benchmark.
+"""Times onnxruntime on a zoo model, on THREADS threads, for the tree
+benchmark.
 
-Usage: ort_bench.py MODEL.onnx REFERENCE.json ROWS SECONDS
+Usage: ort_bench.py MODEL.onnx REFERENCE.json ROWS SECONDS THREADS
 Prints the mean seconds per run over a timed loop of about SECONDS.
 """
 
@@ -13,10 +14,10 @@ import numpy as np
 import onnxruntime as ort
 
 
-def main(model, reference, rows, seconds):
+def main(model, reference, rows, seconds, threads):
     ref = json.load(open(reference))
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = int(threads)
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     feeds = {}
@@ -34,4 +35,4 @@ def main(model, reference, rows, seconds):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(*sys.argv[1:6])

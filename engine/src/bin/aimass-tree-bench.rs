@@ -1,10 +1,14 @@
 //! Tree-ensemble benchmark: our ONNX-ML tree operators against onnxruntime
 //! (through the zoo's Python environment), on the same models, in the same
-//! run, one thread each, for 1 and 256 rows (ours splits batches of 1,024
-//! rows or more over the CPUs). Prints the speed ratio (onnxruntime time /
-//! ours: above 1 means faster than onnxruntime).
+//! run, for 1, 256 and 4,096 rows: one thread each, and every CPU each for
+//! 1,024 rows or more (ours splits such batches over the CPUs, onnxruntime
+//! gets as many intra-op threads). Rows cycle through the reference's
+//! inputs, so a reference of many rows makes the rows take different
+//! paths. Prints the speed ratio (onnxruntime time / ours: above 1 means
+//! faster than onnxruntime).
 //!
-//! `cargo run --release -p aimass-inference-server --bin aimass-tree-bench`
+//! `cargo run --release -p aimass-engine --bin aimass-tree-bench`, or
+//! `make bench-trees` for the deep ensembles of `bench/models.py`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -27,7 +31,7 @@ struct Args {
     ].map(String::from))]
     models: Vec<String>,
     /// Batch sizes.
-    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 256])]
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 256, 4096])]
     rows: Vec<usize>,
     /// Seconds of timed runs per measurement.
     #[arg(long, default_value_t = 1.0)]
@@ -62,6 +66,7 @@ fn main() -> Result<()> {
                 .arg(repo.join("tests/zoo/ort_bench.py"))
                 .args([&onnx, &reference])
                 .args([rows.to_string(), args.seconds.to_string()])
+                .arg(ort_threads(rows).to_string())
                 .output()?;
             anyhow::ensure!(
                 out.status.success(),
@@ -80,7 +85,17 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// Mean seconds per run of our engine, on one thread.
+/// onnxruntime's intra-op threads for a batch of `rows`: as many as ours
+/// uses (every CPU from 1,024 rows).
+fn ort_threads(rows: usize) -> usize {
+    if rows >= 1024 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        1
+    }
+}
+
+/// Mean seconds per run of our engine (one thread below 1,024 rows).
 fn ours(onnx: &PathBuf, reference: &PathBuf, rows: usize, seconds: f64) -> Result<f64> {
     let backend = TractBackend::load(&std::fs::read(onnx)?).map_err(|e| anyhow::anyhow!("{e}"))?;
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(reference)?)?;

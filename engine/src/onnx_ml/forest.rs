@@ -1,7 +1,9 @@
 //! Tree ensembles as the ONNX-ML `TreeEnsembleClassifier` and
 //! `TreeEnsembleRegressor` operators define them, laid out for speed: every
 //! tree's nodes in contiguous arrays, children and leaf weights reached by
-//! direct index, rows evaluated tree by tree while a tree is in cache.
+//! direct index, rows evaluated tree by tree while a tree is in cache, and
+//! within a tree several rows walked side by side without branches, so one
+//! row's cache miss or unpredictable turn does not stall the others.
 
 mod post_transform;
 
@@ -147,6 +149,9 @@ pub struct ForestSpec<'a> {
     /// into this list.
     pub member_sets: Vec<Vec<f64>>,
 }
+
+/// Rows walked side by side through a tree.
+const LANES: usize = 8;
 
 /// Batches are split over the CPUs only from this many rows…
 const PARALLEL_MIN_ROWS: usize = 1024;
@@ -437,6 +442,70 @@ impl Forest {
         node
     }
 
+    /// Calls `reached` with each row's index and the leaf it reaches in the
+    /// tree at `root`: [`LANES`] rows at a time walked side by side, the
+    /// rest one by one.
+    #[inline(always)]
+    fn each_leaf<T: Copy + Into<f64>>(
+        &self,
+        root: u32,
+        rows: &[T],
+        n_features: usize,
+        goes_true: impl Fn(&Node, f64) -> bool + Copy,
+        mut reached: impl FnMut(usize, &Node),
+    ) {
+        let width = n_features.max(1);
+        let mut done = 0;
+        // A leaf's fields are not a branch's: walking side by side reads
+        // them (and discards what they give), which a membership test
+        // cannot survive (its threshold indexes the sets).
+        if n_features > 0 && self.single_mode != Some(Mode::Member) {
+            for group in rows.chunks_exact(width * LANES) {
+                let lanes: [&[T]; LANES] =
+                    std::array::from_fn(|l| &group[l * width..(l + 1) * width]);
+                for (l, at) in self.leaves(root, &lanes, goes_true).iter().enumerate() {
+                    reached(done + l, &self.nodes[*at as usize]);
+                }
+                done += LANES;
+            }
+        }
+        for (r, row) in rows.chunks_exact(width).enumerate().skip(done) {
+            reached(r, self.leaf(root, row, goes_true));
+        }
+    }
+
+    /// The leaves (node indices) `rows` reach in the tree at `root`, walked
+    /// in lockstep: every step advances each row still on a branch, with a
+    /// select instead of a jump, until all are on leaves.
+    #[inline(always)]
+    fn leaves<T: Copy + Into<f64>>(
+        &self,
+        root: u32,
+        rows: &[&[T]; LANES],
+        goes_true: impl Fn(&Node, f64) -> bool,
+    ) -> [u32; LANES] {
+        let mut at = [root; LANES];
+        loop {
+            let mut walking = false;
+            for (lane, row) in at.iter_mut().zip(rows) {
+                let node = &self.nodes[*lane as usize];
+                let branch = node.mode.is_some();
+                let x: f64 = row[node.feature as usize].into();
+                let holds = goes_true(node, x) | (node.missing_true & x.is_nan());
+                let child = if holds {
+                    node.true_or_first_weight
+                } else {
+                    node.false_or_end_weight
+                };
+                *lane = if branch { child } else { *lane };
+                walking |= branch;
+            }
+            if !walking {
+                return at;
+            }
+        }
+    }
+
     /// Aggregated leaf values: `scores[row * n_targets + target]`, and
     /// whether any leaf gave each target a value.
     pub fn eval<T: Copy + Into<f64> + Sync>(
@@ -512,9 +581,9 @@ impl Forest {
         if summing && self.scalar_leaves && t == 1 {
             // The usual regressor and binary classifier: one sum per row.
             for &root in &self.roots {
-                for (score, row) in scores.iter_mut().zip(rows.chunks_exact(n_features.max(1))) {
-                    *score += self.leaf(root, row, goes_true).threshold;
-                }
+                self.each_leaf(root, rows, n_features, goes_true, |r, leaf| {
+                    scores[r] += leaf.threshold;
+                });
             }
             has.iter_mut().for_each(|h| *h = !self.weights.is_empty());
         } else {
@@ -548,8 +617,7 @@ impl Forest {
         let summing = matches!(aggregate, Aggregate::Sum | Aggregate::Average);
         // Tree-major: each tree walks all rows while its nodes are in cache.
         for &root in &self.roots {
-            for (r, row) in rows.chunks_exact(n_features.max(1)).enumerate() {
-                let leaf = self.leaf(root, row, goes_true);
+            self.each_leaf(root, rows, n_features, goes_true, |r, leaf| {
                 for w in &self.weights
                     [leaf.true_or_first_weight as usize..leaf.false_or_end_weight as usize]
                 {
@@ -565,7 +633,7 @@ impl Forest {
                     };
                     has[k] = true;
                 }
-            }
+            });
         }
     }
 

@@ -79,6 +79,38 @@ fn large_batches_split_over_threads_give_the_serial_answer() {
 }
 
 #[test]
+fn rows_walked_side_by_side_reach_the_leaves_each_reaches_alone() {
+    // Every mode mix and aggregate, over rows that take every path (NaN
+    // included), in a batch of whole lane groups and a ragged tail.
+    let values = [f32::NAN, -1.0, 0.0, 1.0, 2.0, 4.0, 5.0, 6.0];
+    let rows: Vec<[f32; 2]> = (0..LANES * 4 + 3)
+        .map(|i| [values[i % values.len()], values[(i * 5 + 3) % values.len()]])
+        .collect();
+    for modes in [
+        ["BRANCH_LEQ", "BRANCH_LT"],
+        ["BRANCH_GTE", "BRANCH_GT"],
+        ["BRANCH_GT", "BRANCH_GT"],
+        ["BRANCH_EQ", "BRANCH_NEQ"],
+        ["BRANCH_MEMBER", "BRANCH_LT"],
+    ] {
+        let mut s = spec(modes);
+        if modes[0] == "BRANCH_MEMBER" {
+            s.values[0] = 0.0; // the first membership set: {1, 3}
+        }
+        let f = Forest::new(&s).unwrap();
+        for agg in [
+            Aggregate::Sum,
+            Aggregate::Average,
+            Aggregate::Min,
+            Aggregate::Max,
+        ] {
+            let alone: Vec<f64> = rows.iter().flat_map(|r| run(&f, &[*r], agg)).collect();
+            assert_eq!(run(&f, &rows, agg), alone, "{modes:?} {agg:?}");
+        }
+    }
+}
+
+#[test]
 fn branch_member_tests_set_membership() {
     let mut s = spec(["BRANCH_MEMBER", "BRANCH_LT"]);
     s.values[0] = 0.0; // the first membership set: {1, 3}
