@@ -307,6 +307,13 @@ pub struct Config {
     #[arg(long, env = "AIMASS_DRAIN_TIMEOUT_SECONDS", default_value_t = 20)]
     pub drain_timeout_seconds: u64,
 
+    /// A request the model answers within this many microseconds (its cost
+    /// per row, measured at load, times its rows) runs on the thread that
+    /// decoded it rather than on an inference thread, saving the hand-off
+    /// (only with --max-queue-delay 0). 0 turns this off.
+    #[arg(long, env = "AIMASS_INLINE_BELOW_MICROS", default_value_t = 50)]
+    pub inline_below_micros: u64,
+
     /// Threads running the model. Default: the number of CPUs.
     #[arg(long, env = "AIMASS_INFERENCE_THREADS")]
     pub inference_threads: Option<usize>,

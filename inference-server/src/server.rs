@@ -89,6 +89,7 @@ pub async fn load(config: &Config) -> Result<Service, Error> {
             max_queue_delay: std::time::Duration::from_micros(config.max_queue_delay),
             queue_capacity: usize::try_from(config.queue_capacity).unwrap_or(1),
             workers,
+            inline_below: Duration::from_micros(config.inline_below_micros),
         },
         Arc::clone(&metrics),
     );

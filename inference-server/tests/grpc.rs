@@ -237,7 +237,12 @@ async fn hostile_grpc_messages_get_a_status_and_never_a_crash() {
         // A frame claiming more than the limit: refused by its header.
         ("ModelInfer", frame(1_000_000, &[0; 16]), "11", "too large"),
         ("ModelInfer", frame(5000, &[0; 5000]), "8", "4096"),
-        ("ModelInfer", vec![1, 0, 0, 0, 1, 0], "13", "compressed-flag"),
+        (
+            "ModelInfer",
+            vec![1, 0, 0, 0, 1, 0],
+            "13",
+            "compressed-flag",
+        ),
         ("NoSuchMethod", frame(0, &[]), "12", ""),
         // A request with no inputs: the decoder names what the model needs.
         (

@@ -200,18 +200,26 @@ impl Service {
     }
 
     /// Queues `inputs` for a model run and waits for it, within the
-    /// request timeout.
+    /// request timeout; or runs them in place when the model answers them
+    /// quicker than a hand-off to a worker.
     async fn run(&self, inputs: Vec<Tensor>, rows: usize) -> Result<Vec<Tensor>, ApiError> {
-        let receiver = self.batcher.submit(inputs, rows).map_err(ApiError::Busy)?;
-        let timeout = self.limits.request_timeout;
-        match tokio::time::timeout(timeout, receiver).await {
-            Err(_) => Err(ApiError::Timeout(timeout)),
-            Ok(Err(_)) => Err(ApiError::Internal("the inference worker stopped".into())),
-            Ok(Ok(Err(EngineError::Run(e)))) => {
-                Err(ApiError::Internal(format!("inference failed: {e}")))
+        let reply = if self.batcher.runs_in_place(rows) {
+            self.batcher.run_here(inputs, rows)
+        } else {
+            let receiver = self.batcher.submit(inputs, rows).map_err(ApiError::Busy)?;
+            let timeout = self.limits.request_timeout;
+            match tokio::time::timeout(timeout, receiver).await {
+                Err(_) => return Err(ApiError::Timeout(timeout)),
+                Ok(Err(_)) => {
+                    return Err(ApiError::Internal("the inference worker stopped".into()));
+                }
+                Ok(Ok(reply)) => reply,
             }
-            Ok(Ok(Err(e))) => Err(ApiError::Internal(e.to_string())),
-            Ok(Ok(Ok(outputs))) => Ok(outputs),
+        };
+        match reply {
+            Err(EngineError::Run(e)) => Err(ApiError::Internal(format!("inference failed: {e}"))),
+            Err(e) => Err(ApiError::Internal(e.to_string())),
+            Ok(outputs) => Ok(outputs),
         }
     }
 

@@ -110,6 +110,7 @@ fn build(
             max_queue_delay: Duration::from_micros(200),
             queue_capacity: queue,
             workers: 1,
+            inline_below: Duration::from_micros(50),
         },
         Arc::clone(&metrics),
     );
