@@ -11,11 +11,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aimass_audit::{AuditLog, Record, Target};
-use aimass_inference_server::config::Config;
-use aimass_inference_server::security::{Authorizer, Enforcement, Guard, TokenAuthenticator, stub};
+use aimass_audit::Record;
+use aimass_inference_server::security::stub;
 use aimass_inference_server::server;
-use clap::Parser;
 use serde_json::{Value, json};
 
 /// The stand-in API server: `alice-token` is alice, who may run and read
@@ -44,41 +42,14 @@ async fn triton_grpc_client_gets_rest_answers_to_the_bit_and_refusals_with_grpc_
     let (_, client) = stub::serve(Arc::new(review), Arc::new(|| Duration::ZERO))
         .await
         .unwrap();
-    let model = support::repo().join("tests/zoo/models/torch_mlp.onnx");
-    let config = Config::try_parse_from([
-        "aimass-inference-server",
-        "--model-uri",
-        model.to_str().unwrap(),
-        "--model-name",
-        "fraud",
-        "--model-version",
-        "2",
-    ])
-    .unwrap();
-    let mut service = server::load(&config).await.unwrap();
+    let mut service = support::load("torch_mlp", &["--model-version", "2"]).await;
     let audit =
         std::env::temp_dir().join(format!("aimass-grpc-audit-{}.jsonl", std::process::id()));
-    let _ = std::fs::remove_file(&audit);
-    let timeout = Duration::from_secs(1);
-    service.enforcement = Some(Enforcement {
-        guard: Some(Guard {
-            api_keys: None,
-            authn: TokenAuthenticator::new(client.clone(), "aimass".into(), timeout),
-            authz: Authorizer::new(client, "risk".into(), "fraud".into(), timeout),
-            limits: None,
-            per_address: None,
-        }),
-        audit: Some(AuditLog::open(&audit, vec![7; 32]).unwrap()),
-        target: Target {
-            namespace: "risk".into(),
-            model: "fraud".into(),
-            ..Target::default()
-        },
-        fail_open: false,
-        payload: None,
-        metrics: Arc::clone(&service.metrics),
-        warm_up_key: None,
-    });
+    service.enforcement = Some(support::enforcement(
+        client,
+        &audit,
+        Arc::clone(&service.metrics),
+    ));
     service.admin_separate = true;
     let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -203,18 +174,7 @@ fn frame(length: u32, message: &[u8]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_grpc_messages_get_a_status_and_never_a_crash() {
-    let model = support::repo().join("tests/zoo/models/torch_mlp.onnx");
-    let config = Config::try_parse_from([
-        "aimass-inference-server",
-        "--model-uri",
-        model.to_str().unwrap(),
-        "--model-name",
-        "fraud",
-        "--max-request-bytes",
-        "4096",
-    ])
-    .unwrap();
-    let service = Arc::new(server::load(&config).await.unwrap());
+    let service = Arc::new(support::load("torch_mlp", &["--max-request-bytes", "4096"]).await);
     let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = grpc.local_addr().unwrap();

@@ -12,12 +12,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aimass_audit::{AuditLog, Record, Target};
-use aimass_inference_server::config::Config;
+use aimass_audit::Record;
 use aimass_inference_server::security::mtls::{RELOAD_CHECK, ReloadingAcceptor, TlsFiles};
-use aimass_inference_server::security::{Authorizer, Enforcement, Guard, TokenAuthenticator, stub};
+use aimass_inference_server::security::stub;
 use aimass_inference_server::server;
-use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use rcgen::{
@@ -241,37 +239,13 @@ async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_canno
     .await
     .unwrap();
     let zoo = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/zoo/models");
-    let config = Config::try_parse_from([
-        "aimass-inference-server",
-        "--model-uri",
-        &format!("{zoo}/gbdt_classifier.onnx"),
-        "--model-name",
-        "fraud",
-    ])
-    .unwrap();
-    let mut service = server::load(&config).await.unwrap();
+    let mut service = support::load("gbdt_classifier", &[]).await;
     let audit = pki.dir.join("audit.jsonl");
-    let _ = std::fs::remove_file(&audit);
-    let timeout = Duration::from_secs(1);
-    service.enforcement = Some(Enforcement {
-        guard: Some(Guard {
-            api_keys: None,
-            authn: TokenAuthenticator::new(client.clone(), "aimass".into(), timeout),
-            authz: Authorizer::new(client, "risk".into(), "fraud".into(), timeout),
-            limits: None,
-            per_address: None,
-        }),
-        audit: Some(AuditLog::open(&audit, vec![3; 32]).unwrap()),
-        target: Target {
-            namespace: "risk".into(),
-            model: "fraud".into(),
-            ..Target::default()
-        },
-        fail_open: false,
-        payload: None,
-        metrics: Arc::clone(&service.metrics),
-        warm_up_key: None,
-    });
+    service.enforcement = Some(support::enforcement(
+        client,
+        &audit,
+        Arc::clone(&service.metrics),
+    ));
     service.admin_separate = true;
     service.tls = Some(Arc::new(
         ReloadingAcceptor::new(TlsFiles {

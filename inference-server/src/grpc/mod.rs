@@ -98,13 +98,7 @@ impl Grpc {
         let (Some(enforcement), Some(admission)) = (&self.service.enforcement, admission) else {
             return Ok(response);
         };
-        let actor = admission.principal.as_ref().map_or_else(
-            || aimass_audit::Actor {
-                method: "None".into(),
-                ..Default::default()
-            },
-            Principal::actor,
-        );
+        let actor = admission.actor();
         let call = crate::security::Call {
             received,
             latency: started.elapsed(),

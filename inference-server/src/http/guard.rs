@@ -69,13 +69,7 @@ async fn guarded<B: RequestBody>(
     let admission = enforcement
         .admit(req.headers(), certificate, peer.ip(), action, &mut decision)
         .await;
-    let actor = admission.principal.as_ref().map_or_else(
-        || aimass_audit::Actor {
-            method: "None".into(),
-            ..Default::default()
-        },
-        Principal::actor,
-    );
+    let actor = admission.actor();
     let response = match admission.verdict {
         Ok(()) => {
             let answer = route_caught(service, req, Port::Api, Some(&mut shapes));

@@ -232,6 +232,18 @@ pub struct Admission {
 }
 
 impl Admission {
+    /// The caller as the audit record names it (`method: None` when no one
+    /// was authenticated).
+    pub fn actor(&self) -> Actor {
+        self.principal.as_ref().map_or_else(
+            || Actor {
+                method: "None".into(),
+                ..Default::default()
+            },
+            Principal::actor,
+        )
+    }
+
     /// Refused before anyone was authenticated.
     fn refused(refusal: Refusal) -> Self {
         Self {

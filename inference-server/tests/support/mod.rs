@@ -191,3 +191,55 @@ pub fn mlp_sha256() -> String {
         .unwrap()
         .to_owned()
 }
+
+/// The security layer of a server run in-process against the stand-in API
+/// server (`client`): tokens reviewed for audience `aimass`, calls
+/// authorised on model `fraud` of namespace `risk`, every call recorded in
+/// the trail at `audit` (emptied first).
+pub fn enforcement(
+    client: kube::Client,
+    audit: &Path,
+    metrics: std::sync::Arc<aimass_inference_server::metrics::Metrics>,
+) -> aimass_inference_server::security::Enforcement {
+    use aimass_inference_server::security::{Authorizer, Enforcement, Guard, TokenAuthenticator};
+    let _ = std::fs::remove_file(audit);
+    let timeout = Duration::from_secs(1);
+    Enforcement {
+        guard: Some(Guard {
+            api_keys: None,
+            authn: TokenAuthenticator::new(client.clone(), "aimass".into(), timeout),
+            authz: Authorizer::new(client, "risk".into(), "fraud".into(), timeout),
+            limits: None,
+            per_address: None,
+        }),
+        audit: Some(aimass_audit::AuditLog::open(audit, vec![7; 32]).unwrap()),
+        target: aimass_audit::Target {
+            namespace: "risk".into(),
+            model: "fraud".into(),
+            ..aimass_audit::Target::default()
+        },
+        fail_open: false,
+        payload: None,
+        metrics,
+        warm_up_key: None,
+    }
+}
+
+/// The zoo model `model` loaded in-process as model `fraud`, with `extra`
+/// flags.
+pub async fn load(model: &str, extra: &[&str]) -> aimass_inference_server::http::Service {
+    use clap::Parser;
+    let uri = repo().join(format!("tests/zoo/models/{model}.onnx"));
+    let mut args = vec![
+        "aimass-inference-server",
+        "--model-uri",
+        uri.to_str().unwrap(),
+        "--model-name",
+        "fraud",
+    ];
+    args.extend_from_slice(extra);
+    let config = aimass_inference_server::config::Config::try_parse_from(args).unwrap();
+    aimass_inference_server::server::load(&config)
+        .await
+        .unwrap()
+}
