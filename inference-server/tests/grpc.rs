@@ -131,7 +131,12 @@ async fn triton_grpc_client_gets_rest_answers_to_the_bit_and_refusals_with_grpc_
 /// grpc-status and grpc-message answered, from the headers of a
 /// trailers-only answer or from the trailers.
 #[cfg(test)]
-async fn raw_call(addr: std::net::SocketAddr, method: &str, body: Vec<u8>) -> (String, String) {
+async fn raw_call(
+    addr: std::net::SocketAddr,
+    method: &str,
+    body: Vec<u8>,
+    headers: &[(&str, &str)],
+) -> (String, String) {
     use http_body_util::BodyExt;
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, connection) = hyper::client::conn::http2::handshake(
@@ -145,9 +150,14 @@ async fn raw_call(addr: std::net::SocketAddr, method: &str, body: Vec<u8>) -> (S
         "http://{addr}/inference.GRPCInferenceService/{method}"
     ))
     .header("content-type", "application/grpc")
-    .header("te", "trailers")
-    .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
-    .unwrap();
+    .header("te", "trailers");
+    let request = headers
+        .iter()
+        .fold(request, |request, (name, value)| {
+            request.header(*name, *value)
+        })
+        .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
+        .unwrap();
     let response = sender.send_request(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let collected = body.collect().await.unwrap();
@@ -213,7 +223,7 @@ async fn hostile_grpc_messages_get_a_status_and_never_a_crash() {
         ),
     ];
     for (method, body, status, says) in cases {
-        let (got, message) = raw_call(addr, method, body).await;
+        let (got, message) = raw_call(addr, method, body, &[]).await;
         assert_eq!(got, status, "{method}: {message}");
         let message = percent_decoded(&message);
         assert!(
@@ -222,7 +232,10 @@ async fn hostile_grpc_messages_get_a_status_and_never_a_crash() {
         );
     }
     // Still serving, and nothing panicked.
-    assert_eq!(raw_call(addr, "ServerReady", frame(0, &[])).await.0, "0");
+    assert_eq!(
+        raw_call(addr, "ServerReady", frame(0, &[]), &[]).await.0,
+        "0"
+    );
     assert_eq!(
         service.metrics.panics.with_label_values(&["request"]).get(),
         0
@@ -248,4 +261,36 @@ fn percent_decoded(message: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_deadline_sooner_than_the_servers_is_kept() {
+    // Every scoring call is held 500 ms (a rehearsal fault).
+    let service = Arc::new(support::load("torch_mlp", &["--fault-latency-millis", "500"]).await);
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = grpc.local_addr().unwrap();
+    tokio::spawn(server::serve(
+        service,
+        server::Listeners {
+            api,
+            grpc: Some(grpc),
+            admin: None,
+        },
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
+    // A request naming the model and no input: refused once it is decoded.
+    let request = || frame(7, &[0x0a, 0x05, b'f', b'r', b'a', b'u', b'd']);
+    let started = std::time::Instant::now();
+    let (status, message) =
+        raw_call(addr, "ModelInfer", request(), &[("grpc-timeout", "50m")]).await;
+    assert_eq!(status, "4", "DEADLINE_EXCEEDED: {message}");
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "answered at the caller's deadline"
+    );
+    // Without a deadline the call waits out the fault and is answered.
+    let (status, message) = raw_call(addr, "ModelInfer", request(), &[]).await;
+    assert_eq!(status, "3", "{message}");
 }

@@ -87,9 +87,19 @@ impl Grpc {
         if infer {
             metrics.in_flight.inc();
         }
+        let deadline = deadline(&parts.headers);
         let (response, outcome) = match admission.as_ref().map(|a| &a.verdict) {
             Some(Err(refusal)) => failed(ApiError::Refused(refusal.clone())),
-            _ => self.answer(parts, body).await,
+            _ => match deadline {
+                // The caller's deadline, when it is sooner than the server's
+                // own request timeout (which bounds the model run anyway).
+                Some(deadline) if deadline < self.service.limits.request_timeout => {
+                    tokio::time::timeout(deadline, self.answer(parts, body))
+                        .await
+                        .unwrap_or_else(|_| failed(ApiError::Timeout(deadline)))
+                }
+                _ => self.answer(parts, body).await,
+            },
         };
         if infer {
             metrics.in_flight.dec();
@@ -157,6 +167,27 @@ impl Grpc {
         });
         (response, outcome)
     }
+}
+
+/// The caller's deadline (`grpc-timeout`: up to 8 digits and a unit, H, M,
+/// S, m, u or n); `None` when absent or malformed.
+fn deadline(headers: &hyper::HeaderMap) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at_checked(value.len().checked_sub(1)?)?;
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 /// How a call ended, as its audit record and metrics keep it: the HTTP
@@ -337,5 +368,30 @@ impl GrpcInferenceService for Front {
         let mut shapes = CallShapes::default();
         let result = self.infer(request.into_inner(), &mut shapes).await;
         Self::finish(slot.as_ref(), result, shapes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_callers_deadline_is_read_as_grpc_writes_it_and_nonsense_is_ignored() {
+        let read = |value: &str| {
+            let mut headers = hyper::HeaderMap::new();
+            headers.insert("grpc-timeout", value.parse().unwrap());
+            deadline(&headers)
+        };
+        assert_eq!(read("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(read("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(read("5M"), Some(Duration::from_secs(300)));
+        assert_eq!(read("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(read("99999999u"), Some(Duration::from_micros(99_999_999)));
+        assert_eq!(read("7n"), Some(Duration::from_nanos(7)));
+        for nonsense in ["", "S", "123456789S", "10x", "-1S", "1.5S", "é"] {
+            assert_eq!(read(nonsense), None, "{nonsense:?}");
+        }
+        assert_eq!(deadline(&hyper::HeaderMap::new()), None);
     }
 }
