@@ -253,6 +253,9 @@ fn roots(spec: &ForestSpec, is_child: &[bool]) -> Result<Vec<u32>, String> {
 struct Layout {
     nodes: Vec<Node>,
     weights: Vec<Weight>,
+    /// Leaves give one value of one target at most: kept in the node, with
+    /// no weight list.
+    scalar_leaves: bool,
     is_child: Vec<bool>,
     modes: std::collections::HashSet<Mode>,
     max_feature: usize,
@@ -302,12 +305,17 @@ impl Layout {
 
     /// Leaf node `i`, giving `leaf_weights`.
     fn leaf(&mut self, spec: &ForestSpec, i: usize, leaf_weights: &[Weight]) -> Node {
-        let first = self.weights.len() as u32;
-        self.weights.extend_from_slice(leaf_weights);
+        // A scalar leaf's range only says whether it gives a value (0..1).
+        let first = if self.scalar_leaves {
+            0
+        } else {
+            self.weights.extend_from_slice(leaf_weights);
+            self.weights.len() - leaf_weights.len()
+        };
         Node {
             feature: 0,
-            true_or_first_weight: first,
-            false_or_end_weight: self.weights.len() as u32,
+            true_or_first_weight: first as u32,
+            false_or_end_weight: (first + leaf_weights.len()) as u32,
             mode: None,
             missing_true: missing_true(spec, i),
             // The leaf's total, for forests whose leaves each give one value
@@ -331,9 +339,10 @@ pub struct Forest {
     max_feature: usize,
     /// Every branch node uses this mode (specialised comparison).
     single_mode: Option<Mode>,
-    /// One target, and every leaf gives it at most one value: a leaf's value
-    /// is read from the node itself.
-    scalar_leaves: bool,
+    /// Every leaf gives at most one value, all to this target (a regressor's
+    /// one, a binary classifier's first): a leaf's value is read from the
+    /// node itself, and there is no weight list.
+    scalar_target: Option<u32>,
     /// Sets of `BRANCH_MEMBER` nodes.
     member_sets: Vec<Vec<f64>>,
     /// Every leaf weight is ≥ 0.
@@ -348,9 +357,26 @@ impl Forest {
         check_lengths(spec)?;
         let index = index_nodes(spec)?;
         let leaf_weights = leaf_weights(spec, &index)?;
+        // The weights leaves give (a branch's are ignored), not copied.
+        let given = || {
+            leaf_weights
+                .iter()
+                .zip(&spec.modes)
+                .filter(|(_, mode)| mode.is_none())
+                .flat_map(|(weights, _)| weights.iter())
+        };
+        let targets: std::collections::BTreeSet<u32> = given().map(|w| w.target).collect();
+        let scalar_target = (targets.len() <= 1
+            && leaf_weights
+                .iter()
+                .zip(&spec.modes)
+                .all(|(weights, mode)| mode.is_some() || weights.len() <= 1))
+        .then(|| targets.first().copied().unwrap_or(0));
+        let scalar_leaves = scalar_target.is_some();
         let mut layout = Layout {
             nodes: Vec::with_capacity(spec.node_ids.len()),
-            weights: Vec::with_capacity(spec.weights.len()),
+            weights: Vec::with_capacity(if scalar_leaves { 0 } else { given().count() }),
+            scalar_leaves,
             is_child: vec![false; spec.node_ids.len()],
             modes: std::collections::HashSet::new(),
             max_feature: 0,
@@ -370,10 +396,6 @@ impl Forest {
             max_feature,
             ..
         } = layout;
-        let scalar_leaves = spec.n_targets <= 1
-            && nodes
-                .iter()
-                .all(|n| n.mode.is_some() || n.false_or_end_weight - n.true_or_first_weight <= 1);
         let single_mode = (modes.len() == 1)
             .then(|| modes.into_iter().next())
             .flatten();
@@ -383,14 +405,10 @@ impl Forest {
             n_targets: spec.n_targets,
             max_feature,
             single_mode,
-            scalar_leaves,
+            scalar_target,
             member_sets: spec.member_sets.clone(),
-            weights_all_positive: weights.iter().all(|w| w.value >= 0.0),
-            weighted_targets: weights
-                .iter()
-                .map(|w| w.target)
-                .collect::<std::collections::BTreeSet<_>>()
-                .len(),
+            weights_all_positive: given().all(|w| w.value >= 0.0),
+            weighted_targets: targets.len(),
             weights,
         })
     }
@@ -574,14 +592,15 @@ impl Forest {
         let mut scores = vec![0.0; n_rows * t];
         let mut has = vec![false; n_rows * t];
         let summing = matches!(aggregate, Aggregate::Sum | Aggregate::Average);
-        if summing && self.scalar_leaves && t == 1 {
+        if let (true, Some(k)) = (summing, self.scalar_target) {
             // The usual regressor and binary classifier: one sum per row.
+            let k = k as usize;
             for &root in &self.roots {
                 self.each_leaf(root, rows, n_features, goes_true, |r, leaf| {
-                    scores[r] += leaf.threshold;
+                    scores[r * t + k] += leaf.threshold;
+                    has[r * t + k] |= leaf.false_or_end_weight > leaf.true_or_first_weight;
                 });
             }
-            has.iter_mut().for_each(|h| *h = !self.weights.is_empty());
         } else {
             self.accumulate(
                 rows,
@@ -614,9 +633,7 @@ impl Forest {
         // Tree-major: each tree walks all rows while its nodes are in cache.
         for &root in &self.roots {
             self.each_leaf(root, rows, n_features, goes_true, |r, leaf| {
-                for w in &self.weights
-                    [leaf.true_or_first_weight as usize..leaf.false_or_end_weight as usize]
-                {
+                for w in self.weights_of(leaf) {
                     let k = r * t + w.target as usize;
                     scores[k] = if summing {
                         scores[k] + w.value
@@ -631,6 +648,23 @@ impl Forest {
                 }
             });
         }
+    }
+
+    /// What `leaf` gives: its listed weights, or the one value a scalar
+    /// leaf keeps in itself.
+    #[inline(always)]
+    fn weights_of<'a>(&'a self, leaf: &'a Node) -> impl Iterator<Item = Weight> + 'a {
+        let range = leaf.true_or_first_weight as usize..leaf.false_or_end_weight as usize;
+        let (kept, listed) = if let Some(target) = self.scalar_target {
+            let kept = Weight {
+                target,
+                value: leaf.threshold,
+            };
+            ((!range.is_empty()).then_some(kept), &[][..])
+        } else {
+            (None, self.weights.get(range).unwrap_or_default())
+        };
+        kept.into_iter().chain(listed.iter().copied())
     }
 
     /// Whether every leaf weight is ≥ 0 (decides the binary classifier's

@@ -44,6 +44,8 @@ fn run(f: &Forest, rows: &[[f32; 2]], agg: Aggregate) -> Vec<f64> {
 fn walks_every_comparison_mode_worked_by_hand() {
     let f = Forest::new(&spec(["BRANCH_LEQ", "BRANCH_LT"])).unwrap();
     assert_eq!(f.trees(), 2);
+    // One value per leaf: kept in the leaves, no weight list.
+    assert!(f.scalar_target == Some(0) && f.weights.is_empty());
     // x0=1 (<=1 true), x1=4 (<5 true) → 10; x1=4 > 0 → 1.
     // x0=2 → 30; x1=-1 → 2.   x0=0, x1=5 (not <5) → 20; x1=5 → 1.
     assert_eq!(
@@ -63,6 +65,27 @@ fn walks_every_comparison_mode_worked_by_hand() {
         run(&eq, &[[1.0, 5.0], [3.0, 5.0]], Aggregate::Sum),
         vec![21.0, 31.0]
     );
+}
+
+#[test]
+fn a_scalar_leaf_without_a_value_gives_nothing_to_min_and_max() {
+    let mut s = spec(["BRANCH_LEQ", "BRANCH_LT"]);
+    // Leaf 3 of tree 0 (x0 <= 1, x1 < 5) gives no value.
+    s.weight_tree_ids = vec![0, 0, 1, 1].into();
+    s.weight_node_ids = vec![4, 2, 1, 2].into();
+    s.weight_targets = vec![0, 0, 0, 0].into();
+    s.weights = vec![20.0, 30.0, 1.0, 2.0];
+    let f = Forest::new(&s).unwrap();
+    assert_eq!(f.scalar_target, Some(0));
+    for (agg, want) in [
+        (Aggregate::Sum, 1.0),
+        (Aggregate::Min, 1.0),
+        (Aggregate::Max, 1.0),
+    ] {
+        assert_eq!(run(&f, &[[1.0, 4.0]], agg), [want], "{agg:?}");
+    }
+    assert_eq!(run(&f, &[[0.0, 5.0]], Aggregate::Min), [1.0]);
+    assert_eq!(run(&f, &[[0.0, 5.0]], Aggregate::Max), [20.0]);
 }
 
 #[test]
