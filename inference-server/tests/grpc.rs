@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use aimass_audit::Record;
 use aimass_inference_server::security::stub;
-use aimass_inference_server::server;
 use serde_json::{Value, json};
 
 /// The stand-in API server: `alice-token` is alice, who may run and read
@@ -51,19 +50,7 @@ async fn triton_grpc_client_gets_rest_answers_to_the_bit_and_refusals_with_grpc_
         Arc::clone(&service.metrics),
     ));
     service.admin_separate = true;
-    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (rest_addr, grpc_addr) = (api.local_addr().unwrap(), grpc.local_addr().unwrap());
-    tokio::spawn(server::serve(
-        Arc::new(service),
-        server::Listeners {
-            api,
-            grpc: Some(grpc),
-            admin: None,
-        },
-        std::future::pending(),
-        Duration::from_secs(1),
-    ));
+    let (rest_addr, grpc_addr) = support::serve_rest_and_grpc(Arc::new(service)).await;
 
     let check = tokio::task::spawn_blocking(move || {
         std::process::Command::new(python.join("python"))
@@ -185,19 +172,7 @@ fn frame(length: u32, message: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_grpc_messages_get_a_status_and_never_a_crash() {
     let service = Arc::new(support::load("torch_mlp", &["--max-request-bytes", "4096"]).await);
-    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = grpc.local_addr().unwrap();
-    tokio::spawn(server::serve(
-        Arc::clone(&service),
-        server::Listeners {
-            api,
-            grpc: Some(grpc),
-            admin: None,
-        },
-        std::future::pending(),
-        Duration::from_secs(1),
-    ));
+    let (_, addr) = support::serve_rest_and_grpc(Arc::clone(&service)).await;
     // 0: OK, 3: INVALID_ARGUMENT, 8: RESOURCE_EXHAUSTED, 11: OUT_OF_RANGE
     // and 13: INTERNAL (tonic's words for a frame past the limit and a
     // message that does not decode), 12: UNIMPLEMENTED.
@@ -267,19 +242,7 @@ fn percent_decoded(message: &str) -> String {
 async fn a_callers_deadline_sooner_than_the_servers_is_kept() {
     // Every scoring call is held 500 ms (a rehearsal fault).
     let service = Arc::new(support::load("torch_mlp", &["--fault-latency-millis", "500"]).await);
-    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = grpc.local_addr().unwrap();
-    tokio::spawn(server::serve(
-        service,
-        server::Listeners {
-            api,
-            grpc: Some(grpc),
-            admin: None,
-        },
-        std::future::pending(),
-        Duration::from_secs(1),
-    ));
+    let (_, addr) = support::serve_rest_and_grpc(service).await;
     // A request naming the model and no input: refused once it is decoded.
     let request = || frame(7, &[0x0a, 0x05, b'f', b'r', b'a', b'u', b'd']);
     let started = std::time::Instant::now();

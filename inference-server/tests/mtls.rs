@@ -15,7 +15,6 @@ use std::time::Duration;
 use aimass_audit::Record;
 use aimass_inference_server::security::mtls::{RELOAD_CHECK, ReloadingAcceptor, TlsFiles};
 use aimass_inference_server::security::stub;
-use aimass_inference_server::server;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use rcgen::{
@@ -257,20 +256,7 @@ async fn a_partner_certificate_authenticates_its_subject_and_a_revoked_one_canno
         })
         .unwrap(),
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc_addr = grpc.local_addr().unwrap();
-    tokio::spawn(server::serve(
-        Arc::new(service),
-        server::Listeners {
-            api: listener,
-            grpc: Some(grpc),
-            admin: None,
-        },
-        std::future::pending(),
-        Duration::from_secs(1),
-    ));
+    let (addr, grpc_addr) = support::serve_rest_and_grpc(Arc::new(service)).await;
 
     let reference: Value = serde_json::from_str(
         &std::fs::read_to_string(format!("{zoo}/gbdt_classifier.json")).unwrap(),

@@ -243,3 +243,25 @@ pub async fn load(model: &str, extra: &[&str]) -> aimass_inference_server::http:
         .await
         .unwrap()
 }
+
+/// Serves `service` in-process on loopback, REST and gRPC, until the test
+/// ends; their addresses.
+pub async fn serve_rest_and_grpc(
+    service: std::sync::Arc<aimass_inference_server::http::Service>,
+) -> (std::net::SocketAddr, std::net::SocketAddr) {
+    use aimass_inference_server::server;
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addresses = (api.local_addr().unwrap(), grpc.local_addr().unwrap());
+    tokio::spawn(server::serve(
+        service,
+        server::Listeners {
+            api,
+            grpc: Some(grpc),
+            admin: None,
+        },
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
+    addresses
+}
