@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
 /// The limits of every connection of a listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,6 +188,8 @@ pub struct Pool {
     limits: Limits,
     slots: Arc<Semaphore>,
     draining: watch::Sender<bool>,
+    /// Told whenever a connection ends.
+    ended: Arc<Notify>,
 }
 
 impl Pool {
@@ -197,6 +199,7 @@ impl Pool {
             limits,
             slots: Arc::new(Semaphore::new(limits.max_connections)),
             draining: watch::channel(false).0,
+            ended: Arc::new(Notify::new()),
         }
     }
 
@@ -205,9 +208,10 @@ impl Pool {
     pub fn admit(&self) -> Option<Slot> {
         let permit = Arc::clone(&self.slots).try_acquire_owned().ok()?;
         Some(Slot {
-            _permit: permit,
+            permit: Some(permit),
             limits: self.limits,
             draining: self.draining.subscribe(),
+            ended: Arc::clone(&self.ended),
         })
     }
 
@@ -218,28 +222,51 @@ impl Pool {
             .saturating_sub(self.slots.available_permits())
     }
 
-    /// Ends every connection after its current request and waits for them,
-    /// at most `timeout`; whether all ended.
+    /// Ends every connection after its current request and waits, at most
+    /// `timeout`, until none is open (connections accepted meanwhile
+    /// included); whether none is.
     pub async fn drain(&self, timeout: Duration) -> bool {
         let _ = self.draining.send(true);
-        let all = u32::try_from(self.limits.max_connections).unwrap_or(u32::MAX);
-        tokio::time::timeout(timeout, self.slots.acquire_many(all))
-            .await
-            .is_ok()
+        let none_open = async {
+            loop {
+                let ended = self.ended.notified();
+                if self.open() == 0 {
+                    return;
+                }
+                ended.await;
+            }
+        };
+        tokio::time::timeout(timeout, none_open).await.is_ok()
     }
 }
 
 /// A connection's place in its [`Pool`].
 pub struct Slot {
-    _permit: OwnedSemaphorePermit,
+    /// Held until the connection ends.
+    permit: Option<OwnedSemaphorePermit>,
     limits: Limits,
     draining: watch::Receiver<bool>,
+    ended: Arc<Notify>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // The place is free before the pool hears of it.
+        drop(self.permit.take());
+        self.ended.notify_waiters();
+    }
 }
 
 /// A hyper connection that can be asked to end gracefully.
 pub trait Graceful: std::future::Future {
     /// Finish the current request, then close.
     fn graceful_shutdown(self: Pin<&mut Self>);
+
+    /// Ends a connection accepted while the pool drains, after the
+    /// requests its client sent with it.
+    fn retire_fresh(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
 }
 
 impl<I, S> Graceful for hyper::server::conn::http1::Connection<I, S>
@@ -253,6 +280,11 @@ where
     fn graceful_shutdown(self: Pin<&mut Self>) {
         hyper::server::conn::http1::Connection::graceful_shutdown(self);
     }
+
+    /// Nothing: a graceful shutdown would close it before its first
+    /// request is read; it is built without keep-alive instead (see
+    /// [`Slot::draining`]) and closes after that request.
+    fn retire_fresh(self: Pin<&mut Self>) {}
 }
 
 impl<I, S, E> Graceful for hyper::server::conn::http2::Connection<I, S, E>
@@ -270,13 +302,23 @@ where
 }
 
 impl Slot {
+    /// Whether the pool was draining when this connection was accepted: an
+    /// HTTP/1 connection must then be built without keep-alive, so that it
+    /// answers one request and closes.
+    pub fn draining(&self) -> bool {
+        *self.draining.borrow()
+    }
+
     /// Serves `connection` within the limits, watching `activity`, until it
     /// ends, is closed for a slow head, or has retired.
     pub async fn serve<C: Graceful>(mut self, connection: C, activity: &Activity) {
         tokio::pin!(connection);
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut retiring = false;
+        let mut retiring = self.draining();
+        if retiring {
+            connection.as_mut().retire_fresh();
+        }
         loop {
             tokio::select! {
                 _ = connection.as_mut() => return,

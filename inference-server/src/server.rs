@@ -1,6 +1,7 @@
 //! Start-up and shutdown: fetch, check and load the model, start the
-//! batcher, serve, and on SIGTERM turn unready, stop accepting, and let the
-//! requests in hand finish (bounded by the drain timeout).
+//! batcher, serve, and on SIGTERM turn unready and drain: every connection
+//! ends after its current request, new ones are still answered once, and
+//! the server exits when none is left (bounded by the drain timeout).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -100,6 +101,7 @@ pub async fn load(config: &Config) -> Result<Service, Error> {
         batcher,
         metrics,
         ready: AtomicBool::new(false),
+        draining: AtomicBool::new(false),
         limits: Limits {
             max_request_bytes: config.max_request_bytes,
             request_timeout: Duration::from_millis(config.request_timeout_millis),
@@ -232,17 +234,25 @@ pub async fn serve(
             }
         )
     };
+    tokio::pin!(serving);
     tokio::select! {
-        _ = serving => {}
+        _ = &mut serving => {}
         () = shutdown => {}
     }
-    service.ready.store(false, Ordering::Release);
+    service.draining.store(true, Ordering::Release);
     info!(
         in_flight = service.metrics.in_flight.get(),
         connections = rest_pool.open() + grpc_pool.open(),
         "draining"
     );
-    let (rest, grpc) = tokio::join!(rest_pool.drain(drain), grpc_pool.drain(drain));
+    // Still accepting while draining: a Service's proxies may route here
+    // for a while after the endpoint was withdrawn, and a refused
+    // connection is a failed request. A connection accepted now serves
+    // one request and closes ([`crate::connections::Slot::draining`]).
+    let (rest, grpc) = tokio::select! {
+        drained = async { tokio::join!(rest_pool.drain(drain), grpc_pool.drain(drain)) } => drained,
+        _ = serving => (false, false),
+    };
     if rest && grpc {
         info!("drained; exiting");
     } else {
@@ -297,7 +307,7 @@ async fn serve_admin(service: Arc<Service>, admin: TcpListener) {
         tokio::spawn(async move {
             let activity = Activity::new();
             let io = TokioIo::new(Watched::new(stream, Arc::clone(&activity)));
-            let connection = watched_connection(io, &activity, move |req| {
+            let connection = watched_connection(io, &activity, true, move |req| {
                 handle_admin(Arc::clone(&service), req)
             });
             slot.serve(connection, &activity).await;
@@ -373,7 +383,8 @@ impl ApiConnection {
         match api {
             Api::Rest => {
                 let io = TokioIo::new(Watched::new(io, Arc::clone(&activity)));
-                let connection = watched_connection(io, &activity, move |req| {
+                let keep_alive = !slot.draining();
+                let connection = watched_connection(io, &activity, keep_alive, move |req| {
                     handle_api(Arc::clone(&service), req, peer, certificate())
                 });
                 slot.serve(connection, &activity).await;
@@ -429,10 +440,12 @@ async fn accept(listener: &TcpListener) -> Option<(tokio::net::TcpStream, Socket
 }
 
 /// A connection over `io` answered by `handle`, telling `activity` when each
-/// request's head has arrived and when it has been answered.
+/// request's head has arrived and when it has been answered; without
+/// `keep_alive`, it closes after its first request.
 fn watched_connection<I, H, F>(
     io: I,
     activity: &Arc<Activity>,
+    keep_alive: bool,
     handle: H,
 ) -> impl crate::connections::Graceful
 where
@@ -447,19 +460,21 @@ where
         + 'static,
 {
     let activity = Arc::clone(activity);
-    http1::Builder::new().serve_connection(
-        io,
-        service_fn(move |req| {
-            activity.request_started();
-            let answered = handle(req);
-            let activity = Arc::clone(&activity);
-            async move {
-                let response = answered.await;
-                activity.request_finished();
-                response
-            }
-        }),
-    )
+    http1::Builder::new()
+        .keep_alive(keep_alive)
+        .serve_connection(
+            io,
+            service_fn(move |req| {
+                activity.request_started();
+                let answered = handle(req);
+                let activity = Arc::clone(&activity);
+                async move {
+                    let response = answered.await;
+                    activity.request_finished();
+                    response
+                }
+            }),
+        )
 }
 
 /// Binds the listen address.

@@ -311,10 +311,7 @@ impl GrpcInferenceService for Front {
         request: tonic::Request<proto::ServerReadyRequest>,
     ) -> Answer<proto::ServerReadyResponse> {
         let slot = request.extensions().get::<Slot>().cloned();
-        let ready = self
-            .service
-            .ready
-            .load(std::sync::atomic::Ordering::Acquire);
+        let ready = self.service.is_ready();
         Self::finish(
             slot.as_ref(),
             Ok(proto::ServerReadyResponse { ready }),
@@ -330,7 +327,7 @@ impl GrpcInferenceService for Front {
             request,
             |r| (&r.name, &r.version),
             |service| proto::ModelReadyResponse {
-                ready: service.ready.load(std::sync::atomic::Ordering::Acquire),
+                ready: service.is_ready(),
             },
         )
     }

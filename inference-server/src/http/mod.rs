@@ -167,8 +167,11 @@ pub struct Service {
     pub batcher: Batcher,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Ready to serve: the model is loaded and warm, and no shutdown began.
+    /// The model is loaded and warm, and the server is serving.
     pub ready: AtomicBool,
+    /// A shutdown began: probes answer not ready, so traffic moves away,
+    /// while requests that still arrive are answered.
+    pub draining: AtomicBool,
     /// Request limits.
     pub limits: Limits,
     /// The bytes of request bodies held at once.

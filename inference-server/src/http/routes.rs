@@ -51,7 +51,7 @@ pub(super) async fn route<B: RequestBody>(
         ["v2"] => get(json_response(StatusCode::OK, &server_metadata())),
         ["v2", "health", "live"] => get(json_response(StatusCode::OK, &json!({"live": true}))),
         ["v2", "health", "ready"] => {
-            let ready = service.ready.load(Ordering::Acquire);
+            let ready = service.is_ready();
             let status = if ready {
                 StatusCode::OK
             } else {
@@ -79,7 +79,7 @@ pub(super) async fn route<B: RequestBody>(
             match action {
                 [] => get(json_response(StatusCode::OK, &service.model_metadata())),
                 ["ready"] => {
-                    let ready = service.ready.load(Ordering::Acquire);
+                    let ready = service.is_ready();
                     let status = if ready {
                         StatusCode::OK
                     } else {
@@ -151,6 +151,11 @@ pub(super) async fn route_caught<B: RequestBody>(
 }
 
 impl Service {
+    /// What readiness probes are told: serving, and not shutting down.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire)
+    }
+
     /// The served model's inputs and outputs.
     pub(crate) fn signature(&self) -> &Signature {
         self.backend.signature()

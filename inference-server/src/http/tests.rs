@@ -121,6 +121,7 @@ fn build(
         batcher,
         metrics,
         ready: AtomicBool::new(ready),
+        draining: AtomicBool::new(false),
         limits: Limits {
             max_request_bytes: 4096,
             request_timeout: timeout,
@@ -474,8 +475,9 @@ async fn metrics_report_the_contract_names() {
     assert!(svc.ready.load(Ordering::Acquire));
 }
 
-/// POSTs an inference request over a real connection.
-async fn post_over_tcp(addr: std::net::SocketAddr) -> Result<StatusCode, String> {
+/// POSTs an inference request over a real connection; its status and
+/// whether the server asked to close the connection.
+async fn post_over_tcp(addr: std::net::SocketAddr) -> Result<(StatusCode, bool), String> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| e.to_string())?;
@@ -495,11 +497,15 @@ async fn post_over_tcp(addr: std::net::SocketAddr) -> Result<StatusCode, String>
         .send_request(request)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(response.status())
+    let closes = response
+        .headers()
+        .get(hyper::header::CONNECTION)
+        .is_some_and(|v| v == "close");
+    Ok((response.status(), closes))
 }
 
 #[tokio::test]
-async fn shutdown_turns_unready_stops_accepting_and_finishes_requests_in_hand() {
+async fn shutdown_turns_unready_and_drains_answering_late_connections_once() {
     let svc = service(
         Duration::from_millis(300),
         16,
@@ -525,19 +531,33 @@ async fn shutdown_turns_unready_stops_accepting_and_finishes_requests_in_hand() 
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     stop.send(()).unwrap();
+    while svc.is_ready() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The request in hand (held by the 300 ms queue delay) keeps the drain
+    // open; a client that a proxy still routes here is answered, and told
+    // to close.
+    assert_eq!(
+        post_over_tcp(addr).await,
+        Ok((StatusCode::OK, true)),
+        "a connection made while draining is answered once"
+    );
     assert_eq!(
         in_hand.await.unwrap(),
-        Ok(StatusCode::OK),
+        Ok((StatusCode::OK, true)),
         "the request in hand finished"
+    );
+    assert_eq!(
+        call(&svc, Method::GET, "/v2/health/ready", "").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
     );
     tokio::time::timeout(Duration::from_secs(5), server)
         .await
         .unwrap()
         .unwrap();
-    assert!(!svc.ready.load(Ordering::Acquire));
     assert!(
         post_over_tcp(addr).await.is_err(),
-        "no new connections after shutdown"
+        "no new connections once drained"
     );
 }
 
