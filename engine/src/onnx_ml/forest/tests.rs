@@ -202,3 +202,62 @@ fn post_transforms() {
     PostTransform::Probit.apply(&mut row);
     assert!((row[0] - 1.959_964).abs() < 1e-3, "{}", row[0]);
 }
+
+#[test]
+fn trees_are_laid_out_depth_first_in_the_narrowest_exact_form() {
+    let f = Forest::new(&spec(["BRANCH_LEQ", "BRANCH_LT"])).unwrap();
+    let Nodes::Narrow(nodes) = &f.nodes else {
+        panic!("float thresholds and leaf values fit 12-byte nodes");
+    };
+    // Tree 0 from its root: x0 <= 1, its true child x1 < 5 right after,
+    // then leaves 10 and 20, then the root's false child, leaf 30; tree 1
+    // starts after it.
+    let values: Vec<f64> = nodes.iter().map(|n| n.threshold()).collect();
+    assert_eq!(values, vec![1.0, 5.0, 10.0, 20.0, 30.0, 0.0, 1.0, 2.0]);
+    assert_eq!((nodes[0].other, nodes[1].other, nodes[5].other), (4, 3, 7));
+    assert_eq!(f.roots, vec![0, 5]);
+
+    let mut s = spec(["BRANCH_LEQ", "BRANCH_LT"]);
+    s.weights[0] = 0.1; // not a float: every node keeps 64 bits
+    let wide = Forest::new(&s).unwrap();
+    assert!(matches!(wide.nodes, Nodes::Wide(_)));
+    assert_eq!(run(&wide, &[[1.0, 4.0]], Aggregate::Sum), vec![1.1]);
+}
+
+#[test]
+fn refuses_nodes_outside_a_tree_with_a_reason() {
+    // Both branches of tree 0's root lead to node 1: a graph, not a tree
+    // (laid out as a tree, a hostile one would grow exponentially).
+    let mut s = spec(["BRANCH_LEQ", "BRANCH_LT"]);
+    s.false_ids.to_mut()[0] = 1;
+    let refused = Forest::new(&s).unwrap_err();
+    assert!(refused.contains("more than one parent"), "{refused}");
+    // Node 1 points back at its parent: the root is a child, so tree 0 has
+    // no root.
+    let mut s = spec(["BRANCH_LEQ", "BRANCH_LT"]);
+    s.true_ids.to_mut()[1] = 0;
+    let refused = Forest::new(&s).unwrap_err();
+    assert!(refused.contains("cycle or is disconnected"), "{refused}");
+    // Tree 1 gains four nodes no root reaches: 3 and 4 branch to each
+    // other (and to leaves 5 and 6), each node with one parent.
+    let mut s = spec(["BRANCH_LEQ", "BRANCH_LT"]);
+    s.tree_ids.to_mut().extend([1, 1, 1, 1]);
+    s.node_ids.to_mut().extend([3, 4, 5, 6]);
+    s.feature_ids.to_mut().extend([0, 0, 0, 0]);
+    s.values.extend([0.0; 4]);
+    s.modes
+        .extend([Some(Mode::Leq), Some(Mode::Leq), None, None]);
+    s.true_ids.to_mut().extend([4, 3, 0, 0]);
+    s.false_ids.to_mut().extend([5, 6, 0, 0]);
+    s.missing_true.to_mut().extend([0; 4]);
+    let refused = Forest::new(&s).unwrap_err();
+    assert!(
+        refused.contains("4 of 12 nodes are in no tree"),
+        "{refused}"
+    );
+    // A feature index beyond what a node can hold.
+    let mut s = spec(["BRANCH_LEQ", "BRANCH_LT"]);
+    s.feature_ids.to_mut()[0] = 1 << 40;
+    let refused = Forest::new(&s).unwrap_err();
+    assert!(refused.contains("out of range"), "{refused}");
+}
