@@ -13,6 +13,7 @@ pub mod connections;
 mod error;
 pub mod grpc;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod protocol;
 pub mod security;

@@ -64,6 +64,7 @@ pub async fn load(config: &Config) -> Result<Service, Error> {
             .await
             .map_err(|e| Error::Engine(aimass_engine::EngineError::Invalid(e.to_string())))??,
     );
+    crate::memory::release_freed();
     let load_seconds = started.elapsed().as_secs_f64();
     metrics.load_seconds.set(load_seconds);
     let signature = backend.signature();
