@@ -5,15 +5,10 @@
 //! within a tree several rows walked side by side without branches, so one
 //! row's cache miss or unpredictable turn does not stall the others.
 
-mod layout;
-mod node;
 mod post_transform;
 
 pub use post_transform::{PostTransform, logistic};
 use std::borrow::Cow;
-
-use layout::{Layout, Nodes};
-use node::{Node, Stored};
 
 /// How a branch node compares a feature with its threshold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -92,6 +87,25 @@ impl Aggregate {
     }
 }
 
+/// One node in the flattened layout.
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    /// Feature index (branches).
+    feature: u32,
+    /// Index of the node taken when the comparison holds (branches), or the
+    /// first of the leaf's weights (leaves).
+    true_or_first_weight: u32,
+    /// Index of the node taken otherwise (branches), or one past the leaf's
+    /// last weight (leaves).
+    false_or_end_weight: u32,
+    /// `None` for leaves.
+    mode: Option<Mode>,
+    /// NaN takes the true branch.
+    missing_true: bool,
+    /// Threshold.
+    threshold: f64,
+}
+
 /// A leaf's contribution to one target or class.
 #[derive(Clone, Copy, Debug)]
 struct Weight {
@@ -152,16 +166,177 @@ fn cpus() -> usize {
     *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// Every per-node and per-weight attribute has one entry per node or weight.
+fn check_lengths(spec: &ForestSpec) -> Result<(), String> {
+    let n = spec.node_ids.len();
+    for (name, len) in [
+        ("nodes_treeids", spec.tree_ids.len()),
+        ("nodes_featureids", spec.feature_ids.len()),
+        ("nodes_values", spec.values.len()),
+        ("nodes_modes", spec.modes.len()),
+        ("nodes_truenodeids", spec.true_ids.len()),
+        ("nodes_falsenodeids", spec.false_ids.len()),
+    ] {
+        if len != n {
+            return Err(format!("{name} has {len} entries, nodes_nodeids has {n}"));
+        }
+    }
+    if !spec.missing_true.is_empty() && spec.missing_true.len() != n {
+        return Err("nodes_missing_value_tracks_true must have one entry per node".into());
+    }
+    let weight_count = spec.weight_node_ids.len();
+    if spec.weight_tree_ids.len() != weight_count
+        || spec.weight_targets.len() != weight_count
+        || spec.weights.len() != weight_count
+    {
+        return Err("leaf weight attributes differ in length".into());
+    }
+    Ok(())
+}
+
+/// (tree, node id) → index, in the order nodes are given.
+type NodeIndex = std::collections::HashMap<(i64, i64), usize>;
+
+fn index_nodes(spec: &ForestSpec) -> Result<NodeIndex, String> {
+    let mut index = NodeIndex::with_capacity(spec.node_ids.len());
+    for (i, key) in spec.tree_ids.iter().zip(spec.node_ids.iter()).enumerate() {
+        if index.insert((*key.0, *key.1), i).is_some() {
+            return Err(format!("node {} of tree {} is defined twice", key.1, key.0));
+        }
+    }
+    Ok(index)
+}
+
+/// The weights each node gives, by node index.
+fn leaf_weights(spec: &ForestSpec, index: &NodeIndex) -> Result<Vec<Vec<Weight>>, String> {
+    let mut leaf_weights: Vec<Vec<Weight>> = vec![Vec::new(); spec.node_ids.len()];
+    for w in 0..spec.weight_node_ids.len() {
+        let &node = index
+            .get(&(spec.weight_tree_ids[w], spec.weight_node_ids[w]))
+            .ok_or_else(|| {
+                format!(
+                    "a weight names node {} of tree {}, which does not exist",
+                    spec.weight_node_ids[w], spec.weight_tree_ids[w]
+                )
+            })?;
+        let target = usize::try_from(spec.weight_targets[w])
+            .ok()
+            .filter(|t| *t < spec.n_targets.max(1))
+            .ok_or_else(|| format!("weight target {} is out of range", spec.weight_targets[w]))?;
+        leaf_weights[node].push(Weight {
+            target: target as u32,
+            value: spec.weights[w],
+        });
+    }
+    Ok(leaf_weights)
+}
+
+/// Roots: nodes no branch points to, one per tree, in tree order.
+fn roots(spec: &ForestSpec, is_child: &[bool]) -> Result<Vec<u32>, String> {
+    let mut roots: Vec<(i64, u32)> = (0..is_child.len())
+        .filter(|i| !is_child[*i])
+        .map(|i| (spec.tree_ids[i], i as u32))
+        .collect();
+    roots.sort_by_key(|(tree, _)| *tree);
+    let trees: std::collections::BTreeSet<i64> = spec.tree_ids.iter().copied().collect();
+    if roots.len() != trees.len() {
+        return Err(format!(
+            "found {} roots for {} trees; a tree has a cycle or is disconnected",
+            roots.len(),
+            trees.len()
+        ));
+    }
+    Ok(roots.into_iter().map(|(_, i)| i).collect())
+}
+
+/// The flat layout under construction.
+struct Layout {
+    nodes: Vec<Node>,
+    weights: Vec<Weight>,
+    /// Leaves give one value of one target at most: kept in the node, with
+    /// no weight list.
+    scalar_leaves: bool,
+    is_child: Vec<bool>,
+    modes: std::collections::HashSet<Mode>,
+    max_feature: usize,
+}
+
+impl Layout {
+    /// Branch node `i`, whose children must exist in its tree.
+    fn branch(
+        &mut self,
+        spec: &ForestSpec,
+        index: &NodeIndex,
+        i: usize,
+        mode: Mode,
+    ) -> Result<Node, String> {
+        let child = |id: i64| {
+            index.get(&(spec.tree_ids[i], id)).copied().ok_or_else(|| {
+                format!(
+                    "node {} of tree {} points to missing node {id}",
+                    spec.node_ids[i], spec.tree_ids[i]
+                )
+            })
+        };
+        let (t, f) = (child(spec.true_ids[i])?, child(spec.false_ids[i])?);
+        self.is_child[t] = true;
+        self.is_child[f] = true;
+        let feature =
+            usize::try_from(spec.feature_ids[i]).map_err(|_| "negative feature id".to_owned())?;
+        self.max_feature = self.max_feature.max(feature);
+        self.modes.insert(mode);
+        if mode == Mode::Member
+            && !(spec.values[i] >= 0.0 && (spec.values[i] as usize) < spec.member_sets.len())
+        {
+            return Err(format!(
+                "BRANCH_MEMBER node {} has no membership set",
+                spec.node_ids[i]
+            ));
+        }
+        Ok(Node {
+            feature: feature as u32,
+            true_or_first_weight: t as u32,
+            false_or_end_weight: f as u32,
+            mode: Some(mode),
+            missing_true: missing_true(spec, i),
+            threshold: spec.values[i],
+        })
+    }
+
+    /// Leaf node `i`, giving `leaf_weights`.
+    fn leaf(&mut self, spec: &ForestSpec, i: usize, leaf_weights: &[Weight]) -> Node {
+        // A scalar leaf's range only says whether it gives a value (0..1).
+        let first = if self.scalar_leaves {
+            0
+        } else {
+            self.weights.extend_from_slice(leaf_weights);
+            self.weights.len() - leaf_weights.len()
+        };
+        Node {
+            feature: 0,
+            true_or_first_weight: first as u32,
+            false_or_end_weight: (first + leaf_weights.len()) as u32,
+            mode: None,
+            missing_true: missing_true(spec, i),
+            // The leaf's total, for forests whose leaves each give one value
+            // (see `scalar_leaves`).
+            threshold: leaf_weights.iter().map(|w| w.value).sum(),
+        }
+    }
+}
+
+fn missing_true(spec: &ForestSpec, i: usize) -> bool {
+    spec.missing_true.get(i).is_some_and(|m| *m != 0)
+}
+
 /// A parsed, flattened forest.
 #[derive(Clone, Debug)]
 pub struct Forest {
-    nodes: Nodes,
-    /// Where each tree starts.
+    nodes: Vec<Node>,
     roots: Vec<u32>,
     weights: Vec<Weight>,
     n_targets: usize,
     max_feature: usize,
-    has_branches: bool,
     /// Every branch node uses this mode (specialised comparison).
     single_mode: Option<Mode>,
     /// Every leaf gives at most one value, all to this target (a regressor's
@@ -179,30 +354,69 @@ pub struct Forest {
 impl Forest {
     /// Builds the layout; checks every reference.
     pub fn new(spec: &ForestSpec) -> Result<Self, String> {
+        check_lengths(spec)?;
+        let index = index_nodes(spec)?;
+        let leaf_weights = leaf_weights(spec, &index)?;
+        // The weights leaves give (a branch's are ignored), not copied.
+        let given = || {
+            leaf_weights
+                .iter()
+                .zip(&spec.modes)
+                .filter(|(_, mode)| mode.is_none())
+                .flat_map(|(weights, _)| weights.iter())
+        };
+        let targets: std::collections::BTreeSet<u32> = given().map(|w| w.target).collect();
+        let scalar_target = (targets.len() <= 1
+            && leaf_weights
+                .iter()
+                .zip(&spec.modes)
+                .all(|(weights, mode)| mode.is_some() || weights.len() <= 1))
+        .then(|| targets.first().copied().unwrap_or(0));
+        let scalar_leaves = scalar_target.is_some();
+        let mut layout = Layout {
+            nodes: Vec::with_capacity(spec.node_ids.len()),
+            weights: Vec::with_capacity(if scalar_leaves { 0 } else { given().count() }),
+            scalar_leaves,
+            is_child: vec![false; spec.node_ids.len()],
+            modes: std::collections::HashSet::new(),
+            max_feature: 0,
+        };
+        for (i, leaf_weights) in leaf_weights.iter().enumerate() {
+            let node = match spec.modes[i] {
+                Some(mode) => layout.branch(spec, &index, i, mode)?,
+                None => layout.leaf(spec, i, leaf_weights),
+            };
+            layout.nodes.push(node);
+        }
+        let roots = roots(spec, &layout.is_child)?;
         let Layout {
             nodes,
-            roots,
             weights,
-            scalar_target,
+            modes,
             max_feature,
-            has_branches,
-            single_mode,
-            weights_all_positive,
-            weighted_targets,
-        } = Layout::new(spec)?;
+            ..
+        } = layout;
+        let single_mode = (modes.len() == 1)
+            .then(|| modes.into_iter().next())
+            .flatten();
         Ok(Self {
             nodes,
             roots,
-            weights,
             n_targets: spec.n_targets,
             max_feature,
-            has_branches,
             single_mode,
             scalar_target,
             member_sets: spec.member_sets.clone(),
-            weights_all_positive,
-            weighted_targets,
+            weights_all_positive: given().all(|w| w.value >= 0.0),
+            weighted_targets: targets.len(),
+            weights,
         })
+    }
+
+    /// Whether `x` is in the set of a `BRANCH_MEMBER` node.
+    #[inline]
+    fn is_member(&self, node: &Node, x: f64) -> bool {
+        self.member_sets[node.threshold as usize].contains(&x)
     }
 
     /// Number of targets or classes scored.
@@ -217,22 +431,97 @@ impl Forest {
 
     /// Features a row must have at least.
     pub fn min_features(&self) -> usize {
-        if self.has_branches {
+        if self.nodes.iter().any(|n| n.mode.is_some()) {
             self.max_feature + 1
         } else {
             0
         }
     }
 
-    /// Whether every leaf weight is ≥ 0 (decides the binary classifier's
-    /// threshold and second column, as in onnxruntime).
-    pub fn weights_all_positive(&self) -> bool {
-        self.weights_all_positive
+    /// The leaf a row reaches in the tree at `root`, with `goes_true`
+    /// deciding each branch (monomorphised per comparison mode).
+    #[inline(always)]
+    fn leaf<T: Copy + Into<f64>>(
+        &self,
+        root: u32,
+        row: &[T],
+        goes_true: impl Fn(&Node, f64) -> bool,
+    ) -> &Node {
+        let mut node = &self.nodes[root as usize];
+        while node.mode.is_some() {
+            let x: f64 = row[node.feature as usize].into();
+            let next = if goes_true(node, x) || (node.missing_true && x.is_nan()) {
+                node.true_or_first_weight
+            } else {
+                node.false_or_end_weight
+            };
+            node = &self.nodes[next as usize];
+        }
+        node
     }
 
-    /// The distinct targets leaf weights are given for.
-    pub fn weighted_targets(&self) -> usize {
-        self.weighted_targets
+    /// Calls `reached` with each row's index and the leaf it reaches in the
+    /// tree at `root`: [`LANES`] rows at a time walked side by side, the
+    /// rest one by one.
+    #[inline(always)]
+    fn each_leaf<T: Copy + Into<f64>>(
+        &self,
+        root: u32,
+        rows: &[T],
+        n_features: usize,
+        goes_true: impl Fn(&Node, f64) -> bool + Copy,
+        mut reached: impl FnMut(usize, &Node),
+    ) {
+        let width = n_features.max(1);
+        let mut done = 0;
+        // A leaf's fields are not a branch's: walking side by side reads
+        // them (and discards what they give), which a membership test
+        // cannot survive (its threshold indexes the sets).
+        if n_features > 0 && self.single_mode != Some(Mode::Member) {
+            for group in rows.chunks_exact(width * LANES) {
+                let lanes: [&[T]; LANES] =
+                    std::array::from_fn(|l| &group[l * width..(l + 1) * width]);
+                for (l, at) in self.leaves(root, &lanes, goes_true).iter().enumerate() {
+                    reached(done + l, &self.nodes[*at as usize]);
+                }
+                done += LANES;
+            }
+        }
+        for (r, row) in rows.chunks_exact(width).enumerate().skip(done) {
+            reached(r, self.leaf(root, row, goes_true));
+        }
+    }
+
+    /// The leaves (node indices) `rows` reach in the tree at `root`, walked
+    /// in lockstep: every step advances each row still on a branch, with a
+    /// select instead of a jump, until all are on leaves.
+    #[inline(always)]
+    fn leaves<T: Copy + Into<f64>>(
+        &self,
+        root: u32,
+        rows: &[&[T]; LANES],
+        goes_true: impl Fn(&Node, f64) -> bool,
+    ) -> [u32; LANES] {
+        let mut at = [root; LANES];
+        loop {
+            let mut walking = false;
+            for (lane, row) in at.iter_mut().zip(rows) {
+                let node = &self.nodes[*lane as usize];
+                let branch = node.mode.is_some();
+                let x: f64 = row[node.feature as usize].into();
+                let holds = goes_true(node, x) | (node.missing_true & x.is_nan());
+                let child = if holds {
+                    node.true_or_first_weight
+                } else {
+                    node.false_or_end_weight
+                };
+                *lane = if branch { child } else { *lane };
+                walking |= branch;
+            }
+            if !walking {
+                return at;
+            }
+        }
     }
 
     /// Aggregated leaf values: `scores[row * n_targets + target]`, and
@@ -271,157 +560,23 @@ impl Forest {
         n_features: usize,
         aggregate: Aggregate,
     ) -> (Vec<f64>, Vec<bool>) {
-        match &self.nodes {
-            Nodes::Narrow(nodes) => Walk {
-                forest: self,
-                nodes,
-            }
-            .eval(rows, n_features, aggregate),
-            Nodes::Wide(nodes) => Walk {
-                forest: self,
-                nodes,
-            }
-            .eval(rows, n_features, aggregate),
-        }
-    }
-}
-
-/// A forest walked, with its nodes in the form they are stored in.
-struct Walk<'a, V> {
-    forest: &'a Forest,
-    nodes: &'a [Node<V>],
-}
-
-impl<V: Stored> Walk<'_, V> {
-    fn eval<T: Copy + Into<f64>>(
-        &self,
-        rows: &[T],
-        n_features: usize,
-        aggregate: Aggregate,
-    ) -> (Vec<f64>, Vec<bool>) {
         // The common case (every exporter writes one mode): the comparison is
         // chosen once, not at every node.
-        match self.forest.single_mode {
-            Some(Mode::Leq) => {
-                self.eval_with(rows, n_features, aggregate, |n, x| x <= n.threshold())
-            }
-            Some(Mode::Lt) => self.eval_with(rows, n_features, aggregate, |n, x| x < n.threshold()),
-            Some(Mode::Gte) => {
-                self.eval_with(rows, n_features, aggregate, |n, x| x >= n.threshold())
-            }
-            Some(Mode::Gt) => self.eval_with(rows, n_features, aggregate, |n, x| x > n.threshold()),
-            Some(Mode::Eq) => {
-                self.eval_with(rows, n_features, aggregate, |n, x| x == n.threshold())
-            }
-            Some(Mode::Neq) => {
-                self.eval_with(rows, n_features, aggregate, |n, x| x != n.threshold())
-            }
+        match self.single_mode {
+            Some(Mode::Leq) => self.eval_with(rows, n_features, aggregate, |n, x| x <= n.threshold),
+            Some(Mode::Lt) => self.eval_with(rows, n_features, aggregate, |n, x| x < n.threshold),
+            Some(Mode::Gte) => self.eval_with(rows, n_features, aggregate, |n, x| x >= n.threshold),
+            Some(Mode::Gt) => self.eval_with(rows, n_features, aggregate, |n, x| x > n.threshold),
+            Some(Mode::Eq) => self.eval_with(rows, n_features, aggregate, |n, x| x == n.threshold),
+            Some(Mode::Neq) => self.eval_with(rows, n_features, aggregate, |n, x| x != n.threshold),
             Some(Mode::Member) => {
                 self.eval_with(rows, n_features, aggregate, |n, x| self.is_member(n, x))
             }
-            None => self.eval_with(rows, n_features, aggregate, |n, x| match n.mode() {
+            None => self.eval_with(rows, n_features, aggregate, |n, x| match n.mode {
                 Some(Mode::Member) => self.is_member(n, x),
-                Some(m) => m.holds(x, n.threshold()),
+                Some(m) => m.holds(x, n.threshold),
                 None => false,
             }),
-        }
-    }
-
-    /// Whether `x` is in the set of a `BRANCH_MEMBER` node.
-    #[inline]
-    fn is_member(&self, node: &Node<V>, x: f64) -> bool {
-        self.forest.member_sets[node.threshold() as usize].contains(&x)
-    }
-
-    /// The child a row goes to from branch `at`.
-    #[inline(always)]
-    fn next(
-        &self,
-        at: u32,
-        node: &Node<V>,
-        x: f64,
-        goes_true: impl Fn(&Node<V>, f64) -> bool,
-    ) -> u32 {
-        let holds = goes_true(node, x) | (node.missing_true() & x.is_nan());
-        if holds { at + 1 } else { node.other }
-    }
-
-    /// The leaf a row reaches in the tree at `root`, with `goes_true`
-    /// deciding each branch (monomorphised per comparison mode).
-    #[inline(always)]
-    fn leaf<T: Copy + Into<f64>>(
-        &self,
-        root: u32,
-        row: &[T],
-        goes_true: impl Fn(&Node<V>, f64) -> bool + Copy,
-    ) -> &Node<V> {
-        let mut at = root;
-        let mut node = &self.nodes[at as usize];
-        while node.is_branch() {
-            at = self.next(at, node, row[node.feature()].into(), goes_true);
-            node = &self.nodes[at as usize];
-        }
-        node
-    }
-
-    /// Calls `reached` with each row's index and the leaf it reaches in the
-    /// tree at `root`: [`LANES`] rows at a time walked side by side, the
-    /// rest one by one.
-    #[inline(always)]
-    fn each_leaf<T: Copy + Into<f64>>(
-        &self,
-        root: u32,
-        rows: &[T],
-        n_features: usize,
-        goes_true: impl Fn(&Node<V>, f64) -> bool + Copy,
-        mut reached: impl FnMut(usize, &Node<V>),
-    ) {
-        let width = n_features.max(1);
-        let mut done = 0;
-        // A leaf's fields are not a branch's: walking side by side reads
-        // them (and discards what they give), which a membership test
-        // cannot survive (its threshold indexes the sets).
-        if n_features > 0 && self.forest.single_mode != Some(Mode::Member) {
-            for group in rows.chunks_exact(width * LANES) {
-                let lanes: [&[T]; LANES] =
-                    std::array::from_fn(|l| &group[l * width..(l + 1) * width]);
-                for (l, at) in self.leaves(root, &lanes, goes_true).iter().enumerate() {
-                    reached(done + l, &self.nodes[*at as usize]);
-                }
-                done += LANES;
-            }
-        }
-        for (r, row) in rows.chunks_exact(width).enumerate().skip(done) {
-            reached(r, self.leaf(root, row, goes_true));
-        }
-    }
-
-    /// The leaves (node indices) `rows` reach in the tree at `root`, walked
-    /// in lockstep: every step advances each row still on a branch, with a
-    /// select instead of a jump, until all are on leaves.
-    #[inline(always)]
-    fn leaves<T: Copy + Into<f64>>(
-        &self,
-        root: u32,
-        rows: &[&[T]; LANES],
-        goes_true: impl Fn(&Node<V>, f64) -> bool + Copy,
-    ) -> [u32; LANES] {
-        let mut at = [root; LANES];
-        loop {
-            let mut walking = false;
-            for (lane, row) in at.iter_mut().zip(rows) {
-                let node = &self.nodes[*lane as usize];
-                let branch = node.is_branch();
-                // A leaf's feature bits are its first weight: read a
-                // feature that exists, and discard the result.
-                let feature = if branch { node.feature() } else { 0 };
-                let child = self.next(*lane, node, row[feature].into(), goes_true);
-                *lane = if branch { child } else { *lane };
-                walking |= branch;
-            }
-            if !walking {
-                return at;
-            }
         }
     }
 
@@ -430,20 +585,20 @@ impl<V: Stored> Walk<'_, V> {
         rows: &[T],
         n_features: usize,
         aggregate: Aggregate,
-        goes_true: impl Fn(&Node<V>, f64) -> bool + Copy,
+        goes_true: impl Fn(&Node, f64) -> bool + Copy,
     ) -> (Vec<f64>, Vec<bool>) {
         let n_rows = rows.len().checked_div(n_features).unwrap_or(0);
-        let t = self.forest.n_targets;
+        let t = self.n_targets;
         let mut scores = vec![0.0; n_rows * t];
         let mut has = vec![false; n_rows * t];
         let summing = matches!(aggregate, Aggregate::Sum | Aggregate::Average);
-        if let (true, Some(k)) = (summing, self.forest.scalar_target) {
+        if let (true, Some(k)) = (summing, self.scalar_target) {
             // The usual regressor and binary classifier: one sum per row.
             let k = k as usize;
-            for &root in &self.forest.roots {
+            for &root in &self.roots {
                 self.each_leaf(root, rows, n_features, goes_true, |r, leaf| {
-                    scores[r * t + k] += leaf.threshold();
-                    has[r * t + k] |= !leaf.weights().is_empty();
+                    scores[r * t + k] += leaf.threshold;
+                    has[r * t + k] |= leaf.false_or_end_weight > leaf.true_or_first_weight;
                 });
             }
         } else {
@@ -457,7 +612,7 @@ impl<V: Stored> Walk<'_, V> {
             );
         }
         if aggregate == Aggregate::Average {
-            let n = self.forest.trees().max(1) as f64;
+            let n = self.trees().max(1) as f64;
             scores.iter_mut().for_each(|s| *s /= n);
         }
         (scores, has)
@@ -469,14 +624,14 @@ impl<V: Stored> Walk<'_, V> {
         rows: &[T],
         n_features: usize,
         aggregate: Aggregate,
-        goes_true: impl Fn(&Node<V>, f64) -> bool + Copy,
+        goes_true: impl Fn(&Node, f64) -> bool + Copy,
         scores: &mut [f64],
         has: &mut [bool],
     ) {
-        let t = self.forest.n_targets;
+        let t = self.n_targets;
         let summing = matches!(aggregate, Aggregate::Sum | Aggregate::Average);
         // Tree-major: each tree walks all rows while its nodes are in cache.
-        for &root in &self.forest.roots {
+        for &root in &self.roots {
             self.each_leaf(root, rows, n_features, goes_true, |r, leaf| {
                 for w in self.weights_of(leaf) {
                     let k = r * t + w.target as usize;
@@ -498,18 +653,29 @@ impl<V: Stored> Walk<'_, V> {
     /// What `leaf` gives: its listed weights, or the one value a scalar
     /// leaf keeps in itself.
     #[inline(always)]
-    fn weights_of<'b>(&'b self, leaf: &'b Node<V>) -> impl Iterator<Item = Weight> + 'b {
-        let range = leaf.weights();
-        let (kept, listed) = if let Some(target) = self.forest.scalar_target {
+    fn weights_of<'a>(&'a self, leaf: &'a Node) -> impl Iterator<Item = Weight> + 'a {
+        let range = leaf.true_or_first_weight as usize..leaf.false_or_end_weight as usize;
+        let (kept, listed) = if let Some(target) = self.scalar_target {
             let kept = Weight {
                 target,
-                value: leaf.threshold(),
+                value: leaf.threshold,
             };
             ((!range.is_empty()).then_some(kept), &[][..])
         } else {
-            (None, self.forest.weights.get(range).unwrap_or_default())
+            (None, self.weights.get(range).unwrap_or_default())
         };
         kept.into_iter().chain(listed.iter().copied())
+    }
+
+    /// Whether every leaf weight is ≥ 0 (decides the binary classifier's
+    /// threshold and second column, as in onnxruntime).
+    pub fn weights_all_positive(&self) -> bool {
+        self.weights_all_positive
+    }
+
+    /// The distinct targets leaf weights are given for.
+    pub fn weighted_targets(&self) -> usize {
+        self.weighted_targets
     }
 }
 
