@@ -60,11 +60,16 @@ pub async fn load(config: &Config) -> Result<Service, Error> {
         aimass_storage::verify_sha256(&bytes, expected)?;
     }
     let backend: Arc<dyn Backend> = Arc::new(
-        tokio::task::spawn_blocking(move || TractBackend::load(&bytes))
-            .await
-            .map_err(|e| Error::Engine(aimass_engine::EngineError::Invalid(e.to_string())))??,
+        tokio::task::spawn_blocking(move || {
+            let backend = TractBackend::load(&bytes);
+            drop(bytes);
+            // Walks every arena under its lock: off the runtime's threads.
+            crate::memory::release_freed();
+            backend
+        })
+        .await
+        .map_err(|e| Error::Engine(aimass_engine::EngineError::Invalid(e.to_string())))??,
     );
-    crate::memory::release_freed();
     let load_seconds = started.elapsed().as_secs_f64();
     metrics.load_seconds.set(load_seconds);
     let signature = backend.signature();
