@@ -54,8 +54,10 @@ def millis(text):
 
 
 def wrk(port, script, connections, threads, seconds):
+    # SCHED_BATCH: wrk's threads never preempt the server they just woke
+    # (see bench/README.md, "Where a request's time goes").
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
+        ["chrt", "--batch", "0", "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
          f"http://127.0.0.1:{port}/v2/models/m/infer"],
         capture_output=True, text=True, check=True, timeout=seconds + 30,
     ).stdout
