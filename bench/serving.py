@@ -54,8 +54,8 @@ def millis(text):
 
 
 def wrk(port, script, connections, threads, seconds):
-    # SCHED_BATCH: wrk's threads never preempt the server they just woke
-    # (see bench/README.md, "Where a request's time goes").
+    # SCHED_BATCH: a wrk thread woken by an answer does not preempt the
+    # server on its core (bench/README.md, "Why wrk runs as SCHED_BATCH").
     out = subprocess.run(
         ["chrt", "--batch", "0", "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script,
          f"http://127.0.0.1:{port}/v2/models/m/infer"],
