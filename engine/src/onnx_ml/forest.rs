@@ -150,7 +150,7 @@ pub struct ForestSpec<'a> {
     pub member_sets: Vec<Vec<f64>>,
 }
 
-/// Rows walked side by side through a tree.
+/// Rows walked side by side through a tree, or trees by a row.
 const LANES: usize = 8;
 
 /// Batches are split over the CPUs only from this many rows…
@@ -460,49 +460,81 @@ impl Forest {
         node
     }
 
-    /// Calls `reached` with each row's index and the leaf it reaches in the
-    /// tree at `root`: [`LANES`] rows at a time walked side by side, the
-    /// rest one by one.
+    /// Calls `reached` with each row's index and each leaf it reaches, the
+    /// trees in order for every row; tree-major, so that each tree's nodes
+    /// stay in cache while rows walk it. Rows come [`LANES`] at a time
+    /// through each tree side by side, the rest one by one; but a last lone
+    /// row goes through [`LANES`] trees side by side (its walk is then a few
+    /// selects rather than a mispredicted jump at every node).
     #[inline(always)]
     fn each_leaf<T: Copy + Into<f64>>(
         &self,
-        root: u32,
         rows: &[T],
         n_features: usize,
         goes_true: impl Fn(&Node, f64) -> bool + Copy,
         mut reached: impl FnMut(usize, &Node),
     ) {
         let width = n_features.max(1);
-        let mut done = 0;
         // A leaf's fields are not a branch's: walking side by side reads
         // them (and discards what they give), which a membership test
         // cannot survive (its threshold indexes the sets).
-        if n_features > 0 && self.single_mode != Some(Mode::Member) {
-            for group in rows.chunks_exact(width * LANES) {
-                let lanes: [&[T]; LANES] =
-                    std::array::from_fn(|l| &group[l * width..(l + 1) * width]);
-                for (l, at) in self.leaves(root, &lanes, goes_true).iter().enumerate() {
-                    reached(done + l, &self.nodes[*at as usize]);
+        let lockstep = n_features > 0 && self.single_mode != Some(Mode::Member);
+        let mut roots = self.roots.chunks_exact(LANES);
+        let mut done = 0;
+        if lockstep {
+            for &root in &self.roots {
+                for (g, group) in rows.chunks_exact(width * LANES).enumerate() {
+                    let lanes: [&[T]; LANES] =
+                        std::array::from_fn(|l| &group[l * width..(l + 1) * width]);
+                    for (l, at) in self
+                        .leaves([root; LANES], &lanes, goes_true)
+                        .iter()
+                        .enumerate()
+                    {
+                        reached(g * LANES + l, &self.nodes[*at as usize]);
+                    }
                 }
-                done += LANES;
+            }
+            done = rows.len() / (width * LANES) * LANES;
+        }
+        // One row left (a lone request's): trees side by side. Several are
+        // quicker one by one (measured: 7 rows of a 63-leaf LightGBM took
+        // 1.7 times as long side by side).
+        let lone = lockstep && rows.len() == (done + 1) * width;
+        if lone {
+            let row = rows.get(done * width..).unwrap_or_default();
+            for trees in &mut roots {
+                let start: [u32; LANES] = std::array::from_fn(|l| trees[l]);
+                for at in self.leaves(start, &[row; LANES], goes_true) {
+                    reached(done, &self.nodes[at as usize]);
+                }
             }
         }
-        for (r, row) in rows.chunks_exact(width).enumerate().skip(done) {
-            reached(r, self.leaf(root, row, goes_true));
+        let rest = if lone {
+            roots.remainder()
+        } else {
+            &self.roots[..]
+        };
+        for &root in rest {
+            for (r, row) in rows.chunks_exact(width).enumerate().skip(done) {
+                reached(r, self.leaf(root, row, goes_true));
+            }
         }
     }
 
-    /// The leaves (node indices) `rows` reach in the tree at `root`, walked
-    /// in lockstep: every step advances each row still on a branch, with a
-    /// select instead of a jump, until all are on leaves.
+    /// The leaves (node indices) reached from the nodes `start` by `rows`
+    /// (a row per lane: several rows through one tree, or one row through
+    /// several trees), walked in lockstep: every step advances each lane
+    /// still on a branch, with a select instead of a jump, until all are on
+    /// leaves.
     #[inline(always)]
     fn leaves<T: Copy + Into<f64>>(
         &self,
-        root: u32,
+        start: [u32; LANES],
         rows: &[&[T]; LANES],
         goes_true: impl Fn(&Node, f64) -> bool,
     ) -> [u32; LANES] {
-        let mut at = [root; LANES];
+        let mut at = start;
         loop {
             let mut walking = false;
             for (lane, row) in at.iter_mut().zip(rows) {
@@ -595,12 +627,10 @@ impl Forest {
         if let (true, Some(k)) = (summing, self.scalar_target) {
             // The usual regressor and binary classifier: one sum per row.
             let k = k as usize;
-            for &root in &self.roots {
-                self.each_leaf(root, rows, n_features, goes_true, |r, leaf| {
-                    scores[r * t + k] += leaf.threshold;
-                    has[r * t + k] |= leaf.false_or_end_weight > leaf.true_or_first_weight;
-                });
-            }
+            self.each_leaf(rows, n_features, goes_true, |r, leaf| {
+                scores[r * t + k] += leaf.threshold;
+                has[r * t + k] |= leaf.false_or_end_weight > leaf.true_or_first_weight;
+            });
         } else {
             self.accumulate(
                 rows,
@@ -630,24 +660,21 @@ impl Forest {
     ) {
         let t = self.n_targets;
         let summing = matches!(aggregate, Aggregate::Sum | Aggregate::Average);
-        // Tree-major: each tree walks all rows while its nodes are in cache.
-        for &root in &self.roots {
-            self.each_leaf(root, rows, n_features, goes_true, |r, leaf| {
-                for w in self.weights_of(leaf) {
-                    let k = r * t + w.target as usize;
-                    scores[k] = if summing {
-                        scores[k] + w.value
-                    } else if !has[k] {
-                        w.value
-                    } else if aggregate == Aggregate::Min {
-                        scores[k].min(w.value)
-                    } else {
-                        scores[k].max(w.value)
-                    };
-                    has[k] = true;
-                }
-            });
-        }
+        self.each_leaf(rows, n_features, goes_true, |r, leaf| {
+            for w in self.weights_of(leaf) {
+                let k = r * t + w.target as usize;
+                scores[k] = if summing {
+                    scores[k] + w.value
+                } else if !has[k] {
+                    w.value
+                } else if aggregate == Aggregate::Min {
+                    scores[k].min(w.value)
+                } else {
+                    scores[k].max(w.value)
+                };
+                has[k] = true;
+            }
+        });
     }
 
     /// What `leaf` gives: its listed weights, or the one value a scalar

@@ -133,6 +133,128 @@ fn rows_walked_side_by_side_reach_the_leaves_each_reaches_alone() {
     }
 }
 
+/// `n` trees of two shapes, alternating: x0 <= i - 9 ? (x1 <= 4.5 ? 100i + 1 :
+/// 100i + 2) : 100i + 3 (NaN in x0 goes true), and x1 `odd` i ? 100i + 4 :
+/// 100i + 5; with what a row gets from each, worked out apart.
+fn many_trees(n: usize, odd: &'static str) -> (ForestSpec<'static>, impl Fn([f32; 2]) -> Vec<f64>) {
+    let mut s = ForestSpec {
+        tree_ids: Vec::new().into(),
+        node_ids: Vec::new().into(),
+        feature_ids: Vec::new().into(),
+        values: Vec::new(),
+        modes: Vec::new(),
+        true_ids: Vec::new().into(),
+        false_ids: Vec::new().into(),
+        missing_true: Vec::new().into(),
+        weight_tree_ids: Vec::new().into(),
+        weight_node_ids: Vec::new().into(),
+        weight_targets: Vec::new().into(),
+        weights: Vec::new(),
+        n_targets: 1,
+        member_sets: Vec::new(),
+    };
+    let (mut tree_ids, mut node_ids, mut features) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut true_ids, mut false_ids, mut missing) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut w_trees, mut w_nodes) = (Vec::new(), Vec::new());
+    for i in 0..n as i64 {
+        let base = 100.0 * i as f64;
+        let nodes: &[(i64, &str, f64, i64, i64, i64)] = if i % 2 == 0 {
+            &[
+                (0, "BRANCH_LEQ", (i - 9) as f64, 1, 2, 1),
+                (1, "BRANCH_LEQ", 4.5, 3, 4, 0),
+                (0, "LEAF", 0.0, 0, 0, 0),
+                (0, "LEAF", 0.0, 0, 0, 0),
+                (0, "LEAF", 0.0, 0, 0, 0),
+            ]
+        } else {
+            &[
+                (1, odd, i as f64, 1, 2, 0),
+                (0, "LEAF", 0.0, 0, 0, 0),
+                (0, "LEAF", 0.0, 0, 0, 0),
+            ]
+        };
+        for (id, (feature, mode, value, t, f, m)) in nodes.iter().enumerate() {
+            tree_ids.push(i);
+            node_ids.push(id as i64);
+            features.push(*feature);
+            s.values.push(*value);
+            s.modes.push(Mode::parse(mode).unwrap());
+            true_ids.push(*t);
+            false_ids.push(*f);
+            missing.push(*m);
+        }
+        let leaves: &[(i64, f64)] = if i % 2 == 0 {
+            &[(3, 1.0), (4, 2.0), (2, 3.0)]
+        } else {
+            &[(1, 4.0), (2, 5.0)]
+        };
+        for (node, value) in leaves {
+            w_trees.push(i);
+            w_nodes.push(*node);
+            s.weights.push(base + value);
+        }
+    }
+    s.weight_targets = vec![0; w_trees.len()].into();
+    (s.tree_ids, s.node_ids, s.feature_ids) = (tree_ids.into(), node_ids.into(), features.into());
+    (s.true_ids, s.false_ids, s.missing_true) = (true_ids.into(), false_ids.into(), missing.into());
+    (s.weight_tree_ids, s.weight_node_ids) = (w_trees.into(), w_nodes.into());
+    let odd_holds = Mode::parse(odd).unwrap().unwrap();
+    let leaves = move |[x0, x1]: [f32; 2]| {
+        (0..n)
+            .map(|i| {
+                let base = 100.0 * i as f64;
+                let (x0, x1) = (f64::from(x0), f64::from(x1));
+                base + if i % 2 == 1 {
+                    if odd_holds.holds(x1, i as f64) {
+                        4.0
+                    } else {
+                        5.0
+                    }
+                } else if x0.is_nan() || x0 <= i as f64 - 9.0 {
+                    if x1 <= 4.5 { 1.0 } else { 2.0 }
+                } else {
+                    3.0
+                }
+            })
+            .collect()
+    };
+    (s, leaves)
+}
+
+#[test]
+fn a_lone_row_walks_trees_side_by_side_to_the_leaves_each_tree_gives() {
+    // Two lane groups and a ragged tail of trees, of unequal depths; one
+    // mode everywhere (BRANCH_LEQ) and mixed modes; a request of one row,
+    // and one whose last row is left alone after a lane group of rows.
+    let n = LANES * 2 + 3;
+    for odd in ["BRANCH_LEQ", "BRANCH_GT"] {
+        let (s, leaves) = many_trees(n, odd);
+        let f = Forest::new(&s).unwrap();
+        assert_eq!(f.trees(), n);
+        for row in [
+            [f32::NAN, 4.0],
+            [-20.0, 6.0],
+            [0.0, 3.0],
+            [9.0, 12.0],
+            [3.0, f32::NAN],
+        ] {
+            let want: Vec<f64> = leaves(row);
+            let sum: f64 = want.iter().sum();
+            assert_eq!(run(&f, &[row], Aggregate::Sum), [sum], "{odd} {row:?}");
+            let min = want.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = want.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            assert_eq!(run(&f, &[row], Aggregate::Min), [min], "{odd} {row:?}");
+            assert_eq!(run(&f, &[row], Aggregate::Max), [max], "{odd} {row:?}");
+        }
+        // A lane group of rows and a lone one after it.
+        let rows: Vec<[f32; 2]> = (0..=LANES)
+            .map(|i| [i as f32 * 3.0 - 12.0, i as f32 * 2.0 - 4.0])
+            .collect();
+        let want: Vec<f64> = rows.iter().map(|r| leaves(*r).iter().sum()).collect();
+        assert_eq!(run(&f, &rows, Aggregate::Sum), want, "{odd}");
+    }
+}
+
 #[test]
 fn branch_member_tests_set_membership() {
     let mut s = spec(["BRANCH_MEMBER", "BRANCH_LT"]);
