@@ -137,25 +137,10 @@ fn rows_walked_side_by_side_reach_the_leaves_each_reaches_alone() {
 /// 100i + 2) : 100i + 3 (NaN in x0 goes true), and x1 `odd` i ? 100i + 4 :
 /// 100i + 5; with what a row gets from each, worked out apart.
 fn many_trees(n: usize, odd: &'static str) -> (ForestSpec<'static>, impl Fn([f32; 2]) -> Vec<f64>) {
-    let mut s = ForestSpec {
-        tree_ids: Vec::new().into(),
-        node_ids: Vec::new().into(),
-        feature_ids: Vec::new().into(),
-        values: Vec::new(),
-        modes: Vec::new(),
-        true_ids: Vec::new().into(),
-        false_ids: Vec::new().into(),
-        missing_true: Vec::new().into(),
-        weight_tree_ids: Vec::new().into(),
-        weight_node_ids: Vec::new().into(),
-        weight_targets: Vec::new().into(),
-        weights: Vec::new(),
-        n_targets: 1,
-        member_sets: Vec::new(),
-    };
     let (mut tree_ids, mut node_ids, mut features) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut values, mut modes) = (Vec::new(), Vec::new());
     let (mut true_ids, mut false_ids, mut missing) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut w_trees, mut w_nodes) = (Vec::new(), Vec::new());
+    let (mut w_trees, mut w_nodes, mut weights) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..n as i64 {
         let base = 100.0 * i as f64;
         let nodes: &[(i64, &str, f64, i64, i64, i64)] = if i % 2 == 0 {
@@ -177,8 +162,8 @@ fn many_trees(n: usize, odd: &'static str) -> (ForestSpec<'static>, impl Fn([f32
             tree_ids.push(i);
             node_ids.push(id as i64);
             features.push(*feature);
-            s.values.push(*value);
-            s.modes.push(Mode::parse(mode).unwrap());
+            values.push(*value);
+            modes.push(Mode::parse(mode).unwrap());
             true_ids.push(*t);
             false_ids.push(*f);
             missing.push(*m);
@@ -191,13 +176,25 @@ fn many_trees(n: usize, odd: &'static str) -> (ForestSpec<'static>, impl Fn([f32
         for (node, value) in leaves {
             w_trees.push(i);
             w_nodes.push(*node);
-            s.weights.push(base + value);
+            weights.push(base + value);
         }
     }
-    s.weight_targets = vec![0; w_trees.len()].into();
-    (s.tree_ids, s.node_ids, s.feature_ids) = (tree_ids.into(), node_ids.into(), features.into());
-    (s.true_ids, s.false_ids, s.missing_true) = (true_ids.into(), false_ids.into(), missing.into());
-    (s.weight_tree_ids, s.weight_node_ids) = (w_trees.into(), w_nodes.into());
+    let s = ForestSpec {
+        tree_ids: tree_ids.into(),
+        node_ids: node_ids.into(),
+        feature_ids: features.into(),
+        values,
+        modes,
+        true_ids: true_ids.into(),
+        false_ids: false_ids.into(),
+        missing_true: missing.into(),
+        weight_targets: vec![0; w_trees.len()].into(),
+        weight_tree_ids: w_trees.into(),
+        weight_node_ids: w_nodes.into(),
+        weights,
+        n_targets: 1,
+        member_sets: Vec::new(),
+    };
     let odd_holds = Mode::parse(odd).unwrap().unwrap();
     let leaves = move |[x0, x1]: [f32; 2]| {
         (0..n)
