@@ -31,6 +31,10 @@ pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
             v1alpha1::ModelDeployment::crd(),
         ),
         ("aimass.io_apiclients.yaml", v1alpha1::ApiClient::crd()),
+        (
+            "aimass.io_modelapprovals.yaml",
+            v1alpha1::ModelApproval::crd(),
+        ),
     ]
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use kube::core::cel::validate_cel;
 use serde_json::Value;
 
-use crate::v1alpha1::{ApiClient, Model, ModelDeployment, TrainingJob};
+use crate::v1alpha1::{ApiClient, Model, ModelApproval, ModelDeployment, TrainingJob};
 use crate::{crds, render_crd, validation};
 
 fn repo_root() -> PathBuf {
@@ -51,6 +51,7 @@ enum Manifest {
     TrainingJob(Box<TrainingJob>),
     ModelDeployment(Box<ModelDeployment>),
     ApiClient(Box<ApiClient>),
+    ModelApproval(Box<ModelApproval>),
 }
 
 impl Manifest {
@@ -62,6 +63,7 @@ impl Manifest {
             "TrainingJob" => Self::TrainingJob(serde_json::from_value(value).map_err(err)?),
             "ModelDeployment" => Self::ModelDeployment(serde_json::from_value(value).map_err(err)?),
             "ApiClient" => Self::ApiClient(serde_json::from_value(value).map_err(err)?),
+            "ModelApproval" => Self::ModelApproval(serde_json::from_value(value).map_err(err)?),
             other => return Err(format!("unexpected kind {other:?}")),
         })
     }
@@ -74,6 +76,7 @@ impl Manifest {
             Self::TrainingJob(t) => validate_cel(t.as_ref()),
             Self::ModelDeployment(d) => validate_cel(d.as_ref()),
             Self::ApiClient(c) => validate_cel(c.as_ref()),
+            Self::ModelApproval(a) => validate_cel(a.as_ref()),
         }
         .map_err(|e| e.to_string())
     }
@@ -84,7 +87,7 @@ impl Manifest {
             Self::Model(m) => validation::validate_model(&m.spec),
             Self::TrainingJob(t) => validation::validate_training_job(&t.spec),
             Self::ModelDeployment(d) => validation::validate_model_deployment(&d.spec),
-            Self::ApiClient(_) => Ok(()),
+            Self::ApiClient(_) | Self::ModelApproval(_) => Ok(()),
         }
     }
 }
@@ -310,6 +313,19 @@ fn invalid_fixtures_are_rejected_by_their_cel_rule() {
         checked += 1;
     }
     assert!(checked >= 30, "only {checked} CEL fixtures found");
+}
+
+#[test]
+fn an_approval_cannot_be_changed() {
+    let old: ModelApproval = serde_yaml_ng::from_str(
+        "apiVersion: aimass.io/v1alpha1\nkind: ModelApproval\nmetadata: {name: a}\nspec: {model: fraud, sha256: 0000000000000000000000000000000000000000000000000000000000000000, approvedBy: bob}\n",
+    )
+    .expect("parses");
+    assert!(kube::core::cel::validate_cel_update(&old, &old).is_ok());
+    let mut new = old.clone();
+    new.spec.approved_by = "mallory".into();
+    let err = kube::core::cel::validate_cel_update(&new, &old).expect_err("changed");
+    assert!(err.to_string().contains("cannot be changed"), "{err}");
 }
 
 #[test]

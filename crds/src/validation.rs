@@ -139,6 +139,7 @@ mod tests {
             promotion: Default::default(),
             aliases: Default::default(),
             retention: Default::default(),
+            evidence: None,
         }
     }
 

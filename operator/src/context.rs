@@ -39,5 +39,8 @@ pub struct Context {
     /// operator's (metrics scrapers).
     pub scraper_namespaces: Vec<String>,
     /// The metrics each canary step is measured from, by ModelDeployment uid.
-    pub canary_baselines: crate::model_deployment::Baselines,
+    pub canary_baselines:
+        crate::model_deployment::Baselines<crate::model_deployment::CanaryBaseline>,
+    /// The soaks' first readings, by ModelDeployment uid.
+    pub soak_baselines: crate::model_deployment::Baselines<crate::model_deployment::SoakBaseline>,
 }

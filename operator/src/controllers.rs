@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aimass_crds::v1alpha1::{ApiClient, Model, ModelDeployment, TrainingJob};
+use aimass_crds::v1alpha1::{ApiClient, Model, ModelApproval, ModelDeployment, TrainingJob};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
@@ -172,10 +172,53 @@ impl Scope<'_> {
             .graceful_shutdown_on(self.stopped())
     }
 
-    /// Models, woken by their TrainingJobs and by the Jobs that validate
-    /// their imports.
+    /// Models, woken by their TrainingJobs, the Jobs that validate their
+    /// imports, the ModelDeployments that serve them (their soaks), their
+    /// ModelApprovals and the Models they follow in other namespaces.
     fn models(&self) -> Controller<Model> {
-        Controller::new(self.api::<Model>(), watcher::Config::default())
+        let models = Controller::new(self.api::<Model>(), watcher::Config::default());
+        let followers = models.store();
+        models
+            .watches(
+                self.api::<ModelDeployment>(),
+                watcher::Config::default(),
+                |md: ModelDeployment| {
+                    Some(
+                        ObjectRef::<Model>::new(&md.spec.model.name)
+                            .within(&md.metadata.namespace.clone().unwrap_or_default()),
+                    )
+                },
+            )
+            .watches(
+                self.api::<ModelApproval>(),
+                watcher::Config::default(),
+                |approval: ModelApproval| {
+                    Some(
+                        ObjectRef::<Model>::new(&approval.spec.model)
+                            .within(&approval.metadata.namespace.clone().unwrap_or_default()),
+                    )
+                },
+            )
+            .watches(
+                self.api::<Model>(),
+                watcher::Config::default(),
+                move |source: Model| {
+                    let namespace = source.metadata.namespace.clone().unwrap_or_default();
+                    let name = source.metadata.name.clone().unwrap_or_default();
+                    followers
+                        .state()
+                        .into_iter()
+                        .filter(|m| {
+                            m.spec
+                                .source
+                                .promoted_from
+                                .as_ref()
+                                .is_some_and(|f| f.namespace == namespace && f.model == name)
+                        })
+                        .map(|m| ObjectRef::from_obj(&*m))
+                        .collect::<Vec<_>>()
+                },
+            )
             .owns(
                 self.api::<Job>(),
                 watcher::Config::default().labels(&format!(

@@ -28,6 +28,11 @@ pub mod reasons {
     pub const VERSIONS_RETIRED: &str = "VersionsRetired";
     /// An alias now points at another version.
     pub const ALIAS_MOVED: &str = "AliasMoved";
+    /// A version served long and well enough to be proven here.
+    pub const VERSION_PROVEN: &str = "VersionProven";
+    /// Following another namespace's Model waits or was refused (the
+    /// condition reason is the Event's note's first word).
+    pub const PROMOTION_WAITING: &str = "PromotionWaiting";
     /// An alias was pinned by `spec.aliases`.
     pub const ALIAS_PINNED: &str = "AliasPinned";
     /// A scheduled retraining did not start: the previous run still runs.

@@ -144,6 +144,7 @@ fn context(
         key_service,
         scraper_namespaces: config.metrics_scraper_namespaces.clone(),
         canary_baselines: Default::default(),
+        soak_baselines: Default::default(),
     }
 }
 

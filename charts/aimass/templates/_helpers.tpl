@@ -61,6 +61,13 @@ the ClusterRole (cluster-wide mode) and the Role (namespaced mode).
 - apiGroups: [aimass.io]
   resources: [apiclients/status]
   verbs: [get, patch, update]
+# ModelApprovals: count them for promotions and say so in their status.
+- apiGroups: [aimass.io]
+  resources: [modelapprovals]
+  verbs: [get, list, watch]
+- apiGroups: [aimass.io]
+  resources: [modelapprovals/status]
+  verbs: [get, patch, update]
 - apiGroups: [aimass.io]
   resources: [models/finalizers, trainingjobs/finalizers, modeldeployments/finalizers]
   verbs: [update]

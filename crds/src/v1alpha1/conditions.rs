@@ -23,6 +23,15 @@ pub mod types {
     /// A ModelDeployment's servers check who calls them and record every
     /// call (`False` when `security.mode` is `Insecure`).
     pub const SECURED: &str = "Secured";
+    /// A Model following another namespace (`spec.source.promotedFrom`)
+    /// has recorded the version it follows now; `False` says why it waits
+    /// or refused.
+    pub const PROMOTED: &str = "Promoted";
+    /// A Model's version served long and well enough under `spec.evidence`
+    /// (`False` while the version served now is still soaking).
+    pub const PROVEN: &str = "Proven";
+    /// A ModelApproval counted for the version its Model follows now.
+    pub const COUNTED: &str = "Counted";
 }
 
 /// Condition reasons.
@@ -113,4 +122,27 @@ pub mod reasons {
     /// The audit key service refused a pod its keys (a Warning Event on the
     /// ModelDeployment naming the pod and why).
     pub const AUDIT_KEYS_REFUSED: &str = "AuditKeysRefused";
+    /// A ModelApproval counted for a promotion.
+    pub const COUNTED: &str = "Counted";
+    /// The version a Model follows (`spec.source.promotedFrom`) is recorded.
+    pub const PROMOTED: &str = "Promoted";
+    /// The Model a Model follows does not exist, or names no Ready version.
+    pub const SOURCE_NOT_FOUND: &str = "SourceNotFound";
+    /// The version followed lacks evidence from an environment that
+    /// `promotion.requires.evidenceFrom` names.
+    pub const EVIDENCE_MISSING: &str = "EvidenceMissing";
+    /// The version followed waits for `promotion.requires.approvals`.
+    pub const AWAITING_APPROVAL: &str = "AwaitingApproval";
+    /// An approval came from the user who asked for the version's training
+    /// or for its promotion; it does not count.
+    pub const SAME_IDENTITY: &str = "SameIdentity";
+    /// Approvals are required but who asked for the training or the
+    /// promotion is not known (no `aimass.io/requested-by`).
+    pub const REQUESTER_UNKNOWN: &str = "RequesterUnknown";
+    /// The artifact's digest is not the one proven and approved.
+    pub const DIGEST_MISMATCH: &str = "DigestMismatch";
+    /// The version served now is still soaking under `spec.evidence`.
+    pub const SOAKING: &str = "Soaking";
+    /// No version of the Model is served, or `spec.evidence` is not set.
+    pub const NOT_SERVED: &str = "NotServed";
 }

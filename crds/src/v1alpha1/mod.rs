@@ -6,6 +6,7 @@ pub mod conditions;
 mod model;
 mod model_deployment;
 mod model_deployment_status;
+mod promotion;
 mod serving_security;
 mod training_job;
 
@@ -14,5 +15,6 @@ pub use common::*;
 pub use model::*;
 pub use model_deployment::*;
 pub use model_deployment_status::*;
+pub use promotion::*;
 pub use serving_security::*;
 pub use training_job::*;

@@ -10,6 +10,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{ArtifactStorage, ModelSignature, SecretReference};
+use super::promotion::{
+    EvidenceSpec, FollowStatus, PromotedFrom, PromotionRequirements, Provenance, VersionEvidence,
+};
 use super::training_job::TrainingRunSpec;
 
 /// The alias that automatic promotion moves unless told otherwise.
@@ -32,12 +35,18 @@ pub const CHALLENGER_ALIAS: &str = "challenger";
     category = "aimass",
     printcolumn = r#"{"name":"Champion","type":"integer","description":"Version the champion alias points at","jsonPath":".status.aliases.champion"}"#,
     printcolumn = r#"{"name":"Latest","type":"integer","description":"Newest registered version","jsonPath":".status.latestRegisteredVersion"}"#,
+    printcolumn = r#"{"name":"From","type":"string","priority":1,"description":"The version followed from another environment, and where it stands","jsonPath":".status.follow.source"}"#,
+    printcolumn = r#"{"name":"Promotion","type":"string","priority":1,"jsonPath":".status.follow.reason"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     validation = (
         "!has(self.spec.source.training) || has(self.spec.storage)",
         "spec.storage is required when spec.source.training is set: trained versions need a place to be written"
+    ),
+    validation = (
+        "!has(self.spec.promotion.requires) || has(self.spec.source.promotedFrom)",
+        "spec.promotion.requires applies to versions followed from another namespace: set spec.source.promotedFrom"
     ),
 )]
 #[serde(rename_all = "camelCase")]
@@ -73,6 +82,12 @@ pub struct ModelSpec {
     /// How many versions are kept.
     #[serde(default)]
     pub retention: RetentionSpec,
+
+    /// How a version proves itself in this environment (soak time, traffic,
+    /// error rate, p99), so that a higher environment can require it.
+    /// Without it, versions here are never counted as proven.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<EvidenceSpec>,
 }
 
 /// Where a Model's versions come from.
@@ -80,11 +95,11 @@ pub struct ModelSpec {
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = (
-        "has(self.uri) != has(self.training)",
-        "set exactly one of source.uri (an existing ONNX artifact) or source.training (a TrainingJob template)"
+        "[has(self.uri), has(self.training), has(self.promotedFrom)].filter(x, x).size() == 1",
+        "set exactly one of source.uri (an existing ONNX artifact), source.training (a TrainingJob template) or source.promotedFrom (a Model in another namespace)"
     ),
     validation = ("!has(self.sha256) || has(self.uri)", "source.sha256 is only meaningful with source.uri"),
-    validation = ("!has(self.secretRef) || has(self.uri)", "source.secretRef is only meaningful with source.uri; set storage.secretRef for training")
+    validation = ("!has(self.secretRef) || !has(self.training)", "source.secretRef is only meaningful with source.uri or source.promotedFrom; set storage.secretRef for training")
 )]
 pub struct ModelSource {
     /// URI of an existing ONNX artifact: `s3://`, `gs://`, `az://`,
@@ -104,9 +119,10 @@ pub struct ModelSource {
     #[schemars(regex(pattern = r"^[a-f0-9]{64}$"))]
     pub sha256: Option<String>,
 
-    /// Secret with the credentials to read `uri`, given as environment to
-    /// the validation Job that fetches the artifact in this namespace (the
-    /// operator never fetches it).
+    /// Secret with the credentials to read `uri` (or the artifacts of
+    /// `promotedFrom`), given as environment to the validation Job that
+    /// fetches the artifact in this namespace (the operator never fetches
+    /// it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretReference>,
 
@@ -114,6 +130,13 @@ pub struct ModelSource {
     /// the Model is created and then on `schedule`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training: Option<TrainingSource>,
+
+    /// Follow a Model of another namespace (a lower environment): each
+    /// version its alias points at, or one fixed version, is recorded here
+    /// once it meets `promotion.requires`, with its provenance. The artifact
+    /// is referenced where it lies, pinned by its sha256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_from: Option<PromotedFrom>,
 }
 
 /// Training runs that produce a Model's versions.
@@ -177,6 +200,11 @@ pub struct PromotionSpec {
     ))]
     #[schemars(length(max = 32))]
     pub gates: Vec<PromotionGate>,
+
+    /// What a version followed from another namespace must carry (evidence
+    /// from lower environments, approvals) before it is recorded here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires: Option<PromotionRequirements>,
 }
 
 impl Default for PromotionSpec {
@@ -185,6 +213,7 @@ impl Default for PromotionSpec {
             policy: PromotionPolicy::default(),
             alias: default_promotion_alias(),
             gates: Vec::new(),
+            requires: None,
         }
     }
 }
@@ -321,6 +350,14 @@ pub struct ModelStatus {
     /// When the schedule will next start a training run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_scheduled_time: Option<Time>,
+
+    /// Where following `spec.source.promotedFrom` stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow: Option<FollowStatus>,
+
+    /// Versions proven here under `spec.evidence`, newest last (bounded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<VersionEvidence>,
 }
 
 /// Whether a recorded version may be served.
@@ -364,6 +401,10 @@ pub struct ModelVersion {
     /// Where the version came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lineage: Option<VersionLineage>,
+    /// The environments a promoted version went through, with their
+    /// evidence and approvals; for trained versions, who asked for the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
     /// When the version was recorded.
     pub created: Time,
 }

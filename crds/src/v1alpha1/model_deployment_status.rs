@@ -68,6 +68,13 @@ pub struct ModelDeploymentStatus {
     #[serde(default)]
     pub migration_paused: bool,
 
+    /// How the version served now has served since it took every replica,
+    /// measured from the servers' metrics while its Model sets
+    /// `spec.evidence`. Restarts when the version changes or the operator
+    /// restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<SoakStatus>,
+
     /// A canary rollout in progress, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryStatus>,
@@ -84,6 +91,24 @@ pub struct ModelDeploymentStatus {
     /// chain's secret key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_verifying_key: Option<String>,
+}
+
+/// How one version has served since it took every replica.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SoakStatus {
+    /// The version.
+    pub version: i64,
+    /// Since when it is measured.
+    pub since: Time,
+    /// Requests answered since then.
+    pub requests: i64,
+    /// Share of them answered with a server error (5xx).
+    pub error_rate: f64,
+    /// 99th-percentile latency since then, in milliseconds, once there were
+    /// requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_latency_millis: Option<f64>,
 }
 
 /// Where a replica's audit trail stood when the operator last read it.

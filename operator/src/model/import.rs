@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use aimass_crds::artifact::Artifact;
 use aimass_crds::v1alpha1::{Model, ModelStatus, ModelVersion, VersionLineage, VersionPhase};
 use aimass_storage::Location;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -13,10 +14,8 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::{artifact, storage};
 
-/// Where importing `source.uri` stands.
+/// Where importing an artifact stands.
 pub(super) enum Import {
-    /// A version already records it.
-    Done,
     /// Its validation Job runs in the tenant's namespace.
     Validating,
     /// Its validation Job cannot start its pod; why.
@@ -25,33 +24,38 @@ pub(super) enum Import {
     Recorded(Box<ModelVersion>),
 }
 
-/// Records the artifact at `source.uri` as a version unless one already
-/// records it. The artifact is fetched and validated by a Job in the
-/// tenant's namespace, never by the operator; a refused artifact is
-/// recorded as a Rejected version.
-pub(super) async fn import(
+/// An artifact to record as a version.
+pub(super) struct Source<'a> {
+    /// Where it is.
+    pub uri: &'a str,
+    /// The digest the validation Job must find, if any.
+    pub sha256: Option<&'a str>,
+    /// The tenant's Secret to read it with.
+    pub secret: Option<&'a str>,
+}
+
+/// What the validation said, turned into the version's record by the caller.
+pub(super) type Recorder<'a> =
+    Box<dyn FnOnce(i64, Result<Artifact, String>) -> ModelVersion + Send + 'a>;
+
+/// Records `source.uri` unless a version already records it.
+pub(super) async fn import_source_uri(
     ctx: &Context,
     model: &Model,
     status: &ModelStatus,
     registry: Option<&Location>,
     uri: &str,
     arrived: &[ModelVersion],
-) -> Result<Import, Error> {
+) -> Result<Option<Import>, Error> {
     let expected = model.spec.source.sha256.clone();
     let matches = |v: &ModelVersion| {
         v.lineage.as_ref().and_then(|l| l.imported_from.as_deref()) == Some(uri)
             && (expected.is_none() || v.sha256 == expected || v.phase == VersionPhase::Rejected)
     };
     if status.versions.iter().chain(arrived).any(matches) {
-        return Ok(Import::Done);
+        return Ok(None);
     }
-    let namespace = model.namespace().unwrap_or_default();
-    if let Some(secret) = &model.spec.source.secret_ref {
-        storage::secret_exists(&ctx.client, &namespace, &secret.name).await?;
-    }
-    let check = artifact::Check {
-        job_name: import_job_name(&model.name_any(), uri, expected.as_deref()),
-        model: &model.name_any(),
+    let wanted = Source {
         uri,
         sha256: expected.as_deref(),
         secret: model
@@ -60,15 +64,49 @@ pub(super) async fn import(
             .secret_ref
             .as_ref()
             .map(|s| s.name.as_str()),
+    };
+    let record = Box::new(|version, outcome| {
+        let mut record = imported(uri, version);
+        artifact::record_outcome(&mut record, outcome);
+        record
+    });
+    import(ctx, model, status, registry, &wanted, arrived, record)
+        .await
+        .map(Some)
+}
+
+/// Records the artifact `wanted` names as a version. The artifact is
+/// fetched and validated by a Job in the tenant's namespace, never by the
+/// operator; `record` makes the version's record (a refused artifact is
+/// recorded as a Rejected version), which is written to the registry.
+pub(super) async fn import(
+    ctx: &Context,
+    model: &Model,
+    status: &ModelStatus,
+    registry: Option<&Location>,
+    wanted: &Source<'_>,
+    arrived: &[ModelVersion],
+    record: Recorder<'_>,
+) -> Result<Import, Error> {
+    let namespace = model.namespace().unwrap_or_default();
+    if let Some(secret) = wanted.secret {
+        storage::secret_exists(&ctx.client, &namespace, secret).await?;
+    }
+    let check = artifact::Check {
+        job_name: import_job_name(&model.name_any(), wanted.uri, wanted.sha256),
+        model: &model.name_any(),
+        uri: wanted.uri,
+        sha256: wanted.sha256,
+        secret: wanted.secret,
         service_account: None,
     };
     let outcome = match artifact::ensure(ctx, model, &check).await? {
         artifact::Progress::Running(message) => {
-            debug!(%message, "importing source.uri");
+            debug!(%message, "importing an artifact");
             return Ok(Import::Validating);
         }
         artifact::Progress::Blocked(message) => {
-            warn!(%message, "importing source.uri is blocked");
+            warn!(%message, "importing an artifact is blocked");
             return Ok(Import::Blocked(message));
         }
         artifact::Progress::Done(outcome) => outcome,
@@ -76,8 +114,7 @@ pub(super) async fn import(
     let Some(version) = next_version(ctx, model, status, registry, arrived).await? else {
         return Ok(Import::Validating);
     };
-    let mut record = imported(uri, version);
-    artifact::record_outcome(&mut record, outcome);
+    let record = record(version, outcome);
     if let Some(registry) = registry {
         let bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
         storage::version_dir(registry, version)
@@ -86,7 +123,7 @@ pub(super) async fn import(
             .await?;
     }
     artifact::remove(ctx, &namespace, &check.job_name).await?;
-    info!(version, "imported source.uri");
+    info!(version, uri = wanted.uri, "imported an artifact");
     Ok(Import::Recorded(Box::new(record)))
 }
 
@@ -118,7 +155,7 @@ async fn next_version(
 
 /// A Ready record of `uri` imported as `version`, before its validation's
 /// outcome is added.
-fn imported(uri: &str, version: i64) -> ModelVersion {
+pub(super) fn imported(uri: &str, version: i64) -> ModelVersion {
     ModelVersion {
         version,
         phase: VersionPhase::Ready,
@@ -133,6 +170,7 @@ fn imported(uri: &str, version: i64) -> ModelVersion {
             imported_from: Some(uri.to_owned()),
             ..VersionLineage::default()
         }),
+        provenance: None,
         created: Time(jiff::Timestamp::now()),
     }
 }

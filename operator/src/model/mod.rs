@@ -4,7 +4,9 @@
 //! training runs on creation and on the schedule, never two at once.
 
 mod aliases;
+mod evidence;
 mod failed;
+mod follow;
 mod import;
 mod promotion;
 mod registry;
@@ -16,7 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aimass_crds::v1alpha1::conditions::{reasons, types};
-use aimass_crds::v1alpha1::{Model, ModelDeployment, ModelStatus, ModelVersion, VersionPhase};
+use aimass_crds::v1alpha1::{
+    FollowStatus, Model, ModelDeployment, ModelStatus, ModelVersion, VersionPhase,
+};
 use aimass_crds::validation;
 use aimass_storage::Location;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -32,7 +36,7 @@ use crate::events::{Notice, Severity};
 use crate::{artifact, storage};
 use aliases::{apply_pins, judge, ready_condition};
 pub use failed::error_policy;
-use import::{Import, import};
+use import::{Import, import_source_uri};
 
 /// The controller's name in metrics and logs.
 pub const CONTROLLER: &str = "model";
@@ -99,7 +103,9 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
     .await?;
     // 5. Training runs.
     let requeue = training::reconcile(&ctx, &model, &mut status, &now, &mut notices).await?;
-    // 6. Conditions.
+    // 6. Evidence from the deployments serving it.
+    evidence::collect(&ctx, &model, &mut status, &now, &mut notices).await?;
+    // 7. Conditions.
     judge_ready(
         &model,
         &mut status,
@@ -158,6 +164,15 @@ fn judge_ready(
         model.metadata.generation,
         now,
     );
+    match status.follow.as_ref().map(follow::promoted_condition) {
+        Some(promoted) => conditions::set(
+            &mut status.conditions,
+            promoted,
+            model.metadata.generation,
+            now,
+        ),
+        None => status.conditions.retain(|c| c.type_ != types::PROMOTED),
+    }
 }
 
 /// The registry a valid spec names, or why the spec is refused.
@@ -229,12 +244,17 @@ async fn sync_versions(
     let mut importing = Importing::Idle;
     if let Some(uri) = model.spec.source.uri.clone() {
         let seen = [recovered.as_slice(), fresh.as_slice()].concat();
-        match import(ctx, model, status, registry, &uri, &seen).await? {
-            Import::Recorded(imported) => fresh.push(*imported),
-            Import::Validating => importing = Importing::Validating,
-            Import::Blocked(message) => importing = Importing::Blocked(message),
-            Import::Done => {}
-        }
+        let progress = import_source_uri(ctx, model, status, registry, &uri, &seen).await?;
+        importing = importing.after(progress, &mut fresh);
+    }
+    let seen = [recovered.as_slice(), fresh.as_slice()].concat();
+    if let Some(followed) = follow::follow(ctx, model, status, registry, &seen, now).await? {
+        importing = importing.after(followed.importing, &mut fresh);
+        fresh.extend(followed.recorded);
+        announce_follow(status.follow.as_ref(), &followed.status, notices);
+        status.follow = Some(followed.status);
+    } else {
+        status.follow = None;
     }
     if !recovered.is_empty() {
         let note = format!("recovered versions {} from storage", list(&recovered));
@@ -278,7 +298,27 @@ async fn sync_versions(
     Ok(importing)
 }
 
-/// Where importing `source.uri` stands after a reconcile.
+/// A Warning Event when following waits or is refused for a new reason.
+fn announce_follow(old: Option<&FollowStatus>, new: &FollowStatus, notices: &mut Vec<Notice>) {
+    let changed = old.is_none_or(|o| o.reason != new.reason || o.source != new.source);
+    let waiting = new
+        .reason
+        .as_deref()
+        .is_some_and(|r| r != reasons::PROMOTED && r != reasons::VALIDATING);
+    if changed && waiting {
+        notices.push(Notice::new(
+            Severity::Warning,
+            crate::events::reasons::PROMOTION_WAITING,
+            format!(
+                "{}: {}",
+                new.reason.clone().unwrap_or_default(),
+                new.message.clone().unwrap_or_default()
+            ),
+        ));
+    }
+}
+
+/// Where importing an artifact stands after a reconcile.
 #[derive(Debug, PartialEq)]
 enum Importing {
     /// Nothing to import.
@@ -287,6 +327,22 @@ enum Importing {
     Validating,
     /// Its validation cannot start; why.
     Blocked(String),
+}
+
+impl Importing {
+    /// Where importing stands after `progress` (`None`: nothing to import);
+    /// a recorded version joins `fresh`.
+    fn after(self, progress: Option<Import>, fresh: &mut Vec<ModelVersion>) -> Self {
+        match progress {
+            Some(Import::Recorded(version)) => {
+                fresh.push(*version);
+                self
+            }
+            Some(Import::Validating) => Importing::Validating,
+            Some(Import::Blocked(message)) => Importing::Blocked(message),
+            None => self,
+        }
+    }
 }
 
 /// Keeps the last `retention.keepLast` versions and every protected one

@@ -110,6 +110,7 @@ mod tests {
             signature: None,
             metrics: metrics.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
             lineage: None,
+            provenance: None,
             created: Time(jiff::Timestamp::UNIX_EPOCH),
         }
     }

@@ -52,6 +52,7 @@ mod tests {
             signature: None,
             metrics: Default::default(),
             lineage: None,
+            provenance: None,
             created: Time(jiff::Timestamp::UNIX_EPOCH),
         }
     }

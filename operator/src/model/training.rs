@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use aimass_crds::v1alpha1::conditions::{reasons, types};
 use aimass_crds::v1alpha1::{
-    Model, ModelReference, ModelStatus, TrainingJob, TrainingJobSpec, TrainingPhase,
+    Model, ModelReference, ModelStatus, REQUESTED_BY_ANNOTATION, TrainingJob, TrainingJobSpec,
+    TrainingPhase,
 };
 use aimass_crds::validation;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -202,8 +203,17 @@ pub fn build(model: &Model, tick: jiff::Timestamp) -> TrainingJob {
         .clone()
         .unwrap_or_default()
         .template;
+    let mut metadata = labels::owned_meta(model, name, labels);
+    // Who asked for the Model's runs asked for this one.
+    if let Some(requester) = model.annotations().get(REQUESTED_BY_ANNOTATION) {
+        metadata.annotations = Some(
+            [(REQUESTED_BY_ANNOTATION.to_owned(), requester.clone())]
+                .into_iter()
+                .collect(),
+        );
+    }
     TrainingJob {
-        metadata: labels::owned_meta(model, name, labels),
+        metadata,
         spec: TrainingJobSpec {
             model_ref: ModelReference { name: model_name },
             run: template,

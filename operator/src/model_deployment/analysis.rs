@@ -31,24 +31,32 @@ pub enum CanaryAction {
 }
 
 /// The counters a canary step is measured from.
-struct Baseline {
+pub struct Baseline {
     version: i64,
     step: i32,
     stable: Snapshot,
     canary: Snapshot,
 }
 
-/// The baselines of the canary steps in progress, by ModelDeployment uid.
-/// Lost on restart, which only restarts the current step's clock.
-#[derive(Default)]
-pub struct Baselines(Mutex<HashMap<String, Baseline>>);
+/// Readings kept between reconciles, by ModelDeployment uid (the canary
+/// steps' baselines, the soaks'). Lost on restart, which only restarts the
+/// measurement's clock.
+pub struct Baselines<T>(Mutex<HashMap<String, T>>);
 
-impl Baselines {
-    fn take(&self, uid: &str) -> Option<Baseline> {
+impl<T> Default for Baselines<T> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
+impl<T> Baselines<T> {
+    /// Takes the reading kept for `uid`.
+    pub fn take(&self, uid: &str) -> Option<T> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(uid)
     }
 
-    fn put(&self, uid: &str, baseline: Baseline) {
+    /// Keeps a reading for `uid`.
+    pub fn put(&self, uid: &str, baseline: T) {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())

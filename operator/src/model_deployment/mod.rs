@@ -18,6 +18,7 @@ mod canary;
 mod pods;
 mod report;
 mod resolve;
+mod soak;
 mod target;
 pub mod workload;
 
@@ -43,8 +44,9 @@ use crate::context::Context;
 use crate::error::{Error, is_not_found};
 use crate::events::Notice;
 use crate::status::Writer;
-pub use analysis::Baselines;
 use analysis::CanaryAction;
+pub use analysis::{Baseline as CanaryBaseline, Baselines};
+pub use soak::Baseline as SoakBaseline;
 use target::{Choice, Problem, Target};
 use workload::{Track, Workload};
 
@@ -120,7 +122,8 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
     let mut notices = report(&ctx, &md, &old, &mut status, &applied, desired, &now).await?;
     let secured = report::secured(&md, &status.audit_checkpoints, foreign_key.as_deref());
     set(&mut status, &md, secured, &now);
-    let requeue = requeue_after(&status, &applied);
+    let soaking = soak::measure(&ctx, &md, seen.model.as_ref(), &mut status, &now).await?;
+    let requeue = requeue_after(&status, &applied, soaking);
     notices.extend(applied.notices);
     notices.extend(report::announcements(&old, &status, desired));
     let api: Api<ModelDeployment> =
@@ -350,9 +353,9 @@ async fn report(
     audit_trail::check(ctx, md, old, status, now).await
 }
 
-/// When to look again: soon while a rollout or canary runs or a Secret is
-/// missing, else in a minute.
-fn requeue_after(status: &ModelDeploymentStatus, applied: &Applied) -> Duration {
+/// When to look again: soon while a rollout or canary runs, a Secret is
+/// missing or the version served soaks, else in a minute.
+fn requeue_after(status: &ModelDeploymentStatus, applied: &Applied, soaking: bool) -> Duration {
     let progressing = status.conditions.iter().any(|c| {
         c.type_ == aimass_crds::v1alpha1::conditions::types::PROGRESSING && c.status == "True"
     });
@@ -362,7 +365,7 @@ fn requeue_after(status: &ModelDeploymentStatus, applied: &Applied) -> Duration 
         .is_some_and(|p| p.reason == reasons::REFERENCE_NOT_FOUND);
     if progressing {
         Duration::from_secs(2)
-    } else if missing_reference {
+    } else if missing_reference || soaking {
         Duration::from_secs(10)
     } else {
         Duration::from_secs(60)

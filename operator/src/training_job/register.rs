@@ -7,7 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use aimass_crds::v1alpha1::{ModelVersion, TrainingJob, VersionLineage, VersionPhase};
+use aimass_crds::v1alpha1::{
+    ModelVersion, Provenance, ProvenanceStep, REQUESTED_BY_ANNOTATION, TrainingJob, VersionLineage,
+    VersionPhase,
+};
 use aimass_storage::Location;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
@@ -56,6 +59,7 @@ pub async fn record(
         signature: None,
         metrics: BTreeMap::new(),
         lineage: Some(lineage(tj)),
+        provenance: Some(origin(tj, version)),
         created: Time(jiff::Timestamp::now()),
     };
     let job_name = format!("{}-validate", super::job::job_name(tj));
@@ -131,6 +135,23 @@ fn lineage(tj: &TrainingJob) -> VersionLineage {
         dataset_uri: Some(tj.spec.run.dataset.uri.clone()),
         hyperparameters: tj.spec.run.hyperparameters.clone(),
         imported_from: None,
+    }
+}
+
+/// The first step of a trained version's provenance: this namespace, this
+/// run, and who asked for it (the admission-checked annotation).
+fn origin(tj: &TrainingJob, version: i64) -> Provenance {
+    Provenance {
+        steps: vec![ProvenanceStep {
+            namespace: tj.namespace().unwrap_or_default(),
+            model: tj.spec.model_ref.name.clone(),
+            version,
+            requested_by: tj.annotations().get(REQUESTED_BY_ANNOTATION).cloned(),
+            training_job: Some(tj.name_any()),
+            evidence: None,
+            approvals: Vec::new(),
+            time: Time(jiff::Timestamp::now()),
+        }],
     }
 }
 
