@@ -78,6 +78,16 @@ fn approval(name: &str, by: &str, sha256: &str) -> ModelApproval {
     .unwrap()
 }
 
+/// A case: name, target, source, approvals, expected reason and words.
+type Case<'a> = (
+    &'a str,
+    Model,
+    Option<&'a Model>,
+    Vec<ModelApproval>,
+    &'a str,
+    &'a str,
+);
+
 fn run(
     target: &Model,
     source: Option<&Model>,
@@ -100,7 +110,7 @@ fn following_waits_with_a_reason_until_evidence_and_approvals_are_there() {
     let unproven_preview = source("risk-preview", in_preview(), false);
     let test = source("risk-test", trained(), true);
     let bob = approval("bob-ok", "bob", SHA);
-    let table: Vec<(&str, Model, Option<&Model>, Vec<ModelApproval>, &str, &str)> = vec![
+    let table: Vec<Case> = vec![
         (
             "no source",
             target("risk-preview", Some("carol"), 1),
