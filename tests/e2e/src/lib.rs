@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 mod cluster;
 pub mod grpc;
 mod http;
+pub mod load;
 mod namespace;
 pub mod operator;
 mod scoring;

@@ -89,6 +89,22 @@ impl Operator {
         instance: &str,
         env: &[(&str, &str)],
     ) -> Result<Self> {
+        Self::spawn(ns, ["--namespace", ns.name.as_str()], instance, env)
+    }
+
+    /// Starts an operator that watches every namespace (the chart's default
+    /// mode), its Lease in `home`; for tests that span namespaces, which no
+    /// other test runs beside (a test binary of its own).
+    pub fn start_cluster_wide(home: &TestNamespace, instance: &str) -> Result<Self> {
+        Self::spawn(home, ["--lease-namespace", home.name.as_str()], instance, &[])
+    }
+
+    fn spawn(
+        ns: &TestNamespace,
+        scope: [&str; 2],
+        instance: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         install_crds()?;
         create_key_namespace()?;
         // The scale benchmark measures the release build.
@@ -107,9 +123,8 @@ impl Operator {
         let file = std::fs::File::create(&log)?;
         let mut command = Command::new(&binary);
         command
+            .args(scope)
             .args([
-                "--namespace",
-                &ns.name,
                 "--admin-addr",
                 "127.0.0.1:0",
                 "--manage-crds",

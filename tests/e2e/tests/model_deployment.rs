@@ -4,11 +4,11 @@
 //! request, and deleting the ModelDeployment removes everything it made.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aimass_crds::v1alpha1::{Model, ModelDeployment};
 use aimass_e2e::grpc::grpc_infer;
+use aimass_e2e::load::{Endpoint, Load};
 use aimass_e2e::operator::{KEY_NAMESPACE, run_with_operator, target_dir};
 use aimass_e2e::{
     TestNamespace, close, http_get, kubectl, pod_processes, pods, post_as, scoring_manifests,
@@ -82,19 +82,6 @@ fn matches(answer: &Value, expected: &Value) -> bool {
         .is_some_and(|(a, b)| close(&a, &b))
 }
 
-/// Where and as whom the tests call the model.
-#[derive(Clone)]
-struct Endpoint {
-    url: String,
-    token: String,
-}
-
-impl Endpoint {
-    async fn call(&self, request: &Value) -> Result<(u16, Value)> {
-        post_as(&self.url, request, Some(&self.token)).await
-    }
-}
-
 /// The Service's inference endpoint, once kube-proxy routes it: 20 answers
 /// in a row (a ClusterIP freed by an earlier test can still point at old
 /// pods for a moment), called as a ServiceAccount allowed to invoke models.
@@ -125,68 +112,6 @@ async fn service_url(ns: &TestNamespace, request: &Value) -> Result<Endpoint> {
     )
     .await?;
     Ok(endpoint)
-}
-
-/// A bounded load through the Service: `clients` callers, each one request
-/// at a time on a fresh connection, until stopped or 150 s have passed;
-/// every failure is kept.
-struct Load {
-    stop: Arc<AtomicBool>,
-    sent: Arc<AtomicUsize>,
-    failures: Arc<std::sync::Mutex<Vec<String>>>,
-    clients: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(endpoint: &Endpoint, request: &Value, clients: usize) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicUsize::new(0));
-        let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut load = Self {
-            stop,
-            sent,
-            failures,
-            clients: Vec::new(),
-        };
-        load.add(endpoint, request, clients);
-        load
-    }
-
-    fn add(&mut self, endpoint: &Endpoint, request: &Value, clients: usize) {
-        for _ in 0..clients {
-            let (stop, sent, failures) =
-                (self.stop.clone(), self.sent.clone(), self.failures.clone());
-            let (endpoint, request) = (endpoint.clone(), request.clone());
-            let started = tokio::time::Instant::now();
-            self.clients.push(tokio::spawn(async move {
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
-                while !stop.load(Ordering::Relaxed) && tokio::time::Instant::now() < deadline {
-                    sent.fetch_add(1, Ordering::Relaxed);
-                    match endpoint.call(&request).await {
-                        Ok((200, _)) => {}
-                        other => failures
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(format!(
-                                "after {:.1}s: {other:?}",
-                                started.elapsed().as_secs_f64()
-                            )),
-                    }
-                }
-            }));
-        }
-    }
-
-    /// Stops the clients: (requests sent, failures).
-    async fn finish(self) -> Result<(usize, Vec<String>)> {
-        self.stop.store(true, Ordering::Relaxed);
-        for client in self.clients {
-            client.await?;
-        }
-        let failures =
-            std::mem::take(&mut *self.failures.lock().unwrap_or_else(|p| p.into_inner()));
-        Ok((self.sent.load(Ordering::Relaxed), failures))
-    }
 }
 
 #[tokio::test]
