@@ -35,8 +35,9 @@ pub const CHALLENGER_ALIAS: &str = "challenger";
     category = "aimass",
     printcolumn = r#"{"name":"Champion","type":"integer","description":"Version the champion alias points at","jsonPath":".status.aliases.champion"}"#,
     printcolumn = r#"{"name":"Latest","type":"integer","description":"Newest registered version","jsonPath":".status.latestRegisteredVersion"}"#,
-    printcolumn = r#"{"name":"From","type":"string","priority":1,"description":"The version followed from another environment, and where it stands","jsonPath":".status.follow.source"}"#,
-    printcolumn = r#"{"name":"Promotion","type":"string","priority":1,"jsonPath":".status.follow.reason"}"#,
+    printcolumn = r#"{"name":"Champion-From","type":"string","priority":1,"description":"The environment the champion was promoted from","jsonPath":".status.championFrom"}"#,
+    printcolumn = r#"{"name":"Following","type":"string","priority":1,"description":"The version followed from another environment now","jsonPath":".status.follow.source"}"#,
+    printcolumn = r#"{"name":"Promotion","type":"string","priority":1,"description":"Where following it stands","jsonPath":".status.follow.reason"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
@@ -350,6 +351,12 @@ pub struct ModelStatus {
     /// When the schedule will next start a training run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_scheduled_time: Option<Time>,
+
+    /// Where the champion came from, as `namespace/model:version` of the
+    /// environment it was promoted from; unset when it was trained or
+    /// imported here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub champion_from: Option<String>,
 
     /// Where following `spec.source.promotedFrom` stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]

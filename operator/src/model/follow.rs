@@ -364,6 +364,18 @@ fn judge_approvals(
     })
 }
 
+/// `namespace/model:version` of the environment the promoted alias's
+/// version came from, if it came from one.
+pub fn champion_from(model: &Model, status: &ModelStatus) -> Option<String> {
+    let number = status.aliases.get(&model.spec.promotion.alias)?;
+    let version = status.versions.iter().find(|v| v.version == *number)?;
+    let step = version.provenance.as_ref()?.steps.iter().rev().nth(1)?;
+    Some(format!(
+        "{}/{}:{}",
+        step.namespace, step.model, step.version
+    ))
+}
+
 /// `Promoted`: whether the version followed now is recorded here.
 pub fn promoted_condition(follow: &FollowStatus) -> Wanted<'static> {
     let reason = match follow.reason.as_deref() {

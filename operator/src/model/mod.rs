@@ -105,6 +105,7 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
     let requeue = training::reconcile(&ctx, &model, &mut status, &now, &mut notices).await?;
     // 6. Evidence from the deployments serving it.
     evidence::collect(&ctx, &model, &mut status, &now, &mut notices).await?;
+    status.champion_from = follow::champion_from(&model, &status);
     // 7. Conditions.
     judge_ready(
         &model,

@@ -47,6 +47,14 @@ pub async fn client() -> Result<Client> {
     Ok(Client::try_from(client_config().await?)?)
 }
 
+/// A client that acts as `user` (impersonated by the cluster admin), so the
+/// API server authorises and admits its requests as that user's.
+pub async fn client_as(user: &str) -> Result<Client> {
+    let mut config = client_config().await?;
+    config.auth_info.impersonate = Some(user.to_owned());
+    Ok(Client::try_from(config)?)
+}
+
 /// The test cluster's client configuration (as the cluster admin).
 pub async fn client_config() -> Result<kube::Config> {
     ensure_cluster()?;

@@ -89,4 +89,3 @@ impl Load {
         Ok((self.sent.load(Ordering::Relaxed), failures))
     }
 }
-

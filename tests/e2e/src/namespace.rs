@@ -29,20 +29,23 @@ pub struct TestNamespace {
 impl TestNamespace {
     /// Creates `e2e-<prefix>-<suffix>`.
     pub async fn new(prefix: &str) -> Result<Self> {
-        let client = client().await?;
         let suffix = format!(
             "{:x}",
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)?
                 .subsec_nanos()
         );
-        let name = format!("e2e-{prefix}-{suffix}");
+        Self::create(client().await?, format!("e2e-{prefix}-{suffix}")).await
+    }
+
+    /// Creates namespace `name`; usable once its default ServiceAccount
+    /// exists.
+    async fn create(client: Client, name: String) -> Result<Self> {
         let ns: Namespace =
             serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
         Api::<Namespace>::all(client.clone())
             .create(&PostParams::default(), &ns)
             .await?;
-        // The namespace is usable once its default ServiceAccount exists.
         let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> =
             Api::namespaced(client.clone(), &name);
         wait(
@@ -52,6 +55,26 @@ impl TestNamespace {
         )
         .await?;
         Ok(Self { client, name })
+    }
+
+    /// Creates namespace `name` afresh, for examples whose namespaces are
+    /// fixed: a leftover of an earlier run is deleted first.
+    pub async fn named(name: &str) -> Result<Self> {
+        let client = client().await?;
+        let namespaces = Api::<Namespace>::all(client.clone());
+        if namespaces.get_opt(name).await?.is_some() {
+            let _ = namespaces.delete(name, &DeleteParams::default()).await;
+            wait(
+                Duration::from_secs(120),
+                "a leftover namespace to go",
+                || {
+                    let namespaces = namespaces.clone();
+                    async move { Ok(namespaces.get_opt(name).await?.is_none()) }
+                },
+            )
+            .await?;
+        }
+        Self::create(client, name.to_owned()).await
     }
 
     /// An API for a namespaced kind in this namespace.

@@ -96,7 +96,12 @@ impl Operator {
     /// mode), its Lease in `home`; for tests that span namespaces, which no
     /// other test runs beside (a test binary of its own).
     pub fn start_cluster_wide(home: &TestNamespace, instance: &str) -> Result<Self> {
-        Self::spawn(home, ["--lease-namespace", home.name.as_str()], instance, &[])
+        Self::spawn(
+            home,
+            ["--lease-namespace", home.name.as_str()],
+            instance,
+            &[],
+        )
     }
 
     fn spawn(

@@ -277,6 +277,19 @@ fn a_proven_and_approved_version_is_recorded_with_its_whole_provenance() {
             .contains("changed after approval")
     );
 
+    // Where the champion came from, for `kubectl get mdl -o wide`.
+    let mut promoted_here = target.clone();
+    let status = ModelStatus {
+        versions: vec![record.clone()],
+        aliases: [("champion".to_owned(), 7)].into_iter().collect(),
+        ..ModelStatus::default()
+    };
+    promoted_here.status = Some(status.clone());
+    assert_eq!(
+        champion_from(&promoted_here, &status).as_deref(),
+        Some("risk-preview/fraud:1")
+    );
+
     // Once recorded (or refused), following is done.
     for record in [record, changed] {
         let mut recorded = target.clone();
