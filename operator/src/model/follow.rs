@@ -434,8 +434,14 @@ pub async fn follow(
         .await
         .map_err(Error::kube("listing ModelApprovals"))?
         .items;
+    // What storage holds counts as recorded too: the cached status may not
+    // show this reconcile's predecessor's record yet.
+    let recorded = super::registry::merge(&status.versions, arrived.to_vec());
     let mut current = model.clone();
-    current.status = Some(status.clone());
+    current.status = Some(ModelStatus {
+        versions: recorded.clone(),
+        ..status.clone()
+    });
     let mut follow = FollowStatus::default();
     let (plan, verdicts) = plan(&current, &from, source.as_ref(), &approvals, now);
     record_verdicts(ctx, &namespace, &approvals, verdicts, now).await?;
@@ -454,7 +460,7 @@ pub async fn follow(
             }));
         }
         Plan::Done(version) => {
-            let record = status.versions.iter().find(|v| v.version == version);
+            let record = recorded.iter().find(|v| v.version == version);
             follow.version = Some(version);
             follow.sha256 = record.and_then(|r| r.sha256.clone());
             follow.source = source

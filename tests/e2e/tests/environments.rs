@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aimass_crds::v1alpha1::{
-    Model, ModelApproval, ModelDeployment, ModelVersion, REQUESTED_BY_ANNOTATION,
+    CanaryPhase, Model, ModelApproval, ModelDeployment, ModelVersion, REQUESTED_BY_ANNOTATION,
 };
 use aimass_e2e::load::{Endpoint, Load};
 use aimass_e2e::operator::Operator;
@@ -603,7 +603,7 @@ async fn champion(models: &Api<Model>, version: i64) -> Result<Model> {
 
 /// Waits until ModelDeployment `fraud-scoring` serves `version` and is Ready.
 async fn serving_version(mds: &Api<ModelDeployment>, version: i64) -> Result<ModelDeployment> {
-    wait_for(
+    let served = wait_for(
         mds,
         "fraud-scoring",
         TIMEOUT,
@@ -612,14 +612,21 @@ async fn serving_version(mds: &Api<ModelDeployment>, version: i64) -> Result<Mod
                 s.serving_version == Some(version)
                     && s.canary
                         .as_ref()
-                        .is_none_or(|c| c.version != version || c.percent == 100)
+                        .is_none_or(|c| c.phase != CanaryPhase::Analysing)
                     && s.conditions
                         .iter()
                         .any(|c| c.type_ == "Ready" && c.status == "True")
             })
         },
     )
-    .await
+    .await;
+    match served {
+        Ok(md) => Ok(md),
+        Err(e) => {
+            let now = mds.get("fraud-scoring").await?.status;
+            bail!("{e:#}: serving version {version}? {now:?}")
+        }
+    }
 }
 
 fn reason(model: Option<&Model>) -> Option<String> {
@@ -719,10 +726,17 @@ fn check_provenance(record: &ModelVersion, run: &str) -> Result<()> {
 /// The environment's scoring endpoint, called as its `fraud-scorer`, once
 /// the Service answers.
 async fn endpoint(ns: &TestNamespace) -> Result<Endpoint> {
-    let md = serving_version(&ns.api::<ModelDeployment>(), current(ns).await?).await?;
-    let url = md.status.and_then(|s| s.url).context("no url")?;
+    serving_version(&ns.api::<ModelDeployment>(), current(ns).await?).await?;
+    let service = ns
+        .api::<k8s_openapi::api::core::v1::Service>()
+        .get("fraud-scoring")
+        .await?;
+    let ip = service
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .context("no ClusterIP")?;
     let endpoint = Endpoint {
-        url: format!("{url}/v2/models/fraud/infer"),
+        url: format!("http://{ip}/v2/models/fraud/infer"),
         token: ns.token("fraud-scorer", "aimass").await?,
     };
     let request: Value = serde_json::from_str(&std::fs::read_to_string(
