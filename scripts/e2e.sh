@@ -10,8 +10,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/.."
 
 # The tests start the operator (and the node agent runs the inference server)
-# from these binaries.
-cargo build --quiet --locked -p aimass-operator -p aimass-inference-server -p aimass-audit --bins
+# from these binaries, and run the kubectl plugin.
+cargo build --quiet --locked -p aimass-operator -p aimass-inference-server -p aimass-audit -p aimass-cli --bins
 
 if [ -n "${KUBECONFIG:-}" ]; then
   log "running the cluster tests against KUBECONFIG=$KUBECONFIG"

@@ -100,6 +100,7 @@ pub struct ModelSpec {
         "set exactly one of source.uri (an existing ONNX artifact), source.training (a TrainingJob template) or source.promotedFrom (a Model in another namespace)"
     ),
     validation = ("!has(self.sha256) || has(self.uri)", "source.sha256 is only meaningful with source.uri"),
+    validation = ("!has(self.provenance) || has(self.sha256)", "source.provenance needs source.uri and source.sha256: a declared history belongs to one exact artifact"),
     validation = ("!has(self.secretRef) || !has(self.training)", "source.secretRef is only meaningful with source.uri or source.promotedFrom; set storage.secretRef for training")
 )]
 pub struct ModelSource {
@@ -131,6 +132,12 @@ pub struct ModelSource {
     /// the Model is created and then on `schedule`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training: Option<TrainingSource>,
+
+    /// The history of `uri` in another cluster, as `kubectl aimass export`
+    /// writes it: recorded with the imported version and marked declared
+    /// (this operator did not observe it). Needs `sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
 
     /// Follow a Model of another namespace (a lower environment): each
     /// version its alias points at, or one fixed version, is recorded here

@@ -160,6 +160,7 @@ pub struct ProvenanceStep {
     pub evidence: Option<VersionEvidence>,
     /// The approvals its promotion into this environment counted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
     pub approvals: Vec<ApprovalRecord>,
     /// When it was recorded there.
     pub time: Time,
@@ -171,7 +172,16 @@ pub struct ProvenanceStep {
 #[serde(rename_all = "camelCase")]
 pub struct Provenance {
     /// The environments, oldest first; the last is this Model.
+    #[schemars(length(max = 16))]
     pub steps: Vec<ProvenanceStep>,
+
+    /// True when the steps before the last were declared in the Model's
+    /// `spec.source.provenance` (exported from another cluster by `kubectl
+    /// aimass export`) rather than observed by this operator: they are as
+    /// trustworthy as the change that brought the manifest here (the
+    /// reviewed pull request).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub declared: bool,
 }
 
 impl Provenance {

@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 
 use aimass_crds::artifact::Artifact;
-use aimass_crds::v1alpha1::{Model, ModelStatus, ModelVersion, VersionLineage, VersionPhase};
+use aimass_crds::v1alpha1::{
+    Model, ModelStatus, ModelVersion, ProvenanceStep, REQUESTED_BY_ANNOTATION, VersionLineage,
+    VersionPhase,
+};
 use aimass_storage::Location;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Api, ResourceExt};
@@ -65,8 +68,28 @@ pub(super) async fn import_source_uri(
             .as_ref()
             .map(|s| s.name.as_str()),
     };
-    let record = Box::new(|version, outcome| {
+    let declared = model.spec.source.provenance.clone().map(|mut provenance| {
+        provenance.steps.push(ProvenanceStep {
+            namespace: model.namespace().unwrap_or_default(),
+            model: model.name_any(),
+            version: 0,
+            requested_by: model.annotations().get(REQUESTED_BY_ANNOTATION).cloned(),
+            training_job: None,
+            evidence: None,
+            approvals: Vec::new(),
+            time: Time(jiff::Timestamp::now()),
+        });
+        provenance.declared = true;
+        provenance
+    });
+    let record = Box::new(move |version, outcome| {
         let mut record = imported(uri, version);
+        record.provenance = declared.map(|mut provenance| {
+            if let Some(here) = provenance.steps.last_mut() {
+                here.version = version;
+            }
+            provenance
+        });
         artifact::record_outcome(&mut record, outcome);
         record
     });

@@ -152,6 +152,7 @@ fn origin(tj: &TrainingJob, version: i64) -> Provenance {
             approvals: Vec::new(),
             time: Time(jiff::Timestamp::now()),
         }],
+        declared: false,
     }
 }
 

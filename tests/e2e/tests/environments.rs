@@ -288,7 +288,11 @@ spec:
         "{wide}"
     );
 
-    // 9. Rolling back is a pin in prod, and touches nothing below it.
+    // 9. Exported for another cluster (here a fresh namespace), the version
+    //    comes back with the same digest and its provenance, declared.
+    exported_elsewhere(home, &record).await?;
+
+    // 10. Rolling back is a pin in prod, and touches nothing below it.
     let pin = json!({"spec": {"aliases": {"champion": 1}}});
     Api::<Model>::namespaced(carol.clone(), "risk-prod")
         .patch("fraud", &PatchParams::default(), &Patch::Merge(&pin))
@@ -312,7 +316,7 @@ spec:
 
     refusals(envs, &carol, &bob, &dir).await?;
 
-    // 10. Deleting the test environment leaves prod serving.
+    // 11. Deleting the test environment leaves prod serving.
     Api::<k8s_openapi::api::core::v1::Namespace>::all(home.client.clone())
         .delete("risk-test", &DeleteParams::default())
         .await?;
@@ -428,6 +432,73 @@ spec:
     ensure!(
         versions.len() == 1 && versions[0].reason.as_deref() == Some("DigestMismatch"),
         "the changed artifact is recorded as refused, never served: {versions:?}"
+    );
+    Ok(())
+}
+
+/// `kubectl aimass export` of prod's version 2, applied to `fresh`: the
+/// version recorded there has `record`'s sha256 and provenance, one step
+/// longer and marked declared.
+async fn exported_elsewhere(fresh: &TestNamespace, record: &ModelVersion) -> Result<()> {
+    let plugin = aimass_e2e::operator::target_dir().join("debug/kubectl-aimass");
+    let mut command = std::process::Command::new(&plugin);
+    command.args([
+        "export",
+        "fraud",
+        "-n",
+        "risk-prod",
+        "--version",
+        "2",
+        "--name",
+        "fraud-imported",
+    ]);
+    if let Some(config) = kubeconfig() {
+        command.env("KUBECONFIG", config);
+    }
+    let out = command
+        .output()
+        .with_context(|| format!("running {}", plugin.display()))?;
+    ensure!(
+        out.status.success(),
+        "export: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest = String::from_utf8(out.stdout)?;
+    fresh.apply(&manifest).await?;
+    let imported = wait_for(
+        &fresh.api::<Model>(),
+        "fraud-imported",
+        TIMEOUT,
+        |m: Option<&Model>| {
+            m.and_then(|m| m.status.as_ref())
+                .is_some_and(|s| !s.versions.is_empty())
+        },
+    )
+    .await?;
+    let version = version(&imported, 1)?;
+    ensure!(
+        version.sha256 == record.sha256 && version.phase == record.phase,
+        "{version:?}"
+    );
+    let (theirs, ours) = (
+        record.provenance.clone().context("prod's provenance")?,
+        version
+            .provenance
+            .clone()
+            .context("the imported provenance")?,
+    );
+    ensure!(
+        ours.declared && ours.steps.len() == theirs.steps.len() + 1,
+        "{ours:?}"
+    );
+    ensure!(
+        ours.steps[..theirs.steps.len()] == theirs.steps[..],
+        "the history is carried as exported"
+    );
+    let here = ours.steps.last().context("a step here")?;
+    ensure!(
+        here.namespace == fresh.name && here.version == 1,
+        "{here:?}"
     );
     Ok(())
 }
