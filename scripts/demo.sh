@@ -55,7 +55,7 @@ done
 # kubectl, or with a test release since uninstalled) are handed to this
 # release, as docs/operations.md tells users to adopt them, and
 # --force-conflicts takes over their fields.
-for crd in models.aimass.io trainingjobs.aimass.io modeldeployments.aimass.io apiclients.aimass.io; do
+for crd in models.aimass.io trainingjobs.aimass.io modeldeployments.aimass.io apiclients.aimass.io modelapprovals.aimass.io; do
   if "$kubectl" get crd "$crd" >/dev/null 2>&1; then
     "$kubectl" annotate --overwrite crd "$crd" meta.helm.sh/release-name=aimass \
       meta.helm.sh/release-namespace="$system_ns" >/dev/null

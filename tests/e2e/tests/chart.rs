@@ -26,11 +26,12 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 
 const TIMEOUT: Duration = Duration::from_secs(240);
-const CRDS: [&str; 4] = [
+const CRDS: [&str; 5] = [
     "models.aimass.io",
     "trainingjobs.aimass.io",
     "modeldeployments.aimass.io",
     "apiclients.aimass.io",
+    "modelapprovals.aimass.io",
 ];
 
 /// A namespace that enforces the restricted Pod Security Standard, as the

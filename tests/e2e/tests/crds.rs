@@ -25,6 +25,7 @@ async fn install_crds() -> Result<()> {
         "crd/trainingjobs.aimass.io",
         "crd/modeldeployments.aimass.io",
         "crd/apiclients.aimass.io",
+        "crd/modelapprovals.aimass.io",
     ])?;
     ensure!(ok, "CRDs not established: {err}");
     Ok(())
