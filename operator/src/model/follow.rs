@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 
-use super::import::{Import, Recorder, Source, import};
+use super::import::{Import, Recorder, Source, import, source_secret};
 use crate::conditions::{self, Wanted};
 use crate::context::Context;
 use crate::error::{Error, is_forbidden, is_not_found};
@@ -490,12 +490,7 @@ pub async fn follow(
     let wanted = Source {
         uri: &promotion.from.uri,
         sha256: None,
-        secret: model
-            .spec
-            .source
-            .secret_ref
-            .as_ref()
-            .map(|s| s.name.as_str()),
+        secret: source_secret(model),
     };
     let record: Recorder<'_> = {
         let promotion = promotion.clone();

@@ -41,6 +41,16 @@ pub(super) struct Source<'a> {
 pub(super) type Recorder<'a> =
     Box<dyn FnOnce(i64, Result<Artifact, String>) -> ModelVersion + Send + 'a>;
 
+/// The Secret `spec.source.secretRef` names, to read artifacts with.
+pub(super) fn source_secret(model: &Model) -> Option<&str> {
+    model
+        .spec
+        .source
+        .secret_ref
+        .as_ref()
+        .map(|s| s.name.as_str())
+}
+
 /// Records `source.uri` unless a version already records it.
 pub(super) async fn import_source_uri(
     ctx: &Context,
@@ -61,12 +71,7 @@ pub(super) async fn import_source_uri(
     let wanted = Source {
         uri,
         sha256: expected.as_deref(),
-        secret: model
-            .spec
-            .source
-            .secret_ref
-            .as_ref()
-            .map(|s| s.name.as_str()),
+        secret: source_secret(model),
     };
     let declared = model.spec.source.provenance.clone().map(|mut provenance| {
         provenance.steps.push(ProvenanceStep {

@@ -20,6 +20,25 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// Waits (30 s at most) until `calls` calls in a row answer 200: a
+    /// ClusterIP freed by an earlier test can still point at old pods for a
+    /// moment.
+    pub async fn answers_steadily(&self, request: &Value, calls: usize) -> Result<()> {
+        crate::wait(
+            Duration::from_secs(30),
+            "the Service to answer steadily",
+            || async move {
+                for _ in 0..calls {
+                    if !self.call(request).await.is_ok_and(|(s, _)| s == 200) {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            },
+        )
+        .await
+    }
+
     /// Calls it once: (status, body).
     pub async fn call(&self, request: &Value) -> Result<(u16, Value)> {
         post_as(&self.url, request, Some(&self.token)).await

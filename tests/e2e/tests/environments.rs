@@ -118,9 +118,7 @@ async fn promote_through_environments(home: &TestNamespace, envs: &Environments)
         .await
         .context("preview follows test")?;
     let preview_endpoint = endpoint(&envs.preview).await?;
-    let request: Value = serde_json::from_str(&std::fs::read_to_string(
-        repo_root().join("examples/fraud-detection/request.json"),
-    )?)?;
+    let request = example_request()?;
 
     // 2. Until preview has proven it, prod refuses it for want of evidence.
     let waiting = follow_reason(&models(&envs.prod), "EvidenceMissing").await?;
@@ -810,22 +808,14 @@ async fn endpoint(ns: &TestNamespace) -> Result<Endpoint> {
         url: format!("http://{ip}/v2/models/fraud/infer"),
         token: ns.token("fraud-scorer", "aimass").await?,
     };
-    let request: Value = serde_json::from_str(&std::fs::read_to_string(
-        repo_root().join("examples/fraud-detection/request.json"),
-    )?)?;
-    wait(Duration::from_secs(30), "the Service to answer", || {
-        let (endpoint, request) = (endpoint.clone(), request.clone());
-        async move {
-            for _ in 0..10 {
-                if !endpoint.call(&request).await.is_ok_and(|(s, _)| s == 200) {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        }
-    })
-    .await?;
+    endpoint.answers_steadily(&example_request()?, 10).await?;
     Ok(endpoint)
+}
+
+/// The fraud example's request.
+fn example_request() -> Result<Value> {
+    let path = repo_root().join("examples/fraud-detection/request.json");
+    Ok(serde_json::from_str(&std::fs::read_to_string(path)?)?)
 }
 
 /// The champion of the namespace's `fraud`.

@@ -95,22 +95,7 @@ async fn service_url(ns: &TestNamespace, request: &Value) -> Result<Endpoint> {
         url: format!("http://{ip}/v2/models/card-fraud/infer"),
         token: ns.invoker_token().await?,
     };
-    wait(
-        Duration::from_secs(30),
-        "the Service to answer steadily",
-        || {
-            let (endpoint, request) = (endpoint.clone(), request.clone());
-            async move {
-                for _ in 0..20 {
-                    if !endpoint.call(&request).await.is_ok_and(|(s, _)| s == 200) {
-                        return Ok(false);
-                    }
-                }
-                Ok(true)
-            }
-        },
-    )
-    .await?;
+    endpoint.answers_steadily(request, 20).await?;
     Ok(endpoint)
 }
 
