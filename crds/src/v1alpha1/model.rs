@@ -318,7 +318,10 @@ pub struct ModelStatus {
     pub observed_generation: Option<i64>,
 
     /// Standard conditions: `Ready` (a usable version exists and the aliases
-    /// resolve) and `Training` (a training run is in progress).
+    /// resolve), `Training` (a training run is in progress), `Promoted`
+    /// (with `source.promotedFrom`: the version followed is recorded, or why
+    /// not) and `Proven` (with `evidence`: the champion is proven here, or
+    /// how its soak stands).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
