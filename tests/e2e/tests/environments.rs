@@ -397,27 +397,20 @@ spec:
         "{message}"
     );
 
-    // The artifact of preview's version 2 changes in storage after it was
-    // proven: approved or not, it is refused.
-    envs.prod
-        .apply(&follower("tampered", "risk-preview", 2, "carol"))
-        .await?;
+    // Bob approves the digest preview proved for its version 2; then the
+    // artifact changes in storage; a Model that follows that version now
+    // refuses it.
+    let sha256 = version(&envs.preview.api::<Model>().get("fraud").await?, 2)?
+        .sha256
+        .context("preview's digest of version 2")?;
+    approve_for(bob, "bob-approves-tampered", "tampered", "bob", &sha256).await?;
     let artifact = dir.join("environments/test/fraud/2/model.onnx");
     let original = std::fs::read(&artifact)?;
     let restore = Restore(artifact.clone(), original.clone());
     std::fs::copy(dir.join("environments/test/fraud/1/model.onnx"), &artifact)?;
-    let sha256 = wait_for(
-        &envs.prod.api::<Model>(),
-        "tampered",
-        TIMEOUT,
-        |m: Option<&Model>| reason(m) == Some("AwaitingApproval".into()),
-    )
-    .await?
-    .status
-    .and_then(|s| s.follow)
-    .and_then(|f| f.sha256)
-    .context("the proven digest")?;
-    approve_for(bob, "bob-approves-tampered", "tampered", "bob", &sha256).await?;
+    envs.prod
+        .apply(&follower("tampered", "risk-preview", 2, "carol"))
+        .await?;
     let refused = wait_for(
         &envs.prod.api::<Model>(),
         "tampered",
