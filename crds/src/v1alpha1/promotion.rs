@@ -58,8 +58,9 @@ pub struct PromotionRequirements {
     pub evidence_from: Vec<String>,
 
     /// How many ModelApprovals, by different users, the version needs. An
-    /// approval by the user who asked for its training or for this
-    /// promotion does not count.
+    /// approval by a user who asked for its training, for its promotion
+    /// into an environment on its way, or for this promotion does not
+    /// count.
     #[serde(default)]
     #[schemars(range(min = 0, max = 5))]
     pub approvals: i32,

@@ -265,7 +265,8 @@ fn history(source: &Model, version: &ModelVersion) -> Provenance {
 
 /// The approvals that count for promoting `sha256` into `target`, or why
 /// the promotion waits. Approvals by whoever asked for the version's
-/// training or for this promotion do not count.
+/// training, for its promotion into an environment on its way, or for this
+/// promotion do not count.
 fn judge_approvals(
     target: &Model,
     (sha256, name): (&str, &str),
@@ -300,6 +301,15 @@ fn judge_approvals(
             ),
         ));
     };
+    // Everyone who asked for the version on its way here, and what for.
+    let mut askers: Vec<(&str, String)> = vec![(trainer, "asked for its training".to_owned())];
+    askers.extend(provenance.steps.iter().skip(1).filter_map(|s| {
+        Some((
+            s.requested_by.as_deref()?,
+            format!("asked for its promotion into {}", s.namespace),
+        ))
+    }));
+    askers.push((requester, "asked for this promotion".to_owned()));
     let mut counted: Vec<ApprovalRecord> = Vec::new();
     let mut refused = Vec::new();
     let mut relevant: Vec<&ModelApproval> = approvals
@@ -309,12 +319,7 @@ fn judge_approvals(
     relevant.sort_by_key(|a| a.creation_timestamp().map(|t| t.0));
     for approval in relevant {
         let by = approval.spec.approved_by.as_str();
-        if by == requester || by == trainer {
-            let role = if by == trainer {
-                "asked for its training"
-            } else {
-                "asked for this promotion"
-            };
+        if let Some((_, role)) = askers.iter().find(|(who, _)| *who == by) {
             let message = format!(
                 "{} by {by} does not count: {by} {role}",
                 approval.name_any()
@@ -347,8 +352,11 @@ fn judge_approvals(
         return Ok(counted);
     }
     let still = needed - counted.len();
+    let mut names: Vec<&str> = askers.iter().map(|(who, _)| *who).collect();
+    names.dedup();
     let how = format!(
-        "{still} more approval(s) by someone other than {trainer} and {requester} needed: a ModelApproval with model {}, sha256 {sha256} and approvedBy set to the approver's own user name",
+        "{still} more approval(s) by someone other than {} needed: a ModelApproval with model {}, sha256 {sha256} and approvedBy set to the approver's own user name",
+        names.join(", "),
         target.name_any()
     );
     Err(if refused.is_empty() {

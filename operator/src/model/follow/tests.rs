@@ -149,7 +149,7 @@ fn following_waits_with_a_reason_until_evidence_and_approvals_are_there() {
             Some(&preview),
             vec![],
             reasons::AWAITING_APPROVAL,
-            "by someone other than alice and dave",
+            "by someone other than alice, carol, dave",
         ),
         (
             "approval of another artifact",
@@ -174,6 +174,14 @@ fn following_waits_with_a_reason_until_evidence_and_approvals_are_there() {
             vec![approval("self", "dave", SHA)],
             reasons::SAME_IDENTITY,
             "dave asked for this promotion",
+        ),
+        (
+            "approved by whoever promoted it below",
+            target("risk-preview", Some("dave"), 1),
+            Some(&preview),
+            vec![approval("self", "carol", SHA)],
+            reasons::SAME_IDENTITY,
+            "carol asked for its promotion into risk-preview",
         ),
         (
             "one of two approvals",
