@@ -27,6 +27,9 @@ use crate::conditions::{self, Wanted};
 use crate::context::Context;
 use crate::error::{Error, is_forbidden, is_not_found};
 
+/// The most ModelApprovals of a namespace read in one reconcile.
+const APPROVALS_READ: u32 = 1000;
+
 /// What following decides.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Plan {
@@ -437,8 +440,9 @@ pub async fn follow(
         Err(e) if is_not_found(&e) || is_forbidden(&e) => None,
         Err(e) => return Err(Error::kube("reading the Model followed")(e)),
     };
+    // Tenant objects: the first APPROVALS_READ of them are read.
     let approvals = Api::<ModelApproval>::namespaced(ctx.client.clone(), &namespace)
-        .list(&ListParams::default())
+        .list(&ListParams::default().limit(APPROVALS_READ))
         .await
         .map_err(Error::kube("listing ModelApprovals"))?
         .items;
