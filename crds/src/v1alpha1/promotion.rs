@@ -191,6 +191,15 @@ impl Provenance {
         self.steps.first()
     }
 
+    /// This provenance with its last step, the environment recording the
+    /// version, numbered `version` there.
+    pub fn numbered(mut self, version: i64) -> Self {
+        if let Some(here) = self.steps.last_mut() {
+            here.version = version;
+        }
+        self
+    }
+
     /// The namespaces where the version was proven.
     pub fn proven_in(&self) -> impl Iterator<Item = &str> {
         self.steps

@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 
-use super::import::{Import, Recorder, Source, import, source_secret};
+use super::import::{Import, Recorder, Source, import, source_secret, step_here};
 use crate::conditions::{self, Wanted};
 use crate::context::Context;
 use crate::error::{Error, is_forbidden, is_not_found};
@@ -215,16 +215,7 @@ fn decide(
         Ok(counted) => counted,
         Err(wait) => return wait,
     };
-    provenance.steps.push(ProvenanceStep {
-        namespace,
-        model: target.name_any(),
-        version: 0,
-        requested_by: requester,
-        training_job: None,
-        evidence: None,
-        approvals: counted,
-        time: now.clone(),
-    });
+    provenance.steps.push(step_here(target, counted, now));
     Plan::Record(Box::new(Promotion {
         source: name,
         from: version.clone(),
@@ -412,10 +403,9 @@ pub fn promoted_condition(follow: &FollowStatus) -> Wanted<'static> {
 pub struct Followed {
     /// For `status.follow`.
     pub status: FollowStatus,
-    /// A version recorded now.
-    pub recorded: Option<ModelVersion>,
-    /// Its validation runs (or cannot start: why).
-    pub importing: Option<Import>,
+    /// Importing the version followed: recorded now, validating, or
+    /// blocked; `None` when nothing is imported.
+    pub progress: Option<Import>,
 }
 
 /// Follows `spec.source.promotedFrom`: reads the source Model and the
@@ -440,12 +430,23 @@ pub async fn follow(
         Err(e) if is_not_found(&e) || is_forbidden(&e) => None,
         Err(e) => return Err(Error::kube("reading the Model followed")(e)),
     };
-    // Tenant objects: the first APPROVALS_READ of them are read.
-    let approvals = Api::<ModelApproval>::namespaced(ctx.client.clone(), &namespace)
-        .list(&ListParams::default().limit(APPROVALS_READ))
-        .await
-        .map_err(Error::kube("listing ModelApprovals"))?
-        .items;
+    // Tenant objects, read only when approvals are required: the first
+    // APPROVALS_READ of them.
+    let required = model
+        .spec
+        .promotion
+        .requires
+        .as_ref()
+        .is_some_and(|r| r.approvals > 0);
+    let approvals = if required {
+        Api::<ModelApproval>::namespaced(ctx.client.clone(), &namespace)
+            .list(&ListParams::default().limit(APPROVALS_READ))
+            .await
+            .map_err(Error::kube("listing ModelApprovals"))?
+            .items
+    } else {
+        Vec::new()
+    };
     // What storage holds counts as recorded too: the cached status may not
     // show this reconcile's predecessor's record yet.
     let recorded = super::registry::merge(&status.versions, arrived.to_vec());
@@ -467,32 +468,21 @@ pub async fn follow(
             }
             return Ok(Some(Followed {
                 status: follow,
-                recorded: None,
-                importing: None,
+                progress: None,
             }));
         }
         Plan::Done(version) => {
-            let record = recorded.iter().find(|v| v.version == version);
-            follow.version = Some(version);
-            follow.sha256 = record.and_then(|r| r.sha256.clone());
             follow.source = source
                 .as_ref()
                 .and_then(|s| followed(s, &from))
                 .map(|s| source_name(&from, s.version));
-            let rejected = record.filter(|r| r.phase == VersionPhase::Rejected);
-            follow.reason = Some(
-                rejected
-                    .map_or(reasons::PROMOTED, |_| reasons::DIGEST_MISMATCH)
-                    .to_owned(),
-            );
-            follow.message = Some(match rejected {
-                Some(r) => r.message.clone().unwrap_or_default(),
-                None => format!("recorded as version {version}"),
-            });
+            if let Some(record) = recorded.iter().find(|v| v.version == version) {
+                follow.sha256 = record.sha256.clone();
+                settled(&mut follow, record);
+            }
             return Ok(Some(Followed {
                 status: follow,
-                recorded: None,
-                importing: None,
+                progress: None,
             }));
         }
         Plan::Record(promotion) => promotion,
@@ -509,39 +499,30 @@ pub async fn follow(
         Box::new(move |version, outcome| promoted(&promotion, version, outcome))
     };
     let progress = import(ctx, model, status, registry, &wanted, arrived, record).await?;
-    let (reason, message, recorded, importing) = match progress {
-        Import::Recorded(version) => {
-            let ok = version.phase == VersionPhase::Ready;
-            (
-                if ok {
-                    reasons::PROMOTED
-                } else {
-                    reasons::DIGEST_MISMATCH
-                },
-                if ok {
-                    format!("recorded as version {}", version.version)
-                } else {
-                    version.message.clone().unwrap_or_default()
-                },
-                Some(*version),
-                None,
-            )
+    match &progress {
+        Import::Recorded(version) => settled(&mut follow, version),
+        _ => {
+            follow.reason = Some(reasons::VALIDATING.to_owned());
+            follow.message = Some(format!("validating {} in this namespace", promotion.source));
         }
-        other => (
-            reasons::VALIDATING,
-            format!("validating {} in this namespace", promotion.source),
-            None,
-            Some(other),
-        ),
-    };
-    follow.version = recorded.as_ref().map(|v| v.version);
-    follow.reason = Some(reason.to_owned());
-    follow.message = Some(message);
+    }
     Ok(Some(Followed {
         status: follow,
-        recorded,
-        importing,
+        progress: Some(progress),
     }))
+}
+
+/// `follow` for a version recorded here: `Promoted`, or the reason it was
+/// refused (`DigestMismatch`, `ArtifactInvalid`).
+fn settled(follow: &mut FollowStatus, record: &ModelVersion) {
+    follow.version = Some(record.version);
+    if record.phase == VersionPhase::Ready {
+        follow.reason = Some(reasons::PROMOTED.to_owned());
+        follow.message = Some(format!("recorded as version {}", record.version));
+    } else {
+        follow.reason = record.reason.clone();
+        follow.message = record.message.clone();
+    }
 }
 
 /// Writes each approval's `Counted` condition when it changed.
@@ -606,10 +587,6 @@ pub fn promoted(
     outcome: Result<Artifact, String>,
 ) -> ModelVersion {
     let from = &promotion.from;
-    let mut provenance = promotion.provenance.clone();
-    if let Some(last) = provenance.steps.last_mut() {
-        last.version = version;
-    }
     let mut record = ModelVersion {
         version,
         phase: VersionPhase::Ready,
@@ -621,7 +598,7 @@ pub fn promoted(
         signature: None,
         metrics: from.metrics.clone(),
         lineage: from.lineage.clone(),
-        provenance: Some(provenance),
+        provenance: Some(promotion.provenance.clone().numbered(version)),
         created: Time(jiff::Timestamp::now()),
     };
     match outcome {

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use aimass_crds::artifact::Artifact;
 use aimass_crds::v1alpha1::{
-    Model, ModelStatus, ModelVersion, ProvenanceStep, REQUESTED_BY_ANNOTATION, VersionLineage,
-    VersionPhase,
+    ApprovalRecord, Model, ModelStatus, ModelVersion, ProvenanceStep, REQUESTED_BY_ANNOTATION,
+    VersionLineage, VersionPhase,
 };
 use aimass_storage::Location;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -51,6 +51,26 @@ pub(super) fn source_secret(model: &Model) -> Option<&str> {
         .map(|s| s.name.as_str())
 }
 
+/// The step of a version's provenance that this Model records: who asked
+/// for it here (the admission-checked annotation) and the approvals counted;
+/// numbered when the version gets its number.
+pub(super) fn step_here(
+    model: &Model,
+    approvals: Vec<ApprovalRecord>,
+    now: &Time,
+) -> ProvenanceStep {
+    ProvenanceStep {
+        namespace: model.namespace().unwrap_or_default(),
+        model: model.name_any(),
+        version: 0,
+        requested_by: model.annotations().get(REQUESTED_BY_ANNOTATION).cloned(),
+        training_job: None,
+        evidence: None,
+        approvals,
+        time: now.clone(),
+    }
+}
+
 /// Records `source.uri` unless a version already records it.
 pub(super) async fn import_source_uri(
     ctx: &Context,
@@ -74,27 +94,15 @@ pub(super) async fn import_source_uri(
         secret: source_secret(model),
     };
     let declared = model.spec.source.provenance.clone().map(|mut provenance| {
-        provenance.steps.push(ProvenanceStep {
-            namespace: model.namespace().unwrap_or_default(),
-            model: model.name_any(),
-            version: 0,
-            requested_by: model.annotations().get(REQUESTED_BY_ANNOTATION).cloned(),
-            training_job: None,
-            evidence: None,
-            approvals: Vec::new(),
-            time: Time(jiff::Timestamp::now()),
-        });
+        provenance
+            .steps
+            .push(step_here(model, Vec::new(), &Time(jiff::Timestamp::now())));
         provenance.declared = true;
         provenance
     });
     let record = Box::new(move |version, outcome| {
         let mut record = imported(uri, version);
-        record.provenance = declared.map(|mut provenance| {
-            if let Some(here) = provenance.steps.last_mut() {
-                here.version = version;
-            }
-            provenance
-        });
+        record.provenance = declared.map(|provenance| provenance.numbered(version));
         artifact::record_outcome(&mut record, outcome);
         record
     });

@@ -243,15 +243,14 @@ async fn sync_versions(
     let (recovered, mut fresh): (Vec<_>, Vec<_>) =
         arrived.into_iter().partition(|_| first_reconcile);
     let mut importing = Importing::Idle;
+    // At most one of the two applies: the schema allows one source.
+    let seen = [recovered.as_slice(), fresh.as_slice()].concat();
     if let Some(uri) = model.spec.source.uri.clone() {
-        let seen = [recovered.as_slice(), fresh.as_slice()].concat();
         let progress = import_source_uri(ctx, model, status, registry, &uri, &seen).await?;
         importing = importing.after(progress, &mut fresh);
     }
-    let seen = [recovered.as_slice(), fresh.as_slice()].concat();
     if let Some(followed) = follow::follow(ctx, model, status, registry, &seen, now).await? {
-        importing = importing.after(followed.importing, &mut fresh);
-        fresh.extend(followed.recorded);
+        importing = importing.after(followed.progress, &mut fresh);
         announce_follow(status.follow.as_ref(), &followed.status, notices);
         status.follow = Some(followed.status);
     } else {
