@@ -97,6 +97,23 @@ impl Load {
         }
     }
 
+    /// Stops the clients and checks that more than `at_least` requests were
+    /// sent and none failed; the requests sent.
+    pub async fn finish_without_failures(self, at_least: usize) -> Result<usize> {
+        let (sent, failures) = self.finish().await?;
+        anyhow::ensure!(
+            sent > at_least,
+            "the load generator sent only {sent} requests"
+        );
+        anyhow::ensure!(
+            failures.is_empty(),
+            "{} of {sent} requests failed: {:?}",
+            failures.len(),
+            &failures[..failures.len().min(5)]
+        );
+        Ok(sent)
+    }
+
     /// Stops the clients: (requests sent, failures).
     pub async fn finish(self) -> Result<(usize, Vec<String>)> {
         self.stop.store(true, Ordering::Relaxed);
