@@ -191,7 +191,7 @@ async fn next_version(
 
 /// A Ready record of `uri` imported as `version`, before its validation's
 /// outcome is added.
-pub(super) fn imported(uri: &str, version: i64) -> ModelVersion {
+fn imported(uri: &str, version: i64) -> ModelVersion {
     ModelVersion {
         version,
         phase: VersionPhase::Ready,
