@@ -9,12 +9,9 @@ use aimass_crds::v1alpha1::{
     EvidenceSpec, Model, ModelDeployment, ModelStatus, SoakStatus, VersionEvidence,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::ListParams;
-use kube::{Api, ResourceExt};
+use kube::ResourceExt;
 
 use crate::conditions::{self, Wanted};
-use crate::context::Context;
-use crate::error::Error;
 use crate::events::{Notice, Severity};
 
 /// How many proven versions `status.evidence` keeps.
@@ -77,30 +74,23 @@ pub fn judge(
     })
 }
 
-/// Records the versions proven since the last reconcile and sets the
-/// `Proven` condition (only with `spec.evidence`).
-pub async fn collect(
-    ctx: &Context,
+/// Records the versions proven since the last reconcile, from the soaks of
+/// the ModelDeployments that serve the Model, and sets the `Proven`
+/// condition (only with `spec.evidence`).
+pub fn collect(
     model: &Model,
+    deployments: &[ModelDeployment],
     status: &mut ModelStatus,
     now: &Time,
     notices: &mut Vec<Notice>,
-) -> Result<(), Error> {
+) {
     let Some(spec) = &model.spec.evidence else {
         status.conditions.retain(|c| c.type_ != types::PROVEN);
-        return Ok(());
+        return;
     };
     let namespace = model.namespace().unwrap_or_default();
-    let deployments = Api::<ModelDeployment>::namespaced(ctx.client.clone(), &namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::kube("listing ModelDeployments"))?
-        .items;
     let mut soaking = Vec::new();
-    for md in deployments
-        .iter()
-        .filter(|md| md.spec.model.name == model.name_any())
-    {
+    for md in deployments {
         let Some(soak) = md.status.as_ref().and_then(|s| s.soak.as_ref()) else {
             continue;
         };
@@ -140,7 +130,6 @@ pub async fn collect(
         model.metadata.generation,
         now,
     );
-    Ok(())
 }
 
 /// `Proven`: whether the promoted alias's version is proven here.

@@ -91,10 +91,11 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
     .await?;
     // 3. The user's pins win over promotion.
     let unresolved = apply_pins(&model, &mut status, &now, &mut notices);
+    let deployments = served_by(&ctx, &model).await?;
     // 4. Retention.
     retention(
-        &ctx,
         &model,
+        &deployments,
         &mut status,
         registry.as_ref(),
         &now,
@@ -104,7 +105,7 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
     // 5. Training runs.
     let requeue = training::reconcile(&ctx, &model, &mut status, &now, &mut notices).await?;
     // 6. Evidence from the deployments serving it.
-    evidence::collect(&ctx, &model, &mut status, &now, &mut notices).await?;
+    evidence::collect(&model, &deployments, &mut status, &now, &mut notices);
     status.champion_from = follow::champion_from(&model, &status);
     // 7. Conditions.
     judge_ready(
@@ -348,14 +349,14 @@ impl Importing {
 /// Keeps the last `retention.keepLast` versions and every protected one
 /// (aliased, served); retires the others in storage.
 async fn retention(
-    ctx: &Context,
     model: &Model,
+    deployments: &[ModelDeployment],
     status: &mut ModelStatus,
     registry: Option<&Location>,
     now: &Time,
     notices: &mut Vec<Notice>,
 ) -> Result<(), Error> {
-    let protected = protected_versions(ctx, model, status).await?;
+    let protected = protected_versions(model, deployments, status);
     let keep_last = usize::try_from(model.spec.retention.keep_last).unwrap_or(1);
     let (kept, dropped) =
         registry::retain(std::mem::take(&mut status.versions), keep_last, &protected);
@@ -476,34 +477,39 @@ async fn read_aliases(registry: &Location, versions: &[ModelVersion]) -> BTreeMa
         .collect()
 }
 
-/// Versions retention must keep: those an alias points at, and those a
-/// ModelDeployment pins or serves.
-async fn protected_versions(
-    ctx: &Context,
+/// Versions retention must keep: those an alias points at, and those one of
+/// the Model's ModelDeployments pins or serves.
+fn protected_versions(
     model: &Model,
+    deployments: &[ModelDeployment],
     status: &ModelStatus,
-) -> Result<BTreeSet<i64>, Error> {
+) -> BTreeSet<i64> {
     let mut protected: BTreeSet<i64> = status
         .aliases
         .values()
         .chain(model.spec.aliases.values())
         .copied()
         .collect();
+    for md in deployments {
+        protected.extend(md.spec.model.version);
+        protected.extend(md.status.as_ref().and_then(|s| s.serving_version));
+    }
+    protected
+}
+
+/// The ModelDeployments of the Model's namespace that serve it.
+async fn served_by(ctx: &Context, model: &Model) -> Result<Vec<ModelDeployment>, Error> {
     let deployments: Api<ModelDeployment> =
         Api::namespaced(ctx.client.clone(), &model.namespace().unwrap_or_default());
     let listed = deployments
         .list(&Default::default())
         .await
         .map_err(Error::kube("listing ModelDeployments"))?;
-    for md in listed
+    Ok(listed
         .items
-        .iter()
+        .into_iter()
         .filter(|md| md.spec.model.name == model.name_any())
-    {
-        protected.extend(md.spec.model.version);
-        protected.extend(md.status.as_ref().and_then(|s| s.serving_version));
-    }
-    Ok(protected)
+        .collect())
 }
 
 /// Retires dropped versions in storage: deletes their files when the user
