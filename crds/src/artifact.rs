@@ -42,10 +42,7 @@ impl Report {
     /// The last report line in `log`, if any. The log is tenant output: lines
     /// that do not parse are skipped, never trusted.
     pub fn from_log(log: &str) -> Option<Self> {
-        log.lines().rev().find_map(|line| {
-            let mut value: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
-            serde_json::from_value(value.get_mut(REPORT_KEY)?.take()).ok()
-        })
+        crate::last_line(log, REPORT_KEY)
     }
 
     /// The report as the version's outcome.

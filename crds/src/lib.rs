@@ -1,7 +1,8 @@
 //! The aimass.io Kubernetes API: the `Model`, `TrainingJob`,
-//! `ModelDeployment` and `ApiClient` custom resources, the API key format, their condition
-//! vocabulary, the checks their schema cannot express, and the report of an
-//! artifact's validation.
+//! `ModelDeployment`, `ApiClient`, `ModelApproval` and `ScoringJob` custom
+//! resources, the API key format, their condition vocabulary, the checks
+//! their schema cannot express, and the lines the operator reads from its
+//! Jobs' logs (an artifact's validation, a scoring run's report).
 //!
 //! Everything else in aimass (the operator, the inference server, the tests)
 //! imports the API from here. This crate depends on kube's derive feature
@@ -11,6 +12,7 @@ pub mod api_key;
 pub mod artifact;
 mod error;
 pub mod reference;
+pub mod scoring;
 pub mod uri;
 pub mod v1alpha1;
 pub mod validation;
@@ -35,7 +37,18 @@ pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
             "aimass.io_modelapprovals.yaml",
             v1alpha1::ModelApproval::crd(),
         ),
+        ("aimass.io_scoringjobs.yaml", v1alpha1::ScoringJob::crd()),
     ]
+}
+
+/// The value under `key` of the last JSON line of `log` that has it and
+/// parses as `T`. Logs are tenant output: other lines are skipped, never
+/// trusted.
+fn last_line<T: serde::de::DeserializeOwned>(log: &str, key: &str) -> Option<T> {
+    log.lines().rev().find_map(|line| {
+        let mut value: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
+        serde_json::from_value(value.get_mut(key)?.take()).ok()
+    })
 }
 
 /// Renders a CRD as the YAML document `crdgen` writes, with a header that

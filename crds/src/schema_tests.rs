@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use kube::core::cel::validate_cel;
 use serde_json::Value;
 
-use crate::v1alpha1::{ApiClient, Model, ModelApproval, ModelDeployment, TrainingJob};
+use crate::v1alpha1::{ApiClient, Model, ModelApproval, ModelDeployment, ScoringJob, TrainingJob};
 use crate::{crds, render_crd, validation};
 
 fn repo_root() -> PathBuf {
@@ -52,6 +52,7 @@ enum Manifest {
     ModelDeployment(Box<ModelDeployment>),
     ApiClient(Box<ApiClient>),
     ModelApproval(Box<ModelApproval>),
+    ScoringJob(Box<ScoringJob>),
 }
 
 impl Manifest {
@@ -64,6 +65,7 @@ impl Manifest {
             "ModelDeployment" => Self::ModelDeployment(serde_json::from_value(value).map_err(err)?),
             "ApiClient" => Self::ApiClient(serde_json::from_value(value).map_err(err)?),
             "ModelApproval" => Self::ModelApproval(serde_json::from_value(value).map_err(err)?),
+            "ScoringJob" => Self::ScoringJob(serde_json::from_value(value).map_err(err)?),
             other => return Err(format!("unexpected kind {other:?}")),
         })
     }
@@ -77,6 +79,7 @@ impl Manifest {
             Self::ModelDeployment(d) => validate_cel(d.as_ref()),
             Self::ApiClient(c) => validate_cel(c.as_ref()),
             Self::ModelApproval(a) => validate_cel(a.as_ref()),
+            Self::ScoringJob(j) => validate_cel(j.as_ref()),
         }
         .map_err(|e| e.to_string())
     }
@@ -87,6 +90,7 @@ impl Manifest {
             Self::Model(m) => validation::validate_model(&m.spec),
             Self::TrainingJob(t) => validation::validate_training_job(&t.spec),
             Self::ModelDeployment(d) => validation::validate_model_deployment(&d.spec),
+            Self::ScoringJob(j) => validation::validate_scoring_job(&j.spec),
             Self::ApiClient(_) | Self::ModelApproval(_) => Ok(()),
         }
     }

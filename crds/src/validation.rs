@@ -8,7 +8,8 @@ use croner::parser::{CronParser, Seconds, Year};
 use crate::Error;
 use crate::uri::ArtifactUri;
 use crate::v1alpha1::{
-    ArtifactStorage, ModelDeploymentSpec, ModelSpec, TrainingJobSpec, TrainingRunSpec,
+    ArtifactStorage, ModelDeploymentSpec, ModelSpec, ScoringJobSpec, TrainingJobSpec,
+    TrainingRunSpec,
 };
 
 /// Parses a five-field cron expression (or `@daily` and friends), as the
@@ -80,6 +81,33 @@ pub fn validate_model(spec: &ModelSpec) -> Result<(), Error> {
 /// Validates what the schema cannot in a TrainingJob's spec.
 pub fn validate_training_job(spec: &TrainingJobSpec) -> Result<(), Error> {
     validate_run("spec", &spec.run)
+}
+
+/// Validates what the schema cannot in a ScoringJob's spec: its URIs parse,
+/// and no column is given two roles.
+pub fn validate_scoring_job(spec: &ScoringJobSpec) -> Result<(), Error> {
+    parse_uri("spec.dataset.uri", &spec.dataset.uri)?;
+    let output = parse_uri("spec.output.uri", &spec.output.uri)?;
+    if !output.is_writable() {
+        return Err(Error::InvalidField {
+            field: "spec.output.uri".to_owned(),
+            reason: "outputs are written to an object store or a file:// path".to_owned(),
+        });
+    }
+    let roles = [&spec.label_column, &spec.segment_column, &spec.id_column];
+    for input in &spec.columns {
+        if let Some(column) = input
+            .columns
+            .iter()
+            .find(|c| roles.iter().any(|r| r.as_deref() == Some(c.as_str())))
+        {
+            return Err(Error::InvalidField {
+                field: format!("spec.columns[{}]", input.input),
+                reason: format!("column {column:?} is also the label, segment or id column"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Validates what the schema cannot in a ModelDeployment's spec.

@@ -7,6 +7,7 @@ mod model;
 mod model_deployment;
 mod model_deployment_status;
 mod promotion;
+mod scoring_job;
 mod serving_security;
 mod training_job;
 
@@ -16,5 +17,6 @@ pub use model::*;
 pub use model_deployment::*;
 pub use model_deployment_status::*;
 pub use promotion::*;
+pub use scoring_job::*;
 pub use serving_security::*;
 pub use training_job::*;
