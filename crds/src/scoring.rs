@@ -59,8 +59,8 @@ pub struct ScoringPlan {
 pub enum ScoringLine {
     /// The merged report.
     Report(Box<ScoringReport>),
-    /// Why the job cannot run: a condition reason and a sentence.
-    Refused {
+    /// Why a pod failed: a condition reason and a sentence.
+    Failed {
         /// `DatasetUnavailable`, `InvalidSpec`, `ArtifactInvalid`, ….
         reason: String,
         /// What is wrong, naming the column, file or version.

@@ -20,14 +20,9 @@ const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 /// Fetches `uri` (at most `max_bytes`) with credentials from the
 /// environment and validates it.
 pub async fn run(uri: &str, expected_sha256: Option<String>, max_bytes: usize) -> Report {
-    let fetched = match aimass_storage::open(uri, &aimass_storage::Credentials::Environment) {
-        Ok(location) => location.get_bounded(max_bytes, FETCH_TIMEOUT).await,
-        Err(e) => Err(e),
-    };
-    let bytes = match fetched {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => return Report::Invalid(format!("there is no artifact at {uri}")),
-        Err(e) => return Report::Invalid(e.to_string()),
+    let bytes = match fetch(uri, max_bytes).await {
+        Ok(bytes) => bytes,
+        Err(message) => return Report::Invalid(message),
     };
     let checked =
         tokio::task::spawn_blocking(move || validate(&bytes, expected_sha256.as_deref())).await;
@@ -35,6 +30,20 @@ pub async fn run(uri: &str, expected_sha256: Option<String>, max_bytes: usize) -
         Ok(Ok(artifact)) => Report::Valid(artifact),
         Ok(Err(message)) => Report::Invalid(message),
         Err(e) => Report::Invalid(format!("validation did not finish: {e}")),
+    }
+}
+
+/// Fetches the artifact at `uri` (at most `max_bytes`, within five
+/// minutes) with credentials from the environment; the error is a sentence.
+pub async fn fetch(uri: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
+    let fetched = match aimass_storage::open(uri, &aimass_storage::Credentials::Environment) {
+        Ok(location) => location.get_bounded(max_bytes, FETCH_TIMEOUT).await,
+        Err(e) => Err(e),
+    };
+    match fetched {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(format!("there is no artifact at {uri}")),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -13,6 +13,10 @@ async fn main() -> anyhow::Result<()> {
     // object_store brings rustls with aws-lc-rs and kube with ring; with both
     // linked, rustls cannot pick a provider itself, so every binary picks ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if aimass_batch::command::Command::named(std::env::args().nth(1).as_deref()) {
+        let code = aimass_batch::command::Command::parse().run().await;
+        std::process::exit(code);
+    }
     let config = Config::parse();
     if config.validate_only {
         let report = validation::run(

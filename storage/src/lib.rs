@@ -115,6 +115,40 @@ pub fn check_static(settings: &BTreeMap<String, String>) -> Result<(), Error> {
 /// How long reading a small object may take.
 pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How long a streamed read may wait for its next bytes.
+pub const STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// An object's bytes as they arrive.
+pub type ByteStream = futures::stream::BoxStream<'static, Result<bytes::Bytes, Error>>;
+
+/// Writes a large object in parts; see [`Location::writer`].
+pub struct Writer {
+    inner: object_store::buffered::BufWriter,
+    uri: String,
+}
+
+impl Writer {
+    /// Adds `bytes` to the object.
+    pub async fn write(&mut self, bytes: Vec<u8>) -> Result<(), Error> {
+        self.inner
+            .put(bytes.into())
+            .await
+            .map_err(|e| Error::Fetch {
+                uri: self.uri.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Completes the object.
+    pub async fn finish(mut self) -> Result<(), Error> {
+        use tokio::io::AsyncWriteExt;
+        self.inner.shutdown().await.map_err(|e| Error::Fetch {
+            uri: self.uri.clone(),
+            reason: e.to_string(),
+        })
+    }
+}
+
 /// The most objects a listing returns.
 pub const LIST_LIMIT: usize = 100_000;
 
@@ -276,6 +310,50 @@ impl Location {
             .collect();
         names.sort();
         Ok(names)
+    }
+
+    /// The object's bytes as they arrive, each chunk within [`STALL_TIMEOUT`]
+    /// of the last, or `None` when it does not exist. For large objects read
+    /// in a tenant's own pod (a data set); the reader bounds what it keeps.
+    pub async fn stream(&self) -> Result<Option<ByteStream>, Error> {
+        use futures::StreamExt;
+        let object = match self.store.get(&self.path).await {
+            Ok(object) => object,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.fail(e)),
+        };
+        let uri = self.uri.clone();
+        let chunks = object.into_stream();
+        Ok(Some(
+            futures::stream::unfold(Some(chunks), move |state| {
+                let uri = uri.clone();
+                async move {
+                    let mut chunks = state?;
+                    let fail = |reason: String| Some((Err(Error::Fetch { uri, reason }), None));
+                    match tokio::time::timeout(STALL_TIMEOUT, chunks.next()).await {
+                        Ok(None) => None,
+                        Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(chunks))),
+                        Ok(Some(Err(e))) => fail(e.to_string()),
+                        Err(_) => fail(format!("no bytes came for {STALL_TIMEOUT:?}")),
+                    }
+                }
+            })
+            .boxed(),
+        ))
+    }
+
+    /// A writer of a large object, uploaded in parts as bytes come: the
+    /// object appears only when [`Writer::finish`] returns, so a writer
+    /// killed half-way leaves no object (on `file://`, a staging file).
+    pub fn writer(&self) -> Writer {
+        Writer {
+            inner: object_store::buffered::BufWriter::new(
+                Arc::clone(&self.store),
+                self.path.clone(),
+            )
+            .with_max_concurrency(2),
+            uri: self.uri.clone(),
+        }
     }
 
     /// Deletes the object; a missing object is not an error.

@@ -81,6 +81,14 @@ pub mod reasons {
     pub const IMAGE_UNAVAILABLE: &str = "ImageUnavailable";
     /// The data set could not be found or read.
     pub const DATASET_UNAVAILABLE: &str = "DatasetUnavailable";
+    /// A ScoringJob's output location cannot be opened or written.
+    pub const OUTPUT_UNAVAILABLE: &str = "OutputUnavailable";
+    /// A ScoringJob's shards are scoring.
+    pub const SCORING: &str = "Scoring";
+    /// A ScoringJob's shards finished; its report is being made.
+    pub const REPORTING: &str = "Reporting";
+    /// A ScoringJob's report is in its status.
+    pub const REPORTED: &str = "Reported";
     /// The artifact is missing, does not load, or does not run.
     pub const ARTIFACT_INVALID: &str = "ArtifactInvalid";
     /// A rollout is replacing replicas.

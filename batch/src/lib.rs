@@ -1,0 +1,244 @@
+//! Batch scoring: a ScoringJob's pods run the inference server's binary
+//! with `score` (one shard of the data set, every version) and then
+//! `report` (the shards' tallies merged into the report). The models run
+//! in the very engine the server serves them with, so a row scores the same
+//! in batch and online.
+//!
+//! Everything here runs in the tenant's namespace, under the tenant's
+//! ServiceAccount, with the tenant's storage credentials as environment;
+//! the operator only reads the one line the pods print.
+
+mod columns;
+pub mod command;
+mod error;
+mod io;
+pub mod report;
+mod shard;
+pub mod summary;
+
+use aimass_crds::scoring::ScoringPlan;
+use aimass_crds::v1alpha1::ScoringReport;
+use aimass_crds::v1alpha1::conditions::reasons;
+use aimass_engine::tensor::DataType;
+use aimass_engine::{Backend, TractBackend};
+use aimass_storage::{Credentials, Location};
+
+pub use error::Error;
+
+use crate::columns::{Header, Roles};
+use crate::summary::ShardSummary;
+
+/// The name of shard `shard`'s output below the output prefix.
+pub fn part_name(shard: u32) -> String {
+    format!("part-{shard:05}.csv")
+}
+
+/// The name of shard `shard`'s tallies below the output prefix.
+fn summary_name(shard: u32) -> String {
+    format!("shards/{shard:05}.json")
+}
+
+/// The report's name below the output prefix.
+pub const REPORT_FILE: &str = "report.json";
+
+/// The largest shard summary the report reads.
+const SUMMARY_LIMIT: usize = 512 << 20;
+
+/// How long reading a shard summary may take.
+const SUMMARY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Scores shard `shard` of `plan`: writes its outputs and its tallies.
+pub async fn score_shard(plan: &ScoringPlan, shard: u32) -> Result<(), Error> {
+    let unavailable = |message: String| Error::Refused {
+        reason: reasons::DATASET_UNAVAILABLE,
+        message,
+    };
+    let dataset = aimass_storage::open(&plan.dataset, &Credentials::Environment)
+        .map_err(|e| unavailable(e.to_string()))?;
+    let stream = match dataset.stream().await {
+        Ok(Some(stream)) => stream,
+        Ok(None) => {
+            return Err(unavailable(format!(
+                "there is no data set at {}",
+                dataset.uri
+            )));
+        }
+        Err(e) => return Err(unavailable(e.to_string())),
+    };
+    let output = open_output(plan)?;
+    let handle = tokio::runtime::Handle::current();
+    let source = dataset.uri.clone();
+    let reading = handle.clone();
+    let (reader, names) = tokio::task::spawn_blocking(move || {
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(io::BlockingRead::new(reading, stream));
+        let names: Vec<String> = reader
+            .headers()
+            .map_err(|e| unavailable(format!("{source} has no readable CSV header: {e}")))?
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        Ok::<_, Error>((reader, names))
+    })
+    .await
+    .map_err(|e| Error::Data(format!("the reading thread ended: {e}")))??;
+    let header = Header::new(names)?;
+    let roles = Roles::find(
+        &header,
+        plan.label_column.as_deref(),
+        plan.segment_column.as_deref(),
+        plan.id_column.as_deref(),
+    )?;
+    let mut versions = Vec::with_capacity(plan.versions.len());
+    for scored in &plan.versions {
+        versions.push(load(plan, scored, &header, &roles).await?);
+    }
+    let part = output.child(&part_name(shard));
+    let plan_owned = plan.clone();
+    let summary = tokio::task::spawn_blocking(move || {
+        let streams = shard::Streams {
+            reader,
+            writer: part.writer(),
+        };
+        shard::run(
+            &handle,
+            &plan_owned,
+            shard,
+            &header,
+            &roles,
+            &versions,
+            streams,
+        )
+    })
+    .await
+    .map_err(|e| Error::Data(format!("the scoring thread ended: {e}")))??;
+    let bytes = serde_json::to_vec(&summary).map_err(|e| Error::Data(e.to_string()))?;
+    output.child(&summary_name(shard)).put(bytes).await?;
+    Ok(())
+}
+
+/// Merges the shards' tallies into the report and writes `report.json`.
+pub async fn report(plan: &ScoringPlan) -> Result<ScoringReport, Error> {
+    let output = open_output(plan)?;
+    let mut merged = ShardSummary::new(plan.versions.len());
+    for shard in 0..plan.shards {
+        let location = output.child(&summary_name(shard));
+        let bytes = location
+            .get_bounded(SUMMARY_LIMIT, SUMMARY_TIMEOUT)
+            .await?
+            .ok_or_else(|| {
+                Error::Data(format!("shard {shard} left no tallies at {}", location.uri))
+            })?;
+        let summary: ShardSummary = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Data(format!("{} does not parse: {e}", location.uri)))?;
+        merged.merge(&summary);
+    }
+    let numbers: Vec<i64> = plan.versions.iter().map(|v| v.version).collect();
+    let report = report::build(
+        &merged,
+        &numbers,
+        &plan.thresholds,
+        plan.label_column.is_some(),
+    );
+    let bytes = serde_json::to_vec_pretty(&report).map_err(|e| Error::Data(e.to_string()))?;
+    output.child(REPORT_FILE).put(bytes).await?;
+    Ok(report)
+}
+
+fn open_output(plan: &ScoringPlan) -> Result<Location, Error> {
+    aimass_storage::open(&plan.output, &Credentials::Environment).map_err(|e| Error::Refused {
+        reason: reasons::OUTPUT_UNAVAILABLE,
+        message: e.to_string(),
+    })
+}
+
+/// Fetches, checks and loads one version, and lays its inputs over the data.
+async fn load(
+    plan: &ScoringPlan,
+    scored: &aimass_crds::v1alpha1::ScoredVersion,
+    header: &Header,
+    roles: &Roles,
+) -> Result<shard::Version, Error> {
+    let invalid = |message: String| Error::Refused {
+        reason: reasons::ARTIFACT_INVALID,
+        message: format!("version {}: {message}", scored.version),
+    };
+    let bytes = aimass_engine::validation::fetch(&scored.uri, plan.max_model_bytes)
+        .await
+        .map_err(invalid)?;
+    aimass_storage::verify_sha256(&bytes, &scored.sha256).map_err(|e| invalid(e.to_string()))?;
+    let backend = tokio::task::spawn_blocking(move || TractBackend::load(&bytes))
+        .await
+        .map_err(|e| invalid(e.to_string()))?
+        .map_err(|e| invalid(e.to_string()))?;
+    let signature = backend.signature().clone();
+    let layout = columns::layout(header, &signature, &plan.columns, roles, scored.version)?;
+    let outputs = signature
+        .outputs
+        .iter()
+        .map(|o| {
+            let width = o
+                .shape
+                .iter()
+                .skip(1)
+                .map(|&d| usize::try_from(d).ok().filter(|&d| d > 0))
+                .product::<Option<usize>>();
+            (o.name.clone(), width)
+        })
+        .collect::<Vec<_>>();
+    let score = score_element(plan, &signature, &outputs, scored.version)?;
+    Ok(shard::Version {
+        number: scored.version,
+        backend: Box::new(backend),
+        layout,
+        outputs,
+        score,
+    })
+}
+
+/// The output and element the report measures: as the spec says, or the
+/// first floating-point output's last element.
+fn score_element(
+    plan: &ScoringPlan,
+    signature: &aimass_engine::Signature,
+    outputs: &[(String, Option<usize>)],
+    version: i64,
+) -> Result<(usize, usize), Error> {
+    let numeric = |d: DataType| d != DataType::Bytes;
+    match &plan.score {
+        Some(score) => {
+            let o = signature
+                .outputs
+                .iter()
+                .position(|o| o.name == score.output && numeric(o.datatype))
+                .ok_or_else(|| {
+                    Error::invalid_spec(format!(
+                        "spec.score.output names {:?}, which is not a numeric output of version {version}",
+                        score.output
+                    ))
+                })?;
+            let element = usize::try_from(score.index).unwrap_or(usize::MAX);
+            match outputs[o].1 {
+                Some(width) if element < width => Ok((o, element)),
+                width => Err(Error::invalid_spec(format!(
+                    "spec.score.index {} is beyond output {:?} of version {version} ({} per row)",
+                    score.index,
+                    score.output,
+                    width.map_or("a varying number".to_owned(), |w| w.to_string())
+                ))),
+            }
+        }
+        None => signature
+            .outputs
+            .iter()
+            .position(|o| matches!(o.datatype, DataType::Fp32 | DataType::Fp64))
+            .or_else(|| signature.outputs.iter().position(|o| numeric(o.datatype)))
+            .map(|o| (o, outputs[o].1.unwrap_or(1).saturating_sub(1)))
+            .ok_or_else(|| {
+                Error::invalid_spec(format!(
+                    "version {version} has no numeric output to measure; name one in spec.score"
+                ))
+            }),
+    }
+}
