@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::summary::{ShardSummary, VersionSummary};
 
 /// The most segments a report lists, largest first.
-pub const SEGMENTS_REPORTED: usize = 50;
+pub const SEGMENTS_REPORTED: usize = 20;
 
 /// How many rows had one score, by outcome.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,7 +165,12 @@ fn version_report(
             SegmentReport {
                 segment: segment.clone(),
                 scored: to_i64(sorted.iter().map(|(_, t)| t.all()).sum()),
-                metrics: labels.then(|| separation(&sorted, thresholds)),
+                // Deciles only overall: the report stays small enough for a
+                // status.
+                metrics: labels.then(|| SeparationMetrics {
+                    deciles: Vec::new(),
+                    ..separation(&sorted, thresholds)
+                }),
             }
         })
         .collect();

@@ -12,6 +12,8 @@ use crate::report::{Distribution, Outcome};
 
 /// The most refusals listed (all are counted).
 pub const REFUSALS_LISTED: usize = 100;
+/// The longest refusal reason kept, in characters (it quotes tenant data).
+const REASON_CHARS: usize = 200;
 /// The most distinct segments kept; rows of later ones count as
 /// [`OTHER_SEGMENT`].
 pub const SEGMENTS_KEPT: usize = 1000;
@@ -102,7 +104,7 @@ impl VersionSummary {
         if self.refusals.len() < REFUSALS_LISTED {
             self.refusals.push(Refusal {
                 line: i64::try_from(line).unwrap_or(i64::MAX),
-                reason,
+                reason: reason.chars().take(REASON_CHARS).collect(),
             });
         }
     }

@@ -231,7 +231,7 @@ fn running(check: &Check<'_>) -> Progress {
 }
 
 /// The newest pod of Job `job`.
-async fn newest_pod(pods: &Api<Pod>, job: &str) -> Result<Option<Pod>, Error> {
+pub(crate) async fn newest_pod(pods: &Api<Pod>, job: &str) -> Result<Option<Pod>, Error> {
     let listed = pods
         .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
         .await
@@ -291,20 +291,24 @@ fn pod_state(pod: &Pod) -> PodState {
     }
 }
 
-/// The report in `pod`'s log, reading at most [`LOG_LIMIT`] bytes.
+/// The report in `pod`'s log.
 async fn read_report(pods: &Api<Pod>, pod: &Pod) -> Option<Report> {
-    let log = pods
-        .logs(
-            &pod.name_any(),
-            &LogParams {
-                container: Some(CONTAINER.into()),
-                limit_bytes: Some(LOG_LIMIT),
-                ..LogParams::default()
-            },
-        )
-        .await
-        .unwrap_or_default();
-    Report::from_log(&log)
+    Report::from_log(&read_log(pods, pod, CONTAINER).await)
+}
+
+/// The log of `container` in `pod`, at most [`LOG_LIMIT`] bytes of it;
+/// empty when it cannot be read.
+pub(crate) async fn read_log(pods: &Api<Pod>, pod: &Pod, container: &str) -> String {
+    pods.logs(
+        &pod.name_any(),
+        &LogParams {
+            container: Some(container.into()),
+            limit_bytes: Some(LOG_LIMIT),
+            ..LogParams::default()
+        },
+    )
+    .await
+    .unwrap_or_default()
 }
 
 /// The Job's failure condition, as a sentence.

@@ -1,7 +1,8 @@
 //! Runs everything the operator does on one client until shutdown:
 //!
-//! - the four controllers, one per kind (`training_job`, `model`,
-//!   `model_deployment`, `api_client`), each reconciling in named steps;
+//! - the five controllers, one per kind (`training_job`, `model`,
+//!   `model_deployment`, `api_client`, `scoring_job`), each reconciling in
+//!   named steps;
 //! - the monitor (`monitor`), which every 2 s reads the serving replicas'
 //!   metrics, judges their health and migrates sick ones (`health`), and
 //!   decides their number (`autoscaler`), over the ModelDeployment
@@ -12,7 +13,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aimass_crds::v1alpha1::{ApiClient, Model, ModelApproval, ModelDeployment, TrainingJob};
+use aimass_crds::v1alpha1::{
+    ApiClient, Model, ModelApproval, ModelDeployment, ScoringJob, TrainingJob,
+};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
@@ -25,14 +28,15 @@ use tokio::sync::watch;
 use tracing::{debug, info};
 
 use crate::context::Context;
-use crate::{api_client, model, model_deployment, training_job};
+use crate::{api_client, model, model_deployment, scoring_job, training_job};
 
 /// Every controller's name in metrics and logs.
-pub const NAMES: [&str; 4] = [
+pub const NAMES: [&str; 5] = [
     training_job::CONTROLLER,
     model::CONTROLLER,
     model_deployment::CONTROLLER,
     api_client::CONTROLLER,
+    scoring_job::CONTROLLER,
 ];
 
 /// Runs every controller until `shutdown` resolves; flips `ready` once all
@@ -53,18 +57,21 @@ pub async fn run(
     let serving = scope.model_deployments();
     let models = scope.models();
     let clients = scope.api_clients();
+    let scoring = scope.scoring_jobs();
     let serving_cache = serving.store();
     let stores = (
         training.store(),
         models.store(),
         serving.store(),
         clients.store(),
+        scoring.store(),
     );
     tokio::spawn(async move {
         synced(&stores.0).await;
         synced(&stores.1).await;
         synced(&stores.2).await;
         synced(&stores.3).await;
+        synced(&stores.4).await;
         info!("caches synced; reconciling");
         ready.send_replace(true);
     });
@@ -100,10 +107,17 @@ pub async fn run(
         .run(
             model_deployment::reconcile,
             model_deployment::error_policy,
-            ctx,
+            ctx.clone(),
         )
         .for_each(|result| async move { debug!(?result, "modeldeployment reconciled") });
-    futures::join!(training, models, serving, clients);
+    let scoring = scoring
+        .run(
+            scoring_job::reconcile,
+            scoring_job::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|result| async move { debug!(?result, "scoringjob reconciled") });
+    futures::join!(training, models, serving, clients, scoring);
 }
 
 /// What the controllers watch, and when they stop.
@@ -141,6 +155,13 @@ impl Scope<'_> {
     /// TrainingJobs, woken by their Jobs.
     fn training_jobs(&self) -> Controller<TrainingJob> {
         Controller::new(self.api::<TrainingJob>(), watcher::Config::default())
+            .owns(self.api::<Job>(), Self::owned())
+            .graceful_shutdown_on(self.stopped())
+    }
+
+    /// ScoringJobs, woken by their Jobs.
+    fn scoring_jobs(&self) -> Controller<ScoringJob> {
+        Controller::new(self.api::<ScoringJob>(), watcher::Config::default())
             .owns(self.api::<Job>(), Self::owned())
             .graceful_shutdown_on(self.stopped())
     }

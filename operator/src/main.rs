@@ -26,6 +26,7 @@ mod metrics;
 mod model;
 mod model_deployment;
 mod monitor;
+mod scoring_job;
 mod scrape;
 mod security;
 mod status;

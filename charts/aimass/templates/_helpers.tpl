@@ -68,10 +68,18 @@ the ClusterRole (cluster-wide mode) and the Role (namespaced mode).
 - apiGroups: [aimass.io]
   resources: [modelapprovals/status]
   verbs: [get, patch, update]
+# ScoringJobs: run them and write their report into status.
 - apiGroups: [aimass.io]
-  resources: [models/finalizers, trainingjobs/finalizers, modeldeployments/finalizers]
+  resources: [scoringjobs]
+  verbs: [get, list, watch]
+- apiGroups: [aimass.io]
+  resources: [scoringjobs/status]
+  verbs: [get, patch, update]
+- apiGroups: [aimass.io]
+  resources: [models/finalizers, trainingjobs/finalizers, modeldeployments/finalizers, scoringjobs/finalizers]
   verbs: [update]
-# Training runs and the Jobs that validate artifacts in tenants' namespaces.
+# Training runs, scoring runs and the Jobs that validate artifacts in
+# tenants' namespaces.
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, delete]

@@ -81,7 +81,7 @@ pub struct ScoringJobSpec {
     pub label_column: Option<String>,
 
     /// Column the report is broken down by (channel, region, product); the
-    /// largest 50 segments are reported.
+    /// largest 20 segments are reported (without deciles).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub segment_column: Option<String>,
@@ -370,7 +370,7 @@ pub struct VersionReport {
     /// How well the score separates bad from good, over the labelled rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<SeparationMetrics>,
-    /// The same per segment, largest first.
+    /// The same per segment (without deciles), the largest 20 first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<SegmentReport>,
 }

@@ -26,12 +26,13 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 
 const TIMEOUT: Duration = Duration::from_secs(240);
-const CRDS: [&str; 5] = [
+const CRDS: [&str; 6] = [
     "models.aimass.io",
     "trainingjobs.aimass.io",
     "modeldeployments.aimass.io",
     "apiclients.aimass.io",
     "modelapprovals.aimass.io",
+    "scoringjobs.aimass.io",
 ];
 
 /// A namespace that enforces the restricted Pod Security Standard, as the

@@ -26,6 +26,7 @@ async fn install_crds() -> Result<()> {
         "crd/modeldeployments.aimass.io",
         "crd/apiclients.aimass.io",
         "crd/modelapprovals.aimass.io",
+        "crd/scoringjobs.aimass.io",
     ])?;
     ensure!(ok, "CRDs not established: {err}");
     Ok(())
