@@ -69,10 +69,12 @@ pub async fn score_shard(plan: &ScoringPlan, shard: u32) -> Result<(), Error> {
     let handle = tokio::runtime::Handle::current();
     let source = dataset.uri.clone();
     let reading = handle.clone();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(io::Lines::default()));
+    let counting = std::sync::Arc::clone(&lines);
     let (reader, names) = tokio::task::spawn_blocking(move || {
         let mut reader = csv::ReaderBuilder::new()
             .flexible(true)
-            .from_reader(io::BlockingRead::new(reading, stream));
+            .from_reader(io::BlockingRead::new(reading, stream, counting));
         let names: Vec<String> = reader
             .headers()
             .map_err(|e| unavailable(format!("{source} has no readable CSV header: {e}")))?
@@ -99,6 +101,7 @@ pub async fn score_shard(plan: &ScoringPlan, shard: u32) -> Result<(), Error> {
     let summary = tokio::task::spawn_blocking(move || {
         let streams = shard::Streams {
             reader,
+            lines,
             writer: part.writer(),
         };
         shard::run(

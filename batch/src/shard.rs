@@ -40,6 +40,8 @@ pub struct Version {
 pub struct Streams<R: std::io::Read> {
     /// The data set, as CSV.
     pub reader: csv::Reader<R>,
+    /// Its line numbers.
+    pub lines: std::sync::Arc<std::sync::Mutex<crate::io::Lines>>,
     /// The shard's output.
     pub writer: aimass_storage::Writer,
 }
@@ -57,12 +59,14 @@ pub fn run<R: std::io::Read>(
 ) -> Result<ShardSummary, Error> {
     let Streams {
         mut reader,
+        lines,
         mut writer,
     } = streams;
     let mut out = buffer();
     write_header(&mut out, header, roles, versions)?;
     let mut summary = ShardSummary::new(versions.len());
     let mut batch: Vec<csv::ByteRecord> = vec![csv::ByteRecord::new(); BATCH];
+    let mut batch_lines = vec![0u64; BATCH];
     let mut scratch = csv::ByteRecord::new();
     let (mut filled, mut index) = (0usize, 0u64);
     let shards = u64::from(plan.shards.max(1));
@@ -79,24 +83,33 @@ pub fn run<R: std::io::Read>(
         if !more {
             break;
         }
+        // Every record, so the count moves on and its window stays small.
+        let inside = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
+        // The reader feeds the count while it reads: never held across a read.
+        let line = lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .record_line(reader.position().byte(), inside);
         index += 1;
         if mine {
+            batch_lines[filled] = line;
             filled += 1;
             if filled == BATCH {
-                score_batch(&batch, header, roles, versions, &mut summary, &mut out)?;
+                let rows = Rows {
+                    records: &batch,
+                    lines: &batch_lines,
+                };
+                score_batch(&rows, header, roles, versions, &mut summary, &mut out)?;
                 filled = 0;
                 flush(handle, &mut out, &mut writer, false)?;
             }
         }
     }
-    score_batch(
-        &batch[..filled],
-        header,
-        roles,
-        versions,
-        &mut summary,
-        &mut out,
-    )?;
+    let rows = Rows {
+        records: &batch[..filled],
+        lines: &batch_lines[..filled],
+    };
+    score_batch(&rows, header, roles, versions, &mut summary, &mut out)?;
     flush(handle, &mut out, &mut writer, true)?;
     handle.block_on(writer.finish())?;
     Ok(summary)
@@ -135,18 +148,25 @@ pub fn outcome(cell: &[u8]) -> Outcome {
     }
 }
 
+/// A batch of rows and the lines they start on.
+struct Rows<'a> {
+    records: &'a [csv::ByteRecord],
+    lines: &'a [u64],
+}
+
 fn score_batch(
-    rows: &[csv::ByteRecord],
+    batch: &Rows<'_>,
     header: &Header,
     roles: &Roles,
     versions: &[Version],
     summary: &mut ShardSummary,
     out: &mut csv::Writer<Vec<u8>>,
 ) -> Result<(), Error> {
+    let rows = batch.records;
     if rows.is_empty() {
         return Ok(());
     }
-    let line = |row: &csv::ByteRecord| row.position().map_or(0, csv::Position::line);
+    let line = |r: usize| batch.lines.get(r).copied().unwrap_or(0);
     let outcomes: Vec<Option<Outcome>> = rows
         .iter()
         .map(|row| roles.label.map(|c| outcome(row.get(c).unwrap_or_default())))
@@ -210,7 +230,7 @@ fn score_batch(
             let position = match answer {
                 Ok(position) => *position,
                 Err(why) => {
-                    summary.versions[v].refuse(line(&rows[r]), why.clone());
+                    summary.versions[v].refuse(line(r), why.clone());
                     continue;
                 }
             };
@@ -226,7 +246,7 @@ fn score_batch(
                 ),
                 None => {
                     let why = "the model's score is not a finite number".to_owned();
-                    summary.versions[v].refuse(line(&rows[r]), why.clone());
+                    summary.versions[v].refuse(line(r), why.clone());
                     *answer = Err(why);
                 }
             }
@@ -238,7 +258,7 @@ fn score_batch(
     for (r, row) in rows.iter().enumerate() {
         let mut record = csv::ByteRecord::new();
         cell.clear();
-        let _ = write!(cell, "{}", line(row));
+        let _ = write!(cell, "{}", line(r));
         record.push_field(cell.as_bytes());
         for role in [roles.id, roles.label, roles.segment].into_iter().flatten() {
             record.push_field(row.get(role).unwrap_or_default());

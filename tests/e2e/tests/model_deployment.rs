@@ -11,8 +11,8 @@ use aimass_e2e::grpc::grpc_infer;
 use aimass_e2e::load::{Endpoint, Load};
 use aimass_e2e::operator::{KEY_NAMESPACE, run_with_operator, target_dir};
 use aimass_e2e::{
-    TestNamespace, close, http_get, kubectl, pod_processes, pods, post_as, scoring_manifests,
-    scoring_pod, serving, wait, wait_for, zoo, zoo_reference,
+    TestNamespace, close, http_get, kubectl, pod_processes, pods, post_as, scoring_endpoint,
+    scoring_manifests, scoring_pod, serving, wait, wait_for, zoo, zoo_reference,
 };
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -80,23 +80,6 @@ fn matches(answer: &Value, expected: &Value) -> bool {
     probabilities(&answer["outputs"])
         .zip(probabilities(expected))
         .is_some_and(|(a, b)| close(&a, &b))
-}
-
-/// The Service's inference endpoint, once kube-proxy routes it: 20 answers
-/// in a row (a ClusterIP freed by an earlier test can still point at old
-/// pods for a moment), called as a ServiceAccount allowed to invoke models.
-async fn service_url(ns: &TestNamespace, request: &Value) -> Result<Endpoint> {
-    let svc = ns.api::<Service>().get("scoring").await?;
-    let ip = svc
-        .spec
-        .and_then(|s| s.cluster_ip)
-        .context("no ClusterIP")?;
-    let endpoint = Endpoint {
-        url: format!("http://{ip}/v2/models/card-fraud/infer"),
-        token: ns.invoker_token().await?,
-    };
-    endpoint.answers_steadily(request, 20).await?;
-    Ok(endpoint)
 }
 
 #[tokio::test]
@@ -727,7 +710,7 @@ async fn a_moved_champion_rolls_out_under_load_without_a_failed_request() -> Res
 
         serving(&ns, 1, 2).await?;
         let (request, _) = zoo_reference("gbdt_classifier")?;
-        let endpoint = service_url(&ns, &request).await?;
+        let endpoint = scoring_endpoint(&ns, &request).await?;
 
         let load = Load::start(&endpoint, &request, 4);
 
@@ -845,7 +828,7 @@ async fn canary_outcome(fault_every: Option<u32>) -> Result<()> {
 
         serving(&ns, 1, 2).await?;
         let (request, _) = zoo_reference("gbdt_classifier")?;
-        let endpoint = service_url(&ns, &request).await?;
+        let endpoint = scoring_endpoint(&ns, &request).await?;
         let load = Load::start(&endpoint, &request, 1);
         let patch = json!({"spec": {"source": {"uri": zoo("random_forest_classifier")}}});
         ns.api::<Model>()
@@ -960,7 +943,7 @@ spec:
 
             serving(&ns, 1, 1).await?;
             let (request, _) = zoo_reference("gbdt_classifier")?;
-            let endpoint = service_url(&ns, &request).await?;
+            let endpoint = scoring_endpoint(&ns, &request).await?;
             let mds = ns.api::<ModelDeployment>();
             let replicas = |md: Option<&ModelDeployment>| md.and_then(|m| m.status.as_ref()).map_or(0, |s| s.replicas);
 
@@ -1072,7 +1055,7 @@ async fn migrate(mode: Mode) -> Result<()> {
 
         serving(&ns, 1, 3).await?;
         let (request, _) = zoo_reference("gbdt_classifier")?;
-        let endpoint = service_url(&ns, &request).await?;
+        let endpoint = scoring_endpoint(&ns, &request).await?;
         // Steady load, every failure counted.
         let load = Load::start(&endpoint, &request, 4);
         // Make one replica sick.
@@ -1214,7 +1197,7 @@ async fn replicas_equally_slow_under_load_are_not_migrated() -> Result<()> {
 
         serving(&ns, 1, 3).await?;
         let (request, _) = zoo_reference("gbdt_classifier")?;
-        let endpoint = service_url(&ns, &request).await?;
+        let endpoint = scoring_endpoint(&ns, &request).await?;
         let load = Load::start(&endpoint, &request, 6);
         let md = wait_for(
             &ns.api::<ModelDeployment>(),

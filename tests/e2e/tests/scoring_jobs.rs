@@ -1,0 +1,408 @@
+//! ScoringJobs through the real API server and the node agent: a backtest
+//! of two versions over 100,000 rows in three shards, checked against
+//! scikit-learn and SciPy on the very outputs and against the online
+//! endpoint; a missing data set, an unknown column and a killed shard.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aimass_crds::v1alpha1::{Model, ScoringJob, ScoringPhase};
+use aimass_e2e::operator::run_with_operator;
+use aimass_e2e::{
+    TestNamespace, kubectl, pod_processes, pods, repo_root, scoring_endpoint, scoring_manifests,
+    serving, wait, wait_for, zoo,
+};
+use anyhow::{Context, Result, bail, ensure};
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+
+/// Rows of the backtest's data set.
+const ROWS: usize = 100_000;
+
+/// Where a test's files live, outside the clone.
+fn workdir(ns: &TestNamespace) -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join("aimass-e2e").join(&ns.name);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Runs tests/e2e/scripts/backtest.py with the zoo's Python (scikit-learn,
+/// SciPy); returns what it printed, as JSON.
+fn backtest_py(args: &[&str]) -> Result<Value> {
+    let venv = std::process::Command::new("bash")
+        .arg(repo_root().join("scripts/zoo-venv.sh"))
+        .output()?;
+    ensure!(venv.status.success(), "the zoo's Python environment");
+    let python = PathBuf::from(String::from_utf8(venv.stdout)?.trim()).join("bin/python");
+    let out = std::process::Command::new(python)
+        .arg(repo_root().join("tests/e2e/scripts/backtest.py"))
+        .args(args)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "backtest.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).context("backtest.py's output")
+}
+
+/// A ScoringJob manifest over `dir`'s data set.
+fn scoring_job(name: &str, dir: &Path, extra: &str) -> String {
+    format!(
+        r#"
+apiVersion: aimass.io/v1alpha1
+kind: ScoringJob
+metadata: {{name: {name}}}
+spec:
+  modelRef: {{name: card-fraud}}
+  dataset: {{uri: "file://{data}"}}
+  output: {{uri: "file://{out}"}}
+{extra}"#,
+        data = dir.join("data.csv").display(),
+        out = dir.join(name).display(),
+    )
+}
+
+/// Waits (`timeout` at most) until ScoringJob `name` ends; returns it.
+async fn finished(ns: &TestNamespace, name: &str, timeout: Duration) -> Result<ScoringJob> {
+    wait_for(
+        &ns.api::<ScoringJob>(),
+        name,
+        timeout,
+        |sj: Option<&ScoringJob>| {
+            sj.and_then(|s| s.status.as_ref())
+                .is_some_and(|s| matches!(s.phase, ScoringPhase::Succeeded | ScoringPhase::Failed))
+        },
+    )
+    .await
+}
+
+/// Every output row of a run: id → the row, by column name.
+fn outputs(dir: &Path) -> Result<(usize, BTreeMap<String, BTreeMap<String, String>>)> {
+    let mut rows = BTreeMap::new();
+    let mut total = 0;
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .collect();
+    parts.sort();
+    for part in parts {
+        let mut reader = csv::Reader::from_path(&part)?;
+        let header = reader.headers()?.clone();
+        for record in reader.records() {
+            let record = record?;
+            let row: BTreeMap<String, String> = header
+                .iter()
+                .zip(record.iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect();
+            total += 1;
+            rows.insert(row["id"].clone(), row);
+        }
+    }
+    Ok((total, rows))
+}
+
+#[tokio::test]
+async fn a_backtest_scores_every_row_once_and_measures_as_scikit_learn_does() -> Result<()> {
+    run_with_operator("backtest", |ns: Arc<TestNamespace>| async move {
+        let dir = workdir(&ns)?;
+        let data = dir.join("data.csv");
+        let bad = backtest_py(&["generate", &data.display().to_string(), &ROWS.to_string()])?;
+
+        // Version 1 is the GBDT, version 2 (the champion) a random forest
+        // on the same inputs, served online.
+        ns.apply(&scoring_manifests(&zoo("gbdt_classifier"), 1))
+            .await?;
+        serving(&ns, 1, 1).await?;
+        let patch = json!({"spec": {"source": {"uri": zoo("random_forest_classifier")}}});
+        ns.api::<Model>()
+            .patch("card-fraud", &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        serving(&ns, 2, 1).await?;
+
+        let extra = r#"  versions: [{version: 1}, {alias: champion}]
+  labelColumn: is_fraud
+  segmentColumn: channel
+  idColumn: id
+  thresholds: [0.3, 0.5]
+  shards: 3
+"#;
+        ns.apply(&scoring_job("backtest", &dir, extra)).await?;
+        let sj = finished(&ns, "backtest", Duration::from_secs(240)).await?;
+        let status = sj.status.context("status")?;
+        ensure!(
+            status.phase == ScoringPhase::Succeeded,
+            "{:?}: {:?}",
+            status.reason,
+            status.message
+        );
+        ensure!(
+            status.versions_summary.as_deref() == Some("1,2"),
+            "{status:?}"
+        );
+        ensure!(status.shards_succeeded == Some(3), "{status:?}");
+        let report = status.report.context("a report")?;
+        ensure!(report.rows == ROWS as i64, "{} rows", report.rows);
+
+        // Every row once, across the three parts, with both versions.
+        let out = dir.join("backtest");
+        let (total, rows) = outputs(&out)?;
+        ensure!(
+            total == ROWS && rows.len() == ROWS,
+            "{total} output rows, {} ids",
+            rows.len()
+        );
+        let checked = backtest_py(&["check", &out.display().to_string(), "1", "2"])?;
+        ensure!(
+            checked["parts"].as_object().map(|p| p.len()) == Some(3),
+            "{checked}"
+        );
+
+        // The malformed rows are refused by line and reason; the others scored.
+        let refused_lines: BTreeSet<i64> = [&bad["missing"], &bad["word"]]
+            .iter()
+            .filter_map(|v| v.as_i64())
+            .collect();
+        for version in &report.versions {
+            ensure!(
+                version.refused == 2 && version.scored == ROWS as i64 - 2,
+                "version {}: {} refused, {} scored",
+                version.version,
+                version.refused,
+                version.scored
+            );
+            let lines: BTreeSet<i64> = version.refusals.iter().map(|r| r.line).collect();
+            ensure!(lines == refused_lines, "{:?}", version.refusals);
+            ensure!(
+                version
+                    .refusals
+                    .iter()
+                    .any(|r| r.reason == "column \"f3\": missing value")
+                    && version
+                        .refusals
+                        .iter()
+                        .any(|r| r.reason == "column \"f5\": \"six\" is not a finite number"),
+                "{:?}",
+                version.refusals
+            );
+            // AUC and KS as scikit-learn and SciPy compute them on the outputs.
+            let metrics = version.metrics.as_ref().context("metrics")?;
+            let expected = &checked["versions"][version.version.to_string()];
+            for (name, ours) in [("auc", metrics.auc), ("ks", metrics.ks)] {
+                let ours = ours.context(name)?;
+                let theirs = expected[name].as_f64().context(name)?;
+                ensure!(
+                    (ours - theirs).abs() < 1e-6,
+                    "version {} {name}: {ours} vs {theirs}",
+                    version.version
+                );
+            }
+            ensure!(
+                metrics.rows == expected["rows"].as_i64().unwrap_or(-1),
+                "{metrics:?}"
+            );
+            ensure!(metrics.thresholds.len() == 2 && !metrics.deciles.is_empty());
+            ensure!(version.segments.len() == 3, "{:?}", version.segments);
+        }
+        ensure!(
+            report.winners.iter().any(|w| w.metric == "auc"),
+            "{report:?}"
+        );
+        let written: Value = serde_json::from_slice(&std::fs::read(out.join("report.json"))?)?;
+        ensure!(
+            written["rows"] == json!(ROWS),
+            "report.json: {}",
+            written["rows"]
+        );
+
+        // The first 1,000 rows through the online endpoint (version 2)
+        // answer exactly what the batch wrote.
+        let text = std::fs::read_to_string(&data)?;
+        let first: Vec<Vec<&str>> = text
+            .lines()
+            .skip(1)
+            .take(1000)
+            .map(|l| l.split(',').collect())
+            .collect();
+        let mut endpoint = None;
+        for chunk in first.chunks(100) {
+            let features: Vec<f64> = chunk
+                .iter()
+                .flat_map(|cells| {
+                    cells[1..9]
+                        .iter()
+                        .map(|c| c.parse::<f64>().unwrap_or(f64::NAN))
+                })
+                .collect();
+            let request = json!({"inputs": [{"name": "features", "datatype": "FP32",
+                "shape": [chunk.len(), 8], "data": features}]});
+            if endpoint.is_none() {
+                endpoint = Some(scoring_endpoint(&ns, &request).await?);
+            }
+            let (code, answer) = endpoint
+                .as_ref()
+                .context("endpoint")?
+                .call(&request)
+                .await?;
+            ensure!(code == 200, "{code}: {answer}");
+            let output = |name: &str| -> Vec<f64> {
+                answer["outputs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|o| o["name"] == name)
+                    .and_then(|o| o["data"].as_array())
+                    .map(|d| d.iter().filter_map(Value::as_f64).collect())
+                    .unwrap_or_default()
+            };
+            let (labels, probabilities) = (output("label"), output("probabilities"));
+            ensure!(probabilities.len() == 2 * chunk.len(), "{answer}");
+            for (i, cells) in chunk.iter().enumerate() {
+                let row = &rows[cells[0]];
+                let batch = |column: &str| row[column].parse::<f64>().unwrap_or(f64::NAN);
+                ensure!(
+                    batch("v2.label") == labels[i]
+                        && batch("v2.probabilities[0]") as f32 == probabilities[2 * i] as f32
+                        && batch("v2.probabilities[1]") as f32 == probabilities[2 * i + 1] as f32,
+                    "row {}: batch {row:?}, online {} {} {}",
+                    cells[0],
+                    labels[i],
+                    probabilities[2 * i],
+                    probabilities[2 * i + 1]
+                );
+            }
+        }
+
+        // Users see it with kubectl, and an Event says it is done.
+        let (ok, table, err) = kubectl(&["-n", &ns.name, "get", "sj", "backtest"])?;
+        ensure!(
+            ok && table.contains("Succeeded") && table.contains("AUC"),
+            "{table}{err}"
+        );
+        let (ok, events, err) = kubectl(&[
+            "-n",
+            &ns.name,
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.kind=ScoringJob,reason=Reported",
+            "-o",
+            "name",
+        ])?;
+        ensure!(ok && !events.trim().is_empty(), "no Reported Event: {err}");
+        eprintln!("backtest: {}", report.summary);
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_bad_run_says_why_and_a_killed_shard_is_retried() -> Result<()> {
+    run_with_operator("scoring-failures", |ns: Arc<TestNamespace>| async move {
+        let dir = workdir(&ns)?;
+        ns.apply(&scoring_manifests(&zoo("gbdt_classifier"), 1))
+            .await?;
+        serving(&ns, 1, 1).await?;
+
+        // No data set at all.
+        let champion = "  versions: [{alias: champion}]\n";
+        ns.apply(&scoring_job("missing", &dir, champion)).await?;
+        let status = finished(&ns, "missing", Duration::from_secs(120))
+            .await?
+            .status
+            .context("status")?;
+        ensure!(
+            status.phase == ScoringPhase::Failed
+                && status.reason.as_deref() == Some("DatasetUnavailable")
+                && status
+                    .message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("data.csv")),
+            "{status:?}"
+        );
+
+        // A large data set for the rest: a shard runs long enough to kill.
+        let data = dir.join("data.csv");
+        backtest_py(&["generate", &data.display().to_string(), "1000000"])?;
+
+        // A label column the data set does not have, named in the reason.
+        let unknown = format!("{champion}  labelColumn: chargeback\n");
+        ns.apply(&scoring_job("unknown", &dir, &unknown)).await?;
+        let status = finished(&ns, "unknown", Duration::from_secs(120))
+            .await?
+            .status
+            .context("status")?;
+        ensure!(
+            status.phase == ScoringPhase::Failed
+                && status.reason.as_deref() == Some("InvalidSpec")
+                && status
+                    .message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("\"chargeback\"")),
+            "{status:?}"
+        );
+
+        // A shard killed mid-run is retried; each row is written once.
+        let killed = format!(
+            "{champion}  idColumn: id\n  labelColumn: is_fraud\n  segmentColumn: channel\n  shards: 2\n"
+        );
+        ns.apply(&scoring_job("killed", &dir, &killed)).await?;
+        let selector = "batch.kubernetes.io/job-name=killed-shards";
+        let victim = std::sync::Mutex::new(None);
+        wait(Duration::from_secs(120), "a running shard", || {
+            let ns = ns.clone();
+            let victim = &victim;
+            async move {
+                for pod in pods(&ns, selector).await? {
+                    let name = pod.metadata.name.clone().unwrap_or_default();
+                    let pids = pod_processes(&name, "aimass-inference-server");
+                    if !pids.is_empty() {
+                        // Let it get into the rows first.
+                        tokio::time::sleep(Duration::from_millis(1500)).await;
+                        let pids = pod_processes(&name, "aimass-inference-server");
+                        if pids.is_empty() {
+                            bail!("shard {name} finished before it could be killed");
+                        }
+                        for pid in pids {
+                            let _ = std::process::Command::new("kill")
+                                .args(["-9", &pid.to_string()])
+                                .status();
+                        }
+                        *victim.lock().unwrap_or_else(|e| e.into_inner()) = Some(name);
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+        })
+        .await?;
+        let status = finished(&ns, "killed", Duration::from_secs(300))
+            .await?
+            .status
+            .context("status")?;
+        ensure!(status.phase == ScoringPhase::Succeeded, "{status:?}");
+        let shard_pods = pods(&ns, selector).await?;
+        let failed = shard_pods
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed"))
+            .count();
+        ensure!(
+            failed >= 1 && shard_pods.len() >= 3,
+            "the killed shard {victim:?} was not retried: {} pods, {failed} failed",
+            shard_pods.len()
+        );
+        let (total, rows) = outputs(&dir.join("killed"))?;
+        ensure!(
+            total == 1_000_000 && rows.len() == 1_000_000,
+            "{total} output rows, {} ids",
+            rows.len()
+        );
+        let report = status.report.context("report")?;
+        ensure!(report.rows == 1_000_000, "{report:?}");
+        Ok(())
+    })
+    .await
+}
