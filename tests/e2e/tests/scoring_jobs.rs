@@ -79,8 +79,11 @@ async fn finished(ns: &TestNamespace, name: &str, timeout: Duration) -> Result<S
     .await
 }
 
-/// Every output row of a run: id → the row, by column name.
-fn outputs(dir: &Path) -> Result<(usize, BTreeMap<String, BTreeMap<String, String>>)> {
+/// An output row, by column name.
+type Row = BTreeMap<String, String>;
+
+/// Every output row of a run: how many, and each by its id.
+fn outputs(dir: &Path) -> Result<(usize, BTreeMap<String, Row>)> {
     let mut rows = BTreeMap::new();
     let mut total = 0;
     let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)?
@@ -93,7 +96,7 @@ fn outputs(dir: &Path) -> Result<(usize, BTreeMap<String, BTreeMap<String, Strin
         let header = reader.headers()?.clone();
         for record in reader.records() {
             let record = record?;
-            let row: BTreeMap<String, String> = header
+            let row: Row = header
                 .iter()
                 .zip(record.iter())
                 .map(|(h, v)| (h.to_owned(), v.to_owned()))
