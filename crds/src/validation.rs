@@ -8,8 +8,8 @@ use croner::parser::{CronParser, Seconds, Year};
 use crate::Error;
 use crate::uri::ArtifactUri;
 use crate::v1alpha1::{
-    ArtifactStorage, ModelDeploymentSpec, ModelSpec, ScoringJobSpec, TrainingJobSpec,
-    TrainingRunSpec,
+    ArtifactStorage, ModelDeploymentSpec, ModelSpec, ScoringJobSpec, ScoringRunSpec,
+    TrainingJobSpec, TrainingRunSpec,
 };
 
 /// Parses a five-field cron expression (or `@daily` and friends), as the
@@ -75,6 +75,12 @@ pub fn validate_model(spec: &ModelSpec) -> Result<(), Error> {
         }
         validate_run("spec.source.training.template", &training.template)?;
     }
+    if let Some(evaluation) = &spec.evaluation {
+        if let Some(schedule) = &evaluation.schedule {
+            parse_schedule(schedule)?;
+        }
+        validate_scoring_run("spec.evaluation.template", &evaluation.template)?;
+    }
     Ok(())
 }
 
@@ -83,14 +89,19 @@ pub fn validate_training_job(spec: &TrainingJobSpec) -> Result<(), Error> {
     validate_run("spec", &spec.run)
 }
 
-/// Validates what the schema cannot in a ScoringJob's spec: its URIs parse,
-/// and no column is given two roles.
+/// Validates what the schema cannot in a ScoringJob's spec.
 pub fn validate_scoring_job(spec: &ScoringJobSpec) -> Result<(), Error> {
-    parse_uri("spec.dataset.uri", &spec.dataset.uri)?;
-    let output = parse_uri("spec.output.uri", &spec.output.uri)?;
+    validate_scoring_run("spec", &spec.run)
+}
+
+/// Validates a scoring run found at `path`: its URIs parse, and no column is
+/// given two roles.
+pub fn validate_scoring_run(path: &str, spec: &ScoringRunSpec) -> Result<(), Error> {
+    parse_uri(&format!("{path}.dataset.uri"), &spec.dataset.uri)?;
+    let output = parse_uri(&format!("{path}.output.uri"), &spec.output.uri)?;
     if !output.is_writable() {
         return Err(Error::InvalidField {
-            field: "spec.output.uri".to_owned(),
+            field: format!("{path}.output.uri"),
             reason: "outputs are written to an object store or a file:// path".to_owned(),
         });
     }
@@ -102,7 +113,7 @@ pub fn validate_scoring_job(spec: &ScoringJobSpec) -> Result<(), Error> {
             .find(|c| roles.iter().any(|r| r.as_deref() == Some(c.as_str())))
         {
             return Err(Error::InvalidField {
-                field: format!("spec.columns[{}]", input.input),
+                field: format!("{path}.columns[{}]", input.input),
                 reason: format!("column {column:?} is also the label, segment or id column"),
             });
         }
@@ -168,6 +179,7 @@ mod tests {
             aliases: Default::default(),
             retention: Default::default(),
             evidence: None,
+            evaluation: None,
         }
     }
 

@@ -195,7 +195,8 @@ impl Scope<'_> {
 
     /// Models, woken by their TrainingJobs, the Jobs that validate their
     /// imports, the ModelDeployments that serve them (their soaks), their
-    /// ModelApprovals and the Models they follow in other namespaces.
+    /// ModelApprovals, the Models they follow in other namespaces and the
+    /// ScoringJobs they made (evaluations, backtests).
     fn models(&self) -> Controller<Model> {
         let models = Controller::new(self.api::<Model>(), watcher::Config::default());
         let followers = models.store();
@@ -257,6 +258,7 @@ impl Scope<'_> {
                     )
                 },
             )
+            .owns(self.api::<ScoringJob>(), Self::owned())
             .graceful_shutdown_on(self.stopped())
     }
 

@@ -57,6 +57,9 @@ async fn main() -> anyhow::Result<()> {
     let metrics = Arc::new(metrics::Metrics::new()?);
     let (ready_tx, ready) = watch::channel(false);
     let listener = admin::bind(config.admin_addr).await?;
+    if let Ok(address) = listener.local_addr() {
+        info!(%address, "admin endpoints listening");
+    }
     let admin = tokio::spawn(admin::serve(
         listener,
         admin::AdminState {

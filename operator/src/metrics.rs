@@ -3,7 +3,9 @@
 
 use std::time::Instant;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 
 /// The process-wide registry and the operator's own metrics.
 pub struct Metrics {
@@ -15,6 +17,99 @@ pub struct Metrics {
     pub health: HealthMetrics,
     /// Events published, by kind of the object, type and reason.
     pub events: IntCounterVec,
+    /// Models' figures on their latest evaluation.
+    pub evaluation: EvaluationMetrics,
+}
+
+/// Each Model's figures on its latest scheduled evaluation, and which of its
+/// gates it no longer meets, as alert rules read them.
+pub struct EvaluationMetrics {
+    metric: GaugeVec,
+    below_gate: IntGaugeVec,
+    /// The series set per Model (namespace, name), to remove them when they
+    /// change.
+    set: std::sync::Mutex<std::collections::HashMap<(String, String), Vec<LabelValues>>>,
+}
+
+/// One series' label values.
+type LabelValues = Vec<String>;
+
+impl EvaluationMetrics {
+    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let metric = GaugeVec::new(
+            Opts::new(
+                "aimass_model_evaluation_metric",
+                "A Model champion's figure (auc, ks, gini, badRate) on its latest scheduled evaluation.",
+            ),
+            &["namespace", "model", "version", "metric"],
+        )?;
+        let below_gate = IntGaugeVec::new(
+            Opts::new(
+                "aimass_model_evaluation_below_gate",
+                "1 while a Model's champion misses the promotion gate on this metric on its latest evaluation, 0 while it meets it.",
+            ),
+            &["namespace", "model", "metric"],
+        )?;
+        registry.register(Box::new(metric.clone()))?;
+        registry.register(Box::new(below_gate.clone()))?;
+        Ok(Self {
+            metric,
+            below_gate,
+            set: std::sync::Mutex::default(),
+        })
+    }
+
+    /// Sets one Model's series from its latest evaluation (none: removes
+    /// them).
+    pub fn report(
+        &self,
+        namespace: &str,
+        model: &str,
+        latest: Option<&aimass_crds::v1alpha1::Evaluation>,
+        gates: &[aimass_crds::v1alpha1::PromotionGate],
+    ) {
+        let mut set = self
+            .set
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (namespace.to_owned(), model.to_owned());
+        for labels in set.remove(&key).unwrap_or_default() {
+            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            let _ = match labels.len() {
+                4 => self.metric.remove_label_values(&labels),
+                _ => self.below_gate.remove_label_values(&labels),
+            };
+        }
+        let Some(latest) = latest else { return };
+        let version = latest.version.to_string();
+        let mut series = Vec::new();
+        for (name, value) in &latest.metrics {
+            self.metric
+                .with_label_values(&[namespace, model, &version, name])
+                .set(*value);
+            series.push(vec![
+                namespace.into(),
+                model.into(),
+                version.clone(),
+                name.clone(),
+            ]);
+            if gates
+                .iter()
+                .any(|g| &g.metric == name && (g.minimum.is_some() || g.maximum.is_some()))
+            {
+                let below = !crate::model::evaluation::below_gates(
+                    &std::collections::BTreeMap::from([(name.clone(), *value)]),
+                    gates,
+                )
+                .is_empty();
+                self.below_gate
+                    .with_label_values(&[namespace, model, name])
+                    .set(i64::from(below));
+                series.push(vec![namespace.into(), model.into(), name.clone()]);
+            }
+        }
+        set.insert(key, series);
+    }
 }
 
 /// Which replicas are judged unhealthy, as alert rules read it.
@@ -177,6 +272,7 @@ impl Metrics {
         ))?;
         let reconcile = ReconcileMetrics::register(&registry)?;
         let health = HealthMetrics::register(&registry)?;
+        let evaluation = EvaluationMetrics::register(&registry)?;
         let events = IntCounterVec::new(
             Opts::new(
                 "aimass_operator_events_total",
@@ -189,6 +285,7 @@ impl Metrics {
             registry,
             reconcile,
             health,
+            evaluation,
             events,
         })
     }

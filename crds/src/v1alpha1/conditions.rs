@@ -30,6 +30,9 @@ pub mod types {
     /// A Model's version served long and well enough under `spec.evidence`
     /// (`False` while the version served now is still soaking).
     pub const PROVEN: &str = "Proven";
+    /// A Model's champion meets its gates on the newest labelled data
+    /// (`spec.evaluation`); `False` names the gates it no longer meets.
+    pub const EVALUATED: &str = "Evaluated";
     /// A ModelApproval counted for the version its Model follows now.
     pub const COUNTED: &str = "Counted";
 }
@@ -81,6 +84,17 @@ pub mod reasons {
     pub const IMAGE_UNAVAILABLE: &str = "ImageUnavailable";
     /// The data set could not be found or read.
     pub const DATASET_UNAVAILABLE: &str = "DatasetUnavailable";
+    /// The champion meets its gates on the newest labelled data.
+    pub const WITHIN_GATES: &str = "WithinGates";
+    /// The champion no longer meets a gate on the newest labelled data.
+    pub const BELOW_GATE: &str = "BelowGate";
+    /// No evaluation has finished yet.
+    pub const NOT_EVALUATED: &str = "NotEvaluated";
+    /// A version passed its gates and waits for its backtest against the
+    /// holder of the alias.
+    pub const BACKTESTING: &str = "Backtesting";
+    /// A version lost its backtest against the holder of the alias.
+    pub const BACKTEST_LOST: &str = "BacktestLost";
     /// A ScoringJob's output location cannot be opened or written.
     pub const OUTPUT_UNAVAILABLE: &str = "OutputUnavailable";
     /// A ScoringJob's shards are scoring.

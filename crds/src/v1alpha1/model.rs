@@ -9,6 +9,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::scoring_job::ScoringRunSpec;
+
 use super::common::{ArtifactStorage, ModelSignature, SecretReference};
 use super::promotion::{
     EvidenceSpec, FollowStatus, PromotedFrom, PromotionRequirements, Provenance, VersionEvidence,
@@ -48,6 +50,10 @@ pub const CHALLENGER_ALIAS: &str = "challenger";
     validation = (
         "!has(self.spec.promotion.requires) || has(self.spec.source.promotedFrom)",
         "spec.promotion.requires applies to versions followed from another namespace: set spec.source.promotedFrom"
+    ),
+    validation = (
+        "!has(self.spec.promotion.backtest) || has(self.spec.evaluation)",
+        "spec.promotion.backtest compares versions on spec.evaluation's data: set spec.evaluation"
     ),
 )]
 #[serde(rename_all = "camelCase")]
@@ -89,6 +95,42 @@ pub struct ModelSpec {
     /// Without it, versions here are never counted as proven.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<EvidenceSpec>,
+
+    /// Labelled data the champion is measured on: on `schedule` (its
+    /// figures kept in `status.evaluations` and exported as
+    /// `aimass_model_evaluation_metric`), and for `promotion.backtest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<EvaluationSpec>,
+}
+
+/// How a Model is measured on labelled data: a ScoringJob run from
+/// `template`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = (
+    "has(self.template.labelColumn)",
+    "evaluation.template.labelColumn is required: a Model is measured against labels"
+))]
+pub struct EvaluationSpec {
+    /// Measure the champion periodically, in cron syntax, evaluated in UTC:
+    /// point `template.dataset.uri` at the newest labelled extract (last
+    /// month's transactions with their chargebacks). A tick that comes while
+    /// a run is still going is skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = (
+        "self.matches('^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[^ ]+( +[^ ]+){4})$')",
+        "schedule must be a cron expression with five fields (minute hour day-of-month month day-of-week), e.g. '0 2 * * *', or one of @yearly, @monthly, @weekly, @daily, @hourly"
+    ))]
+    pub schedule: Option<String>,
+
+    /// Pause scheduled evaluation without deleting the schedule.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// The scoring run, as in a ScoringJob's spec without the model and the
+    /// versions (the champion, and for a backtest the candidate too). Each
+    /// run writes below `output.uri`, in a folder named after the run.
+    pub template: ScoringRunSpec,
 }
 
 /// Where a Model's versions come from.
@@ -213,6 +255,32 @@ pub struct PromotionSpec {
     /// from lower environments, approvals) before it is recorded here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requires: Option<PromotionRequirements>,
+
+    /// A version that passes the gates is promoted only after a backtest:
+    /// the holder of the alias and the candidate score `spec.evaluation`'s
+    /// data in one ScoringJob, and the candidate must beat the holder on
+    /// `metric`, measured on the same rows. Until the backtest ends the
+    /// version waits with reason `Backtesting`; one that does not win
+    /// becomes the challenger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backtest: Option<BacktestGate>,
+}
+
+/// The backtest a candidate must win to be promoted.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BacktestGate {
+    /// `auc`, `ks` or `gini` (larger is better for each).
+    #[x_kube(validation = (
+        "self in ['auc', 'ks', 'gini']",
+        "backtest.metric must be auc, ks or gini"
+    ))]
+    pub metric: String,
+
+    /// How much the candidate must beat the holder by (0: at least as good).
+    #[serde(default)]
+    #[x_kube(validation = ("self >= 0.0", "backtest.betterThanChampionBy must be 0 or more"))]
+    pub better_than_champion_by: f64,
 }
 
 impl Default for PromotionSpec {
@@ -222,6 +290,7 @@ impl Default for PromotionSpec {
             alias: default_promotion_alias(),
             gates: Vec::new(),
             requires: None,
+            backtest: None,
         }
     }
 }
@@ -320,8 +389,9 @@ pub struct ModelStatus {
     /// Standard conditions: `Ready` (a usable version exists and the aliases
     /// resolve), `Training` (a training run is in progress), `Promoted`
     /// (with `source.promotedFrom`: the version followed is recorded, or why
-    /// not) and `Proven` (with `evidence`: the champion is proven here, or
-    /// how its soak stands).
+    /// not), `Proven` (with `evidence`: the champion is proven here, or
+    /// how its soak stands) and `Evaluated` (with `evaluation`: whether the
+    /// champion still meets its gates on the newest labelled data).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -375,6 +445,39 @@ pub struct ModelStatus {
     /// Versions proven here under `spec.evidence`, newest last (bounded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<VersionEvidence>,
+
+    /// The champion's figures on each scheduled evaluation, newest last
+    /// (the latest 30): the trend a risk team alerts on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evaluations: Vec<Evaluation>,
+
+    /// When the evaluation schedule last started a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_evaluation_time: Option<Time>,
+
+    /// When it will next start one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_evaluation_time: Option<Time>,
+}
+
+/// The champion measured on labelled data by one scheduled evaluation.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Evaluation {
+    /// The ScoringJob that measured it.
+    pub scoring_job: String,
+    /// When it finished.
+    pub time: Option<Time>,
+    /// The version measured (the champion when the run started).
+    pub version: i64,
+    /// Labelled rows measured.
+    pub rows: i64,
+    /// `auc`, `ks`, `gini` and `badRate` on those rows.
+    pub metrics: BTreeMap<String, f64>,
+    /// The promotion gates the champion no longer meets on this data, as
+    /// sentences (empty when it meets them all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub below_gates: Vec<String>,
 }
 
 /// Whether a recorded version may be served.

@@ -43,10 +43,6 @@ use super::training_job::ModelReference;
     "self == oldSelf",
     "a ScoringJob's spec cannot change once created; create a new ScoringJob for a new run"
 ))]
-#[x_kube(validation = (
-    "!has(self.labelColumn) || !has(self.segmentColumn) || self.labelColumn != self.segmentColumn",
-    "labelColumn and segmentColumn must be different columns"
-))]
 #[serde(rename_all = "camelCase")]
 pub struct ScoringJobSpec {
     /// The Model (in the same namespace) whose versions score the data.
@@ -62,6 +58,20 @@ pub struct ScoringJobSpec {
     ))]
     pub versions: Vec<VersionSelector>,
 
+    /// What to score and how.
+    #[serde(flatten)]
+    pub run: ScoringRunSpec,
+}
+
+/// What a scoring run reads, measures and writes, and how it runs. Shared
+/// by ScoringJob and by a Model's `spec.evaluation.template`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq)]
+#[x_kube(validation = (
+    "!has(self.labelColumn) || !has(self.segmentColumn) || self.labelColumn != self.segmentColumn",
+    "labelColumn and segmentColumn must be different columns"
+))]
+#[serde(rename_all = "camelCase")]
+pub struct ScoringRunSpec {
     /// The rows to score.
     pub dataset: ScoringDataset,
 

@@ -43,6 +43,17 @@ pub(super) fn judge(
             format!("passed the gates ({evidence}) but {alias} is pinned in spec.aliases"),
             None,
         ),
+        Verdict::Promote(evidence)
+            if promotion.backtest.is_some() && holder.is_some_and(|h| h.version != n) =>
+        {
+            (
+                reasons::BACKTESTING,
+                format!(
+                    "passed the gates ({evidence}); waits for its backtest against the holder of {alias}"
+                ),
+                None,
+            )
+        }
         Verdict::Promote(evidence) if promotion.policy == PromotionPolicy::Manual => (
             reasons::AWAITING_MANUAL_PROMOTION,
             format!(
@@ -78,7 +89,7 @@ pub(super) fn judge(
     }
 }
 
-fn move_alias(
+pub(super) fn move_alias(
     status: &mut ModelStatus,
     alias: &str,
     to: i64,

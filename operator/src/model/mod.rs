@@ -4,6 +4,8 @@
 //! training runs on creation and on the schedule, never two at once.
 
 mod aliases;
+mod backtest;
+pub mod evaluation;
 mod evidence;
 mod failed;
 mod follow;
@@ -103,7 +105,11 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
     )
     .await?;
     // 5. Training runs.
-    let requeue = training::reconcile(&ctx, &model, &mut status, &now, &mut notices).await?;
+    let training = training::reconcile(&ctx, &model, &mut status, &now, &mut notices).await?;
+    // 5b. Evaluations of the champion on labelled data.
+    let evaluating = evaluation::reconcile(&ctx, &model, &mut status, &now, &mut notices).await?;
+    backtest::reconcile(&ctx, &model, &mut status, &now, &mut notices).await?;
+    let requeue = [training, evaluating].into_iter().flatten().min();
     // 6. Evidence from the deployments serving it.
     evidence::collect(&model, &deployments, &mut status, &now, &mut notices);
     status.champion_from = follow::champion_from(&model, &status);

@@ -68,8 +68,8 @@ pub struct Settings<'a> {
 
 /// Job `kind` of `sj`.
 pub fn build(sj: &ScoringJob, kind: Kind, settings: &Settings<'_>) -> Job {
-    let spec = &sj.spec;
-    let mut labels = labels::common(COMPONENT, &spec.model_ref.name);
+    let spec = &sj.spec.run;
+    let mut labels = labels::common(COMPONENT, &sj.spec.model_ref.name);
     labels.insert(
         SCORING_JOB.into(),
         labels::fit(&sj.metadata.name.clone().unwrap_or_default(), 63),

@@ -72,7 +72,7 @@ pub async fn reconcile(sj: Arc<ScoringJob>, ctx: Arc<Context>) -> Result<Action,
             run.done(Action::requeue(POLL)).await
         }
         Step::StartReport => {
-            run.next.shards_succeeded = Some(sj.spec.shards);
+            run.next.shards_succeeded = Some(sj.spec.run.shards);
             run.start(Kind::Report).await
         }
         Step::Reporting => run.done(Action::requeue(POLL)).await,
@@ -102,7 +102,7 @@ pub async fn reconcile(sj: Arc<ScoringJob>, ctx: Arc<Context>) -> Result<Action,
 /// What the schema cannot check, and sources never fetched.
 fn check(sj: &ScoringJob) -> Result<(), String> {
     validation::validate_scoring_job(&sj.spec).map_err(|e| e.to_string())?;
-    match crate::artifact::refused_source(&sj.spec.dataset.uri) {
+    match crate::artifact::refused_source(&sj.spec.run.dataset.uri) {
         Some(why) => Err(why.replace("source.uri", "dataset.uri")),
         None => Ok(()),
     }
@@ -209,7 +209,7 @@ impl Run<'_> {
 
     /// Creates Job `kind` (unless it exists) and says so.
     async fn start(mut self, kind: Kind) -> Result<Action, Error> {
-        let spec = &self.sj.spec;
+        let spec = &self.sj.spec.run;
         let namespace = self.sj.namespace().unwrap_or_default();
         for secret in [&spec.dataset.secret_ref, &spec.output.secret_ref]
             .into_iter()
@@ -262,7 +262,7 @@ impl Run<'_> {
 
     /// What the pods are asked to do.
     fn plan(&self) -> ScoringPlan {
-        let spec = &self.sj.spec;
+        let spec = &self.sj.spec.run;
         ScoringPlan {
             dataset: spec.dataset.uri.clone(),
             versions: self.next.versions.clone(),

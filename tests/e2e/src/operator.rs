@@ -183,6 +183,16 @@ impl Operator {
         let _ = self.child.wait();
     }
 
+    /// Where its admin endpoints (`/metrics`, probes) listen, from its log.
+    pub fn admin_address(&self) -> Option<String> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .find(|l| l.contains("admin endpoints listening"))?
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("address="))
+            .map(str::to_owned)
+    }
+
     /// The last lines of its log.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

@@ -409,3 +409,151 @@ async fn a_bad_run_says_why_and_a_killed_shard_is_retried() -> Result<()> {
     })
     .await
 }
+
+#[tokio::test]
+async fn a_challenger_is_promoted_only_by_winning_its_backtest_and_the_champion_is_evaluated_on_schedule()
+-> Result<()> {
+    aimass_e2e::run("evaluation", |ns: Arc<TestNamespace>| async move {
+        let operator = aimass_e2e::operator::Operator::start(&ns, "a")?;
+        let result = evaluation_scenario(&ns, &operator).await;
+        if result.is_err() {
+            eprintln!("operator log:\n{}", operator.log_tail(60));
+        }
+        result
+    })
+    .await
+}
+
+async fn evaluation_scenario(
+    ns: &TestNamespace,
+    operator: &aimass_e2e::operator::Operator,
+) -> Result<()> {
+    let dir = workdir(ns)?;
+    let data = dir.join("data.csv");
+    backtest_py(&["generate", &data.display().to_string(), "20000"])?;
+    let model = format!(
+        r#"
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: card-fraud}}
+spec:
+  source: {{uri: "{uri}"}}
+  promotion:
+    backtest: {{metric: auc, betterThanChampionBy: 0.005}}
+  evaluation:
+    schedule: "* * * * *"
+    template:
+      dataset: {{uri: "file://{data}"}}
+      labelColumn: is_fraud
+      segmentColumn: channel
+      idColumn: id
+      output: {{uri: "file://{out}"}}
+"#,
+        uri = zoo("gbdt_classifier"),
+        data = data.display(),
+        out = dir.join("evaluations").display(),
+    );
+    ns.apply(&model).await?;
+    let models = ns.api::<Model>();
+    let champion = |v: i64| {
+        move |m: Option<&Model>| {
+            m.and_then(|m| m.status.as_ref())
+                .is_some_and(|s| s.aliases.get("champion") == Some(&v))
+        }
+    };
+    wait_for(&models, "card-fraud", Duration::from_secs(60), champion(1)).await?;
+
+    // Version 2 (the random forest) passes the gates but waits for its
+    // backtest against version 1, which it wins on AUC by more than 0.005.
+    let patch = json!({"spec": {"source": {"uri": zoo("random_forest_classifier")}}});
+    models
+        .patch("card-fraud", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    wait_for(
+        &models,
+        "card-fraud",
+        Duration::from_secs(60),
+        |m: Option<&Model>| {
+            m.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                s.versions
+                    .iter()
+                    .any(|v| v.version == 2 && v.reason.as_deref() == Some("Backtesting"))
+            })
+        },
+    )
+    .await?;
+    ensure!(
+        models
+            .get("card-fraud")
+            .await?
+            .status
+            .unwrap_or_default()
+            .aliases
+            .get("champion")
+            == Some(&1),
+        "version 2 was promoted before its backtest"
+    );
+    let promoted = wait_for(&models, "card-fraud", Duration::from_secs(120), champion(2)).await?;
+    let status = promoted.status.unwrap_or_default();
+    let v2 = status
+        .versions
+        .iter()
+        .find(|v| v.version == 2)
+        .context("v2")?;
+    ensure!(
+        v2.reason.is_none()
+            && v2.message.as_deref().is_some_and(
+                |m| m.contains("backtest card-fraud-backtest-v2") && m.contains("of v1")
+            ),
+        "{v2:?}"
+    );
+    let backtest = ns.api::<ScoringJob>().get("card-fraud-backtest-v2").await?;
+    let versions: Vec<i64> = backtest
+        .status
+        .unwrap_or_default()
+        .versions
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    ensure!(versions == [1, 2], "the backtest scored {versions:?}");
+
+    // The schedule measures the champion on the labelled data each minute;
+    // the record, the condition and the metric follow.
+    let evaluated = wait_for(
+        &models,
+        "card-fraud",
+        Duration::from_secs(150),
+        |m: Option<&Model>| {
+            m.and_then(|m| m.status.as_ref())
+                .is_some_and(|s| !s.evaluations.is_empty())
+        },
+    )
+    .await?;
+    let status = evaluated.status.unwrap_or_default();
+    let record = &status.evaluations[0];
+    ensure!(
+        record.rows > 0 && record.metrics.get("auc").is_some_and(|a| *a > 0.6),
+        "{record:?}"
+    );
+    ensure!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Evaluated" && c.status == "True" && c.reason == "WithinGates"),
+        "{:?}",
+        status.conditions
+    );
+    let address = operator
+        .admin_address()
+        .context("the operator's admin address")?;
+    let (code, text) = aimass_e2e::http_get(&format!("http://{address}/metrics")).await?;
+    let series = format!(
+        "aimass_model_evaluation_metric{{metric=\"auc\",model=\"card-fraud\",namespace=\"{}\",version=\"{}\"}}",
+        ns.name, record.version
+    );
+    ensure!(
+        code == 200 && text.contains(&series),
+        "no {series} in:\n{text}"
+    );
+    Ok(())
+}
