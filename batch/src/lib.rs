@@ -10,6 +10,7 @@
 
 mod columns;
 pub mod command;
+mod distribution;
 mod error;
 mod io;
 pub mod report;

@@ -2,123 +2,18 @@
 //! teams read (AUC, KS, Gini, decisions at thresholds, bad rate by decile,
 //! the same per segment, and which version wins each metric). Pure.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use aimass_crds::v1alpha1::{
     DecileReport, MetricWinner, ScoringReport, SegmentReport, SeparationMetrics, ThresholdReport,
     VersionReport,
 };
-use serde::{Deserialize, Serialize};
 
+pub use crate::distribution::{Distribution, Outcome, Tally};
 use crate::summary::{ShardSummary, VersionSummary};
 
 /// The most segments a report lists, largest first.
 pub const SEGMENTS_REPORTED: usize = 20;
-
-/// How many rows had one score, by outcome.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tally {
-    /// Labelled good.
-    pub good: u64,
-    /// Labelled bad.
-    pub bad: u64,
-    /// Without a usable label.
-    pub unlabelled: u64,
-}
-
-impl Tally {
-    fn add(&mut self, other: Tally) {
-        self.good += other.good;
-        self.bad += other.bad;
-        self.unlabelled += other.unlabelled;
-    }
-
-    fn labelled(&self) -> u64 {
-        self.good + self.bad
-    }
-
-    fn all(&self) -> u64 {
-        self.labelled() + self.unlabelled
-    }
-}
-
-/// What a row's label says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Good business.
-    Good,
-    /// Fraud, default: what the score should rank high.
-    Bad,
-    /// No usable label.
-    Unknown,
-}
-
-/// Each distinct score with how many rows had it: exact, and as large as
-/// the number of distinct scores, not of rows.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(from = "Vec<(f64, Tally)>", into = "Vec<(f64, Tally)>")]
-pub struct Distribution(HashMap<u64, Tally>);
-
-impl From<Vec<(f64, Tally)>> for Distribution {
-    fn from(entries: Vec<(f64, Tally)>) -> Self {
-        let mut distribution = Self::default();
-        for (score, tally) in entries {
-            distribution.add_tally(score, tally);
-        }
-        distribution
-    }
-}
-
-impl From<Distribution> for Vec<(f64, Tally)> {
-    fn from(distribution: Distribution) -> Self {
-        distribution.sorted()
-    }
-}
-
-impl Distribution {
-    /// Counts one row scoring `score` (finite) with `outcome`.
-    pub fn add(&mut self, score: f64, outcome: Outcome) {
-        let tally = match outcome {
-            Outcome::Good => Tally {
-                good: 1,
-                ..Tally::default()
-            },
-            Outcome::Bad => Tally {
-                bad: 1,
-                ..Tally::default()
-            },
-            Outcome::Unknown => Tally {
-                unlabelled: 1,
-                ..Tally::default()
-            },
-        };
-        self.add_tally(score, tally);
-    }
-
-    fn add_tally(&mut self, score: f64, tally: Tally) {
-        // -0.0 and 0.0 are one score.
-        let key = (score + 0.0).to_bits();
-        self.0.entry(key).or_default().add(tally);
-    }
-
-    /// Adds every row of `other`.
-    pub fn merge(&mut self, other: &Distribution) {
-        for (&key, &tally) in &other.0 {
-            self.0.entry(key).or_default().add(tally);
-        }
-    }
-
-    /// Distinct scores, lowest first.
-    fn sorted(&self) -> Vec<(f64, Tally)> {
-        let mut entries: Vec<(f64, Tally)> = self
-            .0
-            .iter()
-            .map(|(&bits, &tally)| (f64::from_bits(bits), tally))
-            .collect();
-        entries.sort_by(|a, b| a.0.total_cmp(&b.0));
-        entries
-    }
-}
 
 /// The report over the merged summary of all shards; `versions` are the
 /// version numbers in spec order, `labels` whether a label column was given.
@@ -184,6 +79,7 @@ fn version_report(
         refused: to_i64(summary.refused),
         refusals: summary.refusals.clone(),
         score_quantiles: quantiles(&sorted),
+        score_resolution: summary.scores.resolution(),
         mean_score: (scored > 0).then(|| sum / scored as f64),
         metrics: labels.then(|| separation(&sorted, thresholds)),
         segments,

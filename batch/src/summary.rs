@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use aimass_crds::v1alpha1::Refusal;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{Distribution, Outcome};
+use crate::distribution::{Distribution, Outcome, SEGMENT_CAPACITY};
 
 /// The most refusals listed (all are counted).
 pub const REFUSALS_LISTED: usize = 100;
@@ -125,6 +125,8 @@ impl VersionSummary {
         } else {
             OTHER_SEGMENT
         };
-        self.segments.entry(key.to_owned()).or_default()
+        self.segments
+            .entry(key.to_owned())
+            .or_insert_with(|| Distribution::with_capacity(SEGMENT_CAPACITY))
     }
 }

@@ -377,6 +377,11 @@ pub struct VersionReport {
     /// The mean score.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mean_score: Option<f64>,
+    /// Set when the distinct scores outgrew what a shard tallies exactly
+    /// (262,144): scores were rounded to multiples of this step for every
+    /// figure, which are then exact up to ties inside one step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_resolution: Option<f64>,
     /// How well the score separates bad from good, over the labelled rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<SeparationMetrics>,
