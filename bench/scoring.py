@@ -32,20 +32,19 @@ def write_rows(path, features, rows, seed):
         for start in range(0, rows, 100_000):
             n = min(100_000, rows - start)
             x = rng.normal(0, 1.5, size=(n, features)).astype(np.float32)
-            y = (rng.random(n) < 0.1).astype(int)
-            block = np.column_stack([x.astype(object), y.astype(object)])
-            f.write("\n".join(",".join(f"{v:.6g}" if isinstance(v, np.floating) else str(v) for v in row) for row in block))
-            f.write("\n")
+            y = (rng.random(n) < 0.1).astype(np.float32)
+            np.savetxt(f, np.column_stack([x, y]), fmt=["%.6g"] * features + ["%d"], delimiter=",")
 
 
 def repeat(path, times, out):
-    with open(path) as f:
-        header = f.readline()
-        body = f.read()
-    with open(out, "w") as f:
-        f.write(header)
-        for _ in range(times):
-            f.write(body)
+    """The rows of `path` `times` over, copied in blocks."""
+    with open(out, "wb") as f:
+        for i in range(times):
+            with open(path, "rb") as rows:
+                if i > 0:
+                    rows.readline()
+                while block := rows.read(1 << 20):
+                    f.write(block)
 
 
 def plan(model, data, out, shards):
@@ -63,22 +62,27 @@ def plan(model, data, out, shards):
 
 
 def score(server, model, data, out, shards=1):
-    """Runs every shard at once; returns wall seconds, CPU seconds, peak RSS (MB)."""
+    """Runs every shard at once, each under GNU time (its own peak RSS and
+    CPU time: a child forked from this Python process would count this
+    process's memory too); returns wall seconds, CPU seconds, peak RSS (MB)."""
     env_plan = plan(model, data, out, shards)
     started = time.monotonic()
-    children = [
-        subprocess.Popen([server, "score", "--shard", str(s)], env={**os.environ, "AIMASS_SCORING_PLAN": env_plan},
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        for s in range(shards)
-    ]
+    children = []
+    for s in range(shards):
+        measured = f"{out}.time-{s}"
+        child = subprocess.Popen(["/usr/bin/time", "-f", "%M %U %S", "-o", measured, server, "score", "--shard", str(s)],
+                                 env={**os.environ, "AIMASS_SCORING_PLAN": env_plan},
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        children.append((child, measured))
     cpu, peak = 0.0, 0
-    for child in children:
-        _, status, usage = os.wait4(child.pid, 0)
-        output = child.stdout.read().decode()
-        if status != 0:
+    for child, measured in children:
+        output = child.communicate()[0].decode()
+        if child.returncode != 0:
             sys.exit(f"score failed: {output}")
-        cpu += usage.ru_utime + usage.ru_stime
-        peak = max(peak, usage.ru_maxrss // 1024)
+        with open(measured) as f:
+            kb, user, system = f.read().split()[-3:]
+        cpu += float(user) + float(system)
+        peak = max(peak, int(kb) // 1024)
     return time.monotonic() - started, cpu, peak
 
 

@@ -8,6 +8,12 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 . "$repo/scripts/lib.sh"
+if [ ! -x /usr/bin/time ]; then
+  [ "$(id -u)" -eq 0 ] || die "GNU time, which measures each shard's peak memory, is missing: apt-get install time"
+  log "installing GNU time"
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends time >/dev/null
+fi
 models="$("$here/models.sh")"
 zoo_python="$("$repo/scripts/zoo-venv.sh")/bin/python"
 log "building the release server and the tree benchmark"

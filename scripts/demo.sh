@@ -28,7 +28,7 @@ step() {
   step_no=$((step_no + 1))
   step_name="$1"
   hint="$2"
-  log "[$step_no/9] $1 ($((SECONDS - started)) s)"
+  log "[$step_no/10] $1 ($((SECONDS - started)) s)"
 }
 trap 'rc=$?; if [ $rc -ne 0 ]; then
   printf "\n\033[1;31mdemo failed at step %s: %s\033[0m\nSee why with:\n  export KUBECONFIG=%s\n  %s\n" \
@@ -55,7 +55,7 @@ done
 # kubectl, or with a test release since uninstalled) are handed to this
 # release, as docs/operations.md tells users to adopt them, and
 # --force-conflicts takes over their fields.
-for crd in models.aimass.io trainingjobs.aimass.io modeldeployments.aimass.io apiclients.aimass.io modelapprovals.aimass.io; do
+for crd in models.aimass.io trainingjobs.aimass.io modeldeployments.aimass.io apiclients.aimass.io modelapprovals.aimass.io scoringjobs.aimass.io; do
   if "$kubectl" get crd "$crd" >/dev/null 2>&1; then
     "$kubectl" annotate --overwrite crd "$crd" meta.helm.sh/release-name=aimass \
       meta.helm.sh/release-namespace="$system_ns" >/dev/null
@@ -69,7 +69,7 @@ done
 step "writing the example's transactions to $data_dir/data" \
   "python3 $example/generate_dataset.py --help"
 # A fresh start: the example's registry and any earlier demo objects go.
-"$kubectl" -n "$ns" delete modeldeployments,models,trainingjobs,apiclients --all --wait=true >/dev/null
+"$kubectl" -n "$ns" delete scoringjobs,modeldeployments,models,trainingjobs,apiclients --all --wait=true >/dev/null
 rm -rf "$data_dir"
 python3 "$example/generate_dataset.py" "$data_dir/data/transactions.csv"
 
@@ -153,6 +153,30 @@ echo "POST $url as partner:exchange-a (API key ${key_file}): HTTP $code"
 
 "$kubectl" -n "$ns" get modeldeployment card-fraud-scoring \
   -o jsonpath='{range .status.conditions[?(@.type=="Secured")]}Secured={.status} ({.reason}): {.message}{"\n"}{end}'
+
+step "backtest: a challenger with deeper trees against the champion, on held-out transactions" \
+  "kubectl -n $ns describe scoringjob card-fraud-backtest; kubectl -n $ns logs -l aimass.io/scoring-job=card-fraud-backtest"
+python3 "$example/generate_dataset.py" "$data_dir/data/holdout.csv" --seed 11
+"$kubectl" -n "$ns" apply --server-side -f "$example/challenger.yaml" >/dev/null
+"$kubectl" -n "$ns" wait trainingjob/card-fraud-deeper \
+  --for=jsonpath='{.status.phase}'=Succeeded --timeout=600s >/dev/null
+"$kubectl" -n "$ns" wait model/card-fraud --for=jsonpath='{.status.latestRegisteredVersion}'=2 --timeout=120s >/dev/null
+"$kubectl" -n "$ns" apply --server-side -f "$example/backtest.yaml" >/dev/null
+"$kubectl" -n "$ns" wait scoringjob/card-fraud-backtest \
+  --for=jsonpath='{.status.phase}'=Succeeded --timeout=300s >/dev/null
+python3 - "$("$kubectl" -n "$ns" get scoringjob card-fraud-backtest -o json)" <<'PY'
+import json, sys
+report = json.loads(sys.argv[1])["status"]["report"]
+print(f"{report['rows']} held-out transactions, {report['bad']} of them fraud")
+print(f"{'version':>8} {'AUC':>6} {'KS':>6} {'Gini':>6} {'recall@0.5':>11} {'decline@0.5':>12} {'top-decile bad rate':>20}")
+for v in report["versions"]:
+    m = v["metrics"]
+    t = next(t for t in m["thresholds"] if t["threshold"] == 0.5)
+    print(f"{v['version']:>8} {m['auc']:>6.3f} {m['ks']:>6.3f} {m['gini']:>6.3f} {t.get('recall', 0):>11.3f} "
+          f"{t['declineRate']:>12.3f} {m['deciles'][0]['badRate']:>20.3f}")
+for w in report["winners"]:
+    print(f"best {w['metric']}: version {w['version']} (lead over version {report['versions'][0]['version']}: {w['leadOverReference']:+.4f})")
+PY
 echo
 "$kubectl" -n "$ns" get aimass
 echo
@@ -161,7 +185,8 @@ cat <<EOF
 
 What next:
   eval "\$(make -s cluster-env)"    # KUBECONFIG; kubectl, helm, aimass-audit, aimass-apikey on PATH
-  kubectl -n $ns get aimass                 # Models, TrainingJobs, ModelDeployments
+  kubectl -n $ns get aimass                 # Models, TrainingJobs, ModelDeployments, ScoringJobs
+  kubectl -n $ns get scoringjob card-fraud-backtest -o yaml   # the whole report; per-row scores in $data_dir/scores
   kubectl -n $ns describe modeldeployment card-fraud-scoring
 
 Watch autoscaling: in one terminal

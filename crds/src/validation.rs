@@ -94,8 +94,8 @@ pub fn validate_scoring_job(spec: &ScoringJobSpec) -> Result<(), Error> {
     validate_scoring_run("spec", &spec.run)
 }
 
-/// Validates a scoring run found at `path`: its URIs parse, and no column is
-/// given two roles.
+/// Validates a scoring run found at `path`: its URIs parse, and the label
+/// does not feed the model.
 pub fn validate_scoring_run(path: &str, spec: &ScoringRunSpec) -> Result<(), Error> {
     parse_uri(&format!("{path}.dataset.uri"), &spec.dataset.uri)?;
     let output = parse_uri(&format!("{path}.output.uri"), &spec.output.uri)?;
@@ -105,18 +105,15 @@ pub fn validate_scoring_run(path: &str, spec: &ScoringRunSpec) -> Result<(), Err
             reason: "outputs are written to an object store or a file:// path".to_owned(),
         });
     }
-    let roles = [&spec.label_column, &spec.segment_column, &spec.id_column];
-    for input in &spec.columns {
-        if let Some(column) = input
-            .columns
-            .iter()
-            .find(|c| roles.iter().any(|r| r.as_deref() == Some(c.as_str())))
-        {
-            return Err(Error::InvalidField {
-                field: format!("{path}.columns[{}]", input.input),
-                reason: format!("column {column:?} is also the label, segment or id column"),
-            });
-        }
+    // The outcome must not feed the model it measures; a segment or an id
+    // column may.
+    if let Some(label) = &spec.label_column
+        && let Some(input) = spec.columns.iter().find(|i| i.columns.contains(label))
+    {
+        return Err(Error::InvalidField {
+            field: format!("{path}.columns[{}]", input.input),
+            reason: format!("column {label:?} is the label column: it cannot feed the model"),
+        });
     }
     Ok(())
 }

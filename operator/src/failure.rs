@@ -61,6 +61,63 @@ where
     Action::requeue(wait)
 }
 
+/// Where a run's failed reconcile is said: its status as read, where its
+/// conditions are, which condition says it, who writes the status and the
+/// Event's action.
+pub struct RunStatus<S> {
+    /// The status as read.
+    pub old: S,
+    /// Its conditions.
+    pub conditions: fn(&mut S) -> &mut Vec<Condition>,
+    /// The condition that says it (`Running`).
+    pub type_: &'static str,
+    /// The status writer.
+    pub writer: crate::status::Writer,
+    /// The Event's action (`Train`, `Score`).
+    pub action: &'static str,
+}
+
+/// Says `failure` in `object`'s status (the condition `False`) and, when
+/// it is news, in a Warning Event.
+pub async fn say<K, S>(ctx: &Context, object: &K, failure: Failure, run: RunStatus<S>)
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    S: Clone + PartialEq + serde::Serialize,
+{
+    let RunStatus {
+        old,
+        conditions,
+        type_,
+        writer,
+        action,
+    } = run;
+    let mut next = old.clone();
+    let news = failure.is_news((conditions)(&mut next));
+    crate::conditions::set(
+        (conditions)(&mut next),
+        failure.condition(type_),
+        object.meta().generation,
+        &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+    );
+    let api: kube::Api<K> =
+        kube::Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    if let Err(error) = writer.write(&api, &object.name_any(), &old, &next).await {
+        warn!(%error, "cannot say in status that the reconcile failed");
+    }
+    if news {
+        ctx.events
+            .publish(
+                &object.object_ref(&()),
+                crate::events::Severity::Warning,
+                failure.reason,
+                action,
+                failure.message,
+            )
+            .await;
+    }
+}
+
 /// What a failed reconcile tells.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Failure {

@@ -68,10 +68,11 @@ the ClusterRole (cluster-wide mode) and the Role (namespaced mode).
 - apiGroups: [aimass.io]
   resources: [modelapprovals/status]
   verbs: [get, patch, update]
-# ScoringJobs: run them and write their report into status.
+# ScoringJobs: run them and write their report into status; create the
+# evaluations and backtests of Models.
 - apiGroups: [aimass.io]
   resources: [scoringjobs]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, create]
 - apiGroups: [aimass.io]
   resources: [scoringjobs/status]
   verbs: [get, patch, update]

@@ -21,13 +21,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
-use tracing::{instrument, warn};
+use tracing::instrument;
 
 use crate::conditions::{self, Wanted};
 use crate::context::Context;
 use crate::error::{Error, is_conflict};
 use crate::events::Severity;
-use crate::failure::Failure;
+use crate::failure::{Failure, RunStatus};
 use crate::status::Writer;
 use jobs::Kind;
 use plan::{JobState, Step};
@@ -123,29 +123,14 @@ async fn report_failure(ctx: Arc<Context>, sj: Arc<ScoringJob>, failure: Failure
     if is_terminal(old.phase) {
         return;
     }
-    let mut next = old.clone();
-    let news = failure.is_news(&old.conditions);
-    conditions::set(
-        &mut next.conditions,
-        failure.condition(types::RUNNING),
-        sj.metadata.generation,
-        &Time(jiff::Timestamp::now()),
-    );
-    let api: Api<ScoringJob> =
-        Api::namespaced(ctx.client.clone(), &sj.namespace().unwrap_or_default());
-    if let Err(error) = STATUS.write(&api, &sj.name_any(), &old, &next).await {
-        warn!(%error, "cannot say in status that the reconcile failed");
-    }
-    if news {
-        publish(
-            &ctx,
-            &sj,
-            Severity::Warning,
-            failure.reason,
-            failure.message,
-        )
-        .await;
-    }
+    let run = RunStatus {
+        old,
+        conditions: |s| &mut s.conditions,
+        type_: types::RUNNING,
+        writer: STATUS,
+        action: "Score",
+    };
+    crate::failure::say(&ctx, sj.as_ref(), failure, run).await;
 }
 
 fn is_terminal(phase: ScoringPhase) -> bool {

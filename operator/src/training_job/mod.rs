@@ -27,13 +27,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
-use tracing::{instrument, warn};
+use tracing::instrument;
 
 use crate::conditions::{self, Wanted};
 use crate::context::Context;
 use crate::error::{Error, is_conflict};
 use crate::events::Severity;
-use crate::failure::Failure;
+use crate::failure::{Failure, RunStatus};
 use crate::status::Writer;
 use crate::storage;
 use outcome::Observed;
@@ -143,29 +143,19 @@ async fn report_failure(ctx: Arc<Context>, tj: Arc<TrainingJob>, failure: Failur
     if is_terminal(old.phase) {
         return;
     }
-    let mut next = old.clone();
-    let news = failure.is_news(&old.conditions);
-    conditions::set(
-        &mut next.conditions,
-        failure.condition(types::RUNNING),
-        tj.metadata.generation,
-        &Time(jiff::Timestamp::now()),
-    );
-    let jobs: Api<TrainingJob> =
-        Api::namespaced(ctx.client.clone(), &tj.namespace().unwrap_or_default());
-    if let Err(error) = write_status(&jobs, &tj, &old, next).await {
-        warn!(%error, "cannot say in status that the reconcile failed");
-    }
-    if news {
-        publish(
-            &ctx,
-            &tj,
-            Severity::Warning,
-            failure.reason,
-            failure.message,
-        )
-        .await;
-    }
+    let writer = if output_read(&old) {
+        FINAL_STATUS
+    } else {
+        STATUS
+    };
+    let run = RunStatus {
+        old,
+        conditions: |s| &mut s.conditions,
+        type_: types::RUNNING,
+        writer,
+        action: "Train",
+    };
+    crate::failure::say(&ctx, tj.as_ref(), failure, run).await;
 }
 
 /// Whether the trainer has ended and its output was read: its artifact is
