@@ -168,14 +168,18 @@ python3 - "$("$kubectl" -n "$ns" get scoringjob card-fraud-backtest -o json)" <<
 import json, sys
 report = json.loads(sys.argv[1])["status"]["report"]
 print(f"{report['rows']} held-out transactions, {report['bad']} of them fraud")
-print(f"{'version':>8} {'AUC':>6} {'KS':>6} {'Gini':>6} {'recall@0.5':>11} {'decline@0.5':>12} {'top-decile bad rate':>20}")
+print(f"{'version':>8} {'refused':>8} {'AUC':>6} {'KS':>6} {'Gini':>6} {'recall@0.5':>11} {'decline@0.5':>12} {'top-decile bad rate':>20}")
 for v in report["versions"]:
     m = v["metrics"]
     t = next(t for t in m["thresholds"] if t["threshold"] == 0.5)
-    print(f"{v['version']:>8} {m['auc']:>6.3f} {m['ks']:>6.3f} {m['gini']:>6.3f} {t.get('recall', 0):>11.3f} "
+    print(f"{v['version']:>8} {v['refused']:>8} {m['auc']:>6.3f} {m['ks']:>6.3f} {m['gini']:>6.3f} {t.get('recall', 0):>11.3f} "
           f"{t['declineRate']:>12.3f} {m['deciles'][0]['badRate']:>20.3f}")
 for w in report["winners"]:
-    print(f"best {w['metric']}: version {w['version']} (lead over version {report['versions'][0]['version']}: {w['leadOverReference']:+.4f})")
+    values = ", ".join(f"v{k} {x:.4f}" for k, x in w["values"].items())
+    print(f"best {w['metric'].upper()}: version {w['version']} ({values})")
+refusal = (report["versions"][0].get("refusals") or [None])[0]
+if refusal:
+    print(f"refused rows are listed, never scored as zeros; the first: line {refusal['line']}, {refusal['reason']}")
 PY
 echo
 "$kubectl" -n "$ns" get aimass
