@@ -10,7 +10,10 @@ from `aimass-tree-bench`: the ceiling. Then the GBDT over 10 million rows
 (the same rows ten times) for peak memory, and 1 million rows in three
 shards at once against one. Prints a table; asserts nothing.
 
-Usage: scoring.py RELEASE_DIR BENCH_MODELS ZOO_MODELS WORK_DIR
+The same million rows are also scored as Parquet in and out (written by
+pyarrow, run with PARQUET_PYTHON).
+
+Usage: scoring.py RELEASE_DIR BENCH_MODELS ZOO_MODELS WORK_DIR PARQUET_PYTHON
 """
 
 import hashlib
@@ -45,6 +48,17 @@ def repeat(path, times, out):
                     rows.readline()
                 while block := rows.read(1 << 20):
                     f.write(block)
+
+
+def to_parquet(python, source, target):
+    """The CSV as Parquet (FP32 features, row groups of 100,000 rows)."""
+    script = (
+        "import sys, pyarrow as pa, pyarrow.csv as c, pyarrow.parquet as p\n"
+        "t = c.read_csv(sys.argv[1])\n"
+        "t = t.cast(pa.schema([pa.field(n, pa.int64() if n == 'is_fraud' else pa.float32()) for n in t.column_names]))\n"
+        "p.write_table(t, sys.argv[2], row_group_size=100_000)\n"
+    )
+    subprocess.run([python, "-c", script, source, target], check=True)
 
 
 def plan(model, data, out, shards):
@@ -97,7 +111,7 @@ def ceiling(tree_bench, zoo, model):
     sys.exit(f"no figure for {model} in:\n{out}")
 
 
-def main(release, bench_models, zoo_models, work):
+def main(release, bench_models, zoo_models, work, parquet_python):
     server = os.path.join(release, "aimass-inference-server")
     tree_bench = os.path.join(release, "aimass-tree-bench")
     cases = [("gbdt_classifier", zoo_models, 8), ("lgbm_63", bench_models, 20)]
@@ -112,6 +126,11 @@ def main(release, bench_models, zoo_models, work):
         per_cpu = ROWS / cpu
         print(f"{name:<18} {ROWS:>10,} {wall:>8.2f} {ROWS / wall:>10,.0f} {per_cpu:>11,.0f} {peak:>8} "
               f"{engine:>14,.0f} {per_cpu / engine:>10.2f} {ort:>19,.0f}")
+        parquet = os.path.join(work, f"{name}.parquet")
+        to_parquet(parquet_python, data, parquet)
+        pwall, pcpu, ppeak = score(server, model, parquet, os.path.join(work, f"{name}-parquet-out"))
+        print(f"{name + ' (Parquet)':<18} {ROWS:>10,} {pwall:>8.2f} {ROWS / pwall:>10,.0f} {ROWS / pcpu:>11,.0f} "
+              f"{ppeak:>8} {engine:>14,.0f} {ROWS / pcpu / engine:>10.2f}")
         if name == "gbdt_classifier":
             big = os.path.join(work, "ten.csv")
             repeat(data, 10, big)
@@ -126,4 +145,4 @@ def main(release, bench_models, zoo_models, work):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(*sys.argv[1:6])

@@ -9,6 +9,7 @@ use aimass_engine::Signature;
 use aimass_engine::tensor::{DataType, Tensor, TensorData};
 
 use crate::Error;
+use crate::rows::{Cell, Row};
 
 /// The data set's header: column names and their positions.
 #[derive(Clone, Debug)]
@@ -262,13 +263,12 @@ impl Builder {
     pub fn push(
         &mut self,
         input: &InputLayout,
-        row: &csv::ByteRecord,
+        row: &impl Row,
         header: &Header,
     ) -> Result<(), String> {
         let before = self.data.len();
         for &c in &input.columns {
-            let cell = row.get(c).unwrap_or_default();
-            if let Err(why) = self.push_cell(cell) {
+            if let Err(why) = self.push_cell(row.cell(c)) {
                 self.truncate(before);
                 let column = header.names().get(c).map_or("?", String::as_str);
                 return Err(format!("column {column:?}: {why}"));
@@ -278,46 +278,34 @@ impl Builder {
         Ok(())
     }
 
-    fn push_cell(&mut self, cell: &[u8]) -> Result<(), String> {
-        if let TensorData::Bytes(v) = &mut self.data {
-            v.push(cell.to_vec());
-            return Ok(());
-        }
-        let text = std::str::from_utf8(cell)
-            .map_err(|_| "not UTF-8".to_owned())?
-            .trim();
-        if text.is_empty() {
-            return Err("missing value".to_owned());
-        }
-        let shown = || text.chars().take(40).collect::<String>();
-        let number = || {
-            text.parse::<f64>()
-                .ok()
-                .filter(|n| n.is_finite())
-                .ok_or_else(|| format!("{:?} is not a finite number", shown()))
+    fn push_cell(&mut self, cell: Cell<'_>) -> Result<(), String> {
+        let text = match cell {
+            Cell::Missing => return Err("missing value".to_owned()),
+            Cell::Unsupported(kind) => return Err(format!("values of type {kind} are not read")),
+            Cell::Text(bytes) => {
+                if let TensorData::Bytes(v) = &mut self.data {
+                    v.push(bytes.to_vec());
+                    return Ok(());
+                }
+                Some(
+                    std::str::from_utf8(bytes)
+                        .map_err(|_| "not UTF-8".to_owned())?
+                        .trim(),
+                )
+            }
+            _ => None,
         };
-        let integer = || {
-            text.parse::<i64>()
-                .map_err(|_| format!("{:?} is not an integer", shown()))
+        let value = match (text, cell) {
+            (Some(""), _) => return Err("missing value".to_owned()),
+            (Some(t), _) => Value::parse(t)?,
+            (None, Cell::Float32(v)) => Value::Float32(v),
+            (None, Cell::Float(v)) => Value::Float(v),
+            (None, Cell::Int(v)) => Value::Int(v),
+            (None, Cell::Bool(v)) => Value::Bool(v),
+            (None, _) => return Err("missing value".to_owned()),
         };
-        match &mut self.data {
-            // As JSON numbers are read online: to double, then to float.
-            TensorData::Fp32(v) => v.push(number()? as f32),
-            TensorData::Fp64(v) => v.push(number()?),
-            TensorData::Int64(v) => v.push(integer()?),
-            TensorData::Int32(v) => v.push(
-                i32::try_from(integer()?).map_err(|_| format!("{:?} is out of range", shown()))?,
-            ),
-            TensorData::Bool(v) => v.push(match text.to_ascii_lowercase().as_str() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                _ => return Err(format!("{:?} is not true, false, 1 or 0", shown())),
-            }),
-            _ => return Err("unsupported type".to_owned()),
-        }
-        Ok(())
+        value.push_to(&mut self.data)
     }
-
     /// Removes the last row pushed (when a later input of the same row was
     /// refused).
     pub fn undo_row(&mut self, input: &InputLayout) {
@@ -345,6 +333,91 @@ impl Builder {
         shape.extend(&input.row_shape);
         Tensor::new(shape, self.data)
             .ok_or_else(|| Error::Data(format!("input {:?}: inconsistent batch", input.name)))
+    }
+}
+
+/// A cell's value, before it meets the input's type.
+#[derive(Clone, Copy, Debug)]
+enum Value<'a> {
+    Float32(f32),
+    Float(f64),
+    Int(i64),
+    Bool(bool),
+    /// Text that is none of those.
+    Word(&'a str),
+}
+
+impl<'a> Value<'a> {
+    /// A text cell's value: an integer, a number, a boolean or a word.
+    fn parse(text: &'a str) -> Result<Self, String> {
+        if let Ok(i) = text.parse::<i64>() {
+            return Ok(Self::Int(i));
+        }
+        if let Ok(f) = text.parse::<f64>() {
+            return Ok(Self::Float(f));
+        }
+        Ok(match text.to_ascii_lowercase().as_str() {
+            "true" => Self::Bool(true),
+            "false" => Self::Bool(false),
+            _ => Self::Word(text),
+        })
+    }
+
+    /// Appends the value to `data`, converted as the online API converts
+    /// JSON values: numbers through a double (a single-precision float is
+    /// taken as it is), integers only when whole.
+    fn push_to(self, data: &mut TensorData) -> Result<(), String> {
+        let shown = |w: &str| w.chars().take(40).collect::<String>();
+        let number = || -> Result<f64, String> {
+            let n = match self {
+                Self::Float32(v) => f64::from(v),
+                Self::Float(v) => v,
+                Self::Int(v) => v as f64,
+                Self::Bool(_) => return Err("a boolean where a number goes".to_owned()),
+                Self::Word(w) => return Err(format!("{:?} is not a finite number", shown(w))),
+            };
+            if n.is_finite() {
+                Ok(n)
+            } else {
+                Err(format!("{n} is not a finite number"))
+            }
+        };
+        let integer = || -> Result<i64, String> {
+            match self {
+                Self::Int(v) => Ok(v),
+                Self::Float(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Ok(v as i64),
+                Self::Float32(v) if v.fract() == 0.0 && v.abs() < 1.6e7 => Ok(v as i64),
+                Self::Word(w) => Err(format!("{:?} is not an integer", shown(w))),
+                _ => Err("not an integer".to_owned()),
+            }
+        };
+        match data {
+            TensorData::Fp32(v) => v.push(match self {
+                Self::Float32(x) if x.is_finite() => x,
+                _ => number()? as f32,
+            }),
+            TensorData::Fp64(v) => v.push(number()?),
+            TensorData::Int64(v) => v.push(integer()?),
+            TensorData::Int32(v) => {
+                v.push(i32::try_from(integer()?).map_err(|_| "out of the INT32 range".to_owned())?)
+            }
+            TensorData::Bool(v) => v.push(match self {
+                Self::Bool(b) => b,
+                Self::Int(0) => false,
+                Self::Int(1) => true,
+                Self::Word(w) => return Err(format!("{:?} is not true, false, 1 or 0", shown(w))),
+                _ => return Err("not true, false, 1 or 0".to_owned()),
+            }),
+            TensorData::Bytes(v) => v.push(match self {
+                Self::Word(w) => w.as_bytes().to_vec(),
+                Self::Float32(x) => x.to_string().into_bytes(),
+                Self::Float(x) => x.to_string().into_bytes(),
+                Self::Int(x) => x.to_string().into_bytes(),
+                Self::Bool(x) => x.to_string().into_bytes(),
+            }),
+            _ => return Err("unsupported type".to_owned()),
+        }
+        Ok(())
     }
 }
 

@@ -13,13 +13,15 @@ pub mod command;
 mod distribution;
 mod error;
 mod io;
+mod parquet;
 pub mod report;
+mod rows;
 mod shard;
 pub mod summary;
 
 use aimass_crds::scoring::ScoringPlan;
-use aimass_crds::v1alpha1::ScoringReport;
 use aimass_crds::v1alpha1::conditions::reasons;
+use aimass_crds::v1alpha1::{DataFormat, ScoringReport};
 use aimass_engine::tensor::DataType;
 use aimass_engine::{Backend, TractBackend};
 use aimass_storage::{Credentials, Location};
@@ -30,8 +32,11 @@ use crate::columns::{Header, Roles};
 use crate::summary::ShardSummary;
 
 /// The name of shard `shard`'s output below the output prefix.
-pub fn part_name(shard: u32) -> String {
-    format!("part-{shard:05}.csv")
+pub fn part_name(shard: u32, format: DataFormat) -> String {
+    match format {
+        DataFormat::Csv => format!("part-{shard:05}.csv"),
+        DataFormat::Parquet => format!("part-{shard:05}.parquet"),
+    }
 }
 
 /// The name of shard `shard`'s tallies below the output prefix.
@@ -56,36 +61,58 @@ pub async fn score_shard(plan: &ScoringPlan, shard: u32) -> Result<(), Error> {
     };
     let dataset = aimass_storage::open(&plan.dataset, &Credentials::Environment)
         .map_err(|e| unavailable(e.to_string()))?;
-    let stream = match dataset.stream().await {
-        Ok(Some(stream)) => stream,
-        Ok(None) => {
-            return Err(unavailable(format!(
-                "there is no data set at {}",
-                dataset.uri
-            )));
-        }
-        Err(e) => return Err(unavailable(e.to_string())),
-    };
     let output = open_output(plan)?;
     let handle = tokio::runtime::Handle::current();
-    let source = dataset.uri.clone();
-    let reading = handle.clone();
-    let lines = std::sync::Arc::new(std::sync::Mutex::new(io::Lines::default()));
-    let counting = std::sync::Arc::clone(&lines);
-    let (reader, names) = tokio::task::spawn_blocking(move || {
-        let mut reader = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_reader(io::BlockingRead::new(reading, stream, counting));
-        let names: Vec<String> = reader
-            .headers()
-            .map_err(|e| unavailable(format!("{source} has no readable CSV header: {e}")))?
-            .iter()
-            .map(str::to_owned)
-            .collect();
-        Ok::<_, Error>((reader, names))
-    })
-    .await
-    .map_err(|e| Error::Data(format!("the reading thread ended: {e}")))??;
+    let (input, names) = match plan.input_format() {
+        DataFormat::Csv => {
+            let stream = match dataset.stream().await {
+                Ok(Some(stream)) => stream,
+                Ok(None) => {
+                    return Err(unavailable(format!(
+                        "there is no data set at {}",
+                        dataset.uri
+                    )));
+                }
+                Err(e) => return Err(unavailable(e.to_string())),
+            };
+            let source = dataset.uri.clone();
+            let reading = handle.clone();
+            let lines = std::sync::Arc::new(std::sync::Mutex::new(io::Lines::default()));
+            let counting = std::sync::Arc::clone(&lines);
+            let (reader, names) = tokio::task::spawn_blocking(move || {
+                let mut reader = csv::ReaderBuilder::new()
+                    .flexible(true)
+                    .from_reader(io::BlockingRead::new(reading, stream, counting));
+                let names: Vec<String> = reader
+                    .headers()
+                    .map_err(|e| unavailable(format!("{source} has no readable CSV header: {e}")))?
+                    .iter()
+                    .map(str::to_owned)
+                    .collect();
+                Ok::<_, Error>((reader, names))
+            })
+            .await
+            .map_err(|e| Error::Data(format!("the reading thread ended: {e}")))??;
+            (shard::Input::Csv(reader, lines), names)
+        }
+        DataFormat::Parquet => {
+            let Some(size) = dataset
+                .size()
+                .await
+                .map_err(|e| unavailable(e.to_string()))?
+            else {
+                return Err(unavailable(format!(
+                    "there is no data set at {}",
+                    dataset.uri
+                )));
+            };
+            let (batches, names) =
+                parquet::Batches::open(handle.clone(), &dataset, size, shard::BATCH)
+                    .await
+                    .map_err(unavailable)?;
+            (shard::Input::Parquet(batches), names)
+        }
+    };
     let header = Header::new(names)?;
     let roles = Roles::find(
         &header,
@@ -97,22 +124,23 @@ pub async fn score_shard(plan: &ScoringPlan, shard: u32) -> Result<(), Error> {
     for scored in &plan.versions {
         versions.push(load(plan, scored, &header, &roles).await?);
     }
-    let part = output.child(&part_name(shard));
+    let format = plan.output_format();
+    let part = output.child(&part_name(shard, format));
     let plan_owned = plan.clone();
     let summary = tokio::task::spawn_blocking(move || {
-        let streams = shard::Streams {
-            reader,
-            lines,
-            writer: part.writer(),
+        let work = shard::Work {
+            plan: &plan_owned,
+            shard,
+            header: &header,
+            roles: &roles,
+            versions: &versions,
         };
         shard::run(
             &handle,
-            &plan_owned,
-            shard,
-            &header,
-            &roles,
-            &versions,
-            streams,
+            &work,
+            input,
+            format == DataFormat::Parquet,
+            part.writer(),
         )
     })
     .await
@@ -188,7 +216,11 @@ async fn load(
                 .skip(1)
                 .map(|&d| usize::try_from(d).ok().filter(|&d| d > 0))
                 .product::<Option<usize>>();
-            (o.name.clone(), width)
+            shard::Output {
+                name: o.name.clone(),
+                datatype: o.datatype,
+                width,
+            }
         })
         .collect::<Vec<_>>();
     let score = score_element(plan, &signature, &outputs, scored.version)?;
@@ -206,7 +238,7 @@ async fn load(
 fn score_element(
     plan: &ScoringPlan,
     signature: &aimass_engine::Signature,
-    outputs: &[(String, Option<usize>)],
+    outputs: &[shard::Output],
     version: i64,
 ) -> Result<(usize, usize), Error> {
     let numeric = |d: DataType| d != DataType::Bytes;
@@ -223,7 +255,7 @@ fn score_element(
                     ))
                 })?;
             let element = usize::try_from(score.index).unwrap_or(usize::MAX);
-            match outputs[o].1 {
+            match outputs[o].width {
                 Some(width) if element < width => Ok((o, element)),
                 width => Err(Error::invalid_spec(format!(
                     "spec.score.index {} is beyond output {:?} of version {version} ({} per row)",
@@ -238,7 +270,7 @@ fn score_element(
             .iter()
             .position(|o| matches!(o.datatype, DataType::Fp32 | DataType::Fp64))
             .or_else(|| signature.outputs.iter().position(|o| numeric(o.datatype)))
-            .map(|o| (o, outputs[o].1.unwrap_or(1).saturating_sub(1)))
+            .map(|o| (o, outputs[o].width.unwrap_or(1).saturating_sub(1)))
             .ok_or_else(|| {
                 Error::invalid_spec(format!(
                     "version {version} has no numeric output to measure; name one in spec.score"

@@ -91,7 +91,10 @@ async fn three_shards_score_every_row_once_as_onnxruntime_does() {
     // Every row once, across the parts, with onnxruntime's probability.
     let mut seen: BTreeMap<String, (String, String)> = BTreeMap::new();
     for shard in 0..3 {
-        let part = dir.join("out").join(aimass_batch::part_name(shard));
+        let part = dir.join("out").join(aimass_batch::part_name(
+            shard,
+            aimass_crds::v1alpha1::DataFormat::Csv,
+        ));
         let mut reader = csv::Reader::from_path(part).unwrap();
         let header = reader.headers().unwrap().clone();
         assert_eq!(
@@ -197,5 +200,107 @@ async fn a_missing_data_set_or_column_is_refused_by_name() {
         ),
         "{digest:?}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The zoo's reference rows as a Parquet file of typed columns (the
+/// features as FP32, as a lake would hold them), in two row groups.
+fn write_parquet(path: &Path, rows: &[Vec<f64>], expected: &[f64]) {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Float32Array, Int64Array, RecordBatch, StringArray};
+    let mut columns: Vec<(String, ArrayRef)> = vec![(
+        "id".into(),
+        Arc::new(StringArray::from_iter_values(
+            (0..rows.len()).map(|i| format!("r{i}")),
+        )),
+    )];
+    for f in 0..8 {
+        let values: Vec<Option<f32>> = rows
+            .iter()
+            .enumerate()
+            // Row 5 has no f3: a null, refused as a missing value.
+            .map(|(i, r)| (i != 5 || f != 3).then_some(r[f] as f32))
+            .collect();
+        columns.push((format!("f{f}"), Arc::new(Float32Array::from(values))));
+    }
+    columns.push((
+        "is_fraud".into(),
+        Arc::new(Int64Array::from_iter_values(
+            expected.iter().map(|p| i64::from(*p >= 0.5)),
+        )),
+    ));
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let properties = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(10))
+        .build();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(properties)).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_in_and_out_scores_typed_cells_exactly() {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float32Type;
+
+    let dir = std::env::temp_dir().join(format!("aimass-batch-parquet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (rows, expected) = reference();
+    write_parquet(&dir.join("data.parquet"), &rows, &expected);
+    let mut plan = plan(&dir, 2);
+    plan.dataset = format!("file://{}", dir.join("data.parquet").display());
+    plan.segment_column = None;
+    for shard in 0..2 {
+        aimass_batch::score_shard(&plan, shard).await.unwrap();
+    }
+    let report = aimass_batch::report(&plan).await.unwrap();
+    assert_eq!(report.rows, rows.len() as i64);
+    assert_eq!(report.versions[0].refused, 1);
+    assert_eq!(report.versions[0].refusals[0].line, 6);
+    assert_eq!(
+        report.versions[0].refusals[0].reason,
+        "column \"f3\": missing value"
+    );
+
+    let mut seen = BTreeMap::new();
+    for shard in 0..2 {
+        let name = aimass_batch::part_name(shard, aimass_crds::v1alpha1::DataFormat::Parquet);
+        let file = std::fs::File::open(dir.join("out").join(name)).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let ids = batch
+                .column_by_name("id")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            let scores = batch
+                .column_by_name("v7.probabilities[1]")
+                .unwrap()
+                .as_primitive::<Float32Type>()
+                .clone();
+            for i in 0..batch.num_rows() {
+                let score = (!scores.is_null(i)).then(|| scores.value(i));
+                assert!(seen.insert(ids.value(i).to_owned(), score).is_none());
+            }
+        }
+    }
+    assert_eq!(seen.len(), rows.len());
+    for (i, p) in expected.iter().enumerate() {
+        match seen[&format!("r{i}")] {
+            None => assert_eq!(i, 5),
+            Some(score) => assert!(
+                (f64::from(score) - p).abs() < 1e-6,
+                "row {i}: {score} vs {p}"
+            ),
+        }
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::v1alpha1::{InputColumns, ScoreOutput, ScoredVersion, ScoringReport};
+use crate::v1alpha1::{DataFormat, InputColumns, ScoreOutput, ScoredVersion, ScoringReport};
 
 /// The environment variable holding the plan as JSON.
 pub const PLAN_ENV: &str = "AIMASS_SCORING_PLAN";
@@ -25,6 +25,9 @@ pub const EXIT_REFUSED: i32 = 3;
 pub struct ScoringPlan {
     /// The data set's URI.
     pub dataset: String,
+    /// Its format, when declared.
+    #[serde(default)]
+    pub dataset_format: Option<DataFormat>,
     /// The versions, in `spec.versions` order.
     pub versions: Vec<ScoredVersion>,
     /// Declared column mappings (empty: inferred).
@@ -47,6 +50,9 @@ pub struct ScoringPlan {
     pub thresholds: Vec<f64>,
     /// The output prefix.
     pub output: String,
+    /// The outputs' format, when declared.
+    #[serde(default)]
+    pub output_format: Option<DataFormat>,
     /// How many shards.
     pub shards: u32,
     /// The largest model artifact read, in bytes.
@@ -78,5 +84,17 @@ impl ScoringLine {
     /// that do not parse are skipped, never trusted.
     pub fn from_log(log: &str) -> Option<Self> {
         crate::last_line(log, LINE_KEY)
+    }
+}
+
+impl ScoringPlan {
+    /// The data set's format.
+    pub fn input_format(&self) -> DataFormat {
+        DataFormat::of(&self.dataset, self.dataset_format)
+    }
+
+    /// The outputs' format: as declared, else the data set's.
+    pub fn output_format(&self) -> DataFormat {
+        self.output_format.unwrap_or_else(|| self.input_format())
     }
 }

@@ -342,6 +342,35 @@ impl Location {
         ))
     }
 
+    /// The object's size in bytes, or `None` when it does not exist.
+    pub async fn size(&self) -> Result<Option<u64>, Error> {
+        match self.store.head(&self.path).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Bytes `range` of the object, read within [`STALL_TIMEOUT`]; a range
+    /// of more than `limit` bytes is refused before anything is read.
+    pub async fn read_range(
+        &self,
+        range: std::ops::Range<u64>,
+        limit: u64,
+    ) -> Result<bytes::Bytes, Error> {
+        let length = range.end.saturating_sub(range.start);
+        if length > limit {
+            return Err(Error::TooLarge {
+                uri: self.uri.clone(),
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            });
+        }
+        tokio::time::timeout(STALL_TIMEOUT, self.store.get_range(&self.path, range))
+            .await
+            .map_err(|_| self.fail(format!("not read within {STALL_TIMEOUT:?}")))?
+            .map_err(|e| self.fail(e))
+    }
+
     /// A writer of a large object, uploaded in parts as bytes come: the
     /// object appears only when [`Writer::finish`] returns, so a writer
     /// killed half-way leaves no object (on `file://`, a staging file).

@@ -185,26 +185,34 @@ fn cells_become_elements_or_a_reason() {
         columns: vec![0, 1],
     };
     let mut builder = Builder::new(&floats, 4);
-    let row = |cells: &[&str]| csv::ByteRecord::from(cells.to_vec());
-    builder
-        .push(&floats, &row(&["0.1", " 2 ", "1"]), &h)
-        .unwrap();
+    let records: std::cell::RefCell<Vec<csv::ByteRecord>> = Default::default();
+    let row = |cells: &[&str]| {
+        records
+            .borrow_mut()
+            .push(csv::ByteRecord::from(cells.to_vec()));
+        records.borrow().len() - 1
+    };
+    let push = |builder: &mut Builder, input: &InputLayout, i: usize| {
+        let records = records.borrow();
+        let row = crate::rows::CsvRow {
+            record: &records[i],
+            line: 2,
+        };
+        builder.push(input, &row, &h)
+    };
+    push(&mut builder, &floats, row(&["0.1", " 2 ", "1"])).unwrap();
     assert_eq!(
-        builder
-            .push(&floats, &row(&["0.5", "", "1"]), &h)
-            .unwrap_err(),
+        push(&mut builder, &floats, row(&["0.5", "", "1"])).unwrap_err(),
         "column \"y\": missing value"
     );
     assert_eq!(
-        builder
-            .push(&floats, &row(&["abc", "1", "1"]), &h)
-            .unwrap_err(),
+        push(&mut builder, &floats, row(&["abc", "1", "1"])).unwrap_err(),
         "column \"x\": \"abc\" is not a finite number"
     );
-    assert!(builder.push(&floats, &row(&["NaN", "1", "1"]), &h).is_err());
+    assert!(push(&mut builder, &floats, row(&["NaN", "1", "1"])).is_err());
     // A short row misses its last cells.
     assert_eq!(
-        builder.push(&floats, &row(&["1"]), &h).unwrap_err(),
+        push(&mut builder, &floats, row(&["1"])).unwrap_err(),
         "column \"y\": missing value"
     );
     let tensor = builder.finish(&floats).unwrap();
@@ -219,11 +227,9 @@ fn cells_become_elements_or_a_reason() {
         columns: vec![2],
     };
     let mut builder = Builder::new(&flags, 2);
-    builder.push(&flags, &row(&["", "", "TRUE"]), &h).unwrap();
-    builder
-        .push(&flags, &row(&["", "", "yes"]), &h)
-        .unwrap_err();
-    builder.push(&flags, &row(&["", "", "0"]), &h).unwrap();
+    push(&mut builder, &flags, row(&["", "", "TRUE"])).unwrap();
+    push(&mut builder, &flags, row(&["", "", "yes"])).unwrap_err();
+    push(&mut builder, &flags, row(&["", "", "0"])).unwrap();
     builder.undo_row(&flags);
     let tensor = builder.finish(&flags).unwrap();
     assert_eq!(tensor.data, TensorData::Bool(vec![true]));

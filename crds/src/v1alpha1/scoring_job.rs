@@ -187,7 +187,7 @@ pub struct VersionSelector {
 #[serde(rename_all = "camelCase")]
 pub struct ScoringDataset {
     /// URI of the data set: `s3://`, `gs://`, `az://`, `http(s)://` or
-    /// `file://`. A CSV file with a header row.
+    /// `file://`: a CSV file with a header row, or a Parquet file.
     #[x_kube(validation = (
         "self.matches('^(s3|gs|az|https?|file)://.+')",
         "dataset.uri must start with s3://, gs://, az://, http://, https:// or file:// followed by a location"
@@ -199,16 +199,49 @@ pub struct ScoringDataset {
     /// Model's `spec.storage`), passed to the shards as environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretReference>,
+
+    /// `Csv` (with a header row) or `Parquet`. Leave it out to go by the
+    /// file name: `.parquet` and `.pq` are Parquet, anything else CSV.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<DataFormat>,
+}
+
+/// How a data set or an output is stored.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum DataFormat {
+    /// Comma-separated values with a header row (RFC 4180).
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+}
+
+impl DataFormat {
+    /// The format `declared`, or the one `uri`'s file name says.
+    pub fn of(uri: &str, declared: Option<DataFormat>) -> DataFormat {
+        declared.unwrap_or_else(|| {
+            let name = uri
+                .split(['?', '#'])
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            if name.ends_with(".parquet") || name.ends_with(".pq") {
+                DataFormat::Parquet
+            } else {
+                DataFormat::Csv
+            }
+        })
+    }
 }
 
 /// Where a ScoringJob writes.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ScoringOutput {
-    /// URI prefix of the outputs: `part-00000.csv` … one per shard (the
-    /// row's line number, the id, label and segment columns, then each
-    /// version's outputs as `v<version>.<output>[<index>]`) and
-    /// `report.json`. `s3://`, `gs://`, `az://` or `file://`.
+    /// URI prefix of the outputs: `part-00000.csv` (or `.parquet`) … one
+    /// per shard (the row's line number, the id, label and segment
+    /// columns, then each version's outputs as `v<version>.<output>[<index>]`
+    /// and why a row was refused) and `report.json`. `s3://`, `gs://`,
+    /// `az://` or `file://`.
     #[x_kube(validation = (
         "self.matches('^(s3|gs|az|file)://.+')",
         "output.uri must start with s3://, gs://, az:// or file:// followed by a location"
@@ -219,6 +252,10 @@ pub struct ScoringOutput {
     /// Secret with the credentials to write there, as static keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretReference>,
+
+    /// `Csv` or `Parquet`; the data set's format when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<DataFormat>,
 }
 
 /// The columns that feed one model input.

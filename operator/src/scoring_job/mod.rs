@@ -250,6 +250,7 @@ impl Run<'_> {
         let spec = &self.sj.spec.run;
         ScoringPlan {
             dataset: spec.dataset.uri.clone(),
+            dataset_format: spec.dataset.format,
             versions: self.next.versions.clone(),
             columns: spec.columns.clone(),
             label_column: spec.label_column.clone(),
@@ -258,6 +259,7 @@ impl Run<'_> {
             score: spec.score.clone(),
             thresholds: spec.thresholds.clone(),
             output: spec.output.uri.clone(),
+            output_format: spec.output.format,
             shards: u32::try_from(spec.shards).unwrap_or(1),
             max_model_bytes: usize::try_from(self.ctx.max_artifact_bytes).unwrap_or(usize::MAX),
         }

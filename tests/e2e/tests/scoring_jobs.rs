@@ -31,21 +31,47 @@ fn workdir(ns: &TestNamespace) -> Result<PathBuf> {
 /// Runs tests/e2e/scripts/backtest.py with the zoo's Python (scikit-learn,
 /// SciPy); returns what it printed, as JSON.
 fn backtest_py(args: &[&str]) -> Result<Value> {
-    let venv = std::process::Command::new("bash")
-        .arg(repo_root().join("scripts/zoo-venv.sh"))
+    python(&["scripts/zoo-venv.sh"], "backtest.py", args)
+}
+
+/// Runs tests/e2e/scripts/parquet_check.py with pyarrow; returns what it
+/// printed, as JSON (null when nothing).
+fn parquet_py(args: &[&str]) -> Result<Value> {
+    let requirements = "tests/e2e/scripts/parquet-requirements.txt";
+    python(
+        &["scripts/venv.sh", "parquet", requirements],
+        "parquet_check.py",
+        args,
+    )
+}
+
+/// Runs `script` of tests/e2e/scripts with the Python of the virtualenv
+/// that `venv` (a script and its arguments) prints.
+fn python(venv: &[&str], script: &str, args: &[&str]) -> Result<Value> {
+    let root = repo_root();
+    let made = std::process::Command::new("bash")
+        .current_dir(&root)
+        .args(venv)
         .output()?;
-    ensure!(venv.status.success(), "the zoo's Python environment");
-    let python = PathBuf::from(String::from_utf8(venv.stdout)?.trim()).join("bin/python");
+    ensure!(
+        made.status.success(),
+        "the Python environment of {script}: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let python = PathBuf::from(String::from_utf8(made.stdout)?.trim()).join("bin/python");
     let out = std::process::Command::new(python)
-        .arg(repo_root().join("tests/e2e/scripts/backtest.py"))
+        .arg(root.join("tests/e2e/scripts").join(script))
         .args(args)
         .output()?;
     ensure!(
         out.status.success(),
-        "backtest.py {args:?}: {}",
+        "{script} {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).context("backtest.py's output")
+    if out.stdout.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| format!("{script}'s output"))
 }
 
 /// A ScoringJob manifest over `dir`'s data set.
@@ -278,6 +304,59 @@ async fn a_backtest_scores_every_row_once_and_measures_as_scikit_learn_does() ->
                 );
             }
         }
+
+        // The same rows as Parquet (typed columns, f5 text because of its
+        // word), written as Parquet: the same report, the same outputs.
+        let parquet = dir.join("data.parquet");
+        parquet_py(&[
+            "convert",
+            &data.display().to_string(),
+            &parquet.display().to_string(),
+        ])?;
+        ns.apply(&format!(
+            r#"
+apiVersion: aimass.io/v1alpha1
+kind: ScoringJob
+metadata: {{name: parquet}}
+spec:
+  modelRef: {{name: card-fraud}}
+  dataset: {{uri: "file://{data}"}}
+  output: {{uri: "file://{out}", format: Parquet}}
+{extra}"#,
+            data = parquet.display(),
+            out = dir.join("parquet").display(),
+        ))
+        .await?;
+        let from_parquet = finished(&ns, "parquet", Duration::from_secs(240))
+            .await?
+            .status
+            .context("status")?;
+        ensure!(
+            from_parquet.phase == ScoringPhase::Succeeded,
+            "{:?}: {:?}",
+            from_parquet.reason,
+            from_parquet.message
+        );
+        let parquet_report = from_parquet.report.context("a report")?;
+        for (a, b) in report.versions.iter().zip(&parquet_report.versions) {
+            let (ma, mb) = (a.metrics.as_ref(), b.metrics.as_ref());
+            ensure!(
+                a.scored == b.scored
+                    && a.refused == b.refused
+                    && ma.map(|m| m.auc) == mb.map(|m| m.auc)
+                    && ma.map(|m| m.ks) == mb.map(|m| m.ks),
+                "CSV {a:?}\nParquet {b:?}"
+            );
+        }
+        let compared = parquet_py(&[
+            "compare",
+            &out.display().to_string(),
+            &dir.join("parquet").display().to_string(),
+            "v1.probabilities[1]",
+            "v2.probabilities[1]",
+            "v2.label",
+        ])?;
+        ensure!(compared["rows"] == json!(ROWS), "{compared}");
 
         // Users see it with kubectl, and an Event says it is done.
         let (ok, table, err) = kubectl(&["-n", &ns.name, "get", "sj", "backtest"])?;
