@@ -20,7 +20,7 @@ help:
 	@echo "make bench-scale  1,000 Models and 1,000 ApiClients against the release operator: RSS, time to current"
 	@echo "make bench-serving the release server against the HTTP ceiling and a FastAPI reference, with wrk; start-up of big models"
 	@echo "make bench-trees  our tree operators against onnxruntime on the zoo's and on deep ensembles, 1 to 4,096 rows"
-	@echo "make bench-scoring batch scoring of 1 and 10 million rows against the tree operators alone; 3 shards against 1"
+	@echo "make bench-scoring batch scoring of 1 and 10 million rows, CSV and Parquet, against the tree operators alone; 3 shards against 1"
 	@echo "make fuzz         fuzz the request decoders, 10 million executions per target (AIMASS_FUZZ_RUNS)"
 	@echo "make cluster-up | cluster-down | cluster-env"
 

@@ -256,10 +256,7 @@ fn plan(
     }
     if !evaluation.suspend {
         plan.next_evaluation_time = due.next.map(Time);
-        plan.next_tick = due.next.map(|n| {
-            let wait = n.as_second() - now.0.as_second();
-            Duration::from_secs(u64::try_from(wait).unwrap_or(0) + 1)
-        });
+        plan.next_tick = due.wait(now.0);
     }
     Ok(plan)
 }

@@ -1,6 +1,6 @@
-//! Scheduled retraining: which cron tick, if any, is due. Missed ticks are
-//! not queued (a tick that comes while a run is going is skipped), so at most
-//! the latest missed tick starts a run.
+//! Scheduled runs (retraining, evaluation): which cron tick, if any, is
+//! due. Missed ticks are not queued (a tick that comes while a run is going
+//! is skipped), so at most the latest missed tick starts a run.
 
 use croner::Cron;
 use jiff::Timestamp;
@@ -29,6 +29,16 @@ pub fn due(cron: &Cron, since: Timestamp, now: Timestamp) -> Due {
         .map(|z| z.timestamp())
         .filter(|t| *t > since);
     Due { tick, next }
+}
+
+impl Due {
+    /// How long from `now` until the next tick (a second past it).
+    pub fn wait(&self, now: Timestamp) -> Option<std::time::Duration> {
+        self.next.map(|n| {
+            let wait = n.as_second() - now.as_second();
+            std::time::Duration::from_secs(u64::try_from(wait).unwrap_or(0) + 1)
+        })
+    }
 }
 
 #[cfg(test)]
