@@ -188,7 +188,13 @@ impl Run<'_> {
                 self.set_running(false, reasons::PENDING, "starting the shards".into());
                 self.done(Action::requeue(Duration::from_millis(100))).await
             }
-            Err(message) => self.fail(reasons::REFERENCE_NOT_FOUND, message).await,
+            // The Model may not have registered them yet (a Model and a
+            // ScoringJob applied together): wait, saying for what.
+            Err(message) => {
+                let message = format!("{message}; the run starts once it does");
+                self.set_running(false, reasons::REFERENCE_NOT_FOUND, message);
+                self.done(Action::requeue(Duration::from_secs(10))).await
+            }
         }
     }
 

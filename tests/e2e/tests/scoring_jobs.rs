@@ -406,6 +406,30 @@ async fn a_bad_run_says_why_and_a_killed_shard_is_retried() -> Result<()> {
             "{status:?}"
         );
 
+        // A version the Model does not have (yet): the run waits, saying so.
+        ns.apply(&scoring_job("later", &dir, "  versions: [{version: 9}]\n"))
+            .await?;
+        let waiting = wait_for(
+            &ns.api::<ScoringJob>(),
+            "later",
+            Duration::from_secs(60),
+            |sj: Option<&ScoringJob>| {
+                sj.and_then(|s| s.status.as_ref()).is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Running" && c.reason == "ReferenceNotFound")
+                })
+            },
+        )
+        .await?
+        .status
+        .context("status")?;
+        ensure!(
+            waiting.phase == ScoringPhase::Pending
+                && waiting.conditions.iter().any(|c| c.message.contains("no version 9")),
+            "{waiting:?}"
+        );
+
         // A large data set for the rest: a shard runs long enough to kill.
         let data = dir.join("data.csv");
         backtest_py(&["generate", &data.display().to_string(), "1000000"])?;
