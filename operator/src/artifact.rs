@@ -343,10 +343,10 @@ pub async fn remove(ctx: &Context, namespace: &str, name: &str) -> Result<(), Er
     }
 }
 
-/// Why the operator will not have `uri` fetched at all, even by a tenant
-/// pod: it names a cloud metadata endpoint, whose answer is the node's
-/// identity.
-pub fn refused_source(uri: &str) -> Option<String> {
+/// Why the operator will not have `uri` (given in `field`) fetched at all,
+/// even by a tenant pod: it names a cloud metadata endpoint, whose answer is
+/// the node's identity.
+pub fn refused_source(field: &str, uri: &str) -> Option<String> {
     let url = url::Url::parse(uri).ok()?;
     let metadata = match url.host()? {
         url::Host::Ipv4(ip) => ip.is_link_local(),
@@ -358,7 +358,9 @@ pub fn refused_source(uri: &str) -> Option<String> {
         }
     };
     metadata.then(|| {
-        format!("source.uri {uri:?} names a cloud metadata endpoint; artifacts are never fetched from there")
+        format!(
+            "{field} {uri:?} names a cloud metadata endpoint; nothing is ever fetched from there"
+        )
     })
 }
 
@@ -443,7 +445,11 @@ mod tests {
             ("s3://bucket/m.onnx", false),
             ("file:///models/m.onnx", false),
         ] {
-            assert_eq!(refused_source(uri).is_some(), refused, "{uri}");
+            assert_eq!(
+                refused_source("source.uri", uri).is_some(),
+                refused,
+                "{uri}"
+            );
         }
     }
 

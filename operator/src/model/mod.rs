@@ -201,7 +201,7 @@ async fn open(ctx: &Context, model: &Model) -> Result<Opened, Error> {
         .source
         .uri
         .as_deref()
-        .and_then(artifact::refused_source)
+        .and_then(|uri| artifact::refused_source("source.uri", uri))
     {
         return Ok(Opened::Refused(message));
     }

@@ -62,8 +62,15 @@ pub async fn reconcile(sj: Arc<ScoringJob>, ctx: Arc<Context>) -> Result<Action,
     if let Err(message) = check(&sj) {
         return run.fail(reasons::INVALID_SPEC, message).await;
     }
-    let shards = run.job(Kind::Shards).await?;
-    let report = run.job(Kind::Report).await?;
+    // Only the Job the step looks at: the shards' before the report, the
+    // report's after.
+    let (shards, report) = if run.old.versions.is_empty() {
+        (JobState::Missing, JobState::Missing)
+    } else if run.old.phase == ScoringPhase::Reporting {
+        (JobState::Missing, run.job(Kind::Report).await?)
+    } else {
+        (run.job(Kind::Shards).await?, JobState::Missing)
+    };
     match plan::step(&run.old, &shards, &report) {
         Step::Resolve => run.resolve().await,
         Step::StartShards => run.start(Kind::Shards).await,
@@ -102,8 +109,8 @@ pub async fn reconcile(sj: Arc<ScoringJob>, ctx: Arc<Context>) -> Result<Action,
 /// What the schema cannot check, and sources never fetched.
 fn check(sj: &ScoringJob) -> Result<(), String> {
     validation::validate_scoring_job(&sj.spec).map_err(|e| e.to_string())?;
-    match crate::artifact::refused_source(&sj.spec.run.dataset.uri) {
-        Some(why) => Err(why.replace("source.uri", "dataset.uri")),
+    match crate::artifact::refused_source("spec.dataset.uri", &sj.spec.run.dataset.uri) {
+        Some(why) => Err(why),
         None => Ok(()),
     }
 }
