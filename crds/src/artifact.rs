@@ -21,6 +21,10 @@ pub struct Artifact {
     pub size_bytes: i64,
     /// Inputs and outputs.
     pub signature: ModelSignature,
+    /// The training baseline found beside the artifact, checked against the
+    /// signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<crate::v1alpha1::VersionBaseline>,
 }
 
 /// The one line a validation run prints: the artifact, or why it was refused.

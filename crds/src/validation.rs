@@ -157,6 +157,8 @@ mod tests {
                 training: Some(TrainingSource {
                     schedule: schedule.map(str::to_owned),
                     suspend: false,
+                    retrain_on: Vec::new(),
+                    min_retrain_interval_seconds: 86400,
                     template: TrainingRunSpec {
                         image: "trainer:1".into(),
                         dataset: DatasetSpec {
@@ -236,6 +238,7 @@ mod tests {
             autoscaling: Default::default(),
             batching: Default::default(),
             health: Default::default(),
+            drift: Default::default(),
             migration: Default::default(),
             rollout: Default::default(),
             server: Default::default(),

@@ -28,7 +28,7 @@ pub enum Value<'a> {
 }
 
 /// A value refused by a `Reject` rule: which feature, where, what.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
     /// The feature's name.
     pub feature: String,

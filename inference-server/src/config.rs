@@ -52,6 +52,27 @@ pub struct Config {
     #[arg(long, env = "AIMASS_MODEL_SHA256")]
     pub model_sha256: Option<String>,
 
+    /// The version's training baseline (`baseline.json`): each scored row's
+    /// features and scores are counted into its bins, for drift (`GET
+    /// /drift` on the admin port). Without it nothing is counted.
+    #[arg(long, env = "AIMASS_BASELINE_URI")]
+    pub baseline_uri: Option<String>,
+
+    /// Expected sha256 of the baseline; start-up fails on a mismatch.
+    #[arg(long, env = "AIMASS_BASELINE_SHA256")]
+    pub baseline_sha256: Option<String>,
+
+    /// `FEATURE=Reject` answers 400 to a request with a value of FEATURE
+    /// outside what training saw (below the baseline's min, above its max,
+    /// or an unknown category); `FEATURE=Flag` scores it and counts it in
+    /// `aimass_input_out_of_contract_total`. Repeat, or separate with commas.
+    #[arg(
+        long = "feature-rule",
+        env = "AIMASS_FEATURE_RULES",
+        value_delimiter = ','
+    )]
+    pub feature_rules: Vec<crate::drift::FeatureRule>,
+
     /// Only validate the model: fetch it, load it, run a warm-up inference,
     /// print one `{"aimassValidation": ...}` line on stdout and exit. The
     /// operator runs this in a Job in the tenant's namespace, so it never

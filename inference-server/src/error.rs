@@ -15,6 +15,9 @@ pub enum Error {
     /// Metrics could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The version's baseline cannot be read or does not fit the model.
+    #[error("baseline: {0}")]
+    Baseline(String),
     /// The security layer is misconfigured or cannot start.
     #[error("security: {0}")]
     Security(String),

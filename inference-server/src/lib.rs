@@ -10,6 +10,7 @@ pub mod archive;
 pub mod batching;
 pub mod config;
 pub mod connections;
+pub mod drift;
 mod error;
 pub mod grpc;
 pub mod http;

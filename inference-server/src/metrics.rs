@@ -50,6 +50,9 @@ pub struct Metrics {
     pub audit_archived: IntCounter,
     /// `aimass_audit_archive_failures_total`: shipments that failed.
     pub audit_archive_failures: IntCounter,
+    /// `aimass_input_out_of_contract_total{input,action}`: feature values
+    /// outside what training saw, by feature and rule (`Reject`, `Flag`).
+    pub out_of_contract: IntCounterVec,
 }
 
 /// A metric's name and help text.
@@ -107,6 +110,11 @@ const AUDIT_ARCHIVED: Definition = (
 const AUDIT_ARCHIVE_FAILURES: Definition = (
     "aimass_audit_archive_failures_total",
     "Shipments of the audit trail to its archive that failed (retried at the next interval).",
+);
+
+const OUT_OF_CONTRACT: Definition = (
+    "aimass_input_out_of_contract_total",
+    "Feature values outside what the model was trained on, by feature (input) and rule (action: Reject answered 400, Flag scored).",
 );
 
 /// Makes and registers the metrics of one [`Registry`].
@@ -175,6 +183,7 @@ impl Metrics {
             audit_failures: m.counter(AUDIT_FAILURES)?,
             audit_archived: m.counter(AUDIT_ARCHIVED)?,
             audit_archive_failures: m.counter(AUDIT_ARCHIVE_FAILURES)?,
+            out_of_contract: m.counters(OUT_OF_CONTRACT, &["input", "action"])?,
             registry,
         })
     }

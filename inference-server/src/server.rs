@@ -73,6 +73,19 @@ pub async fn load(config: &Config) -> Result<Service, Error> {
     let load_seconds = started.elapsed().as_secs_f64();
     metrics.load_seconds.set(load_seconds);
     let signature = backend.signature();
+    let drift = match &config.baseline_uri {
+        Some(uri) => Some(
+            crate::drift::Drift::load(
+                uri,
+                config.baseline_sha256.as_deref(),
+                &signature,
+                &config.feature_rules,
+                metrics.out_of_contract.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     info!(
         model = %config.model_name,
         version = %config.model_version,
@@ -134,6 +147,7 @@ pub async fn load(config: &Config) -> Result<Service, Error> {
         enforcement: None,
         admin_separate: false,
         tls: None,
+        drift,
     })
 }
 

@@ -214,6 +214,7 @@ pub fn record_outcome(version: &mut ModelVersion, outcome: Result<Artifact, Stri
             version.sha256 = Some(artifact.sha256);
             version.size_bytes = Some(artifact.size_bytes);
             version.signature = Some(artifact.signature);
+            version.baseline = artifact.baseline;
         }
         Err(message) => {
             version.phase = VersionPhase::Rejected;

@@ -520,6 +520,21 @@ pub fn verify_sha256(bytes: &[u8], expected: &str) -> Result<(), Error> {
     }
 }
 
+/// The object `name` in the same folder as the object at `uri` (its query
+/// string dropped): where a version's other files sit beside its artifact.
+pub fn sibling(uri: &str, name: &str) -> String {
+    match Url::parse(uri) {
+        Ok(url) if url.scheme().len() > 1 => url.join(name).map_or_else(
+            |_| format!("{}/{name}", uri.rsplit_once('/').map_or(uri, |(d, _)| d)),
+            String::from,
+        ),
+        _ => std::path::Path::new(uri)
+            .with_file_name(name)
+            .display()
+            .to_string(),
+    }
+}
+
 /// The URI without credentials or query string, for messages and records.
 pub fn redact(uri: &str) -> String {
     match Url::parse(uri) {
@@ -536,6 +551,27 @@ pub fn redact(uri: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sibling_sits_in_the_same_folder() {
+        for (uri, sibling_uri) in [
+            (
+                "s3://bucket/models/fraud/v3/model.onnx",
+                "s3://bucket/models/fraud/v3/baseline.json",
+            ),
+            (
+                "file:///registry/v1/model.onnx",
+                "file:///registry/v1/baseline.json",
+            ),
+            (
+                "https://h/m/model.onnx?sig=secret",
+                "https://h/m/baseline.json",
+            ),
+            ("/tmp/v1/model.onnx", "/tmp/v1/baseline.json"),
+        ] {
+            assert_eq!(sibling(uri, "baseline.json"), sibling_uri, "{uri}");
+        }
+    }
 
     #[tokio::test]
     async fn reads_local_paths_and_file_uris_and_checks_sha256() {

@@ -35,6 +35,9 @@ pub mod types {
     pub const EVALUATED: &str = "Evaluated";
     /// A ModelApproval counted for the version its Model follows now.
     pub const COUNTED: &str = "Counted";
+    /// A ModelDeployment's served version drifts from its training
+    /// baseline: a PSI or CSI at the action level (`spec.drift`).
+    pub const DRIFT: &str = "Drift";
 }
 
 /// Condition reasons.
@@ -167,4 +170,13 @@ pub mod reasons {
     pub const SOAKING: &str = "Soaking";
     /// No version of the Model is served, or `spec.evidence` is not set.
     pub const NOT_SERVED: &str = "NotServed";
+    /// A stability index is at the action level.
+    pub const DRIFT_DETECTED: &str = "DriftDetected";
+    /// Every stability index is below the action level (or back below the
+    /// warning level after drift).
+    pub const NO_DRIFT: &str = "NoDrift";
+    /// Too few rows were scored in the window to judge drift.
+    pub const INSUFFICIENT_DATA: &str = "InsufficientData";
+    /// The version served has no baseline to compare with.
+    pub const NO_BASELINE: &str = "NoBaseline";
 }

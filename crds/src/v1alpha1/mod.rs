@@ -3,6 +3,7 @@
 mod api_client;
 mod common;
 pub mod conditions;
+mod drift;
 mod model;
 mod model_deployment;
 mod model_deployment_status;
@@ -13,6 +14,7 @@ mod training_job;
 
 pub use api_client::*;
 pub use common::*;
+pub use drift::*;
 pub use model::*;
 pub use model_deployment::*;
 pub use model_deployment_status::*;

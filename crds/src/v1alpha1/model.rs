@@ -207,9 +207,32 @@ pub struct TrainingSource {
     #[serde(default)]
     pub suspend: bool,
 
+    /// Retrain also when this happens: `Drift`, a ModelDeployment serving
+    /// the champion sets its `Drift` condition. At most one such run per
+    /// `minRetrainIntervalSeconds`, and never while another run is going.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1))]
+    pub retrain_on: Vec<RetrainOn>,
+
+    /// The least time between two runs started by `retrainOn`, in seconds.
+    #[serde(default = "default_retrain_interval")]
+    #[schemars(range(min = 60))]
+    pub min_retrain_interval_seconds: i64,
+
     /// The training run to start: image, dataset, hyperparameters and
     /// resources, as in a TrainingJob's spec.
     pub template: TrainingRunSpec,
+}
+
+fn default_retrain_interval() -> i64 {
+    86400
+}
+
+/// An event that starts a training run.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum RetrainOn {
+    /// A ModelDeployment serving the champion detects drift.
+    Drift,
 }
 
 /// Who moves the promoted alias.
@@ -428,6 +451,11 @@ pub struct ModelStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scheduled_time: Option<Time>,
 
+    /// When drift of the served champion last started a training run
+    /// (`source.training.retrainOn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drift_retrain_time: Option<Time>,
+
     /// When the schedule will next start a training run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_scheduled_time: Option<Time>,
@@ -527,6 +555,11 @@ pub struct ModelVersion {
     pub provenance: Option<Provenance>,
     /// When the version was recorded.
     pub created: Time,
+    /// The training baseline the trainer wrote beside the artifact
+    /// (`baseline.json`), checked by the validation Job; drift is measured
+    /// against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<VersionBaseline>,
 }
 
 /// What produced a version: the training run, its image, data and
@@ -552,6 +585,23 @@ pub struct VersionLineage {
     /// The URI the artifact was imported from, for `source.uri` versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported_from: Option<String>,
+    /// Why the operator started the run (drift), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<super::RunTrigger>,
+}
+
+/// A version's training baseline.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionBaseline {
+    /// Where it is (beside the artifact).
+    pub uri: String,
+    /// Its sha256, which the servers check.
+    pub sha256: String,
+    /// Features it describes.
+    pub features: i32,
+    /// Scores it describes.
+    pub scores: i32,
 }
 
 /// A move of an alias: a promotion, a manual pin, or a rollback.

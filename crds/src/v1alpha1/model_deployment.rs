@@ -9,7 +9,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{ModelDeploymentStatus, SecuritySpec};
+use super::{DriftSpec, ModelDeploymentStatus, SecuritySpec};
 
 /// Serves one version of a Model through the Open Inference Protocol v2.
 ///
@@ -69,6 +69,11 @@ pub struct ModelDeploymentSpec {
     /// Thresholds beyond which a replica counts as unhealthy.
     #[serde(default)]
     pub health: HealthSpec,
+
+    /// Drift of the served version against its training baseline, and the
+    /// rules for feature values training never saw.
+    #[serde(default)]
+    pub drift: DriftSpec,
 
     /// Moving replicas away from unhealthy pods and nodes.
     #[serde(default)]

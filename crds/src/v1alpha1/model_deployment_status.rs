@@ -79,6 +79,11 @@ pub struct ModelDeploymentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryStatus>,
 
+    /// Drift of the version served against its training baseline, from the
+    /// latest evaluation (`spec.drift`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<super::DriftStatus>,
+
     /// The latest audit checkpoint of each serving replica, as the operator
     /// last read it: the trail on the pod must still hold this record with
     /// this MAC (`aimass-audit verify --expect-sequence --expect-mac`).

@@ -48,6 +48,32 @@ pub struct TrainingJobSpec {
     /// What to run.
     #[serde(flatten)]
     pub run: TrainingRunSpec,
+
+    /// Why the operator started this run for its Model, when something
+    /// other than the schedule did (drift of the served champion). Copied
+    /// into the version's lineage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<RunTrigger>,
+}
+
+/// What made the operator start a training run.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunTrigger {
+    /// `Drift`: a ModelDeployment serving the Model's champion detected drift.
+    pub reason: String,
+    /// The ModelDeployment that detected it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// The version it served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// The score's PSI when the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psi: Option<f64>,
+    /// The features with the highest CSI then, highest first (at most 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
 }
 
 /// A reference to a Model in the same namespace.

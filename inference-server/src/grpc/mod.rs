@@ -279,7 +279,10 @@ impl Front {
         let version = (!request.model_version.is_empty()).then_some(request.model_version.as_str());
         self.service.check_model(&request.model_name, version)?;
         let (request, binary) = convert::infer_request(request)?;
-        let (decoded, outputs) = self.service.score(request, &binary, Some(shapes)).await?;
+        let (decoded, outputs) = self
+            .service
+            .score(request, &binary, Some(shapes), crate::http::Origin::Caller)
+            .await?;
         Ok(convert::infer_response(
             &self.service.model_name,
             &self.service.model_version,

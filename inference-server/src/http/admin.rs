@@ -1,5 +1,6 @@
-//! The admin port: probes, metrics, the operator's warm-up and the audit
-//! chain's checkpoint. Never reachable from callers (its own listener).
+//! The admin port: probes, metrics, the operator's warm-up, the audit
+//! chain's checkpoint and the drift counts. Never reachable from callers
+//! (its own listener).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -46,11 +47,15 @@ pub async fn handle_admin<B: RequestBody>(
             }
             let zeros = Request::new(Full::new(Bytes::from(zeros_request(&service).to_string())));
             Ok(service
-                .infer(zeros, None)
+                .infer(zeros, None, super::Origin::WarmUp)
                 .await
                 .unwrap_or_else(ApiError::into_response))
         }
         "/warm-up" => Ok(ApiError::MethodNotAllowed(req.method().clone()).into_response()),
+        "/drift" if req.method() == Method::GET => match &service.drift {
+            Some(drift) => Ok(json_response(StatusCode::OK, &drift.report())),
+            None => Ok(ApiError::NotFound("this server counts no drift: it was started without --baseline-uri".into()).into_response()),
+        },
         "/audit/checkpoint" if req.method() == Method::GET => {
             match service.enforcement.as_ref().and_then(|e| Some((e.audit.as_ref()?, &e.target))) {
                 Some((audit, target)) => Ok(json_response(StatusCode::OK, &audit.sealed_checkpoint(target))),
@@ -58,7 +63,7 @@ pub async fn handle_admin<B: RequestBody>(
             }
         }
         path => Ok(ApiError::NotFound(format!(
-            "the admin port serves /v2/health/live, /v2/health/ready, /metrics, POST /warm-up and /audit/checkpoint, not {path}"
+            "the admin port serves /v2/health/live, /v2/health/ready, /metrics, POST /warm-up, /audit/checkpoint and /drift, not {path}"
         ))
         .into_response()),
     }

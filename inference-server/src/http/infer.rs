@@ -12,7 +12,7 @@ use hyper::body::Bytes;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response};
 
-use super::{ApiError, CallShapes, HEADER_LENGTH, RequestBody, Service};
+use super::{ApiError, CallShapes, HEADER_LENGTH, Origin, RequestBody, Service};
 use crate::protocol::elements::Elements;
 use crate::protocol::{self, InferRequest, ProtocolError};
 
@@ -23,6 +23,7 @@ impl Service {
         &self,
         req: Request<B>,
         shapes: Option<&mut CallShapes>,
+        origin: Origin,
     ) -> Result<Response<Full<Bytes>>, ApiError> {
         let (body, header_length) = self.read_body(req).await?;
         let (json, binary) = match header_length {
@@ -38,7 +39,7 @@ impl Service {
         };
         let request: InferRequest = serde_json::from_slice(json)
             .map_err(|e| ProtocolError::Malformed(format!("invalid JSON: {e}")))?;
-        let (decoded, outputs) = self.score(request, binary, shapes).await?;
+        let (decoded, outputs) = self.score(request, binary, shapes, origin).await?;
         let encoded = protocol::encode(
             &self.model_name,
             &self.model_version,
@@ -51,14 +52,16 @@ impl Service {
     }
 
     /// Scores a request however it came (REST or gRPC): rehearsal faults,
-    /// decoding against the signature, a model run; the decoded request
-    /// (what to answer) and the model's outputs, with the shapes noted for
-    /// the audit record.
+    /// decoding against the signature, feature rules, a model run; the
+    /// decoded request (what to answer) and the model's outputs, with the
+    /// shapes noted for the audit record and a caller's rows counted for
+    /// drift.
     pub(crate) async fn score(
         &self,
         request: InferRequest,
         binary: &[u8],
         shapes: Option<&mut CallShapes>,
+        origin: Origin,
     ) -> Result<(protocol::Decoded, Vec<Tensor>), ApiError> {
         if !self.ready.load(Ordering::Acquire) {
             return Err(ApiError::NotReady);
@@ -75,9 +78,17 @@ impl Service {
         self.check_named_model(&request)?;
         let input_shapes = shapes.is_some().then(|| self.input_shapes(&request));
         let mut decoded = protocol::decode(request, binary, self.signature())?;
+        let drift = self.drift.as_ref().filter(|_| origin == Origin::Caller);
+        if let Some(drift) = drift {
+            drift.admit(&decoded.inputs, decoded.rows)?;
+            drift.count_inputs(&decoded.inputs, decoded.rows);
+        }
         let outputs = self
             .run(std::mem::take(&mut decoded.inputs), decoded.rows)
             .await?;
+        if let Some(drift) = drift {
+            drift.count_outputs(&outputs, decoded.rows);
+        }
         if let Some(shapes) = shapes {
             shapes.inputs = input_shapes.unwrap_or_default();
             shapes.outputs = self.output_shapes(&outputs);

@@ -185,6 +185,18 @@ pub struct Service {
     pub admin_separate: bool,
     /// TLS on the API port (and client certificates), when configured.
     pub tls: Option<Arc<crate::security::mtls::ReloadingAcceptor>>,
+    /// Drift counting and feature rules, when the version has a baseline.
+    pub drift: Option<crate::drift::Drift>,
+}
+
+/// Who sent an inference request: a caller, whose rows count for drift,
+/// or the operator's warm-up, whose zeros do not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A caller.
+    Caller,
+    /// The warm-up.
+    WarmUp,
 }
 
 /// The routes of the API port as (method, path template): the test that

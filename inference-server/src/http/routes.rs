@@ -90,7 +90,9 @@ pub(super) async fn route<B: RequestBody>(
                         &json!({"name": service.model_name, "ready": ready}),
                     ))
                 }
-                ["infer"] if method == Method::POST => service.infer(req, shapes).await,
+                ["infer"] if method == Method::POST => {
+                    service.infer(req, shapes, super::Origin::Caller).await
+                }
                 ["infer"] => Err(ApiError::MethodNotAllowed(method)),
                 _ => Err(ApiError::NotFound(format!(
                     "{path} is not an Open Inference Protocol route"

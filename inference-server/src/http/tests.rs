@@ -138,6 +138,7 @@ fn build(
         enforcement,
         admin_separate,
         tls: None,
+        drift: None,
     })
 }
 
@@ -623,5 +624,155 @@ fn an_audit_record_keeps_a_bounded_prefix_of_the_path() {
     assert_eq!(
         super::recorded_operation(&hyper::Method::POST, "/v2/models/m/infer"),
         "POST /v2/models/m/infer"
+    );
+}
+
+/// The fraud service counting drift against a baseline of its three
+/// features (`f0` numbers from 0 to 10, `f1` codes 2 and 3, `f2` numbers)
+/// and its score, with `rules`.
+fn drifting_service(rules: &[&str]) -> Arc<Service> {
+    let mut svc = default_service();
+    let baseline: aimass_drift::Baseline = serde_json::from_value(json!({
+        "rows": 100,
+        "features": [
+            {"name": "f0", "tensor": "features", "index": 0, "edges": [1.5, 2.5], "proportions": [0.5, 0.3, 0.2], "min": 0.0, "max": 10.0},
+            {"name": "f1", "tensor": "features", "index": 1, "categories": ["2", "3"], "proportions": [0.6, 0.4, 0.0]},
+            {"name": "f2", "tensor": "features", "index": 2, "edges": [0.0], "proportions": [0.5, 0.5]}
+        ],
+        "scores": [{"name": "score", "tensor": "score", "index": 0, "edges": [5.0], "proportions": [0.3, 0.7]}]
+    }))
+    .unwrap();
+    let rules: Vec<crate::drift::FeatureRule> = rules.iter().map(|r| r.parse().unwrap()).collect();
+    let service = Arc::get_mut(&mut svc).unwrap();
+    service.drift = Some(
+        crate::drift::Drift::new(
+            baseline,
+            "digest".into(),
+            service.backend.signature(),
+            &rules,
+            service.metrics.out_of_contract.clone(),
+        )
+        .unwrap(),
+    );
+    svc
+}
+
+async fn drift_counts(svc: &Arc<Service>) -> Value {
+    let request = Request::builder()
+        .uri("/drift")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = crate::http::handle_admin(Arc::clone(svc), request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn rows_are_counted_into_the_baseline_bins_and_the_warm_up_is_not() {
+    let svc = drifting_service(&["f1=Flag", "amount=Reject"]);
+    let body = json!({"inputs": [{"name": "features", "shape": [3, 3], "datatype": "FP32", "data": [1, 2, 3, 2, 3, -1, 9, 7, 1]}]}).to_string();
+    assert_eq!(
+        call(&svc, Method::POST, "/v2/models/fraud/infer", body)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let warm_up = Request::builder()
+        .method(Method::POST)
+        .uri("/warm-up")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = crate::http::handle_admin(Arc::clone(&svc), warm_up)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let counts = drift_counts(&svc).await;
+    assert_eq!(counts["rows"], 3, "{counts}");
+    assert_eq!(counts["baselineSha256"], "digest");
+    // f0: 1 → bin 0, 2 → bin 1, 9 → bin 2.
+    assert_eq!(counts["features"][0]["counts"], json!([1, 1, 1]));
+    // f1: 2, 3 known; 7 is another value, outside, flagged.
+    assert_eq!(counts["features"][1]["counts"], json!([1, 1, 1]));
+    assert_eq!(counts["features"][1]["outside"], 1);
+    assert_eq!(counts["features"][2]["counts"], json!([1, 2]));
+    // Scores (sums): 6, 4, 17 against the edge 5.
+    assert_eq!(counts["scores"][0]["counts"], json!([1, 2]));
+    assert_eq!(counts["scores"][0]["expected"], json!([0.3, 0.7]));
+    assert_eq!(counts["unknownRules"], json!(["amount"]));
+    let metrics = svc.metrics.render().unwrap();
+    assert!(
+        metrics.contains(r#"aimass_input_out_of_contract_total{action="Flag",input="f1",model="fraud",version="3"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_reject_rule_answers_400_naming_the_input_row_and_position() {
+    let svc = drifting_service(&["f0=Reject"]);
+    let body = |data: Value| {
+        json!({"inputs": [{"name": "features", "shape": [2, 3], "datatype": "FP32", "data": data}]})
+            .to_string()
+    };
+    let (status, answer) = call(
+        &svc,
+        Method::POST,
+        "/v2/models/fraud/infer",
+        body(json!([1, 2, 3, 30, 2, 3])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let message = answer["error"].as_str().unwrap();
+    assert!(
+        message.contains(r#"input "features", row 1, position 0 (feature "f0"): 30 is outside what the model was trained on (from 0 to 10)"#),
+        "{message}"
+    );
+    // Nothing of a refused request is counted; missing values pass.
+    assert_eq!(drift_counts(&svc).await["rows"], 0);
+    let (status, answer) = call(
+        &svc,
+        Method::POST,
+        "/v2/models/fraud/infer",
+        body(json!([1, 2, 3, 10, 2, 3])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let metrics = svc.metrics.render().unwrap();
+    assert!(
+        metrics.contains(r#"aimass_input_out_of_contract_total{action="Reject",input="f0",model="fraud",version="3"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_baseline_the_admin_port_says_drift_is_not_counted() {
+    let svc = default_service();
+    let request = Request::builder()
+        .uri("/drift")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = crate::http::handle_admin(svc, request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn feature_rules_parse_or_say_what_they_should_be() {
+    let rule: crate::drift::FeatureRule = "amount=Reject".parse().unwrap();
+    assert_eq!(
+        (rule.feature.as_str(), rule.rule),
+        ("amount", crate::drift::Rule::Reject)
+    );
+    assert!(
+        "amount"
+            .parse::<crate::drift::FeatureRule>()
+            .unwrap_err()
+            .contains("NAME=Reject")
+    );
+    assert!(
+        "amount=Drop"
+            .parse::<crate::drift::FeatureRule>()
+            .unwrap_err()
+            .contains("not \"Drop\"")
     );
 }

@@ -81,6 +81,13 @@ pub enum ProtocolError {
     /// Inputs disagree on the batch size.
     #[error("inputs disagree on the batch size (first dimension): {0:?}")]
     BatchMismatch(Vec<usize>),
+    /// A feature value outside what the model was trained on, refused by the
+    /// deployment's rule.
+    #[error(
+        "input {:?}, row {}, position {} (feature {:?}): {} is outside what the model was trained on ({}); this deployment rejects such values",
+        .0.input, .0.row, .0.index, .0.feature, .0.value, .0.expected
+    )]
+    OutOfContract(Box<aimass_drift::Refusal>),
     /// An output the model does not have.
     #[error("unknown output {name:?}: the model returns {expected:?}")]
     UnknownOutput {

@@ -600,11 +600,17 @@ pub fn promoted(
         lineage: from.lineage.clone(),
         provenance: Some(promotion.provenance.clone().numbered(version)),
         created: Time(jiff::Timestamp::now()),
+        baseline: None,
     };
     match outcome {
         Ok(artifact) if artifact.sha256 == promotion.sha256 => {
             record.size_bytes = Some(artifact.size_bytes);
             record.signature = Some(artifact.signature);
+            // The baseline travels with the version when it is still the
+            // one recorded where the version was proven.
+            record.baseline = artifact
+                .baseline
+                .filter(|b| from.baseline.as_ref().is_some_and(|f| f.sha256 == b.sha256));
         }
         Ok(artifact) => {
             record.phase = VersionPhase::Rejected;

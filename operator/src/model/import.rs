@@ -208,6 +208,7 @@ fn imported(uri: &str, version: i64) -> ModelVersion {
         }),
         provenance: None,
         created: Time(jiff::Timestamp::now()),
+        baseline: None,
     }
 }
 

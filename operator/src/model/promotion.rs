@@ -112,6 +112,7 @@ mod tests {
             lineage: None,
             provenance: None,
             created: Time(jiff::Timestamp::UNIX_EPOCH),
+            baseline: None,
         }
     }
 

@@ -54,6 +54,7 @@ mod tests {
             lineage: None,
             provenance: None,
             created: Time(jiff::Timestamp::UNIX_EPOCH),
+            baseline: None,
         }
     }
 

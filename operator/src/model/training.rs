@@ -214,6 +214,7 @@ pub fn build(model: &Model, tick: jiff::Timestamp) -> TrainingJob {
         spec: TrainingJobSpec {
             model_ref: ModelReference { name: model_name },
             run: template,
+            trigger: None,
         },
         status: None,
     }

@@ -61,6 +61,7 @@ pub async fn record(
         lineage: Some(lineage(tj)),
         provenance: Some(origin(tj, version)),
         created: Time(jiff::Timestamp::now()),
+        baseline: None,
     };
     let job_name = format!("{}-validate", super::job::job_name(tj));
     let outcome = match read_metrics(output).await? {
@@ -135,6 +136,7 @@ fn lineage(tj: &TrainingJob) -> VersionLineage {
         dataset_uri: Some(tj.spec.run.dataset.uri.clone()),
         hyperparameters: tj.spec.run.hyperparameters.clone(),
         imported_from: None,
+        trigger: tj.spec.trigger.clone(),
     }
 }
 

@@ -260,6 +260,7 @@ fn a_proven_and_approved_version_is_recorded_with_its_whole_provenance() {
         sha256: sha256.to_owned(),
         size_bytes: 10,
         signature: signature.clone(),
+        baseline: None,
     };
     let record = promoted(&promotion, 7, Ok(artifact(SHA)));
     assert_eq!(record.phase, VersionPhase::Ready);
