@@ -69,6 +69,10 @@ pub mod reasons {
     pub const MIGRATION_COMPLETED: &str = "MigrationCompleted";
     /// A migration's replacement did not become ready in time.
     pub const MIGRATION_ABANDONED: &str = "MigrationAbandoned";
+    /// A served version's drift reached the action level (`spec.drift`).
+    pub const DRIFT_DETECTED: &str = "DriftDetected";
+    /// A served version's drift went back below the warning level.
+    pub const DRIFT_CLEARED: &str = "DriftCleared";
 }
 
 /// An Event a reconcile decided to publish, once its status is written.

@@ -19,6 +19,129 @@ pub struct Metrics {
     pub events: IntCounterVec,
     /// Models' figures on their latest evaluation.
     pub evaluation: EvaluationMetrics,
+    /// Served versions' drift.
+    pub drift: DriftMetrics,
+}
+
+/// The series a subsystem set per object (namespace, name), to remove them
+/// when the object's figures change.
+#[derive(Default)]
+struct Owned(std::sync::Mutex<std::collections::HashMap<(String, String), Vec<LabelValues>>>);
+
+impl Owned {
+    /// Takes the series set for `key`.
+    fn take(&self, key: &(String, String)) -> Vec<LabelValues> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key)
+            .unwrap_or_default()
+    }
+
+    /// Records the series set for `key`.
+    fn keep(&self, key: (String, String), series: Vec<LabelValues>) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, series);
+    }
+}
+
+/// Each served version's drift from its latest evaluation, as dashboards and
+/// alert rules read it.
+pub struct DriftMetrics {
+    psi: GaugeVec,
+    csi: GaugeVec,
+    detected: IntGaugeVec,
+    set: Owned,
+}
+
+impl DriftMetrics {
+    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let psi = GaugeVec::new(
+            Opts::new(
+                "aimass_model_psi",
+                "Population stability index of a served version's score over the drift window, against its training baseline.",
+            ),
+            &["namespace", "model_deployment", "model", "version"],
+        )?;
+        let csi = GaugeVec::new(
+            Opts::new(
+                "aimass_feature_csi",
+                "Characteristic stability index of a served version's input feature over the drift window (the ten highest per deployment).",
+            ),
+            &[
+                "namespace",
+                "model_deployment",
+                "model",
+                "version",
+                "feature",
+            ],
+        )?;
+        let detected = IntGaugeVec::new(
+            Opts::new(
+                "aimass_model_drift_detected",
+                "1 while a ModelDeployment's Drift condition is True, 0 otherwise.",
+            ),
+            &["namespace", "model_deployment", "model", "version"],
+        )?;
+        for collector in [&psi, &csi] {
+            registry.register(Box::new(collector.clone()))?;
+        }
+        registry.register(Box::new(detected.clone()))?;
+        Ok(Self {
+            psi,
+            csi,
+            detected,
+            set: Owned::default(),
+        })
+    }
+
+    /// Sets one ModelDeployment's series from its latest evaluation (none:
+    /// removes them).
+    pub fn report(
+        &self,
+        md: &aimass_crds::v1alpha1::ModelDeployment,
+        drift: Option<&aimass_crds::v1alpha1::DriftStatus>,
+    ) {
+        use kube::ResourceExt;
+        let key = (md.namespace().unwrap_or_default(), md.name_any());
+        for labels in self.set.take(&key) {
+            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            let _ = match labels.len() {
+                5 => self.csi.remove_label_values(&labels),
+                _ => self
+                    .psi
+                    .remove_label_values(&labels)
+                    .and(self.detected.remove_label_values(&labels)),
+            };
+        }
+        let Some((drift, version)) = drift.and_then(|d| Some((d, d.version?))) else {
+            return;
+        };
+        let base = vec![
+            key.0.clone(),
+            key.1.clone(),
+            md.spec.model.name.clone(),
+            version.to_string(),
+        ];
+        let refs: Vec<&str> = base.iter().map(String::as_str).collect();
+        self.detected
+            .with_label_values(&refs)
+            .set(i64::from(drift.detected));
+        if let Some(psi) = drift.psi {
+            self.psi.with_label_values(&refs).set(psi);
+        }
+        let mut series = vec![base.clone()];
+        for feature in &drift.features {
+            let mut labels = base.clone();
+            labels.push(feature.name.clone());
+            let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+            self.csi.with_label_values(&refs).set(feature.index);
+            series.push(labels);
+        }
+        self.set.keep(key, series);
+    }
 }
 
 /// Each Model's figures on its latest scheduled evaluation, and which of its
@@ -26,9 +149,8 @@ pub struct Metrics {
 pub struct EvaluationMetrics {
     metric: GaugeVec,
     below_gate: IntGaugeVec,
-    /// The series set per Model (namespace, name), to remove them when they
-    /// change.
-    set: std::sync::Mutex<std::collections::HashMap<(String, String), Vec<LabelValues>>>,
+    /// The series set per Model.
+    set: Owned,
 }
 
 /// One series' label values.
@@ -55,7 +177,7 @@ impl EvaluationMetrics {
         Ok(Self {
             metric,
             below_gate,
-            set: std::sync::Mutex::default(),
+            set: Owned::default(),
         })
     }
 
@@ -68,12 +190,8 @@ impl EvaluationMetrics {
         latest: Option<&aimass_crds::v1alpha1::Evaluation>,
         gates: &[aimass_crds::v1alpha1::PromotionGate],
     ) {
-        let mut set = self
-            .set
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let key = (namespace.to_owned(), model.to_owned());
-        for labels in set.remove(&key).unwrap_or_default() {
+        for labels in self.set.take(&key) {
             let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
             let _ = match labels.len() {
                 4 => self.metric.remove_label_values(&labels),
@@ -108,7 +226,7 @@ impl EvaluationMetrics {
                 series.push(vec![namespace.into(), model.into(), name.clone()]);
             }
         }
-        set.insert(key, series);
+        self.set.keep(key, series);
     }
 }
 
@@ -273,6 +391,7 @@ impl Metrics {
         let reconcile = ReconcileMetrics::register(&registry)?;
         let health = HealthMetrics::register(&registry)?;
         let evaluation = EvaluationMetrics::register(&registry)?;
+        let drift = DriftMetrics::register(&registry)?;
         let events = IntCounterVec::new(
             Opts::new(
                 "aimass_operator_events_total",
@@ -286,6 +405,7 @@ impl Metrics {
             reconcile,
             health,
             evaluation,
+            drift,
             events,
         })
     }

@@ -123,11 +123,15 @@ fn default_clear_after() -> i32 {
 }
 
 /// What to do with one feature's values outside the training range.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct FeatureRule {
     /// The feature, as the baseline names it.
     #[schemars(length(min = 1, max = 63))]
+    #[x_kube(validation = (
+        "!self.contains(',') && !self.contains('=')",
+        "drift.rules[].feature cannot hold ',' or '='"
+    ))]
     pub feature: String,
     /// `Reject` answers 400 naming the feature, its input and the row;
     /// `Flag` scores the request and counts the value in

@@ -350,6 +350,12 @@ async fn report(
     for condition in wanted {
         set(status, md, condition, now);
     }
+    match report::drift_condition(md, status.drift.as_ref()) {
+        Some(drift) => set(status, md, drift, now),
+        None => status
+            .conditions
+            .retain(|c| c.type_ != aimass_crds::v1alpha1::conditions::types::DRIFT),
+    }
     audit_trail::check(ctx, md, old, status, now).await
 }
 

@@ -1,12 +1,12 @@
 //! What a ModelDeployment's status says, decided without I/O from what the
 //! reconcile observed and did: how far the rollout is, the `Progressing`,
-//! `Ready`, `Degraded` and `Secured` conditions, and the Events their
-//! changes call for.
+//! `Ready`, `Degraded`, `Secured` and `Drift` conditions, and the Events
+//! their changes call for.
 
 use aimass_crds::v1alpha1::conditions::{reasons, types};
 use aimass_crds::v1alpha1::{
-    AuditCheckpoint, AuditFailurePolicy, ModelDeployment, ModelDeploymentStatus, SecurityMode,
-    UnhealthyReplica,
+    AuditCheckpoint, AuditFailurePolicy, DriftLevel, DriftStatus, ModelDeployment,
+    ModelDeploymentStatus, SecurityMode, UnhealthyReplica,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 
@@ -83,6 +83,43 @@ pub struct Serving<'a> {
     pub problem: Option<&'a Problem>,
     /// Replicas the monitor judges unhealthy.
     pub unhealthy: &'a [UnhealthyReplica],
+}
+
+/// The `Drift` condition from the monitor's latest evaluation (`drift`);
+/// none while drift is not watched or not evaluated yet.
+pub fn drift_condition(
+    md: &ModelDeployment,
+    drift: Option<&DriftStatus>,
+) -> Option<Wanted<'static>> {
+    let drift = drift.filter(|_| md.spec.drift.enabled)?;
+    let version = drift.version.unwrap_or_default();
+    let (status, reason, message) = if drift.detected {
+        let since = drift
+            .detected_since
+            .as_ref()
+            .map_or_else(String::new, |t| format!(" since {}", t.0));
+        (
+            true,
+            reasons::DRIFT_DETECTED,
+            format!(
+                "version {version} drifts from its training baseline{since}: {}",
+                drift.message
+            ),
+        )
+    } else {
+        let reason = match drift.level {
+            DriftLevel::NoBaseline => reasons::NO_BASELINE,
+            DriftLevel::InsufficientData => reasons::INSUFFICIENT_DATA,
+            _ => reasons::NO_DRIFT,
+        };
+        (false, reason, drift.message.clone())
+    };
+    Some(Wanted {
+        type_: types::DRIFT,
+        status,
+        reason,
+        message,
+    })
 }
 
 /// The `Progressing`, `Ready` and `Degraded` conditions.

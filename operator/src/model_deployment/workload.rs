@@ -55,6 +55,9 @@ pub const DEPLOYMENT_LABEL: &str = "aimass.io/model-deployment";
 pub const TRACK_LABEL: &str = "aimass.io/track";
 /// Label naming the Model version a pod serves.
 pub const VERSION_LABEL: &str = "aimass.io/model-version";
+/// The server variable holding the digest of the baseline it counts drift
+/// against; the monitor reads it back from the pod's spec.
+pub const BASELINE_SHA256_VAR: &str = "AIMASS_BASELINE_SHA256";
 /// Seconds a stopping pod keeps serving while its endpoint is removed from
 /// every proxy, before the server stops accepting.
 pub const PRE_STOP_SECONDS: i64 = 5;
@@ -94,7 +97,8 @@ pub enum Track {
 }
 
 impl Track {
-    fn as_str(self) -> &'static str {
+    /// Its label value.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Stable => "stable",
             Self::Canary => "canary",

@@ -37,6 +37,8 @@ pub struct Series {
     pub memory: Memory,
     /// What the monitor last wrote to status.
     pub findings: Option<super::Findings>,
+    /// Drift counts and their window.
+    pub drift: super::drift::Tracker,
 }
 
 impl Series {

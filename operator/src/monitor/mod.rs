@@ -8,13 +8,15 @@
 //! (`FIELDS`); the controller reads them and never writes them back.
 
 pub mod collector;
+pub mod drift;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aimass_crds::v1alpha1::{
-    MigrationRecord, ModelDeployment, ModelDeploymentStatus, ScaleDecision, UnhealthyReplica,
+    DriftStatus, MigrationRecord, ModelDeployment, ModelDeploymentStatus, ScaleDecision,
+    UnhealthyReplica,
 };
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -41,6 +43,7 @@ pub const FIELDS: &[&str] = &[
     "unhealthyReplicas",
     "migrations",
     "migrationPaused",
+    "drift",
 ];
 
 /// The monitor's status writer.
@@ -64,6 +67,9 @@ pub struct Findings {
     pub migrations: Vec<MigrationRecord>,
     /// Whether administrators paused migrations.
     pub migration_paused: bool,
+    /// The latest drift evaluation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftStatus>,
 }
 
 impl Findings {
@@ -75,6 +81,7 @@ impl Findings {
             unhealthy_replicas: status.unhealthy_replicas,
             migrations: status.migrations,
             migration_paused: status.migration_paused,
+            drift: status.drift,
         }
     }
 }
@@ -162,7 +169,8 @@ async fn round(
     switch: &mut crate::health::migration::PauseSwitch,
 ) -> Result<(), Error> {
     let mut nodes = HashMap::new();
-    let ready: Vec<(String, String)> = pods_of(pods, md)
+    let own = pods_of(pods, md);
+    let ready: Vec<(String, String)> = own
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter_map(|p| {
@@ -206,6 +214,13 @@ async fn round(
         now,
     );
     findings.last_scale_decision = plan.decision;
+    let mut drift_change = None;
+    if series.drift.due(seconds) {
+        let observed = series.drift.observe(md, &own, seconds).await;
+        drift_change = observed.as_ref().and_then(|(_, t)| *t);
+        findings.drift = observed.map(|(status, _)| status);
+        ctx.metrics.drift.report(md, findings.drift.as_ref());
+    }
     let api: Api<ModelDeployment> =
         Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
     WRITER
@@ -221,6 +236,31 @@ async fn round(
                 "Autoscale",
                 note,
             )
+            .await;
+    }
+    if let (Some(transition), Some(status)) = (drift_change, &findings.drift) {
+        let (severity, reason, note) = match transition {
+            drift::Transition::Detected => (
+                Severity::Warning,
+                reasons::DRIFT_DETECTED,
+                format!(
+                    "drift detected on version {}: {}",
+                    status.version.unwrap_or_default(),
+                    status.message
+                ),
+            ),
+            drift::Transition::Cleared => (
+                Severity::Normal,
+                reasons::DRIFT_CLEARED,
+                format!(
+                    "drift is over on version {}: {}",
+                    status.version.unwrap_or_default(),
+                    status.message
+                ),
+            ),
+        };
+        ctx.events
+            .publish(&md.object_ref(&()), severity, reason, "Drift", note)
             .await;
     }
     series.findings = Some(findings);

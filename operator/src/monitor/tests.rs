@@ -42,6 +42,12 @@ fn findings(to: i32) -> Findings {
             message: None,
         }],
         migration_paused: true,
+        drift: Some(aimass_crds::v1alpha1::DriftStatus {
+            version: Some(3),
+            psi: Some(0.3),
+            detected: true,
+            ..Default::default()
+        }),
     }
 }
 
@@ -56,6 +62,7 @@ fn status_with(findings: &Findings) -> ModelDeploymentStatus {
         unhealthy_replicas: findings.unhealthy_replicas.clone(),
         migrations: findings.migrations.clone(),
         migration_paused: findings.migration_paused,
+        drift: findings.drift.clone(),
         ..ModelDeploymentStatus::default()
     }
 }

@@ -304,3 +304,46 @@ fn announcements_mark_transitions_once() {
         assert_eq!(reasons, want, "{what}");
     }
 }
+
+#[test]
+fn the_drift_condition_names_the_level_reached() {
+    let mut watched = md("Enforced");
+    let drift = |detected: bool, level: DriftLevel| DriftStatus {
+        version: Some(4),
+        level,
+        detected,
+        detected_since: detected.then(|| Time("2026-12-06T08:00:00Z".parse().unwrap())),
+        message:
+            "PSI 0.4100 (p) over 2000 rows in the last 60 s; top features by CSI: amount 1.2000"
+                .into(),
+        ..DriftStatus::default()
+    };
+    assert_eq!(drift_condition(&watched, None), None, "not evaluated yet");
+    let detected = drift_condition(&watched, Some(&drift(true, DriftLevel::Action))).unwrap();
+    assert_eq!(
+        (detected.type_, detected.status, detected.reason),
+        ("Drift", true, reasons::DRIFT_DETECTED)
+    );
+    assert!(
+        detected.message.starts_with(
+            "version 4 drifts from its training baseline since 2026-12-06T08:00:00Z: PSI 0.4100"
+        ),
+        "{}",
+        detected.message
+    );
+    assert!(detected.message.contains("top features by CSI: amount"));
+    for (level, reason) in [
+        (DriftLevel::Stable, reasons::NO_DRIFT),
+        (DriftLevel::Warning, reasons::NO_DRIFT),
+        (DriftLevel::InsufficientData, reasons::INSUFFICIENT_DATA),
+        (DriftLevel::NoBaseline, reasons::NO_BASELINE),
+    ] {
+        let wanted = drift_condition(&watched, Some(&drift(false, level))).unwrap();
+        assert_eq!((wanted.status, wanted.reason), (false, reason), "{level:?}");
+    }
+    watched.spec.drift.enabled = false;
+    assert_eq!(
+        drift_condition(&watched, Some(&drift(true, DriftLevel::Action))),
+        None
+    );
+}

@@ -93,6 +93,21 @@ fn server_env(w: &Workload<'_>) -> Vec<EnvVar> {
     if let Some(sha) = &w.version.sha256 {
         vars.push(env("AIMASS_MODEL_SHA256", sha));
     }
+    if spec.drift.enabled
+        && let Some(baseline) = &w.version.baseline
+    {
+        vars.push(env("AIMASS_BASELINE_URI", &baseline.uri));
+        vars.push(env(super::BASELINE_SHA256_VAR, &baseline.sha256));
+        if !spec.drift.rules.is_empty() {
+            let rules: Vec<String> = spec
+                .drift
+                .rules
+                .iter()
+                .map(|r| format!("{}={}", r.feature, r.action.as_str()))
+                .collect();
+            vars.push(env("AIMASS_FEATURE_RULES", rules.join(",")));
+        }
+    }
     if let Some(timeout) = spec.server.request_timeout_millis {
         vars.push(env("AIMASS_REQUEST_TIMEOUT_MILLIS", timeout));
     }

@@ -450,3 +450,43 @@ fn the_canary_has_its_own_track_behind_the_same_service() {
     assert_eq!(url(&md), "http://scoring.risk.svc:80/v2/models/card-fraud");
     assert_eq!(super::selector(&md), "aimass.io/model-deployment=scoring");
 }
+
+#[test]
+fn a_version_with_a_baseline_is_served_counting_drift_with_the_rules() {
+    let mut version = version();
+    version.baseline = Some(aimass_crds::v1alpha1::VersionBaseline {
+        uri: "s3://models/card-fraud/3/baseline.json".into(),
+        sha256: "cd".into(),
+        features: 8,
+        scores: 1,
+    });
+    let serve = |md: &ModelDeployment, version: &ModelVersion| {
+        let d = deployment(&Workload {
+            md,
+            version,
+            replicas: 1,
+            default_image: "aimass/inference-server:0.1.0",
+            secret: None,
+            key_service: &key_service(),
+            track: Track::Stable,
+        });
+        let c = d.spec.unwrap().template.spec.unwrap().containers.remove(0);
+        env_of(&c)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect::<BTreeMap<String, String>>()
+    };
+    let ruled =
+        md("  drift: {rules: [{feature: amount, action: Reject}, {feature: mcc, action: Flag}]}\n");
+    let env = serve(&ruled, &version);
+    assert_eq!(
+        env["AIMASS_BASELINE_URI"],
+        "s3://models/card-fraud/3/baseline.json"
+    );
+    assert_eq!(env[BASELINE_SHA256_VAR], "cd");
+    assert_eq!(env["AIMASS_FEATURE_RULES"], "amount=Reject,mcc=Flag");
+    // Off, or a version without a baseline: nothing counted, no rules.
+    let off = md("  drift: {enabled: false}\n");
+    assert!(!serve(&off, &version).contains_key("AIMASS_BASELINE_URI"));
+    assert!(!serve(&ruled, &super::tests::version()).contains_key("AIMASS_FEATURE_RULES"));
+}
