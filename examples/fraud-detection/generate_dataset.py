@@ -39,9 +39,11 @@ def transaction(rng, index):
     card_present = int(rng.random() < (0.7 if not fraud_prone else 0.2))
     velocity = min(int(rng.expovariate(1 / (1.0 if not fraud_prone else 4.0))), 40)
     age = int(rng.expovariate(1 / 900.0)) if not fraud_prone else int(rng.expovariate(1 / 120.0))
+    # The amount is the strongest single signal, as in real card fraud: a
+    # currency-scale mix-up moves the fraud probabilities (see docs/drift.md).
     score = (
-        -5.2
-        + 0.55 * math.log1p(amount / 50.0)
+        -5.77
+        + 1.5 * math.log1p(amount / 50.0)
         + 0.9 * (hour < 5)
         + 0.012 * min(distance, 400)
         + 1.3 * foreign

@@ -7,7 +7,9 @@ reported as a metric), trains a gradient-boosted tree model with the
 hyperparameters in AIMASS_HYPERPARAMETERS, prints per-stage metrics (AUC, KS,
 log loss, recall and precision at a fixed threshold) as JSON lines, and writes
 model.onnx (skl2onnx, zipmap=False, so the inference server returns a plain
-probability tensor) and metrics.json under AIMASS_OUTPUT_URI.
+probability tensor), metrics.json and baseline.json (the training
+distribution of each feature and of the fraud probability, which aimass
+measures drift against) under AIMASS_OUTPUT_URI.
 
 A trainer reports why it fails with a JSON line {"error": Reason, "message":
 ...} before it exits non-zero; aimass shows that reason on the TrainingJob.
@@ -123,17 +125,59 @@ def clean(rows):
                 value = math.nan
             columns[f].append(value)
     x = np.column_stack([np.array(columns[f], dtype=np.float64) for f in FEATURES])
-    # Impute with the median, then cap heavy tails at the 99.5th percentile.
+    # Impute with the median, then cap heavy tails at the 99.5th percentile
+    # (the observed range, before capping, is the features' contract).
+    observed = {}
     for j in range(x.shape[1]):
         col = x[:, j]
         median = np.nanmedian(col)
         col[np.isnan(col)] = median
+        observed[FEATURES[j]] = (float(col.min()), float(col.max()))
         cap = np.percentile(col, 99.5)
         if FEATURES[j] in ("amount", "distance_from_home_km", "transactions_last_hour"):
             counts["outliers_capped"] += int((col > cap).sum())
             np.minimum(col, cap, out=col)
     counts["rows_used"] = len(labels)
-    return x.astype(np.float32), np.array(labels), counts
+    return x.astype(np.float32), np.array(labels), counts, observed
+
+
+def histogram(name, tensor, index, values, observed=None):
+    """One baseline column: codes (integers, at most 12 distinct) as
+    categories, other numbers as deciles; the share of rows in each bin.
+    Each edge lies halfway between a decile and the next distinct value, so
+    tied values (tree scores, whole numbers) never straddle an edge and a
+    float rounded differently by the server stays in its bin."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    distinct = np.unique(values)
+    column = {"name": name, "tensor": tensor, "index": index}
+    if len(distinct) <= 12 and np.all(distinct == np.round(distinct)):
+        codes = [int(v) for v in distinct]
+        column["categories"] = [str(c) for c in codes]
+        shares = [float(np.mean(values == c)) for c in codes]
+        column["proportions"] = shares + [0.0]
+        return column
+    deciles = np.unique(np.quantile(values, np.linspace(0.1, 0.9, 9)))
+    above = np.searchsorted(distinct, deciles, side="right")
+    edges = np.unique([(d + distinct[i]) / 2 for d, i in zip(deciles, above) if i < len(distinct)])
+    bins = np.searchsorted(edges, values, side="right")
+    column["edges"] = [float(e) for e in edges]
+    column["proportions"] = [float(s) for s in np.bincount(bins, minlength=len(edges) + 1) / len(values)]
+    if observed is not None:
+        column["min"], column["max"] = observed
+    return column
+
+
+def baseline(x, scores, observed):
+    """baseline.json: the training distribution of each feature (input
+    "transactions", column j) and of the fraud probability (output
+    "probabilities", column 1)."""
+    return {
+        "rows": int(len(x)),
+        "features": [histogram(f, "transactions", j, x[:, j], observed[f]) for j, f in enumerate(FEATURES)],
+        "scores": [histogram("fraud_probability", "probabilities", 1, scores)],
+    }
 
 
 def evaluate(y, p, threshold):
@@ -168,7 +212,7 @@ def main():
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.model_selection import train_test_split
 
-    x, y, counts = clean(read_dataset(dataset))
+    x, y, counts, observed = clean(read_dataset(dataset))
     emit(step=0, metrics={k: float(v) for k, v in counts.items()})
     if counts["rows_used"] < 100 or len(set(y.tolist())) < 2:
         fail("DatasetInvalid", f"{counts['rows_used']} usable rows with both classes are needed to train")
@@ -194,7 +238,9 @@ def main():
     write_output(output, "model.onnx", onnx_model.SerializeToString())
     metrics = {**final, **{k: float(v) for k, v in counts.items()}, "fraud_rate": round(float(np.mean(y)), 6)}
     write_output(output, "metrics.json", json.dumps(metrics, indent=2).encode())
-    print(f"wrote model.onnx and metrics.json to {output}", flush=True)
+    scores = model.predict_proba(x)[:, 1].astype(np.float32)
+    write_output(output, "baseline.json", json.dumps(baseline(x, scores, observed), indent=1).encode())
+    print(f"wrote model.onnx, metrics.json and baseline.json to {output}", flush=True)
 
 
 if __name__ == "__main__":

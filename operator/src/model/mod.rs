@@ -12,6 +12,7 @@ mod follow;
 mod import;
 mod promotion;
 mod registry;
+mod retrain;
 mod schedule;
 mod training;
 

@@ -47,9 +47,15 @@ pub async fn reconcile(
         .into_iter()
         .filter(|tj| tj.spec.model_ref.name == model.name_any())
         .collect();
-    let plan = plan(model, &runs, status, now)?;
-    for tick in plan.start {
-        start(&jobs, model, tick, notices).await?;
+    let mut plan = plan(model, &runs, status, now)?;
+    for tick in plan.start.clone() {
+        start(&jobs, &build(model, tick), notices).await?;
+    }
+    if plan.active.is_none()
+        && let Some(tj) = super::retrain::on_drift(ctx, model, status, now).await?
+    {
+        plan.active = Some(start(&jobs, &tj, notices).await?);
+        status.last_drift_retrain_time = Some(now.clone());
     }
     notices.extend(plan.skipped);
     status.last_scheduled_time = plan.last_scheduled_time;
@@ -166,20 +172,27 @@ fn is_finished(tj: &TrainingJob) -> bool {
         .is_some_and(|s| matches!(s.phase, TrainingPhase::Succeeded | TrainingPhase::Failed))
 }
 
-/// Creates the run for `tick` (idempotent: its name is derived from it).
+/// Creates the run `tj` (idempotent: its name is derived from its tick or
+/// trigger time).
 async fn start(
     jobs: &Api<TrainingJob>,
-    model: &Model,
-    tick: jiff::Timestamp,
+    tj: &TrainingJob,
     notices: &mut Vec<Notice>,
 ) -> Result<String, Error> {
-    let tj = build(model, tick);
     let name = tj.name_any();
-    match jobs.create(&PostParams::default(), &tj).await {
+    match jobs.create(&PostParams::default(), tj).await {
         Ok(_) => notices.push(Notice {
             severity: Severity::Normal,
             reason: crate::events::reasons::TRAINING_STARTED.into(),
-            note: format!("created TrainingJob {name}"),
+            note: match &tj.spec.trigger {
+                Some(trigger) => format!(
+                    "created TrainingJob {name}: {} of ModelDeployment {} serving version {}",
+                    trigger.reason,
+                    trigger.deployment.as_deref().unwrap_or_default(),
+                    trigger.version.unwrap_or_default()
+                ),
+                None => format!("created TrainingJob {name}"),
+            },
         }),
         Err(e) if is_conflict(&e) => {}
         Err(e) => return Err(Error::kube(format!("creating TrainingJob {name}"))(e)),
@@ -190,9 +203,19 @@ async fn start(
 /// The TrainingJob a Model's template describes, for the tick at `tick`.
 pub fn build(model: &Model, tick: jiff::Timestamp) -> TrainingJob {
     let model_name = model.name_any();
-    let name = labels::fit(&format!("{model_name}-{}", tick.as_second()), 63);
-    let mut labels = labels::common("aimass-trainer", &model_name);
-    labels.insert(labels::SCHEDULED_AT.into(), tick.as_second().to_string());
+    let mut tj = run_of(
+        model,
+        labels::fit(&format!("{model_name}-{}", tick.as_second()), 63),
+    );
+    tj.labels_mut()
+        .insert(labels::SCHEDULED_AT.into(), tick.as_second().to_string());
+    tj
+}
+
+/// A run `name` of the Model's template, owned by the Model.
+pub fn run_of(model: &Model, name: String) -> TrainingJob {
+    let model_name = model.name_any();
+    let labels = labels::common("aimass-trainer", &model_name);
     let template = model
         .spec
         .source

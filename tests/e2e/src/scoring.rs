@@ -1,6 +1,7 @@
 //! What the serving tests share: zoo models and their references, the
 //! manifests of a scored Model, and its pods.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -221,4 +222,33 @@ pub fn argocd_health(ns: &str, object: &str, check: &str) -> Result<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
+/// Runs `script` of tests/e2e/scripts with the Python of the virtualenv
+/// that `venv` (a script and its arguments) prints.
+pub fn python_script(venv: &[&str], script: &str, args: &[&str]) -> Result<serde_json::Value> {
+    let root = repo_root();
+    let made = std::process::Command::new("bash")
+        .current_dir(&root)
+        .args(venv)
+        .output()?;
+    ensure!(
+        made.status.success(),
+        "the Python environment of {script}: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let python = PathBuf::from(String::from_utf8(made.stdout)?.trim()).join("bin/python");
+    let out = std::process::Command::new(python)
+        .arg(root.join("tests/e2e/scripts").join(script))
+        .args(args)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "{script} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.stdout.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| format!("{script}'s output"))
 }

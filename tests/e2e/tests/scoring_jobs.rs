@@ -11,8 +11,8 @@ use std::time::Duration;
 use aimass_crds::v1alpha1::{Model, ScoringJob, ScoringPhase};
 use aimass_e2e::operator::run_with_operator;
 use aimass_e2e::{
-    TestNamespace, kubectl, pod_processes, pods, repo_root, scoring_endpoint, scoring_manifests,
-    serving, wait, wait_for, zoo,
+    TestNamespace, kubectl, pod_processes, pods, python_script, scoring_endpoint,
+    scoring_manifests, serving, wait, wait_for, zoo,
 };
 use anyhow::{Context, Result, bail, ensure};
 use kube::api::{Patch, PatchParams};
@@ -31,47 +31,18 @@ fn workdir(ns: &TestNamespace) -> Result<PathBuf> {
 /// Runs tests/e2e/scripts/backtest.py with the zoo's Python (scikit-learn,
 /// SciPy); returns what it printed, as JSON.
 fn backtest_py(args: &[&str]) -> Result<Value> {
-    python(&["scripts/zoo-venv.sh"], "backtest.py", args)
+    python_script(&["scripts/zoo-venv.sh"], "backtest.py", args)
 }
 
 /// Runs tests/e2e/scripts/parquet_check.py with pyarrow; returns what it
 /// printed, as JSON (null when nothing).
 fn parquet_py(args: &[&str]) -> Result<Value> {
     let requirements = "tests/e2e/scripts/parquet-requirements.txt";
-    python(
+    python_script(
         &["scripts/venv.sh", "parquet", requirements],
         "parquet_check.py",
         args,
     )
-}
-
-/// Runs `script` of tests/e2e/scripts with the Python of the virtualenv
-/// that `venv` (a script and its arguments) prints.
-fn python(venv: &[&str], script: &str, args: &[&str]) -> Result<Value> {
-    let root = repo_root();
-    let made = std::process::Command::new("bash")
-        .current_dir(&root)
-        .args(venv)
-        .output()?;
-    ensure!(
-        made.status.success(),
-        "the Python environment of {script}: {}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let python = PathBuf::from(String::from_utf8(made.stdout)?.trim()).join("bin/python");
-    let out = std::process::Command::new(python)
-        .arg(root.join("tests/e2e/scripts").join(script))
-        .args(args)
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "{script} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.stdout.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Null);
-    }
-    serde_json::from_slice(&out.stdout).with_context(|| format!("{script}'s output"))
 }
 
 /// A ScoringJob manifest over `dir`'s data set.
