@@ -8,7 +8,7 @@ RUST_VERSION := $(shell rustc --version | awk '{print $$2}')
 export CARGO_TARGET_DIR ?= $(AIMASS_CACHE_DIR)/cargo-target-$(RUST_VERSION)
 export AIMASS_CACHE_DIR
 
-.PHONY: help generate zoo fmt lint unit-test e2e test fuzz bench-scale bench-serving bench-trees bench-scoring cluster-up cluster-down cluster-env demo
+.PHONY: help generate zoo fmt lint unit-test e2e test fuzz bench-scale bench-serving bench-drift bench-trees bench-scoring cluster-up cluster-down cluster-env demo
 
 help:
 	@echo "make demo         the whole product on a local cluster: train, serve, score"
@@ -19,6 +19,7 @@ help:
 	@echo "make fmt | lint   format; rustfmt check + clippy -D warnings"
 	@echo "make bench-scale  1,000 Models and 1,000 ApiClients against the release operator: RSS, time to current"
 	@echo "make bench-serving the release server against the HTTP ceiling and a FastAPI reference, with wrk; start-up of big models"
+	@echo "make bench-drift  single-row latency with drift counting off, on, and on with a Reject rule per feature"
 	@echo "make bench-trees  our tree operators against onnxruntime on the zoo's and on deep ensembles, 1 to 4,096 rows"
 	@echo "make bench-scoring batch scoring of 1 and 10 million rows, CSV and Parquet, against the tree operators alone; 3 shards against 1"
 	@echo "make fuzz         fuzz the request decoders, 10 million executions per target (AIMASS_FUZZ_RUNS)"
@@ -50,6 +51,9 @@ fuzz:
 
 bench-serving:
 	@bench/serving.sh
+
+bench-drift:
+	@bench/serving.sh --drift
 
 bench-trees:
 	@bench/trees.sh

@@ -4,10 +4,14 @@ ceiling of this machine (a bare hyper server answering a fixed 200-byte
 JSON body) and a hand-written FastAPI + onnxruntime reference, each driven by
 wrk in another process on loopback, in the same run, on the same model and
 request; then start-to-ready and memory for 10 MB and 100 MB tree ensembles.
-Prints figures and ratios; asserts nothing. Run by bench/serving.sh.
+With --drift, only the cost of drift counting: the same server and request
+with counting off, on, and on with a Reject rule on every feature, one row
+per request at c=1, alternated over rounds. Prints figures and ratios;
+asserts nothing. Run by bench/serving.sh.
 """
 
 import argparse
+import json
 import os
 import re
 import socket
@@ -109,12 +113,57 @@ def startup(server, model):
         process.wait(timeout=30)
 
 
+def drift(server, model, script, seconds, rounds=3):
+    """Single-row latency with drift counting off and on, in one run."""
+    from statistics import NormalDist, median
+
+    deciles = [NormalDist().inv_cdf(q / 10) for q in range(1, 10)]
+    baseline = {
+        "rows": 20000,
+        "features": [{"name": f"f{j}", "tensor": "input", "index": j, "edges": deciles, "proportions": [0.1] * 10,
+                      "min": -10.0, "max": 10.0} for j in range(20)],
+        "scores": [{"name": "p", "tensor": "probabilities", "index": 1, "edges": [i / 10 for i in range(1, 10)],
+                    "proportions": [0.1] * 10}],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "baseline.json")
+        with open(path, "w") as f:
+            json.dump(baseline, f)
+        counting = ["--baseline-uri", f"file://{path}"]
+        rules = ["--feature-rule", ",".join(f"f{j}=Reject" for j in range(20))]
+        configs = [("drift off", []), ("drift counting (20 features + score)", counting),
+                   ("counting + Reject rules on the 20 features", counting + rules)]
+        print(f"drift counting, {os.path.basename(model)}, one row of 20 features per request, c=1, "
+              f"{rounds} rounds of {seconds} s each, each round in another order:")
+        figures = {name: [] for name, _ in configs}
+        for round_ in range(rounds):
+            for name, extra in configs[round_ % len(configs):] + configs[:round_ % len(configs)]:
+                port = free_port()
+                process, _ = serve([server, "--model-uri", model, "--model-name", "m", "--port", str(port), *extra], port)
+                try:
+                    result = wrk(port, script, 1, 1, seconds)
+                finally:
+                    process.terminate()
+                    process.wait(timeout=30)
+                figures[name].append(result)
+                print(f"  round {round_ + 1} {name:<44} {result['rps']:>8,.0f} req/s  p50 {result['p50']:.3f} ms  "
+                      f"p99 {result['p99']:.3f} ms  failed {result['failed']} {result['errors']}", flush=True)
+    off = median(r["p99"] for r in figures["drift off"])
+    print("\n| server | req/s | p50 | p99 | p99 / off |")
+    print("|---|---|---|---|---|")
+    for name, results in figures.items():
+        p99 = median(r["p99"] for r in results)
+        print(f"| {name} | {median(r['rps'] for r in results):,.0f} | {median(r['p50'] for r in results):.3f} ms | "
+              f"{p99:.3f} ms | {p99 / off:.3f} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bin", required=True, help="folder of the release binaries")
     parser.add_argument("--python", required=True, help="the reference's Python")
     parser.add_argument("--models", required=True, help="folder models.py wrote")
     parser.add_argument("--seconds", type=int, default=10, help="seconds per load")
+    parser.add_argument("--drift", action="store_true", help="only the cost of drift counting")
     args = parser.parse_args()
     model = os.path.join(args.models, "xgb200.onnx")
     with open(os.path.join(args.models, "request.json")) as f:
@@ -125,6 +174,9 @@ def main():
             f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
             f.write(f"wrk.body = [=[{body}]=]\n")
         server = os.path.join(args.bin, "aimass-inference-server")
+        if args.drift:
+            drift(server, model, script, args.seconds)
+            return
         ports = [free_port() for _ in range(3)]
         candidates = [
             ("HTTP ceiling (hyper)", [os.path.join(args.bin, "aimass-http-ceiling"), "--port", str(ports[0])], ports[0]),
