@@ -134,7 +134,7 @@ pub fn validate(bytes: &[u8], expected_sha256: Option<&str>) -> Result<Artifact,
     Ok(Artifact {
         sha256: aimass_storage::sha256_hex(bytes),
         size_bytes: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
-        signature: model_signature(&backend.signature()),
+        signature: model_signature(backend.signature()),
         baseline: None,
     })
 }

@@ -78,7 +78,7 @@ pub async fn load(config: &Config) -> Result<Service, Error> {
             crate::drift::Drift::load(
                 uri,
                 config.baseline_sha256.as_deref(),
-                &signature,
+                signature,
                 &config.feature_rules,
                 metrics.out_of_contract.clone(),
             )

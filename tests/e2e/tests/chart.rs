@@ -260,7 +260,9 @@ async fn assert_owned_by_user_objects(client: &Client, ns: &str) -> Result<usize
 /// `aimass_replica_unhealthy` has series only while a replica is unhealthy,
 /// which the migration tests bring about, and
 /// `aimass_model_evaluation_below_gate` only for Models evaluated against
-/// gates (the evaluation module's tests); here they are taken as known.
+/// gates (the evaluation module's tests), and `aimass_model_drift_detected`
+/// and `aimass_feature_csi` only for deployments whose drift was evaluated
+/// (the drift test reads them); here they are taken as known.
 fn unknown_metrics(exported: &std::collections::BTreeSet<String>) -> Result<Vec<String>> {
     let files = ["files/alerts.yaml", "files/dashboard.json"];
     let mut unknown = Vec::new();
@@ -274,6 +276,8 @@ fn unknown_metrics(exported: &std::collections::BTreeSet<String>) -> Result<Vec<
             let known = exported.contains(&name)
                 || name == "aimass_replica_unhealthy"
                 || name == "aimass_model_evaluation_below_gate"
+                || name == "aimass_model_drift_detected"
+                || name == "aimass_feature_csi"
                 || ["_bucket", "_sum", "_count"].iter().any(|s| {
                     name.strip_suffix(s).is_some_and(|base| {
                         exported.contains(&format!("{base}_count"))

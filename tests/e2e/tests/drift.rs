@@ -361,6 +361,10 @@ async fn scenario(ns: &TestNamespace, operator: &Operator) -> Result<()> {
             "aimass_feature_csi{{feature=\"amount\",model=\"card-fraud\",model_deployment=\"scoring\",namespace=\"{}\",version=\"1\"}}",
             ns.name
         ),
+        format!(
+            "aimass_model_drift_detected{{model=\"card-fraud\",model_deployment=\"scoring\",namespace=\"{}\",version=\"1\"}} 1",
+            ns.name
+        ),
     ] {
         ensure!(metrics.contains(&series), "no {series} in:\n{metrics}");
     }
