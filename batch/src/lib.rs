@@ -2,12 +2,14 @@
 //! with `score` (one shard of the data set, every version) and then
 //! `report` (the shards' tallies merged into the report). The models run
 //! in the very engine the server serves them with, so a row scores the same
-//! in batch and online.
+//! in batch and online. The same reading computes a version's drift
+//! baseline from a data set (`baseline`).
 //!
 //! Everything here runs in the tenant's namespace, under the tenant's
 //! ServiceAccount, with the tenant's storage credentials as environment;
 //! the operator only reads the one line the pods print.
 
+pub mod baseline;
 mod columns;
 pub mod command;
 mod distribution;
@@ -53,17 +55,19 @@ const SUMMARY_LIMIT: usize = 512 << 20;
 /// How long reading a shard summary may take.
 const SUMMARY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Scores shard `shard` of `plan`: writes its outputs and its tallies.
-pub async fn score_shard(plan: &ScoringPlan, shard: u32) -> Result<(), Error> {
+/// The rows of a data set, and its column names.
+type Opened = (shard::Input<io::BlockingRead>, Vec<String>);
+
+/// Opens the data set at `uri` (in `format`) for reading.
+async fn open_input(uri: &str, format: DataFormat) -> Result<Opened, Error> {
     let unavailable = |message: String| Error::Refused {
         reason: reasons::DATASET_UNAVAILABLE,
         message,
     };
-    let dataset = aimass_storage::open(&plan.dataset, &Credentials::Environment)
+    let dataset = aimass_storage::open(uri, &Credentials::Environment)
         .map_err(|e| unavailable(e.to_string()))?;
-    let output = open_output(plan)?;
     let handle = tokio::runtime::Handle::current();
-    let (input, names) = match plan.input_format() {
+    Ok(match format {
         DataFormat::Csv => {
             let stream = match dataset.stream().await {
                 Ok(Some(stream)) => stream,
@@ -112,7 +116,14 @@ pub async fn score_shard(plan: &ScoringPlan, shard: u32) -> Result<(), Error> {
                     .map_err(unavailable)?;
             (shard::Input::Parquet(batches), names)
         }
-    };
+    })
+}
+
+/// Scores shard `shard` of `plan`: writes its outputs and its tallies.
+pub async fn score_shard(plan: &ScoringPlan, shard: u32) -> Result<(), Error> {
+    let output = open_output(plan)?;
+    let handle = tokio::runtime::Handle::current();
+    let (input, names) = open_input(&plan.dataset, plan.input_format()).await?;
     let header = Header::new(names)?;
     let roles = Roles::find(
         &header,
@@ -122,7 +133,15 @@ pub async fn score_shard(plan: &ScoringPlan, shard: u32) -> Result<(), Error> {
     )?;
     let mut versions = Vec::with_capacity(plan.versions.len());
     for scored in &plan.versions {
-        versions.push(load(plan, scored, &header, &roles).await?);
+        let loading = Loading {
+            uri: &scored.uri,
+            sha256: Some(&scored.sha256),
+            version: scored.version,
+            max_bytes: plan.max_model_bytes,
+            columns: &plan.columns,
+            score: plan.score.as_ref(),
+        };
+        versions.push(load(&loading, &header, &roles).await?);
     }
     let format = plan.output_format();
     let part = output.child(&part_name(shard, format));
@@ -185,27 +204,39 @@ fn open_output(plan: &ScoringPlan) -> Result<Location, Error> {
     })
 }
 
+/// A version to load, and how its inputs and score are read.
+struct Loading<'a> {
+    uri: &'a str,
+    sha256: Option<&'a str>,
+    version: i64,
+    max_bytes: usize,
+    columns: &'a [aimass_crds::v1alpha1::InputColumns],
+    score: Option<&'a aimass_crds::v1alpha1::ScoreOutput>,
+}
+
 /// Fetches, checks and loads one version, and lays its inputs over the data.
 async fn load(
-    plan: &ScoringPlan,
-    scored: &aimass_crds::v1alpha1::ScoredVersion,
+    loading: &Loading<'_>,
     header: &Header,
     roles: &Roles,
 ) -> Result<shard::Version, Error> {
+    let version = loading.version;
     let invalid = |message: String| Error::Refused {
         reason: reasons::ARTIFACT_INVALID,
-        message: format!("version {}: {message}", scored.version),
+        message: format!("version {version}: {message}"),
     };
-    let bytes = aimass_engine::validation::fetch(&scored.uri, plan.max_model_bytes)
+    let bytes = aimass_engine::validation::fetch(loading.uri, loading.max_bytes)
         .await
         .map_err(invalid)?;
-    aimass_storage::verify_sha256(&bytes, &scored.sha256).map_err(|e| invalid(e.to_string()))?;
+    if let Some(sha256) = loading.sha256 {
+        aimass_storage::verify_sha256(&bytes, sha256).map_err(|e| invalid(e.to_string()))?;
+    }
     let backend = tokio::task::spawn_blocking(move || TractBackend::load(&bytes))
         .await
         .map_err(|e| invalid(e.to_string()))?
         .map_err(|e| invalid(e.to_string()))?;
     let signature = backend.signature().clone();
-    let layout = columns::layout(header, &signature, &plan.columns, roles, scored.version)?;
+    let layout = columns::layout(header, &signature, loading.columns, roles, version)?;
     let outputs = signature
         .outputs
         .iter()
@@ -223,9 +254,9 @@ async fn load(
             }
         })
         .collect::<Vec<_>>();
-    let score = score_element(plan, &signature, &outputs, scored.version)?;
+    let score = score_element(loading.score, &signature, &outputs, version)?;
     Ok(shard::Version {
-        number: scored.version,
+        number: version,
         backend: Box::new(backend),
         layout,
         outputs,
@@ -236,13 +267,13 @@ async fn load(
 /// The output and element the report measures: as the spec says, or the
 /// first floating-point output's last element.
 fn score_element(
-    plan: &ScoringPlan,
+    score: Option<&aimass_crds::v1alpha1::ScoreOutput>,
     signature: &aimass_engine::Signature,
     outputs: &[shard::Output],
     version: i64,
 ) -> Result<(usize, usize), Error> {
     let numeric = |d: DataType| d != DataType::Bytes;
-    match &plan.score {
+    match score {
         Some(score) => {
             let o = signature
                 .outputs

@@ -73,6 +73,32 @@ pub struct Work<'a> {
     pub versions: &'a [Version],
 }
 
+/// What takes a data set's rows, a batch at a time.
+pub trait Consumer {
+    /// Takes one batch of rows.
+    fn batch<R: Row>(&mut self, rows: &[R]) -> Result<(), Error>;
+    /// Whether it has read enough (no more rows are read).
+    fn enough(&self) -> bool {
+        false
+    }
+}
+
+/// This shard's scoring: every batch scored, tallied, written and sent.
+struct Scoring<'a, 'w> {
+    handle: &'a Handle,
+    work: &'a Work<'w>,
+    summary: ShardSummary,
+    out: Sink,
+    writer: aimass_storage::Writer,
+}
+
+impl Consumer for Scoring<'_, '_> {
+    fn batch<R: Row>(&mut self, rows: &[R]) -> Result<(), Error> {
+        score_batch(rows, self.work, &mut self.summary, &mut self.out)?;
+        self.out.flush(self.handle, &mut self.writer, false)
+    }
+}
+
 /// Scores this shard's rows from `input` into `writer` (as Parquet when
 /// `parquet`); returns its tallies once the output is complete.
 pub fn run<R: std::io::Read>(
@@ -80,12 +106,39 @@ pub fn run<R: std::io::Read>(
     work: &Work<'_>,
     input: Input<R>,
     parquet: bool,
-    mut writer: aimass_storage::Writer,
+    writer: aimass_storage::Writer,
 ) -> Result<ShardSummary, Error> {
-    let mut out = Sink::new(work, parquet)?;
-    let mut summary = ShardSummary::new(work.versions.len());
     let shards = u64::from(work.plan.shards.max(1));
-    let mine = |index: u64| index % shards == u64::from(work.shard);
+    let mut scoring = Scoring {
+        handle,
+        work,
+        summary: ShardSummary::new(work.versions.len()),
+        out: Sink::new(work, parquet)?,
+        writer,
+    };
+    read(
+        input,
+        |index| index % shards == u64::from(work.shard),
+        &mut scoring,
+    )?;
+    let Scoring {
+        mut out,
+        mut writer,
+        summary,
+        ..
+    } = scoring;
+    out.flush(handle, &mut writer, true)?;
+    handle.block_on(writer.finish())?;
+    Ok(summary)
+}
+
+/// Feeds the rows of `input` whose index (from 0) is `mine` to `sink`, in
+/// batches of at most [`BATCH`], until the input ends or it has enough.
+pub fn read<R: std::io::Read>(
+    input: Input<R>,
+    mine: impl Fn(u64) -> bool,
+    sink: &mut impl Consumer,
+) -> Result<(), Error> {
     match input {
         Input::Csv(mut reader, lines) => {
             let mut batch: Vec<csv::ByteRecord> = vec![csv::ByteRecord::new(); BATCH];
@@ -118,15 +171,15 @@ pub fn run<R: std::io::Read>(
                     batch_lines[filled] = line;
                     filled += 1;
                     if filled == BATCH {
-                        let rows = csv_rows(&batch, &batch_lines);
-                        score_batch(&rows, work, &mut summary, &mut out)?;
+                        sink.batch(&csv_rows(&batch, &batch_lines))?;
                         filled = 0;
-                        out.flush(handle, &mut writer, false)?;
+                        if sink.enough() {
+                            return Ok(());
+                        }
                     }
                 }
             }
-            let rows = csv_rows(&batch[..filled], &batch_lines[..filled]);
-            score_batch(&rows, work, &mut summary, &mut out)?;
+            sink.batch(&csv_rows(&batch[..filled], &batch_lines[..filled]))?;
         }
         Input::Parquet(mut batches) => {
             let mut index = 0u64;
@@ -142,14 +195,14 @@ pub fn run<R: std::io::Read>(
                     })
                     .collect();
                 index += batch.num_rows() as u64;
-                score_batch(&rows, work, &mut summary, &mut out)?;
-                out.flush(handle, &mut writer, false)?;
+                sink.batch(&rows)?;
+                if sink.enough() {
+                    return Ok(());
+                }
             }
         }
     }
-    out.flush(handle, &mut writer, true)?;
-    handle.block_on(writer.finish())?;
-    Ok(summary)
+    Ok(())
 }
 
 fn csv_rows<'a>(records: &'a [csv::ByteRecord], lines: &[u64]) -> Vec<CsvRow<'a>> {
@@ -210,41 +263,14 @@ fn score_batch<R: Row>(
         results: Vec::with_capacity(versions.len()),
     };
     for (v, version) in versions.iter().enumerate() {
-        let mut builders: Vec<Builder> = version
-            .layout
-            .iter()
-            .map(|input| Builder::new(input, rows.len()))
-            .collect();
-        let mut accepted = 0usize;
-        let mut answers = Vec::with_capacity(rows.len());
-        for row in rows {
-            let mut refused = None;
-            for (k, input) in version.layout.iter().enumerate() {
-                if let Err(why) = builders[k].push(input, row, work.header) {
-                    for (j, done) in version.layout.iter().enumerate().take(k) {
-                        builders[j].undo_row(done);
-                    }
-                    refused = Some(why);
-                    break;
-                }
-            }
-            answers.push(match refused {
-                Some(why) => Err(why),
-                None => {
-                    accepted += 1;
-                    Ok(accepted - 1)
-                }
-            });
-        }
-        let outputs = if accepted == 0 {
-            Vec::new()
-        } else {
-            let tensors = builders
-                .into_iter()
-                .zip(&version.layout)
-                .map(|(b, input)| b.finish(input))
-                .collect::<Result<Vec<_>, _>>()?;
-            version.backend.run(tensors)?
+        let Built {
+            mut answers,
+            accepted,
+            inputs,
+        } = build(version, rows, work.header)?;
+        let outputs = match inputs {
+            Some(tensors) => version.backend.run(tensors)?,
+            None => Vec::new(),
         };
         // Tally, refusing rows the model scored as NaN.
         for (r, answer) in answers.iter_mut().enumerate() {
@@ -278,8 +304,65 @@ fn score_batch<R: Row>(
     out.write(rows, work, &scored)
 }
 
+/// A batch's rows laid out for one version.
+pub struct Built {
+    /// Each row's place in the inputs, or why it was refused.
+    pub answers: Vec<Result<usize, String>>,
+    /// How many rows were accepted.
+    pub accepted: usize,
+    /// The inputs, when any row was accepted.
+    pub inputs: Option<Vec<Tensor>>,
+}
+
+/// Lays `rows` out as `version`'s inputs; a row with a cell that does not
+/// read is refused, with why.
+pub fn build<R: Row>(version: &Version, rows: &[R], header: &Header) -> Result<Built, Error> {
+    let mut builders: Vec<Builder> = version
+        .layout
+        .iter()
+        .map(|input| Builder::new(input, rows.len()))
+        .collect();
+    let mut accepted = 0usize;
+    let mut answers = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut refused = None;
+        for (k, input) in version.layout.iter().enumerate() {
+            if let Err(why) = builders[k].push(input, row, header) {
+                for (j, done) in version.layout.iter().enumerate().take(k) {
+                    builders[j].undo_row(done);
+                }
+                refused = Some(why);
+                break;
+            }
+        }
+        answers.push(match refused {
+            Some(why) => Err(why),
+            None => {
+                accepted += 1;
+                Ok(accepted - 1)
+            }
+        });
+    }
+    let inputs = if accepted == 0 {
+        None
+    } else {
+        Some(
+            builders
+                .into_iter()
+                .zip(&version.layout)
+                .map(|(b, input)| b.finish(input))
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+    };
+    Ok(Built {
+        answers,
+        accepted,
+        inputs,
+    })
+}
+
 /// Element `element` of row `row` of `tensor` (of `rows` rows), as a number.
-fn element_f64(tensor: &Tensor, row: usize, rows: usize, element: usize) -> Option<f64> {
+pub fn element_f64(tensor: &Tensor, row: usize, rows: usize, element: usize) -> Option<f64> {
     let width = tensor.data.len() / rows.max(1);
     let i = row.checked_mul(width)?.checked_add(element)?;
     if element >= width {

@@ -59,6 +59,30 @@ pub struct ScoringPlan {
     pub max_model_bytes: usize,
 }
 
+/// The environment variable holding a [`BaselinePlan`] as JSON, for a
+/// validation Job that computes a version's baseline.
+pub const BASELINE_PLAN_ENV: &str = "AIMASS_BASELINE_PLAN";
+
+/// What a validation Job computes a baseline from, when the trainer wrote
+/// none: the Model's `spec.baseline`, and where to write the file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BaselinePlan {
+    /// The data set's URI.
+    pub dataset: String,
+    /// Its format, when declared.
+    #[serde(default)]
+    pub dataset_format: Option<DataFormat>,
+    /// Declared column mappings (empty: inferred).
+    #[serde(default)]
+    pub columns: Vec<InputColumns>,
+    /// The score watched.
+    #[serde(default)]
+    pub score: Option<ScoreOutput>,
+    /// Rows read at most.
+    pub rows: u64,
+}
+
 /// The one line a report pod or a failing shard prints.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

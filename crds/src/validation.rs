@@ -75,6 +75,9 @@ pub fn validate_model(spec: &ModelSpec) -> Result<(), Error> {
         }
         validate_run("spec.source.training.template", &training.template)?;
     }
+    if let Some(baseline) = &spec.baseline {
+        parse_uri("spec.baseline.uri", &baseline.uri)?;
+    }
     if let Some(evaluation) = &spec.evaluation {
         if let Some(schedule) = &evaluation.schedule {
             parse_schedule(schedule)?;
@@ -179,6 +182,7 @@ mod tests {
             retention: Default::default(),
             evidence: None,
             evaluation: None,
+            baseline: None,
         }
     }
 

@@ -11,11 +11,13 @@
 //! (PSI) and of each feature (CSI).
 
 mod baseline;
+mod build;
 mod error;
 mod histograms;
 mod stability;
 
 pub use baseline::{Baseline, Bins, Column, MAX_BASELINE_BYTES, Tensor};
+pub use build::MAX_CODES;
 pub use error::Error;
 pub use histograms::{Histograms, Kind, Refusal, Snapshot, SnapshotColumn, Value};
 pub use stability::{FLOOR, stability};

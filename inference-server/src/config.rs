@@ -73,6 +73,12 @@ pub struct Config {
     )]
     pub feature_rules: Vec<crate::drift::FeatureRule>,
 
+    /// With `--validate-only`, when no `baseline.json` sits beside the
+    /// model: compute it from this plan's data set (JSON, the operator's
+    /// `BaselinePlan`) and write it there.
+    #[arg(long, env = aimass_crds::scoring::BASELINE_PLAN_ENV, hide = true)]
+    pub baseline_plan: Option<String>,
+
     /// Only validate the model: fetch it, load it, run a warm-up inference,
     /// print one `{"aimassValidation": ...}` line on stdout and exit. The
     /// operator runs this in a Job in the tenant's namespace, so it never

@@ -19,12 +19,32 @@ async fn main() -> anyhow::Result<()> {
     }
     let config = Config::parse();
     if config.validate_only {
-        let report = validation::run(
+        let mut report = validation::run(
             &config.model_uri,
             config.model_sha256.clone(),
             config.max_model_bytes,
         )
         .await;
+        if let validation::Report::Valid(artifact) = &mut report
+            && artifact.baseline.is_none()
+            && let Some(plan) = &config.baseline_plan
+        {
+            let computed = match serde_json::from_str(plan) {
+                Ok(plan) => {
+                    aimass_batch::baseline::complete(
+                        artifact,
+                        &config.model_uri,
+                        config.max_model_bytes,
+                        &plan,
+                    )
+                    .await
+                }
+                Err(e) => Err(format!("the baseline plan does not parse: {e}")),
+            };
+            if let Err(message) = computed {
+                report = validation::Report::Invalid(message);
+            }
+        }
         println!("{}", report.to_line());
         return Ok(());
     }

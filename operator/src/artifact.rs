@@ -50,6 +50,9 @@ pub struct Check<'a> {
     /// The tenant's ServiceAccount to run as (the namespace's default when
     /// unset); its token is never mounted.
     pub service_account: Option<&'a str>,
+    /// Where to compute a baseline from when none sits beside the artifact
+    /// (a trained version of a Model with `spec.baseline`), as JSON.
+    pub baseline_plan: Option<String>,
 }
 
 /// Where a validation stands.
@@ -88,6 +91,12 @@ where
         env("AIMASS_MAX_MODEL_BYTES", limits.max_bytes),
     ];
     vars.extend(check.sha256.map(|s| env("AIMASS_MODEL_SHA256", s)));
+    vars.extend(
+        check
+            .baseline_plan
+            .as_deref()
+            .map(|plan| env(aimass_crds::scoring::BASELINE_PLAN_ENV, plan)),
+    );
     vars.extend(
         check
             .secret
@@ -386,6 +395,7 @@ mod tests {
             sha256: Some("abc"),
             secret: Some("store"),
             service_account: None,
+            baseline_plan: Some(r#"{"dataset":"s3://b/d.csv","rows":100}"#.into()),
         };
         let limits = Limits {
             image: "aimass/inference-server:1",
@@ -416,6 +426,10 @@ mod tests {
         assert_eq!(env["AIMASS_MODEL_URI"], "s3://b/m.onnx");
         assert_eq!(env["AIMASS_MODEL_SHA256"], "abc");
         assert_eq!(env["AIMASS_MAX_MODEL_BYTES"], "1048576");
+        assert_eq!(
+            env["AIMASS_BASELINE_PLAN"],
+            r#"{"dataset":"s3://b/d.csv","rows":100}"#
+        );
         let from_secret: Vec<_> = container
             .env
             .iter()

@@ -237,3 +237,45 @@ pub struct ColumnStability {
     #[serde(default)]
     pub out_of_contract: i64,
 }
+
+/// The data a version's baseline is computed from when its trainer wrote
+/// none.
+#[derive(Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BaselineSource {
+    /// The data set: CSV with a header row or Parquet, on `s3://`, `gs://`,
+    /// `az://`, `http(s)://` or `file://`, read with the Model's storage
+    /// credentials (`spec.storage.secretRef`).
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = (
+        "self.matches('^(s3|gs|az|https?|file)://.+')",
+        "baseline.uri must start with s3://, gs://, az://, http://, https:// or file:// followed by a location"
+    ))]
+    pub uri: String,
+
+    /// Its format; by default from the file name (`.parquet`, else CSV).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<super::DataFormat>,
+
+    /// Which columns feed which input, as in a ScoringJob; inferred when
+    /// empty (an input of one value takes the column of its name, a single
+    /// input the columns left). Each feature of the baseline is named after
+    /// its column.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub columns: Vec<super::InputColumns>,
+
+    /// The score watched; by default the first floating-point output's last
+    /// element (for a two-class classifier, the probability of class 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<super::ScoreOutput>,
+
+    /// How many rows are read, from the start of the file.
+    #[serde(default = "default_baseline_rows")]
+    #[schemars(range(min = 100, max = 1000000))]
+    pub rows: i64,
+}
+
+fn default_baseline_rows() -> i64 {
+    100_000
+}

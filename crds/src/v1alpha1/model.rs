@@ -48,6 +48,10 @@ pub const CHALLENGER_ALIAS: &str = "challenger";
         "spec.storage is required when spec.source.training is set: trained versions need a place to be written"
     ),
     validation = (
+        "!has(self.spec.baseline) || has(self.spec.source.training)",
+        "spec.baseline computes the drift baselines of trained versions: it needs spec.source.training"
+    ),
+    validation = (
         "!has(self.spec.promotion.requires) || has(self.spec.source.promotedFrom)",
         "spec.promotion.requires applies to versions followed from another namespace: set spec.source.promotedFrom"
     ),
@@ -101,6 +105,13 @@ pub struct ModelSpec {
     /// `aimass_model_evaluation_metric`), and for `promotion.backtest`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<EvaluationSpec>,
+
+    /// Where the platform computes a trained version's drift baseline when
+    /// its trainer wrote no `baseline.json`: the validation Job, in this
+    /// namespace, scores the first `rows` rows of this data set with the
+    /// new version and writes `baseline.json` beside the artifact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<super::BaselineSource>,
 }
 
 /// How a Model is measured on labelled data: a ScoringJob run from

@@ -135,6 +135,7 @@ pub(super) async fn import(
         sha256: wanted.sha256,
         secret: wanted.secret,
         service_account: None,
+        baseline_plan: None,
     };
     let outcome = match artifact::ensure(ctx, model, &check).await? {
         artifact::Progress::Running(message) => {

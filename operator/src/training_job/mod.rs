@@ -122,6 +122,7 @@ pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action
                 version,
                 storage_secret,
                 completed,
+                baseline: model.spec.baseline.as_ref(),
             };
             run.completed(&pods, pod, finished).await
         }

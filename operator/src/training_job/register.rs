@@ -7,9 +7,10 @@
 
 use std::collections::BTreeMap;
 
+use aimass_crds::scoring::BaselinePlan;
 use aimass_crds::v1alpha1::{
-    ModelVersion, Provenance, ProvenanceStep, REQUESTED_BY_ANNOTATION, TrainingJob, VersionLineage,
-    VersionPhase,
+    BaselineSource, ModelVersion, Provenance, ProvenanceStep, REQUESTED_BY_ANNOTATION, TrainingJob,
+    VersionLineage, VersionPhase,
 };
 use aimass_storage::Location;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -33,13 +34,15 @@ pub enum Registered {
     Recorded(Box<ModelVersion>),
 }
 
-/// Records version `version` from `output`, or returns the record already there.
+/// Records version `version` from `output`, or returns the record already
+/// there; a baseline is computed from `baseline` when the trainer wrote none.
 pub async fn record(
     ctx: &Context,
     tj: &TrainingJob,
     output: &Location,
     version: i64,
     storage_secret: Option<&str>,
+    baseline: Option<&BaselineSource>,
 ) -> Result<Registered, Error> {
     let record = output.child(VERSION_FILE);
     if let Some(bytes) = record.get_if_exists(RECORD_LIMIT).await?
@@ -76,6 +79,7 @@ pub async fn record(
                     sha256: None,
                     secret: storage_secret,
                     service_account: tj.spec.run.service_account_name.as_deref(),
+                    baseline_plan: baseline.map(baseline_plan),
                 };
                 match artifact::ensure(ctx, tj, &check).await? {
                     Progress::Running(message) | Progress::Blocked(message) => {
@@ -97,6 +101,18 @@ pub async fn record(
     record.put(bytes).await?;
     artifact::remove(ctx, &tj.namespace().unwrap_or_default(), &job_name).await?;
     Ok(Registered::Recorded(Box::new(recorded)))
+}
+
+/// The plan a validation Job computes a baseline from, as JSON.
+fn baseline_plan(source: &BaselineSource) -> String {
+    let plan = BaselinePlan {
+        dataset: source.uri.clone(),
+        dataset_format: source.format,
+        columns: source.columns.clone(),
+        score: source.score.clone(),
+        rows: u64::try_from(source.rows).unwrap_or(0),
+    };
+    serde_json::to_string(&plan).unwrap_or_default()
 }
 
 /// The run's `metrics.json` (none is no metrics); the inner error is why the

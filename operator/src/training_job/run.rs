@@ -44,6 +44,8 @@ pub(super) struct Finished<'a> {
     pub(super) version: i64,
     pub(super) storage_secret: Option<&'a str>,
     pub(super) completed: Option<Time>,
+    /// Where to compute a baseline from (the Model's `spec.baseline`).
+    pub(super) baseline: Option<&'a aimass_crds::v1alpha1::BaselineSource>,
 }
 
 impl Run<'_> {
@@ -314,6 +316,7 @@ impl Run<'_> {
             finished.output,
             finished.version,
             finished.storage_secret,
+            finished.baseline,
         )
         .await?;
         let recorded = match registered {

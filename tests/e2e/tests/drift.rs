@@ -443,3 +443,96 @@ async fn scenario(ns: &TestNamespace, operator: &Operator) -> Result<()> {
     );
     Ok(())
 }
+
+/// A Model whose trainer (a shell copying the zoo's GBDT) writes no
+/// baseline, with `spec.baseline` naming `dataset`.
+fn computed_model(name: &str, dir: &Path, dataset: &str) -> Result<String> {
+    let zoo = repo_root().join("tests/zoo/models/gbdt_classifier.onnx");
+    let script = format!(
+        r#"p="${{AIMASS_OUTPUT_URI#file://}}"; mkdir -p "$p"; cp {} "$p/model.onnx"; echo '{{"auc": 0.9}}' > "$p/metrics.json""#,
+        zoo.display()
+    );
+    let columns: Vec<String> = (0..8).map(|i| format!("f{i}")).collect();
+    Ok(format!(
+        r#"
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: {name}}}
+spec:
+  storage: {{prefix: "file://{registry}"}}
+  source:
+    training:
+      template:
+        image: busybox
+        command: [sh, -c, {script}]
+        dataset: {{uri: "file:///data/x.csv"}}
+  baseline:
+    uri: "file://{dataset}"
+    rows: 5000
+    columns: [{{input: features, columns: {columns:?}}}]
+"#,
+        registry = dir.join("registry").display(),
+        script = serde_json::to_string(&script)?,
+    ))
+}
+
+#[tokio::test]
+async fn without_a_trainer_baseline_the_validation_job_computes_one_from_the_model_data_set()
+-> Result<()> {
+    aimass_e2e::operator::run_with_operator("baseline", |ns: Arc<TestNamespace>| async move {
+        let dir = scratch(&ns)?;
+        let data = dir.join("data/sample.csv").display().to_string();
+        python_script(
+            &["scripts/zoo-venv.sh"],
+            "backtest.py",
+            &["generate", &data, "20000"],
+        )?;
+        ns.apply(&computed_model("computed", &dir, &data)?).await?;
+        ns.apply(&computed_model("broken", &dir, "/no/such/sample.csv")?)
+            .await?;
+        let models = ns.api::<Model>();
+        let recorded = |name: &'static str| {
+            wait_for(
+                &models,
+                name,
+                Duration::from_secs(180),
+                |m: Option<&Model>| {
+                    m.and_then(|m| m.status.as_ref())
+                        .is_some_and(|s| !s.versions.is_empty())
+                },
+            )
+        };
+        // The version records the baseline computed from the first 5,000
+        // rows, written beside its artifact, one feature per column.
+        let model = recorded("computed").await?;
+        let v1 = model.status.unwrap_or_default().versions.remove(0);
+        let baseline = v1.baseline.clone().context("no baseline recorded")?;
+        ensure!(
+            (baseline.features, baseline.scores) == (8, 1)
+                && baseline.uri.ends_with("/1/baseline.json"),
+            "{baseline:?}"
+        );
+        let path = baseline.uri.trim_start_matches("file://");
+        let written: Value = serde_json::from_slice(&std::fs::read(path)?)?;
+        ensure!(
+            written["rows"] == json!(5000)
+                && written["features"][0]["name"] == "f0"
+                && written["features"][0]["edges"]
+                    .as_array()
+                    .is_some_and(|e| e.len() == 9),
+            "{written}"
+        );
+        // A data set that cannot be read refuses the version, saying why.
+        let model = recorded("broken").await?;
+        let v1 = model.status.unwrap_or_default().versions.remove(0);
+        ensure!(
+            v1.phase == aimass_crds::v1alpha1::VersionPhase::Rejected
+                && v1.message.as_deref().is_some_and(
+                    |m| m.contains("computing the baseline from file:///no/such/sample.csv")
+                ),
+            "{v1:?}"
+        );
+        Ok(())
+    })
+    .await
+}
