@@ -25,7 +25,7 @@ bridge="${AIMASS_BRIDGE:-aimass0}"
 "$here/build-control-plane.sh"
 "$here/install-kubectl.sh"
 log "building the node agent and the inference server"
-(cd "$here/.." && cargo build --quiet --locked -p aimass-node-agent -p aimass-inference-server -p aimass-operator -p aimass-audit --bins)
+(cd "$here/.." && cargo build --quiet --locked -p aimass-node-agent -p aimass-inference-server -p aimass-operator -p aimass-audit -p aimass-console --bins)
 kubectl="$KUBECTL_BIN_DIR/kubectl"
 
 if [ -f "$dir/env" ] && "$kubectl" --kubeconfig "$dir/admin.kubeconfig" get --raw /readyz >/dev/null 2>&1; then

@@ -62,8 +62,12 @@ for crd in models.aimass.io trainingjobs.aimass.io modeldeployments.aimass.io ap
     "$kubectl" label --overwrite crd "$crd" app.kubernetes.io/managed-by=Helm >/dev/null
   fi
 done
+# The console is reached over plain HTTP at its ClusterIP on this local
+# cluster (the host routes the Service range), so its cookie cannot be
+# Secure-only here; behind TLS keep the default.
 "$helm" upgrade --install aimass "$repo/charts/aimass" --namespace "$system_ns" \
-  --set "storage.fileRoots={$data_dir}" --force-conflicts --wait --timeout 180s >/dev/null
+  --set "storage.fileRoots={$data_dir}" --set "console.namespaces={$ns}" \
+  --set console.secureCookies=false --force-conflicts --wait --timeout 180s >/dev/null
 "$kubectl" -n "$system_ns" get deploy,pods -l app.kubernetes.io/instance=aimass
 
 step "writing the example's transactions to $data_dir/data" \
@@ -184,8 +188,19 @@ PY
 echo
 "$kubectl" -n "$ns" get aimass
 echo
+# A risk analyst who may edit the example's namespace, to sign in to the
+# console with (the built-in edit role, which the chart extends to aimass).
+"$kubectl" -n "$ns" create serviceaccount risk-analyst --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
+"$kubectl" -n "$ns" create rolebinding risk-analyst-edit --clusterrole=edit \
+  --serviceaccount="$ns:risk-analyst" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
+console_ip=$("$kubectl" -n "$system_ns" get service aimass-console -o jsonpath='{.spec.clusterIP}')
+console_url="http://$console_ip:8080"
 log "demo done in $((SECONDS - started)) s"
 cat <<EOF
+
+The console: $console_url
+  sign in with a token of the example's risk analyst (valid one hour):
+  kubectl -n $ns create token risk-analyst
 
 What next:
   eval "\$(make -s cluster-env)"    # KUBECONFIG; kubectl, helm, aimass-audit, aimass-apikey on PATH

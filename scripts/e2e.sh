@@ -9,9 +9,9 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/lib.sh"
 cd "$here/.."
 
-# The tests start the operator (and the node agent runs the inference server)
+# The tests start the operator and the console (and the node agent runs the inference server)
 # from these binaries, and run the kubectl plugin.
-cargo build --quiet --locked -p aimass-operator -p aimass-inference-server -p aimass-audit -p aimass-cli --bins
+cargo build --quiet --locked -p aimass-operator -p aimass-inference-server -p aimass-audit -p aimass-cli -p aimass-console --bins
 
 if [ -n "${KUBECONFIG:-}" ]; then
   log "running the cluster tests against KUBECONFIG=$KUBECONFIG"

@@ -629,9 +629,16 @@ pub struct AliasMove {
     /// Why it moved: `Promoted` (gates passed), `Pinned` (set in
     /// `spec.aliases`), or `Unpinned`.
     pub reason: String,
-    /// The evidence, e.g. the gate values compared.
+    /// The evidence, e.g. the gate values compared; for a pin, the reason
+    /// given in the annotation `aimass.io/reason`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Who moved it, for a pin: the Model's `aimass.io/requested-by` when
+    /// the pin was set, which the chart's admission policy holds to the
+    /// name of whoever changed the spec. Empty for the operator's own moves
+    /// and for pins set without the annotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
     /// When it moved.
     pub time: Time,
 }

@@ -13,6 +13,14 @@ use serde::{Deserialize, Serialize};
 /// only with the requesting user's own name, so it cannot be forged.
 pub const REQUESTED_BY_ANNOTATION: &str = "aimass.io/requested-by";
 
+/// The annotation giving the reason for a change of a Model's spec, e.g. a
+/// pin of an alias; the operator copies it (at most
+/// [`REASON_ANNOTATION_LIMIT`] characters) into the alias history.
+pub const REASON_ANNOTATION: &str = "aimass.io/reason";
+
+/// How much of [`REASON_ANNOTATION`] is kept.
+pub const REASON_ANNOTATION_LIMIT: usize = 500;
+
 /// The Model version in another namespace that a Model follows.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]

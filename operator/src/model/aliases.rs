@@ -4,7 +4,8 @@
 
 use aimass_crds::v1alpha1::conditions::{reasons, types};
 use aimass_crds::v1alpha1::{
-    AliasMove, CHALLENGER_ALIAS, Model, ModelStatus, ModelVersion, PromotionPolicy, VersionPhase,
+    AliasMove, CHALLENGER_ALIAS, Model, ModelStatus, ModelVersion, PromotionPolicy,
+    REASON_ANNOTATION, REASON_ANNOTATION_LIMIT, REQUESTED_BY_ANNOTATION, VersionPhase,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -85,7 +86,28 @@ pub(super) fn judge(
         } else {
             "Challenger"
         };
-        move_alias(status, target, n, why, Some(message), now, notices);
+        move_alias(status, target, n, Why::decided(why, message), now, notices);
+    }
+}
+
+/// Why an alias moves, as its history records it.
+pub(super) struct Why {
+    /// `Promoted`, `Challenger`, `Pinned`, …
+    pub reason: &'static str,
+    /// The evidence or the reason given.
+    pub message: Option<String>,
+    /// Who moved it, when a person did.
+    pub by: Option<String>,
+}
+
+impl Why {
+    /// A move the operator decided, with its evidence.
+    pub(super) fn decided(reason: &'static str, message: String) -> Self {
+        Self {
+            reason,
+            message: Some(message),
+            by: None,
+        }
     }
 }
 
@@ -93,11 +115,15 @@ pub(super) fn move_alias(
     status: &mut ModelStatus,
     alias: &str,
     to: i64,
-    reason: &str,
-    message: Option<String>,
+    why: Why,
     now: &Time,
     notices: &mut Vec<Notice>,
 ) {
+    let Why {
+        reason,
+        message,
+        by,
+    } = why;
     let from = status.aliases.insert(alias.to_owned(), to);
     if from == Some(to) {
         return;
@@ -120,6 +146,7 @@ pub(super) fn move_alias(
         to,
         reason: reason.to_owned(),
         message,
+        by,
         time: now.clone(),
     });
     let excess = status
@@ -137,11 +164,27 @@ pub(super) fn apply_pins(
     now: &Time,
     notices: &mut Vec<Notice>,
 ) -> Vec<String> {
+    let annotation = |key: &str| {
+        model
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .filter(|v| !v.trim().is_empty())
+    };
+    let by = annotation(REQUESTED_BY_ANNOTATION).cloned();
+    let given = annotation(REASON_ANNOTATION)
+        .map(|r| r.chars().take(REASON_ANNOTATION_LIMIT).collect::<String>());
     let mut unresolved = Vec::new();
     for (alias, &version) in &model.spec.aliases {
         match status.versions.iter().find(|v| v.version == version) {
             Some(v) if v.phase == VersionPhase::Ready => {
-                move_alias(status, alias, version, "Pinned", None, now, notices)
+                let why = Why {
+                    reason: "Pinned",
+                    message: given.clone(),
+                    by: by.clone(),
+                };
+                move_alias(status, alias, version, why, now, notices)
             }
             Some(_) => unresolved.push(format!(
                 "{alias} is pinned to v{version}, which was Rejected"

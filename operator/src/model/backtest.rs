@@ -12,7 +12,7 @@ use aimass_crds::v1alpha1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use super::aliases::move_alias;
+use super::aliases::{Why, move_alias};
 use super::evaluation;
 use crate::context::Context;
 use crate::error::Error;
@@ -99,7 +99,14 @@ pub async fn reconcile(
             } else {
                 "Challenger"
             };
-            move_alias(status, target, candidate, why, Some(message), now, notices);
+            move_alias(
+                status,
+                target,
+                candidate,
+                Why::decided(why, message),
+                now,
+                notices,
+            );
         }
     }
     Ok(())

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 mod cluster;
+pub mod console;
 pub mod grpc;
 mod http;
 pub mod load;

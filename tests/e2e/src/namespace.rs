@@ -89,6 +89,18 @@ impl TestNamespace {
         Api::namespaced(self.client.clone(), &self.name)
     }
 
+    /// The Events in this namespace with reason `reason`.
+    pub async fn events(&self, reason: &str) -> Result<Vec<Event>> {
+        Ok(self
+            .api::<Event>()
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .collect())
+    }
+
     /// Server-side applies every document of `yaml` in this namespace.
     pub async fn apply(&self, yaml: &str) -> Result<Vec<DynamicObject>> {
         apply(&self.client, Some(&self.name), yaml).await
@@ -97,10 +109,21 @@ impl TestNamespace {
     /// A token of ServiceAccount `account` bound to `audience`, valid ten
     /// minutes.
     pub async fn token(&self, account: &str, audience: &str) -> Result<String> {
+        self.token_for(account, vec![audience.to_owned()]).await
+    }
+
+    /// A token of ServiceAccount `account` for the API server itself (its
+    /// default audiences), as a user signs in to kubectl or the console
+    /// with; valid ten minutes.
+    pub async fn api_token(&self, account: &str) -> Result<String> {
+        self.token_for(account, Vec::new()).await
+    }
+
+    async fn token_for(&self, account: &str, audiences: Vec<String>) -> Result<String> {
         use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
         let request = TokenRequest {
             spec: TokenRequestSpec {
-                audiences: vec![audience.to_owned()],
+                audiences,
                 expiration_seconds: Some(600),
                 bound_object_ref: None,
             },

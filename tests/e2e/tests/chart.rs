@@ -18,6 +18,7 @@ use aimass_e2e::{
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod, Secret, Service, ServiceAccount};
@@ -106,11 +107,18 @@ fn chart_with_changed_crd(dir: &Path) -> Result<PathBuf> {
     Ok(chart)
 }
 
-/// The operator's pods of the release, once exactly `count` are Ready.
-async fn operator_pods(client: &Client, ns: &str, release: &str, count: usize) -> Result<Vec<Pod>> {
+/// The pods of the release's `component` (operator, console), once exactly
+/// `count` are Ready.
+async fn ready_pods(
+    client: &Client,
+    ns: &str,
+    release: &str,
+    component: &str,
+    count: usize,
+) -> Result<Vec<Pod>> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let selector =
-        format!("app.kubernetes.io/instance={release},app.kubernetes.io/component=operator");
+        format!("app.kubernetes.io/instance={release},app.kubernetes.io/component={component}");
     let ready = || async {
         let list = pods.list(&ListParams::default().labels(&selector)).await?;
         Ok::<_, anyhow::Error>(
@@ -126,7 +134,7 @@ async fn operator_pods(client: &Client, ns: &str, release: &str, count: usize) -
                 .collect::<Vec<_>>(),
         )
     };
-    wait(TIMEOUT, "Ready operator pods", || async {
+    wait(TIMEOUT, &format!("Ready {component} pods"), || async {
         Ok(ready().await?.len() == count)
     })
     .await?;
@@ -203,6 +211,33 @@ async fn assert_least_privilege(
         .list(&ListParams::default())
         .await
         .context("listing ModelDeployments as the operator")?;
+    Ok(())
+}
+
+/// The console runs Ready under its own ServiceAccount, which may review
+/// tokens and access but read nothing: every read is the signed-in user's.
+async fn assert_console_reads_nothing_itself(
+    client: &Client,
+    system: &str,
+    example: &str,
+    release: &str,
+) -> Result<()> {
+    ready_pods(client, system, release, "console", 1).await?;
+    let console = client_as(client, system, &format!("{release}-console")).await?;
+    let models = Api::<Model>::namespaced(console.clone(), example)
+        .list(&ListParams::default())
+        .await;
+    ensure!(
+        matches!(&models, Err(kube::Error::Api(e)) if e.code == 403),
+        "the console's own identity must not list models: {models:?}"
+    );
+    let review: SubjectAccessReview = serde_json::from_value(serde_json::json!({
+        "spec": {"user": "someone", "resourceAttributes": {"group": "aimass.io", "resource": "models", "verb": "list", "namespace": example}}
+    }))?;
+    Api::<SubjectAccessReview>::all(console)
+        .create(&PostParams::default(), &review)
+        .await
+        .context("the console may review access")?;
     Ok(())
 }
 
@@ -382,7 +417,7 @@ async fn scenario(system: &TestNamespace, example: &TestNamespace) -> Result<()>
         "--timeout",
         "180s",
     ])?;
-    let pods = operator_pods(client, &system.name, &release, 1).await?;
+    let pods = ready_pods(client, &system.name, &release, "operator", 1).await?;
     let pod = &pods[0];
     ensure!(
         pod.spec
@@ -401,6 +436,7 @@ async fn scenario(system: &TestNamespace, example: &TestNamespace) -> Result<()>
     .await
     .context("the operator pod holds the release's Lease")?;
     assert_least_privilege(client, &system.name, &example.name, &release).await?;
+    assert_console_reads_nothing_itself(client, &system.name, &example.name, &release).await?;
 
     // The fraud-detection example, end to end through the installed operator.
     let dir = std::env::temp_dir().join("aimass-e2e").join(&example.name);
@@ -575,7 +611,7 @@ subjects: [{{kind: ServiceAccount, name: analyst, namespace: {ns}}}]
         "--timeout",
         "180s",
     ])?;
-    operator_pods(client, &system.name, &release, 2).await?;
+    ready_pods(client, &system.name, &release, "operator", 2).await?;
     let crd: CustomResourceDefinition = Api::all(client.clone()).get("models.aimass.io").await?;
     let columns: Vec<String> = crd.spec.versions[0]
         .additional_printer_columns
@@ -726,12 +762,18 @@ async fn the_chart_lints_and_renders_objects_the_api_server_accepts_in_both_mode
         let mut namespaced_values = vec![watch.as_str()];
         namespaced_values.extend(everything);
         let namespaced = validated(&ns.name, &namespaced_values, &scratch)?;
-        // Namespaced mode binds cluster-wide only what ClusterRoleBindings
-        // need: the Enforced servers' review rights.
+        // Namespaced mode binds cluster-wide only review rights: the
+        // Enforced servers' and the console's (TokenReviews and
+        // SubjectAccessReviews, nothing else).
         ensure!(
-            namespaced.matches("kind: ClusterRoleBinding").count() == 1
-                && namespaced.contains("name: aimass-inference-auth"),
-            "namespaced mode must bind nothing cluster-wide but the inference servers' review rights"
+            namespaced.matches("kind: ClusterRoleBinding").count() == 2
+                && namespaced.contains("name: aimass-inference-auth")
+                && namespaced.contains("name: aimass-console"),
+            "namespaced mode must bind nothing cluster-wide but review rights"
+        );
+        ensure!(
+            namespaced.contains(&format!("--namespaces={}", ns.name)),
+            "a namespaced console shows the watched namespace"
         );
         ensure!(namespaced.contains(&format!("--namespace={}", ns.name)));
 

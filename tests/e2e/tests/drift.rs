@@ -18,7 +18,6 @@ use aimass_e2e::{
 };
 use anyhow::{Context, Result, ensure};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Event;
 use kube::api::ListParams;
 use serde_json::{Value, json};
 
@@ -162,17 +161,6 @@ async fn drift_runs(ns: &TestNamespace) -> Result<Vec<TrainingJob>> {
                 .as_ref()
                 .is_some_and(|t| t.reason == "Drift")
         })
-        .collect())
-}
-
-async fn events(ns: &TestNamespace, reason: &str) -> Result<Vec<Event>> {
-    Ok(ns
-        .api::<Event>()
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
         .collect())
 }
 
@@ -345,7 +333,7 @@ async fn scenario(ns: &TestNamespace, operator: &Operator) -> Result<()> {
     })
     .await?;
     ensure!(
-        !events(ns, "DriftDetected").await?.is_empty(),
+        !ns.events("DriftDetected").await?.is_empty(),
         "no DriftDetected Event"
     );
     let address = operator
@@ -420,7 +408,7 @@ async fn scenario(ns: &TestNamespace, operator: &Operator) -> Result<()> {
     })
     .await?;
     ensure!(
-        !events(ns, "DriftCleared").await?.is_empty(),
+        !ns.events("DriftCleared").await?.is_empty(),
         "no DriftCleared Event"
     );
     send(&endpoint, &rows(&dir, REQUESTS, 3, Some(("amount", 3.0)))?).await?;

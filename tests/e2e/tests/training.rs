@@ -13,7 +13,6 @@ use aimass_e2e::operator::{Operator, run_with_operator};
 use aimass_e2e::{TestNamespace, kubectl, repo_root, run, wait, wait_for};
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Event;
 use kube::api::{DeleteParams, ListParams};
 
 const TRAINING_TIMEOUT: Duration = Duration::from_secs(180);
@@ -64,17 +63,6 @@ async fn versions(ns: &TestNamespace, model: &str, count: usize) -> Result<Model
         },
     )
     .await
-}
-
-async fn events_with_reason(ns: &TestNamespace, reason: &str) -> Result<Vec<Event>> {
-    Ok(ns
-        .api::<Event>()
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .collect())
 }
 
 /// A TrainingJob of the fraud trainer for `model` with these hyperparameters.
@@ -215,7 +203,7 @@ async fn the_fraud_example_trains_registers_and_promotes_only_better_versions() 
             status.aliases
         );
         ensure!(
-            !events_with_reason(&ns, "GatesFailed").await?.is_empty(),
+            !ns.events("GatesFailed").await?.is_empty(),
             "an Event says why"
         );
 
@@ -242,7 +230,7 @@ async fn the_fraud_example_trains_registers_and_promotes_only_better_versions() 
             "evidence names the champion: {last:?}"
         );
         ensure!(
-            !events_with_reason(&ns, "AliasMoved").await?.is_empty(),
+            !ns.events("AliasMoved").await?.is_empty(),
             "alias moves are Events"
         );
         Ok(())
@@ -352,7 +340,7 @@ spec:
                 let reserved = finals[failed].model_version;
                 ensure!(!status.versions.iter().any(|v| Some(v.version) == reserved), "{failed} produced no version");
             }
-            ensure!(!events_with_reason(&ns, "DatasetUnavailable").await?.is_empty(), "failures are Events");
+            ensure!(!ns.events("DatasetUnavailable").await?.is_empty(), "failures are Events");
             Ok(())
         })
     .await
@@ -465,9 +453,7 @@ spec:
                 status.aliases
             );
             ensure!(
-                !events_with_reason(&ns, "VersionsRecovered")
-                    .await?
-                    .is_empty(),
+                !ns.events("VersionsRecovered").await?.is_empty(),
                 "recovery is an Event"
             );
             ensure!(

@@ -133,6 +133,38 @@ fn pins_win_and_say_when_they_cannot() {
 }
 
 #[test]
+fn a_pin_records_who_set_it_and_why_and_the_reason_is_bounded() {
+    let (mut pinned, mut status) = model("aliases: {champion: 3}");
+    status.versions.push(candidate(3, 0.9));
+    let long = "x".repeat(REASON_ANNOTATION_LIMIT + 100);
+    pinned.metadata.annotations = Some(
+        [
+            (REQUESTED_BY_ANNOTATION.to_owned(), "alice".to_owned()),
+            (REASON_ANNOTATION.to_owned(), long),
+        ]
+        .into(),
+    );
+    apply_pins(&pinned, &mut status, &at(), &mut Vec::new());
+    let moved = status.alias_history.last().expect("a move");
+    assert_eq!((moved.reason.as_str(), moved.to), ("Pinned", 3));
+    assert_eq!(moved.by.as_deref(), Some("alice"));
+    assert_eq!(
+        moved.message.as_ref().map(|m| m.chars().count()),
+        Some(REASON_ANNOTATION_LIMIT)
+    );
+
+    // Without the annotations the move is anonymous, not blamed on anyone.
+    let (pinned, mut status) = model("aliases: {champion: 3}");
+    status.versions.push(candidate(3, 0.9));
+    apply_pins(&pinned, &mut status, &at(), &mut Vec::new());
+    let moved = status.alias_history.last().expect("a move");
+    assert_eq!(
+        (moved.by.as_deref(), moved.message.as_deref()),
+        (None, None)
+    );
+}
+
+#[test]
 fn ready_says_how_many_versions_serve_and_where_the_alias_points() {
     let (model, status) = model("");
     let mut rejected = candidate(2, 0.1);

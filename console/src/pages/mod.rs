@@ -1,0 +1,172 @@
+//! What each page shows, gathered with the signed-in user's token after a
+//! SubjectAccessReview, as a template name and its context.
+
+use std::fmt::Debug;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::Resource;
+use kube::api::{Api, ListParams};
+use minijinja::Value;
+use serde::de::DeserializeOwned;
+
+use crate::cluster::{Access, Cluster, timed};
+use crate::error::Error;
+use crate::session::Session;
+
+pub mod actions;
+mod deployments;
+mod models;
+mod overview;
+mod training;
+mod yaml;
+
+pub use deployments::{deployment, deployments};
+pub use models::{model, models, version};
+pub use overview::overview;
+pub use training::{training_job, training_jobs};
+pub use yaml::yaml;
+
+/// A page to render: its template, its context, the section of the
+/// navigation it belongs to and the namespaces its live updates follow.
+pub struct Page {
+    /// Template name.
+    pub template: &'static str,
+    /// What the template reads.
+    pub context: Value,
+    /// `overview`, `models`, `training` or `deployments`.
+    pub nav: &'static str,
+    /// Namespaces whose changes refresh the page.
+    pub scope: Vec<String>,
+}
+
+/// One request's view of the cluster: the user and how to reach it.
+#[derive(Clone, Copy)]
+pub struct Viewer<'a> {
+    /// The API server.
+    pub cluster: &'a Cluster,
+    /// The signed-in user.
+    pub session: &'a Session,
+}
+
+impl Viewer<'_> {
+    /// Every `resource` object in `namespace`, if the user may list them.
+    pub async fn list<K>(&self, resource: &'static str, namespace: &str) -> Result<Vec<K>, Error>
+    where
+        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+        K::DynamicType: Default,
+    {
+        self.check("list", resource, namespace).await?;
+        let api: Api<K> = Api::namespaced(self.cluster.as_user(self.session)?, namespace);
+        Ok(timed(api.list(&ListParams::default())).await?.items)
+    }
+
+    /// Every `resource` object in each of `namespaces`.
+    pub async fn list_all<K>(
+        &self,
+        resource: &'static str,
+        namespaces: &[String],
+    ) -> Result<Vec<K>, Error>
+    where
+        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+        K::DynamicType: Default,
+    {
+        let lists =
+            futures::future::try_join_all(namespaces.iter().map(|ns| self.list::<K>(resource, ns)))
+                .await?;
+        Ok(lists.into_iter().flatten().collect())
+    }
+
+    /// `resource` object `name` in `namespace`, if the user may get it.
+    pub async fn get<K>(
+        &self,
+        resource: &'static str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<K, Error>
+    where
+        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+        K::DynamicType: Default,
+    {
+        self.check("get", resource, namespace).await?;
+        let api: Api<K> = Api::namespaced(self.cluster.as_user(self.session)?, namespace);
+        timed(api.get_opt(name))
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("{resource} {namespace}/{name}")))
+    }
+
+    /// Whether the user may `verb` `resource` in `namespace`.
+    pub async fn may(
+        &self,
+        verb: &'static str,
+        resource: &'static str,
+        namespace: &str,
+    ) -> Result<bool, Error> {
+        self.cluster
+            .may(self.session, &access(verb, resource, namespace))
+            .await
+    }
+
+    async fn check(
+        &self,
+        verb: &'static str,
+        resource: &'static str,
+        namespace: &str,
+    ) -> Result<(), Error> {
+        self.cluster
+            .check(self.session, &access(verb, resource, namespace))
+            .await
+    }
+}
+
+fn access(verb: &'static str, resource: &'static str, namespace: &str) -> Access {
+    Access {
+        verb,
+        resource,
+        namespace: namespace.to_owned(),
+    }
+}
+
+/// A namespace or object name from a path: a DNS label or subdomain, or a
+/// 404 (nothing else can name an object, and nothing else is echoed).
+pub fn name(segment: &str) -> Result<&str, Error> {
+    let ok = !segment.is_empty()
+        && segment.len() <= 253
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if ok {
+        Ok(segment)
+    } else {
+        Err(Error::NotFound("no such object".into()))
+    }
+}
+
+/// The condition of `kind` in `conditions`.
+pub fn condition<'c>(conditions: &'c [Condition], kind: &str) -> Option<&'c Condition> {
+    conditions.iter().find(|c| c.type_ == kind)
+}
+
+/// How a `Ready`-like condition reads in a table: its reason when not
+/// True, and a CSS class.
+pub fn readiness(conditions: &[Condition]) -> (String, &'static str) {
+    match condition(conditions, "Ready") {
+        Some(c) if c.status == "True" => ("Ready".into(), "ok"),
+        Some(c) => (c.reason.clone(), "bad"),
+        None => ("Pending".into(), "muted"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_kubernetes_names_come_from_a_path() {
+        assert!(name("risk-prod").is_ok());
+        assert!(name("a.b-1").is_ok());
+        for bad in ["", "Risk", "<script>", "a/b", "a b", &"a".repeat(254)] {
+            assert!(name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

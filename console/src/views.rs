@@ -1,0 +1,182 @@
+//! The HTML templates, embedded in the binary and escaped by default, and
+//! the filters they share.
+
+use minijinja::{Environment, Value};
+
+use crate::error::Error;
+
+/// Every template, by name.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../templates/base.html")),
+    ("macros.html", include_str!("../templates/macros.html")),
+    ("login.html", include_str!("../templates/login.html")),
+    ("error.html", include_str!("../templates/error.html")),
+    ("overview.html", include_str!("../templates/overview.html")),
+    ("models.html", include_str!("../templates/models.html")),
+    ("model.html", include_str!("../templates/model.html")),
+    ("version.html", include_str!("../templates/version.html")),
+    (
+        "training_jobs.html",
+        include_str!("../templates/training_jobs.html"),
+    ),
+    (
+        "training_job.html",
+        include_str!("../templates/training_job.html"),
+    ),
+    (
+        "deployments.html",
+        include_str!("../templates/deployments.html"),
+    ),
+    (
+        "deployment.html",
+        include_str!("../templates/deployment.html"),
+    ),
+    ("yaml.html", include_str!("../templates/yaml.html")),
+];
+
+/// The block a live update swaps in.
+pub const FRAGMENT_BLOCK: &str = "main";
+
+/// The template environment.
+pub struct Views {
+    env: Environment<'static>,
+}
+
+impl Views {
+    /// Loads the embedded templates; an error names the broken one.
+    pub fn new() -> Result<Self, Error> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)?;
+        }
+        env.add_filter("fixed", fixed);
+        env.add_filter("entries", entries);
+        Ok(Self { env })
+    }
+
+    /// Renders `template` with `context`; only its `main` block when
+    /// `fragment`.
+    pub fn render(&self, template: &str, context: Value, fragment: bool) -> Result<String, Error> {
+        let template = self.env.get_template(template)?;
+        if fragment {
+            template
+                .render_captured(context)?
+                .with_state_mut(|state| state.render_block(FRAGMENT_BLOCK))
+                .map_err(Error::from)
+        } else {
+            Ok(template.render(context)?)
+        }
+    }
+}
+
+/// A map's (key, value) pairs; none for a field the object leaves out
+/// (empty maps are not serialised).
+fn entries(value: Value) -> Result<Value, minijinja::Error> {
+    if value.is_undefined() || value.is_none() {
+        return Ok(Value::from(Vec::<Value>::new()));
+    }
+    let pairs = value
+        .try_iter()?
+        .map(|key| Ok(Value::from(vec![key.clone(), value.get_item(&key)?])))
+        .collect::<Result<Vec<Value>, minijinja::Error>>()?;
+    Ok(Value::from(pairs))
+}
+
+/// A number with `digits` decimals (4 by default); blank for none.
+fn fixed(value: Value, digits: Option<usize>) -> String {
+    match f64::try_from(value) {
+        Ok(v) if v.is_finite() => format!("{v:.*}", digits.unwrap_or(4)),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_parses_and_text_is_escaped() -> Result<(), Error> {
+        let views = Views::new()?;
+        let page = views.render(
+            "error.html",
+            minijinja::context! {status => 404, message => "<img src=x onerror=alert(1)>"},
+            false,
+        )?;
+        assert!(
+            page.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{page}"
+        );
+        assert!(!page.contains("<img src=x"));
+        let fragment = views.render(
+            "error.html",
+            minijinja::context! {status => 404, message => "gone"},
+            true,
+        )?;
+        assert!(
+            fragment.contains("gone") && !fragment.contains("<html"),
+            "{fragment}"
+        );
+        Ok(())
+    }
+
+    /// A deployment with every part of its status: drift, canary,
+    /// autoscaler, migrations and a broken audit checkpoint.
+    #[test]
+    fn a_deployment_with_every_status_part_renders_each() -> Result<(), Error> {
+        let md: aimass_crds::v1alpha1::ModelDeployment = serde_yaml_ng::from_str(
+            r#"
+apiVersion: aimass.io/v1alpha1
+kind: ModelDeployment
+metadata: {name: scoring, namespace: risk}
+spec: {model: {name: fraud}}
+status:
+  servingVersion: 3
+  replicas: 2
+  readyReplicas: 2
+  lastScaleDecision: {time: "2026-01-01T00:00:00Z", from: 1, to: 2, panic: false, stableValue: 9.5, panicValue: 9.5, reason: "concurrency 9.5 over target 5"}
+  canary: {version: 4, phase: Analysing, percent: 10, step: 0, stepStartTime: "2026-01-01T00:00:00Z"}
+  drift:
+    level: Action
+    detected: true
+    streak: 2
+    rows: 2000
+    psi: 0.4123
+    warning: 0.1
+    action: 0.25
+    message: "PSI 0.41 over 2000 rows; top amount"
+    features: [{name: amount, index: 1.25, missing: 0, outOfContract: 7}]
+  migrations:
+  - {time: "2026-01-01T00:00:00Z", pod: scoring-a, node: n1, metric: p99, value: 0.9, threshold: 0.5, outcome: Completed}
+  auditCheckpoints:
+  - {pod: scoring-a, sequence: 41, mac: "ab", time: "2026-01-01T00:00:00Z", writeFailures: 0, broken: "record 12 does not chain"}
+"#,
+        )
+        .map_err(|e| Error::BadRequest(e.to_string()))?;
+        let status = md.status.clone().unwrap_or_default();
+        let page = Views::new()?.render(
+            "deployment.html",
+            minijinja::context! {
+                ns => "risk", name => "scoring", user => "alice",
+                md => Value::from_serialize(&md),
+                status => Value::from_serialize(&status),
+                drift_class => "bad",
+            },
+            false,
+        )?;
+        for shown in [
+            "concurrency 9.5 over target 5",
+            "v4 Analysing at 10 %",
+            "PSI 0.4123",
+            "<td>amount</td><td>1.2500</td>",
+            "record 12 does not chain",
+            "Completed",
+        ] {
+            assert!(
+                page.contains(shown),
+                "{shown:?} is not on the page:\n{page}"
+            );
+        }
+        Ok(())
+    }
+}

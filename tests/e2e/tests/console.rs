@@ -1,0 +1,381 @@
+//! The web console through the real API server: nothing without a session;
+//! each user sees exactly the namespaces RBAC lets them read, in pages and
+//! streams; changes are made with the user's own token (a viewer's forged
+//! form changes nothing, an editor's pin is recorded under their name);
+//! hostile text renders as text; pages and streams follow the cluster live,
+//! and a revoked binding closes the stream.
+
+use std::time::{Duration, Instant};
+
+use aimass_crds::v1alpha1::Model;
+use aimass_e2e::console::{Console, Visitor, redirected};
+use aimass_e2e::operator::run_with_operator;
+use aimass_e2e::*;
+use anyhow::{Context, Result, ensure};
+use kube::api::{Patch, PatchParams};
+
+/// What a hostile namespace editor writes where the console shows text.
+const XSS: &str = r#"<script>alert(1)</script><img src=x onerror="alert(2)">"#;
+
+/// Reads of the aimass kinds; `extra` rules after them.
+fn rules(extra: &str) -> String {
+    format!(
+        "[{{apiGroups: [aimass.io], resources: [models, trainingjobs, modeldeployments, modelapprovals], verbs: [get, list, watch]}}{extra}]"
+    )
+}
+
+#[tokio::test]
+async fn the_console_shows_each_user_their_own_namespaces_live_and_acts_only_as_them() -> Result<()>
+{
+    run_with_operator("console", |a| async move {
+        let b = TestNamespace::new("console-other").await?;
+        let result = story(&a, &b).await;
+        b.finish(result.is_err()).await;
+        result
+    })
+    .await
+}
+
+async fn story(a: &TestNamespace, b: &TestNamespace) -> Result<()> {
+    a.apply(&format!(
+        "apiVersion: aimass.io/v1alpha1\nkind: Model\nmetadata: {{name: card-fraud}}\nspec:\n  source: {{uri: \"{}\"}}\n",
+        zoo("gbdt_classifier")
+    ))
+    .await?;
+    b.apply("apiVersion: aimass.io/v1alpha1\nkind: Model\nmetadata: {name: other-desk-secret}\nspec:\n  source: {uri: \"file:///nowhere.onnx\"}\n")
+        .await?;
+    a.grant("viewer", "console-view", &rules("")).await?;
+    a.grant(
+        "editor",
+        "console-edit",
+        &rules(", {apiGroups: [aimass.io], resources: [models], verbs: [patch, update]}, {apiGroups: [aimass.io], resources: [modelapprovals], verbs: [create]}"),
+    )
+    .await?;
+    let console = Console::start(a, &[&a.name, &b.name]).await?;
+    let result = scenes(a, b, &console).await;
+    if result.is_err() {
+        eprintln!("console log:\n{}", console.log_tail(60));
+    }
+    result
+}
+
+async fn scenes(a: &TestNamespace, b: &TestNamespace, console: &Console) -> Result<()> {
+    // Without a session: sign-in, 401s, and not a name leaks.
+    let stranger = Visitor::new(&console.base);
+    for page in ["/", "/models", &format!("/ns/{}/models/card-fraud", a.name)] {
+        let answer = stranger.get(page).await?;
+        redirected(&answer, "/login")?;
+        ensure!(
+            !answer.body.contains("card-fraud"),
+            "{page} leaks a name: {}",
+            answer.body
+        );
+    }
+    let (status, _) = stranger.events(&format!("ns={}", a.name)).await?;
+    ensure!(status == 401, "a stream without a session answers {status}");
+    let forged = stranger
+        .post(
+            &format!("/ns/{}/models/card-fraud/aliases", a.name),
+            &[("alias", "champion"), ("version", "1"), ("reason", "x")],
+            None,
+        )
+        .await?;
+    ensure!(
+        forged.status == 401,
+        "a change without a session answers {}",
+        forged.status
+    );
+    let mut liar = Visitor::new(&console.base);
+    let refused = liar.sign_in("not-a-token").await?;
+    ensure!(
+        refused.status == 401 && liar.cookie.is_none(),
+        "a bad token signs in: {}",
+        refused.status
+    );
+    ensure!(
+        refused
+            .header("content-security-policy")
+            .contains("script-src 'self'"),
+        "no CSP"
+    );
+
+    // A viewer of namespace a: a's models only, in pages and streams.
+    let mut viewer = Visitor::new(&console.base);
+    let signed = viewer.sign_in(&a.api_token("viewer").await?).await?;
+    redirected(&signed, "/")?;
+    let cookie = signed.header("set-cookie");
+    for part in ["HttpOnly", "SameSite=Strict", "Secure"] {
+        ensure!(
+            cookie.contains(part),
+            "the session cookie lacks {part}: {cookie}"
+        );
+    }
+    let models = viewer.get("/models").await?;
+    ensure!(
+        models.status == 200 && models.body.contains("card-fraud"),
+        "{}",
+        models.body
+    );
+    ensure!(
+        !models.body.contains("other-desk-secret"),
+        "another namespace's model is listed"
+    );
+    let other = viewer
+        .get(&format!("/ns/{}/models/other-desk-secret", b.name))
+        .await?;
+    ensure!(
+        other.status == 403 && !other.body.contains("file:///nowhere"),
+        "{}: {}",
+        other.status,
+        other.body
+    );
+    let (status, _) = viewer.events(&format!("ns={}", b.name)).await?;
+    ensure!(
+        status == 403,
+        "a stream of another namespace answers {status}"
+    );
+
+    let models_api = a.api::<Model>();
+    wait_for(
+        &models_api,
+        "card-fraud",
+        Duration::from_secs(120),
+        |m: Option<&Model>| {
+            m.and_then(|m| m.status.as_ref())
+                .is_some_and(|s| s.aliases.contains_key("champion"))
+        },
+    )
+    .await?;
+
+    // Every page renders for the viewer, the deployment's and the YAML too.
+    a.apply("apiVersion: aimass.io/v1alpha1\nkind: ModelDeployment\nmetadata: {name: scoring}\nspec:\n  model: {name: card-fraud}\n  replicas: {min: 1, max: 1}\n  autoscaling: {enabled: false}\n")
+        .await?;
+    for page in [
+        "/".to_owned(),
+        "/trainingjobs".to_owned(),
+        "/deployments".to_owned(),
+        format!("/ns/{}/models/card-fraud/versions/1", a.name),
+        format!("/ns/{}/deployments/scoring", a.name),
+        format!("/ns/{}/models/card-fraud/yaml", a.name),
+    ] {
+        let answer = viewer.get(&page).await?;
+        ensure!(
+            answer.status == 200,
+            "{page} answers {}: {}",
+            answer.status,
+            answer.body
+        );
+    }
+    let version = viewer
+        .get(&format!("/ns/{}/models/card-fraud/versions/1", a.name))
+        .await?;
+    ensure!(
+        version.body.contains("probabilities"),
+        "the version page lacks its signature"
+    );
+
+    // The viewer's page offers no change, and a forged one changes nothing.
+    let page_path = format!("/ns/{}/models/card-fraud", a.name);
+    let page = viewer.get(&page_path).await?;
+    ensure!(
+        page.status == 200 && !page.body.contains("id=\"promote\""),
+        "a viewer is offered a change"
+    );
+    let csrf = page.hidden("csrf").context("no CSRF token on the page")?;
+    let aliases = format!("{page_path}/aliases");
+    let forged = viewer
+        .post(
+            &aliases,
+            &[
+                ("csrf", &csrf),
+                ("alias", "champion"),
+                ("version", "1"),
+                ("reason", "forged"),
+            ],
+            None,
+        )
+        .await?;
+    ensure!(
+        forged.status == 403,
+        "a viewer's change answers {}: {}",
+        forged.status,
+        forged.body
+    );
+    let spec = models_api.get("card-fraud").await?.spec;
+    ensure!(
+        spec.aliases.is_empty(),
+        "a viewer changed the spec: {:?}",
+        spec.aliases
+    );
+
+    // An editor pins an alias with a reason; cross-site or token-less forms
+    // are refused first.
+    let mut editor = Visitor::new(&console.base);
+    editor.sign_in(&a.api_token("editor").await?).await?;
+    let page = editor.get(&page_path).await?;
+    ensure!(
+        page.body.contains("id=\"promote\""),
+        "an editor is offered no change"
+    );
+    let csrf = page.hidden("csrf").context("no CSRF token")?;
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("alias", "staging"),
+        ("version", "1"),
+        ("reason", XSS),
+    ];
+    let cross = editor
+        .post(&aliases, &form, Some("https://evil.example"))
+        .await?;
+    ensure!(
+        cross.status == 403,
+        "a cross-site form answers {}",
+        cross.status
+    );
+    let stale = editor.post(&aliases, &form[1..], None).await?;
+    ensure!(
+        stale.status == 403,
+        "a form without its CSRF token answers {}",
+        stale.status
+    );
+    let viewers_token = editor
+        .post(
+            &aliases,
+            &[
+                (
+                    "csrf",
+                    &page.hidden("csrf").unwrap_or_default().replace('a', "b"),
+                ),
+                ("alias", "staging"),
+                ("version", "1"),
+                ("reason", "x"),
+            ],
+            None,
+        )
+        .await?;
+    ensure!(
+        viewers_token.status == 403,
+        "a wrong CSRF token answers {}",
+        viewers_token.status
+    );
+    let pinned = editor.post(&aliases, &form, None).await?;
+    redirected(&pinned, &page_path)?;
+    let editor_name = format!("system:serviceaccount:{}:editor", a.name);
+    let model = wait_for(
+        &models_api,
+        "card-fraud",
+        Duration::from_secs(30),
+        |m: Option<&Model>| {
+            m.and_then(|m| m.status.as_ref())
+                .is_some_and(|s| s.alias_history.iter().any(|h| h.alias == "staging"))
+        },
+    )
+    .await?;
+    let moved = model
+        .status
+        .as_ref()
+        .and_then(|s| s.alias_history.iter().rev().find(|h| h.alias == "staging"))
+        .context("no move")?;
+    ensure!(
+        moved.by.as_deref() == Some(editor_name.as_str()) && moved.message.as_deref() == Some(XSS),
+        "the move is not recorded under the editor with the reason: {moved:?}"
+    );
+    let page = viewer.get(&page_path).await?;
+    ensure!(
+        page.body.contains(&editor_name),
+        "the history does not show the editor"
+    );
+    ensure!(
+        !page.body.contains("<script>alert")
+            && !page.body.contains("<img src=x")
+            && page.body.contains("&lt;script&gt;alert(1)"),
+        "hostile text is not escaped: {}",
+        page.body
+            .lines()
+            .find(|l| l.contains("alert"))
+            .unwrap_or_default()
+    );
+
+    // Live: a new TrainingJob and a kubectl alias move reach an open page.
+    let (status, events) = viewer.events(&format!("ns={}", a.name)).await?;
+    let mut events = events.with_context(|| format!("the viewer's stream answers {status}"))?;
+    events.until("retry", Duration::from_secs(5)).await?;
+    let started = Instant::now();
+    a.apply(&format!(
+        "apiVersion: aimass.io/v1alpha1\nkind: TrainingJob\nmetadata: {{name: live-run}}\nspec:\n  modelRef: {{name: card-fraud}}\n  image: aimass/fraud-trainer\n  dataset: {{uri: \"file:///nowhere.csv\"}}\n  hyperparameters: {{note: '{}'}}\n",
+        XSS.replace('\'', "''")
+    ))
+    .await?;
+    ensure!(
+        events.until("TrainingJob", Duration::from_secs(2)).await?,
+        "the stream ended"
+    );
+    let appeared = started.elapsed();
+    let training = viewer.fragment("/trainingjobs").await?;
+    ensure!(
+        training.body.contains("live-run") && !training.body.contains("<html"),
+        "{}",
+        training.body
+    );
+    let run = viewer
+        .get(&format!("/ns/{}/trainingjobs/live-run", a.name))
+        .await?;
+    ensure!(
+        run.status == 200 && !run.body.contains("<script>alert"),
+        "{}: hostile parameters",
+        run.status
+    );
+
+    let started = Instant::now();
+    models_api
+        .patch(
+            "card-fraud",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"aliases": {"kubectl-pin": 1}}})),
+        )
+        .await?;
+    wait(
+        Duration::from_secs(2),
+        "the alias badge to show the kubectl pin",
+        || async {
+            Ok(viewer
+                .fragment(&page_path)
+                .await?
+                .body
+                .contains("data-alias=\"kubectl-pin\""))
+        },
+    )
+    .await?;
+    let badge = started.elapsed();
+
+    // A revoked binding closes the open stream.
+    let revoked = Instant::now();
+    let (ok, _, err) = kubectl(&["-n", &a.name, "delete", "rolebinding", "console-view"])?;
+    ensure!(ok, "{err}");
+    ensure!(
+        events.until("denied", Duration::from_secs(35)).await?,
+        "the stream ended without saying why"
+    );
+    let closed = revoked.elapsed();
+    let after = viewer.get("/models").await?;
+    ensure!(
+        !after.body.contains("card-fraud"),
+        "a revoked viewer still sees the model"
+    );
+
+    // Signing out ends the session.
+    let csrf = editor
+        .get("/")
+        .await?
+        .hidden("csrf")
+        .context("no CSRF token")?;
+    redirected(
+        &editor.post("/logout", &[("csrf", &csrf)], None).await?,
+        "/login",
+    )?;
+    redirected(&editor.get("/").await?, "/login")?;
+    println!(
+        "training run on the page after {appeared:?}; kubectl pin on the badge after {badge:?}; revoked stream closed after {closed:?}"
+    );
+    Ok(())
+}
