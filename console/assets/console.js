@@ -11,6 +11,9 @@
   var scope = document.body.getAttribute("data-scope") || "";
   var source = new EventSource("/events?ns=" + encodeURIComponent(scope));
   var timer = null;
+  var submitting = false;
+  // A form on its way to the server is never swapped out from under it.
+  document.addEventListener("submit", function () { submitting = true; }, true);
 
   function editing() {
     var active = document.activeElement;
@@ -19,6 +22,9 @@
 
   function refresh() {
     timer = null;
+    if (submitting) {
+      return;
+    }
     if (editing()) {
       // Never wipe what someone is typing; try again shortly.
       timer = window.setTimeout(refresh, 2000);
@@ -35,7 +41,7 @@
       }
       return response.ok || response.status === 403 || response.status === 404 ? response.text() : null;
     }).then(function (html) {
-      if (html !== null && html !== undefined) {
+      if (html !== null && html !== undefined && !submitting) {
         main.innerHTML = html;
         document.body.setAttribute("data-updated", String(Date.now()));
       }

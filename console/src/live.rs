@@ -105,7 +105,7 @@ pub async fn stream(
     Ok(response)
 }
 
-/// The changes to objects of kind `K`, after the initial listing.
+/// The changes to objects of kind `K`, and one when each listing is done.
 fn changes<K>(api: Api<K>) -> BoxStream<'static, Result<Change, watcher::Error>>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
@@ -125,7 +125,10 @@ where
                     o.meta().namespace.clone().unwrap_or_default(),
                     o.meta().name.clone().unwrap_or_default(),
                 )),
-                Event::Init | Event::InitApply(_) | Event::InitDone => None,
+                // After each (re)listing the page may have missed changes
+                // made between its rendering and the watch: one refresh.
+                Event::InitDone => Some((kind, String::new(), "(synced)".to_owned())),
+                Event::Init | Event::InitApply(_) => None,
             })
         })
         .boxed()

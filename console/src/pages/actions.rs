@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use aimass_crds::v1alpha1::{
     Model, ModelApproval, ModelApprovalSpec, REASON_ANNOTATION, REASON_ANNOTATION_LIMIT,
-    REQUESTED_BY_ANNOTATION,
+    REASON_FOR_ANNOTATION, REQUESTED_BY_ANNOTATION,
 };
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -64,6 +64,7 @@ pub async fn pin(viewer: Viewer<'_>, ns: &str, model: &str, form: &Form) -> Resu
         "metadata": {"annotations": {
             REQUESTED_BY_ANNOTATION: viewer.session.user,
             REASON_ANNOTATION: reason,
+            REASON_FOR_ANNOTATION: format!("{alias}={version}"),
         }},
         "spec": {"aliases": {alias: version}},
     });

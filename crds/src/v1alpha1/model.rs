@@ -630,7 +630,8 @@ pub struct AliasMove {
     /// `spec.aliases`), or `Unpinned`.
     pub reason: String,
     /// The evidence, e.g. the gate values compared; for a pin, the reason
-    /// given in the annotation `aimass.io/reason`.
+    /// given in the annotation `aimass.io/reason` when
+    /// `aimass.io/reason-for` names this pin (`alias=version`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// Who moved it, for a pin: the Model's `aimass.io/requested-by` when

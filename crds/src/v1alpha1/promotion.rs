@@ -18,6 +18,11 @@ pub const REQUESTED_BY_ANNOTATION: &str = "aimass.io/requested-by";
 /// [`REASON_ANNOTATION_LIMIT`] characters) into the alias history.
 pub const REASON_ANNOTATION: &str = "aimass.io/reason";
 
+/// The pin [`REASON_ANNOTATION`] explains, as `alias=version`: the reason
+/// is recorded for that pin only, never for a later change it does not
+/// explain.
+pub const REASON_FOR_ANNOTATION: &str = "aimass.io/reason-for";
+
 /// How much of [`REASON_ANNOTATION`] is kept.
 pub const REASON_ANNOTATION_LIMIT: usize = 500;
 

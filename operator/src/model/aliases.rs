@@ -5,7 +5,8 @@
 use aimass_crds::v1alpha1::conditions::{reasons, types};
 use aimass_crds::v1alpha1::{
     AliasMove, CHALLENGER_ALIAS, Model, ModelStatus, ModelVersion, PromotionPolicy,
-    REASON_ANNOTATION, REASON_ANNOTATION_LIMIT, REQUESTED_BY_ANNOTATION, VersionPhase,
+    REASON_ANNOTATION, REASON_ANNOTATION_LIMIT, REASON_FOR_ANNOTATION, REQUESTED_BY_ANNOTATION,
+    VersionPhase,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -175,13 +176,16 @@ pub(super) fn apply_pins(
     let by = annotation(REQUESTED_BY_ANNOTATION).cloned();
     let given = annotation(REASON_ANNOTATION)
         .map(|r| r.chars().take(REASON_ANNOTATION_LIMIT).collect::<String>());
+    let explained = annotation(REASON_FOR_ANNOTATION);
     let mut unresolved = Vec::new();
     for (alias, &version) in &model.spec.aliases {
         match status.versions.iter().find(|v| v.version == version) {
             Some(v) if v.phase == VersionPhase::Ready => {
                 let why = Why {
                     reason: "Pinned",
-                    message: given.clone(),
+                    message: given
+                        .clone()
+                        .filter(|_| explained == Some(&format!("{alias}={version}"))),
                     by: by.clone(),
                 };
                 move_alias(status, alias, version, why, now, notices)

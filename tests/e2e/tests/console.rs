@@ -36,14 +36,15 @@ async fn the_console_shows_each_user_their_own_namespaces_live_and_acts_only_as_
     .await
 }
 
-async fn story(a: &TestNamespace, b: &TestNamespace) -> Result<()> {
+/// A desk's namespace: Model `card-fraud` (imported), ModelDeployment
+/// `scoring` of it, and ServiceAccounts `viewer` (reads the aimass kinds)
+/// and `editor` (also pins aliases and approves).
+async fn desk(a: &TestNamespace) -> Result<()> {
     a.apply(&format!(
-        "apiVersion: aimass.io/v1alpha1\nkind: Model\nmetadata: {{name: card-fraud}}\nspec:\n  source: {{uri: \"{}\"}}\n",
+        "apiVersion: aimass.io/v1alpha1\nkind: Model\nmetadata: {{name: card-fraud}}\nspec:\n  source: {{uri: \"{}\"}}\n---\napiVersion: aimass.io/v1alpha1\nkind: ModelDeployment\nmetadata: {{name: scoring}}\nspec:\n  model: {{name: card-fraud}}\n  replicas: {{min: 1, max: 1}}\n  autoscaling: {{enabled: false}}\n",
         zoo("gbdt_classifier")
     ))
     .await?;
-    b.apply("apiVersion: aimass.io/v1alpha1\nkind: Model\nmetadata: {name: other-desk-secret}\nspec:\n  source: {uri: \"file:///nowhere.onnx\"}\n")
-        .await?;
     a.grant("viewer", "console-view", &rules("")).await?;
     a.grant(
         "editor",
@@ -51,6 +52,23 @@ async fn story(a: &TestNamespace, b: &TestNamespace) -> Result<()> {
         &rules(", {apiGroups: [aimass.io], resources: [models], verbs: [patch, update]}, {apiGroups: [aimass.io], resources: [modelapprovals], verbs: [create]}"),
     )
     .await?;
+    wait_for(
+        &a.api::<Model>(),
+        "card-fraud",
+        Duration::from_secs(120),
+        |m: Option<&Model>| {
+            m.and_then(|m| m.status.as_ref())
+                .is_some_and(|s| s.aliases.contains_key("champion"))
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn story(a: &TestNamespace, b: &TestNamespace) -> Result<()> {
+    desk(a).await?;
+    b.apply("apiVersion: aimass.io/v1alpha1\nkind: Model\nmetadata: {name: other-desk-secret}\nspec:\n  source: {uri: \"file:///nowhere.onnx\"}\n")
+        .await?;
     let console = Console::start(a, &[&a.name, &b.name]).await?;
     let result = scenes(a, b, &console).await;
     if result.is_err() {
@@ -136,20 +154,8 @@ async fn scenes(a: &TestNamespace, b: &TestNamespace, console: &Console) -> Resu
     );
 
     let models_api = a.api::<Model>();
-    wait_for(
-        &models_api,
-        "card-fraud",
-        Duration::from_secs(120),
-        |m: Option<&Model>| {
-            m.and_then(|m| m.status.as_ref())
-                .is_some_and(|s| s.aliases.contains_key("champion"))
-        },
-    )
-    .await?;
 
     // Every page renders for the viewer, the deployment's and the YAML too.
-    a.apply("apiVersion: aimass.io/v1alpha1\nkind: ModelDeployment\nmetadata: {name: scoring}\nspec:\n  model: {name: card-fraud}\n  replicas: {min: 1, max: 1}\n  autoscaling: {enabled: false}\n")
-        .await?;
     for page in [
         "/".to_owned(),
         "/trainingjobs".to_owned(),
@@ -307,7 +313,12 @@ async fn scenes(a: &TestNamespace, b: &TestNamespace, console: &Console) -> Resu
     ))
     .await?;
     ensure!(
-        events.until("TrainingJob", Duration::from_secs(2)).await?,
+        events
+            .until(
+                &format!("TrainingJob {} live-run", a.name),
+                Duration::from_secs(2)
+            )
+            .await?,
         "the stream ended"
     );
     let appeared = started.elapsed();
@@ -378,4 +389,70 @@ async fn scenes(a: &TestNamespace, b: &TestNamespace, console: &Console) -> Resu
         "training run on the page after {appeared:?}; kubectl pin on the badge after {badge:?}; revoked stream closed after {closed:?}"
     );
     Ok(())
+}
+
+/// Where the browser test's screenshots go: `AIMASS_ARTIFACT_DIR` (CI keeps
+/// it), else the test's scratch directory.
+fn screenshots(ns: &TestNamespace) -> Result<std::path::PathBuf> {
+    let dir = std::env::var_os("AIMASS_ARTIFACT_DIR")
+        .map_or_else(
+            || std::env::temp_dir().join("aimass-e2e").join(&ns.name),
+            std::path::PathBuf::from,
+        )
+        .join("console-screenshots");
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+#[tokio::test]
+async fn in_a_browser_every_page_renders_safely_and_follows_kubectl_live() -> Result<()> {
+    run_with_operator("console-browser", |a| async move {
+        let installed = std::process::Command::new("bash")
+            .current_dir(repo_root())
+            .arg("scripts/install-browser.sh")
+            .output()?;
+        ensure!(
+            installed.status.success(),
+            "installing chromium: {}",
+            String::from_utf8_lossy(&installed.stderr)
+        );
+        desk(&a).await?;
+        let console = Console::start(&a, &[&a.name]).await?;
+        let shots = screenshots(&a)?;
+        let token = a.api_token("editor").await?;
+        // The token goes in a file, not on a command line (or in a failure
+        // message that prints the arguments).
+        let scratch = std::env::temp_dir().join("aimass-e2e").join(&a.name);
+        std::fs::create_dir_all(&scratch)?;
+        let token_file = scratch.join("editor.token");
+        std::fs::write(&token_file, &token)?;
+        // The session cookie is Secure, which browsers honour over plain
+        // HTTP for localhost only.
+        let base = console.base.replace("127.0.0.1", "localhost");
+        let measured = python_script(
+            &[
+                "scripts/venv.sh",
+                "browser",
+                "tests/e2e/scripts/browser-requirements.txt",
+            ],
+            "console_browser.py",
+            &[
+                &base,
+                &token_file.display().to_string(),
+                &a.name,
+                &kubectl_path().display().to_string(),
+                &kubeconfig().context("no kubeconfig")?.display().to_string(),
+                &shots.display().to_string(),
+            ],
+        );
+        if measured.is_err() {
+            eprintln!("console log:\n{}", console.log_tail(60));
+        }
+        let measured = measured?;
+        let taken = std::fs::read_dir(&shots)?.count();
+        ensure!(taken >= 10, "{taken} screenshots in {}", shots.display());
+        println!("browser: {measured}; screenshots in {}", shots.display());
+        Ok(())
+    })
+    .await
 }

@@ -141,9 +141,11 @@ fn a_pin_records_who_set_it_and_why_and_the_reason_is_bounded() {
         [
             (REQUESTED_BY_ANNOTATION.to_owned(), "alice".to_owned()),
             (REASON_ANNOTATION.to_owned(), long),
+            (REASON_FOR_ANNOTATION.to_owned(), "champion=3".to_owned()),
         ]
         .into(),
     );
+    let before = status.clone();
     apply_pins(&pinned, &mut status, &at(), &mut Vec::new());
     let moved = status.alias_history.last().expect("a move");
     assert_eq!((moved.reason.as_str(), moved.to), ("Pinned", 3));
@@ -151,6 +153,18 @@ fn a_pin_records_who_set_it_and_why_and_the_reason_is_bounded() {
     assert_eq!(
         moved.message.as_ref().map(|m| m.chars().count()),
         Some(REASON_ANNOTATION_LIMIT)
+    );
+
+    // A reason given for another pin is not this one's.
+    let mut status = before;
+    if let Some(a) = pinned.metadata.annotations.as_mut() {
+        a.insert(REASON_FOR_ANNOTATION.to_owned(), "staging=1".to_owned());
+    }
+    apply_pins(&pinned, &mut status, &at(), &mut Vec::new());
+    let moved = status.alias_history.last().expect("a move");
+    assert_eq!(
+        (moved.by.as_deref(), moved.message.as_deref()),
+        (Some("alice"), None)
     );
 
     // Without the annotations the move is anonymous, not blamed on anyone.
