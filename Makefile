@@ -8,7 +8,7 @@ RUST_VERSION := $(shell rustc --version | awk '{print $$2}')
 export CARGO_TARGET_DIR ?= $(AIMASS_CACHE_DIR)/cargo-target-$(RUST_VERSION)
 export AIMASS_CACHE_DIR
 
-.PHONY: help generate zoo fmt lint unit-test e2e test fuzz bench-scale bench-serving bench-drift bench-trees bench-scoring cluster-up cluster-down cluster-env demo
+.PHONY: help generate zoo fmt lint unit-test e2e test fuzz bench-scale bench-console bench-serving bench-drift bench-trees bench-scoring cluster-up cluster-down cluster-env demo
 
 help:
 	@echo "make demo         the whole product on a local cluster: train, serve, score"
@@ -18,6 +18,7 @@ help:
 	@echo "make zoo          regenerate tests/zoo/models with the real exporters and onnxruntime"
 	@echo "make fmt | lint   format; rustfmt check + clippy -D warnings"
 	@echo "make bench-scale  1,000 Models and 1,000 ApiClients against the release operator: RSS, time to current"
+	@echo "make bench-console /models and a Model's page for 200 Models of 50 versions against the API server's own list"
 	@echo "make bench-serving the release server against the HTTP ceiling and a FastAPI reference, with wrk; start-up of big models"
 	@echo "make bench-drift  single-row latency with drift counting off, on, and on with a Reject rule per feature"
 	@echo "make bench-trees  our tree operators against onnxruntime on the zoo's and on deep ensembles, 1 to 4,096 rows"
@@ -64,6 +65,10 @@ bench-scoring:
 bench-scale:
 	cargo build --quiet --locked --release -p aimass-operator
 	AIMASS_E2E_OPERATOR_PROFILE=release scripts/e2e.sh --test scale -- --ignored --nocapture
+
+bench-console:
+	cargo build --quiet --locked --release -p aimass-console
+	AIMASS_E2E_CONSOLE_PROFILE=release scripts/e2e.sh --test console_scale -- --ignored --nocapture
 
 cluster-up:
 	@scripts/cluster-up.sh

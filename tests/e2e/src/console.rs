@@ -59,7 +59,10 @@ subjects: [{{kind: ServiceAccount, name: console, namespace: {ns}}}]
             .local_addr()?
             .port();
         let log = dir.join("console.log");
-        let binary = target_dir().join("debug").join("aimass-console");
+        // The page-time benchmark measures the release build.
+        let profile =
+            std::env::var("AIMASS_E2E_CONSOLE_PROFILE").unwrap_or_else(|_| "debug".into());
+        let binary = target_dir().join(profile).join("aimass-console");
         if !binary.exists() {
             bail!(
                 "{} is missing: build it first (cargo build -p aimass-console)",
