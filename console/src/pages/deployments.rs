@@ -37,16 +37,9 @@ fn drift(level: Option<&DriftLevel>) -> (String, &'static str) {
 /// `/deployments`: the ModelDeployments in the namespaces the user may read.
 pub async fn deployments(viewer: Viewer<'_>) -> Result<Page, Error> {
     let namespaces = viewer.cluster.visible(viewer.session).await?;
-    let mut all: Vec<ModelDeployment> = Vec::new();
-    for ns in &namespaces {
-        if viewer.may("list", "modeldeployments", ns).await? {
-            all.extend(
-                viewer
-                    .list::<ModelDeployment>("modeldeployments", ns)
-                    .await?,
-            );
-        }
-    }
+    let all: Vec<ModelDeployment> = viewer
+        .list_permitted("modeldeployments", &namespaces)
+        .await?;
     let rows: Vec<Row> = all
         .into_iter()
         .map(|d| {

@@ -77,6 +77,26 @@ impl Viewer<'_> {
         Ok(lists.into_iter().flatten().collect())
     }
 
+    /// Every `resource` object in those of `namespaces` where the user may
+    /// list them; the others are left out, not an error.
+    pub async fn list_permitted<K>(
+        &self,
+        resource: &'static str,
+        namespaces: &[String],
+    ) -> Result<Vec<K>, Error>
+    where
+        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+        K::DynamicType: Default,
+    {
+        let mut all = Vec::new();
+        for ns in namespaces {
+            if self.may("list", resource, ns).await? {
+                all.extend(self.list::<K>(resource, ns).await?);
+            }
+        }
+        Ok(all)
+    }
+
     /// `resource` object `name` in `namespace`, if the user may get it.
     pub async fn get<K>(
         &self,

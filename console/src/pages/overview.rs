@@ -30,20 +30,10 @@ pub struct Attention {
 pub async fn overview(viewer: Viewer<'_>) -> Result<Page, Error> {
     let namespaces = viewer.cluster.visible(viewer.session).await?;
     let models: Vec<Model> = viewer.list_all("models", &namespaces).await?;
-    let mut training: Vec<TrainingJob> = Vec::new();
-    let mut deployments: Vec<ModelDeployment> = Vec::new();
-    for ns in &namespaces {
-        if viewer.may("list", "trainingjobs", ns).await? {
-            training.extend(viewer.list::<TrainingJob>("trainingjobs", ns).await?);
-        }
-        if viewer.may("list", "modeldeployments", ns).await? {
-            deployments.extend(
-                viewer
-                    .list::<ModelDeployment>("modeldeployments", ns)
-                    .await?,
-            );
-        }
-    }
+    let training: Vec<TrainingJob> = viewer.list_permitted("trainingjobs", &namespaces).await?;
+    let deployments: Vec<ModelDeployment> = viewer
+        .list_permitted("modeldeployments", &namespaces)
+        .await?;
     let counts = context! {models => models.len(), training => training.len(), deployments => deployments.len()};
     let attention = attention(&models, &training, &deployments);
     Ok(Page {

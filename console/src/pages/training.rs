@@ -29,12 +29,7 @@ struct Row {
 /// `/trainingjobs`: the runs in the namespaces the user may read.
 pub async fn training_jobs(viewer: Viewer<'_>) -> Result<Page, Error> {
     let namespaces = viewer.cluster.visible(viewer.session).await?;
-    let mut all: Vec<TrainingJob> = Vec::new();
-    for ns in &namespaces {
-        if viewer.may("list", "trainingjobs", ns).await? {
-            all.extend(viewer.list::<TrainingJob>("trainingjobs", ns).await?);
-        }
-    }
+    let mut all: Vec<TrainingJob> = viewer.list_permitted("trainingjobs", &namespaces).await?;
     all.sort_by(|a, b| {
         b.metadata
             .creation_timestamp

@@ -104,9 +104,7 @@ subjects: [{{kind: ServiceAccount, name: console, namespace: {ns}}}]
 
     /// The last lines of its log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        crate::operator::tail(&self.log, lines)
     }
 }
 
