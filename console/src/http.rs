@@ -230,6 +230,9 @@ async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Bod
                 ["ns", ns, "models", model, "aliases"] => {
                     actions::pin(viewer, ns, model, &form).await?
                 }
+                ["ns", ns, "models", model, "schedule"] => {
+                    actions::schedule(viewer, ns, model, &form).await?
+                }
                 ["ns", ns, "models", model, "approvals"] => {
                     actions::approve(viewer, ns, model, &form).await?
                 }
@@ -250,6 +253,11 @@ async fn dispatch(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Bod
                 ["models"] => pages::models(viewer).await?,
                 ["trainingjobs"] => pages::training_jobs(viewer).await?,
                 ["deployments"] => pages::deployments(viewer).await?,
+                ["decisions"] => pages::decisions(viewer).await?,
+                ["approvals"] => pages::approvals(viewer).await?,
+                ["ns", ns, "models", m, "compare"] => {
+                    pages::compare(viewer, ns, m, query.as_deref()).await?
+                }
                 ["ns", ns, "models", m] => pages::model(viewer, ns, m).await?,
                 ["ns", ns, "models", m, "versions", v] => pages::version(viewer, ns, m, v).await?,
                 ["ns", ns, "trainingjobs", t] => pages::training_job(viewer, ns, t).await?,

@@ -32,6 +32,15 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/deployment.html"),
     ),
     ("yaml.html", include_str!("../templates/yaml.html")),
+    (
+        "decisions.html",
+        include_str!("../templates/decisions.html"),
+    ),
+    (
+        "approvals.html",
+        include_str!("../templates/approvals.html"),
+    ),
+    ("compare.html", include_str!("../templates/compare.html")),
 ];
 
 /// The block a live update swaps in.

@@ -86,6 +86,48 @@ pub async fn pin(viewer: Viewer<'_>, ns: &str, model: &str, form: &Form) -> Resu
     Ok(format!("/ns/{ns}/models/{model}"))
 }
 
+/// Pauses or resumes Model `ns/model`'s training schedule
+/// (`spec.source.training.suspend`), with the user's token, recording the
+/// user and the reason as a pin does.
+pub async fn schedule(
+    viewer: Viewer<'_>,
+    ns: &str,
+    model: &str,
+    form: &Form,
+) -> Result<String, Error> {
+    let (ns, model) = (name(ns)?, name(model)?);
+    let suspend = match field(form, "suspend")? {
+        "true" => true,
+        "false" => false,
+        _ => return Err(Error::BadRequest("suspend is true or false".into())),
+    };
+    let reason = bounded(form, "reason", REASON_ANNOTATION_LIMIT)?;
+    viewer.check("patch", "models", ns).await?;
+    let patch = json!({
+        "metadata": {"annotations": {
+            REQUESTED_BY_ANNOTATION: viewer.session.user,
+            REASON_ANNOTATION: reason,
+            REASON_FOR_ANNOTATION: format!("suspend={suspend}"),
+        }},
+        "spec": {"source": {"training": {"suspend": suspend}}},
+    });
+    let api: Api<Model> = Api::namespaced(viewer.cluster.as_user(viewer.session)?, ns);
+    timed(api.patch(
+        model,
+        &PatchParams::apply(MANAGER).validation_strict(),
+        &Patch::Merge(&patch),
+    ))
+    .await?;
+    tracing::info!(
+        user = viewer.session.user,
+        ns,
+        model,
+        suspend,
+        "schedule changed"
+    );
+    Ok(format!("/ns/{ns}/models/{model}"))
+}
+
 /// Approves the artifact `ns/model` waits for, as the user (the admission
 /// policy refuses any other `approvedBy`; the Model decides whether it
 /// counts).

@@ -15,14 +15,16 @@ use crate::error::Error;
 use crate::session::Session;
 
 pub mod actions;
+mod decisions;
 mod deployments;
 mod models;
 mod overview;
 mod training;
 mod yaml;
 
+pub use decisions::{approvals, decisions};
 pub use deployments::{deployment, deployments};
-pub use models::{model, models, version};
+pub use models::{compare, model, models, version};
 pub use overview::overview;
 pub use training::{training_job, training_jobs};
 pub use yaml::yaml;

@@ -127,6 +127,8 @@ def main():
             "deployments": "/deployments",
             "deployment": f"/ns/{NS}/deployments/scoring",
             "yaml": f"/ns/{NS}/models/card-fraud/yaml",
+            "decisions": "/decisions",
+            "approvals": "/approvals",
         }
         for name, path in pages.items():
             started = time.monotonic()

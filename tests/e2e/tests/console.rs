@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use aimass_crds::v1alpha1::Model;
+use aimass_crds::v1alpha1::{Model, ModelApproval};
 use aimass_e2e::console::{Console, Visitor, redirected};
 use aimass_e2e::operator::run_with_operator;
 use aimass_e2e::*;
@@ -302,6 +302,77 @@ async fn scenes(a: &TestNamespace, b: &TestNamespace, console: &Console) -> Resu
             .unwrap_or_default()
     );
 
+    // The pin is a decision on the timeline, under the editor's name.
+    let decisions = viewer.get("/decisions").await?;
+    ensure!(
+        decisions.body.contains("staging unset → v1 (Pinned)")
+            && decisions.body.contains(&editor_name),
+        "the timeline lacks the pin: {}",
+        decisions.body
+    );
+
+    // An approval is signed with the approver's own name; a viewer's is 403.
+    let sha256 = model
+        .status
+        .as_ref()
+        .and_then(|s| s.versions.first())
+        .and_then(|v| v.sha256.clone())
+        .context("no sha256")?;
+    let approve = format!("{page_path}/approvals");
+    let approval = [
+        ("csrf", csrf.as_str()),
+        ("sha256", sha256.as_str()),
+        ("comment", "MRM-1 reviewed"),
+    ];
+    redirected(&editor.post(&approve, &approval, None).await?, &page_path)?;
+    let approvals = a
+        .api::<ModelApproval>()
+        .list(&Default::default())
+        .await?
+        .items;
+    ensure!(
+        approvals.len() == 1 && approvals[0].spec.approved_by == editor_name,
+        "the approval is not the editor's: {approvals:?}"
+    );
+    let viewer_csrf = viewer
+        .get("/")
+        .await?
+        .hidden("csrf")
+        .context("no CSRF token")?;
+    let forged = viewer
+        .post(
+            &approve,
+            &[
+                ("csrf", viewer_csrf.as_str()),
+                ("sha256", sha256.as_str()),
+                ("comment", "x"),
+            ],
+            None,
+        )
+        .await?;
+    ensure!(
+        forged.status == 403,
+        "a viewer's approval answers {}",
+        forged.status
+    );
+    ensure!(
+        a.api::<ModelApproval>()
+            .list(&Default::default())
+            .await?
+            .items
+            .len()
+            == 1,
+        "a viewer approved"
+    );
+    for page in ["/approvals", &format!("{page_path}/compare")] {
+        let answer = viewer.get(page).await?;
+        ensure!(
+            matches!(answer.status, 200 | 404),
+            "{page} answers {}",
+            answer.status
+        );
+    }
+
     // Live: a new TrainingJob and a kubectl alias move reach an open page.
     let (status, events) = viewer.events(&format!("ns={}", a.name)).await?;
     let mut events = events.with_context(|| format!("the viewer's stream answers {status}"))?;
@@ -450,7 +521,7 @@ async fn in_a_browser_every_page_renders_safely_and_follows_kubectl_live() -> Re
         }
         let measured = measured?;
         let taken = std::fs::read_dir(&shots)?.count();
-        ensure!(taken >= 10, "{taken} screenshots in {}", shots.display());
+        ensure!(taken >= 12, "{taken} screenshots in {}", shots.display());
         println!("browser: {measured}; screenshots in {}", shots.display());
         Ok(())
     })
