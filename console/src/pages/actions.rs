@@ -38,6 +38,44 @@ fn bounded<'f>(form: &'f Form, key: &str, limit: usize) -> Result<&'f str, Error
     Ok(value)
 }
 
+/// Merges `spec` into Model `ns/model`'s spec with the user's token, the
+/// user as requester and `reason` for the change `reason_for` names: the
+/// annotations the operator records, and the admission policy holds to the
+/// user's own name.
+async fn change_spec(
+    viewer: Viewer<'_>,
+    ns: &str,
+    model: &str,
+    spec: serde_json::Value,
+    reason: &str,
+    reason_for: &str,
+) -> Result<(), Error> {
+    viewer.check("patch", "models", ns).await?;
+    let patch = json!({
+        "metadata": {"annotations": {
+            REQUESTED_BY_ANNOTATION: viewer.session.user,
+            REASON_ANNOTATION: reason,
+            REASON_FOR_ANNOTATION: reason_for,
+        }},
+        "spec": spec,
+    });
+    let api: Api<Model> = Api::namespaced(viewer.cluster.as_user(viewer.session)?, ns);
+    timed(api.patch(
+        model,
+        &PatchParams::apply(MANAGER).validation_strict(),
+        &Patch::Merge(&patch),
+    ))
+    .await?;
+    tracing::info!(
+        user = viewer.session.user,
+        ns,
+        model,
+        change = reason_for,
+        "model changed"
+    );
+    Ok(())
+}
+
 /// Pins `alias` of Model `ns/model` to a version, with the user's token,
 /// recording the user and the reason in the annotations the operator copies
 /// into the alias history. Returns the page to go back to.
@@ -59,30 +97,16 @@ pub async fn pin(viewer: Viewer<'_>, ns: &str, model: &str, form: &Form) -> Resu
         .parse()
         .map_err(|_| Error::BadRequest("version is a number".into()))?;
     let reason = bounded(form, "reason", REASON_ANNOTATION_LIMIT)?;
-    viewer.check("patch", "models", ns).await?;
-    let patch = json!({
-        "metadata": {"annotations": {
-            REQUESTED_BY_ANNOTATION: viewer.session.user,
-            REASON_ANNOTATION: reason,
-            REASON_FOR_ANNOTATION: format!("{alias}={version}"),
-        }},
-        "spec": {"aliases": {alias: version}},
-    });
-    let api: Api<Model> = Api::namespaced(viewer.cluster.as_user(viewer.session)?, ns);
-    timed(api.patch(
-        model,
-        &PatchParams::apply(MANAGER).validation_strict(),
-        &Patch::Merge(&patch),
-    ))
-    .await?;
-    tracing::info!(
-        user = viewer.session.user,
+    let spec = json!({"aliases": {alias: version}});
+    change_spec(
+        viewer,
         ns,
         model,
-        alias,
-        version,
-        "alias pinned"
-    );
+        spec,
+        reason,
+        &format!("{alias}={version}"),
+    )
+    .await?;
     Ok(format!("/ns/{ns}/models/{model}"))
 }
 
@@ -102,29 +126,16 @@ pub async fn schedule(
         _ => return Err(Error::BadRequest("suspend is true or false".into())),
     };
     let reason = bounded(form, "reason", REASON_ANNOTATION_LIMIT)?;
-    viewer.check("patch", "models", ns).await?;
-    let patch = json!({
-        "metadata": {"annotations": {
-            REQUESTED_BY_ANNOTATION: viewer.session.user,
-            REASON_ANNOTATION: reason,
-            REASON_FOR_ANNOTATION: format!("suspend={suspend}"),
-        }},
-        "spec": {"source": {"training": {"suspend": suspend}}},
-    });
-    let api: Api<Model> = Api::namespaced(viewer.cluster.as_user(viewer.session)?, ns);
-    timed(api.patch(
-        model,
-        &PatchParams::apply(MANAGER).validation_strict(),
-        &Patch::Merge(&patch),
-    ))
-    .await?;
-    tracing::info!(
-        user = viewer.session.user,
+    let spec = json!({"source": {"training": {"suspend": suspend}}});
+    change_spec(
+        viewer,
         ns,
         model,
-        suspend,
-        "schedule changed"
-    );
+        spec,
+        reason,
+        &format!("suspend={suspend}"),
+    )
+    .await?;
     Ok(format!("/ns/{ns}/models/{model}"))
 }
 

@@ -4,7 +4,9 @@
 //! canaries, drift, approvals. `/approvals`: the promotions waiting for an
 //! approval the signed-in user may give.
 
-use aimass_crds::v1alpha1::{Model, ModelApproval, ModelDeployment, TrainingJob};
+use aimass_crds::v1alpha1::{
+    Model, ModelApproval, ModelDeployment, REQUESTED_BY_ANNOTATION, TrainingJob, annotation,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use minijinja::context;
 use serde::Serialize;
@@ -85,11 +87,7 @@ pub fn timeline(
     for t in training {
         let Some(status) = &t.status else { continue };
         let trigger = t.spec.trigger.as_ref().map(|t| t.reason.clone());
-        let by = t
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(aimass_crds::v1alpha1::REQUESTED_BY_ANNOTATION))
+        let by = annotation(&t.metadata, REQUESTED_BY_ANNOTATION)
             .cloned()
             .unwrap_or_default();
         if let Some(started) = &status.start_time {

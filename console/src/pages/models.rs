@@ -3,7 +3,7 @@
 
 use aimass_crds::v1alpha1::{
     CHALLENGER_ALIAS, MetricGoal, Model, ModelApproval, ModelDeployment, ModelStatus, ModelVersion,
-    REASON_ANNOTATION, REASON_FOR_ANNOTATION, REQUESTED_BY_ANNOTATION, VersionPhase,
+    REASON_ANNOTATION, REASON_FOR_ANNOTATION, REQUESTED_BY_ANNOTATION, VersionPhase, annotation,
 };
 use minijinja::{Value, context};
 use serde::Serialize;
@@ -215,14 +215,7 @@ pub async fn model(viewer: Viewer<'_>, ns: &str, model_name: &str) -> Result<Pag
         });
     let schedule = model.spec.source.training.as_ref().and_then(|t| {
         let cron = t.schedule.clone()?;
-        let annotation = |key: &str| {
-            model
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(key))
-                .cloned()
-        };
+        let annotation = |key: &str| annotation(&model.metadata, key).cloned();
         // Who paused it and why, when the annotations explain this state.
         let explained = annotation(REASON_FOR_ANNOTATION).as_deref()
             == Some(format!("suspend={}", t.suspend).as_str());

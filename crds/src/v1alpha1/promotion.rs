@@ -23,6 +23,17 @@ pub const REASON_ANNOTATION: &str = "aimass.io/reason";
 /// explain.
 pub const REASON_FOR_ANNOTATION: &str = "aimass.io/reason-for";
 
+/// The non-blank value of annotation `key` of an object.
+pub fn annotation<'a>(
+    meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    key: &str,
+) -> Option<&'a String> {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .filter(|v| !v.trim().is_empty())
+}
+
 /// How much of [`REASON_ANNOTATION`] is kept.
 pub const REASON_ANNOTATION_LIMIT: usize = 500;
 

@@ -6,7 +6,7 @@ use aimass_crds::v1alpha1::conditions::{reasons, types};
 use aimass_crds::v1alpha1::{
     AliasMove, CHALLENGER_ALIAS, Model, ModelStatus, ModelVersion, PromotionPolicy,
     REASON_ANNOTATION, REASON_ANNOTATION_LIMIT, REASON_FOR_ANNOTATION, REQUESTED_BY_ANNOTATION,
-    VersionPhase,
+    VersionPhase, annotation,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -165,14 +165,7 @@ pub(super) fn apply_pins(
     now: &Time,
     notices: &mut Vec<Notice>,
 ) -> Vec<String> {
-    let annotation = |key: &str| {
-        model
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(key))
-            .filter(|v| !v.trim().is_empty())
-    };
+    let annotation = |key: &str| annotation(&model.metadata, key);
     let by = annotation(REQUESTED_BY_ANNOTATION).cloned();
     let given = annotation(REASON_ANNOTATION)
         .map(|r| r.chars().take(REASON_ANNOTATION_LIMIT).collect::<String>());
