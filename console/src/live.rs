@@ -34,7 +34,7 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 const BATCH: usize = 50;
 
 /// A change: kind, namespace and name.
-type Change = (&'static str, String, String);
+type Change = (String, String, String);
 
 /// The resources a stream watches, by kind.
 const WATCHED: [&str; 3] = ["models", "trainingjobs", "modeldeployments"];
@@ -111,25 +111,24 @@ where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
     K::DynamicType: Default,
 {
-    let kind = match K::kind(&K::DynamicType::default()).as_ref() {
-        "Model" => "Model",
-        "TrainingJob" => "TrainingJob",
-        _ => "ModelDeployment",
-    };
+    let kind = K::kind(&K::DynamicType::default()).into_owned();
     watcher::watcher(api, watcher::Config::default())
         .default_backoff()
-        .try_filter_map(move |event| async move {
-            Ok(match event {
-                Event::Apply(o) | Event::Delete(o) => Some((
-                    kind,
-                    o.meta().namespace.clone().unwrap_or_default(),
-                    o.meta().name.clone().unwrap_or_default(),
-                )),
-                // After each (re)listing the page may have missed changes
-                // made between its rendering and the watch: one refresh.
-                Event::InitDone => Some((kind, String::new(), "(synced)".to_owned())),
-                Event::Init | Event::InitApply(_) => None,
-            })
+        .try_filter_map(move |event| {
+            let kind = kind.clone();
+            async move {
+                Ok(match event {
+                    Event::Apply(o) | Event::Delete(o) => Some((
+                        kind,
+                        o.meta().namespace.clone().unwrap_or_default(),
+                        o.meta().name.clone().unwrap_or_default(),
+                    )),
+                    // After each (re)listing the page may have missed changes
+                    // made between its rendering and the watch: one refresh.
+                    Event::InitDone => Some((kind, String::new(), "(synced)".to_owned())),
+                    Event::Init | Event::InitApply(_) => None,
+                })
+            }
         })
         .boxed()
 }
@@ -241,10 +240,11 @@ mod tests {
 
     #[test]
     fn changes_are_sse_events_and_a_flood_is_one() {
-        let batch: BTreeSet<Change> = [("Model", "a".to_owned(), "fraud".to_owned())].into();
+        let batch: BTreeSet<Change> =
+            [("Model".to_owned(), "a".to_owned(), "fraud".to_owned())].into();
         assert_eq!(render(&batch), "event: change\ndata: Model a fraud\n\n");
         let flood: BTreeSet<Change> = (0..=BATCH)
-            .map(|i| ("Model", "a".to_owned(), format!("m{i}")))
+            .map(|i| ("Model".to_owned(), "a".to_owned(), format!("m{i}")))
             .collect();
         assert_eq!(render(&flood), "event: change\ndata: *\n\n");
     }

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use minijinja::context;
 use serde::Serialize;
 
-use super::{Page, Viewer, condition};
+use super::{Page, Place, Viewer, condition};
 use crate::error::Error;
 
 /// At most this many decisions are shown.
@@ -22,10 +22,9 @@ const SHOWN: usize = 500;
 pub struct Decision {
     /// When, RFC 3339 (sorts as text).
     pub time: String,
-    /// Where.
-    pub namespace: String,
-    /// The object's page.
-    pub href: String,
+    /// Where the object is, and its page.
+    #[serde(flatten)]
+    pub place: Place,
     /// The object, `kind/name`.
     pub object: String,
     /// What was decided.
@@ -55,13 +54,11 @@ pub fn timeline(
                     what: String,
                     by: String,
                     why: String| {
-        let namespace = meta.namespace.clone().unwrap_or_default();
-        let name = meta.name.clone().unwrap_or_default();
+        let place = Place::of(meta, path);
         out.push(Decision {
             time,
-            href: format!("/ns/{namespace}/{path}/{name}"),
-            object: format!("{kind}/{name}"),
-            namespace,
+            object: format!("{kind}/{}", place.name),
+            place,
             what,
             by,
             why,
@@ -221,7 +218,7 @@ pub fn timeline(
 /// `/decisions`.
 pub async fn decisions(viewer: Viewer<'_>) -> Result<Page, Error> {
     let namespaces = viewer.cluster.visible(viewer.session).await?;
-    let models: Vec<Model> = viewer.list_all("models", &namespaces).await?;
+    let models: Vec<Model> = viewer.list_permitted("models", &namespaces).await?;
     let training: Vec<TrainingJob> = viewer.list_permitted("trainingjobs", &namespaces).await?;
     let deployments: Vec<ModelDeployment> = viewer
         .list_permitted("modeldeployments", &namespaces)
@@ -338,6 +335,6 @@ mod tests {
                 ("champion unset → v1 (Promoted)", "", "auc 0.91"),
             ]
         );
-        assert_eq!(rows[1].href, "/ns/risk/models/fraud");
+        assert_eq!(rows[1].place.href, "/ns/risk/models/fraud");
     }
 }

@@ -5,14 +5,13 @@ use aimass_crds::v1alpha1::{DriftLevel, ModelDeployment};
 use minijinja::{Value, context};
 use serde::Serialize;
 
-use super::{Page, Viewer, name, readiness};
+use super::{Page, Place, Viewer, name, readiness};
 use crate::error::Error;
 
 #[derive(Serialize)]
 struct Row {
-    namespace: String,
-    name: String,
-    href: String,
+    #[serde(flatten)]
+    place: Place,
     model: String,
     serving: Option<i64>,
     replicas: i32,
@@ -43,13 +42,11 @@ pub async fn deployments(viewer: Viewer<'_>) -> Result<Page, Error> {
     let rows: Vec<Row> = all
         .into_iter()
         .map(|d| {
-            let namespace = d.metadata.namespace.clone().unwrap_or_default();
-            let name = d.metadata.name.clone().unwrap_or_default();
             let status = d.status.unwrap_or_default();
             let (drift, drift_class) = drift(status.drift.as_ref().map(|s| &s.level));
             let (ready, ready_class) = readiness(&status.conditions);
             Row {
-                href: format!("/ns/{namespace}/deployments/{name}"),
+                place: Place::of(&d.metadata, "deployments"),
                 model: d.spec.model.name,
                 serving: status.serving_version,
                 replicas: status.replicas,
@@ -62,8 +59,6 @@ pub async fn deployments(viewer: Viewer<'_>) -> Result<Page, Error> {
                 drift_class,
                 ready,
                 ready_class,
-                namespace,
-                name,
             }
         })
         .collect();

@@ -6,8 +6,9 @@ use std::fmt::Debug;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Resource;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, ObjectMeta};
 use minijinja::Value;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::cluster::{Access, Cluster, timed};
@@ -63,24 +64,9 @@ impl Viewer<'_> {
         Ok(timed(api.list(&ListParams::default())).await?.items)
     }
 
-    /// Every `resource` object in each of `namespaces`.
-    pub async fn list_all<K>(
-        &self,
-        resource: &'static str,
-        namespaces: &[String],
-    ) -> Result<Vec<K>, Error>
-    where
-        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
-        K::DynamicType: Default,
-    {
-        let lists =
-            futures::future::try_join_all(namespaces.iter().map(|ns| self.list::<K>(resource, ns)))
-                .await?;
-        Ok(lists.into_iter().flatten().collect())
-    }
-
     /// Every `resource` object in those of `namespaces` where the user may
-    /// list them; the others are left out, not an error.
+    /// list them (read side by side); the others are left out, not an
+    /// error.
     pub async fn list_permitted<K>(
         &self,
         resource: &'static str,
@@ -90,13 +76,15 @@ impl Viewer<'_> {
         K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
         K::DynamicType: Default,
     {
-        let mut all = Vec::new();
-        for ns in namespaces {
+        let lists = futures::future::try_join_all(namespaces.iter().map(|ns| async move {
             if self.may("list", resource, ns).await? {
-                all.extend(self.list::<K>(resource, ns).await?);
+                self.list::<K>(resource, ns).await
+            } else {
+                Ok(Vec::new())
             }
-        }
-        Ok(all)
+        }))
+        .await?;
+        Ok(lists.into_iter().flatten().collect())
     }
 
     /// `resource` object `name` in `namespace`, if the user may get it.
@@ -146,6 +134,31 @@ fn access(verb: &'static str, resource: &'static str, namespace: &str) -> Access
         verb,
         resource,
         namespace: namespace.to_owned(),
+    }
+}
+
+/// Where an object is, and its page; flattened into the rows of lists.
+#[derive(Debug, PartialEq, Serialize)]
+pub struct Place {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Its page, `/ns/{namespace}/{path}/{name}`.
+    pub href: String,
+}
+
+impl Place {
+    /// The object `meta` describes, whose pages are under `path`
+    /// (`models`, `trainingjobs`, `deployments`).
+    pub fn of(meta: &ObjectMeta, path: &str) -> Self {
+        let namespace = meta.namespace.clone().unwrap_or_default();
+        let name = meta.name.clone().unwrap_or_default();
+        Self {
+            href: format!("/ns/{namespace}/{path}/{name}"),
+            namespace,
+            name,
+        }
     }
 }
 

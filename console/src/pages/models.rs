@@ -8,7 +8,7 @@ use aimass_crds::v1alpha1::{
 use minijinja::{Value, context};
 use serde::Serialize;
 
-use super::{Page, Viewer, condition, name, readiness};
+use super::{Page, Place, Viewer, condition, name, readiness};
 use crate::chart::{self, Series};
 use crate::error::Error;
 
@@ -17,9 +17,8 @@ const SHOWN_METRICS: usize = 4;
 
 #[derive(Serialize)]
 struct Row {
-    namespace: String,
-    name: String,
-    href: String,
+    #[serde(flatten)]
+    place: Place,
     champion: Option<i64>,
     challenger: Option<i64>,
     metric_name: Option<String>,
@@ -34,7 +33,7 @@ struct Row {
 /// `/models`: every Model in the namespaces the user may read.
 pub async fn models(viewer: Viewer<'_>) -> Result<Page, Error> {
     let namespaces = viewer.cluster.visible(viewer.session).await?;
-    let mut all: Vec<Model> = viewer.list_all("models", &namespaces).await?;
+    let mut all: Vec<Model> = viewer.list_permitted("models", &namespaces).await?;
     all.sort_by(|a, b| {
         (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
     });
@@ -48,8 +47,6 @@ pub async fn models(viewer: Viewer<'_>) -> Result<Page, Error> {
 }
 
 fn row(model: &Model) -> Row {
-    let namespace = model.metadata.namespace.clone().unwrap_or_default();
-    let name = model.metadata.name.clone().unwrap_or_default();
     let status = model.status.clone().unwrap_or_default();
     let alias = &model.spec.promotion.alias;
     let champion = status.aliases.get(alias).copied();
@@ -60,7 +57,7 @@ fn row(model: &Model) -> Row {
         .and_then(|(v, m)| v.metrics.get(m).copied());
     let (ready, ready_class) = readiness(&status.conditions);
     Row {
-        href: format!("/ns/{namespace}/models/{name}"),
+        place: Place::of(&model.metadata, "models"),
         champion,
         challenger: status.aliases.get(CHALLENGER_ALIAS).copied(),
         metric,
@@ -84,8 +81,6 @@ fn row(model: &Model) -> Row {
         champion_from: status.champion_from.clone().unwrap_or_default(),
         ready,
         ready_class,
-        namespace,
-        name,
     }
 }
 

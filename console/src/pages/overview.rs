@@ -6,7 +6,7 @@ use aimass_crds::v1alpha1::{Model, ModelDeployment, TrainingJob, TrainingPhase};
 use minijinja::context;
 use serde::Serialize;
 
-use super::{Page, Viewer, condition};
+use super::{Page, Place, Viewer, condition};
 use crate::error::Error;
 
 /// One thing to look at.
@@ -14,12 +14,9 @@ use crate::error::Error;
 pub struct Attention {
     /// What kind of problem.
     pub what: &'static str,
-    /// Where.
-    pub namespace: String,
-    /// Which object.
-    pub name: String,
-    /// Its page.
-    pub href: String,
+    /// Which object, where, and its page.
+    #[serde(flatten)]
+    pub place: Place,
     /// The reason and message, as the object says.
     pub why: String,
     /// `bad` or `warn`.
@@ -29,7 +26,7 @@ pub struct Attention {
 /// `/`.
 pub async fn overview(viewer: Viewer<'_>) -> Result<Page, Error> {
     let namespaces = viewer.cluster.visible(viewer.session).await?;
-    let models: Vec<Model> = viewer.list_all("models", &namespaces).await?;
+    let models: Vec<Model> = viewer.list_permitted("models", &namespaces).await?;
     let training: Vec<TrainingJob> = viewer.list_permitted("trainingjobs", &namespaces).await?;
     let deployments: Vec<ModelDeployment> = viewer
         .list_permitted("modeldeployments", &namespaces)
@@ -53,13 +50,7 @@ pub fn attention(
     let mut out = Vec::new();
     let item = |what, meta: &kube::api::ObjectMeta, path: &str, why: String, severity| Attention {
         what,
-        namespace: meta.namespace.clone().unwrap_or_default(),
-        name: meta.name.clone().unwrap_or_default(),
-        href: format!(
-            "/ns/{}/{path}/{}",
-            meta.namespace.as_deref().unwrap_or_default(),
-            meta.name.as_deref().unwrap_or_default()
-        ),
+        place: Place::of(meta, path),
         why,
         severity,
     };
@@ -195,7 +186,7 @@ mod tests {
         .expect("deployments");
         let listed: Vec<(&str, String, &str)> = attention(&models, &training, &deployments)
             .into_iter()
-            .map(|a| (a.what, a.name, a.severity))
+            .map(|a| (a.what, a.place.name, a.severity))
             .collect();
         assert_eq!(
             listed,

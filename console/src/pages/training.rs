@@ -6,7 +6,7 @@ use aimass_crds::v1alpha1::TrainingJob;
 use minijinja::{Value, context};
 use serde::Serialize;
 
-use super::{Page, Viewer, name};
+use super::{Page, Place, Viewer, name};
 use crate::chart::{self, Series};
 use crate::error::Error;
 
@@ -15,9 +15,8 @@ const LISTED: usize = 500;
 
 #[derive(Serialize)]
 struct Row {
-    namespace: String,
-    name: String,
-    href: String,
+    #[serde(flatten)]
+    place: Place,
     model: String,
     phase: String,
     version: Option<i64>,
@@ -39,11 +38,9 @@ pub async fn training_jobs(viewer: Viewer<'_>) -> Result<Page, Error> {
     let rows: Vec<Row> = all
         .into_iter()
         .map(|t| {
-            let namespace = t.metadata.namespace.clone().unwrap_or_default();
-            let name = t.metadata.name.clone().unwrap_or_default();
             let status = t.status.unwrap_or_default();
             Row {
-                href: format!("/ns/{namespace}/trainingjobs/{name}"),
+                place: Place::of(&t.metadata, "trainingjobs"),
                 model: t.spec.model_ref.name,
                 phase: format!("{:?}", status.phase),
                 version: status.model_version,
@@ -53,8 +50,6 @@ pub async fn training_jobs(viewer: Viewer<'_>) -> Result<Page, Error> {
                     .start_time
                     .map(|t| t.0.to_string())
                     .unwrap_or_default(),
-                namespace,
-                name,
             }
         })
         .collect();
