@@ -34,10 +34,33 @@ pub const GROUP: &str = "aimass.io";
 pub struct Access {
     /// e.g. `list`, `get`, `watch`, `patch`, `create`.
     pub verb: &'static str,
-    /// e.g. `models`.
+    /// The API group: [`GROUP`], or `""` for the core kinds.
+    pub group: &'static str,
+    /// e.g. `models`, or a subresource such as `pods/log`.
     pub resource: &'static str,
     /// The namespace.
     pub namespace: String,
+}
+
+impl Access {
+    /// May the user `verb` the aimass.io `resource` in `namespace`?
+    pub fn aimass(verb: &'static str, resource: &'static str, namespace: &str) -> Self {
+        Self {
+            verb,
+            group: GROUP,
+            resource,
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    /// May the user `verb` the core `resource` (`pods`, `pods/log`) in
+    /// `namespace`?
+    pub fn core(verb: &'static str, resource: &'static str, namespace: &str) -> Self {
+        Self {
+            group: "",
+            ..Self::aimass(verb, resource, namespace)
+        }
+    }
 }
 
 /// The API server as the console reaches it.
@@ -114,14 +137,19 @@ impl Cluster {
         {
             return Ok(*allowed);
         }
+        let (resource, subresource) = match access.resource.split_once('/') {
+            Some((resource, sub)) => (resource, Some(sub)),
+            None => (access.resource, None),
+        };
         let review = SubjectAccessReview {
             spec: SubjectAccessReviewSpec {
                 user: Some(session.user.clone()),
                 uid: session.uid.clone(),
                 groups: Some(session.groups.clone()),
                 resource_attributes: Some(ResourceAttributes {
-                    group: Some(GROUP.into()),
-                    resource: Some(access.resource.into()),
+                    group: Some(access.group.into()),
+                    resource: Some(resource.into()),
+                    subresource: subresource.map(Into::into),
                     verb: Some(access.verb.into()),
                     namespace: Some(access.namespace.clone()),
                     ..ResourceAttributes::default()
@@ -150,9 +178,14 @@ impl Cluster {
         if self.may(session, access).await? {
             Ok(())
         } else {
+            let group = if access.group.is_empty() {
+                String::new()
+            } else {
+                format!(".{}", access.group)
+            };
             Err(Error::Forbidden(format!(
-                "{} may not {} {}.{} in namespace {}",
-                session.user, access.verb, access.resource, GROUP, access.namespace
+                "{} may not {} {}{group} in namespace {}",
+                session.user, access.verb, access.resource, access.namespace
             )))
         }
     }
@@ -176,11 +209,7 @@ impl Cluster {
         };
         let mut visible = Vec::new();
         for namespace in candidates {
-            let access = Access {
-                verb: "list",
-                resource: "models",
-                namespace,
-            };
+            let access = Access::aimass("list", "models", &namespace);
             if self.may(session, &access).await? {
                 visible.push(access.namespace);
             }

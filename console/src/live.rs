@@ -74,11 +74,7 @@ pub async fn stream(
     let client = app.cluster.as_user(&session)?;
     for ns in &namespaces {
         for resource in WATCHED {
-            let access = Access {
-                verb: "watch",
-                resource,
-                namespace: ns.clone(),
-            };
+            let access = Access::aimass("watch", resource, ns);
             if !app.cluster.may(&session, &access).await? {
                 continue;
             }
@@ -202,11 +198,7 @@ async fn revoked(
         return Some("signed out".into());
     }
     for namespace in namespaces {
-        let access = Access {
-            verb: "list",
-            resource: "models",
-            namespace: namespace.clone(),
-        };
+        let access = Access::aimass("list", "models", namespace);
         match app.cluster.may(session, &access).await {
             Ok(true) => {}
             Ok(false) => {

@@ -2,7 +2,8 @@
 //! `ModelDeployment`, `ApiClient`, `ModelApproval` and `ScoringJob` custom
 //! resources, the API key format, their condition vocabulary, the checks
 //! their schema cannot express, and the lines the operator reads from its
-//! Jobs' logs (an artifact's validation, a scoring run's report).
+//! Jobs' logs (an artifact's validation, a scoring run's report, a
+//! trainer's progress).
 //!
 //! Everything else in aimass (the operator, the inference server, the tests)
 //! imports the API from here. This crate depends on kube's derive feature
@@ -13,6 +14,7 @@ pub mod artifact;
 mod error;
 pub mod reference;
 pub mod scoring;
+pub mod trainer;
 pub mod uri;
 pub mod v1alpha1;
 pub mod validation;

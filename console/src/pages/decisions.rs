@@ -237,16 +237,16 @@ pub async fn decisions(viewer: Viewer<'_>) -> Result<Page, Error> {
 /// A promotion waiting for approval.
 #[derive(Debug, Serialize)]
 struct Waiting {
-    namespace: String,
-    model: String,
-    href: String,
+    #[serde(flatten)]
+    place: Place,
     source: String,
     sha256: String,
     message: String,
 }
 
 /// `/approvals`: promotions waiting for approval where the user may
-/// approve (create ModelApprovals).
+/// approve (create ModelApprovals), but not those the user asked for
+/// (their approval would not count).
 pub async fn approvals(viewer: Viewer<'_>) -> Result<Page, Error> {
     let namespaces = viewer.cluster.visible(viewer.session).await?;
     let mut rows = Vec::new();
@@ -258,14 +258,13 @@ pub async fn approvals(viewer: Viewer<'_>) -> Result<Page, Error> {
             let Some(status) = &m.status else { continue };
             let waiting = condition(&status.conditions, "Promoted")
                 .is_some_and(|c| c.reason == "AwaitingApproval" || c.reason == "SameIdentity");
-            let Some(follow) = status.follow.as_ref().filter(|_| waiting) else {
+            let theirs = annotation(&m.metadata, REQUESTED_BY_ANNOTATION)
+                .is_some_and(|by| *by == viewer.session.user);
+            let Some(follow) = status.follow.as_ref().filter(|_| waiting && !theirs) else {
                 continue;
             };
-            let model = m.metadata.name.clone().unwrap_or_default();
             rows.push(Waiting {
-                href: format!("/ns/{ns}/models/{model}"),
-                namespace: ns.clone(),
-                model,
+                place: Place::of(&m.metadata, "models"),
                 source: follow.source.clone().unwrap_or_default(),
                 sha256: follow.sha256.clone().unwrap_or_default(),
                 message: follow.message.clone().unwrap_or_default(),

@@ -3,7 +3,9 @@
 
 use std::fmt::Debug;
 
+use aimass_crds::v1alpha1::Model;
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Resource;
 use kube::api::{Api, ListParams, ObjectMeta};
@@ -20,13 +22,15 @@ mod decisions;
 mod deployments;
 mod models;
 mod overview;
+mod registry;
 mod training;
 mod yaml;
 
 pub use decisions::{approvals, decisions};
 pub use deployments::{deployment, deployments};
-pub use models::{compare, model, models, version};
+pub use models::{compare, model, version};
 pub use overview::overview;
+pub use registry::models;
 pub use training::{training_job, training_jobs};
 pub use yaml::yaml;
 
@@ -53,32 +57,42 @@ pub struct Viewer<'a> {
 }
 
 impl Viewer<'_> {
-    /// Every `resource` object in `namespace`, if the user may list them.
-    pub async fn list<K>(&self, resource: &'static str, namespace: &str) -> Result<Vec<K>, Error>
+    /// Every aimass.io `resource` object in `namespace`, if the user may
+    /// list them, read as `T`: the kind itself, or a shape of the few fields
+    /// a page shows (the rest is skipped while parsing).
+    pub async fn list<T>(&self, resource: &'static str, namespace: &str) -> Result<Vec<T>, Error>
     where
-        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
-        K::DynamicType: Default,
+        T: DeserializeOwned,
     {
+        #[derive(serde::Deserialize)]
+        struct Items<T> {
+            items: Vec<T>,
+        }
         self.check("list", resource, namespace).await?;
-        let api: Api<K> = Api::namespaced(self.cluster.as_user(self.session)?, namespace);
-        Ok(timed(api.list(&ListParams::default())).await?.items)
+        let api_version = Model::api_version(&());
+        let request = kube::core::Request::new(format!(
+            "/apis/{api_version}/namespaces/{namespace}/{resource}"
+        ))
+        .list(&ListParams::default())
+        .map_err(|e| Error::Kube(kube::Error::BuildRequest(e)))?;
+        let list: Items<T> = timed(self.cluster.as_user(self.session)?.request(request)).await?;
+        Ok(list.items)
     }
 
     /// Every `resource` object in those of `namespaces` where the user may
     /// list them (read side by side); the others are left out, not an
     /// error.
-    pub async fn list_permitted<K>(
+    pub async fn list_permitted<T>(
         &self,
         resource: &'static str,
         namespaces: &[String],
-    ) -> Result<Vec<K>, Error>
+    ) -> Result<Vec<T>, Error>
     where
-        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
-        K::DynamicType: Default,
+        T: DeserializeOwned,
     {
         let lists = futures::future::try_join_all(namespaces.iter().map(|ns| async move {
             if self.may("list", resource, ns).await? {
-                self.list::<K>(resource, ns).await
+                self.list::<T>(resource, ns).await
             } else {
                 Ok(Vec::new())
             }
@@ -105,6 +119,18 @@ impl Viewer<'_> {
             .ok_or_else(|| Error::NotFound(format!("{resource} {namespace}/{name}")))
     }
 
+    /// The pods in `namespace` with the labels `selector`, if the user may
+    /// list pods there (a `view` binding allows it).
+    pub async fn pods(&self, namespace: &str, selector: &str) -> Result<Vec<Pod>, Error> {
+        self.cluster
+            .check(self.session, &Access::core("list", "pods", namespace))
+            .await?;
+        let api: Api<Pod> = Api::namespaced(self.cluster.as_user(self.session)?, namespace);
+        Ok(timed(api.list(&ListParams::default().labels(selector)))
+            .await?
+            .items)
+    }
+
     /// Whether the user may `verb` `resource` in `namespace`.
     pub async fn may(
         &self,
@@ -113,7 +139,7 @@ impl Viewer<'_> {
         namespace: &str,
     ) -> Result<bool, Error> {
         self.cluster
-            .may(self.session, &access(verb, resource, namespace))
+            .may(self.session, &Access::aimass(verb, resource, namespace))
             .await
     }
 
@@ -124,16 +150,8 @@ impl Viewer<'_> {
         namespace: &str,
     ) -> Result<(), Error> {
         self.cluster
-            .check(self.session, &access(verb, resource, namespace))
+            .check(self.session, &Access::aimass(verb, resource, namespace))
             .await
-    }
-}
-
-fn access(verb: &'static str, resource: &'static str, namespace: &str) -> Access {
-    Access {
-        verb,
-        resource,
-        namespace: namespace.to_owned(),
     }
 }
 
@@ -152,8 +170,15 @@ impl Place {
     /// The object `meta` describes, whose pages are under `path`
     /// (`models`, `trainingjobs`, `deployments`).
     pub fn of(meta: &ObjectMeta, path: &str) -> Self {
-        let namespace = meta.namespace.clone().unwrap_or_default();
-        let name = meta.name.clone().unwrap_or_default();
+        Self::new(
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+            path,
+        )
+    }
+
+    /// Object `name` in `namespace`, whose pages are under `path`.
+    pub fn new(namespace: String, name: String, path: &str) -> Self {
         Self {
             href: format!("/ns/{namespace}/{path}/{name}"),
             namespace,

@@ -1,105 +1,19 @@
-//! The registry: every Model, one Model with its versions and decisions,
-//! one version, two versions compared.
+//! The registry: one Model with its versions and decisions, one version,
+//! two versions compared.
 
 use aimass_crds::v1alpha1::{
-    CHALLENGER_ALIAS, MetricGoal, Model, ModelApproval, ModelDeployment, ModelStatus, ModelVersion,
+    MetricGoal, Model, ModelApproval, ModelDeployment, ModelStatus, ModelVersion,
     REASON_ANNOTATION, REASON_FOR_ANNOTATION, REQUESTED_BY_ANNOTATION, VersionPhase, annotation,
 };
 use minijinja::{Value, context};
 use serde::Serialize;
 
-use super::{Page, Place, Viewer, condition, name, readiness};
+use super::{Page, Viewer, condition, name};
 use crate::chart::{self, Series};
 use crate::error::Error;
 
 /// At most this many metrics are columns and lines of a Model's page.
 const SHOWN_METRICS: usize = 4;
-
-#[derive(Serialize)]
-struct Row {
-    #[serde(flatten)]
-    place: Place,
-    champion: Option<i64>,
-    challenger: Option<i64>,
-    metric_name: Option<String>,
-    metric: Option<f64>,
-    versions: usize,
-    schedule: String,
-    champion_from: String,
-    ready: String,
-    ready_class: &'static str,
-}
-
-/// `/models`: every Model in the namespaces the user may read.
-pub async fn models(viewer: Viewer<'_>) -> Result<Page, Error> {
-    let namespaces = viewer.cluster.visible(viewer.session).await?;
-    let mut all: Vec<Model> = viewer.list_permitted("models", &namespaces).await?;
-    all.sort_by(|a, b| {
-        (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
-    });
-    let rows: Vec<Row> = all.iter().map(row).collect();
-    Ok(Page {
-        template: "models.html",
-        context: context! {rows},
-        nav: "models",
-        scope: namespaces,
-    })
-}
-
-fn row(model: &Model) -> Row {
-    let status = model.status.clone().unwrap_or_default();
-    let alias = &model.spec.promotion.alias;
-    let champion = status.aliases.get(alias).copied();
-    let metric_name = key_metric(model, &status);
-    let metric = champion
-        .and_then(|c| status.versions.iter().find(|v| v.version == c))
-        .zip(metric_name.as_ref())
-        .and_then(|(v, m)| v.metrics.get(m).copied());
-    let (ready, ready_class) = readiness(&status.conditions);
-    Row {
-        place: Place::of(&model.metadata, "models"),
-        champion,
-        challenger: status.aliases.get(CHALLENGER_ALIAS).copied(),
-        metric,
-        metric_name,
-        versions: status.versions.len(),
-        schedule: model
-            .spec
-            .source
-            .training
-            .as_ref()
-            .and_then(|t| {
-                t.schedule.clone().map(|s| {
-                    if t.suspend {
-                        format!("{s} (paused)")
-                    } else {
-                        s
-                    }
-                })
-            })
-            .unwrap_or_default(),
-        champion_from: status.champion_from.clone().unwrap_or_default(),
-        ready,
-        ready_class,
-    }
-}
-
-/// The metric the Model is judged by: its first gate's, else the first
-/// any version reports.
-fn key_metric(model: &Model, status: &ModelStatus) -> Option<String> {
-    model
-        .spec
-        .promotion
-        .gates
-        .first()
-        .map(|g| g.metric.clone())
-        .or_else(|| {
-            status
-                .versions
-                .iter()
-                .find_map(|v| v.metrics.keys().next().cloned())
-        })
-}
 
 /// The metrics shown for a Model: the gates' first, then others reported.
 fn metric_names(model: &Model, status: &ModelStatus) -> Vec<String> {

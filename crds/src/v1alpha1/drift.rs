@@ -220,6 +220,29 @@ pub struct DriftStatus {
     /// What the evaluation found, in a sentence.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// The last evaluations of this version, oldest first (at most 60):
+    /// drift over time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 60))]
+    pub history: Vec<DriftPoint>,
+}
+
+/// One drift evaluation, as `status.drift.history` keeps it.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftPoint {
+    /// The end of the window evaluated.
+    pub time: Time,
+    /// Rows scored in the window.
+    #[serde(default)]
+    pub rows: i64,
+    /// The score's population stability index, when enough rows were scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psi: Option<f64>,
+    /// The highest feature's characteristic stability index, when enough
+    /// rows were scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_csi: Option<f64>,
 }
 
 /// One column's stability over the window.

@@ -11,6 +11,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{DriftSpec, ModelDeploymentStatus, SecuritySpec};
 
+/// Label naming the ModelDeployment a serving pod belongs to.
+pub const DEPLOYMENT_LABEL: &str = "aimass.io/model-deployment";
+/// Label naming a serving pod's track: `stable` or `canary`.
+pub const TRACK_LABEL: &str = "aimass.io/track";
+/// Label naming the Model version a serving pod serves.
+pub const VERSION_LABEL: &str = "aimass.io/model-version";
+
 /// Serves one version of a Model through the Open Inference Protocol v2.
 ///
 /// The operator owns an `apps/v1` Deployment of inference servers and a

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+pub use aimass_crds::v1alpha1::{DEPLOYMENT_LABEL, TRACK_LABEL, VERSION_LABEL};
 use aimass_crds::v1alpha1::{ModelDeployment, ModelVersion, SecurityMode};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
@@ -49,12 +50,6 @@ const TLS_DIR: &str = "/etc/aimass/tls";
 const CLIENT_CA_DIR: &str = "/etc/aimass/client-ca";
 /// Port of the Service.
 pub const SERVICE_PORT: i32 = 80;
-/// Label naming the ModelDeployment a pod serves.
-pub const DEPLOYMENT_LABEL: &str = "aimass.io/model-deployment";
-/// Label naming a pod's track: `stable` or `canary`.
-pub const TRACK_LABEL: &str = "aimass.io/track";
-/// Label naming the Model version a pod serves.
-pub const VERSION_LABEL: &str = "aimass.io/model-version";
 /// The server variable holding the digest of the baseline it counts drift
 /// against; the monitor reads it back from the pod's spec.
 pub const BASELINE_SHA256_VAR: &str = "AIMASS_BASELINE_SHA256";

@@ -13,7 +13,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use aimass_crds::v1alpha1::{ColumnStability, DriftLevel, DriftSpec, DriftStatus, ModelDeployment};
+use aimass_crds::v1alpha1::{
+    ColumnStability, DriftLevel, DriftPoint, DriftSpec, DriftStatus, ModelDeployment,
+};
 use aimass_drift::{Snapshot, stability};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -24,6 +26,8 @@ use crate::model_deployment::workload;
 
 /// Features shown in status, highest CSI first.
 const TOP_FEATURES: usize = 10;
+/// How many evaluations `status.drift.history` keeps (the CRD's limit).
+const HISTORY: usize = 60;
 /// Features a condition or an Event names.
 pub const NAMED_FEATURES: usize = 3;
 
@@ -246,6 +250,16 @@ pub fn evaluate(
         }
     };
     features.truncate(TOP_FEATURES);
+    let judged = !matches!(level, DriftLevel::InsufficientData);
+    let mut history = previous.map(|p| p.history.clone()).unwrap_or_default();
+    history.push(DriftPoint {
+        time: end.clone(),
+        rows,
+        psi: scores.first().map(|s| s.index).filter(|_| judged),
+        top_csi: features.first().map(|f| f.index).filter(|_| judged),
+    });
+    let excess = history.len().saturating_sub(HISTORY);
+    history.drain(..excess);
     let status = DriftStatus {
         version: Some(version),
         level,
@@ -261,6 +275,7 @@ pub fn evaluate(
         warning: spec.warning,
         action: spec.action,
         message,
+        history,
     };
     (status, transition)
 }

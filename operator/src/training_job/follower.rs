@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use aimass_crds::trainer::{CONTAINER, LINE_LIMIT};
 use aimass_crds::v1alpha1::TrainingJob;
 use futures::{AsyncBufRead, AsyncBufReadExt, Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
@@ -17,8 +18,7 @@ use kube::api::LogParams;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use super::job::CONTAINER;
-use super::progress::{LINE_LIMIT, Progress, summary};
+use super::progress::{Progress, summary};
 use crate::status::Writer;
 
 /// The most bytes of a finished run's output read at once.

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use aimass_crds::trainer::CONTAINER;
 use aimass_crds::v1alpha1::TrainingJob;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
@@ -17,8 +18,6 @@ use crate::{labels, security};
 
 /// Port torch.distributed's rendezvous listens on in rank 0.
 pub const MASTER_PORT: i32 = 29500;
-/// Name of the trainer container.
-pub const CONTAINER: &str = "trainer";
 /// Annotation the Job controller sets to an Indexed Job pod's index.
 pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
 

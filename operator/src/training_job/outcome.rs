@@ -6,7 +6,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::progress::{self, Line};
+use aimass_crds::trainer::{self, Line};
 
 /// How long a first failed image pull may last before the run fails: a
 /// registry hiccup should not end a run, a missing image should.
@@ -133,7 +133,7 @@ fn job_failure(reason: &str, message: &str, pods: &[Pod]) -> Failure {
 /// last lines it printed) and appends those lines to the message.
 pub fn explain(mut failure: Failure, tail: &str) -> Failure {
     let lines: Vec<&str> = tail.lines().filter(|l| !l.trim().is_empty()).collect();
-    let own = lines.iter().rev().find_map(|l| match progress::parse(l) {
+    let own = lines.iter().rev().find_map(|l| match trainer::parse(l) {
         Some(Line::Error { reason, message }) => Some((reason, message)),
         _ => None,
     });

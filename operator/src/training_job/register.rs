@@ -21,7 +21,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::storage::{METRICS_FILE, MODEL_FILE, RECORD_LIMIT, VERSION_FILE};
 
-use super::progress::METRICS_LIMIT;
+use aimass_crds::trainer::METRICS_LIMIT;
 
 /// The longest metric name kept.
 const METRIC_NAME_LIMIT: usize = 63;

@@ -268,7 +268,7 @@ impl Run<'_> {
                 .logs(
                     pod,
                     &LogParams {
-                        container: Some(job::CONTAINER.into()),
+                        container: Some(aimass_crds::trainer::CONTAINER.into()),
                         tail_lines: Some(20),
                         limit_bytes: Some(64 * 1024),
                         ..LogParams::default()

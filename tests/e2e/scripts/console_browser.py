@@ -6,7 +6,8 @@ Signs in with the token, walks every page (saving a screenshot of each into
 SHOTS), checks pages work without JavaScript, that nothing is requested
 from another origin, that no script runs from hostile text and the CSP
 reports nothing, and that an alias moved and a TrainingJob created with
-kubectl show on open pages without a reload. Prints what it measured as
+kubectl show on open pages without a reload, and that a run's page draws
+all 10,000 samples its trainer printed (timing it). Prints what it measured as
 JSON; exits non-zero with the reason on the first failure.
 """
 
@@ -117,6 +118,31 @@ def main():
         page.wait_for_selector("#training-jobs >> text=browser-run", timeout=2000)
         measured["trainingRunSeconds"] = round(time.monotonic() - started, 3)
 
+        # A run that printed 10,000 samples: its page draws every one from
+        # the trainer's output, read with the user's token.
+        kubectl("apply", "-f", "-", stdin=json.dumps({
+            "apiVersion": "aimass.io/v1alpha1", "kind": "TrainingJob", "metadata": {"name": "long-run"},
+            "spec": {"modelRef": {"name": "card-fraud"}, "image": "busybox", "dataset": {"uri": "file:///nowhere.csv"},
+                     "command": ["awk", 'BEGIN { for (i = 0; i < 10000; i++) printf "{\\"step\\": %d, \\"metrics\\": {\\"loss\\": %.6f}}\\n", i, 1 / (1 + i / 100) }']}}))
+        long_run = f"{BASE}/ns/{NS}/trainingjobs/long-run"
+        deadline = time.monotonic() + 90
+        while True:
+            page.goto(long_run)
+            if page.get_attribute("#samples", "data-samples") == "10000":
+                break
+            if time.monotonic() > deadline:
+                fail(f"the 10,000-sample run shows {page.inner_text('#curves')[:300]} {page.inner_text('#output')[:500]}")
+            time.sleep(1)
+        drawn = page.evaluate("document.querySelector('#curves polyline').getAttribute('points').trim().split(' ').length")
+        if drawn != 10000:
+            fail(f"the chart draws {drawn} of 10,000 points")
+        started = time.monotonic()
+        page.goto(long_run)
+        page.wait_for_load_state("load")
+        measured["chart10kLoadSeconds"] = round(time.monotonic() - started, 3)
+        measured["chart10kNavigationMs"] = page.evaluate(
+            "Math.round(performance.getEntriesByType('navigation')[0].loadEventEnd)")
+
         pages = {
             "overview": "/",
             "models": "/models",
@@ -124,6 +150,7 @@ def main():
             "version": f"/ns/{NS}/models/card-fraud/versions/1",
             "training-jobs": "/trainingjobs",
             "training-job": f"/ns/{NS}/trainingjobs/browser-run",
+            "training-job-10k": f"/ns/{NS}/trainingjobs/long-run",
             "deployments": "/deployments",
             "deployment": f"/ns/{NS}/deployments/scoring",
             "yaml": f"/ns/{NS}/models/card-fraud/yaml",

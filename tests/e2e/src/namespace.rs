@@ -138,6 +138,14 @@ impl TestNamespace {
             .token)
     }
 
+    /// A directory for this test's data, registry and artifacts, on the
+    /// file system the node agent's pods and the operator share.
+    pub fn scratch(&self) -> Result<std::path::PathBuf> {
+        let dir = std::env::temp_dir().join("aimass-e2e").join(&self.name);
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
     /// Creates ServiceAccount `account` (if missing) and grants it Role
     /// `role` with `rules` (a YAML flow sequence), through a RoleBinding of
     /// the same name as the Role.

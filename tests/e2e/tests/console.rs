@@ -7,9 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use aimass_crds::v1alpha1::{Model, ModelApproval};
+use aimass_crds::v1alpha1::{Model, ModelApproval, REQUESTED_BY_ANNOTATION};
 use aimass_e2e::console::{Console, Visitor, redirected};
-use aimass_e2e::operator::run_with_operator;
+use aimass_e2e::operator::{Operator, run_with_operator};
 use aimass_e2e::*;
 use anyhow::{Context, Result, ensure};
 use kube::api::{Patch, PatchParams};
@@ -38,18 +38,27 @@ async fn the_console_shows_each_user_their_own_namespaces_live_and_acts_only_as_
 
 /// A desk's namespace: Model `card-fraud` (imported), ModelDeployment
 /// `scoring` of it, and ServiceAccounts `viewer` (reads the aimass kinds)
-/// and `editor` (also pins aliases and approves).
+/// `editor` (also pins aliases, approves and reads trainers' output) and
+/// `approver` (reads and approves).
 async fn desk(a: &TestNamespace) -> Result<()> {
+    let registry = a.scratch()?.join("registry");
     a.apply(&format!(
-        "apiVersion: aimass.io/v1alpha1\nkind: Model\nmetadata: {{name: card-fraud}}\nspec:\n  source: {{uri: \"{}\"}}\n---\napiVersion: aimass.io/v1alpha1\nkind: ModelDeployment\nmetadata: {{name: scoring}}\nspec:\n  model: {{name: card-fraud}}\n  replicas: {{min: 1, max: 1}}\n  autoscaling: {{enabled: false}}\n",
+        "apiVersion: aimass.io/v1alpha1\nkind: Model\nmetadata: {{name: card-fraud}}\nspec:\n  storage: {{prefix: \"file://{}\"}}\n  source: {{uri: \"{}\"}}\n---\napiVersion: aimass.io/v1alpha1\nkind: ModelDeployment\nmetadata: {{name: scoring}}\nspec:\n  model: {{name: card-fraud}}\n  replicas: {{min: 1, max: 1}}\n  autoscaling: {{enabled: false}}\n",
+        registry.display(),
         zoo("gbdt_classifier")
     ))
     .await?;
     a.grant("viewer", "console-view", &rules("")).await?;
     a.grant(
+        "approver",
+        "console-approve",
+        &rules(", {apiGroups: [aimass.io], resources: [modelapprovals], verbs: [create]}"),
+    )
+    .await?;
+    a.grant(
         "editor",
         "console-edit",
-        &rules(", {apiGroups: [aimass.io], resources: [models], verbs: [patch, update]}, {apiGroups: [aimass.io], resources: [modelapprovals], verbs: [create]}"),
+        &rules(", {apiGroups: [aimass.io], resources: [models], verbs: [patch, update]}, {apiGroups: [aimass.io], resources: [modelapprovals], verbs: [create]}, {apiGroups: [\"\"], resources: [pods, pods/log], verbs: [get, list]}"),
     )
     .await?;
     wait_for(
@@ -65,9 +74,24 @@ async fn desk(a: &TestNamespace) -> Result<()> {
     Ok(())
 }
 
+/// The sha256 of the file at `uri` (`file://`), as `sha256sum` prints it.
+fn sha256_of(uri: &str) -> Result<String> {
+    let path = uri.trim_start_matches("file://");
+    let out = std::process::Command::new("sha256sum").arg(path).output()?;
+    ensure!(out.status.success(), "sha256sum {path} failed");
+    String::from_utf8(out.stdout)?
+        .split_whitespace()
+        .next()
+        .map(str::to_owned)
+        .context("sha256sum printed nothing")
+}
+
 async fn story(a: &TestNamespace, b: &TestNamespace) -> Result<()> {
     desk(a).await?;
-    b.apply("apiVersion: aimass.io/v1alpha1\nkind: Model\nmetadata: {name: other-desk-secret}\nspec:\n  source: {uri: \"file:///nowhere.onnx\"}\n")
+    // Another desk, with its own operator: a secret, and a released Model
+    // that desk-b-engineer asked to train (exported from another cluster).
+    let _other = Operator::start(b, "b")?;
+    b.apply(&format!("apiVersion: aimass.io/v1alpha1\nkind: Model\nmetadata: {{name: other-desk-secret}}\nspec:\n  source: {{uri: \"file:///nowhere.onnx\"}}\n---\napiVersion: aimass.io/v1alpha1\nkind: Model\nmetadata: {{name: released-fraud}}\nspec:\n  source:\n    uri: \"{zoo}\"\n    sha256: {sha256}\n    provenance: {{steps: [{{namespace: risk-train, model: fraud, version: 4, requestedBy: desk-b-engineer, trainingJob: fraud-run-4, time: \"2026-01-01T00:00:00Z\"}}]}}\n", zoo = zoo("gbdt_classifier"), sha256 = sha256_of(&zoo("gbdt_classifier"))?))
         .await?;
     let console = Console::start(a, &[&a.name, &b.name]).await?;
     let result = scenes(a, b, &console).await;
@@ -311,20 +335,67 @@ async fn scenes(a: &TestNamespace, b: &TestNamespace, console: &Console) -> Resu
         decisions.body
     );
 
-    // An approval is signed with the approver's own name; a viewer's is 403.
-    let sha256 = model
+    // Separation of duties: a promotion the editor asked for (of another
+    // desk's released Model) waits for an approval; the editor's own is signed with their name but not counted,
+    // a second user's counts and the version is promoted.
+    // (This namespaced operator is not told when the other desk's Model
+    // changes, so the source is Ready first.)
+    wait_for(
+        &b.api::<Model>(),
+        "released-fraud",
+        Duration::from_secs(120),
+        |m: Option<&Model>| {
+            m.and_then(|m| m.status.as_ref())
+                .is_some_and(|s| s.aliases.contains_key("champion"))
+        },
+    )
+    .await?;
+    a.apply(&format!(
+        r#"
+apiVersion: aimass.io/v1alpha1
+kind: Model
+metadata: {{name: card-fraud-next, annotations: {{"{REQUESTED_BY_ANNOTATION}": "{editor_name}"}}}}
+spec:
+  source: {{promotedFrom: {{namespace: {ns}, model: released-fraud, version: 1}}}}
+  promotion: {{requires: {{approvals: 1}}}}
+"#,
+        ns = b.name
+    ))
+    .await?;
+    let follow_reason = |reason: &'static str| {
+        move |m: Option<&Model>| {
+            m.and_then(|m| m.status.as_ref())
+                .and_then(|s| s.follow.as_ref())
+                .is_some_and(|f| f.reason.as_deref() == Some(reason))
+        }
+    };
+    let waiting = wait_for(
+        &models_api,
+        "card-fraud-next",
+        Duration::from_secs(60),
+        follow_reason("AwaitingApproval"),
+    )
+    .await?;
+    let sha256 = waiting
         .status
         .as_ref()
-        .and_then(|s| s.versions.first())
-        .and_then(|v| v.sha256.clone())
-        .context("no sha256")?;
-    let approve = format!("{page_path}/approvals");
+        .and_then(|s| s.follow.as_ref())
+        .and_then(|f| f.sha256.clone())
+        .context("no sha256 to approve")?;
+    let next_path = format!("/ns/{}/models/card-fraud-next", a.name);
+    let approve = format!("{next_path}/approvals");
+    let page = editor.get(&next_path).await?;
+    ensure!(
+        page.body.contains("AwaitingApproval") && page.body.contains(&sha256),
+        "the waiting promotion is not offered for approval: {}",
+        page.body
+    );
     let approval = [
         ("csrf", csrf.as_str()),
         ("sha256", sha256.as_str()),
         ("comment", "MRM-1 reviewed"),
     ];
-    redirected(&editor.post(&approve, &approval, None).await?, &page_path)?;
+    redirected(&editor.post(&approve, &approval, None).await?, &next_path)?;
     let approvals = a
         .api::<ModelApproval>()
         .list(&Default::default())
@@ -333,6 +404,71 @@ async fn scenes(a: &TestNamespace, b: &TestNamespace, console: &Console) -> Resu
     ensure!(
         approvals.len() == 1 && approvals[0].spec.approved_by == editor_name,
         "the approval is not the editor's: {approvals:?}"
+    );
+    wait_for(
+        &models_api,
+        "card-fraud-next",
+        Duration::from_secs(30),
+        follow_reason("SameIdentity"),
+    )
+    .await?;
+    let refused = editor.get(&next_path).await?;
+    ensure!(
+        refused.body.contains("SameIdentity") && refused.body.contains(&editor_name),
+        "the page does not show the requester's own approval refused: {}",
+        refused.body
+    );
+    let mut approver = Visitor::new(&console.base);
+    approver.sign_in(&a.api_token("approver").await?).await?;
+    let waiting_for = |body: &str| body.contains(">card-fraud-next</a>");
+    ensure!(
+        waiting_for(&approver.get("/approvals").await?.body),
+        "the approver is not asked to approve"
+    );
+    ensure!(
+        !waiting_for(&editor.get("/approvals").await?.body),
+        "the requester is asked to approve their own promotion"
+    );
+    let approver_csrf = approver
+        .get(&next_path)
+        .await?
+        .hidden("csrf")
+        .context("no CSRF token for the approver")?;
+    redirected(
+        &approver
+            .post(
+                &approve,
+                &[
+                    ("csrf", approver_csrf.as_str()),
+                    ("sha256", sha256.as_str()),
+                    ("comment", "MRM-2 second pair of eyes"),
+                ],
+                None,
+            )
+            .await?,
+        &next_path,
+    )?;
+    let promoted = wait_for(
+        &models_api,
+        "card-fraud-next",
+        Duration::from_secs(90),
+        follow_reason("Promoted"),
+    )
+    .await?;
+    ensure!(
+        promoted
+            .status
+            .as_ref()
+            .is_some_and(|s| s.aliases.contains_key("champion")),
+        "the approved version is not the champion: {:?}",
+        promoted.status
+    );
+    let approver_name = format!("system:serviceaccount:{}:approver", a.name);
+    let page = viewer.get(&next_path).await?;
+    ensure!(
+        page.body.contains(&approver_name) && page.body.contains(">Counted<"),
+        "the page does not show the approver's approval counted: {}",
+        page.body
     );
     let viewer_csrf = viewer
         .get("/")
@@ -361,7 +497,7 @@ async fn scenes(a: &TestNamespace, b: &TestNamespace, console: &Console) -> Resu
             .await?
             .items
             .len()
-            == 1,
+            == 2,
         "a viewer approved"
     );
     for page in ["/approvals", &format!("{page_path}/compare")] {
@@ -430,6 +566,43 @@ async fn scenes(a: &TestNamespace, b: &TestNamespace, console: &Console) -> Resu
     .await?;
     let badge = started.elapsed();
 
+    // A run's output is read with the user's token: the editor (who may
+    // read pods' logs) sees the trainer's last lines, the viewer is told
+    // they may not.
+    let run_path = format!("/ns/{}/trainingjobs/live-run", a.name);
+    wait(
+        Duration::from_secs(60),
+        "the failed run's output on its page",
+        || async {
+            let page = editor.get(&run_path).await?;
+            Ok(page.body.contains("class=\"log\"") && page.body.contains("DatasetUnavailable"))
+        },
+    )
+    .await?;
+    let run = viewer.get(&run_path).await?;
+    ensure!(
+        run.status == 200
+            && run.body.contains("may not list pods")
+            && !run.body.contains("class=\"log\""),
+        "the viewer's run page: {}",
+        run.body
+    );
+    // Likewise a deployment's replicas, node by node.
+    let deployment_path = format!("/ns/{}/deployments/scoring", a.name);
+    let deployment = editor.get(&deployment_path).await?;
+    ensure!(
+        deployment.body.contains("id=\"replicas\"") && deployment.body.contains("<td>scoring-"),
+        "the editor's deployment page lists no replica: {}",
+        deployment.body
+    );
+    let deployment = viewer.get(&deployment_path).await?;
+    ensure!(
+        deployment.body.contains("may not list pods")
+            && !deployment.body.contains("id=\"replicas\""),
+        "the viewer's deployment page: {}",
+        deployment.body
+    );
+
     // A revoked binding closes the open stream.
     let revoked = Instant::now();
     let (ok, _, err) = kubectl(&["-n", &a.name, "delete", "rolebinding", "console-view"])?;
@@ -493,8 +666,7 @@ async fn in_a_browser_every_page_renders_safely_and_follows_kubectl_live() -> Re
         let token = a.api_token("editor").await?;
         // The token goes in a file, not on a command line (or in a failure
         // message that prints the arguments).
-        let scratch = std::env::temp_dir().join("aimass-e2e").join(&a.name);
-        std::fs::create_dir_all(&scratch)?;
+        let scratch = a.scratch()?;
         let token_file = scratch.join("editor.token");
         std::fs::write(&token_file, &token)?;
         // The session cookie is Secure, which browsers honour over plain

@@ -164,12 +164,6 @@ async fn drift_runs(ns: &TestNamespace) -> Result<Vec<TrainingJob>> {
         .collect())
 }
 
-fn scratch(ns: &TestNamespace) -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join("aimass-e2e").join(&ns.name);
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
 /// The fraud example's Model (retrained on drift, not on a schedule) and
 /// ModelDeployment `scoring` of its champion, watching drift over 20 s
 /// windows, rejecting hours past 23 and flagging unknown merchant codes.
@@ -215,7 +209,7 @@ async fn drift_is_measured_against_the_training_baseline_alerted_and_retrains_on
 }
 
 async fn scenario(ns: &TestNamespace, operator: &Operator) -> Result<()> {
-    let dir = scratch(ns)?;
+    let dir = ns.scratch()?;
     let generated = std::process::Command::new("python3")
         .arg(repo_root().join("examples/fraud-detection/generate_dataset.py"))
         .arg(dir.join("data/transactions.csv"))
@@ -468,7 +462,7 @@ spec:
 async fn without_a_trainer_baseline_the_validation_job_computes_one_from_the_model_data_set()
 -> Result<()> {
     aimass_e2e::operator::run_with_operator("baseline", |ns: Arc<TestNamespace>| async move {
-        let dir = scratch(&ns)?;
+        let dir = ns.scratch()?;
         let data = dir.join("data/sample.csv").display().to_string();
         python_script(
             &["scripts/zoo-venv.sh"],

@@ -4,7 +4,7 @@
 //! version; a deleted Model recovers its history from storage; a schedule
 //! starts runs on its cron tick.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,14 +16,6 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::api::{DeleteParams, ListParams};
 
 const TRAINING_TIMEOUT: Duration = Duration::from_secs(180);
-
-/// A directory for one test's data and registry, on the file system the
-/// node agent's pods and the operator share.
-fn scratch(ns: &TestNamespace) -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join("aimass-e2e").join(&ns.name);
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
 
 fn generate_dataset(path: &Path) -> Result<()> {
     let status = std::process::Command::new("python3")
@@ -86,7 +78,7 @@ spec:
 #[tokio::test]
 async fn the_fraud_example_trains_registers_and_promotes_only_better_versions() -> Result<()> {
     run_with_operator("train", |ns: Arc<TestNamespace>| async move {
-        let dir = scratch(&ns)?;
+        let dir = ns.scratch()?;
         generate_dataset(&dir.join("data/transactions.csv"))?;
         // Version 1: a deliberately small model, so later runs can beat it.
         let model_yaml = example_model(&dir)?
@@ -241,7 +233,7 @@ async fn the_fraud_example_trains_registers_and_promotes_only_better_versions() 
 #[tokio::test]
 async fn failed_runs_leave_readable_reasons_and_no_ready_version() -> Result<()> {
     run_with_operator("trainfail", |ns: Arc<TestNamespace>| async move {
-        let dir = scratch(&ns)?;
+        let dir = ns.scratch()?;
         let registry = dir.join("registry");
         ns.apply(&format!(
             r#"
@@ -358,7 +350,7 @@ fn slow_trainer(zoo_model: &Path) -> String {
 async fn a_killed_operator_leaves_one_run_and_one_version_and_a_deleted_model_recovers()
 -> Result<()> {
     run("trainkill", |ns: Arc<TestNamespace>| async move {
-        let dir = scratch(&ns)?;
+        let dir = ns.scratch()?;
         let model_yaml = format!(
             r#"
 apiVersion: aimass.io/v1alpha1
@@ -474,7 +466,7 @@ spec:
 #[tokio::test]
 async fn a_scheduled_model_starts_a_run_on_its_cron_tick() -> Result<()> {
     run_with_operator("trainsched", |ns: Arc<TestNamespace>| async move {
-        let dir = scratch(&ns)?;
+        let dir = ns.scratch()?;
         let script = format!(
             r#"p="${{AIMASS_OUTPUT_URI#file://}}"; mkdir -p "$p"; cp {} "$p/model.onnx""#,
             repo_root()

@@ -107,6 +107,38 @@ fn the_condition_follows_the_hysteresis() {
 }
 
 #[test]
+fn history_keeps_the_last_evaluations_of_the_version() {
+    let drifting = counts(200, &[[180, 20], [100, 100], [150, 50]]);
+    let few = counts(10, &[[10, 0], [5, 5], [5, 5]]);
+    let mut previous: Option<DriftStatus> = None;
+    for step in 0..(HISTORY + 5) {
+        let window = if step == HISTORY + 4 { &few } else { &drifting };
+        let (status, _) = run(window, previous.as_ref());
+        previous = Some(status);
+    }
+    let history = previous.map(|s| s.history).unwrap_or_default();
+    assert_eq!(history.len(), HISTORY);
+    let judged = &history[HISTORY - 2];
+    let expected_psi = aimass_drift::stability(&[0.5, 0.5], &[150, 50]).unwrap();
+    let expected_csi = aimass_drift::stability(&[0.5, 0.5], &[180, 20]).unwrap();
+    assert_eq!(
+        (judged.rows, judged.psi, judged.top_csi),
+        (200, Some(expected_psi), Some(expected_csi))
+    );
+    // A window with too few rows is a point without indexes.
+    let last = &history[HISTORY - 1];
+    assert_eq!((last.rows, last.psi, last.top_csi), (10, None, None));
+    // Another version starts its own history.
+    let other = DriftStatus {
+        version: Some(2),
+        history: history.clone(),
+        ..DriftStatus::default()
+    };
+    let (status, _) = run(&drifting, Some(&other));
+    assert_eq!(status.history.len(), 1);
+}
+
+#[test]
 fn another_version_starts_a_new_hysteresis() {
     let drifting = counts(200, &[[180, 20], [100, 100], [100, 100]]);
     let detected = DriftStatus {
