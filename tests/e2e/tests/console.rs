@@ -635,15 +635,14 @@ spec:
     Ok(())
 }
 
-/// Where the browser test's screenshots go: `AIMASS_ARTIFACT_DIR` (CI keeps
-/// it), else the test's scratch directory.
+/// Where the browser test's screenshots go: `AIMASS_ARTIFACT_DIR` (`.ci/run`
+/// sets it to `.ci/artifacts/`), else the test's scratch directory.
 fn screenshots(ns: &TestNamespace) -> Result<std::path::PathBuf> {
-    let dir = std::env::var_os("AIMASS_ARTIFACT_DIR")
-        .map_or_else(
-            || std::env::temp_dir().join("aimass-e2e").join(&ns.name),
-            std::path::PathBuf::from,
-        )
-        .join("console-screenshots");
+    let dir = match std::env::var_os("AIMASS_ARTIFACT_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => ns.scratch()?,
+    }
+    .join("console-screenshots");
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
