@@ -141,6 +141,11 @@ metadata: {name: scoring, namespace: risk}
 spec: {model: {name: fraud}}
 status:
   servingVersion: 3
+  conditions:
+  - {type: Ready, status: "True", reason: AsExpected, message: "", lastTransitionTime: "2026-01-01T00:00:00Z"}
+  - {type: Degraded, status: "False", reason: AsExpected, message: "", lastTransitionTime: "2026-01-01T00:00:00Z"}
+  - {type: Drift, status: "True", reason: DriftDetected, message: "", lastTransitionTime: "2026-01-01T00:00:00Z"}
+  - {type: Progressing, status: "True", reason: Canary, message: "", lastTransitionTime: "2026-01-01T00:00:00Z"}
   replicas: 2
   readyReplicas: 2
   lastScaleDecision: {time: "2026-01-01T00:00:00Z", from: 1, to: 2, panic: false, stableValue: 9.5, panicValue: 9.5, reason: "concurrency 9.5 over target 5"}
@@ -180,6 +185,11 @@ status:
             "<td>amount</td><td>1.2500</td>",
             "record 12 does not chain",
             "Completed",
+            // Degraded and Drift are bad when True, Progressing neither.
+            r#"class="cond good" data-status="True" title=""><b>Ready</b>"#,
+            r#"class="cond good" data-status="False" title=""><b>Degraded</b>"#,
+            r#"class="cond bad" data-status="True" title=""><b>Drift</b>"#,
+            r#"class="cond neutral" data-status="True" title=""><b>Progressing</b>"#,
         ] {
             assert!(
                 page.contains(shown),

@@ -99,6 +99,9 @@ fn drift(level: Option<&DriftLevel>) -> (String, &'static str) {
         None => (String::new(), "muted"),
         Some(DriftLevel::Action) => ("Action".into(), "bad"),
         Some(DriftLevel::Warning) => ("Warning".into(), "warn"),
+        Some(level @ (DriftLevel::NoBaseline | DriftLevel::InsufficientData)) => {
+            (format!("{level:?}"), "muted")
+        }
         Some(other) => (format!("{other:?}"), "ok"),
     }
 }

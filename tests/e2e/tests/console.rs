@@ -61,9 +61,14 @@ async fn desk(a: &TestNamespace) -> Result<()> {
         &rules(", {apiGroups: [aimass.io], resources: [models], verbs: [patch, update]}, {apiGroups: [aimass.io], resources: [modelapprovals], verbs: [create]}, {apiGroups: [\"\"], resources: [pods, pods/log], verbs: [get, list]}"),
     )
     .await?;
+    champion_of(a, "card-fraud").await
+}
+
+/// Waits for Model `name` in `ns` to have a champion.
+async fn champion_of(ns: &TestNamespace, name: &str) -> Result<()> {
     wait_for(
-        &a.api::<Model>(),
-        "card-fraud",
+        &ns.api::<Model>(),
+        name,
         Duration::from_secs(120),
         |m: Option<&Model>| {
             m.and_then(|m| m.status.as_ref())
@@ -336,20 +341,12 @@ async fn scenes(a: &TestNamespace, b: &TestNamespace, console: &Console) -> Resu
     );
 
     // Separation of duties: a promotion the editor asked for (of another
-    // desk's released Model) waits for an approval; the editor's own is signed with their name but not counted,
-    // a second user's counts and the version is promoted.
+    // desk's released Model) waits for an approval; the editor's own is
+    // signed with their name but not counted, a second user's counts and
+    // the version is promoted.
     // (This namespaced operator is not told when the other desk's Model
     // changes, so the source is Ready first.)
-    wait_for(
-        &b.api::<Model>(),
-        "released-fraud",
-        Duration::from_secs(120),
-        |m: Option<&Model>| {
-            m.and_then(|m| m.status.as_ref())
-                .is_some_and(|s| s.aliases.contains_key("champion"))
-        },
-    )
-    .await?;
+    champion_of(b, "released-fraud").await?;
     a.apply(&format!(
         r#"
 apiVersion: aimass.io/v1alpha1
