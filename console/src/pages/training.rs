@@ -90,14 +90,14 @@ pub async fn training_job(viewer: Viewer<'_>, ns: &str, job: &str) -> Result<Pag
     let (ns, job) = (name(ns)?, name(job)?);
     let tj: TrainingJob = viewer.get("trainingjobs", ns, job).await?;
     let status = tj.status.clone().unwrap_or_default();
-    let output = match &status.job_name {
+    let mut output = match &status.job_name {
         Some(job_name) => read_output(viewer, ns, job_name).await,
         None => Output::missing("the run has not started a Job yet"),
     };
     let (curves, source) = if output.curves.is_empty() {
         (curves_of_status(&status.metrics_history), "status")
     } else {
-        (output.curves.clone(), "output")
+        (std::mem::take(&mut output.curves), "output")
     };
     let samples = curves.values().map(Vec::len).max().unwrap_or(0);
     let charts: Vec<String> = curves
@@ -172,9 +172,8 @@ impl Output {
     fn read(pod: String, text: &str) -> Self {
         let mut curves: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
         let mut order = 0_i64;
-        let mut lines: usize = 0;
-        for line in text.lines() {
-            lines += 1;
+        let lines: Vec<&str> = text.lines().collect();
+        for line in &lines {
             let Some(Line::Metrics { step, metrics }) = trainer::parse(line) else {
                 continue;
             };
@@ -186,15 +185,14 @@ impl Output {
                 }
             }
         }
-        let tail = text
-            .lines()
-            .skip(lines.saturating_sub(TAIL_LINES))
+        let tail = lines[lines.len().saturating_sub(TAIL_LINES)..]
+            .iter()
             .map(|l| l.chars().take(TAIL_WIDTH).collect())
             .collect();
         Self {
             pod: Some(pod),
             missing: None,
-            lines,
+            lines: lines.len(),
             tail,
             curves,
         }

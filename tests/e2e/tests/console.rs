@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use aimass_crds::v1alpha1::{Model, ModelApproval, REQUESTED_BY_ANNOTATION};
-use aimass_e2e::console::{Console, Visitor, redirected};
+use aimass_e2e::console::{Answer, Console, Visitor, redirected};
 use aimass_e2e::operator::{Operator, run_with_operator};
 use aimass_e2e::*;
 use anyhow::{Context, Result, ensure};
@@ -77,6 +77,19 @@ async fn champion_of(ns: &TestNamespace, name: &str) -> Result<()> {
     )
     .await?;
     Ok(())
+}
+
+/// Posts the approval form at `path` as `visitor`: their CSRF token, the
+/// sha256 offered and a comment.
+async fn approve_as(
+    visitor: &Visitor,
+    path: &str,
+    csrf: &str,
+    sha256: &str,
+    comment: &str,
+) -> Result<Answer> {
+    let form = [("csrf", csrf), ("sha256", sha256), ("comment", comment)];
+    visitor.post(path, &form, None).await
 }
 
 /// The sha256 of the file at `uri` (`file://`), as `sha256sum` prints it.
@@ -387,12 +400,10 @@ spec:
         "the waiting promotion is not offered for approval: {}",
         page.body
     );
-    let approval = [
-        ("csrf", csrf.as_str()),
-        ("sha256", sha256.as_str()),
-        ("comment", "MRM-1 reviewed"),
-    ];
-    redirected(&editor.post(&approve, &approval, None).await?, &next_path)?;
+    redirected(
+        &approve_as(&editor, &approve, &csrf, &sha256, "MRM-1 reviewed").await?,
+        &next_path,
+    )?;
     let approvals = a
         .api::<ModelApproval>()
         .list(&Default::default())
@@ -432,17 +443,14 @@ spec:
         .hidden("csrf")
         .context("no CSRF token for the approver")?;
     redirected(
-        &approver
-            .post(
-                &approve,
-                &[
-                    ("csrf", approver_csrf.as_str()),
-                    ("sha256", sha256.as_str()),
-                    ("comment", "MRM-2 second pair of eyes"),
-                ],
-                None,
-            )
-            .await?,
+        &approve_as(
+            &approver,
+            &approve,
+            &approver_csrf,
+            &sha256,
+            "MRM-2 second pair of eyes",
+        )
+        .await?,
         &next_path,
     )?;
     let promoted = wait_for(
@@ -472,17 +480,7 @@ spec:
         .await?
         .hidden("csrf")
         .context("no CSRF token")?;
-    let forged = viewer
-        .post(
-            &approve,
-            &[
-                ("csrf", viewer_csrf.as_str()),
-                ("sha256", sha256.as_str()),
-                ("comment", "x"),
-            ],
-            None,
-        )
-        .await?;
+    let forged = approve_as(&viewer, &approve, &viewer_csrf, &sha256, "x").await?;
     ensure!(
         forged.status == 403,
         "a viewer's approval answers {}",
