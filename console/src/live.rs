@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aimass_crds::v1alpha1::{Model, ModelDeployment, TrainingJob};
+use aimass_crds::v1alpha1::{Model, ModelDeployment, ScoringJob, TrainingJob};
 use futures::stream::{BoxStream, SelectAll};
 use futures::{StreamExt, TryStreamExt};
 use http_body_util::StreamBody;
@@ -37,7 +37,7 @@ const BATCH: usize = 50;
 type Change = (String, String, String);
 
 /// The resources a stream watches, by kind.
-const WATCHED: [&str; 3] = ["models", "trainingjobs", "modeldeployments"];
+const WATCHED: [&str; 4] = ["models", "trainingjobs", "scoringjobs", "modeldeployments"];
 
 /// Opens the stream for `session` over the namespaces in `query`
 /// (`ns=a,b`) that the user may read (all of them when none is named).
@@ -81,6 +81,7 @@ pub async fn stream(
             watches.push(match resource {
                 "models" => changes::<Model>(Api::namespaced(client.clone(), ns)),
                 "trainingjobs" => changes::<TrainingJob>(Api::namespaced(client.clone(), ns)),
+                "scoringjobs" => changes::<ScoringJob>(Api::namespaced(client.clone(), ns)),
                 _ => changes::<ModelDeployment>(Api::namespaced(client.clone(), ns)),
             });
         }

@@ -24,6 +24,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/training_job.html"),
     ),
     (
+        "scoring_jobs.html",
+        include_str!("../templates/scoring_jobs.html"),
+    ),
+    (
+        "scoring_job.html",
+        include_str!("../templates/scoring_job.html"),
+    ),
+    (
         "deployments.html",
         include_str!("../templates/deployments.html"),
     ),

@@ -23,6 +23,7 @@ mod deployments;
 mod models;
 mod overview;
 mod registry;
+mod scoring;
 mod training;
 mod yaml;
 
@@ -31,6 +32,7 @@ pub use deployments::{deployment, deployments};
 pub use models::{compare, model, version};
 pub use overview::overview;
 pub use registry::models;
+pub use scoring::{scoring_job, scoring_jobs};
 pub use training::{training_job, training_jobs};
 pub use yaml::yaml;
 
@@ -41,7 +43,7 @@ pub struct Page {
     pub template: &'static str,
     /// What the template reads.
     pub context: Value,
-    /// `overview`, `models`, `training` or `deployments`.
+    /// `overview`, `models`, `training`, `scoring` or `deployments`.
     pub nav: &'static str,
     /// Namespaces whose changes refresh the page.
     pub scope: Vec<String>,

@@ -434,6 +434,7 @@ pub async fn compare(
         differences => differences(va, vb),
         evaluation_a => Value::from_serialize(evaluation(a)),
         evaluation_b => Value::from_serialize(evaluation(b)),
+        backtests => super::scoring::backtests(viewer, ns, model_name, a, b).await?,
     };
     Ok(Page {
         template: "compare.html",

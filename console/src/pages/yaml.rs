@@ -1,12 +1,13 @@
 //! Read-only YAML of one object, without its managed fields.
 
-use aimass_crds::v1alpha1::{Model, ModelDeployment, TrainingJob};
+use aimass_crds::v1alpha1::{Model, ModelDeployment, ScoringJob, TrainingJob};
 use minijinja::context;
 
 use super::{Page, Viewer, name};
 use crate::error::Error;
 
-/// `/ns/{ns}/{kind}/{name}/yaml` for models, trainingjobs and deployments.
+/// `/ns/{ns}/{kind}/{name}/yaml` for models, trainingjobs, scoringjobs and
+/// deployments.
 pub async fn yaml(viewer: Viewer<'_>, ns: &str, kind: &str, object: &str) -> Result<Page, Error> {
     let (ns, object) = (name(ns)?, name(object)?);
     let (label, nav, mut value) = match kind {
@@ -23,6 +24,11 @@ pub async fn yaml(viewer: Viewer<'_>, ns: &str, kind: &str, object: &str) -> Res
                     .get::<TrainingJob>("trainingjobs", ns, object)
                     .await?,
             )?,
+        ),
+        "scoringjobs" => (
+            "ScoringJob",
+            "scoring",
+            to_value(viewer.get::<ScoringJob>("scoringjobs", ns, object).await?)?,
         ),
         "deployments" => (
             "ModelDeployment",

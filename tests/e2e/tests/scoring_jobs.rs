@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aimass_crds::v1alpha1::{Model, ScoringJob, ScoringPhase};
+use aimass_crds::v1alpha1::{Model, ScoringJob, ScoringPhase, ScoringReport};
+use aimass_e2e::console::{Console, Visitor};
 use aimass_e2e::operator::run_with_operator;
 use aimass_e2e::{
     TestNamespace, kubectl, pod_processes, pods, python_script, scoring_endpoint,
@@ -103,6 +104,98 @@ fn outputs(dir: &Path) -> Result<(usize, BTreeMap<String, Row>)> {
         }
     }
     Ok((total, rows))
+}
+
+/// The console shows the backtest as its report says: each version's
+/// figures on the run's page, and the two side by side when comparing
+/// versions 1 and 2; a user who may read Models but not ScoringJobs gets
+/// neither.
+async fn console_shows(ns: &TestNamespace, report: &ScoringReport) -> Result<()> {
+    let reads = |resources: &str| {
+        format!("[{{apiGroups: [aimass.io], resources: [{resources}], verbs: [get, list, watch]}}]")
+    };
+    ns.grant("analyst", "console-analyst", &reads("models, scoringjobs"))
+        .await?;
+    ns.grant("modeller", "console-modeller", &reads("models"))
+        .await?;
+    let console = Console::start(ns, &[&ns.name]).await?;
+    let result = async {
+        let mut analyst = Visitor::new(&console.base);
+        analyst.sign_in(&ns.api_token("analyst").await?).await?;
+        let list = analyst.get("/scoringjobs").await?;
+        ensure!(
+            list.status == 200
+                && list
+                    .body
+                    .contains(&format!("/ns/{}/scoringjobs/backtest", ns.name)),
+            "{}: {}",
+            list.status,
+            list.body
+        );
+        let page = analyst
+            .get(&format!("/ns/{}/scoringjobs/backtest", ns.name))
+            .await?;
+        let compare = analyst
+            .get(&format!(
+                "/ns/{}/models/card-fraud/compare?a=1&b=2",
+                ns.name
+            ))
+            .await?;
+        let mut aucs = Vec::new();
+        for version in &report.versions {
+            let metrics = version.metrics.as_ref().context("metrics")?;
+            let auc = format!("{:.4}", metrics.auc.context("auc")?);
+            let row = format!(
+                "<th>v{}</th><td>{}</td><td>{}</td><td>{:.4}</td><td>{auc}</td>",
+                version.version,
+                version.scored,
+                version.refused,
+                version.mean_score.context("mean")?
+            );
+            ensure!(page.body.contains(&row), "{row} not on {}", page.body);
+            aucs.push(auc);
+        }
+        let side_by_side = format!("<td>{}</td><td>{}</td>", aucs[0], aucs[1]);
+        ensure!(
+            compare.body.contains(&side_by_side) && compare.body.contains("scoringjobs/backtest"),
+            "{side_by_side} not on {}",
+            compare.body
+        );
+        // Without the right to read ScoringJobs: not the run, nor its figures.
+        let mut modeller = Visitor::new(&console.base);
+        modeller.sign_in(&ns.api_token("modeller").await?).await?;
+        let refused = modeller
+            .get(&format!("/ns/{}/scoringjobs/backtest", ns.name))
+            .await?;
+        ensure!(
+            refused.status == 403,
+            "{}: {}",
+            refused.status,
+            refused.body
+        );
+        let compare = modeller
+            .get(&format!(
+                "/ns/{}/models/card-fraud/compare?a=1&b=2",
+                ns.name
+            ))
+            .await?;
+        ensure!(
+            compare.status == 200
+                && !compare.body.contains(&side_by_side)
+                && compare
+                    .body
+                    .contains("No finished run you may read scored both"),
+            "{}: {}",
+            compare.status,
+            compare.body
+        );
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        eprintln!("console log:\n{}", console.log_tail(60));
+    }
+    result
 }
 
 #[tokio::test]
@@ -217,6 +310,7 @@ async fn a_backtest_scores_every_row_once_and_measures_as_scikit_learn_does() ->
             "report.json: {}",
             written["rows"]
         );
+        console_shows(&ns, &report).await?;
 
         // The first 1,000 rows through the online endpoint (version 2)
         // answer exactly what the batch wrote.
