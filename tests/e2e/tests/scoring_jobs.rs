@@ -124,10 +124,7 @@ async fn console_shows(ns: &TestNamespace, report: &ScoringReport) -> Result<()>
         analyst.sign_in(&ns.api_token("analyst").await?).await?;
         let list = analyst.get("/scoringjobs").await?;
         ensure!(
-            list.status == 200
-                && list
-                    .body
-                    .contains(&format!("/ns/{}/scoringjobs/backtest", ns.name)),
+            list.status == 200 && list.body.contains(">backtest</a>"),
             "{}: {}",
             list.status,
             list.body
@@ -157,7 +154,7 @@ async fn console_shows(ns: &TestNamespace, report: &ScoringReport) -> Result<()>
         }
         let side_by_side = format!("<td>{}</td><td>{}</td>", aucs[0], aucs[1]);
         ensure!(
-            compare.body.contains(&side_by_side) && compare.body.contains("scoringjobs/backtest"),
+            compare.body.contains(&side_by_side) && compare.body.contains(">backtest</a>"),
             "{side_by_side} not on {}",
             compare.body
         );
