@@ -170,6 +170,11 @@ status:
     features: [{name: amount, index: 1.25, missing: 0, outOfContract: 7}]
   migrations:
   - {time: "2026-01-01T00:00:00Z", pod: scoring-a, node: n1, metric: p99, value: 0.9, threshold: 0.5, outcome: Completed}
+  traffic:
+    history:
+    - {time: "2026-01-01T00:00:30Z", requestsPerSecond: 12.5, errorRate: 0.01, rejectedRate: 0.02, p50LatencyMillis: 1.5, p99LatencyMillis: 4.25}
+    callers:
+    - {principal: "<b>partner</b>", requests: 42}
   auditCheckpoints:
   - {pod: scoring-a, sequence: 41, mac: "ab", time: "2026-01-01T00:00:00Z", writeFailures: 0, broken: "record 12 does not chain"}
 "#,
@@ -192,6 +197,8 @@ status:
             "PSI 0.4123",
             "<td>amount</td><td>1.2500</td>",
             "record 12 does not chain",
+            "12.5 requests/s · p50 1.50 ms · p99 4.25 ms · server errors 1.00 % · refused 2.00 %",
+            "<td>&lt;b&gt;partner&lt;&#x2f;b&gt;</td><td>42</td>",
             "Completed",
             // Degraded and Drift are bad when True, Progressing neither.
             r#"class="cond good" data-status="True" title=""><b>Ready</b>"#,

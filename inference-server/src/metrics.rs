@@ -2,6 +2,9 @@
 //! the operator's autoscaler and health checks read them (see the README's
 //! metrics section).
 
+use std::collections::HashSet;
+use std::sync::Mutex;
+
 use prometheus::{
     Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
@@ -15,6 +18,14 @@ const LATENCY_BUCKETS: &[f64] = &[
 const BATCH_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
 ];
+
+/// Callers are counted under at most this many names; the others as
+/// [`OTHER_CALLERS`].
+pub const CALLER_NAMES: usize = 64;
+/// The name callers beyond the first [`CALLER_NAMES`] are counted under.
+pub const OTHER_CALLERS: &str = "(other)";
+/// A caller's name is cut to this many characters in the label.
+const CALLER_NAME_CHARS: usize = 128;
 
 /// Every metric of the server, in one registry.
 pub struct Metrics {
@@ -53,6 +64,11 @@ pub struct Metrics {
     /// `aimass_input_out_of_contract_total{input,action}`: feature values
     /// outside what training saw, by feature and rule (`Reject`, `Flag`).
     pub out_of_contract: IntCounterVec,
+    /// `aimass_inference_caller_requests_total{principal}`: calls by the
+    /// user name they authenticated as (see [`Metrics::called_by`]).
+    pub callers: IntCounterVec,
+    /// The names `callers` counts under so far.
+    caller_names: Mutex<HashSet<String>>,
 }
 
 /// A metric's name and help text.
@@ -115,6 +131,10 @@ const AUDIT_ARCHIVE_FAILURES: Definition = (
 const OUT_OF_CONTRACT: Definition = (
     "aimass_input_out_of_contract_total",
     "Feature values outside what the model was trained on, by feature (input) and rule (action: Reject answered 400, Flag scored).",
+);
+const CALLERS: Definition = (
+    "aimass_inference_caller_requests_total",
+    "Inference calls by the user name they authenticated as (at most 64 names per server, then principal=\"(other)\").",
 );
 
 /// Makes and registers the metrics of one [`Registry`].
@@ -184,6 +204,8 @@ impl Metrics {
             audit_archived: m.counter(AUDIT_ARCHIVED)?,
             audit_archive_failures: m.counter(AUDIT_ARCHIVE_FAILURES)?,
             out_of_contract: m.counters(OUT_OF_CONTRACT, &["input", "action"])?,
+            callers: m.counters(CALLERS, &["principal"])?,
+            caller_names: Mutex::new(HashSet::new()),
             registry,
         })
     }
@@ -195,8 +217,80 @@ impl Metrics {
         self.request_seconds.observe(took.as_secs_f64());
     }
 
+    /// Counts a call by `user`, once authenticated. The name is cut to 128
+    /// printable characters (quotes and backslashes replaced), and callers
+    /// beyond the first [`CALLER_NAMES`] count as [`OTHER_CALLERS`]: a
+    /// flood of identities cannot grow the metrics.
+    pub fn called_by(&self, user: &str) {
+        let name: String = user
+            .chars()
+            .take(CALLER_NAME_CHARS)
+            .map(|c| {
+                if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let counted = {
+            let mut names = self
+                .caller_names
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            names.contains(&name) || (names.len() < CALLER_NAMES && names.insert(name.clone()))
+        };
+        let label = if counted {
+            name.as_str()
+        } else {
+            OTHER_CALLERS
+        };
+        self.callers.with_label_values(&[label]).inc();
+    }
+
     /// Renders every metric in the Prometheus text format.
     pub fn render(&self) -> Result<String, prometheus::Error> {
         prometheus::TextEncoder::new().encode_to_string(&self.registry.gather())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callers_are_counted_under_at_most_64_safe_names() -> Result<(), prometheus::Error> {
+        let metrics = Metrics::new("fraud", "1")?;
+        for i in 0..70 {
+            metrics.called_by(&format!("partner:{i}"));
+        }
+        metrics.called_by("partner:0");
+        metrics.called_by("evil\"} 1\naimass_inference_requests_total{code=\"200\\");
+        metrics.called_by(&"x".repeat(10_000));
+        let text = metrics.render()?;
+        assert_eq!(
+            text.matches("aimass_inference_caller_requests_total{")
+                .count(),
+            CALLER_NAMES + 1,
+            "{text}"
+        );
+        assert!(!text.contains("partner:64"));
+        let count = |label: &str| metrics.callers.with_label_values(&[label]).get();
+        assert_eq!(count("partner:0"), 2);
+        assert_eq!(count("partner:63"), 1);
+        // Six names over the cap, the hostile one and the long one.
+        assert_eq!(count(OTHER_CALLERS), 8);
+        // Under the cap, a name is cut and cleaned, never able to forge a line.
+        let fresh = Metrics::new("fraud", "1")?;
+        fresh.called_by("evil\"} 1\naimass_inference_requests_total{code=\"200\\");
+        fresh.called_by(&"x".repeat(10_000));
+        let text = fresh.render()?;
+        assert!(
+            text.contains(r#"principal="evil_}_1_aimass_inference_requests_total{code=_200_""#),
+            "{text}"
+        );
+        assert!(text.contains(&format!(r#"principal="{}""#, "x".repeat(128))));
+        assert!(!text.contains("aimass_inference_requests_total{code=\"200\"}"));
+        Ok(())
     }
 }

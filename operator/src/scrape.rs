@@ -9,6 +9,11 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 
+/// The most caller names kept of one server's metrics.
+pub const CALLER_NAMES: usize = 256;
+/// A longer caller name is not kept.
+pub const CALLER_NAME_BYTES: usize = 256;
+
 /// How long one scrape may take.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -19,6 +24,12 @@ pub struct Snapshot {
     pub requests: f64,
     /// Of those, answered with a 5xx status.
     pub errors: f64,
+    /// Of those, refused with a 4xx status.
+    pub rejected: f64,
+    /// Calls by the user name they authenticated as (at most
+    /// [`CALLER_NAMES`] names, each at most [`CALLER_NAME_BYTES`] long: the
+    /// server may be a tenant's).
+    pub callers: BTreeMap<String, f64>,
     /// Seconds spent answering requests (the latency histogram's sum): its
     /// rate is the time-averaged number of requests in flight.
     pub busy_seconds: f64,
@@ -53,7 +64,7 @@ impl Ord for OrderedF64 {
 }
 
 /// What happened between two snapshots.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Window {
     /// Seconds spent answering requests in the window.
     pub busy_seconds: f64,
@@ -61,6 +72,13 @@ pub struct Window {
     pub requests: f64,
     /// Server errors in the window.
     pub errors: f64,
+    /// Refusals (4xx) in the window.
+    pub rejected: f64,
+    /// The latency histogram of the window: cumulative (upper bound in
+    /// seconds, count).
+    pub latency: Vec<(f64, f64)>,
+    /// Calls in the window by caller.
+    pub callers: BTreeMap<String, f64>,
     /// 99th-percentile latency in the window, in seconds, when there were
     /// requests.
     pub p99_seconds: Option<f64>,
@@ -93,12 +111,22 @@ impl Snapshot {
                     prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v),
                 ) => {
                     snapshot.requests += v;
-                    if sample
-                        .labels
-                        .get("code")
-                        .is_some_and(|c| c.starts_with('5'))
+                    match sample.labels.get("code").and_then(|c| c.chars().next()) {
+                        Some('5') => snapshot.errors += v,
+                        Some('4') => snapshot.rejected += v,
+                        _ => {}
+                    }
+                }
+                (
+                    "aimass_inference_caller_requests_total",
+                    prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v),
+                ) => {
+                    if let Some(name) = sample.labels.get("principal")
+                        && name.len() <= CALLER_NAME_BYTES
+                        && (snapshot.callers.len() < CALLER_NAMES
+                            || snapshot.callers.contains_key(name))
                     {
-                        snapshot.errors += v;
+                        *snapshot.callers.entry(name.to_owned()).or_default() += v;
                     }
                 }
                 (
@@ -143,6 +171,10 @@ impl Snapshot {
             .fold(Snapshot::default(), |mut total, s| {
                 total.requests += s.requests;
                 total.errors += s.errors;
+                total.rejected += s.rejected;
+                for (name, count) in s.callers {
+                    *total.callers.entry(name).or_default() += count;
+                }
                 total.busy_seconds += s.busy_seconds;
                 total.cpu_seconds += s.cpu_seconds;
                 total.memory_bytes += s.memory_bytes;
@@ -169,11 +201,23 @@ impl Snapshot {
                 )
             })
             .collect();
+        let callers = self
+            .callers
+            .iter()
+            .map(|(name, count)| {
+                let before = earlier.callers.get(name).copied().unwrap_or(0.0);
+                (name.clone(), delta(*count, before))
+            })
+            .filter(|(_, count)| *count > 0.0)
+            .collect();
         Window {
             busy_seconds: delta(self.busy_seconds, earlier.busy_seconds),
             requests,
             errors: delta(self.errors, earlier.errors),
+            rejected: delta(self.rejected, earlier.rejected),
             p99_seconds: quantile(&buckets, 0.99),
+            latency: buckets,
+            callers,
         }
     }
 }
@@ -300,6 +344,38 @@ process_resident_memory_bytes 52428800
             Snapshot::default().since(&Snapshot::default()).p99_seconds,
             None
         );
+    }
+
+    #[test]
+    fn refusals_and_callers_are_read_and_a_lying_server_stays_bounded() {
+        let text = format!(
+            "{TEXT}aimass_inference_caller_requests_total{{principal=\"partner:a\"}} 60\naimass_inference_caller_requests_total{{principal=\"partner:b\"}} 40\n"
+        );
+        let earlier = Snapshot::parse(&text).unwrap();
+        assert_eq!(earlier.rejected, 5.0);
+        assert_eq!(earlier.callers.get("partner:a"), Some(&60.0));
+        let later = Snapshot::parse(&text.replace("} 60", "} 75")).unwrap();
+        let window = later.since(&earlier);
+        // Only the callers that called in the window.
+        assert_eq!(
+            window.callers.into_iter().collect::<Vec<_>>(),
+            [("partner:a".to_owned(), 15.0)]
+        );
+        // A server that invents 10,000 callers and one huge name.
+        let mut lying = String::from(TEXT);
+        for i in 0..10_000 {
+            lying.push_str(&format!(
+                "aimass_inference_caller_requests_total{{principal=\"p{i}\"}} 1\n"
+            ));
+        }
+        lying.push_str(&format!(
+            "aimass_inference_caller_requests_total{{principal=\"{}\"}} 1\n",
+            "x".repeat(100_000)
+        ));
+        let s = Snapshot::parse(&lying).unwrap();
+        assert_eq!(s.callers.len(), CALLER_NAMES);
+        assert!(s.callers.keys().all(|k| k.len() <= CALLER_NAME_BYTES));
+        assert_eq!(s.requests, 100.0);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use aimass_crds::v1alpha1::{
-    DEPLOYMENT_LABEL, DriftLevel, DriftPoint, ModelDeployment, TRACK_LABEL, VERSION_LABEL,
+    DEPLOYMENT_LABEL, DriftLevel, DriftPoint, ModelDeployment, TRACK_LABEL, TrafficPoint,
+    VERSION_LABEL,
 };
 use k8s_openapi::api::core::v1::Pod;
 use minijinja::{Value, context};
@@ -162,9 +163,14 @@ pub async fn deployment(viewer: Viewer<'_>, ns: &str, deployment: &str) -> Resul
         .as_ref()
         .map(|d| drift_over_time(&d.history))
         .unwrap_or_default();
+    let traffic_charts = status
+        .traffic
+        .as_ref()
+        .map(|t| traffic_over_time(&t.history))
+        .unwrap_or_default();
     let context = context! {
         ns, name => deployment,
-        nodes, nodes_missing, drift_chart,
+        nodes, nodes_missing, drift_chart, traffic_charts,
         md => Value::from_serialize(&md),
         status => Value::from_serialize(&status),
         drift_class,
@@ -177,26 +183,71 @@ pub async fn deployment(viewer: Viewer<'_>, ns: &str, deployment: &str) -> Resul
     })
 }
 
+/// One line of a chart over time: its name, and its value at a point.
+type Line<P> = (&'static str, fn(&P) -> Option<f64>);
+
+/// A chart of `lines` over `points` placed in time by `at` (x: seconds
+/// since the epoch); empty when no point has a value.
+fn over_time<P>(points: &[P], at: fn(&P) -> &jiff::Timestamp, lines: &[Line<P>]) -> String {
+    let series: Vec<Series> = lines
+        .iter()
+        .map(|(name, value)| Series {
+            name: (*name).to_owned(),
+            points: points
+                .iter()
+                .filter_map(|p| Some((at(p).as_second() as f64, value(p)?)))
+                .collect(),
+        })
+        .collect();
+    chart::svg(&series, 640, 200)
+}
+
 /// A chart of the score's PSI and the top feature's CSI over the drift
-/// evaluations kept (x: seconds since the epoch); empty when none was
-/// judged.
+/// evaluations kept; empty when none was judged.
 fn drift_over_time(history: &[DriftPoint]) -> String {
-    let at = |p: &DriftPoint| p.time.0.as_second() as f64;
-    let series = |name: &str, value: fn(&DriftPoint) -> Option<f64>| Series {
-        name: name.to_owned(),
-        points: history
-            .iter()
-            .filter_map(|p| Some((at(p), value(p)?)))
-            .collect(),
-    };
-    chart::svg(
-        &[
-            series("score PSI", |p| p.psi),
-            series("top feature CSI", |p| p.top_csi),
-        ],
-        640,
-        200,
+    over_time(
+        history,
+        |p| &p.time.0,
+        &[("score PSI", |p| p.psi), ("top feature CSI", |p| p.top_csi)],
     )
+}
+
+/// The last hour's traffic, drawn: throughput, latency, and the shares of
+/// errors and refusals.
+#[derive(Debug, Default, Serialize)]
+struct TrafficCharts {
+    throughput: String,
+    latency: String,
+    failures: String,
+}
+
+fn traffic_over_time(history: &[TrafficPoint]) -> TrafficCharts {
+    fn at(p: &TrafficPoint) -> &jiff::Timestamp {
+        &p.time.0
+    }
+    TrafficCharts {
+        throughput: over_time(
+            history,
+            at,
+            &[("requests per second", |p| Some(p.requests_per_second))],
+        ),
+        latency: over_time(
+            history,
+            at,
+            &[
+                ("p50 ms", |p| p.p50_latency_millis),
+                ("p99 ms", |p| p.p99_latency_millis),
+            ],
+        ),
+        failures: over_time(
+            history,
+            at,
+            &[
+                ("server errors (5xx) %", |p| Some(p.error_rate * 100.0)),
+                ("refused (4xx) %", |p| Some(p.rejected_rate * 100.0)),
+            ],
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -245,6 +296,30 @@ mod tests {
                 ("scoring-a", "canary", "4", false, 0),
                 ("scoring-b", "stable", "3", true, 2)
             ]
+        );
+    }
+
+    #[test]
+    fn traffic_is_drawn_as_throughput_latency_and_failures() {
+        let point = |second: i64, rps: f64, p99: Option<f64>| TrafficPoint {
+            time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::from_second(second).expect("a time"),
+            ),
+            requests_per_second: rps,
+            error_rate: 0.01,
+            rejected_rate: 0.25,
+            p50_latency_millis: p99.map(|p| p / 4.0),
+            p99_latency_millis: p99,
+        };
+        let charts = traffic_over_time(&[point(30, 100.0, Some(8.0)), point(60, 0.0, None)]);
+        assert!(charts.throughput.contains(">100<"), "{}", charts.throughput);
+        assert_eq!(charts.latency.matches("<polyline").count(), 2);
+        // Shares are drawn in per cent.
+        assert!(charts.failures.contains(">25<"), "{}", charts.failures);
+        let none = traffic_over_time(&[]);
+        assert_eq!(
+            (none.throughput, none.latency),
+            (String::new(), String::new())
         );
     }
 

@@ -84,6 +84,11 @@ pub struct ModelDeploymentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<super::DriftStatus>,
 
+    /// Requests, refusals, errors and latency over the last hour, read from
+    /// the servers' own metrics, and who called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<TrafficStatus>,
+
     /// The latest audit checkpoint of each serving replica, as the operator
     /// last read it: the trail on the pod must still hold this record with
     /// this MAC (`aimass-audit verify --expect-sequence --expect-mac`).
@@ -114,6 +119,59 @@ pub struct SoakStatus {
     /// requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_latency_millis: Option<f64>,
+}
+
+/// A deployment's traffic over the last hour, as the monitor reads it from
+/// every serving replica's metrics.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficStatus {
+    /// One point per interval of about 30 s, oldest first: at most 120 (an
+    /// hour). An interval in which no replica answered the monitor has no
+    /// point (no data, not zero traffic).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 120))]
+    pub history: Vec<TrafficPoint>,
+    /// The callers with the most requests over the same hour, most first (at
+    /// most 20), by the user name they authenticated as. Each server counts
+    /// at most 64 names and the rest as `(other)`; a server without
+    /// authentication counts none. Counted since the operator started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub callers: Vec<CallerTraffic>,
+}
+
+/// A deployment's traffic in one interval, across its replicas.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficPoint {
+    /// When the interval ended.
+    pub time: Time,
+    /// Inference requests answered per second, any status.
+    pub requests_per_second: f64,
+    /// Share answered with a server error (5xx).
+    pub error_rate: f64,
+    /// Share refused as the caller's fault (4xx: malformed input,
+    /// unauthenticated, forbidden, over its rate).
+    pub rejected_rate: f64,
+    /// Median latency in milliseconds, when there were requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_latency_millis: Option<f64>,
+    /// 99th-percentile latency in milliseconds, when there were requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_latency_millis: Option<f64>,
+}
+
+/// How many requests one caller made.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CallerTraffic {
+    /// The user name the caller authenticated as (an ApiClient's
+    /// `principal`, a ServiceAccount, a certificate's subject), or
+    /// `(other)`.
+    pub principal: String,
+    /// Its requests, whatever they were answered.
+    pub requests: i64,
 }
 
 /// Where a replica's audit trail stood when the operator last read it.

@@ -77,6 +77,12 @@ async fn guarded<B: RequestBody>(
         }
         Err(refusal) => {
             let mut response = ApiError::Refused(refusal).into_response();
+            if action == Action::Infer {
+                // Counted as answered, as gRPC counts its refusals.
+                service
+                    .metrics
+                    .answered(response.status(), started.elapsed());
+            }
             if !drained(req.into_body()).await {
                 // The rest of the body is still on the wire: the
                 // connection cannot carry another request.

@@ -327,6 +327,9 @@ impl Enforcement {
             Ok(principal) => principal,
             Err(refusal) => return Admission::refused(refusal),
         };
+        if action == Action::Infer {
+            self.metrics.called_by(&principal.user);
+        }
         let verdict = guard.authorize(&principal, action, decision).await;
         Admission {
             principal: Some(principal),

@@ -847,6 +847,29 @@ async fn an_invoker_is_served_and_recorded_a_viewer_is_not_and_secrets_stay_out_
         "no input values without a payload policy"
     );
     aimass_audit::verify(&audit, AUDIT_KEY, None).unwrap();
+    // Both inference calls are counted, the refused one too, under their
+    // callers; bob's read of the metadata is not an inference call.
+    let text = svc.metrics.render().unwrap();
+    for (metric, label, count) in [
+        ("aimass_inference_requests_total{", r#"code="200""#, 1),
+        ("aimass_inference_requests_total{", r#"code="403""#, 1),
+        (
+            "aimass_inference_caller_requests_total{",
+            r#"principal="system:serviceaccount:payments:alice""#,
+            1,
+        ),
+        (
+            "aimass_inference_caller_requests_total{",
+            r#"principal="system:serviceaccount:payments:bob""#,
+            1,
+        ),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(metric) && l.contains(label))
+            .unwrap_or_else(|| panic!("{metric}{label} not in {text}"));
+        assert!(line.ends_with(&format!(" {count}")), "{line}");
+    }
 }
 
 #[tokio::test]

@@ -81,6 +81,7 @@ mod tests {
             requests,
             errors,
             p99_seconds: p99_ms.map(|m| m / 1000.0),
+            ..Window::default()
         }
     }
 

@@ -39,6 +39,8 @@ pub struct Series {
     pub findings: Option<super::Findings>,
     /// Drift counts and their window.
     pub drift: super::drift::Tracker,
+    /// Traffic since the last traffic point, and the hour's callers.
+    pub traffic: super::traffic::Tracker,
 }
 
 impl Series {
@@ -67,14 +69,10 @@ impl Series {
                 let dt = now - then;
                 total.concurrency += window.busy_seconds / dt;
                 total.rps += window.requests / dt;
-                for (bound, count) in &snapshot.latency {
-                    let before = earlier.latency.get(bound).copied().unwrap_or(0.0);
-                    *buckets.entry(*bound).or_default() += if *count >= before {
-                        count - before
-                    } else {
-                        *count
-                    };
+                for (bound, count) in &window.latency {
+                    *buckets.entry(scrape::OrderedF64(*bound)).or_default() += count;
                 }
+                self.traffic.add(&window);
                 contributed = true;
             }
             self.last.insert(name, (now, snapshot));

@@ -3,12 +3,14 @@
 //! the API server's load does not grow with the number of
 //! ModelDeployments), then judges replica health (`crate::health`, every
 //! `spec.health.intervalSeconds`) and decides the replicas
-//! (`crate::autoscaler`). What it finds goes to the ModelDeployment's
+//! (`crate::autoscaler`), and sums the traffic every 30 s (`traffic`).
+//! What it finds goes to the ModelDeployment's
 //! status under its own field manager, in fields only it writes
 //! (`FIELDS`); the controller reads them and never writes them back.
 
 pub mod collector;
 pub mod drift;
+pub mod traffic;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 use aimass_crds::v1alpha1::{
     DriftStatus, MigrationRecord, ModelDeployment, ModelDeploymentStatus, ScaleDecision,
-    UnhealthyReplica,
+    TrafficStatus, UnhealthyReplica,
 };
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -44,6 +46,7 @@ pub const FIELDS: &[&str] = &[
     "migrations",
     "migrationPaused",
     "drift",
+    "traffic",
 ];
 
 /// The monitor's status writer.
@@ -70,6 +73,9 @@ pub struct Findings {
     /// The latest drift evaluation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftStatus>,
+    /// The last hour's traffic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<TrafficStatus>,
 }
 
 impl Findings {
@@ -82,6 +88,7 @@ impl Findings {
             migrations: status.migrations,
             migration_paused: status.migration_paused,
             drift: status.drift,
+            traffic: status.traffic,
         }
     }
 }
@@ -214,6 +221,9 @@ async fn round(
         now,
     );
     findings.last_scale_decision = plan.decision;
+    if let Some(traffic) = series.traffic.close(seconds, written.traffic.as_ref()) {
+        findings.traffic = Some(traffic);
+    }
     let mut drift_change = None;
     if series.drift.due(seconds) {
         let observed = series.drift.observe(md, &own, seconds).await;

@@ -48,6 +48,13 @@ fn findings(to: i32) -> Findings {
             detected: true,
             ..Default::default()
         }),
+        traffic: Some(aimass_crds::v1alpha1::TrafficStatus {
+            history: Vec::new(),
+            callers: vec![aimass_crds::v1alpha1::CallerTraffic {
+                principal: "partner:a".into(),
+                requests: 12,
+            }],
+        }),
     }
 }
 
@@ -63,6 +70,7 @@ fn status_with(findings: &Findings) -> ModelDeploymentStatus {
         migrations: findings.migrations.clone(),
         migration_paused: findings.migration_paused,
         drift: findings.drift.clone(),
+        traffic: findings.traffic.clone(),
         ..ModelDeploymentStatus::default()
     }
 }

@@ -2,12 +2,13 @@
 //! by the operator into `ApiClient` status, accepted by an Enforced
 //! ModelDeployment's server as the client's principal, authorised by the
 //! real API server's RBAC, limited by the client's own quota, and revoked by
-//! editing or deleting the ApiClient, without a restart.
+//! editing or deleting the ApiClient, without a restart; the deployment's
+//! traffic in status names each caller and counts it exactly.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aimass_crds::v1alpha1::ApiClient;
+use aimass_crds::v1alpha1::{ApiClient, ModelDeployment};
 use aimass_e2e::operator::{run_with_operator, target_dir};
 use aimass_e2e::{
     TestNamespace, kubectl, may_score_card_fraud, post_as, scoring_manifests, scoring_pod, serving,
@@ -231,6 +232,58 @@ async fn api_keys_authenticate_rbac_authorises_quotas_hold_and_revocation_is_pro
             .await?;
         let took = answered(&url, &request, &new, 401, Duration::from_secs(5)).await?;
         eprintln!("a deleted client's key stopped working after {took:?}");
+        // The deployment's traffic names who called: the ServiceAccount
+        // exactly as often as it called, the partners by their principals,
+        // the forged and planted keys under no name of their own. Refusals
+        // are counted apart from server errors, of which there were none.
+        let caller = format!("system:serviceaccount:{}:caller", ns.name);
+        let counted = caller.clone();
+        let waited = wait_for(
+            &ns.api::<ModelDeployment>(),
+            "scoring",
+            Duration::from_secs(90),
+            move |m: Option<&ModelDeployment>| {
+                m.and_then(|m| m.status.as_ref())
+                    .and_then(|s| s.traffic.as_ref())
+                    .is_some_and(|t| {
+                        t.callers
+                            .iter()
+                            .any(|c| c.principal == counted && c.requests == i64::from(other))
+                    })
+            },
+        )
+        .await;
+        let md = ns.api::<ModelDeployment>().get("scoring").await?;
+        let traffic = md.status.and_then(|s| s.traffic).context("no traffic in status")?;
+        ensure!(
+            waited.is_ok(),
+            "{other} calls by {caller} not in the traffic: {traffic:?}"
+        );
+        for c in &traffic.callers {
+            ensure!(
+                ["partner:exchange", "partner:bank", caller.as_str()].contains(&c.principal.as_str()),
+                "an unexpected caller: {:?}",
+                traffic.callers
+            );
+        }
+        let exchange = traffic
+            .callers
+            .iter()
+            .find(|c| c.principal == "partner:exchange")
+            .context("the exchange is not among the callers")?;
+        ensure!(exchange.requests >= i64::from(allowed), "{exchange:?}");
+        ensure!(
+            traffic.history.iter().any(|p| p.rejected_rate > 0.0)
+                && traffic.history.iter().all(|p| p.error_rate == 0.0)
+                && traffic.history.iter().any(|p| p.p99_latency_millis.is_some()),
+            "{:?}",
+            traffic.history
+        );
+        eprintln!(
+            "traffic: {} points, callers {:?}",
+            traffic.history.len(),
+            traffic.callers
+        );
         // No key reached the server's log.
         let log = ns
             .api::<k8s_openapi::api::core::v1::Pod>()
