@@ -204,6 +204,17 @@ pub fn name(segment: &str) -> Result<&str, Error> {
     }
 }
 
+/// The newest `keep` of `objects`, newest first (by creation).
+pub fn newest_first<K: Resource>(mut objects: Vec<K>, keep: usize) -> Vec<K> {
+    objects.sort_by(|a, b| {
+        b.meta()
+            .creation_timestamp
+            .cmp(&a.meta().creation_timestamp)
+    });
+    objects.truncate(keep);
+    objects
+}
+
 /// The condition of `kind` in `conditions`.
 pub fn condition<'c>(conditions: &'c [Condition], kind: &str) -> Option<&'c Condition> {
     conditions.iter().find(|c| c.type_ == kind)

@@ -2,13 +2,11 @@
 //! and the backtests that scored two versions on the same rows (for the
 //! compare page).
 
-use std::cmp::Reverse;
-
 use aimass_crds::v1alpha1::{ScoringJob, ScoringReport, VersionReport};
 use minijinja::{Value, context};
 use serde::Serialize;
 
-use super::{Page, Place, Viewer, name};
+use super::{Page, Place, Viewer, name, newest_first};
 use crate::chart::{self, Series};
 use crate::error::Error;
 
@@ -34,10 +32,9 @@ struct Row {
 /// backtests) in the namespaces the user may read.
 pub async fn scoring_jobs(viewer: Viewer<'_>) -> Result<Page, Error> {
     let namespaces = viewer.cluster.visible(viewer.session).await?;
-    let all = newest_first(viewer.list_permitted("scoringjobs", &namespaces).await?);
-    let rows: Vec<Row> = all
+    let all: Vec<ScoringJob> = viewer.list_permitted("scoringjobs", &namespaces).await?;
+    let rows: Vec<Row> = newest_first(all, LISTED)
         .into_iter()
-        .take(LISTED)
         .map(|sj| {
             let status = sj.status.unwrap_or_default();
             Row {
@@ -180,7 +177,7 @@ pub async fn backtests(
 
 /// The pure part of [`backtests`].
 fn side_by_side(runs: Vec<ScoringJob>, model: &str, a: i64, b: i64) -> Vec<Backtest> {
-    newest_first(runs)
+    newest_first(runs, usize::MAX)
         .into_iter()
         .filter(|sj| sj.spec.model_ref.name == model)
         .filter_map(|sj| {
@@ -202,11 +199,6 @@ fn side_by_side(runs: Vec<ScoringJob>, model: &str, a: i64, b: i64) -> Vec<Backt
         })
         .take(BACKTESTS)
         .collect()
-}
-
-fn newest_first(mut runs: Vec<ScoringJob>) -> Vec<ScoringJob> {
-    runs.sort_by_key(|sj| Reverse(sj.metadata.creation_timestamp.clone()));
-    runs
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use kube::api::LogParams;
 use minijinja::{Value, context};
 use serde::Serialize;
 
-use super::{Page, Place, Viewer, name};
+use super::{Page, Place, Viewer, name, newest_first};
 use crate::chart::{self, Series};
 use crate::cluster::{Access, timed};
 use crate::error::Error;
@@ -49,14 +49,8 @@ struct Row {
 /// `/trainingjobs`: the runs in the namespaces the user may read.
 pub async fn training_jobs(viewer: Viewer<'_>) -> Result<Page, Error> {
     let namespaces = viewer.cluster.visible(viewer.session).await?;
-    let mut all: Vec<TrainingJob> = viewer.list_permitted("trainingjobs", &namespaces).await?;
-    all.sort_by(|a, b| {
-        b.metadata
-            .creation_timestamp
-            .cmp(&a.metadata.creation_timestamp)
-    });
-    all.truncate(LISTED);
-    let rows: Vec<Row> = all
+    let all: Vec<TrainingJob> = viewer.list_permitted("trainingjobs", &namespaces).await?;
+    let rows: Vec<Row> = newest_first(all, LISTED)
         .into_iter()
         .map(|t| {
             let status = t.status.unwrap_or_default();

@@ -216,10 +216,12 @@ pub enum TrainingPhase {
     Pending,
     /// The trainer is running.
     Running,
-    /// The trainer finished and its artifact was recorded as a version (which
-    /// may still have been rejected by validation; see `reason`).
+    /// The trainer finished and its artifact was recorded as a Ready
+    /// version. Final.
     Succeeded,
-    /// The run failed; `reason` and `message` say why. Final.
+    /// The run failed, or what it made was rejected by validation (the
+    /// version is recorded as `Rejected`); `reason` and `message` say why.
+    /// Final.
     Failed,
 }
 

@@ -116,11 +116,16 @@ pub async fn reconcile(tj: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Action
         }
         Observed::Running { started, pod } => run.running(&pods, started, pod, version).await,
         Observed::Failed(failure) => run.failed(&pods, failure).await,
-        Observed::Completed { completed, pod } => {
+        Observed::Completed {
+            started,
+            completed,
+            pod,
+        } => {
             let finished = Finished {
                 output: &output,
                 version,
                 storage_secret,
+                started,
                 completed,
                 baseline: model.spec.baseline.as_ref(),
             };

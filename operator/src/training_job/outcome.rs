@@ -32,6 +32,9 @@ pub enum Observed {
     },
     /// Every worker finished successfully.
     Completed {
+        /// When the Job started (a run shorter than a reconcile was never
+        /// seen running).
+        started: Option<Time>,
         /// When the Job completed.
         completed: Option<Time>,
         /// The pod whose output carries the run's progress (rank 0).
@@ -72,6 +75,7 @@ pub fn observe(job: &Job, pods: &[Pod], now: &Time) -> Observed {
     }
     if condition("Complete").is_some() || condition("SuccessCriteriaMet").is_some() {
         return Observed::Completed {
+            started: status.start_time,
             completed: status.completion_time.or_else(|| Some(now.clone())),
             pod: rank0(pods.iter()).and_then(|p| p.metadata.name.clone()),
         };

@@ -7,6 +7,7 @@ use std::ops::ControlFlow;
 use aimass_crds::v1alpha1::conditions::{reasons, types};
 use aimass_crds::v1alpha1::{
     ArtifactStorage, Model, ModelVersion, TrainingJob, TrainingJobStatus, TrainingPhase,
+    VersionPhase,
 };
 use aimass_storage::Location;
 use k8s_openapi::api::batch::v1::Job;
@@ -43,6 +44,7 @@ pub(super) struct Finished<'a> {
     pub(super) output: &'a Location,
     pub(super) version: i64,
     pub(super) storage_secret: Option<&'a str>,
+    pub(super) started: Option<Time>,
     pub(super) completed: Option<Time>,
     /// Where to compute a baseline from (the Model's `spec.baseline`).
     pub(super) baseline: Option<&'a aimass_crds::v1alpha1::BaselineSource>,
@@ -326,12 +328,20 @@ impl Run<'_> {
                 return self.done(Action::requeue(POLL)).await;
             }
         };
-        self.next.phase = TrainingPhase::Succeeded;
-        self.next.completion_time = finished.completed;
+        if self.next.start_time.is_none() {
+            self.next.start_time = finished.started;
+        }
         self.next.metrics.extend(recorded.metrics.clone());
         self.next.metrics_summary = progress::summary(&self.next.metrics);
         let (reason, message, severity) =
             verdict(&recorded, finished.version, &self.tj.spec.model_ref.name);
+        if recorded.phase == VersionPhase::Rejected {
+            // The trainer ran, but what it made cannot be served: the run
+            // failed, for the version's reason.
+            return self.fail(reason, message).await;
+        }
+        self.next.phase = TrainingPhase::Succeeded;
+        self.next.completion_time = finished.completed;
         self.next.reason = Some(reason.to_owned());
         self.next.message = Some(message.clone());
         self.set_running(false, reason, message.clone());
@@ -359,16 +369,16 @@ fn verdict<'a>(
     version: i64,
     model: &str,
 ) -> (&'a str, String, Severity) {
-    match &recorded.reason {
-        Some(reason) => (
-            reason.as_str(),
+    match (&recorded.phase, &recorded.reason) {
+        (VersionPhase::Rejected, reason) => (
+            reason.as_deref().unwrap_or(reasons::ARTIFACT_INVALID),
             format!(
                 "version {version} was rejected: {}",
                 recorded.message.clone().unwrap_or_default()
             ),
             Severity::Warning,
         ),
-        None => (
+        _ => (
             reasons::VERSION_REGISTERED,
             format!(
                 "version {version} of {model} was recorded at {}",
@@ -376,5 +386,33 @@ fn verdict<'a>(
             ),
             Severity::Normal,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejected_version_is_the_runs_failure_and_a_ready_one_its_success() {
+        let version =
+            |yaml: &str| -> ModelVersion { serde_yaml_ng::from_str(yaml).expect("a version") };
+        let rejected = version(
+            r#"{version: 3, phase: Rejected, reason: ArtifactInvalid, message: "the model does not load", uri: "file:///m/3/model.onnx", created: "2026-01-01T00:00:00Z"}"#,
+        );
+        let (reason, message, severity) = verdict(&rejected, 3, "fraud");
+        assert_eq!(reason, "ArtifactInvalid");
+        assert_eq!(message, "version 3 was rejected: the model does not load");
+        assert_eq!(severity, Severity::Warning);
+        let ready = version(
+            r#"{version: 4, phase: Ready, uri: "file:///m/4/model.onnx", created: "2026-01-01T00:00:00Z"}"#,
+        );
+        let (reason, message, severity) = verdict(&ready, 4, "fraud");
+        assert_eq!(reason, "VersionRegistered");
+        assert_eq!(
+            message,
+            "version 4 of fraud was recorded at file:///m/4/model.onnx"
+        );
+        assert_eq!(severity, Severity::Normal);
     }
 }

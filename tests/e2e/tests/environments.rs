@@ -256,14 +256,53 @@ spec:
     //    comes back with the same digest and its provenance, declared.
     exported_elsewhere(home, &record).await?;
 
-    // 10. Rolling back is a pin in prod, and touches nothing below it.
-    let pin = json!({"spec": {"aliases": {"champion": 1}}});
-    Api::<Model>::namespaced(carol.clone(), "risk-prod")
+    // 10. Rolling back is a pin in prod, and touches nothing below it. The
+    //    pin must say who made it, in the same change, and only as its
+    //    maker: unsigned or signed by someone else, it is refused.
+    let prod_models = Api::<Model>::namespaced(carol.clone(), "risk-prod");
+    //    (Prod's Model carries carol's name from its creation: unsigned
+    //    means the annotation removed in the same patch.)
+    for (signed, what) in [
+        (Value::Null, "an unsigned pin"),
+        (json!("bob"), "a pin signed by bob"),
+    ] {
+        let pin = json!({"metadata": {"annotations": {REQUESTED_BY_ANNOTATION: signed}},
+            "spec": {"aliases": {"champion": 1}}});
+        let refused = prod_models
+            .patch("fraud", &PatchParams::default(), &Patch::Merge(&pin))
+            .await;
+        match refused {
+            Err(kube::Error::Api(e)) if e.code == 403 => ensure!(
+                e.message.contains("requested-by") && e.message.contains("carol"),
+                "{what}: {}",
+                e.message
+            ),
+            other => anyhow::bail!("{what} by carol was not refused: {other:?}"),
+        }
+    }
+    let pin = json!({"metadata": {"annotations": {REQUESTED_BY_ANNOTATION: "carol"}},
+        "spec": {"aliases": {"champion": 1}}});
+    prod_models
         .patch("fraud", &PatchParams::default(), &Patch::Merge(&pin))
         .await?;
     serving_version(&prod_mds, 1)
         .await
         .context("prod rolls back to version 1")?;
+    let history = models(&envs.prod)
+        .get("fraud")
+        .await?
+        .status
+        .context("status")?
+        .alias_history;
+    let rollback = history
+        .iter()
+        .rev()
+        .find(|m| m.alias == "champion" && m.reason == "Pinned")
+        .context("no pin in the alias history")?;
+    ensure!(
+        rollback.to == 1 && rollback.by.as_deref() == Some("carol"),
+        "{rollback:?}"
+    );
     for ns in [&envs.test, &envs.preview] {
         let aliases = models(ns)
             .get("fraud")

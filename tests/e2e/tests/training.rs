@@ -308,7 +308,7 @@ spec:
             ensure!(image.phase == TrainingPhase::Failed && image.reason.as_deref() == Some("ImageUnavailable"), "{image:?}");
 
             let corrupt = &finals["corrupt-artifact"];
-            ensure!(corrupt.reason.as_deref() == Some("ArtifactInvalid"), "{corrupt:?}");
+            ensure!(corrupt.phase == TrainingPhase::Failed && corrupt.reason.as_deref() == Some("ArtifactInvalid") && corrupt.start_time.is_some(), "{corrupt:?}");
             let version = corrupt.model_version.context("a version was reserved")?;
             // The Model shows that version Rejected with the reason, and the
             // failed runs produced no version at all.
