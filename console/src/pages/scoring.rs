@@ -292,6 +292,23 @@ spec:
         let page = views.render("scoring_job.html", context_of(&pending), false)?;
         assert!(page.contains("No report yet"), "{page}");
         assert!(page.contains("(not resolved yet)"), "{page}");
+        // A failed run: Failed is bad when True, Running neither good nor bad.
+        let mut failed = pending;
+        failed.status = Some(
+            serde_yaml_ng::from_str(
+                r#"{phase: Failed, reason: DatasetUnavailable, conditions: [
+                {type: Running, status: "False", reason: DatasetUnavailable, message: "", lastTransitionTime: "2026-01-01T00:00:00Z"},
+                {type: Failed, status: "True", reason: DatasetUnavailable, message: "", lastTransitionTime: "2026-01-01T00:00:00Z"}]}"#,
+            )
+            .expect("a status"),
+        );
+        let page = views.render("scoring_job.html", context_of(&failed), false)?;
+        for chip in [
+            r#"class="cond neutral" data-status="False" title=""><b>Running</b>"#,
+            r#"class="cond bad" data-status="True" title=""><b>Failed</b>"#,
+        ] {
+            assert!(page.contains(chip), "{chip} not in {page}");
+        }
         Ok(())
     }
 

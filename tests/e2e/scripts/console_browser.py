@@ -151,6 +151,8 @@ def main():
             "training-jobs": "/trainingjobs",
             "training-job": f"/ns/{NS}/trainingjobs/browser-run",
             "training-job-10k": f"/ns/{NS}/trainingjobs/long-run",
+            "scoring-jobs": "/scoringjobs",
+            "scoring-job": f"/ns/{NS}/scoringjobs/browser-scoring",
             "deployments": "/deployments",
             "deployment": f"/ns/{NS}/deployments/scoring",
             "yaml": f"/ns/{NS}/models/card-fraud/yaml",

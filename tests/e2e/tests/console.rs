@@ -20,7 +20,7 @@ const XSS: &str = r#"<script>alert(1)</script><img src=x onerror="alert(2)">"#;
 /// Reads of the aimass kinds; `extra` rules after them.
 fn rules(extra: &str) -> String {
     format!(
-        "[{{apiGroups: [aimass.io], resources: [models, trainingjobs, modeldeployments, modelapprovals], verbs: [get, list, watch]}}{extra}]"
+        "[{{apiGroups: [aimass.io], resources: [models, trainingjobs, scoringjobs, modeldeployments, modelapprovals], verbs: [get, list, watch]}}{extra}]"
     )
 }
 
@@ -201,6 +201,7 @@ async fn scenes(a: &TestNamespace, b: &TestNamespace, console: &Console) -> Resu
     for page in [
         "/".to_owned(),
         "/trainingjobs".to_owned(),
+        "/scoringjobs".to_owned(),
         "/deployments".to_owned(),
         format!("/ns/{}/models/card-fraud/versions/1", a.name),
         format!("/ns/{}/deployments/scoring", a.name),
@@ -655,12 +656,18 @@ async fn in_a_browser_every_page_renders_safely_and_follows_kubectl_live() -> Re
             String::from_utf8_lossy(&installed.stderr)
         );
         desk(&a).await?;
+        // A scoring run whose data set is missing: its page says why.
+        let scratch = a.scratch()?;
+        a.apply(&format!(
+            "apiVersion: aimass.io/v1alpha1\nkind: ScoringJob\nmetadata: {{name: browser-scoring}}\nspec:\n  modelRef: {{name: card-fraud}}\n  versions: [{{alias: champion}}]\n  dataset: {{uri: \"file://{dir}/missing.csv\"}}\n  output: {{uri: \"file://{dir}/scored/\"}}\n",
+            dir = scratch.display()
+        ))
+        .await?;
         let console = Console::start(&a, &[&a.name]).await?;
         let shots = screenshots(&a)?;
         let token = a.api_token("editor").await?;
         // The token goes in a file, not on a command line (or in a failure
         // message that prints the arguments).
-        let scratch = a.scratch()?;
         let token_file = scratch.join("editor.token");
         std::fs::write(&token_file, &token)?;
         // The session cookie is Secure, which browsers honour over plain
@@ -687,7 +694,7 @@ async fn in_a_browser_every_page_renders_safely_and_follows_kubectl_live() -> Re
         }
         let measured = measured?;
         let taken = std::fs::read_dir(&shots)?.count();
-        ensure!(taken >= 12, "{taken} screenshots in {}", shots.display());
+        ensure!(taken >= 14, "{taken} screenshots in {}", shots.display());
         println!("browser: {measured}; screenshots in {}", shots.display());
         Ok(())
     })
