@@ -249,28 +249,21 @@ struct Waiting {
 /// (their approval would not count).
 pub async fn approvals(viewer: Viewer<'_>) -> Result<Page, Error> {
     let namespaces = viewer.cluster.visible(viewer.session).await?;
-    let mut rows = Vec::new();
-    for ns in &namespaces {
-        if !viewer.may("create", "modelapprovals", ns).await? {
-            continue;
-        }
-        for m in viewer.list::<Model>("models", ns).await? {
-            let Some(status) = &m.status else { continue };
-            let waiting = condition(&status.conditions, "Promoted")
-                .is_some_and(|c| c.reason == "AwaitingApproval" || c.reason == "SameIdentity");
-            let theirs = annotation(&m.metadata, REQUESTED_BY_ANNOTATION)
-                .is_some_and(|by| *by == viewer.session.user);
-            let Some(follow) = status.follow.as_ref().filter(|_| waiting && !theirs) else {
-                continue;
-            };
-            rows.push(Waiting {
-                place: Place::of(&m.metadata, "models"),
-                source: follow.source.clone().unwrap_or_default(),
-                sha256: follow.sha256.clone().unwrap_or_default(),
-                message: follow.message.clone().unwrap_or_default(),
-            });
-        }
-    }
+    let approving: Vec<String> =
+        futures::future::try_join_all(namespaces.iter().map(|ns| async move {
+            Ok::<_, Error>(
+                viewer
+                    .may("create", "modelapprovals", ns)
+                    .await?
+                    .then(|| ns.clone()),
+            )
+        }))
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    let models: Vec<Model> = viewer.list_permitted("models", &approving).await?;
+    let rows = waiting_for(models, &viewer.session.user);
     Ok(Page {
         template: "approvals.html",
         context: context! {rows},
@@ -279,9 +272,71 @@ pub async fn approvals(viewer: Viewer<'_>) -> Result<Page, Error> {
     })
 }
 
+/// The promotions among `models` waiting for an approval that `user` did
+/// not ask for.
+fn waiting_for(models: Vec<Model>, user: &str) -> Vec<Waiting> {
+    models
+        .into_iter()
+        .filter_map(|m| {
+            let status = m.status.as_ref()?;
+            let waiting = condition(&status.conditions, "Promoted")
+                .is_some_and(|c| c.reason == "AwaitingApproval" || c.reason == "SameIdentity");
+            let theirs =
+                annotation(&m.metadata, REQUESTED_BY_ANNOTATION).is_some_and(|by| by == user);
+            let follow = status.follow.as_ref().filter(|_| waiting && !theirs)?;
+            Some(Waiting {
+                place: Place::of(&m.metadata, "models"),
+                source: follow.source.clone().unwrap_or_default(),
+                sha256: follow.sha256.clone().unwrap_or_default(),
+                message: follow.message.clone().unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn approvals_wait_for_anyone_but_the_requester() {
+        let models: Vec<Model> = serde_yaml_ng::from_str(
+            r#"
+- metadata: {name: asked-by-alice, namespace: prod, annotations: {aimass.io/requested-by: alice}}
+  spec: {source: {uri: "file:///m.onnx"}}
+  status:
+    conditions: [{type: Promoted, status: "False", reason: AwaitingApproval, message: "", lastTransitionTime: "2026-01-01T00:00:00Z"}]
+    follow: {source: "test/fraud:2", sha256: "ab", message: "needs 1 approval"}
+- metadata: {name: approved-by-requester, namespace: prod, annotations: {aimass.io/requested-by: carol}}
+  spec: {source: {uri: "file:///m.onnx"}}
+  status:
+    conditions: [{type: Promoted, status: "False", reason: SameIdentity, message: "", lastTransitionTime: "2026-01-01T00:00:00Z"}]
+    follow: {source: "test/credit:3"}
+- metadata: {name: promoted, namespace: prod}
+  spec: {source: {uri: "file:///m.onnx"}}
+  status:
+    conditions: [{type: Promoted, status: "True", reason: Promoted, message: "", lastTransitionTime: "2026-01-01T00:00:00Z"}]
+    follow: {source: "test/other:1"}
+- metadata: {name: no-status, namespace: prod}
+  spec: {source: {uri: "file:///m.onnx"}}
+"#,
+        )
+        .expect("models");
+        let names = |user: &str| -> Vec<String> {
+            waiting_for(models.clone(), user)
+                .into_iter()
+                .map(|w| w.place.name)
+                .collect()
+        };
+        assert_eq!(names("bob"), ["asked-by-alice", "approved-by-requester"]);
+        // What alice asked for is not hers to approve.
+        assert_eq!(names("alice"), ["approved-by-requester"]);
+        let shown = waiting_for(models.clone(), "bob");
+        assert_eq!(
+            (shown[0].source.as_str(), shown[0].sha256.as_str()),
+            ("test/fraud:2", "ab")
+        );
+    }
 
     #[test]
     fn decisions_from_every_kind_are_merged_newest_first() {
