@@ -2,12 +2,14 @@
 //! ONNX-ML tree and pre-processing operators, behind one small trait
 //! ([`Backend`]), so the server's protocol, batching and HTTP layers (and
 //! their tests) never see tract; the tensors it takes and returns; and the
-//! validation of an artifact before it becomes a version.
+//! validation of an artifact before it becomes a version; and ensembles,
+//! several models combined behind one [`Backend`].
 //!
 //! Used by the inference server (serving, and `--validate-only` in the
 //! tenant's namespace) and by the operator (the validation report it reads),
 //! so a version that validates is a version the server can serve.
 
+pub mod ensemble;
 mod onnx_ml;
 pub mod tensor;
 mod tract;

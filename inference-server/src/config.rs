@@ -14,6 +14,52 @@ pub enum AuthMode {
     Kubernetes,
 }
 
+/// How an ensemble's members' answers combine.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Combine {
+    /// Σ weight × the output (weights summing to 1 make a weighted average).
+    WeightedSum,
+    /// The largest value of each element: highest risk wins.
+    Maximum,
+    /// The label most members voted for (weights count as votes).
+    Vote,
+}
+
+impl From<Combine> for aimass_engine::ensemble::Rule {
+    fn from(combine: Combine) -> Self {
+        match combine {
+            Combine::WeightedSum => Self::WeightedSum,
+            Combine::Maximum => Self::Maximum,
+            Combine::Vote => Self::Vote,
+        }
+    }
+}
+
+/// `NAME=VALUE`, NAME a lower-case DNS label.
+fn named<T: std::str::FromStr>(arg: &str) -> Result<(String, T), String>
+where
+    T::Err: std::fmt::Display,
+{
+    let (name, value) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("{arg:?} is not NAME=VALUE"))?;
+    let label = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !label {
+        return Err(format!(
+            "{name:?} must be a lower-case DNS label (letters, digits and '-')"
+        ));
+    }
+    let value = value
+        .parse()
+        .map_err(|e| format!("{name}'s value {value:?}: {e}"))?;
+    Ok((name.to_owned(), value))
+}
+
 /// What a failed audit write does to the call.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum AuditFailurePolicy {
@@ -36,8 +82,34 @@ pub struct Config {
     /// gs:// or az://. Object-store credentials and endpoints come from the
     /// usual environment variables (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL,
     /// GOOGLE_SERVICE_ACCOUNT_KEY, AZURE_STORAGE_ACCOUNT_NAME, …).
-    #[arg(long, env = "AIMASS_MODEL_URI")]
-    pub model_uri: String,
+    #[arg(long, env = "AIMASS_MODEL_URI", required_unless_present = "members")]
+    pub model_uri: Option<String>,
+
+    /// Serve an ensemble instead of one model: a member as NAME=URI
+    /// (repeat, at least two; NAME a lower-case DNS label). Every member
+    /// runs over each request, side by side, and their answers are combined
+    /// by `--combine`; each member's own outputs follow the combined one,
+    /// named `NAME.OUTPUT`. Replaces `--model-uri`.
+    #[arg(long = "member", conflicts_with = "model_uri", requires = "combine", value_parser = named::<String>)]
+    pub members: Vec<(String, String)>,
+
+    /// A member's weight in `weighted-sum` and `vote`, NAME=WEIGHT (1 when
+    /// not given).
+    #[arg(long = "member-weight", requires = "members", value_parser = named::<f64>)]
+    pub member_weights: Vec<(String, f64)>,
+
+    /// A member's expected sha256, NAME=HEX; start-up fails on a mismatch.
+    #[arg(long = "member-sha256", requires = "members", value_parser = named::<String>)]
+    pub member_sha256: Vec<(String, String)>,
+
+    /// How an ensemble's answers combine.
+    #[arg(long, value_enum, requires = "members")]
+    pub combine: Option<Combine>,
+
+    /// The output an ensemble's answers combine (every member must return
+    /// it, with the same type and shape).
+    #[arg(long, default_value = "probabilities")]
+    pub combine_output: String,
 
     /// Name the model is served under: /v2/models/{name}.
     #[arg(long, env = "AIMASS_MODEL_NAME")]
@@ -402,6 +474,76 @@ mod tests {
         assert_eq!(config.max_batch_size, 64);
         assert_eq!(config.max_queue_delay, 0);
         assert_eq!(config.port, 8080);
+    }
+
+    #[test]
+    fn an_ensemble_is_named_members_combined_by_a_rule() {
+        let config = Config::try_parse_from([
+            "aimass-inference-server",
+            "--member",
+            "gbdt=s3://models/gbdt/3/model.onnx",
+            "--member",
+            "mlp=s3://models/mlp/1/model.onnx",
+            "--member-weight",
+            "gbdt=0.7",
+            "--member-weight",
+            "mlp=0.3",
+            "--combine",
+            "weighted-sum",
+            "--model-name",
+            "fraud-blend",
+        ])
+        .expect("parses");
+        assert_eq!(config.model_uri, None);
+        assert_eq!(
+            config.members[1],
+            ("mlp".into(), "s3://models/mlp/1/model.onnx".into())
+        );
+        assert_eq!(
+            config.member_weights,
+            [("gbdt".into(), 0.7), ("mlp".into(), 0.3)]
+        );
+        assert_eq!(config.combine, Some(Combine::WeightedSum));
+        assert_eq!(config.combine_output, "probabilities");
+        for (bad, why) in [
+            (
+                vec![
+                    "--member",
+                    "gbdt=m.onnx",
+                    "--model-uri",
+                    "m.onnx",
+                    "--combine",
+                    "vote",
+                ],
+                "cannot be used with",
+            ),
+            (vec!["--member", "gbdt=m.onnx"], "--combine"),
+            (
+                vec!["--member", "GBDT=m.onnx", "--combine", "vote"],
+                "lower-case DNS label",
+            ),
+            (
+                vec!["--member", "gbdt", "--combine", "vote"],
+                "not NAME=VALUE",
+            ),
+            (
+                vec![
+                    "--member",
+                    "gbdt=m.onnx",
+                    "--member-weight",
+                    "gbdt=heavy",
+                    "--combine",
+                    "vote",
+                ],
+                "gbdt's value",
+            ),
+            (vec![], "--model-uri"),
+        ] {
+            let mut args = vec!["aimass-inference-server", "--model-name", "m"];
+            args.extend(bad);
+            let err = Config::try_parse_from(&args).expect_err("refused");
+            assert!(err.to_string().contains(why), "{args:?}: {err}");
+        }
     }
 
     #[test]

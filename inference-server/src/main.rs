@@ -19,8 +19,12 @@ async fn main() -> anyhow::Result<()> {
     }
     let config = Config::parse();
     if config.validate_only {
+        let model_uri = config
+            .model_uri
+            .as_deref()
+            .context("--validate-only validates one --model-uri")?;
         let mut report = validation::run(
-            &config.model_uri,
+            model_uri,
             config.model_sha256.clone(),
             config.max_model_bytes,
         )
@@ -33,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
                 Ok(plan) => {
                     aimass_batch::baseline::complete(
                         artifact,
-                        &config.model_uri,
+                        model_uri,
                         config.max_model_bytes,
                         &plan,
                     )

@@ -22,7 +22,8 @@ use crate::grpc::Grpc;
 use crate::http::{Limits, Service, handle_admin, handle_api};
 use crate::metrics::Metrics;
 use crate::security::mtls::{Alpn, ClientCertificate, ReloadingAcceptor};
-use aimass_engine::{Backend, TractBackend};
+use aimass_engine::ensemble::{Ensemble, Member};
+use aimass_engine::{Backend, EngineError, TractBackend};
 
 mod enforcement;
 use enforcement::enforcement;
@@ -51,25 +52,88 @@ pub async fn prepare(config: &Config) -> Result<Arc<Service>, Error> {
     Ok(Arc::new(service))
 }
 
+/// Fetches the model at `uri`, checks its digest, loads, optimises and
+/// warms it up.
+async fn load_model(uri: &str, sha256: Option<&str>) -> Result<Arc<dyn Backend>, Error> {
+    let bytes = aimass_storage::fetch(uri).await?;
+    if let Some(expected) = sha256 {
+        aimass_storage::verify_sha256(&bytes, expected)?;
+    }
+    let backend = tokio::task::spawn_blocking(move || {
+        let backend = TractBackend::load(&bytes);
+        drop(bytes);
+        // Walks every arena under its lock: off the runtime's threads.
+        crate::memory::release_freed();
+        backend
+    })
+    .await
+    .map_err(|e| Error::Engine(EngineError::Invalid(e.to_string())))??;
+    Ok(Arc::new(backend))
+}
+
+/// Loads the members of `--member` side by side and combines them by
+/// `--combine`; an error names the member.
+async fn load_ensemble(config: &Config) -> Result<Arc<dyn Backend>, Error> {
+    let invalid = |why: String| Error::Engine(EngineError::Invalid(why));
+    if config.members.len() < 2 {
+        return Err(invalid("an ensemble needs at least two --member".into()));
+    }
+    let known = |name: &String| config.members.iter().any(|(m, _)| m == name);
+    for (name, _) in &config.members {
+        if config.members.iter().filter(|(m, _)| m == name).count() > 1 {
+            return Err(invalid(format!("member {name} is named twice")));
+        }
+    }
+    let named = config.member_weights.iter().map(|(n, _)| n);
+    if let Some(stranger) = named
+        .chain(config.member_sha256.iter().map(|(n, _)| n))
+        .find(|n| !known(n))
+    {
+        return Err(invalid(format!(
+            "--member-weight or --member-sha256 names {stranger}, which is not a --member"
+        )));
+    }
+    let loaded = futures::future::join_all(config.members.iter().map(|(name, uri)| async move {
+        let sha256 = config
+            .member_sha256
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.as_str());
+        load_model(uri, sha256)
+            .await
+            .map_err(|e| invalid(format!("member {name}: {e}")))
+    }))
+    .await;
+    let mut members = Vec::new();
+    for ((name, _), backend) in config.members.iter().zip(loaded) {
+        members.push(Member {
+            name: name.clone(),
+            backend: backend?,
+            weight: config
+                .member_weights
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(1.0, |(_, w)| *w),
+        });
+    }
+    let rule = config
+        .combine
+        .ok_or_else(|| invalid("an ensemble needs --combine".into()))?;
+    Ok(Arc::new(Ensemble::new(
+        members,
+        rule.into(),
+        &config.combine_output,
+    )?))
+}
+
 /// Loads the model and builds the service without any security layer.
 pub async fn load(config: &Config) -> Result<Service, Error> {
     let metrics = Arc::new(Metrics::new(&config.model_name, &config.model_version)?);
     let started = Instant::now();
-    let bytes = aimass_storage::fetch(&config.model_uri).await?;
-    if let Some(expected) = &config.model_sha256 {
-        aimass_storage::verify_sha256(&bytes, expected)?;
-    }
-    let backend: Arc<dyn Backend> = Arc::new(
-        tokio::task::spawn_blocking(move || {
-            let backend = TractBackend::load(&bytes);
-            drop(bytes);
-            // Walks every arena under its lock: off the runtime's threads.
-            crate::memory::release_freed();
-            backend
-        })
-        .await
-        .map_err(|e| Error::Engine(aimass_engine::EngineError::Invalid(e.to_string())))??,
-    );
+    let backend: Arc<dyn Backend> = match &config.model_uri {
+        Some(uri) => load_model(uri, config.model_sha256.as_deref()).await?,
+        None => load_ensemble(config).await?,
+    };
     let load_seconds = started.elapsed().as_secs_f64();
     metrics.load_seconds.set(load_seconds);
     let signature = backend.signature();

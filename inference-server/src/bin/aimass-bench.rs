@@ -3,6 +3,9 @@
 //! throughput (the baseline), then the server's over loopback HTTP with many
 //! keep-alive connections, its p50/p99 latency at peak and at half of peak
 //! load, and the time from start to ready. Prints ratios, asserts nothing.
+//! A model named `a+b` is an ensemble of zoo models `a` and `b` (an equal
+//! weighted sum of their `probabilities`), served from one process: run it
+//! with `a` and `b` alone to compare its latency with its members'.
 //!
 //! `cargo run --release -p aimass-inference-server --bin aimass-bench -- --help`
 
@@ -11,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aimass_engine::ensemble::{Ensemble, Member, Rule};
 use aimass_engine::tensor::{Tensor, TensorData};
 use aimass_engine::{Backend, TractBackend};
 use aimass_inference_server::config::Config;
@@ -97,15 +101,55 @@ fn inputs(reference: &Value, rows: usize) -> Result<(Vec<Tensor>, Value)> {
 }
 
 fn measure(args: &Args, model: &str, rows: usize) -> Result<String> {
-    let path = args.zoo.join(format!("{model}.onnx"));
+    let members: Vec<&str> = model.split('+').collect();
+    let path = |member: &str| args.zoo.join(format!("{member}.onnx"));
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(
-        args.zoo.join(format!("{model}.json")),
+        args.zoo.join(format!("{}.json", members[0])),
     )?)?;
     if reference["inputs"][0]["datatype"] != "FP32" {
         anyhow::bail!("the bench sends FP32 inputs only");
     }
-    let backend =
-        Arc::new(TractBackend::load(&std::fs::read(&path)?).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let load_zoo = |member: &str| -> Result<Arc<dyn Backend>> {
+        Ok(Arc::new(
+            TractBackend::load(&std::fs::read(path(member))?)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ))
+    };
+    let label = |member: &str| member.replace('_', "-");
+    let backend: Arc<dyn Backend> = match members.as_slice() {
+        [one] => load_zoo(one)?,
+        many => Arc::new(
+            Ensemble::new(
+                many.iter()
+                    .map(|m| {
+                        Ok(Member {
+                            name: label(m),
+                            backend: load_zoo(m)?,
+                            weight: 1.0 / many.len() as f64,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+                Rule::WeightedSum,
+                "probabilities",
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
+    };
+    let mut model_args: Vec<String> = Vec::new();
+    match members.as_slice() {
+        [one] => model_args.extend(["--model-uri".into(), path(one).display().to_string()]),
+        many => {
+            for m in many {
+                model_args.extend([
+                    "--member".into(),
+                    format!("{}={}", label(m), path(m).display()),
+                    "--member-weight".into(),
+                    format!("{}={}", label(m), 1.0 / many.len() as f64),
+                ]);
+            }
+            model_args.extend(["--combine".into(), "weighted-sum".into()]);
+        }
+    }
     let (tensors, body) = inputs(&reference, rows)?;
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
 
@@ -130,12 +174,12 @@ fn measure(args: &Args, model: &str, rows: usize) -> Result<String> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let config = Config::try_parse_from([
-            "aimass-inference-server",
-            "--model-uri",
-            path.to_str().context("path")?,
+        let name = label(model).replace('+', "-");
+        let mut config_args: Vec<&str> = vec!["aimass-inference-server"];
+        config_args.extend(model_args.iter().map(String::as_str));
+        config_args.extend([
             "--model-name",
-            model,
+            &name,
             "--address",
             "127.0.0.1",
             "--port",
@@ -144,7 +188,8 @@ fn measure(args: &Args, model: &str, rows: usize) -> Result<String> {
             "64",
             "--max-queue-delay",
             "200",
-        ])?;
+        ]);
+        let config = Config::try_parse_from(config_args)?;
         let started = Instant::now();
         let service = server::prepare(&config).await?;
         let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -152,7 +197,7 @@ fn measure(args: &Args, model: &str, rows: usize) -> Result<String> {
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = tokio::spawn(server::serve(service, server::Listeners::rest(listener), async move { let _ = stopped.await; }, Duration::from_secs(5)));
-        let url = format!("/v2/models/{model}/infer");
+        let url = format!("/v2/models/{name}/infer");
         let body = Bytes::from(body.to_string());
 
         let (rps, mut latencies) = load(addr, &url, &body, args.connections, args.requests, None).await?;
