@@ -8,9 +8,9 @@
 //! inputs are the members' inputs, and members that share an input must
 //! agree on its type and shape; the combined output is the named output,
 //! which every member must return with the same type and shape. Each
-//! member's own outputs follow, named `<member>.<output>`, so an
-//! investigator can see why the blend decided what it did. Any mismatch is
-//! an error naming the member.
+//! member's own outputs follow, named `<member>.<output>`, returned to a
+//! request that names them, so an investigator can see why the blend
+//! decided what it did. Any mismatch is an error naming the member.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,6 +151,7 @@ impl Ensemble {
         }
         let signature = Signature {
             inputs: inputs.into_iter().map(|(s, _)| s).collect(),
+            on_request: outputs.len() - 1,
             outputs,
         };
         Ok(Self {
@@ -408,6 +409,8 @@ mod tests {
             ]
         );
         assert_eq!(ensemble.signature().inputs.len(), 1);
+        // Only the blend is returned unasked.
+        assert_eq!(ensemble.signature().on_request, 4);
         let outputs = ensemble.run(rows()).expect("it runs");
         let blend = floats(&outputs[0]);
         let gbdt = floats(output(&ensemble, &outputs, "gbdt.probabilities"));
@@ -537,6 +540,7 @@ mod tests {
                 Signature {
                     inputs: vec![spec("features", input)],
                     outputs: vec![spec(output, output_type)],
+                    on_request: 0,
                 },
                 0.0,
                 None,

@@ -37,6 +37,9 @@ pub struct Signature {
     pub inputs: Vec<TensorSpec>,
     /// Outputs, in the order the model declares them.
     pub outputs: Vec<TensorSpec>,
+    /// How many of the last outputs are returned only to a request that
+    /// names them (an ensemble's members' own outputs).
+    pub on_request: usize,
 }
 
 /// Why a model could not be loaded or run.

@@ -108,7 +108,11 @@ impl TractBackend {
             .map_err(invalid)?;
         let mut backend = Self {
             plan,
-            signature: Signature { inputs, outputs },
+            signature: Signature {
+                inputs,
+                outputs,
+                on_request: 0,
+            },
             batch_dependent,
             row_cost: None,
         };

@@ -339,6 +339,7 @@ mod tests {
                 signature: Signature {
                     inputs: vec![spec("x")],
                     outputs: vec![spec("y")],
+                    on_request: 0,
                 },
                 runs: Mutex::new(Vec::new()),
                 delay,

@@ -1,7 +1,7 @@
 //! The server binary serving an ensemble: two zoo models loaded as
 //! members, combined 0.7 × GBDT + 0.3 × MLP over one request, each
-//! member's own outputs beside the blend; an incompatible member stops it
-//! at start with the member named.
+//! member's own outputs beside the blend when asked for; an incompatible
+//! member stops it at start with the member named.
 
 // Test support: a failed step should stop the test with its error.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -68,7 +68,23 @@ fn an_ensemble_answers_the_blend_and_each_members_outputs() {
         &std::fs::read_to_string(repo().join("tests/zoo/models/gbdt_classifier.json")).unwrap(),
     )
     .unwrap();
+    // Unasked, only the blend.
     let request = json!({"inputs": [reference["inputs"][0]]}).to_string();
+    let (status, body) = post_json(port, "/v2/models/fraud/infer", &request);
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = answer["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["name"].as_str())
+        .collect();
+    assert_eq!(names, ["probabilities"]);
+    let unasked = values(&answer, "probabilities");
+    // Asked, the members' answers beside it.
+    let request = json!({"inputs": [reference["inputs"][0]], "outputs": [
+        {"name": "probabilities"}, {"name": "gbdt.probabilities"}, {"name": "mlp.probabilities"}]})
+    .to_string();
     let (status, body) = post_json(port, "/v2/models/fraud/infer", &request);
     assert_eq!(status, 200, "{body}");
     let answer: Value = serde_json::from_str(&body).unwrap();
@@ -77,6 +93,7 @@ fn an_ensemble_answers_the_blend_and_each_members_outputs() {
         values(&answer, "gbdt.probabilities"),
         values(&answer, "mlp.probabilities"),
     );
+    assert_eq!(blend, unasked);
     assert_eq!(blend.len(), 32);
     for i in 0..32 {
         let by_hand = 0.7 * g[i] + 0.3 * m[i];

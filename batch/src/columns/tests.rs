@@ -18,6 +18,7 @@ fn signature(inputs: Vec<TensorSpec>) -> Signature {
     Signature {
         inputs,
         outputs: Vec::new(),
+        on_request: 0,
     }
 }
 

@@ -23,6 +23,7 @@ pub fn tabular() -> Signature {
             datatype: DataType::Fp32,
             shape: vec![-1, 2],
         }],
+        on_request: 0,
     }
 }
 
@@ -39,5 +40,6 @@ pub fn text() -> Signature {
             datatype: DataType::Int64,
             shape: vec![-1],
         }],
+        on_request: 0,
     }
 }

@@ -97,6 +97,7 @@ fn build(
                 spec("score", DataType::Fp32, vec![-1, 1]),
                 spec("label", DataType::Int64, vec![-1]),
             ],
+            on_request: 0,
         },
         delay,
     });

@@ -208,14 +208,16 @@ fn check_signature(input: &RequestInput, spec: &TensorSpec) -> Result<DataType, 
     Ok(datatype)
 }
 
-/// The outputs to return: those `wanted`, or all of them.
+/// The outputs to return: those `wanted`, or all but those returned only
+/// on request.
 fn requested_outputs(
     wanted: Option<Vec<RequestOutput>>,
     signature: &Signature,
     default_binary: bool,
 ) -> Result<Vec<OutputRequest>, ProtocolError> {
     let Some(wanted) = wanted else {
-        return Ok((0..signature.outputs.len())
+        let shown = signature.outputs.len().saturating_sub(signature.on_request);
+        return Ok((0..shown)
             .map(|index| OutputRequest {
                 index,
                 binary: default_binary,

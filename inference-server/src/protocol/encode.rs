@@ -126,6 +126,7 @@ mod tests {
                     shape: vec![-1, 2],
                 },
             ],
+            on_request: 0,
         }
     }
 

@@ -15,6 +15,7 @@ fn signature() -> Signature {
             datatype: DataType::Int64,
             shape: vec![-1],
         }],
+        on_request: 0,
     }
 }
 

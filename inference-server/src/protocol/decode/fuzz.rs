@@ -37,6 +37,7 @@ fn signature() -> Signature {
             datatype: DataType::Fp32,
             shape: vec![-1],
         }],
+        on_request: 0,
     }
 }
 

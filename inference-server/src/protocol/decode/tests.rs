@@ -42,6 +42,7 @@ fn signature() -> Signature {
                 shape: vec![-1, 2],
             },
         ],
+        on_request: 0,
     }
 }
 
