@@ -128,12 +128,10 @@ fn an_incompatible_member_stops_the_server_with_its_name() {
         format!("binary={}", zoo("gbdt_classifier")),
         format!("three={}", zoo("gbdt_multiclass")),
     );
-    let out = server(
-        &[
-            "--member",
-            &binary,
-            "--member",
-            &three,
+    let refused = |members: &[&str]| {
+        let port = free_port().to_string();
+        let mut args = members.to_vec();
+        args.extend([
             "--combine",
             "maximum",
             "--model-name",
@@ -141,39 +139,29 @@ fn an_incompatible_member_stops_the_server_with_its_name() {
             "--address",
             "127.0.0.1",
             "--port",
-            &free_port().to_string(),
-        ],
-        &[],
-    )
-    .output()
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+            &port,
+        ]);
+        let out = server(&args, &[]).output().unwrap();
+        assert!(!out.status.success(), "{members:?} started");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let stderr = refused(&["--member", &binary, "--member", &three]);
     assert!(
         stderr.contains("member three returns probabilities as FP32"),
         "{stderr}"
     );
     // A member whose digest is not the one given is named too.
-    let out = server(
-        &[
-            "--member",
-            &binary,
-            "--member",
-            &three.replace("three=", "other="),
-            "--member-sha256",
-            &format!("other={}", "0".repeat(64)),
-            "--combine",
-            "maximum",
-            "--model-name",
-            "fraud",
-            "--port",
-            &free_port().to_string(),
-        ],
-        &[],
-    )
-    .output()
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (other, digest) = (
+        three.replace("three=", "other="),
+        format!("other={}", "0".repeat(64)),
+    );
+    let stderr = refused(&[
+        "--member",
+        &binary,
+        "--member",
+        &other,
+        "--member-sha256",
+        &digest,
+    ]);
     assert!(stderr.contains("member other:"), "{stderr}");
 }
