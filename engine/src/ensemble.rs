@@ -220,12 +220,19 @@ impl Backend for Ensemble {
         self.members.iter().any(|m| m.backend.batch_dependent())
     }
 
-    /// The slowest member's: they run side by side.
-    fn row_cost(&self) -> Option<std::time::Duration> {
-        self.members
+    /// The members' together when a row runs them in turn, else the
+    /// slowest one's (they run side by side); unknown if any is.
+    fn row_cost(&self) -> Option<Duration> {
+        let costs: Vec<Duration> = self
+            .members
             .iter()
-            .filter_map(|m| m.backend.row_cost())
-            .max()
+            .map(|m| m.backend.row_cost())
+            .collect::<Option<_>>()?;
+        if self.quick(1) {
+            Some(costs.iter().sum())
+        } else {
+            costs.into_iter().max()
+        }
     }
 }
 
@@ -519,6 +526,10 @@ mod tests {
         assert!(ensemble(micros(20), micros(30)).quick(1));
         assert!(!ensemble(micros(20), micros(30)).quick(4));
         assert!(!ensemble(None, micros(1)).quick(1));
+        // A row's cost: both in turn, the slower side by side, or unknown.
+        assert_eq!(ensemble(micros(20), micros(30)).row_cost(), micros(50));
+        assert_eq!(ensemble(micros(150), micros(100)).row_cost(), micros(150));
+        assert_eq!(ensemble(None, micros(1)).row_cost(), None);
         // Both ways answer the same.
         let rows = vec![Tensor::new(vec![2, 8], TensorData::Fp32(vec![0.0; 16])).expect("rows")];
         for e in [ensemble(micros(1), micros(1)), ensemble(None, None)] {
