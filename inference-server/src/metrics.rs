@@ -222,26 +222,29 @@ impl Metrics {
     /// beyond the first [`CALLER_NAMES`] count as [`OTHER_CALLERS`]: a
     /// flood of identities cannot grow the metrics.
     pub fn called_by(&self, user: &str) {
-        let name: String = user
-            .chars()
-            .take(CALLER_NAME_CHARS)
-            .map(|c| {
-                if c.is_ascii_graphic() && c != '"' && c != '\\' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let safe = |c: char| c.is_ascii_graphic() && c != '"' && c != '\\';
+        // Most names are safe already: cleaned only when they are not, so
+        // such a call allocates nothing.
+        let name: std::borrow::Cow<'_, str> =
+            if user.len() <= CALLER_NAME_CHARS && user.chars().all(safe) {
+                user.into()
+            } else {
+                user.chars()
+                    .take(CALLER_NAME_CHARS)
+                    .map(|c| if safe(c) { c } else { '_' })
+                    .collect::<String>()
+                    .into()
+            };
         let counted = {
             let mut names = self
                 .caller_names
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            names.contains(&name) || (names.len() < CALLER_NAMES && names.insert(name.clone()))
+            names.contains(name.as_ref())
+                || (names.len() < CALLER_NAMES && names.insert(name.clone().into_owned()))
         };
         let label = if counted {
-            name.as_str()
+            name.as_ref()
         } else {
             OTHER_CALLERS
         };

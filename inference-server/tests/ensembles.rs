@@ -9,7 +9,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Process, free_port, post_json, repo, server, wait_for_port};
+use support::{free_port, post_json, repo, server, start_serving};
 
 fn zoo(name: &str) -> String {
     repo()
@@ -33,13 +33,11 @@ fn values(answer: &Value, name: &str) -> Vec<f64> {
 
 #[test]
 fn an_ensemble_answers_the_blend_and_each_members_outputs() {
-    let port = free_port();
     let (gbdt, mlp) = (
         format!("gbdt={}", zoo("gbdt_classifier")),
         format!("mlp={}", zoo("mlp_classifier")),
     );
-    let port_arg = port.to_string();
-    let mut child = server(
+    let (_server, port) = start_serving(
         &[
             "--member",
             &gbdt,
@@ -51,19 +49,10 @@ fn an_ensemble_answers_the_blend_and_each_members_outputs() {
             "mlp=0.3",
             "--combine",
             "weighted-sum",
-            "--model-name",
-            "fraud",
-            "--address",
-            "127.0.0.1",
-            "--port",
-            &port_arg,
         ],
         &[],
-    )
-    .spawn()
-    .unwrap();
-    wait_for_port(port, &mut child);
-    let _server = Process(child);
+        &[],
+    );
     let reference: Value = serde_json::from_str(
         &std::fs::read_to_string(repo().join("tests/zoo/models/gbdt_classifier.json")).unwrap(),
     )

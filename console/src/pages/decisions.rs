@@ -7,11 +7,10 @@
 use aimass_crds::v1alpha1::{
     Model, ModelApproval, ModelDeployment, REQUESTED_BY_ANNOTATION, TrainingJob, annotation,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use minijinja::context;
 use serde::Serialize;
 
-use super::{Page, Place, Viewer, condition};
+use super::{Page, Place, Viewer, at, condition};
 use crate::error::Error;
 
 /// At most this many decisions are shown.
@@ -33,10 +32,6 @@ pub struct Decision {
     pub by: String,
     /// Why: the evidence or the reason given.
     pub why: String,
-}
-
-fn at(time: &Time) -> String {
-    time.0.to_string()
 }
 
 /// Every decision in these objects, newest first, at most [`SHOWN`] (pure).

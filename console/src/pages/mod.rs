@@ -6,7 +6,7 @@ use std::fmt::Debug;
 use aimass_crds::v1alpha1::Model;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Resource;
 use kube::api::{Api, ListParams, ObjectMeta};
 use minijinja::Value;
@@ -202,6 +202,11 @@ pub fn name(segment: &str) -> Result<&str, Error> {
     } else {
         Err(Error::NotFound("no such object".into()))
     }
+}
+
+/// A time as pages show it.
+pub fn at(time: &Time) -> String {
+    time.0.to_string()
 }
 
 /// The newest `keep` of `objects`, newest first (by creation).

@@ -8,7 +8,7 @@ use aimass_crds::v1alpha1::{
 use minijinja::{Value, context};
 use serde::Serialize;
 
-use super::{Page, Viewer, condition, name};
+use super::{Page, Viewer, at, condition, name};
 use crate::chart::{self, Series};
 use crate::error::Error;
 
@@ -133,7 +133,7 @@ pub async fn model(viewer: Viewer<'_>, ns: &str, model_name: &str) -> Result<Pag
             suspended => t.suspend,
             by => explained.then(|| annotation(REQUESTED_BY_ANNOTATION)).flatten(),
             reason => explained.then(|| annotation(REASON_ANNOTATION)).flatten(),
-            next => status.next_scheduled_time.as_ref().map(|t| t.0.to_string()),
+            next => status.next_scheduled_time.as_ref().map(at),
         })
     });
     let context = context! {

@@ -6,7 +6,7 @@ use aimass_crds::v1alpha1::{ScoringJob, ScoringReport, VersionReport};
 use minijinja::{Value, context};
 use serde::Serialize;
 
-use super::{Page, Place, Viewer, name, newest_first};
+use super::{Page, Place, Viewer, at, name, newest_first};
 use crate::chart::{self, Series};
 use crate::error::Error;
 
@@ -49,10 +49,7 @@ pub async fn scoring_jobs(viewer: Viewer<'_>) -> Result<Page, Error> {
                     sj.spec.run.shards
                 ),
                 summary: status.report.map(|r| r.summary).unwrap_or_default(),
-                started: status
-                    .start_time
-                    .map(|t| t.0.to_string())
-                    .unwrap_or_default(),
+                started: status.start_time.as_ref().map(at).unwrap_or_default(),
             }
         })
         .collect();
@@ -168,10 +165,9 @@ pub async fn backtests(
     a: i64,
     b: i64,
 ) -> Result<Vec<Backtest>, Error> {
-    if !viewer.may("list", "scoringjobs", ns).await? {
-        return Ok(Vec::new());
-    }
-    let runs = viewer.list::<ScoringJob>("scoringjobs", ns).await?;
+    let runs: Vec<ScoringJob> = viewer
+        .list_permitted("scoringjobs", &[ns.to_owned()])
+        .await?;
     Ok(side_by_side(runs, model, a, b))
 }
 
@@ -187,10 +183,7 @@ fn side_by_side(runs: Vec<ScoringJob>, model: &str, a: i64, b: i64) -> Vec<Backt
             let (ra, rb) = (find(a)?, find(b)?);
             Some(Backtest {
                 place: Place::of(&sj.metadata, "scoringjobs"),
-                finished: status
-                    .completion_time
-                    .map(|t| t.0.to_string())
-                    .unwrap_or_default(),
+                finished: status.completion_time.as_ref().map(at).unwrap_or_default(),
                 rows: report.rows,
                 labelled: report.labelled,
                 a: Figures::of(ra),

@@ -12,7 +12,7 @@ use kube::api::LogParams;
 use minijinja::{Value, context};
 use serde::Serialize;
 
-use super::{Page, Place, Viewer, name, newest_first};
+use super::{Page, Place, Viewer, at, name, newest_first};
 use crate::chart::{self, Series};
 use crate::cluster::{Access, timed};
 use crate::error::Error;
@@ -61,10 +61,7 @@ pub async fn training_jobs(viewer: Viewer<'_>) -> Result<Page, Error> {
                 version: status.model_version,
                 trigger: t.spec.trigger.map(|t| t.reason).unwrap_or_default(),
                 metrics: status.metrics,
-                started: status
-                    .start_time
-                    .map(|t| t.0.to_string())
-                    .unwrap_or_default(),
+                started: status.start_time.as_ref().map(at).unwrap_or_default(),
             }
         })
         .collect();

@@ -116,18 +116,24 @@ pub fn server(args: &[&str], env: &[(&str, String)]) -> Command {
 
 /// Starts the server with `model_uri` on a free port; waits until it listens.
 pub fn start_server(model_uri: &str, extra: &[&str], env: &[(&str, String)]) -> (Process, u16) {
+    start_serving(&["--model-uri", model_uri], extra, env)
+}
+
+/// Starts the server with the model flags `model` (`--model-uri`, or an
+/// ensemble's `--member`s) as `fraud` on a free port; waits until it
+/// listens.
+pub fn start_serving(model: &[&str], extra: &[&str], env: &[(&str, String)]) -> (Process, u16) {
     let port = free_port();
     let port_arg = port.to_string();
-    let mut args = vec![
-        "--model-uri",
-        model_uri,
+    let mut args = model.to_vec();
+    args.extend([
         "--model-name",
         "fraud",
         "--address",
         "127.0.0.1",
         "--port",
         &port_arg,
-    ];
+    ]);
     args.extend_from_slice(extra);
     let mut child = server(&args, env).spawn().unwrap();
     wait_for_port(port, &mut child);
