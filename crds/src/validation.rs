@@ -233,11 +233,12 @@ mod tests {
     #[test]
     fn fixed_count_must_fit_under_max() {
         let mut spec = ModelDeploymentSpec {
-            model: ModelSelector {
+            model: Some(ModelSelector {
                 name: "m".into(),
                 alias: None,
                 version: None,
-            },
+            }),
+            ensemble: None,
             replicas: Default::default(),
             autoscaling: Default::default(),
             batching: Default::default(),

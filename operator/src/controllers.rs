@@ -184,7 +184,8 @@ impl Scope<'_> {
                         .state()
                         .into_iter()
                         .filter(|md| {
-                            md.metadata.namespace == namespace && md.spec.model.name == name
+                            md.metadata.namespace == namespace
+                                && md.spec.models().any(|m| m.name == name)
                         })
                         .map(|md| ObjectRef::from_obj(&*md))
                         .collect::<Vec<_>>()
@@ -205,10 +206,11 @@ impl Scope<'_> {
                 self.api::<ModelDeployment>(),
                 watcher::Config::default(),
                 |md: ModelDeployment| {
-                    Some(
-                        ObjectRef::<Model>::new(&md.spec.model.name)
-                            .within(&md.metadata.namespace.clone().unwrap_or_default()),
-                    )
+                    let namespace = md.metadata.namespace.clone().unwrap_or_default();
+                    md.spec
+                        .models()
+                        .map(|m| ObjectRef::<Model>::new(&m.name).within(&namespace))
+                        .collect::<Vec<_>>()
                 },
             )
             .watches(

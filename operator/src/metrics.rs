@@ -122,7 +122,7 @@ impl DriftMetrics {
         let base = vec![
             key.0.clone(),
             key.1.clone(),
-            md.spec.model.name.clone(),
+            md.served_name(),
             version.to_string(),
         ];
         let refs: Vec<&str> = base.iter().map(String::as_str).collect();

@@ -121,7 +121,12 @@ pub async fn deployments(viewer: Viewer<'_>) -> Result<Page, Error> {
             let (ready, ready_class) = readiness(&status.conditions);
             Row {
                 place: Place::of(&d.metadata, "deployments"),
-                model: d.spec.model.name,
+                model: d
+                    .spec
+                    .models()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" + "),
                 serving: status.serving_version,
                 replicas: status.replicas,
                 ready_replicas: status.ready_replicas,

@@ -78,7 +78,7 @@ pub async fn model(viewer: Viewer<'_>, ns: &str, model_name: &str) -> Result<Pag
     };
     let deployments: Vec<Served> = deployments
         .into_iter()
-        .filter(|d| d.spec.model.name == model_name)
+        .filter(|d| d.spec.models().any(|m| m.name == model_name))
         .map(|d| Served {
             serving: d.status.as_ref().and_then(|s| s.serving_version),
             name: d.metadata.name.unwrap_or_default(),

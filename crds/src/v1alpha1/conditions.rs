@@ -130,6 +130,10 @@ pub mod reasons {
     /// The resolved version's inputs differ from the serving one's: it is
     /// not rolled out until the callers are updated.
     pub const SIGNATURE_CHANGED: &str = "SignatureChanged";
+    /// An ensemble member cannot be served with the others (its inputs or
+    /// its combined output do not match theirs, or it reads its artifact
+    /// with another Secret); the last good combination keeps serving.
+    pub const MEMBER_INCOMPATIBLE: &str = "MemberIncompatible";
     /// Fewer replicas are ready than wanted.
     pub const REPLICAS_UNAVAILABLE: &str = "ReplicasUnavailable";
     /// Callers are authenticated, authorised by RBAC and audited.

@@ -9,7 +9,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{DriftSpec, ModelDeploymentStatus, SecuritySpec};
+use super::{DriftSpec, EnsembleSpec, ModelDeploymentStatus, SecuritySpec};
 
 /// Label naming the ModelDeployment a serving pod belongs to.
 pub const DEPLOYMENT_LABEL: &str = "aimass.io/model-deployment";
@@ -49,6 +49,10 @@ pub const VERSION_LABEL: &str = "aimass.io/model-version";
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = (
+    "has(self.model) != has(self.ensemble)",
+    "set either model (one Model) or ensemble (several), not both and not neither"
+))]
+#[x_kube(validation = (
     "!has(self.server) || !has(self.server.image) || (has(self.security) && self.security.mode == 'Insecure')",
     "server.image needs security mode Insecure: Enforced servers keep the audit trail and run the image the cluster admin chose"
 ))]
@@ -57,8 +61,15 @@ pub const VERSION_LABEL: &str = "aimass.io/model-version";
     "Enforced servers may review tokens: serviceAccountName default would give that right to every pod of the namespace; leave it out (the servers get an account of their own) or name another"
 ))]
 pub struct ModelDeploymentSpec {
-    /// The Model and the version of it to serve.
-    pub model: ModelSelector,
+    /// The Model and the version of it to serve. Leave it out to serve an
+    /// `ensemble` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelSelector>,
+
+    /// Several Models served as one, their answers combined; instead of
+    /// `model`. Callers call it by the ModelDeployment's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<EnsembleSpec>,
 
     /// Replica bounds and, when the built-in autoscaler is disabled, the fixed
     /// count.
@@ -119,6 +130,29 @@ pub struct ModelDeploymentSpec {
     /// ServiceAccount the inference server pods run as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
+}
+
+impl ModelDeployment {
+    /// The name callers call the model by (`/v2/models/<name>`), and that
+    /// `models/infer` permissions name: the Model's, or for an ensemble the
+    /// ModelDeployment's own.
+    pub fn served_name(&self) -> String {
+        match &self.spec.model {
+            Some(model) => model.name.clone(),
+            None => self.metadata.name.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl ModelDeploymentSpec {
+    /// Every Model served: the one of `model`, or each ensemble member's.
+    pub fn models(&self) -> impl Iterator<Item = &ModelSelector> {
+        self.model.iter().chain(
+            self.ensemble
+                .iter()
+                .flat_map(|e| e.members.iter().map(|m| &m.model)),
+        )
+    }
 }
 
 /// Which Model version to serve: an alias (default `champion`) or a pinned

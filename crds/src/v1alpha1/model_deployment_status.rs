@@ -22,9 +22,16 @@ pub struct ModelDeploymentStatus {
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
 
-    /// The Model version all ready replicas serve.
+    /// The Model version all ready replicas serve; for an ensemble, the
+    /// number of the combination they serve.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving_version: Option<i64>,
+
+    /// An ensemble's combinations, newest last (the latest 20): which
+    /// member versions, which rule and weights. `servingVersion` is the
+    /// number of the one serving.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub combinations: Vec<super::Combination>,
 
     /// The alias `servingVersion` was resolved from, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]

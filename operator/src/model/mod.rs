@@ -497,9 +497,28 @@ fn protected_versions(
         .chain(model.spec.aliases.values())
         .copied()
         .collect();
+    let name = model.name_any();
     for md in deployments {
-        protected.extend(md.spec.model.version);
-        protected.extend(md.status.as_ref().and_then(|s| s.serving_version));
+        protected.extend(
+            md.spec
+                .models()
+                .filter(|m| m.name == name)
+                .filter_map(|m| m.version),
+        );
+        let status = md.status.clone().unwrap_or_default();
+        if md.spec.model.is_some() {
+            protected.extend(status.serving_version);
+        }
+        // An ensemble keeps every recorded member version: it may roll back
+        // to any of them.
+        protected.extend(
+            status
+                .combinations
+                .iter()
+                .flat_map(|c| &c.members)
+                .filter(|m| m.model == name)
+                .map(|m| m.version),
+        );
     }
     protected
 }
@@ -515,7 +534,7 @@ async fn served_by(ctx: &Context, model: &Model) -> Result<Vec<ModelDeployment>,
     Ok(listed
         .items
         .into_iter()
-        .filter(|md| md.spec.model.name == model.name_any())
+        .filter(|md| md.spec.models().any(|m| m.name == model.name_any()))
         .collect())
 }
 

@@ -65,7 +65,8 @@ pub fn plan(
     let (md, drift) = deployments
         .iter()
         .filter(|md| {
-            md.spec.model.name == name && md.metadata.namespace == model.metadata.namespace
+            md.spec.model.as_ref().is_some_and(|m| m.name == name)
+                && md.metadata.namespace == model.metadata.namespace
         })
         .filter_map(|md| Some((md, md.status.as_ref()?.drift.as_ref()?)))
         .filter(|(_, drift)| drift.detected)
@@ -120,7 +121,10 @@ spec:
         let mut md = crate::fixtures::scorer("");
         md.metadata.name = Some(name.into());
         md.metadata.namespace = Some("risk".into());
-        md.spec.model.name = model.into();
+        md.spec.model = Some(aimass_crds::v1alpha1::ModelSelector {
+            name: model.into(),
+            ..Default::default()
+        });
         md.status = Some(ModelDeploymentStatus {
             drift: Some(DriftStatus {
                 version: Some(4),

@@ -59,7 +59,7 @@ pub async fn check(
     };
     let trails = Trails {
         namespace: &md.namespace().unwrap_or_default(),
-        model: &md.spec.model.name,
+        model: &md.served_name(),
         verifying_key: verifying_key.as_deref(),
     };
     let (kept, findings) = trails.compare(&old.audit_checkpoints, read, now);

@@ -15,6 +15,7 @@ pub mod access;
 mod analysis;
 mod audit_trail;
 mod canary;
+mod ensemble;
 mod pods;
 mod report;
 mod resolve;
@@ -22,13 +23,13 @@ mod soak;
 mod target;
 pub mod workload;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use aimass_crds::v1alpha1::conditions::reasons;
 use aimass_crds::v1alpha1::{
-    MigrationOutcome, Model, ModelDeployment, ModelDeploymentStatus, ModelVersion, RolloutStrategy,
+    MigrationOutcome, Model, ModelDeployment, ModelDeploymentStatus, RolloutStrategy,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -71,8 +72,8 @@ struct Observed {
     md: Arc<ModelDeployment>,
     /// The stable track's Deployment.
     current: Option<Deployment>,
-    /// The Model it serves from.
-    model: Option<Model>,
+    /// The Models it serves from (an ensemble's members'), by name.
+    models: BTreeMap<String, Model>,
     /// The Secrets it needs that do not exist.
     missing: BTreeSet<String>,
 }
@@ -81,6 +82,11 @@ impl Observed {
     /// The version the stable Deployment runs.
     fn current_version(&self) -> Option<i64> {
         self.current.as_ref().and_then(report::deployed_version)
+    }
+
+    /// The Model of `spec.model`, when it serves one.
+    fn model(&self) -> Option<&Model> {
+        self.models.get(&self.md.spec.model.as_ref()?.name)
     }
 }
 
@@ -111,10 +117,19 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
     status.selector = Some(workload::selector(&md));
     let choice = target::choose(
         &md,
-        seen.model.as_ref(),
+        &seen.models,
         seen.current_version(),
         &seen.missing,
+        &now,
     );
+    if let Some(combination) = choice.target.as_ref().and_then(|t| t.combination.as_ref()) {
+        let keep: Vec<i64> = seen
+            .current_version()
+            .into_iter()
+            .chain(old.serving_version)
+            .collect();
+        ensemble::record(&mut status.combinations, combination, &keep);
+    }
     let desired = desired_replicas(&md, &old, seen.current.as_ref());
     status.replicas = desired;
     let foreign_key = access::ensure(&ctx, &md).await?;
@@ -122,7 +137,7 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
     let mut notices = report(&ctx, &md, &old, &mut status, &applied, desired, &now).await?;
     let secured = report::secured(&md, &status.audit_checkpoints, foreign_key.as_deref());
     set(&mut status, &md, secured, &now);
-    let soaking = soak::measure(&ctx, &md, seen.model.as_ref(), &mut status, &now).await?;
+    let soaking = soak::measure(&ctx, &md, seen.model(), &mut status, &now).await?;
     let requeue = requeue_after(&status, &applied, soaking);
     notices.extend(applied.notices);
     notices.extend(report::announcements(&old, &status, desired));
@@ -135,7 +150,7 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
     Ok(Action::requeue(requeue))
 }
 
-/// Reads the ModelDeployment fresh, its stable Deployment, its Model and
+/// Reads the ModelDeployment fresh, its stable Deployment, its Models and
 /// which of the Secrets it needs are missing; `None` when it is gone.
 async fn observe(ctx: &Context, md: &ModelDeployment) -> Result<Option<Observed>, Error> {
     let namespace = md.namespace().unwrap_or_default();
@@ -150,15 +165,25 @@ async fn observe(ctx: &Context, md: &ModelDeployment) -> Result<Option<Observed>
         .get_opt(&workload::deployment_name(&md, Track::Stable))
         .await
         .map_err(Error::kube("reading the Deployment"))?;
-    let model: Option<Model> = Api::namespaced(ctx.client.clone(), &namespace)
-        .get_opt(&md.spec.model.name)
-        .await
-        .map_err(Error::kube("reading the Model"))?;
+    let models_api: Api<Model> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut models = BTreeMap::new();
+    for selector in md.spec.models() {
+        if models.contains_key(&selector.name) {
+            continue;
+        }
+        if let Some(model) = models_api
+            .get_opt(&selector.name)
+            .await
+            .map_err(Error::kube(format!("reading Model {}", selector.name)))?
+        {
+            models.insert(selector.name.clone(), model);
+        }
+    }
     // Secrets are not watched (that would need list on all of them): a
     // missing one is looked for again soon.
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut missing = BTreeSet::new();
-    for (name, _) in target::needed_secrets(&md, model.as_ref()) {
+    for (name, _) in target::needed_secrets(&md, &models) {
         let found = secrets
             .get_metadata_opt(&name)
             .await
@@ -170,7 +195,7 @@ async fn observe(ctx: &Context, md: &ModelDeployment) -> Result<Option<Observed>
     Ok(Some(Observed {
         md: Arc::new(md),
         current,
-        model,
+        models,
         missing,
     }))
 }
@@ -214,13 +239,14 @@ async fn apply(
     .await?;
     let deployments: Api<Deployment> =
         Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
-    let build = |version: &ModelVersion, replicas, track| {
+    let build = |serve: &Target, replicas, track| {
         workload::deployment(&Workload {
             md,
-            version,
+            version: &serve.version,
+            combination: serve.combination.as_ref(),
             replicas,
             default_image: &ctx.server_image,
-            secret: target.secret.as_deref(),
+            secret: serve.secret.as_deref(),
             key_service: &ctx.key_service,
             track,
         })
@@ -229,11 +255,7 @@ async fn apply(
         Some(server_side_apply(&deployments, &build(&stable.0, stable.1, Track::Stable)).await?);
     match canary {
         Some(replicas) => {
-            server_side_apply(
-                &deployments,
-                &build(&target.version, replicas, Track::Canary),
-            )
-            .await?;
+            server_side_apply(&deployments, &build(&target, replicas, Track::Canary)).await?;
             applied.canary_running = true;
         }
         None => remove_canary(&deployments, md).await?,
@@ -263,22 +285,19 @@ async fn tracks(
     status: &mut ModelDeploymentStatus,
     applied: &mut Applied,
     now: &Time,
-) -> Result<((ModelVersion, i32), Option<i32>), Error> {
+) -> Result<((Target, i32), Option<i32>), Error> {
     let md = &seen.md;
     let deployed = seen
         .current_version()
         .filter(|c| *c != target.version.version)
-        .and_then(|c| {
-            let versions = &seen.model.as_ref()?.status.as_ref()?.versions;
-            versions.iter().find(|v| v.version == c).cloned()
-        });
+        .and_then(|c| target::deployed(md, &seen.models, c));
     let canary_wanted = md.spec.rollout.strategy == RolloutStrategy::Canary
         && applied.problem.is_none()
         && deployed
             .as_ref()
-            .is_some_and(|d| !analysis::is_rollback(d.version, target.version.version));
+            .is_some_and(|d| !analysis::is_rollback(d.version.version, target.version.version));
     let Some(deployed) = deployed.filter(|_| canary_wanted) else {
-        return Ok(((target.version.clone(), desired + surge), None));
+        return Ok(((target.clone(), desired + surge), None));
     };
     let (action, notices) = analysis::step(
         ctx,
@@ -299,7 +318,7 @@ async fn tracks(
             });
             ((deployed, desired), None)
         }
-        CanaryAction::Promote => ((target.version.clone(), desired + surge), None),
+        CanaryAction::Promote => ((target.clone(), desired + surge), None),
     })
 }
 

@@ -254,7 +254,8 @@ pub fn secured(
             reasons::ENFORCED,
             format!(
                 "callers need a token for audience {:?} and RBAC create on models/infer {:?} (group aimass.io); every call is audited",
-                security.audience, md.spec.model.name
+                security.audience,
+                md.served_name()
             ),
         )
     };

@@ -1,15 +1,17 @@
 //! Which version the stable track runs, decided without I/O from what the
-//! reconcile observed: the resolved version when it can be served, else the
-//! one already deployed (with the problem), else nothing.
+//! reconcile observed: the resolved version (for an ensemble, the
+//! combination of its members' resolved versions) when it can be served,
+//! else the one already deployed (with the problem), else nothing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aimass_crds::v1alpha1::conditions::reasons;
-use aimass_crds::v1alpha1::{Model, ModelDeployment, ModelVersion};
+use aimass_crds::v1alpha1::{Combination, Model, ModelDeployment, ModelVersion};
 use aimass_crds::validation;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use super::{ALLOW_SIGNATURE_CHANGE, resolve};
+use super::{ALLOW_SIGNATURE_CHANGE, ensemble, resolve};
 
 /// Why the resolved version cannot be served as wanted, for the conditions.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,12 +25,15 @@ pub struct Problem {
 /// The version to run and the Secret that reads it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Target {
-    /// The version record.
+    /// The version record (for an ensemble, its combination's).
     pub version: ModelVersion,
     /// The alias it was resolved from, if any.
     pub alias: Option<String>,
     /// The Secret with the credentials to read it.
     pub secret: Option<String>,
+    /// For an ensemble, the combination: its members' versions, the rule
+    /// and the weights.
+    pub combination: Option<Combination>,
 }
 
 /// What the stable track should run, and what is wrong, if anything.
@@ -56,14 +61,46 @@ pub fn model_secret(model: &Model) -> Option<String> {
         .map(|s| s.name.clone())
 }
 
-/// Every Secret serving `md` from `model` needs, with what each holds.
-pub fn needed_secrets(md: &ModelDeployment, model: Option<&Model>) -> Vec<(String, &'static str)> {
-    let security = &md.spec.security;
-    let mut secrets: Vec<(String, &'static str)> = model
-        .and_then(model_secret)
-        .map(|name| (name, "holds the credentials to read the model"))
-        .into_iter()
+/// The Secret the servers read every served Model with: one server takes
+/// one, so an ensemble whose members name different ones cannot be served.
+fn artifact_secret(
+    md: &ModelDeployment,
+    models: &BTreeMap<String, Model>,
+) -> Result<Option<String>, Problem> {
+    let secrets: BTreeSet<String> = md
+        .spec
+        .models()
+        .filter_map(|m| models.get(&m.name).and_then(model_secret))
         .collect();
+    if secrets.len() > 1 {
+        return Err(Problem {
+            reason: reasons::MEMBER_INCOMPATIBLE,
+            message: format!(
+                "the members' Models read their artifacts with different Secrets ({}); one server reads with one",
+                secrets.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+    Ok(secrets.into_iter().next())
+}
+
+/// Every Secret serving `md` from its `models` needs, with what each
+/// holds.
+pub fn needed_secrets(
+    md: &ModelDeployment,
+    models: &BTreeMap<String, Model>,
+) -> Vec<(String, &'static str)> {
+    let security = &md.spec.security;
+    let mut secrets: Vec<(String, &'static str)> = Vec::new();
+    for name in md
+        .spec
+        .models()
+        .filter_map(|m| models.get(&m.name).and_then(model_secret))
+    {
+        if !secrets.iter().any(|(s, _)| *s == name) {
+            secrets.push((name, "holds the credentials to read the model"));
+        }
+    }
     if let Some(tls) = &security.tls {
         secrets.push((
             tls.certificate_secret.name.clone(),
@@ -86,77 +123,138 @@ pub fn needed_secrets(md: &ModelDeployment, model: Option<&Model>) -> Vec<(Strin
     secrets
 }
 
-/// Decides the stable track's version from the spec, the Model, the
-/// version deployed now (`current`) and the Secrets that are `missing`.
+/// What is deployed as `number`: the Model's version, or the ensemble's
+/// recorded combination.
+pub fn deployed(
+    md: &ModelDeployment,
+    models: &BTreeMap<String, Model>,
+    number: i64,
+) -> Option<Target> {
+    let secret = artifact_secret(md, models).ok().flatten();
+    if md.spec.ensemble.is_some() {
+        let combination = md
+            .status
+            .as_ref()?
+            .combinations
+            .iter()
+            .find(|c| c.revision == number)?;
+        return Some(Target {
+            version: ensemble::as_version(combination),
+            alias: None,
+            secret,
+            combination: Some(combination.clone()),
+        });
+    }
+    let model = models.get(&md.spec.model.as_ref()?.name)?;
+    let versions = &model.status.as_ref()?.versions;
+    Some(Target {
+        version: versions.iter().find(|v| v.version == number)?.clone(),
+        alias: None,
+        secret,
+        combination: None,
+    })
+}
+
+/// What `md` wants served now, from its `models`.
+fn wanted(
+    md: &ModelDeployment,
+    models: &BTreeMap<String, Model>,
+    now: &Time,
+) -> Result<Target, Problem> {
+    if let Some(spec) = &md.spec.ensemble {
+        let recorded = md
+            .status
+            .as_ref()
+            .map(|s| s.combinations.as_slice())
+            .unwrap_or_default();
+        let combination = ensemble::combination(spec, models, recorded, now)?;
+        return Ok(Target {
+            version: ensemble::as_version(&combination),
+            alias: None,
+            secret: artifact_secret(md, models)?,
+            combination: Some(combination),
+        });
+    }
+    let selector = md.spec.model.as_ref().ok_or_else(|| Problem {
+        reason: reasons::INVALID_SPEC,
+        message: "set spec.model or spec.ensemble".into(),
+    })?;
+    let Some(model) = models.get(&selector.name) else {
+        return Err(Problem {
+            reason: reasons::REFERENCE_NOT_FOUND,
+            message: format!("Model {:?} does not exist in this namespace", selector.name),
+        });
+    };
+    let resolved = resolve::resolve(model, selector).map_err(|u| Problem {
+        reason: u.reason,
+        message: u.message,
+    })?;
+    Ok(Target {
+        version: resolved.version,
+        alias: resolved.alias,
+        secret: artifact_secret(md, models)?,
+        combination: None,
+    })
+}
+
+/// Decides the stable track's version from the spec, the served `models`
+/// (by name), the version deployed now (`current`) and the Secrets that
+/// are `missing`.
 pub fn choose(
     md: &ModelDeployment,
-    model: Option<&Model>,
+    models: &BTreeMap<String, Model>,
     current: Option<i64>,
     missing: &BTreeSet<String>,
+    now: &Time,
 ) -> Choice {
-    let nothing = |reason, message| Choice {
-        target: None,
-        problem: Some(Problem { reason, message }),
-    };
     if let Err(e) = validation::validate_model_deployment(&md.spec) {
-        return nothing(reasons::INVALID_SPEC, e.to_string());
+        return Choice {
+            target: None,
+            problem: Some(Problem {
+                reason: reasons::INVALID_SPEC,
+                message: e.to_string(),
+            }),
+        };
     }
-    let Some(model) = model else {
-        return nothing(
-            reasons::REFERENCE_NOT_FOUND,
-            format!(
-                "Model {:?} does not exist in this namespace",
-                md.spec.model.name
-            ),
-        );
+    let serving = current.and_then(|c| deployed(md, models, c));
+    let keep_current = |problem| Choice {
+        target: serving.clone(),
+        problem: Some(problem),
     };
-    let secret = model_secret(model);
-    let versions = model.status.clone().unwrap_or_default().versions;
-    let serving = current.and_then(|c| versions.iter().find(|v| v.version == c));
-    let keep_current = |reason, message| Choice {
-        target: serving.map(|record| Target {
-            version: record.clone(),
-            alias: None,
-            secret: secret.clone(),
-        }),
-        problem: Some(Problem { reason, message }),
+    let wanted = match wanted(md, models, now) {
+        Ok(wanted) => wanted,
+        Err(problem) => return keep_current(problem),
     };
-    let resolved = match resolve::resolve(model, &md.spec.model) {
-        Ok(resolved) => resolved,
-        Err(unresolved) => return keep_current(unresolved.reason, unresolved.message),
-    };
-    if let Some((name, purpose)) = needed_secrets(md, Some(model))
+    if let Some((name, purpose)) = needed_secrets(md, models)
         .into_iter()
         .find(|(name, _)| missing.contains(name))
     {
-        return keep_current(
-            reasons::REFERENCE_NOT_FOUND,
-            format!("Secret {name:?}, which {purpose}, does not exist"),
-        );
+        return keep_current(Problem {
+            reason: reasons::REFERENCE_NOT_FOUND,
+            message: format!("Secret {name:?}, which {purpose}, does not exist"),
+        });
     }
     let allowed = md
         .annotations()
         .get(ALLOW_SIGNATURE_CHANGE)
         .is_some_and(|v| v == "true");
-    if let Some(serving) = serving.filter(|s| s.version != resolved.version.version)
+    if let Some(serving) = serving
+        .as_ref()
+        .filter(|s| s.version.version != wanted.version.version)
         && !allowed
-        && let (Some(old), Some(new)) = (&serving.signature, &resolved.version.signature)
+        && let (Some(old), Some(new)) = (&serving.version.signature, &wanted.version.signature)
         && let Some(why) = resolve::incompatible(old, new)
     {
-        return keep_current(
-            reasons::SIGNATURE_CHANGED,
-            format!(
+        return keep_current(Problem {
+            reason: reasons::SIGNATURE_CHANGED,
+            message: format!(
                 "version {} is not rolled out: {why}; callers would break. Annotate the ModelDeployment with {ALLOW_SIGNATURE_CHANGE}=true once they are updated",
-                resolved.version.version
+                wanted.version.version
             ),
-        );
+        });
     }
     Choice {
-        target: Some(Target {
-            version: resolved.version,
-            alias: resolved.alias,
-            secret,
-        }),
+        target: Some(wanted),
         problem: None,
     }
 }

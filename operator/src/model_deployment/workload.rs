@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use aimass_crds::v1alpha1::{Combination, ModelDeployment, ModelVersion, SecurityMode};
 pub use aimass_crds::v1alpha1::{DEPLOYMENT_LABEL, TRACK_LABEL, VERSION_LABEL};
-use aimass_crds::v1alpha1::{ModelDeployment, ModelVersion, SecurityMode};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
@@ -105,8 +105,11 @@ impl Track {
 pub struct Workload<'a> {
     /// The ModelDeployment.
     pub md: &'a ModelDeployment,
-    /// The version to serve.
+    /// The version to serve (for an ensemble, its combination's record).
     pub version: &'a ModelVersion,
+    /// For an ensemble, the combination: the members' artifacts, the rule
+    /// and the weights.
+    pub combination: Option<&'a Combination>,
     /// How many replicas.
     pub replicas: i32,
     /// The inference server image when the spec names none.
@@ -176,12 +179,12 @@ pub fn url(md: &ModelDeployment) -> String {
         "{scheme}://{}.{}.svc:{SERVICE_PORT}/v2/models/{}",
         md.name_any(),
         md.namespace().unwrap_or_default(),
-        md.spec.model.name
+        md.served_name()
     )
 }
 
 pub(super) fn deployment_labels(md: &ModelDeployment) -> BTreeMap<String, String> {
-    let mut labels = labels::common("aimass-inference-server", &md.spec.model.name);
+    let mut labels = labels::common("aimass-inference-server", &md.served_name());
     labels.insert(DEPLOYMENT_LABEL.into(), labels::fit(&md.name_any(), 63));
     labels
 }

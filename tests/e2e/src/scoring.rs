@@ -69,24 +69,35 @@ pub async fn serving(
     .await
 }
 
-/// The inference endpoint of ModelDeployment `scoring`'s Service, once
-/// kube-proxy routes it: 20 answers in a row (a ClusterIP freed by an
-/// earlier test can still point at old pods for a moment), called as a
-/// ServiceAccount allowed to invoke models.
+/// The inference endpoint of ModelDeployment `scoring`'s Service (model
+/// `card-fraud`), as [`endpoint`] finds it.
 pub async fn scoring_endpoint(
     ns: &TestNamespace,
     request: &serde_json::Value,
 ) -> Result<crate::load::Endpoint> {
+    endpoint(ns, "scoring", "card-fraud", request).await
+}
+
+/// The endpoint of `model` behind ModelDeployment `deployment`'s Service,
+/// once kube-proxy routes it: 20 answers in a row (a ClusterIP freed by an
+/// earlier test can still point at old pods for a moment), called as a
+/// ServiceAccount allowed to invoke models.
+pub async fn endpoint(
+    ns: &TestNamespace,
+    deployment: &str,
+    model: &str,
+    request: &serde_json::Value,
+) -> Result<crate::load::Endpoint> {
     let svc = ns
         .api::<k8s_openapi::api::core::v1::Service>()
-        .get("scoring")
+        .get(deployment)
         .await?;
     let ip = svc
         .spec
         .and_then(|s| s.cluster_ip)
         .context("no ClusterIP")?;
     let endpoint = crate::load::Endpoint {
-        url: format!("http://{ip}/v2/models/card-fraud/infer"),
+        url: format!("http://{ip}/v2/models/{model}/infer"),
         token: ns.invoker_token().await?,
     };
     endpoint.answers_steadily(request, 20).await?;

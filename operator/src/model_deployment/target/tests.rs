@@ -29,6 +29,15 @@ status:
     .expect("a valid Model")
 }
 
+/// The registry of the namespace: Model `fraud`.
+fn registry() -> BTreeMap<String, Model> {
+    BTreeMap::from([("fraud".to_owned(), model())])
+}
+
+fn now() -> Time {
+    Time("2026-02-01T00:00:00Z".parse().expect("a time"))
+}
+
 /// A ModelDeployment with `spec`, annotated to allow a signature change
 /// when `allow` is.
 fn md(spec: &str, allow: bool) -> ModelDeployment {
@@ -174,14 +183,16 @@ fn the_choice_follows_the_registry_and_never_breaks_what_serves() {
             problem: None,
         },
     ];
-    let model = model();
+    let models = registry();
+    let none = BTreeMap::new();
     for row in table {
         let missing = row.missing.iter().map(|s| (*s).to_owned()).collect();
         let choice = choose(
             &md(row.md, row.allow),
-            row.model.then_some(&model),
+            if row.model { &models } else { &none },
             row.current,
             &missing,
+            &now(),
         );
         let runs = choice
             .target
@@ -207,7 +218,7 @@ fn the_needed_secrets_say_what_each_holds() {
         "model: {name: fraud}\n  security: {tls: {certificateSecret: {name: certs}, clientCertificates: {caSecret: {name: partners}}}, mode: Enforced}",
         false,
     );
-    let names: Vec<String> = needed_secrets(&md, Some(&model()))
+    let names: Vec<String> = needed_secrets(&md, &registry())
         .into_iter()
         .map(|(name, purpose)| format!("{name}: {purpose}"))
         .collect();
@@ -219,5 +230,98 @@ fn the_needed_secrets_say_what_each_holds() {
             "partners: holds the CAs of client certificates",
         ]
     );
-    assert!(needed_secrets(&md, None).len() == 2);
+    assert!(needed_secrets(&md, &BTreeMap::new()).len() == 2);
+}
+
+/// An ensemble of `fraud` (`gbdt`, its champion) and `other` (`mlp`, its
+/// `alias`), serving combination 1 of their version 2 each.
+fn blend(alias: &str) -> ModelDeployment {
+    let mut md = md(
+        &format!(
+            "ensemble: {{combine: WeightedSum, output: y, members: [{{name: gbdt, model: {{name: fraud}}, weight: 0.7}}, {{name: mlp, model: {{name: other, alias: {alias}}}, weight: 0.3}}]}}"
+        ),
+        false,
+    );
+    let registry = BTreeMap::from([
+        ("fraud".to_owned(), model()),
+        ("other".to_owned(), other(None)),
+    ]);
+    let mut serving = md.clone();
+    serving.spec.ensemble.as_mut().expect("an ensemble").members[1]
+        .model
+        .alias = None;
+    let first = choose(&serving, &registry, None, &BTreeSet::new(), &now())
+        .target
+        .and_then(|t| t.combination)
+        .expect("the first combination");
+    md.status = Some(aimass_crds::v1alpha1::ModelDeploymentStatus {
+        combinations: vec![first],
+        ..Default::default()
+    });
+    md
+}
+
+/// Model `other`, a copy of `fraud` read through `secret` (`store` when
+/// `None`).
+fn other(secret: Option<&str>) -> Model {
+    let mut other = model();
+    other.metadata.name = Some("other".into());
+    if let Some(secret) = secret {
+        other.spec.source.secret_ref = Some(aimass_crds::v1alpha1::SecretReference {
+            name: secret.into(),
+        });
+    }
+    other
+}
+
+#[test]
+fn an_ensemble_keeps_its_last_good_combination_when_a_member_cannot_join() {
+    let registry = BTreeMap::from([
+        ("fraud".to_owned(), model()),
+        ("other".to_owned(), other(None)),
+    ]);
+    // The mlp follows `challenger`: version 3 takes 9 features.
+    let md = blend("challenger");
+    let choice = choose(&md, &registry, Some(1), &BTreeSet::new(), &now());
+    let problem = choice.problem.expect("a problem");
+    assert_eq!(problem.reason, reasons::MEMBER_INCOMPATIBLE);
+    assert!(
+        problem
+            .message
+            .starts_with("member mlp takes input x as FP32 [-1, 9]"),
+        "{}",
+        problem.message
+    );
+    let kept = choice.target.expect("the serving combination");
+    assert_eq!(kept.version.version, 1);
+    assert_eq!(
+        kept.combination.expect("a combination").describe(),
+        "gbdt=fraud v2, mlp=other v2"
+    );
+
+    // Pinned to version 1, it is a new combination, numbered 2.
+    let mut pinned = md.clone();
+    let mlp = &mut pinned.spec.ensemble.as_mut().expect("an ensemble").members[1].model;
+    mlp.alias = None;
+    mlp.version = Some(1);
+    let choice = choose(&pinned, &registry, Some(1), &BTreeSet::new(), &now());
+    assert_eq!(choice.problem, None);
+    let next = choice.target.expect("a target");
+    assert_eq!(next.version.version, 2);
+    assert_eq!(next.secret.as_deref(), Some("store"));
+
+    // Members read with two Secrets: no server can read both.
+    let split = BTreeMap::from([
+        ("fraud".to_owned(), model()),
+        ("other".to_owned(), other(Some("vault"))),
+    ]);
+    let choice = choose(&pinned, &split, Some(1), &BTreeSet::new(), &now());
+    let problem = choice.problem.expect("a problem");
+    assert_eq!(problem.reason, reasons::MEMBER_INCOMPATIBLE);
+    assert!(
+        problem.message.contains("(store, vault)"),
+        "{}",
+        problem.message
+    );
+    assert_eq!(choice.target.map(|t| t.version.version), Some(1));
 }

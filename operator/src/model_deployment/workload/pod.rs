@@ -2,7 +2,9 @@
 //! (audience, audit trail and key service, TLS and client CAs), the Secrets
 //! it reads, and where it writes.
 
-use aimass_crds::v1alpha1::{AuditFailurePolicy, ModelDeployment, SecurityMode, TlsSpec};
+use aimass_crds::v1alpha1::{
+    AuditFailurePolicy, Combination, ModelDeployment, SecurityMode, TlsSpec,
+};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, Lifecycle,
     LifecycleHandler, ObjectFieldSelector, ProjectedVolumeSource, SecretVolumeSource,
@@ -32,6 +34,7 @@ pub(super) fn server_container(w: &Workload<'_>) -> (Container, Vec<Volume>) {
                 .unwrap_or_else(|| w.default_image.to_owned()),
         ),
         env: Some(server_env(w)),
+        args: w.combination.map(ensemble_args),
         ports: Some(vec![
             ContainerPort {
                 name: Some("http".into()),
@@ -75,9 +78,15 @@ pub(super) fn server_container(w: &Workload<'_>) -> (Container, Vec<Volume>) {
 fn server_env(w: &Workload<'_>) -> Vec<EnvVar> {
     let md = w.md;
     let spec = &md.spec;
-    let mut vars = vec![
-        env("AIMASS_MODEL_URI", &w.version.uri),
-        env("AIMASS_MODEL_NAME", &spec.model.name),
+    let mut vars = Vec::new();
+    if w.combination.is_none() {
+        vars.push(env("AIMASS_MODEL_URI", &w.version.uri));
+        if let Some(sha) = &w.version.sha256 {
+            vars.push(env("AIMASS_MODEL_SHA256", sha));
+        }
+    }
+    vars.extend([
+        env("AIMASS_MODEL_NAME", md.served_name()),
         env("AIMASS_MODEL_VERSION", w.version.version),
         env("AIMASS_PORT", SERVER_PORT),
         env("AIMASS_ADMIN_PORT", ADMIN_PORT),
@@ -89,10 +98,7 @@ fn server_env(w: &Workload<'_>) -> Vec<EnvVar> {
         ),
         env("AIMASS_QUEUE_CAPACITY", spec.batching.queue_capacity),
         env("AIMASS_DRAIN_TIMEOUT_SECONDS", drain_seconds(md)),
-    ];
-    if let Some(sha) = &w.version.sha256 {
-        vars.push(env("AIMASS_MODEL_SHA256", sha));
-    }
+    ]);
     if spec.drift.enabled
         && let Some(baseline) = &w.version.baseline
     {
@@ -121,6 +127,29 @@ fn server_env(w: &Workload<'_>) -> Vec<EnvVar> {
     vars.extend(secret_env(md, w.secret));
     vars.extend(spec.server.env.iter().cloned());
     vars
+}
+
+/// The server's arguments for an ensemble: each member's artifact, digest
+/// and weight, and the rule.
+fn ensemble_args(combination: &Combination) -> Vec<String> {
+    let mut args = Vec::new();
+    for m in &combination.members {
+        args.extend(["--member".to_owned(), format!("{}={}", m.name, m.uri)]);
+        args.extend([
+            "--member-weight".to_owned(),
+            format!("{}={}", m.name, m.weight),
+        ]);
+        if let Some(sha) = &m.sha256 {
+            args.extend(["--member-sha256".to_owned(), format!("{}={sha}", m.name)]);
+        }
+    }
+    args.extend([
+        "--combine".to_owned(),
+        combination.combine.as_flag().to_owned(),
+        "--combine-output".to_owned(),
+        combination.output.clone(),
+    ]);
+    args
 }
 
 /// Faults the end-to-end tests inject through annotations.

@@ -111,6 +111,7 @@ fn the_stable_deployment_serves_the_version_safely() {
     let d = deployment(&Workload {
         md: &md,
         version: &version,
+        combination: None,
         replicas: 2,
         default_image: "aimass/inference-server:0.1.0",
         secret: Some("store"),
@@ -266,6 +267,7 @@ fn one_stable_pod(md: &ModelDeployment) -> PodSpec {
     let d = deployment(&Workload {
         md,
         version: &version,
+        combination: None,
         replicas: 1,
         default_image: "aimass/inference-server:0.1.0",
         secret: None,
@@ -376,6 +378,7 @@ fn the_audit_archive_and_its_credentials_reach_the_server_apart_from_the_models(
     let d = deployment(&Workload {
         md: &md,
         version: &version,
+        combination: None,
         replicas: 1,
         default_image: "img",
         secret: Some("model-store"),
@@ -407,6 +410,7 @@ fn the_canary_has_its_own_track_behind_the_same_service() {
     let d = deployment(&Workload {
         md: &md,
         version: &version,
+        combination: None,
         replicas: 1,
         default_image: "img",
         secret: None,
@@ -432,6 +436,7 @@ fn the_canary_has_its_own_track_behind_the_same_service() {
     let stable = deployment(&Workload {
         md: &md,
         version: &version,
+        combination: None,
         replicas: 1,
         default_image: "img",
         secret: None,
@@ -464,6 +469,7 @@ fn a_version_with_a_baseline_is_served_counting_drift_with_the_rules() {
         let d = deployment(&Workload {
             md,
             version,
+            combination: None,
             replicas: 1,
             default_image: "aimass/inference-server:0.1.0",
             secret: None,
@@ -489,4 +495,50 @@ fn a_version_with_a_baseline_is_served_counting_drift_with_the_rules() {
     let off = md("  drift: {enabled: false}\n");
     assert!(!serve(&off, &version).contains_key("AIMASS_BASELINE_URI"));
     assert!(!serve(&ruled, &super::tests::version()).contains_key("AIMASS_FEATURE_RULES"));
+}
+
+#[test]
+fn an_ensemble_is_served_by_its_name_with_each_member_checked_by_digest() {
+    let mut md = md("");
+    md.spec.model = None;
+    let combination: Combination = serde_yaml_ng::from_str(
+        r#"
+revision: 4
+combine: WeightedSum
+output: probabilities
+created: "2026-01-01T00:00:00Z"
+members:
+- {name: gbdt, model: fraud-gbdt, version: 3, weight: 0.7, uri: "s3://m/gbdt/3/model.onnx", sha256: "aa"}
+- {name: mlp, model: fraud-mlp, version: 1, weight: 0.3, uri: "s3://m/mlp/1/model.onnx"}
+"#,
+    )
+    .unwrap();
+    let version = super::super::ensemble::as_version(&combination);
+    let d = deployment(&Workload {
+        md: &md,
+        version: &version,
+        combination: Some(&combination),
+        replicas: 1,
+        default_image: "img",
+        secret: None,
+        key_service: &key_service(),
+        track: Track::Stable,
+    });
+    let pod = d.spec.unwrap().template;
+    assert_eq!(pod.metadata.unwrap().labels.unwrap()[VERSION_LABEL], "4");
+    let container = &pod.spec.unwrap().containers[0];
+    let env = env_of(container);
+    assert_eq!(
+        env["AIMASS_MODEL_NAME"], "scoring",
+        "called by its own name"
+    );
+    assert_eq!(env["AIMASS_MODEL_VERSION"], "4");
+    assert!(!env.contains_key("AIMASS_MODEL_URI") && !env.contains_key("AIMASS_MODEL_SHA256"));
+    assert_eq!(
+        container.args.clone().unwrap_or_default().join(" "),
+        "--member gbdt=s3://m/gbdt/3/model.onnx --member-weight gbdt=0.7 --member-sha256 gbdt=aa \
+         --member mlp=s3://m/mlp/1/model.onnx --member-weight mlp=0.3 \
+         --combine weighted-sum --combine-output probabilities"
+    );
+    assert_eq!(url(&md), "http://scoring.risk.svc:80/v2/models/scoring");
 }

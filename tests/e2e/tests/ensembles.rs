@@ -1,0 +1,314 @@
+//! Ensembles through the real API server: a ModelDeployment of two Models
+//! answers their weighted sum, their maximum or their vote, with each
+//! member's own answer on request; every combination is recorded; a
+//! member's moved champion rolls out under load without a failed request;
+//! a member that cannot join leaves the last good combination serving.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aimass_crds::v1alpha1::{Combination, Model, ModelDeployment};
+use aimass_e2e::load::{Endpoint, Load};
+use aimass_e2e::operator::run_with_operator;
+use aimass_e2e::{TestNamespace, close, endpoint, wait_for, zoo, zoo_reference};
+use anyhow::{Context, Result, ensure};
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+
+const TIMEOUT: Duration = Duration::from_secs(150);
+
+/// Models `fraud-gbdt` and `fraud-mlp`, `fraud-forest` (the zoo's GBDT,
+/// MLP and random forest) and ModelDeployment `blend`: 0.7 × the GBDT's
+/// probabilities + 0.3 × the MLP's, on two replicas.
+fn manifests() -> String {
+    let model = |name: &str, zoo_name: &str| {
+        format!(
+            "apiVersion: aimass.io/v1alpha1\nkind: Model\nmetadata: {{name: {name}}}\nspec:\n  source: {{uri: \"{}\"}}\n---\n",
+            zoo(zoo_name)
+        )
+    };
+    format!(
+        r#"{}{}{}
+apiVersion: aimass.io/v1alpha1
+kind: ModelDeployment
+metadata: {{name: blend}}
+spec:
+  ensemble:
+    combine: WeightedSum
+    output: probabilities
+    members:
+    - {{name: gbdt, model: {{name: fraud-gbdt}}, weight: 0.7}}
+    - {{name: mlp, model: {{name: fraud-mlp, alias: champion}}, weight: 0.3}}
+  replicas: {{min: 1, max: 4, count: 2}}
+  autoscaling: {{enabled: false}}
+  server: {{drainTimeoutSeconds: 5}}
+"#,
+        model("fraud-gbdt", "gbdt_classifier"),
+        model("fraud-mlp", "mlp_classifier"),
+        model("fraud-forest", "random_forest_classifier"),
+    )
+}
+
+/// Waits until `blend` is Ready serving combination `revision` on every
+/// replica, and returns that combination's record.
+async fn serving(ns: &TestNamespace, revision: i64) -> Result<Combination> {
+    let md = wait_for(
+        &ns.api::<ModelDeployment>(),
+        "blend",
+        TIMEOUT,
+        move |md: Option<&ModelDeployment>| {
+            md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                s.serving_version == Some(revision)
+                    && s.ready_replicas == 2
+                    && s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        },
+    )
+    .await?;
+    md.status
+        .unwrap_or_default()
+        .combinations
+        .into_iter()
+        .find(|c| c.revision == revision)
+        .context("the serving combination is not recorded")
+}
+
+/// `blend`'s answer to `request`, asking for `outputs` by name, as
+/// (name → numbers).
+async fn ask(endpoint: &Endpoint, request: &Value, outputs: &[&str]) -> Result<Answer> {
+    let mut request = request.clone();
+    request["outputs"] = outputs.iter().map(|name| json!({"name": name})).collect();
+    let (code, answer) = endpoint.call(&request).await?;
+    ensure!(code == 200, "{code}: {answer}");
+    Ok(Answer(answer))
+}
+
+/// An OIP answer.
+struct Answer(Value);
+
+impl Answer {
+    /// An output's numbers.
+    fn numbers(&self, name: &str) -> Result<Vec<f64>> {
+        let output = self.0["outputs"]
+            .as_array()
+            .and_then(|o| o.iter().find(|o| o["name"] == name))
+            .with_context(|| format!("no output {name} in {}", self.0))?;
+        output["data"]
+            .as_array()
+            .context("no data")?
+            .iter()
+            .map(|v| v.as_f64().context("not a number"))
+            .collect()
+    }
+
+    /// The version that answered.
+    fn version(&self) -> &Value {
+        &self.0["model_version"]
+    }
+}
+
+/// A zoo model's reference output `name` (computed by onnxruntime).
+fn reference(model: &str, name: &str) -> Result<Value> {
+    let (_, outputs) = zoo_reference(model)?;
+    outputs
+        .as_array()
+        .and_then(|o| o.iter().find(|o| o["name"] == name))
+        .map(|o| o["data"].clone())
+        .with_context(|| format!("{model} has no reference {name}"))
+}
+
+/// Whether `combined` is `rule` applied to the members' own answers
+/// element by element, to 1e-6.
+fn combines(combined: &[f64], members: &[Vec<f64>], rule: impl Fn(&[f64]) -> f64) -> bool {
+    combined.len() == members[0].len()
+        && combined.iter().enumerate().all(|(i, c)| {
+            let parts: Vec<f64> = members.iter().map(|m| m[i]).collect();
+            (c - rule(&parts)).abs() <= 1e-6
+        })
+}
+
+/// Replaces `blend`'s ensemble.
+async fn set_ensemble(ns: &TestNamespace, ensemble: Value) -> Result<()> {
+    ns.api::<ModelDeployment>()
+        .patch(
+            "blend",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"ensemble": ensemble}})),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Points Model `name` at zoo model `zoo_name`: its next version, made
+/// champion.
+async fn retrain(ns: &TestNamespace, name: &str, zoo_name: &str) -> Result<()> {
+    let patch = json!({"spec": {"source": {"uri": zoo(zoo_name)}}});
+    ns.api::<Model>()
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_ensemble_combines_its_members_rolls_out_their_moves_and_keeps_its_last_good_set()
+-> Result<()> {
+    run_with_operator("ensemble", |ns: Arc<TestNamespace>| async move {
+        ns.apply(&manifests()).await?;
+        let first = serving(&ns, 1).await?;
+        ensure!(
+            first.describe() == "gbdt=fraud-gbdt v1, mlp=fraud-mlp v1",
+            "{first:?}"
+        );
+        ensure!(first.members[1].alias.as_deref() == Some("champion"));
+        let (request, _) = zoo_reference("gbdt_classifier")?;
+        let endpoint = endpoint(&ns, "blend", "blend", &request).await?;
+
+        // Weighted sum: each member answers as onnxruntime does, and the
+        // blend is 0.7 and 0.3 of them.
+        let outputs = ["probabilities", "gbdt.probabilities", "mlp.probabilities"];
+        let answer = ask(&endpoint, &request, &outputs).await?;
+        ensure!(answer.version() == "1", "{}", answer.0);
+        let (gbdt, mlp) = (
+            answer.numbers("gbdt.probabilities")?,
+            answer.numbers("mlp.probabilities")?,
+        );
+        ensure!(close(&json!(gbdt), &reference("gbdt_classifier", "probabilities")?));
+        ensure!(close(&json!(mlp), &reference("mlp_classifier", "probabilities")?));
+        ensure!(
+            combines(&answer.numbers("probabilities")?, &[gbdt.clone(), mlp.clone()], |p| {
+                0.7 * p[0] + 0.3 * p[1]
+            }),
+            "not 0.7 × gbdt + 0.3 × mlp: {}",
+            answer.0
+        );
+        let plain = ask(&endpoint, &request, &[]).await;
+        ensure!(
+            plain.is_ok_and(|a| a.0["outputs"].as_array().is_some_and(|o| o
+                .iter()
+                .all(|o| !o["name"].as_str().unwrap_or_default().contains('.')))),
+            "members' outputs come only on request"
+        );
+
+        // Highest risk wins: a new combination.
+        set_ensemble(
+            &ns,
+            json!({"combine": "Maximum", "output": "probabilities", "members": [
+                {"name": "gbdt", "model": {"name": "fraud-gbdt"}, "weight": 0.7},
+                {"name": "mlp", "model": {"name": "fraud-mlp", "alias": "champion"}, "weight": 0.3}]}),
+        )
+        .await?;
+        serving(&ns, 2).await?;
+        let answer = ask(&endpoint, &request, &outputs).await?;
+        ensure!(answer.version() == "2", "{}", answer.0);
+        ensure!(
+            combines(&answer.numbers("probabilities")?, &[gbdt, mlp], |p| p[0].max(p[1])),
+            "not the maximum: {}",
+            answer.0
+        );
+
+        // A vote of three: the label most members gave.
+        set_ensemble(
+            &ns,
+            json!({"combine": "Vote", "output": "label", "members": [
+                {"name": "gbdt", "model": {"name": "fraud-gbdt"}},
+                {"name": "mlp", "model": {"name": "fraud-mlp", "alias": "champion"}},
+                {"name": "forest", "model": {"name": "fraud-forest"}}]}),
+        )
+        .await?;
+        serving(&ns, 3).await?;
+        let votes = ["label", "gbdt.label", "mlp.label", "forest.label"];
+        let answer = ask(&endpoint, &request, &votes).await?;
+        let members: Vec<Vec<f64>> = votes[1..]
+            .iter()
+            .map(|name| answer.numbers(name))
+            .collect::<Result<_>>()?;
+        ensure!(
+            members[0] != members[1] || members[1] != members[2],
+            "the members never disagree: the vote would prove nothing"
+        );
+        ensure!(
+            combines(&answer.numbers("label")?, &members, |p| {
+                let count = |label: f64| p.iter().filter(|l| **l == label).count();
+                // Equal weights: the majority; a tie goes to the earliest.
+                p.iter()
+                    .copied()
+                    .fold(p[0], |best, l| if count(l) > count(best) { l } else { best })
+            }),
+            "not the majority: {}",
+            answer.0
+        );
+
+        // Back to the blend: the recorded combination 1, not a new one.
+        set_ensemble(
+            &ns,
+            json!({"combine": "WeightedSum", "output": "probabilities", "members": [
+                {"name": "gbdt", "model": {"name": "fraud-gbdt"}, "weight": 0.7},
+                {"name": "mlp", "model": {"name": "fraud-mlp", "alias": "champion"}, "weight": 0.3}]}),
+        )
+        .await?;
+        serving(&ns, 1).await?;
+
+        // The MLP's champion moves under load: combination 4 rolls out
+        // and no request fails.
+        let load = Load::start(&endpoint, &request, 4);
+        retrain(&ns, "fraud-mlp", "random_forest_classifier").await?;
+        let rolled = serving(&ns, 4).await;
+        // Let the old replicas finish stopping while the load goes on.
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let sent = load.finish_without_failures(50).await;
+        let moved = rolled?;
+        let sent = sent?;
+        ensure!(
+            moved.describe() == "gbdt=fraud-gbdt v1, mlp=fraud-mlp v2",
+            "the record names the new member version: {moved:?}"
+        );
+        let answer = ask(&endpoint, &request, &outputs).await?;
+        ensure!(answer.version() == "4", "{}", answer.0);
+        ensure!(close(
+            &json!(answer.numbers("mlp.probabilities")?),
+            &reference("random_forest_classifier", "probabilities")?
+        ));
+        eprintln!("member moved under load: {sent} requests, none failed");
+
+        // A regressor has no probabilities: it cannot join. The deployment
+        // is Degraded naming it, and combination 4 keeps answering.
+        retrain(&ns, "fraud-mlp", "gbdt_regressor").await?;
+        let md = wait_for(
+            &ns.api::<ModelDeployment>(),
+            "blend",
+            TIMEOUT,
+            |md: Option<&ModelDeployment>| {
+                md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                    s.conditions.iter().any(|c| {
+                        c.type_ == "Degraded"
+                            && c.status == "True"
+                            && c.reason == "MemberIncompatible"
+                    })
+                })
+            },
+        )
+        .await?;
+        let status = md.status.context("status")?;
+        let degraded = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Degraded")
+            .context("Degraded")?;
+        ensure!(
+            degraded.message.contains("member mlp has no output probabilities"),
+            "{}",
+            degraded.message
+        );
+        ensure!(status.serving_version == Some(4), "{status:?}");
+        ensure!(
+            status.combinations.iter().map(|c| c.revision).max() == Some(4),
+            "the refused combination is not recorded"
+        );
+        let answer = ask(&endpoint, &request, &["probabilities"]).await?;
+        ensure!(answer.version() == "4", "{}", answer.0);
+        Ok(())
+    })
+    .await
+}
