@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use clap::{Parser, ValueEnum};
+use serde::Deserialize;
 
 /// Who may call the model.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -15,7 +16,8 @@ pub enum AuthMode {
 }
 
 /// How an ensemble's members' answers combine.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Combine {
     /// Σ weight × the output (weights summing to 1 make a weighted average).
     WeightedSum,
@@ -35,6 +37,69 @@ impl From<Combine> for aimass_engine::ensemble::Rule {
     }
 }
 
+/// An ensemble as one document: what `--ensemble` (the operator's
+/// `AIMASS_ENSEMBLE`) holds, and what the `--member` flags add up to.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EnsemblePlan {
+    /// How the answers combine.
+    pub combine: Combine,
+    /// The output combined.
+    #[serde(default = "default_output")]
+    pub output: String,
+    /// The members, in order.
+    pub members: Vec<PlannedMember>,
+}
+
+/// One member of an [`EnsemblePlan`].
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlannedMember {
+    /// Its name: a lower-case DNS label.
+    pub name: String,
+    /// Where its ONNX artifact is.
+    pub uri: String,
+    /// Its weight (1 when not given).
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+    /// The artifact's expected sha256.
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+fn default_output() -> String {
+    "probabilities".to_owned()
+}
+
+fn default_weight() -> f64 {
+    1.0
+}
+
+/// `--ensemble`: a JSON [`EnsemblePlan`] whose members are named by DNS
+/// labels.
+fn plan(json: &str) -> Result<EnsemblePlan, String> {
+    let plan: EnsemblePlan =
+        serde_json::from_str(json).map_err(|e| format!("not an ensemble: {e}"))?;
+    if let Some(m) = plan.members.iter().find(|m| !dns_label(&m.name)) {
+        return Err(format!(
+            "{:?} must be a lower-case DNS label (letters, digits and '-')",
+            m.name
+        ));
+    }
+    Ok(plan)
+}
+
+/// A lower-case DNS label: at most 63 letters, digits and '-', starting
+/// with a letter.
+fn dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 /// `NAME=VALUE`, NAME a lower-case DNS label.
 fn named<T: std::str::FromStr>(arg: &str) -> Result<(String, T), String>
 where
@@ -43,13 +108,7 @@ where
     let (name, value) = arg
         .split_once('=')
         .ok_or_else(|| format!("{arg:?} is not NAME=VALUE"))?;
-    let label = !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !label {
+    if !dns_label(name) {
         return Err(format!(
             "{name:?} must be a lower-case DNS label (letters, digits and '-')"
         ));
@@ -82,7 +141,7 @@ pub struct Config {
     /// gs:// or az://. Object-store credentials and endpoints come from the
     /// usual environment variables (AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL,
     /// GOOGLE_SERVICE_ACCOUNT_KEY, AZURE_STORAGE_ACCOUNT_NAME, …).
-    #[arg(long, env = "AIMASS_MODEL_URI", required_unless_present = "members")]
+    #[arg(long, env = "AIMASS_MODEL_URI", required_unless_present_any = ["members", "ensemble"])]
     pub model_uri: Option<String>,
 
     /// Serve an ensemble instead of one model: a member as NAME=URI
@@ -101,6 +160,14 @@ pub struct Config {
     /// A member's expected sha256, NAME=HEX; start-up fails on a mismatch.
     #[arg(long = "member-sha256", requires = "members", value_parser = named::<String>)]
     pub member_sha256: Vec<(String, String)>,
+
+    /// An ensemble as one JSON document, as the operator passes it:
+    /// `{"combine": "weighted-sum", "output": "probabilities", "members":
+    /// [{"name": "gbdt", "uri": "s3://…", "weight": 0.7, "sha256": "…"}]}`.
+    /// Instead of `--member`, `--member-weight`, `--member-sha256`,
+    /// `--combine` and `--combine-output`.
+    #[arg(long, env = "AIMASS_ENSEMBLE", conflicts_with_all = ["model_uri", "members"], value_parser = plan)]
+    pub ensemble: Option<EnsemblePlan>,
 
     /// How an ensemble's answers combine.
     #[arg(long, value_enum, requires = "members")]
@@ -444,6 +511,53 @@ pub struct Config {
     pub logging: aimass_telemetry::Logging,
 }
 
+impl Config {
+    /// The ensemble to serve, from `--ensemble` or the `--member` flags;
+    /// `None` for one model. An error names what does not add up.
+    pub fn ensemble_plan(&self) -> Result<Option<EnsemblePlan>, String> {
+        if let Some(plan) = &self.ensemble {
+            return Ok(Some(plan.clone()));
+        }
+        if self.members.is_empty() {
+            return Ok(None);
+        }
+        let known = |name: &String| self.members.iter().any(|(m, _)| m == name);
+        let named = self.member_weights.iter().map(|(n, _)| n);
+        if let Some(stranger) = named
+            .chain(self.member_sha256.iter().map(|(n, _)| n))
+            .find(|n| !known(n))
+        {
+            return Err(format!(
+                "--member-weight or --member-sha256 names {stranger}, which is not a --member"
+            ));
+        }
+        let combine = self.combine.ok_or("an ensemble needs --combine")?;
+        let members = self
+            .members
+            .iter()
+            .map(|(name, uri)| PlannedMember {
+                name: name.clone(),
+                uri: uri.clone(),
+                weight: self
+                    .member_weights
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(1.0, |(_, w)| *w),
+                sha256: self
+                    .member_sha256
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, s)| s.clone()),
+            })
+            .collect();
+        Ok(Some(EnsemblePlan {
+            combine,
+            output: self.combine_output.clone(),
+            members,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,6 +658,92 @@ mod tests {
             let err = Config::try_parse_from(&args).expect_err("refused");
             assert!(err.to_string().contains(why), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn the_operators_ensemble_document_is_the_flags_plan() {
+        let flags = Config::try_parse_from([
+            "aimass-inference-server",
+            "--model-name",
+            "blend",
+            "--member",
+            "gbdt=s3://m/gbdt,v3/model.onnx",
+            "--member",
+            "mlp=file:///m/mlp.onnx",
+            "--member-weight",
+            "gbdt=0.7",
+            "--member-sha256",
+            "mlp=ab",
+            "--combine",
+            "maximum",
+        ])
+        .expect("parses");
+        let document = r#"{"combine": "maximum", "members": [
+            {"name": "gbdt", "uri": "s3://m/gbdt,v3/model.onnx", "weight": 0.7},
+            {"name": "mlp", "uri": "file:///m/mlp.onnx", "sha256": "ab"}]}"#;
+        let json = Config::try_parse_from([
+            "aimass-inference-server",
+            "--model-name",
+            "blend",
+            "--ensemble",
+            document,
+        ])
+        .expect("parses");
+        let plan = json.ensemble_plan().expect("a plan").expect("an ensemble");
+        assert_eq!(flags.ensemble_plan(), Ok(Some(plan.clone())));
+        assert_eq!(plan.output, "probabilities");
+        assert_eq!(plan.members[1].weight, 1.0);
+        for (bad, why) in [
+            (
+                r#"{"combine": "average", "members": []}"#,
+                "not an ensemble",
+            ),
+            (
+                r#"{"combine": "vote", "members": [{"name": "Gbdt", "uri": "m"}]}"#,
+                "lower-case DNS label",
+            ),
+            (
+                r#"{"combine": "vote", "members": [], "extra": 1}"#,
+                "unknown field",
+            ),
+        ] {
+            let err = Config::try_parse_from([
+                "aimass-inference-server",
+                "--model-name",
+                "m",
+                "--ensemble",
+                bad,
+            ])
+            .expect_err("refused");
+            assert!(err.to_string().contains(why), "{bad}: {err}");
+        }
+        let both = Config::try_parse_from([
+            "aimass-inference-server",
+            "--model-name",
+            "m",
+            "--model-uri",
+            "m.onnx",
+            "--ensemble",
+            document,
+        ]);
+        assert!(both.is_err(), "one model or an ensemble");
+        let strangers = Config::try_parse_from([
+            "aimass-inference-server",
+            "--model-name",
+            "m",
+            "--member",
+            "gbdt=m.onnx",
+            "--member-weight",
+            "mlp=2",
+            "--combine",
+            "vote",
+        ])
+        .expect("parses");
+        assert!(
+            strangers
+                .ensemble_plan()
+                .is_err_and(|e| e.contains("names mlp, which is not a --member"))
+        );
     }
 
     #[test]

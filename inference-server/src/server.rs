@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use crate::Error;
 use crate::batching::{Batcher, BatchingConfig};
-use crate::config::Config;
+use crate::config::{Config, EnsemblePlan};
 use crate::connections::{Activity, Pool, Watched};
 use crate::grpc::Grpc;
 use crate::http::{Limits, Service, handle_admin, handle_api};
@@ -71,58 +71,36 @@ async fn load_model(uri: &str, sha256: Option<&str>) -> Result<Arc<dyn Backend>,
     Ok(Arc::new(backend))
 }
 
-/// Loads the members of `--member` side by side and combines them by
-/// `--combine`; an error names the member.
-async fn load_ensemble(config: &Config) -> Result<Arc<dyn Backend>, Error> {
+/// Loads the members of `plan` side by side and combines them by its rule;
+/// an error names the member.
+async fn load_ensemble(plan: &EnsemblePlan) -> Result<Arc<dyn Backend>, Error> {
     let invalid = |why: String| Error::Engine(EngineError::Invalid(why));
-    if config.members.len() < 2 {
-        return Err(invalid("an ensemble needs at least two --member".into()));
+    if plan.members.len() < 2 {
+        return Err(invalid("an ensemble needs at least two members".into()));
     }
-    let known = |name: &String| config.members.iter().any(|(m, _)| m == name);
-    for (name, _) in &config.members {
-        if config.members.iter().filter(|(m, _)| m == name).count() > 1 {
-            return Err(invalid(format!("member {name} is named twice")));
+    for m in &plan.members {
+        if plan.members.iter().filter(|n| n.name == m.name).count() > 1 {
+            return Err(invalid(format!("member {} is named twice", m.name)));
         }
     }
-    let named = config.member_weights.iter().map(|(n, _)| n);
-    if let Some(stranger) = named
-        .chain(config.member_sha256.iter().map(|(n, _)| n))
-        .find(|n| !known(n))
-    {
-        return Err(invalid(format!(
-            "--member-weight or --member-sha256 names {stranger}, which is not a --member"
-        )));
-    }
-    let loaded = futures::future::join_all(config.members.iter().map(|(name, uri)| async move {
-        let sha256 = config
-            .member_sha256
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| s.as_str());
-        load_model(uri, sha256)
+    let loaded = futures::future::join_all(plan.members.iter().map(|m| async move {
+        load_model(&m.uri, m.sha256.as_deref())
             .await
-            .map_err(|e| invalid(format!("member {name}: {e}")))
+            .map_err(|e| invalid(format!("member {}: {e}", m.name)))
     }))
     .await;
     let mut members = Vec::new();
-    for ((name, _), backend) in config.members.iter().zip(loaded) {
+    for (m, backend) in plan.members.iter().zip(loaded) {
         members.push(Member {
-            name: name.clone(),
+            name: m.name.clone(),
             backend: backend?,
-            weight: config
-                .member_weights
-                .iter()
-                .find(|(n, _)| n == name)
-                .map_or(1.0, |(_, w)| *w),
+            weight: m.weight,
         });
     }
-    let rule = config
-        .combine
-        .ok_or_else(|| invalid("an ensemble needs --combine".into()))?;
     Ok(Arc::new(Ensemble::new(
         members,
-        rule.into(),
-        &config.combine_output,
+        plan.combine.into(),
+        &plan.output,
     )?))
 }
 
@@ -130,9 +108,17 @@ async fn load_ensemble(config: &Config) -> Result<Arc<dyn Backend>, Error> {
 pub async fn load(config: &Config) -> Result<Service, Error> {
     let metrics = Arc::new(Metrics::new(&config.model_name, &config.model_version)?);
     let started = Instant::now();
-    let backend: Arc<dyn Backend> = match &config.model_uri {
-        Some(uri) => load_model(uri, config.model_sha256.as_deref()).await?,
-        None => load_ensemble(config).await?,
+    let plan = config
+        .ensemble_plan()
+        .map_err(|why| Error::Engine(EngineError::Invalid(why)))?;
+    let backend: Arc<dyn Backend> = match (&plan, &config.model_uri) {
+        (Some(plan), _) => load_ensemble(plan).await?,
+        (None, Some(uri)) => load_model(uri, config.model_sha256.as_deref()).await?,
+        (None, None) => {
+            return Err(Error::Engine(EngineError::Invalid(
+                "nothing to serve: give --model-uri, --member or --ensemble".into(),
+            )));
+        }
     };
     let load_seconds = started.elapsed().as_secs_f64();
     metrics.load_seconds.set(load_seconds);

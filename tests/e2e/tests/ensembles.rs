@@ -10,7 +10,7 @@ use std::time::Duration;
 use aimass_crds::v1alpha1::{Combination, Model, ModelDeployment};
 use aimass_e2e::load::{Endpoint, Load};
 use aimass_e2e::operator::run_with_operator;
-use aimass_e2e::{TestNamespace, close, endpoint, wait_for, zoo, zoo_reference};
+use aimass_e2e::{TestNamespace, close, endpoint, wait, wait_for, zoo, zoo_reference};
 use anyhow::{Context, Result, ensure};
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
@@ -73,6 +73,25 @@ async fn serving(ns: &TestNamespace, revision: i64) -> Result<Combination> {
         .into_iter()
         .find(|c| c.revision == revision)
         .context("the serving combination is not recorded")
+}
+
+/// Waits until ten answers in a row come from combination `revision`:
+/// replaced servers keep answering while they drain.
+async fn answering(endpoint: &Endpoint, request: &Value, revision: i64) -> Result<()> {
+    let revision = revision.to_string();
+    wait(
+        Duration::from_secs(30),
+        "every answer to come from the new combination",
+        || async {
+            for _ in 0..10 {
+                if ask(endpoint, request, &[]).await?.version() != revision.as_str() {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )
+    .await
 }
 
 /// `blend`'s answer to `request`, asking for `outputs` by name, as
@@ -141,6 +160,16 @@ async fn set_ensemble(ns: &TestNamespace, ensemble: Value) -> Result<()> {
     Ok(())
 }
 
+/// Sets (or with `None` removes) `blend`'s annotation that lets a
+/// combination change the outputs callers read.
+async fn allow_signature_change(ns: &TestNamespace, value: Option<&str>) -> Result<()> {
+    let patch = json!({"metadata": {"annotations": {"aimass.io/allow-signature-change": value}}});
+    ns.api::<ModelDeployment>()
+        .patch("blend", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
 /// Points Model `name` at zoo model `zoo_name`: its next version, made
 /// champion.
 async fn retrain(ns: &TestNamespace, name: &str, zoo_name: &str) -> Result<()> {
@@ -200,6 +229,7 @@ async fn an_ensemble_combines_its_members_rolls_out_their_moves_and_keeps_its_la
         )
         .await?;
         serving(&ns, 2).await?;
+        answering(&endpoint, &request, 2).await?;
         let answer = ask(&endpoint, &request, &outputs).await?;
         ensure!(answer.version() == "2", "{}", answer.0);
         ensure!(
@@ -208,7 +238,9 @@ async fn an_ensemble_combines_its_members_rolls_out_their_moves_and_keeps_its_la
             answer.0
         );
 
-        // A vote of three: the label most members gave.
+        // A vote of three: the label most members gave. It returns labels,
+        // not probabilities: callers must be ready, and say so.
+        allow_signature_change(&ns, Some("true")).await?;
         set_ensemble(
             &ns,
             json!({"combine": "Vote", "output": "label", "members": [
@@ -218,6 +250,7 @@ async fn an_ensemble_combines_its_members_rolls_out_their_moves_and_keeps_its_la
         )
         .await?;
         serving(&ns, 3).await?;
+        answering(&endpoint, &request, 3).await?;
         let votes = ["label", "gbdt.label", "mlp.label", "forest.label"];
         let answer = ask(&endpoint, &request, &votes).await?;
         let members: Vec<Vec<f64>> = votes[1..]
@@ -249,6 +282,7 @@ async fn an_ensemble_combines_its_members_rolls_out_their_moves_and_keeps_its_la
         )
         .await?;
         serving(&ns, 1).await?;
+        allow_signature_change(&ns, None).await?;
 
         // The MLP's champion moves under load: combination 4 rolls out
         // and no request fails.
@@ -260,6 +294,7 @@ async fn an_ensemble_combines_its_members_rolls_out_their_moves_and_keeps_its_la
         let sent = load.finish_without_failures(50).await;
         let moved = rolled?;
         let sent = sent?;
+        answering(&endpoint, &request, 4).await?;
         ensure!(
             moved.describe() == "gbdt=fraud-gbdt v1, mlp=fraud-mlp v2",
             "the record names the new member version: {moved:?}"

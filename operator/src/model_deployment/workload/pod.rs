@@ -34,7 +34,6 @@ pub(super) fn server_container(w: &Workload<'_>) -> (Container, Vec<Volume>) {
                 .unwrap_or_else(|| w.default_image.to_owned()),
         ),
         env: Some(server_env(w)),
-        args: w.combination.map(ensemble_args),
         ports: Some(vec![
             ContainerPort {
                 name: Some("http".into()),
@@ -79,10 +78,13 @@ fn server_env(w: &Workload<'_>) -> Vec<EnvVar> {
     let md = w.md;
     let spec = &md.spec;
     let mut vars = Vec::new();
-    if w.combination.is_none() {
-        vars.push(env("AIMASS_MODEL_URI", &w.version.uri));
-        if let Some(sha) = &w.version.sha256 {
-            vars.push(env("AIMASS_MODEL_SHA256", sha));
+    match w.combination {
+        Some(combination) => vars.push(env("AIMASS_ENSEMBLE", ensemble_plan(combination))),
+        None => {
+            vars.push(env("AIMASS_MODEL_URI", &w.version.uri));
+            if let Some(sha) = &w.version.sha256 {
+                vars.push(env("AIMASS_MODEL_SHA256", sha));
+            }
         }
     }
     vars.extend([
@@ -129,27 +131,28 @@ fn server_env(w: &Workload<'_>) -> Vec<EnvVar> {
     vars
 }
 
-/// The server's arguments for an ensemble: each member's artifact, digest
-/// and weight, and the rule.
-fn ensemble_args(combination: &Combination) -> Vec<String> {
-    let mut args = Vec::new();
-    for m in &combination.members {
-        args.extend(["--member".to_owned(), format!("{}={}", m.name, m.uri)]);
-        args.extend([
-            "--member-weight".to_owned(),
-            format!("{}={}", m.name, m.weight),
-        ]);
-        if let Some(sha) = &m.sha256 {
-            args.extend(["--member-sha256".to_owned(), format!("{}={sha}", m.name)]);
-        }
-    }
-    args.extend([
-        "--combine".to_owned(),
-        combination.combine.as_flag().to_owned(),
-        "--combine-output".to_owned(),
-        combination.output.clone(),
-    ]);
-    args
+/// An ensemble as the server takes it (`AIMASS_ENSEMBLE`): each member's
+/// artifact, digest and weight, and the rule. In the environment, not in
+/// arguments: the key service gives audit keys only to servers that run
+/// the image's own command line.
+fn ensemble_plan(combination: &Combination) -> String {
+    let members: Vec<serde_json::Value> = combination
+        .members
+        .iter()
+        .map(|m| {
+            let mut member = serde_json::json!({"name": m.name, "uri": m.uri, "weight": m.weight});
+            if let Some(sha) = &m.sha256 {
+                member["sha256"] = sha.clone().into();
+            }
+            member
+        })
+        .collect();
+    serde_json::json!({
+        "combine": combination.combine.as_flag(),
+        "output": combination.output,
+        "members": members,
+    })
+    .to_string()
 }
 
 /// Faults the end-to-end tests inject through annotations.

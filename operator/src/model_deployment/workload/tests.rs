@@ -526,7 +526,8 @@ members:
     });
     let pod = d.spec.unwrap().template;
     assert_eq!(pod.metadata.unwrap().labels.unwrap()[VERSION_LABEL], "4");
-    let container = &pod.spec.unwrap().containers[0];
+    let pod_spec = pod.spec.unwrap();
+    let container = &pod_spec.containers[0];
     let env = env_of(container);
     assert_eq!(
         env["AIMASS_MODEL_NAME"], "scoring",
@@ -534,11 +535,32 @@ members:
     );
     assert_eq!(env["AIMASS_MODEL_VERSION"], "4");
     assert!(!env.contains_key("AIMASS_MODEL_URI") && !env.contains_key("AIMASS_MODEL_SHA256"));
+    assert_eq!(container.args, None, "the image's own command line");
+    let plan: serde_json::Value =
+        serde_json::from_str(env["AIMASS_ENSEMBLE"]).expect("a JSON plan");
     assert_eq!(
-        container.args.clone().unwrap_or_default().join(" "),
-        "--member gbdt=s3://m/gbdt/3/model.onnx --member-weight gbdt=0.7 --member-sha256 gbdt=aa \
-         --member mlp=s3://m/mlp/1/model.onnx --member-weight mlp=0.3 \
-         --combine weighted-sum --combine-output probabilities"
+        plan,
+        serde_json::json!({"combine": "weighted-sum", "output": "probabilities", "members": [
+            {"name": "gbdt", "uri": "s3://m/gbdt/3/model.onnx", "weight": 0.7, "sha256": "aa"},
+            {"name": "mlp", "uri": "s3://m/mlp/1/model.onnx", "weight": 0.3}]})
+    );
+    let key_service = key_service();
+    assert_eq!(
+        crate::key_service::pod_may_hold_keys(
+            &k8s_openapi::api::core::v1::Pod {
+                metadata: Default::default(),
+                spec: Some(PodSpec {
+                    service_account_name: Some(access::service_account_name(&md)),
+                    ..pod_spec.clone()
+                }),
+                status: None,
+            },
+            &access::service_account_name(&md),
+            "img",
+            &key_service.public_key,
+        ),
+        Ok(()),
+        "an ensemble's servers may hold the audit keys"
     );
     assert_eq!(url(&md), "http://scoring.risk.svc:80/v2/models/scoring");
 }
