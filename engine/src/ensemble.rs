@@ -258,7 +258,7 @@ fn combine(rule: Rule, parts: &[(&Tensor, f64)]) -> Result<Tensor, EngineError> 
                 _ => vec![0.0; len],
             };
             for (tensor, weight) in parts {
-                let values = floats(tensor);
+                let values = tensor.floats();
                 for (o, v) in out.iter_mut().zip(values) {
                     *o = match rule {
                         Rule::Maximum => o.max(v),
@@ -274,7 +274,7 @@ fn combine(rule: Rule, parts: &[(&Tensor, f64)]) -> Result<Tensor, EngineError> 
             }
         }
         (Rule::Vote, TensorData::Int64(_) | TensorData::Int32(_)) => {
-            let labels: Vec<Vec<i64>> = parts.iter().map(|(t, _)| integers(t)).collect();
+            let labels: Vec<Vec<i64>> = parts.iter().map(|(t, _)| t.integers()).collect();
             let voted: Vec<i64> = (0..len)
                 .map(|i| {
                     let mut tally: Vec<(i64, f64)> = Vec::new();
@@ -311,22 +311,6 @@ fn combine(rule: Rule, parts: &[(&Tensor, f64)]) -> Result<Tensor, EngineError> 
     };
     Tensor::new(first.shape.clone(), data)
         .ok_or_else(|| EngineError::Run("the combined output does not fit its shape".into()))
-}
-
-fn floats(t: &Tensor) -> Vec<f64> {
-    match &t.data {
-        TensorData::Fp32(v) => v.iter().map(|x| f64::from(*x)).collect(),
-        TensorData::Fp64(v) => v.clone(),
-        _ => Vec::new(),
-    }
-}
-
-fn integers(t: &Tensor) -> Vec<i64> {
-    match &t.data {
-        TensorData::Int64(v) => v.clone(),
-        TensorData::Int32(v) => v.iter().map(|x| i64::from(*x)).collect(),
-        _ => Vec::new(),
-    }
 }
 
 fn names(specs: &[TensorSpec]) -> String {
@@ -419,9 +403,9 @@ mod tests {
         // Only the blend is returned unasked.
         assert_eq!(ensemble.signature().on_request, 4);
         let outputs = ensemble.run(rows()).expect("it runs");
-        let blend = floats(&outputs[0]);
-        let gbdt = floats(output(&ensemble, &outputs, "gbdt.probabilities"));
-        let mlp = floats(output(&ensemble, &outputs, "mlp.probabilities"));
+        let blend = outputs[0].floats();
+        let gbdt = output(&ensemble, &outputs, "gbdt.probabilities").floats();
+        let mlp = output(&ensemble, &outputs, "mlp.probabilities").floats();
         assert_eq!(blend.len(), 32);
         for i in 0..32 {
             let by_hand = 0.7 * gbdt[i] + 0.3 * mlp[i];
@@ -433,7 +417,7 @@ mod tests {
         }
         // The members answer as alone.
         let alone = zoo("gbdt_classifier").run(rows()).expect("it runs");
-        assert_eq!(floats(&alone[1]), gbdt);
+        assert_eq!(alone[1].floats(), gbdt);
     }
 
     #[test]
@@ -449,9 +433,9 @@ mod tests {
         let outputs = max.run(rows()).expect("it runs");
         let each: Vec<Vec<f64>> = ["gbdt", "mlp", "logreg"]
             .iter()
-            .map(|m| floats(output(&max, &outputs, &format!("{m}.probabilities"))))
+            .map(|m| output(&max, &outputs, &format!("{m}.probabilities")).floats())
             .collect();
-        for (i, v) in floats(&outputs[0]).iter().enumerate() {
+        for (i, v) in outputs[0].floats().iter().enumerate() {
             let by_hand = each.iter().map(|e| e[i]).fold(f64::NEG_INFINITY, f64::max);
             assert_eq!(*v, by_hand, "{i}");
         }
@@ -459,9 +443,9 @@ mod tests {
         let outputs = vote.run(rows()).expect("it runs");
         let labels: Vec<Vec<i64>> = ["gbdt", "mlp", "logreg"]
             .iter()
-            .map(|m| integers(output(&vote, &outputs, &format!("{m}.label"))))
+            .map(|m| output(&vote, &outputs, &format!("{m}.label")).integers())
             .collect();
-        let voted = integers(&outputs[0]);
+        let voted = outputs[0].integers();
         let mut disagreements = 0;
         for i in 0..16 {
             let ones = labels.iter().filter(|l| l[i] == 1).count();
@@ -477,7 +461,7 @@ mod tests {
         let label = |v: i64| Tensor::new(vec![1], TensorData::Int64(vec![v])).expect("a label");
         let (a, b, c) = (label(1), label(2), label(3));
         let vote =
-            |parts: &[(&Tensor, f64)]| integers(&combine(Rule::Vote, parts).expect("voted"))[0];
+            |parts: &[(&Tensor, f64)]| combine(Rule::Vote, parts).expect("voted").integers()[0];
         assert_eq!(vote(&[(&a, 1.0), (&b, 1.0), (&b, 1.0)]), 2);
         assert_eq!(vote(&[(&a, 3.0), (&b, 1.0), (&b, 1.0)]), 1);
         assert_eq!(vote(&[(&b, 1.0), (&a, 1.0)]), 2);
@@ -534,7 +518,7 @@ mod tests {
         let rows = vec![Tensor::new(vec![2, 8], TensorData::Fp32(vec![0.0; 16])).expect("rows")];
         for e in [ensemble(micros(1), micros(1)), ensemble(None, None)] {
             let outputs = e.run(rows.clone()).expect("it runs");
-            assert_eq!(floats(&outputs[0]), vec![0.75; 16]);
+            assert_eq!(outputs[0].floats(), vec![0.75; 16]);
             assert_eq!(outputs.len(), 3);
         }
     }

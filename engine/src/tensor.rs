@@ -217,6 +217,25 @@ pub enum TensorError {
 }
 
 impl Tensor {
+    /// The elements as numbers, when they are floating point (else none).
+    pub fn floats(&self) -> Vec<f64> {
+        match &self.data {
+            TensorData::Fp32(v) => v.iter().map(|x| f64::from(*x)).collect(),
+            TensorData::Fp64(v) => v.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The elements as integers, when they are 32- or 64-bit integers
+    /// (else none).
+    pub fn integers(&self) -> Vec<i64> {
+        match &self.data {
+            TensorData::Int64(v) => v.clone(),
+            TensorData::Int32(v) => v.iter().map(|x| i64::from(*x)).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// A tensor, checking that the element count fits the shape.
     pub fn new(shape: Vec<usize>, data: TensorData) -> Option<Self> {
         (shape.iter().product::<usize>() == data.len()).then_some(Self { shape, data })

@@ -178,6 +178,25 @@ pub struct Config {
     #[arg(long, default_value = "probabilities")]
     pub combine_output: String,
 
+    /// A shadow: another version's artifact, scored beside the served model
+    /// on `--shadow-percent` of the requests after the answer is made, on a
+    /// thread of its own; its answers are compared with the served ones
+    /// (`aimass_shadow_*` metrics) and never returned.
+    #[arg(long, env = "AIMASS_SHADOW_URI", conflicts_with_all = ["members", "ensemble"])]
+    pub shadow_uri: Option<String>,
+
+    /// The shadow artifact's expected sha256.
+    #[arg(long, env = "AIMASS_SHADOW_SHA256", requires = "shadow_uri")]
+    pub shadow_sha256: Option<String>,
+
+    /// The shadow's version number, for `aimass_shadow_version`.
+    #[arg(long, env = "AIMASS_SHADOW_VERSION", default_value = "0")]
+    pub shadow_version: String,
+
+    /// The share of requests the shadow scores, in percent (1 to 100).
+    #[arg(long, env = "AIMASS_SHADOW_PERCENT", default_value_t = 10, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub shadow_percent: u8,
+
     /// Name the model is served under: /v2/models/{name}.
     #[arg(long, env = "AIMASS_MODEL_NAME")]
     pub model_name: String,

@@ -19,5 +19,6 @@ pub mod metrics;
 pub mod protocol;
 pub mod security;
 pub mod server;
+pub mod shadow;
 
 pub use error::Error;

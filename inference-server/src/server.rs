@@ -136,6 +136,26 @@ pub async fn load(config: &Config) -> Result<Service, Error> {
         ),
         None => None,
     };
+    let shadow = match &config.shadow_uri {
+        Some(uri) => {
+            let shadow = load_model(uri, config.shadow_sha256.as_deref()).await?;
+            let started = crate::shadow::Shadow::start(
+                shadow,
+                signature,
+                config.shadow_percent,
+                &config.shadow_version,
+                &metrics.registry,
+            )
+            .map_err(|why| Error::Engine(EngineError::Invalid(format!("shadow: {why}"))))?;
+            info!(
+                version = %config.shadow_version,
+                percent = config.shadow_percent,
+                "the shadow scores beside the model"
+            );
+            Some(started)
+        }
+        None => None,
+    };
     info!(
         model = %config.model_name,
         version = %config.model_version,
@@ -198,6 +218,7 @@ pub async fn load(config: &Config) -> Result<Service, Error> {
         admin_separate: false,
         tls: None,
         drift,
+        shadow,
     })
 }
 

@@ -83,9 +83,18 @@ impl Service {
             drift.admit(&decoded.inputs, decoded.rows)?;
             drift.count_inputs(&decoded.inputs, decoded.rows);
         }
+        // A copy of the inputs only for a request the shadow scores too.
+        let shadowed = self
+            .shadow
+            .as_ref()
+            .filter(|s| origin == Origin::Caller && s.chosen())
+            .map(|s| (s, decoded.inputs.clone()));
         let outputs = self
             .run(std::mem::take(&mut decoded.inputs), decoded.rows)
             .await?;
+        if let Some((shadow, inputs)) = shadowed {
+            shadow.offer(inputs, &outputs);
+        }
         if let Some(drift) = drift {
             drift.count_outputs(&outputs, decoded.rows);
         }

@@ -187,6 +187,8 @@ pub struct Service {
     pub tls: Option<Arc<crate::security::mtls::ReloadingAcceptor>>,
     /// Drift counting and feature rules, when the version has a baseline.
     pub drift: Option<crate::drift::Drift>,
+    /// The shadow scored beside the model, if one runs.
+    pub shadow: Option<crate::shadow::Shadow>,
 }
 
 /// Who sent an inference request: a caller, whose rows count for drift,

@@ -140,6 +140,7 @@ fn build(
         admin_separate,
         tls: None,
         drift: None,
+        shadow: None,
     })
 }
 
