@@ -239,6 +239,7 @@ mod tests {
                 version: None,
             }),
             ensemble: None,
+            shadow: None,
             replicas: Default::default(),
             autoscaling: Default::default(),
             batching: Default::default(),

@@ -25,13 +25,14 @@ pub const DIFFERENCE_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.
 struct Counters {
     requests: IntCounter,
     rows: IntCounter,
-    agreements: IntCounter,
+    /// Only when labels are compared: no labels, no agreement to report.
+    agreements: Option<IntCounter>,
     differences: Histogram,
     dropped: IntCounterVec,
 }
 
 impl Counters {
-    fn new(registry: &Registry, version: &str) -> Result<Self, prometheus::Error> {
+    fn new(registry: &Registry, version: &str, labels: bool) -> Result<Self, prometheus::Error> {
         let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
             let c = IntCounter::new(name, help)?;
             registry.register(Box::new(c.clone()))?;
@@ -65,10 +66,14 @@ impl Counters {
                 "aimass_shadow_rows_total",
                 "Rows the shadow scored and compared.",
             )?,
-            agreements: counter(
-                "aimass_shadow_label_agreements_total",
-                "Rows on which the shadow's label equals the served one.",
-            )?,
+            agreements: labels
+                .then(|| {
+                    counter(
+                        "aimass_shadow_label_agreements_total",
+                        "Rows on which the shadow's label equals the served one.",
+                    )
+                })
+                .transpose()?,
             differences,
             dropped,
         })
@@ -146,7 +151,8 @@ impl Shadow {
             ));
         }
         let compared = Compared::of(served, backend.signature())?;
-        let counters = Counters::new(registry, version).map_err(|e| e.to_string())?;
+        let counters = Counters::new(registry, version, compared.label.is_some())
+            .map_err(|e| e.to_string())?;
         let (sender, receiver) = std::sync::mpsc::sync_channel(QUEUE);
         let worker = counters.clone();
         std::thread::Builder::new()
@@ -204,7 +210,9 @@ fn serve(backend: &dyn Backend, jobs: &Receiver<Job>, compared: Compared, counte
         );
         counters.requests.inc();
         counters.rows.inc_by(rows.rows);
-        counters.agreements.inc_by(rows.agreements);
+        if let Some(agreements) = &counters.agreements {
+            agreements.inc_by(rows.agreements);
+        }
         for d in rows.differences {
             counters.differences.observe(d);
         }

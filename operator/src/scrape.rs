@@ -41,6 +41,44 @@ pub struct Snapshot {
     pub cpu_seconds: f64,
     /// Resident memory of the server processes, in bytes.
     pub memory_bytes: f64,
+    /// The shadows' comparisons, by the version shadowed.
+    pub shadow: BTreeMap<i64, ShadowCounts>,
+}
+
+/// What a shadow compared (`aimass_shadow_*`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ShadowCounts {
+    /// Requests it scored.
+    pub requests: f64,
+    /// Rows compared.
+    pub rows: f64,
+    /// Rows whose labels agreed.
+    pub agreements: f64,
+    /// Whether labels were compared (the models return them).
+    pub labelled: bool,
+    /// Sampled requests it did not score.
+    pub dropped: f64,
+    /// Rows whose score differences are at most each bound (cumulative).
+    pub differences: BTreeMap<OrderedF64, f64>,
+    /// The sum of the score differences, and how many there were.
+    pub difference_sum: f64,
+    /// Rows with a score difference.
+    pub difference_count: f64,
+}
+
+impl ShadowCounts {
+    fn add(&mut self, other: &ShadowCounts) {
+        self.requests += other.requests;
+        self.rows += other.rows;
+        self.agreements += other.agreements;
+        self.labelled |= other.labelled;
+        self.dropped += other.dropped;
+        for (bound, count) in &other.differences {
+            *self.differences.entry(*bound).or_default() += count;
+        }
+        self.difference_sum += other.difference_sum;
+        self.difference_count += other.difference_count;
+    }
 }
 
 /// An `f64` that sorts, for histogram bounds.
@@ -104,8 +142,39 @@ impl Snapshot {
             servers: 1,
             ..Snapshot::default()
         };
+        let mut shadow = ShadowCounts::default();
+        let mut shadowed = None;
         for sample in scrape.samples {
+            let number = match &sample.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => Some(*v),
+                _ => None,
+            };
+            match (sample.metric.as_str(), number) {
+                ("aimass_shadow_version", Some(v)) => shadowed = Some(v as i64),
+                ("aimass_shadow_requests_total", Some(v)) => shadow.requests += v,
+                ("aimass_shadow_rows_total", Some(v)) => shadow.rows += v,
+                ("aimass_shadow_label_agreements_total", Some(v)) => {
+                    shadow.agreements += v;
+                    shadow.labelled = true;
+                }
+                ("aimass_shadow_dropped_total", Some(v)) => shadow.dropped += v,
+                ("aimass_shadow_score_difference_sum", Some(v)) => shadow.difference_sum += v,
+                ("aimass_shadow_score_difference_count", Some(v)) => {
+                    shadow.difference_count += v;
+                }
+                _ => {}
+            }
             match (sample.metric.as_str(), &sample.value) {
+                ("aimass_shadow_score_difference", prometheus_parse::Value::Histogram(buckets)) => {
+                    for bucket in buckets {
+                        *shadow
+                            .differences
+                            .entry(OrderedF64(bucket.less_than))
+                            .or_default() += bucket.count;
+                    }
+                }
                 (
                     "aimass_inference_requests_total",
                     prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v),
@@ -161,6 +230,9 @@ impl Snapshot {
                 _ => {}
             }
         }
+        if let Some(version) = shadowed {
+            snapshot.shadow.insert(version, shadow);
+        }
         Some(snapshot)
     }
 
@@ -181,6 +253,9 @@ impl Snapshot {
                 total.servers += s.servers;
                 for (bound, count) in s.latency {
                     *total.latency.entry(bound).or_default() += count;
+                }
+                for (version, counts) in &s.shadow {
+                    total.shadow.entry(*version).or_default().add(counts);
                 }
                 total
             })

@@ -38,6 +38,9 @@ pub mod types {
     /// A ModelDeployment's served version drifts from its training
     /// baseline: a PSI or CSI at the action level (`spec.drift`).
     pub const DRIFT: &str = "Drift";
+    /// A ModelDeployment's shadow (`spec.shadow`) scores its share of the
+    /// requests; `False` says why it does not.
+    pub const SHADOWING: &str = "Shadowing";
 }
 
 /// Condition reasons.
@@ -134,6 +137,12 @@ pub mod reasons {
     /// its combined output do not match theirs, or it reads its artifact
     /// with another Secret); the last good combination keeps serving.
     pub const MEMBER_INCOMPATIBLE: &str = "MemberIncompatible";
+    /// The shadow scores its share of the requests beside the served
+    /// version.
+    pub const SHADOWING: &str = "Shadowing";
+    /// The shadow cannot run: its alias or version does not resolve, or it
+    /// takes other inputs than the served version.
+    pub const SHADOW_UNAVAILABLE: &str = "ShadowUnavailable";
     /// Fewer replicas are ready than wanted.
     pub const REPLICAS_UNAVAILABLE: &str = "ReplicasUnavailable";
     /// Callers are authenticated, authorised by RBAC and audited.

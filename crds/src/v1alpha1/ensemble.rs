@@ -176,3 +176,78 @@ impl Combination {
             .join(", ")
     }
 }
+
+/// A shadow: another version of the served Model that scores a share of
+/// the real requests after the served answer is made, whose answers are
+/// compared with the served ones and never returned.
+#[derive(Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = (
+    "!(has(self.alias) && has(self.version))",
+    "set either shadow.alias or shadow.version, not both"
+))]
+pub struct ShadowSpec {
+    /// Shadow the version this alias points at (default `challenger`),
+    /// following it when it moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = (
+        "self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+        "shadow.alias must be a lower-case DNS label, like challenger"
+    ))]
+    #[schemars(length(max = 63))]
+    pub alias: Option<String>,
+
+    /// Shadow exactly this version number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub version: Option<i64>,
+
+    /// The share of requests the shadow scores, in percent: exactly that
+    /// many of every hundred each server answers.
+    #[serde(default = "default_shadow_percent")]
+    #[schemars(range(min = 1, max = 100))]
+    pub percent: i32,
+}
+
+fn default_shadow_percent() -> i32 {
+    10
+}
+
+/// How a shadow's answers compare with the served ones, summed over the
+/// serving replicas since they started with it (written by the monitor).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ShadowStatus {
+    /// The version shadowed.
+    pub version: i64,
+    /// Requests it scored.
+    pub requests: i64,
+    /// Rows it scored and compared.
+    pub rows: i64,
+    /// Share of rows on which its label equals the served one, when the
+    /// models return labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_agreement: Option<f64>,
+    /// Mean absolute difference of each row's score (the positive class's
+    /// probability), when the models return scores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_absolute_difference: Option<f64>,
+    /// How many rows' score differences are at most each bound, ascending
+    /// (cumulative, as a Prometheus histogram).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub differences: Vec<DifferenceBucket>,
+    /// Requests chosen for the shadow that it did not score: it was busy or
+    /// failed.
+    pub dropped: i64,
+}
+
+/// Rows whose score difference is at most `le`.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DifferenceBucket {
+    /// The bound.
+    pub le: f64,
+    /// Rows at most that far apart.
+    pub rows: i64,
+}

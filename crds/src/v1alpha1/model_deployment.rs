@@ -9,7 +9,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{DriftSpec, EnsembleSpec, ModelDeploymentStatus, SecuritySpec};
+use super::{DriftSpec, EnsembleSpec, ModelDeploymentStatus, SecuritySpec, ShadowSpec};
 
 /// Label naming the ModelDeployment a serving pod belongs to.
 pub const DEPLOYMENT_LABEL: &str = "aimass.io/model-deployment";
@@ -53,6 +53,10 @@ pub const VERSION_LABEL: &str = "aimass.io/model-version";
     "set either model (one Model) or ensemble (several), not both and not neither"
 ))]
 #[x_kube(validation = (
+    "!has(self.shadow) || has(self.model)",
+    "a shadow tries another version of spec.model; an ensemble has none"
+))]
+#[x_kube(validation = (
     "!has(self.server) || !has(self.server.image) || (has(self.security) && self.security.mode == 'Insecure')",
     "server.image needs security mode Insecure: Enforced servers keep the audit trail and run the image the cluster admin chose"
 ))]
@@ -70,6 +74,12 @@ pub struct ModelDeploymentSpec {
     /// `model`. Callers call it by the ModelDeployment's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ensemble: Option<EnsembleSpec>,
+
+    /// Another version of `model` tried silently on a share of the real
+    /// requests: compared with the served answers (`status.shadow`), never
+    /// returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowSpec>,
 
     /// Replica bounds and, when the built-in autoscaler is disabled, the fixed
     /// count.

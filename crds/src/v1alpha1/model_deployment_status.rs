@@ -91,6 +91,11 @@ pub struct ModelDeploymentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<super::DriftStatus>,
 
+    /// How the shadow's answers compare with the served ones
+    /// (`spec.shadow`), read from the servers' metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<super::ShadowStatus>,
+
     /// Requests, refusals, errors and latency over the last hour, read from
     /// the servers' own metrics, and who called.
     #[serde(default, skip_serializing_if = "Option::is_none")]

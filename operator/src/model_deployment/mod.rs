@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use aimass_crds::v1alpha1::conditions::reasons;
 use aimass_crds::v1alpha1::{
-    MigrationOutcome, Model, ModelDeployment, ModelDeploymentStatus, RolloutStrategy,
+    MigrationOutcome, Model, ModelDeployment, ModelDeploymentStatus, ModelVersion, RolloutStrategy,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -76,6 +76,8 @@ struct Observed {
     models: BTreeMap<String, Model>,
     /// The Secrets it needs that do not exist.
     missing: BTreeSet<String>,
+    /// The version to shadow, decided once the target is.
+    shadow: Option<ModelVersion>,
 }
 
 impl Observed {
@@ -106,7 +108,7 @@ struct Applied {
 #[instrument(skip_all, fields(name = %md.name_any(), namespace = md.namespace()))]
 pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile.start(CONTROLLER);
-    let Some(seen) = observe(&ctx, &md).await? else {
+    let Some(mut seen) = observe(&ctx, &md).await? else {
         return Ok(Action::await_change());
     };
     let md = seen.md.clone();
@@ -130,6 +132,12 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
             .collect();
         ensemble::record(&mut status.combinations, combination, &keep);
     }
+    let shadowing = target::shadow(
+        &md,
+        &seen.models,
+        choice.target.as_ref().map(|t| &t.version),
+    );
+    seen.shadow = shadowing.clone().ok().flatten();
     let desired = desired_replicas(&md, &old, seen.current.as_ref());
     status.replicas = desired;
     let foreign_key = access::ensure(&ctx, &md).await?;
@@ -137,6 +145,12 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
     let mut notices = report(&ctx, &md, &old, &mut status, &applied, desired, &now).await?;
     let secured = report::secured(&md, &status.audit_checkpoints, foreign_key.as_deref());
     set(&mut status, &md, secured, &now);
+    match report::shadowing(&md, &shadowing) {
+        Some(wanted) => set(&mut status, &md, wanted, &now),
+        None => status
+            .conditions
+            .retain(|c| c.type_ != aimass_crds::v1alpha1::conditions::types::SHADOWING),
+    }
     let soaking = soak::measure(&ctx, &md, seen.model(), &mut status, &now).await?;
     let requeue = requeue_after(&status, &applied, soaking);
     notices.extend(applied.notices);
@@ -197,6 +211,7 @@ async fn observe(ctx: &Context, md: &ModelDeployment) -> Result<Option<Observed>
         current,
         models,
         missing,
+        shadow: None,
     }))
 }
 
@@ -239,11 +254,19 @@ async fn apply(
     .await?;
     let deployments: Api<Deployment> =
         Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
+    // The shadow runs beside the stable track when it serves the target.
+    let shadow = seen
+        .shadow
+        .as_ref()
+        .filter(|_| canary.is_none() && stable.0.version.version == target.version.version)
+        .zip(md.spec.shadow.as_ref())
+        .map(|(version, spec)| (version, spec.percent));
     let build = |serve: &Target, replicas, track| {
         workload::deployment(&Workload {
             md,
             version: &serve.version,
             combination: serve.combination.as_ref(),
+            shadow: shadow.filter(|_| track == Track::Stable),
             replicas,
             default_image: &ctx.server_image,
             secret: serve.secret.as_deref(),

@@ -6,7 +6,7 @@
 use aimass_crds::v1alpha1::conditions::{reasons, types};
 use aimass_crds::v1alpha1::{
     AuditCheckpoint, AuditFailurePolicy, DriftLevel, DriftStatus, ModelDeployment,
-    ModelDeploymentStatus, SecurityMode, UnhealthyReplica,
+    ModelDeploymentStatus, ModelVersion, SecurityMode, UnhealthyReplica,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 
@@ -265,6 +265,38 @@ pub fn secured(
         reason,
         message,
     }
+}
+
+/// The `Shadowing` condition: what the shadow scores, or why it does not;
+/// `None` without `spec.shadow`.
+pub fn shadowing(
+    md: &ModelDeployment,
+    shadow: &Result<Option<ModelVersion>, Problem>,
+) -> Option<Wanted<'static>> {
+    let spec = md.spec.shadow.as_ref()?;
+    Some(match shadow {
+        Ok(Some(version)) => Wanted {
+            type_: types::SHADOWING,
+            status: true,
+            reason: reasons::SHADOWING,
+            message: format!(
+                "version {} scores {} % of the requests beside the served version; its answers are compared (status.shadow), never returned",
+                version.version, spec.percent
+            ),
+        },
+        Ok(None) => Wanted {
+            type_: types::SHADOWING,
+            status: false,
+            reason: reasons::SHADOW_UNAVAILABLE,
+            message: "the shadow is the version served: there is nothing to compare".into(),
+        },
+        Err(problem) => Wanted {
+            type_: types::SHADOWING,
+            status: false,
+            reason: problem.reason,
+            message: problem.message.clone(),
+        },
+    })
 }
 
 /// The Events a status change calls for: newly degraded, a foreign audit

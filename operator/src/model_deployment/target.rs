@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aimass_crds::v1alpha1::conditions::reasons;
-use aimass_crds::v1alpha1::{Combination, Model, ModelDeployment, ModelVersion};
+use aimass_crds::v1alpha1::{
+    CHALLENGER_ALIAS, Combination, Model, ModelDeployment, ModelSelector, ModelVersion,
+};
 use aimass_crds::validation;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
@@ -195,6 +197,57 @@ fn wanted(
         secret: artifact_secret(md, models)?,
         combination: None,
     })
+}
+
+/// The version `md` shadows beside `serving` (`spec.shadow`: an alias of
+/// its Model, default `challenger`, or a pinned version); `None` when it
+/// has no shadow or the shadow is the version served. It must take the
+/// served version's inputs.
+pub fn shadow(
+    md: &ModelDeployment,
+    models: &BTreeMap<String, Model>,
+    serving: Option<&ModelVersion>,
+) -> Result<Option<ModelVersion>, Problem> {
+    let (Some(spec), Some(selector)) = (&md.spec.shadow, &md.spec.model) else {
+        return Ok(None);
+    };
+    let unavailable = |message| Problem {
+        reason: reasons::SHADOW_UNAVAILABLE,
+        message,
+    };
+    let model = models.get(&selector.name).ok_or_else(|| {
+        unavailable(format!(
+            "Model {:?} does not exist in this namespace",
+            selector.name
+        ))
+    })?;
+    let wanted = ModelSelector {
+        name: selector.name.clone(),
+        alias: match spec.version {
+            Some(_) => None,
+            None => Some(
+                spec.alias
+                    .clone()
+                    .unwrap_or_else(|| CHALLENGER_ALIAS.into()),
+            ),
+        },
+        version: spec.version,
+    };
+    let shadow = resolve::resolve(model, &wanted)
+        .map_err(|u| unavailable(u.message))?
+        .version;
+    let Some(serving) = serving.filter(|s| s.version != shadow.version) else {
+        return Ok(None);
+    };
+    if let (Some(served), Some(theirs)) = (&serving.signature, &shadow.signature)
+        && served.inputs != theirs.inputs
+    {
+        return Err(unavailable(format!(
+            "version {} takes other inputs than version {}: it cannot score the same requests",
+            shadow.version, serving.version
+        )));
+    }
+    Ok(Some(shadow))
 }
 
 /// Decides the stable track's version from the spec, the served `models`

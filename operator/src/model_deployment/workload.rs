@@ -110,6 +110,9 @@ pub struct Workload<'a> {
     /// For an ensemble, the combination: the members' artifacts, the rule
     /// and the weights.
     pub combination: Option<&'a Combination>,
+    /// The version scored in the shadow, and the share of requests in
+    /// percent.
+    pub shadow: Option<(&'a ModelVersion, i32)>,
     /// How many replicas.
     pub replicas: i32,
     /// The inference server image when the spec names none.

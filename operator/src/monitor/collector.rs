@@ -27,6 +27,8 @@ pub struct Series {
     pub health_base: HashMap<String, (f64, Snapshot)>,
     /// When health was last evaluated, in seconds.
     pub last_health: f64,
+    /// When the shadow's comparison was last written, in seconds.
+    pub last_shadow: f64,
     /// The replicas' health across evaluations.
     pub tracks: crate::health::evaluate::Tracks,
     /// Nodes currently suspected, for their Events.

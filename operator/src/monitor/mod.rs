@@ -10,6 +10,7 @@
 
 pub mod collector;
 pub mod drift;
+mod shadow;
 pub mod traffic;
 
 use std::collections::HashMap;
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use aimass_crds::v1alpha1::{
     DriftStatus, MigrationRecord, ModelDeployment, ModelDeploymentStatus, ScaleDecision,
-    TrafficStatus, UnhealthyReplica,
+    ShadowStatus, TrafficStatus, UnhealthyReplica,
 };
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -47,6 +48,7 @@ pub const FIELDS: &[&str] = &[
     "migrationPaused",
     "drift",
     "traffic",
+    "shadow",
 ];
 
 /// The monitor's status writer.
@@ -76,6 +78,9 @@ pub struct Findings {
     /// The last hour's traffic.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traffic: Option<TrafficStatus>,
+    /// How the shadow's answers compare with the served ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowStatus>,
 }
 
 impl Findings {
@@ -89,6 +94,7 @@ impl Findings {
             migration_paused: status.migration_paused,
             drift: status.drift,
             traffic: status.traffic,
+            shadow: status.shadow,
         }
     }
 }
@@ -223,6 +229,14 @@ async fn round(
     findings.last_scale_decision = plan.decision;
     if let Some(traffic) = series.traffic.close(seconds, written.traffic.as_ref()) {
         findings.traffic = Some(traffic);
+    }
+    if md.spec.shadow.is_none() {
+        findings.shadow = None;
+    } else if seconds - series.last_shadow >= shadow::EVERY_SECONDS {
+        series.last_shadow = seconds;
+        // Each server's latest counts: they run since it started.
+        let latest = crate::scrape::Snapshot::sum(series.last.values().map(|(_, s)| s.clone()));
+        findings.shadow = shadow::status(&latest.shadow).or(findings.shadow);
     }
     let mut drift_change = None;
     if series.drift.due(seconds) {

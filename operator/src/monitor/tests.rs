@@ -55,6 +55,13 @@ fn findings(to: i32) -> Findings {
                 requests: 12,
             }],
         }),
+        shadow: Some(aimass_crds::v1alpha1::ShadowStatus {
+            version: 4,
+            requests: 10,
+            rows: 160,
+            label_agreement: Some(0.9),
+            ..Default::default()
+        }),
     }
 }
 
@@ -71,6 +78,7 @@ fn status_with(findings: &Findings) -> ModelDeploymentStatus {
         migration_paused: findings.migration_paused,
         drift: findings.drift.clone(),
         traffic: findings.traffic.clone(),
+        shadow: findings.shadow.clone(),
         ..ModelDeploymentStatus::default()
     }
 }

@@ -347,3 +347,147 @@ async fn an_ensemble_combines_its_members_rolls_out_their_moves_and_keeps_its_la
     })
     .await
 }
+
+/// The positive class's probability of each row, from `[rows, 2]`
+/// probabilities.
+fn positives(probabilities: &Value) -> Vec<f64> {
+    probabilities
+        .as_array()
+        .map(|p| {
+            p.iter()
+                .skip(1)
+                .step_by(2)
+                .filter_map(Value::as_f64)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_shadow_scores_half_the_requests_and_reports_how_it_compares() -> Result<()> {
+    run_with_operator("shadow", |ns: Arc<TestNamespace>| async move {
+        // Version 1 (the GBDT) serves, pinned; version 2 (the random
+        // forest) shadows half the requests.
+        ns.apply(
+            &aimass_e2e::scoring_manifests(&zoo("gbdt_classifier"), 1).replace(
+                "model: {name: card-fraud}",
+                "model: {name: card-fraud, version: 1}\n  shadow: {version: 2, percent: 50}",
+            ),
+        )
+        .await?;
+        aimass_e2e::serving(&ns, 1, 1).await?;
+        retrain(&ns, "card-fraud", "random_forest_classifier").await?;
+        let md = wait_for(
+            &ns.api::<ModelDeployment>(),
+            "scoring",
+            TIMEOUT,
+            |md: Option<&ModelDeployment>| {
+                md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                    s.ready_replicas == 1
+                        && s.conditions
+                            .iter()
+                            .any(|c| c.type_ == "Shadowing" && c.status == "True")
+                        && s.conditions
+                            .iter()
+                            .any(|c| c.type_ == "Ready" && c.status == "True")
+                })
+            },
+        )
+        .await?;
+        ensure!(md.status.and_then(|s| s.serving_version) == Some(1));
+        // Only the replica that shadows is left: the one before it is gone.
+        wait(TIMEOUT, "one replica, shadowing version 2", || async {
+            let pods = aimass_e2e::pods(&ns, "aimass.io/model-deployment=scoring").await?;
+            Ok(pods.len() == 1
+                && pods.iter().all(|p| {
+                    p.metadata.deletion_timestamp.is_none()
+                        && p.status
+                            .iter()
+                            .flat_map(|s| s.conditions.iter().flatten())
+                            .any(|c| c.type_ == "Ready" && c.status == "True")
+                        && p.spec.iter().flat_map(|s| &s.containers).any(|c| {
+                            c.env.iter().flatten().any(|e| {
+                                e.name == "AIMASS_SHADOW_VERSION" && e.value.as_deref() == Some("2")
+                            })
+                        })
+                }))
+        })
+        .await?;
+        let (request, _) = zoo_reference("gbdt_classifier")?;
+        // 20 calls until the Service answers steadily, then 1,000 more.
+        let endpoint = endpoint(&ns, "scoring", "card-fraud", &request).await?;
+        for _ in 0..1000 {
+            let (code, answer) = endpoint.call(&request).await?;
+            ensure!(
+                code == 200 && answer["model_version"] == "1",
+                "{code}: {answer}"
+            );
+        }
+        let sent = 1020;
+
+        // What the comparison must say, computed from both versions'
+        // answers to the same rows (onnxruntime's).
+        let served = (
+            reference("gbdt_classifier", "label")?,
+            positives(&reference("gbdt_classifier", "probabilities")?),
+        );
+        let shadow = (
+            reference("random_forest_classifier", "label")?,
+            positives(&reference("random_forest_classifier", "probabilities")?),
+        );
+        let rows = served.1.len();
+        let agree = served
+            .0
+            .as_array()
+            .zip(shadow.0.as_array())
+            .map(|(a, b)| a.iter().zip(b).filter(|(x, y)| x == y).count())
+            .context("labels")?;
+        let mean_difference = served
+            .1
+            .iter()
+            .zip(&shadow.1)
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f64>()
+            / rows as f64;
+        ensure!(
+            agree < rows,
+            "the versions never disagree: the test would prove nothing"
+        );
+
+        let md = wait_for(
+            &ns.api::<ModelDeployment>(),
+            "scoring",
+            Duration::from_secs(60),
+            |md: Option<&ModelDeployment>| {
+                md.and_then(|m| m.status.as_ref())
+                    .and_then(|s| s.shadow.as_ref())
+                    .is_some_and(|s| s.requests + s.dropped == sent / 2)
+            },
+        )
+        .await?;
+        let status = md.status.and_then(|s| s.shadow).context("status.shadow")?;
+        eprintln!("shadow after {sent} requests: {status:?}");
+        ensure!(status.version == 2, "{status:?}");
+        ensure!(status.dropped == 0, "the shadow kept up: {status:?}");
+        ensure!(status.rows == status.requests * rows as i64, "{status:?}");
+        let agreement = status.label_agreement.context("no label agreement")?;
+        ensure!(
+            (agreement - agree as f64 / rows as f64).abs() < 1e-9,
+            "agreement {agreement}, computed {agree}/{rows}"
+        );
+        let difference = status.mean_absolute_difference.context("no difference")?;
+        ensure!(
+            (difference - mean_difference).abs() < 1e-4,
+            "mean difference {difference}, computed {mean_difference}"
+        );
+        ensure!(
+            status
+                .differences
+                .last()
+                .is_some_and(|b| b.rows == status.rows),
+            "every row is within the last bound: {status:?}"
+        );
+        Ok(())
+    })
+    .await
+}

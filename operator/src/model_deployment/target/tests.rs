@@ -325,3 +325,40 @@ fn an_ensemble_keeps_its_last_good_combination_when_a_member_cannot_join() {
     );
     assert_eq!(choice.target.map(|t| t.version.version), Some(1));
 }
+
+#[test]
+fn the_shadow_resolves_beside_the_served_version_and_must_take_its_inputs() {
+    let registry = registry();
+    let serving = model().status.expect("a registry").versions[1].clone();
+    let shadow = |spec: &str| {
+        let md = md(&format!("model: {{name: fraud}}\n  shadow: {spec}"), false);
+        super::shadow(&md, &registry, Some(&serving))
+    };
+    assert_eq!(
+        shadow("{version: 1}").map(|s| s.map(|v| v.version)),
+        Ok(Some(1))
+    );
+    assert_eq!(
+        shadow("{version: 2}"),
+        Ok(None),
+        "the served version itself"
+    );
+    let wider = shadow("{}").expect_err("the challenger takes 9 features");
+    assert_eq!(wider.reason, reasons::SHADOW_UNAVAILABLE);
+    assert_eq!(
+        wider.message,
+        "version 3 takes other inputs than version 2: it cannot score the same requests"
+    );
+    let missing = shadow("{alias: canary}").expect_err("no such alias");
+    assert_eq!(missing.reason, reasons::SHADOW_UNAVAILABLE);
+    assert!(
+        missing.message.contains("has no canary alias"),
+        "{}",
+        missing.message
+    );
+    let unshadowed = md("model: {name: fraud}", false);
+    assert_eq!(
+        super::shadow(&unshadowed, &registry, Some(&serving)),
+        Ok(None)
+    );
+}

@@ -116,6 +116,14 @@ fn server_env(w: &Workload<'_>) -> Vec<EnvVar> {
             vars.push(env("AIMASS_FEATURE_RULES", rules.join(",")));
         }
     }
+    if let Some((shadow, percent)) = w.shadow {
+        vars.push(env("AIMASS_SHADOW_URI", &shadow.uri));
+        vars.push(env("AIMASS_SHADOW_VERSION", shadow.version));
+        vars.push(env("AIMASS_SHADOW_PERCENT", percent));
+        if let Some(sha) = &shadow.sha256 {
+            vars.push(env("AIMASS_SHADOW_SHA256", sha));
+        }
+    }
     if let Some(timeout) = spec.server.request_timeout_millis {
         vars.push(env("AIMASS_REQUEST_TIMEOUT_MILLIS", timeout));
     }
