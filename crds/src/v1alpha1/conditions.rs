@@ -101,6 +101,11 @@ pub mod reasons {
     pub const BACKTESTING: &str = "Backtesting";
     /// A version lost its backtest against the holder of the alias.
     pub const BACKTEST_LOST: &str = "BacktestLost";
+    /// A version passed its gates and, as the challenger, waits for its
+    /// shadow trial beside the holder of the alias.
+    pub const SHADOW_TRIAL: &str = "ShadowTrial";
+    /// A version's shadow trial fell short of the agreement asked.
+    pub const SHADOW_TRIAL_LOST: &str = "ShadowTrialLost";
     /// A ScoringJob's output location cannot be opened or written.
     pub const OUTPUT_UNAVAILABLE: &str = "OutputUnavailable";
     /// A ScoringJob's shards are scoring.

@@ -260,6 +260,10 @@ pub enum PromotionPolicy {
 /// How new versions are promoted.
 #[derive(Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = (
+    "!(has(self.backtest) && has(self.shadow))",
+    "set promotion.backtest or promotion.shadow, not both"
+))]
 pub struct PromotionSpec {
     /// `Automatic`: the operator moves the alias when a version passes every
     /// gate. `Manual`: it only reports the gates' verdict.
@@ -298,6 +302,50 @@ pub struct PromotionSpec {
     /// becomes the challenger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backtest: Option<BacktestGate>,
+
+    /// A version that passes the gates becomes the challenger and is
+    /// promoted only after a shadow trial: a ModelDeployment serving the
+    /// holder of the alias shadows it (`spec.shadow`, which follows
+    /// `challenger` by default) until it scored `minRequests`, and it must
+    /// agree with the holder as closely as asked. Until then the version
+    /// waits with reason `ShadowTrial`; one that falls short keeps the
+    /// challenger alias with reason `ShadowTrialLost`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowGate>,
+}
+
+/// How closely a candidate must agree with the holder of the alias on
+/// shadowed live traffic.
+#[derive(Clone, Debug, Deserialize, Serialize, KubeSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = (
+    "has(self.minLabelAgreement) || has(self.maxMeanDifference)",
+    "shadow needs minLabelAgreement, maxMeanDifference or both"
+))]
+pub struct ShadowGate {
+    /// Requests the candidate must have scored in the shadow before it is
+    /// judged, over the serving replicas.
+    #[serde(default = "default_shadow_requests")]
+    #[schemars(range(min = 1))]
+    pub min_requests: i64,
+
+    /// The least share of rows on which its label must equal the holder's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = (
+        "self >= 0.0 && self <= 1.0",
+        "shadow.minLabelAgreement must be between 0 and 1"
+    ))]
+    pub min_label_agreement: Option<f64>,
+
+    /// The largest mean absolute difference of its scores from the
+    /// holder's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = ("self >= 0.0", "shadow.maxMeanDifference must be 0 or more"))]
+    pub max_mean_difference: Option<f64>,
+}
+
+fn default_shadow_requests() -> i64 {
+    1000
 }
 
 /// The backtest a candidate must win to be promoted.
@@ -325,6 +373,7 @@ impl Default for PromotionSpec {
             gates: Vec::new(),
             requires: None,
             backtest: None,
+            shadow: None,
         }
     }
 }

@@ -56,6 +56,17 @@ pub(super) fn judge(
                 None,
             )
         }
+        Verdict::Promote(evidence)
+            if promotion.shadow.is_some() && holder.is_some_and(|h| h.version != n) =>
+        {
+            (
+                reasons::SHADOW_TRIAL,
+                format!(
+                    "passed the gates ({evidence}); as the challenger, waits for its shadow trial beside the holder of {alias}"
+                ),
+                Some(CHALLENGER_ALIAS),
+            )
+        }
         Verdict::Promote(evidence) if promotion.policy == PromotionPolicy::Manual => (
             reasons::AWAITING_MANUAL_PROMOTION,
             format!(

@@ -14,6 +14,7 @@ mod promotion;
 mod registry;
 mod retrain;
 mod schedule;
+mod shadow_trial;
 mod training;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -110,6 +111,7 @@ pub async fn reconcile(model: Arc<Model>, ctx: Arc<Context>) -> Result<Action, E
     // 5b. Evaluations of the champion on labelled data.
     let evaluating = evaluation::reconcile(&ctx, &model, &mut status, &now, &mut notices).await?;
     backtest::reconcile(&ctx, &model, &mut status, &now, &mut notices).await?;
+    shadow_trial::settle(&model, &deployments, &mut status, &now, &mut notices);
     let requeue = [training, evaluating].into_iter().flatten().min();
     // 6. Evidence from the deployments serving it.
     evidence::collect(&model, &deployments, &mut status, &now, &mut notices);

@@ -3,6 +3,10 @@
 //! member's own answer on request; every combination is recorded; a
 //! member's moved champion rolls out under load without a failed request;
 //! a member that cannot join leaves the last good combination serving.
+//! Shadows likewise: a challenger scores half the requests off the answer's
+//! path, its agreement with the champion is reported exactly, and a shadow
+//! trial promotes the challenger that agrees and refuses the one that does
+//! not.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -487,6 +491,110 @@ async fn a_shadow_scores_half_the_requests_and_reports_how_it_compares() -> Resu
                 .is_some_and(|b| b.rows == status.rows),
             "every row is within the last bound: {status:?}"
         );
+        Ok(())
+    })
+    .await
+}
+
+/// Waits until Model `card-fraud`'s version `version` satisfies `check`,
+/// and returns the Model.
+async fn version_where(
+    ns: &TestNamespace,
+    version: i64,
+    check: impl Fn(&Model, &aimass_crds::v1alpha1::ModelVersion) -> bool + Send + 'static,
+) -> Result<Model> {
+    wait_for(
+        &ns.api::<Model>(),
+        "card-fraud",
+        TIMEOUT,
+        move |m: Option<&Model>| {
+            m.and_then(|m| {
+                let v = m
+                    .status
+                    .as_ref()?
+                    .versions
+                    .iter()
+                    .find(|v| v.version == version)?;
+                Some(check(m, v))
+            })
+            .unwrap_or(false)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_shadow_trial_refuses_a_challenger_that_disagrees_and_promotes_one_that_agrees()
+-> Result<()> {
+    run_with_operator("trial", |ns: Arc<TestNamespace>| async move {
+        // The champion serves and shadows the challenger on half the
+        // requests; a new version is promoted only if its labels agree with
+        // the champion's on 90 % of the rows over 100 shadowed requests.
+        ns.apply(
+            &aimass_e2e::scoring_manifests(&zoo("gbdt_classifier"), 1)
+                .replace(
+                    "  source: {uri:",
+                    "  promotion: {shadow: {minRequests: 100, minLabelAgreement: 0.9}}\n  source: {uri:",
+                )
+                .replace(
+                    "model: {name: card-fraud}",
+                    "model: {name: card-fraud}\n  shadow: {percent: 50}",
+                ),
+        )
+        .await?;
+        aimass_e2e::serving(&ns, 1, 1).await?;
+        let (request, _) = zoo_reference("gbdt_classifier")?;
+        let endpoint = endpoint(&ns, "scoring", "card-fraud", &request).await?;
+        let load = Load::start(&endpoint, &request, 2);
+
+        // The random forest agrees on 14 of 16 rows: it stays challenger.
+        retrain(&ns, "card-fraud", "random_forest_classifier").await?;
+        let lost = version_where(&ns, 2, |_, v| v.reason.as_deref() == Some("ShadowTrialLost"))
+            .await;
+        let lost = match lost {
+            Ok(model) => model,
+            Err(e) => {
+                load.finish().await?;
+                return Err(e);
+            }
+        };
+        let status = lost.status.clone().unwrap_or_default();
+        let v2 = status.versions.iter().find(|v| v.version == 2).context("v2")?;
+        ensure!(
+            v2.message.as_deref().is_some_and(|m| m.starts_with("label agreement 0.8750 < 0.9 over")),
+            "{v2:?}"
+        );
+        ensure!(
+            status.aliases.get("champion") == Some(&1) && status.aliases.get("challenger") == Some(&2),
+            "{:?}",
+            status.aliases
+        );
+
+        // Logistic regression agrees on 15 of 16: promoted, and served.
+        retrain(&ns, "card-fraud", "logreg_scaler").await?;
+        let won = version_where(&ns, 3, |m, v| {
+            v.reason.is_none()
+                && m.status.as_ref().and_then(|s| s.aliases.get("champion")) == Some(&3)
+        })
+        .await;
+        let served = match won {
+            Ok(_) => aimass_e2e::serving(&ns, 3, 1).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let sent = load.finish_without_failures(100).await;
+        served?;
+        let sent = sent?;
+        let model = ns.api::<Model>().get("card-fraud").await?;
+        let v3 = model
+            .status
+            .and_then(|s| s.versions.into_iter().find(|v| v.version == 3))
+            .context("v3")?;
+        ensure!(
+            v3.message.as_deref().is_some_and(|m| m.starts_with("label agreement 0.9375 >= 0.9 over")),
+            "{v3:?}"
+        );
+        eprintln!("shadow trials under load: {sent} requests, none failed");
         Ok(())
     })
     .await
