@@ -8,7 +8,7 @@ RUST_VERSION := $(shell rustc --version | awk '{print $$2}')
 export CARGO_TARGET_DIR ?= $(AIMASS_CACHE_DIR)/cargo-target-$(RUST_VERSION)
 export AIMASS_CACHE_DIR
 
-.PHONY: help generate zoo fmt lint unit-test e2e test fuzz bench-scale bench-console bench-serving bench-drift bench-trees bench-scoring cluster-up cluster-down cluster-env demo
+.PHONY: help generate zoo fmt lint unit-test e2e test fuzz bench-scale bench-console bench-serving bench-drift bench-shadow bench-ensemble bench-trees bench-scoring cluster-up cluster-down cluster-env demo
 
 help:
 	@echo "make demo         the whole product on a local cluster: train, serve, score"
@@ -21,6 +21,8 @@ help:
 	@echo "make bench-console /models and a Model's page for 200 Models of 50 versions against the API server's own list"
 	@echo "make bench-serving the release server against the HTTP ceiling and a FastAPI reference, with wrk; start-up of big models"
 	@echo "make bench-drift  single-row latency with drift counting off, on, and on with a Reject rule per feature"
+	@echo "make bench-shadow the served model's latency with no shadow and a challenger shadowing 10 % and 100 %, c=1 and c=32"
+	@echo "make bench-ensemble the zoo's GBDT and MLP alone and as an ensemble, one row at c=1"
 	@echo "make bench-trees  our tree operators against onnxruntime on the zoo's and on deep ensembles, 1 to 4,096 rows"
 	@echo "make bench-scoring batch scoring of 1 and 10 million rows, CSV and Parquet, against the tree operators alone; 3 shards against 1"
 	@echo "make fuzz         fuzz the request decoders, 10 million executions per target (AIMASS_FUZZ_RUNS)"
@@ -55,6 +57,12 @@ bench-serving:
 
 bench-drift:
 	@bench/serving.sh --drift
+
+bench-shadow:
+	@bench/serving.sh --shadow
+
+bench-ensemble:
+	@bench/serving.sh --ensemble
 
 bench-trees:
 	@bench/trees.sh

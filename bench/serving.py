@@ -6,7 +6,10 @@ wrk in another process on loopback, in the same run, on the same model and
 request; then start-to-ready and memory for 10 MB and 100 MB tree ensembles.
 With --drift, only the cost of drift counting: the same server and request
 with counting off, on, and on with a Reject rule on every feature, one row
-per request at c=1, alternated over rounds. Prints figures and ratios;
+per request at c=1, alternated over rounds. With --shadow, the served model's
+latency with no shadow and with a LightGBM challenger shadowing 10 % and
+100 % of requests, at c=1 and c=32. With --ensemble, the zoo's GBDT and MLP
+alone and as an ensemble, one row at c=1. Prints figures and ratios;
 asserts nothing. Run by bench/serving.sh.
 """
 
@@ -113,9 +116,43 @@ def startup(server, model):
         process.wait(timeout=30)
 
 
-def drift(server, model, script, seconds, rounds=3):
+def rounds(title, server, configs, script, seconds, loads=((1, 1),), count=3):
+    """Each of `configs` (name, server arguments) under each of `loads`
+    (connections, wrk threads), alternated over `count` rounds, each round in
+    another order; prints the medians and each p99 against the first
+    config's, measured in the same run."""
+    from statistics import median
+
+    print(f"{title}, {count} rounds of {seconds} s each, each round in another order:")
+    figures = {(name, c): [] for name, _ in configs for c, _ in loads}
+    for round_ in range(count):
+        for name, arguments in configs[round_ % len(configs):] + configs[:round_ % len(configs)]:
+            port = free_port()
+            process, _ = serve([server, *arguments, "--model-name", "m", "--port", str(port)], port)
+            try:
+                for connections, threads in loads:
+                    result = wrk(port, script, connections, threads, seconds)
+                    figures[(name, connections)].append(result)
+                    print(f"  round {round_ + 1} {name:<44} c={connections:<3} {result['rps']:>8,.0f} req/s  "
+                          f"p50 {result['p50']:.3f} ms  p99 {result['p99']:.3f} ms  failed {result['failed']} "
+                          f"{result['errors']}", flush=True)
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+    first = configs[0][0]
+    print(f"\n| server | c | req/s | p50 | p99 | p99 / {first} |")
+    print("|---|---|---|---|---|---|")
+    for (name, c), results in figures.items():
+        p99 = median(r["p99"] for r in results)
+        base = median(r["p99"] for r in figures[(first, c)])
+        print(f"| {name} | {c} | {median(r['rps'] for r in results):,.0f} | "
+              f"{median(r['p50'] for r in results):.3f} ms | {p99:.3f} ms | {p99 / base:.3f} |")
+    return figures
+
+
+def drift(server, model, script, seconds):
     """Single-row latency with drift counting off and on, in one run."""
-    from statistics import NormalDist, median
+    from statistics import NormalDist
 
     deciles = [NormalDist().inv_cdf(q / 10) for q in range(1, 10)]
     baseline = {
@@ -129,32 +166,54 @@ def drift(server, model, script, seconds, rounds=3):
         path = os.path.join(tmp, "baseline.json")
         with open(path, "w") as f:
             json.dump(baseline, f)
-        counting = ["--baseline-uri", f"file://{path}"]
+        served = ["--model-uri", model]
+        counting = served + ["--baseline-uri", f"file://{path}"]
         rules = ["--feature-rule", ",".join(f"f{j}=Reject" for j in range(20))]
-        configs = [("drift off", []), ("drift counting (20 features + score)", counting),
-                   ("counting + Reject rules on the 20 features", counting + rules)]
-        print(f"drift counting, {os.path.basename(model)}, one row of 20 features per request, c=1, "
-              f"{rounds} rounds of {seconds} s each, each round in another order:")
-        figures = {name: [] for name, _ in configs}
-        for round_ in range(rounds):
-            for name, extra in configs[round_ % len(configs):] + configs[:round_ % len(configs)]:
-                port = free_port()
-                process, _ = serve([server, "--model-uri", model, "--model-name", "m", "--port", str(port), *extra], port)
-                try:
-                    result = wrk(port, script, 1, 1, seconds)
-                finally:
-                    process.terminate()
-                    process.wait(timeout=30)
-                figures[name].append(result)
-                print(f"  round {round_ + 1} {name:<44} {result['rps']:>8,.0f} req/s  p50 {result['p50']:.3f} ms  "
-                      f"p99 {result['p99']:.3f} ms  failed {result['failed']} {result['errors']}", flush=True)
-    off = median(r["p99"] for r in figures["drift off"])
-    print("\n| server | req/s | p50 | p99 | p99 / off |")
-    print("|---|---|---|---|---|")
-    for name, results in figures.items():
-        p99 = median(r["p99"] for r in results)
-        print(f"| {name} | {median(r['rps'] for r in results):,.0f} | {median(r['p50'] for r in results):.3f} ms | "
-              f"{p99:.3f} ms | {p99 / off:.3f} |")
+        rounds(f"drift counting, {os.path.basename(model)}, one row of 20 features per request", server,
+               [("drift off", served), ("drift counting (20 features + score)", counting),
+                ("counting + Reject rules on the 20 features", counting + rules)], script, seconds)
+
+
+def shadow(server, model, challenger, script, seconds):
+    """The served model's latency with a shadow off and on, at one caller
+    and at 32, in one run."""
+    served = ["--model-uri", model]
+    configs = [("no shadow", served)] + [
+        (f"{os.path.basename(challenger)} shadowing {p} %",
+         served + ["--shadow-uri", challenger, "--shadow-percent", str(p), "--shadow-version", "2"])
+        for p in (10, 100)
+    ]
+    rounds(f"shadow, {os.path.basename(model)} served, one row of 20 features per request", server, configs,
+           script, seconds, loads=LOADS)
+
+
+def ensemble(server, zoo, seconds):
+    """The zoo's GBDT and MLP alone and as a 0.7/0.3 ensemble, one row per
+    request at c=1, in one run."""
+    with open(os.path.join(zoo, "gbdt_classifier.json")) as f:
+        row = json.load(f)["inputs"][0]["data"][:8]
+    body = json.dumps({"inputs": [{"name": "features", "shape": [1, 8], "datatype": "FP32", "data": row}]})
+    gbdt, mlp = (f"file://{os.path.join(zoo, m)}.onnx" for m in ("gbdt_classifier", "mlp_classifier"))
+    configs = [
+        ("mlp_classifier alone", ["--model-uri", mlp]),
+        ("gbdt_classifier alone", ["--model-uri", gbdt]),
+        ("0.7 gbdt + 0.3 mlp", ["--member", f"gbdt={gbdt}", "--member", f"mlp={mlp}", "--member-weight", "gbdt=0.7",
+                                "--member-weight", "mlp=0.3", "--combine", "weighted-sum"]),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        script = os.path.join(tmp, "post.lua")
+        with open(script, "w") as f:
+            f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
+            f.write(f"wrk.body = [=[{body}]=]\n")
+        figures = rounds("ensemble of the zoo's GBDT and MLP, one row of 8 features per request", server, configs,
+                         script, seconds)
+    from statistics import median
+
+    p99 = {name: median(r["p99"] for r in figures[(name, 1)]) for name, _ in configs}
+    slower = max(p99["mlp_classifier alone"], p99["gbdt_classifier alone"])
+    both = p99["mlp_classifier alone"] + p99["gbdt_classifier alone"]
+    print(f"\nensemble p99 {p99['0.7 gbdt + 0.3 mlp']:.3f} ms: {p99['0.7 gbdt + 0.3 mlp'] / slower:.2f}x the slower "
+          f"member's ({slower:.3f} ms), {p99['0.7 gbdt + 0.3 mlp'] / both:.2f}x the sum of both ({both:.3f} ms)")
 
 
 def main():
@@ -164,6 +223,9 @@ def main():
     parser.add_argument("--models", required=True, help="folder models.py wrote")
     parser.add_argument("--seconds", type=int, default=10, help="seconds per load")
     parser.add_argument("--drift", action="store_true", help="only the cost of drift counting")
+    parser.add_argument("--shadow", action="store_true", help="only the cost of a shadow to the served model")
+    parser.add_argument("--ensemble", action="store_true", help="only an ensemble against its members")
+    parser.add_argument("--zoo", help="the zoo's models folder (--ensemble)")
     args = parser.parse_args()
     model = os.path.join(args.models, "xgb200.onnx")
     with open(os.path.join(args.models, "request.json")) as f:
@@ -176,6 +238,12 @@ def main():
         server = os.path.join(args.bin, "aimass-inference-server")
         if args.drift:
             drift(server, model, script, args.seconds)
+            return
+        if args.shadow:
+            shadow(server, model, os.path.join(args.models, "lgbm_63.onnx"), script, args.seconds)
+            return
+        if args.ensemble:
+            ensemble(server, args.zoo, args.seconds)
             return
         ports = [free_port() for _ in range(3)]
         candidates = [

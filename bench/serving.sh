@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The serving benchmark (`make bench-serving`, and `make bench-drift` for
-# its drift-counting comparison; see bench/README.md): builds
+# The serving benchmark (`make bench-serving`; `make bench-drift`,
+# `make bench-shadow` and `make bench-ensemble` for its drift-counting,
+# shadow and ensemble comparisons; see bench/README.md): builds
 # the release server and the bare HTTP ceiling, prepares the Python
 # environments and the models (cached), installs wrk when missing, and runs
 # bench/serving.py. Loopback only, each load bounded in time.
@@ -22,4 +23,4 @@ log "building the release server and the HTTP ceiling"
 reference="$("$repo/scripts/venv.sh" bench "$here/requirements.txt")"
 models="$("$here/models.sh")"
 exec python3 "$here/serving.py" --bin "$CARGO_TARGET_DIR/release" --python "$reference/bin/python" \
-  --models "$models" --seconds "${AIMASS_BENCH_SECONDS:-10}" "$@"
+  --models "$models" --zoo "$repo/tests/zoo/models" --seconds "${AIMASS_BENCH_SECONDS:-10}" "$@"
