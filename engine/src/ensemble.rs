@@ -36,6 +36,10 @@ pub enum Rule {
     /// each member's vote counts its weight); a tie goes to the label of
     /// the earliest member among those tied.
     Vote,
+    /// A meta-model decides: it takes one input, each member's score (the
+    /// last column of the output, FP32 or FP64) side by side,
+    /// `[rows, members]`, and its outputs are the ensemble's.
+    Stack,
 }
 
 /// One model of an ensemble.
@@ -56,6 +60,8 @@ pub struct Ensemble {
     inputs_of: Vec<Vec<usize>>,
     /// For each member, the index of the combined output among its outputs.
     output_of: Vec<usize>,
+    /// The meta-model of [`Rule::Stack`].
+    meta: Option<Arc<dyn Backend>>,
     signature: Signature,
 }
 
@@ -63,6 +69,25 @@ impl Ensemble {
     /// Combines `members` by `rule` over their output `output`; an error
     /// names the member whose signature does not fit.
     pub fn new(members: Vec<Member>, rule: Rule, output: &str) -> Result<Self, EngineError> {
+        Self::build(members, rule, output, None)
+    }
+
+    /// Stacks `members` under `meta`, which takes their scores (the last
+    /// column of `output`) as its one input, `[rows, members]`.
+    pub fn stacked(
+        members: Vec<Member>,
+        output: &str,
+        meta: Arc<dyn Backend>,
+    ) -> Result<Self, EngineError> {
+        Self::build(members, Rule::Stack, output, Some(meta))
+    }
+
+    fn build(
+        members: Vec<Member>,
+        rule: Rule,
+        output: &str,
+        meta: Option<Arc<dyn Backend>>,
+    ) -> Result<Self, EngineError> {
         let Some(first) = members.first() else {
             return Err(EngineError::Invalid("an ensemble needs members".into()));
         };
@@ -122,7 +147,7 @@ impl Ensemble {
             .collect::<Result<Vec<_>, _>>()?;
         let spec = first.backend.signature().outputs[output_of[0]].clone();
         let fits = match rule {
-            Rule::WeightedSum | Rule::Maximum => {
+            Rule::WeightedSum | Rule::Maximum | Rule::Stack => {
                 matches!(spec.datatype, DataType::Fp32 | DataType::Fp64)
             }
             Rule::Vote => matches!(spec.datatype, DataType::Int64 | DataType::Int32),
@@ -142,7 +167,14 @@ impl Ensemble {
                 )));
             }
         }
-        let mut outputs = vec![spec];
+        let mut outputs = match (rule, &meta) {
+            (Rule::Stack, Some(meta)) => stacking(meta.signature(), &spec, members.len())?,
+            (Rule::Stack, None) => {
+                return Err(EngineError::Invalid("stacking needs a meta-model".into()));
+            }
+            _ => vec![spec],
+        };
+        let meta_outputs = outputs.len();
         for m in &members {
             outputs.extend(m.backend.signature().outputs.iter().map(|s| TensorSpec {
                 name: format!("{}.{}", m.name, s.name),
@@ -151,7 +183,7 @@ impl Ensemble {
         }
         let signature = Signature {
             inputs: inputs.into_iter().map(|(s, _)| s).collect(),
-            on_request: outputs.len() - 1,
+            on_request: outputs.len() - meta_outputs,
             outputs,
         };
         Ok(Self {
@@ -159,6 +191,7 @@ impl Ensemble {
             rule,
             inputs_of,
             output_of,
+            meta: meta.filter(|_| rule == Rule::Stack),
             signature,
         })
     }
@@ -210,14 +243,22 @@ impl Backend for Ensemble {
             .zip(&self.members)
             .map(|((outputs, &index), m)| (&outputs[index], m.weight))
             .collect();
-        let combined = combine(self.rule, &parts)?;
-        Ok(std::iter::once(combined)
+        let decided = match &self.meta {
+            Some(meta) => meta.run(vec![scores(&parts, rows)?]).map_err(|e| match e {
+                EngineError::Run(why) => EngineError::Run(format!("the meta-model: {why}")),
+                other => other,
+            })?,
+            None => vec![combine(self.rule, &parts)?],
+        };
+        Ok(decided
+            .into_iter()
             .chain(answers.into_iter().flatten())
             .collect())
     }
 
     fn batch_dependent(&self) -> bool {
         self.members.iter().any(|m| m.backend.batch_dependent())
+            || self.meta.as_ref().is_some_and(|m| m.batch_dependent())
     }
 
     /// The members' together when a row runs them in turn, else the
@@ -228,12 +269,68 @@ impl Backend for Ensemble {
             .iter()
             .map(|m| m.backend.row_cost())
             .collect::<Option<_>>()?;
-        if self.quick(1) {
-            Some(costs.iter().sum())
+        let meta = match &self.meta {
+            Some(meta) => meta.row_cost()?,
+            None => Duration::ZERO,
+        };
+        let members = if self.quick(1) {
+            costs.iter().sum()
         } else {
-            costs.into_iter().max()
-        }
+            costs.into_iter().max()?
+        };
+        Some(members + meta)
     }
+}
+
+/// The outputs of a stacked ensemble: the meta-model's, once it is shown
+/// to take the members' scores (`spec`'s type, one column per member).
+fn stacking(
+    meta: &Signature,
+    spec: &TensorSpec,
+    members: usize,
+) -> Result<Vec<TensorSpec>, EngineError> {
+    let invalid = |why: String| Err(EngineError::Invalid(format!("the meta-model {why}")));
+    let [input] = meta.inputs.as_slice() else {
+        return invalid(format!(
+            "takes {} inputs; stacking gives it one, the members' scores [rows, {members}]",
+            meta.inputs.len()
+        ));
+    };
+    if input.datatype != spec.datatype {
+        return invalid(format!(
+            "takes {} {}, but the members' scores are {}",
+            input.name, input.datatype, spec.datatype
+        ));
+    }
+    let width = usize::try_from(input.shape.get(1).copied().unwrap_or(-1)).ok();
+    if input.shape.len() != 2 || width.is_some_and(|w| w != members) {
+        return invalid(format!(
+            "takes {} as {:?}, but stacking gives it [rows, {members}]: one score per member",
+            input.name, input.shape
+        ));
+    }
+    Ok(meta.outputs.clone())
+}
+
+/// Each member's score (the last column of its output), side by side:
+/// `[rows, members]`, of the outputs' type.
+fn scores(parts: &[(&Tensor, f64)], rows: usize) -> Result<Tensor, EngineError> {
+    let columns: Vec<Vec<f64>> = parts.iter().map(|(t, _)| t.floats()).collect();
+    let width = columns.first().map_or(0, Vec::len) / rows.max(1);
+    if width == 0 || columns.iter().any(|c| c.len() != width * rows) {
+        return Err(EngineError::Run(
+            "the members' scores do not fit their rows".into(),
+        ));
+    }
+    let values: Vec<f64> = (0..rows)
+        .flat_map(|r| columns.iter().map(move |c| c[r * width + width - 1]))
+        .collect();
+    let data = match parts.first().map(|(t, _)| &t.data) {
+        Some(TensorData::Fp64(_)) => TensorData::Fp64(values),
+        _ => TensorData::Fp32(values.into_iter().map(|v| v as f32).collect()),
+    };
+    Tensor::new(vec![rows, parts.len()], data)
+        .ok_or_else(|| EngineError::Run("the members' scores do not fit their shape".into()))
 }
 
 /// `parts` (each member's output and weight) combined by `rule`.
@@ -607,5 +704,135 @@ mod tests {
             "{message}"
         );
         assert!(error(Vec::new(), Rule::Vote, "label").contains("needs members"));
+    }
+
+    /// A logistic meta-model computed by hand: over `[rows, k]` scores,
+    /// p = σ(w·s + b), answering `label` (p > 0.5) and `[1 - p, p]`.
+    struct Logistic(Signature, Vec<f64>, f64);
+
+    impl Logistic {
+        fn over(width: i64, datatype: DataType, weights: Vec<f64>, intercept: f64) -> Self {
+            let spec = |name: &str, datatype, shape: Vec<i64>| TensorSpec {
+                name: name.to_owned(),
+                datatype,
+                shape,
+            };
+            Self(
+                Signature {
+                    inputs: vec![spec("scores", datatype, vec![-1, width])],
+                    outputs: vec![
+                        spec("label", DataType::Int64, vec![-1]),
+                        spec("probabilities", DataType::Fp32, vec![-1, 2]),
+                    ],
+                    on_request: 0,
+                },
+                weights,
+                intercept,
+            )
+        }
+    }
+
+    impl Backend for Logistic {
+        fn signature(&self) -> &Signature {
+            &self.0
+        }
+        fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, EngineError> {
+            let scores = inputs[0].floats();
+            let p: Vec<f64> = scores
+                .chunks(self.1.len())
+                .map(|row| {
+                    let z: f64 = row.iter().zip(&self.1).map(|(s, w)| s * w).sum::<f64>() + self.2;
+                    1.0 / (1.0 + (-z).exp())
+                })
+                .collect();
+            Ok(vec![
+                Tensor::new(
+                    vec![p.len()],
+                    TensorData::Int64(p.iter().map(|p| i64::from(*p > 0.5)).collect()),
+                )
+                .expect("labels"),
+                Tensor::new(
+                    vec![p.len(), 2],
+                    TensorData::Fp32(
+                        p.iter()
+                            .flat_map(|p| [(1.0 - p) as f32, *p as f32])
+                            .collect(),
+                    ),
+                )
+                .expect("probabilities"),
+            ])
+        }
+        fn batch_dependent(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_meta_model_decides_from_each_members_score_in_order() {
+        let meta = Logistic::over(2, DataType::Fp32, vec![3.0, -1.5], -0.4);
+        let stacked = Ensemble::stacked(
+            vec![
+                member("gbdt", "gbdt_classifier", 1.0),
+                member("mlp", "mlp_classifier", 1.0),
+            ],
+            "probabilities",
+            Arc::new(meta),
+        )
+        .expect("a stack");
+        let names: Vec<&str> = stacked
+            .signature()
+            .outputs
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names[..3], ["label", "probabilities", "gbdt.label"]);
+        assert_eq!(
+            stacked.signature().on_request,
+            4,
+            "the members' outputs on request"
+        );
+        let outputs = stacked.run(rows()).expect("runs");
+        let gbdt = output(&stacked, &outputs, "gbdt.probabilities").floats();
+        let mlp = output(&stacked, &outputs, "mlp.probabilities").floats();
+        let decided = outputs[1].floats();
+        for r in 0..16 {
+            // By hand, from each member's positive class.
+            let z = 3.0 * gbdt[2 * r + 1] - 1.5 * mlp[2 * r + 1] - 0.4;
+            let p = 1.0 / (1.0 + (-z).exp());
+            assert!(
+                (decided[2 * r + 1] - p).abs() < 1e-6,
+                "row {r}: {} vs {p}",
+                decided[2 * r + 1]
+            );
+            assert_eq!(outputs[0].integers()[r], i64::from(p > 0.5));
+        }
+    }
+
+    #[test]
+    fn a_meta_model_that_cannot_take_the_scores_is_refused() {
+        let members = || {
+            vec![
+                member("gbdt", "gbdt_classifier", 1.0),
+                member("mlp", "mlp_classifier", 1.0),
+            ]
+        };
+        let refused =
+            |meta: Logistic| match Ensemble::stacked(members(), "probabilities", Arc::new(meta)) {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("accepted"),
+            };
+        assert!(
+            refused(Logistic::over(3, DataType::Fp32, vec![1.0; 3], 0.0))
+                .contains("takes scores as [-1, 3], but stacking gives it [rows, 2]")
+        );
+        assert!(
+            refused(Logistic::over(2, DataType::Fp64, vec![1.0; 2], 0.0))
+                .contains("takes scores FP64, but the members' scores are FP32")
+        );
+        let mut two = Logistic::over(2, DataType::Fp32, vec![1.0; 2], 0.0);
+        two.0.inputs.push(two.0.inputs[0].clone());
+        assert!(refused(two).contains("takes 2 inputs"));
+        let alone = Ensemble::new(members(), Rule::Stack, "probabilities");
+        assert!(alone.is_err_and(|e| e.to_string().contains("stacking needs a meta-model")));
     }
 }

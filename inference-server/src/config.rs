@@ -25,6 +25,8 @@ pub enum Combine {
     Maximum,
     /// The label most members voted for (weights count as votes).
     Vote,
+    /// A meta-model (`--meta`) decides from the members' scores.
+    Stack,
 }
 
 impl From<Combine> for aimass_engine::ensemble::Rule {
@@ -33,6 +35,7 @@ impl From<Combine> for aimass_engine::ensemble::Rule {
             Combine::WeightedSum => Self::WeightedSum,
             Combine::Maximum => Self::Maximum,
             Combine::Vote => Self::Vote,
+            Combine::Stack => Self::Stack,
         }
     }
 }
@@ -49,6 +52,9 @@ pub struct EnsemblePlan {
     pub output: String,
     /// The members, in order.
     pub members: Vec<PlannedMember>,
+    /// The meta-model of `stack` (its name is ignored).
+    #[serde(default)]
+    pub meta: Option<PlannedMember>,
 }
 
 /// One member of an [`EnsemblePlan`].
@@ -172,6 +178,16 @@ pub struct Config {
     /// How an ensemble's answers combine.
     #[arg(long, value_enum, requires = "members")]
     pub combine: Option<Combine>,
+
+    /// The meta-model of `--combine stack`: it takes one input, each
+    /// member's score (the last column of `--combine-output`) side by side,
+    /// `[rows, members]`, and its outputs are the ensemble's.
+    #[arg(long, requires = "members")]
+    pub meta: Option<String>,
+
+    /// The meta-model's expected sha256.
+    #[arg(long, requires = "meta")]
+    pub meta_sha256: Option<String>,
 
     /// The output an ensemble's answers combine (every member must return
     /// it, with the same type and shape).
@@ -573,6 +589,12 @@ impl Config {
             combine,
             output: self.combine_output.clone(),
             members,
+            meta: self.meta.as_ref().map(|uri| PlannedMember {
+                name: "meta".into(),
+                uri: uri.clone(),
+                weight: 1.0,
+                sha256: self.meta_sha256.clone(),
+            }),
         }))
     }
 }
@@ -762,6 +784,44 @@ mod tests {
             strangers
                 .ensemble_plan()
                 .is_err_and(|e| e.contains("names mlp, which is not a --member"))
+        );
+        let stack = Config::try_parse_from([
+            "aimass-inference-server",
+            "--model-name",
+            "m",
+            "--member",
+            "gbdt=g.onnx",
+            "--member",
+            "mlp=m.onnx",
+            "--combine",
+            "stack",
+            "--meta",
+            "meta.onnx",
+            "--meta-sha256",
+            "cd",
+        ])
+        .expect("parses");
+        let meta = stack.ensemble_plan().ok().flatten().and_then(|p| p.meta);
+        assert_eq!(
+            meta.map(|m| (m.uri, m.sha256)),
+            Some(("meta.onnx".to_owned(), Some("cd".to_owned())))
+        );
+        let json = r#"{"combine": "stack", "members": [], "meta": {"name": "meta", "uri": "meta.onnx", "sha256": null}}"#;
+        let parsed = Config::try_parse_from([
+            "aimass-inference-server",
+            "--model-name",
+            "m",
+            "--ensemble",
+            json,
+        ])
+        .expect("parses");
+        assert_eq!(
+            parsed
+                .ensemble
+                .and_then(|p| p.meta)
+                .map(|m| m.uri)
+                .as_deref(),
+            Some("meta.onnx")
         );
     }
 

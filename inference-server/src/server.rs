@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use crate::Error;
 use crate::batching::{Batcher, BatchingConfig};
-use crate::config::{Config, EnsemblePlan};
+use crate::config::{Combine, Config, EnsemblePlan};
 use crate::connections::{Activity, Pool, Watched};
 use crate::grpc::Grpc;
 use crate::http::{Limits, Service, handle_admin, handle_api};
@@ -97,11 +97,17 @@ async fn load_ensemble(plan: &EnsemblePlan) -> Result<Arc<dyn Backend>, Error> {
             weight: m.weight,
         });
     }
-    Ok(Arc::new(Ensemble::new(
-        members,
-        plan.combine.into(),
-        &plan.output,
-    )?))
+    match (plan.combine, &plan.meta) {
+        (Combine::Stack, Some(meta)) => {
+            let meta = load_model(&meta.uri, meta.sha256.as_deref())
+                .await
+                .map_err(|e| invalid(format!("the meta-model: {e}")))?;
+            Ok(Arc::new(Ensemble::stacked(members, &plan.output, meta)?))
+        }
+        (Combine::Stack, None) => Err(invalid("stack needs a meta-model (--meta)".into())),
+        (_, Some(_)) => Err(invalid("only stack takes a meta-model".into())),
+        (rule, None) => Ok(Arc::new(Ensemble::new(members, rule.into(), &plan.output)?)),
+    }
 }
 
 /// Loads the model and builds the service without any security layer.

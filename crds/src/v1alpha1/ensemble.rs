@@ -21,6 +21,10 @@ pub const COMBINATIONS_KEPT: usize = 20;
     "self.members.all(m, self.members.exists_one(n, n.name == m.name))",
     "ensemble.members must have unique names"
 ))]
+#[x_kube(validation = (
+    "(self.combine == 'Stack') == has(self.meta)",
+    "Stack needs ensemble.meta, the meta-model over the members' scores; the other rules take none"
+))]
 pub struct EnsembleSpec {
     /// How the members' answers become one.
     pub combine: CombineRule,
@@ -36,6 +40,13 @@ pub struct EnsembleSpec {
     /// `<member>.<output>` when a request names them.
     #[schemars(length(min = 2, max = 8))]
     pub members: Vec<EnsembleMember>,
+
+    /// The meta-model of `Stack`: a Model whose one input takes each
+    /// member's score (the last column of `output`) side by side,
+    /// `[rows, members]`, in the members' order; its outputs are the
+    /// ensemble's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<ModelSelector>,
 }
 
 fn default_output() -> String {
@@ -55,6 +66,8 @@ pub enum CombineRule {
     /// The label most members voted for, each counting its `weight`; a tie
     /// goes to the earliest member's label.
     Vote,
+    /// A meta-model (`meta`) decides from the members' scores: stacking.
+    Stack,
 }
 
 impl CombineRule {
@@ -64,6 +77,7 @@ impl CombineRule {
             Self::WeightedSum => "weighted-sum",
             Self::Maximum => "maximum",
             Self::Vote => "vote",
+            Self::Stack => "stack",
         }
     }
 }
@@ -113,6 +127,10 @@ pub struct Combination {
     pub output: String,
     /// The members with the versions they resolved to.
     pub members: Vec<CombinationMember>,
+    /// The meta-model of `Stack`, with the version it resolved to (named
+    /// `meta`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<CombinationMember>,
     /// The inputs and outputs callers see, derived from the members'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<ModelSignature>,
@@ -150,8 +168,7 @@ impl Combination {
             (
                 c.combine,
                 c.output.clone(),
-                c.members
-                    .iter()
+                c.all_members()
                     .map(|m| {
                         (
                             m.name.clone(),
@@ -167,10 +184,14 @@ impl Combination {
         key(self) == key(other)
     }
 
+    /// The members, then the meta-model if there is one.
+    pub fn all_members(&self) -> impl Iterator<Item = &CombinationMember> {
+        self.members.iter().chain(&self.meta)
+    }
+
     /// `member=version` pairs, for messages: `gbdt=fraud-gbdt v3, …`.
     pub fn describe(&self) -> String {
-        self.members
-            .iter()
+        self.all_members()
             .map(|m| format!("{}={} v{}", m.name, m.model, m.version))
             .collect::<Vec<_>>()
             .join(", ")

@@ -160,7 +160,7 @@ impl ModelDeploymentSpec {
         self.model.iter().chain(
             self.ensemble
                 .iter()
-                .flat_map(|e| e.members.iter().map(|m| &m.model)),
+                .flat_map(|e| e.members.iter().map(|m| &m.model).chain(&e.meta)),
         )
     }
 }

@@ -517,7 +517,7 @@ fn protected_versions(
             status
                 .combinations
                 .iter()
-                .flat_map(|c| &c.members)
+                .flat_map(|c| c.all_members())
                 .filter(|m| m.model == name)
                 .map(|m| m.version),
         );

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use aimass_crds::v1alpha1::conditions::reasons;
 use aimass_crds::v1alpha1::{
     COMBINATIONS_KEPT, Combination, CombinationMember, CombineRule, EnsembleSpec, Model,
-    ModelSignature, ModelVersion, TensorSignature, VersionPhase,
+    ModelSelector, ModelSignature, ModelVersion, TensorSignature, VersionPhase,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -24,43 +24,71 @@ pub fn combination(
     recorded: &[Combination],
     now: &Time,
 ) -> Result<Combination, Problem> {
-    let mut members = Vec::new();
-    let mut signatures = Vec::new();
-    for member in &ensemble.members {
-        let Some(model) = models.get(&member.model.name) else {
+    // A member (or the meta-model, `who`) as recorded, with its signature.
+    let resolve = |who: String, selector: &ModelSelector, weight: f64| {
+        let Some(model) = models.get(&selector.name) else {
             return Err(Problem {
                 reason: reasons::REFERENCE_NOT_FOUND,
                 message: format!(
-                    "member {}: Model {:?} does not exist in this namespace",
-                    member.name, member.model.name
+                    "{who}: Model {:?} does not exist in this namespace",
+                    selector.name
                 ),
             });
         };
-        let resolved = resolve::resolve(model, &member.model).map_err(|u| Problem {
+        let resolved = resolve::resolve(model, selector).map_err(|u| Problem {
             reason: u.reason,
-            message: format!("member {}: {}", member.name, u.message),
+            message: format!("{who}: {}", u.message),
         })?;
-        signatures.push((member.name.as_str(), resolved.version.signature.clone()));
+        Ok((
+            CombinationMember {
+                name: String::new(),
+                model: selector.name.clone(),
+                version: resolved.version.version,
+                alias: resolved.alias,
+                weight,
+                uri: resolved.version.uri,
+                sha256: resolved.version.sha256,
+            },
+            resolved.version.signature,
+        ))
+    };
+    let mut members = Vec::new();
+    let mut signatures = Vec::new();
+    for member in &ensemble.members {
+        let (resolved, signature) = resolve(
+            format!("member {}", member.name),
+            &member.model,
+            member.weight,
+        )?;
+        signatures.push((member.name.as_str(), signature));
         members.push(CombinationMember {
             name: member.name.clone(),
-            model: member.model.name.clone(),
-            version: resolved.version.version,
-            alias: resolved.alias,
-            weight: member.weight,
-            uri: resolved.version.uri,
-            sha256: resolved.version.sha256,
+            ..resolved
         });
     }
-    let signature =
-        derive(&signatures, ensemble.combine, &ensemble.output).map_err(|message| Problem {
-            reason: reasons::MEMBER_INCOMPATIBLE,
-            message,
-        })?;
+    let meta = match &ensemble.meta {
+        Some(selector) => Some(resolve("the meta-model".into(), selector, 1.0)?),
+        None => None,
+    };
+    let signature = derive(
+        &signatures,
+        ensemble.combine,
+        &ensemble.output,
+        meta.as_ref().map(|(_, s)| s.as_ref()),
+    )
+    .map_err(|message| Problem {
+        reason: reasons::MEMBER_INCOMPATIBLE,
+        message,
+    })?;
     let wanted = Combination {
         revision: recorded.iter().map(|c| c.revision).max().unwrap_or(0) + 1,
         combine: ensemble.combine,
         output: ensemble.output.clone(),
         members,
+        meta: meta.map(|(m, _)| CombinationMember {
+            name: "meta".into(),
+            ..m
+        }),
         signature,
         created: now.clone(),
     };
@@ -74,12 +102,15 @@ pub fn combination(
 /// The signature an ensemble of `members` shows callers, or why the server
 /// would refuse them (naming the member): shared inputs must agree on type
 /// and shape, and every member must return `output` with the same type and
-/// shape, of a type `rule` combines. `None` when a member's signature is
-/// unknown (the server still checks).
+/// shape, of a type `rule` combines; a meta-model (`Stack`) must take the
+/// members' scores as its one input, `[rows, members]`, and its outputs are
+/// the ensemble's. `None` when a signature is unknown (the server still
+/// checks).
 fn derive(
     members: &[(&str, Option<ModelSignature>)],
     rule: CombineRule,
     output: &str,
+    meta: Option<Option<&ModelSignature>>,
 ) -> Result<Option<ModelSignature>, String> {
     let Some(known) = members
         .iter()
@@ -88,6 +119,9 @@ fn derive(
     else {
         return Ok(None);
     };
+    if meta.is_some_and(|m| m.is_none()) {
+        return Ok(None);
+    }
     let mut inputs: Vec<(&TensorSignature, &str)> = Vec::new();
     for (name, signature) in &known {
         for input in &signature.inputs {
@@ -129,7 +163,7 @@ fn derive(
         return Ok(None);
     };
     let fits = match rule {
-        CombineRule::WeightedSum | CombineRule::Maximum => {
+        CombineRule::WeightedSum | CombineRule::Maximum | CombineRule::Stack => {
             matches!(spec.datatype.as_str(), "FP32" | "FP64")
         }
         CombineRule::Vote => matches!(spec.datatype.as_str(), "INT64" | "INT32"),
@@ -140,7 +174,10 @@ fn derive(
             spec.datatype
         ));
     }
-    let mut outputs = vec![spec.clone()];
+    let mut outputs = match meta.flatten() {
+        Some(meta) => stacking(meta, spec, known.len())?,
+        None => vec![spec.clone()],
+    };
     for (name, signature) in &known {
         outputs.extend(signature.outputs.iter().map(|o| TensorSignature {
             name: format!("{name}.{}", o.name),
@@ -151,6 +188,32 @@ fn derive(
         inputs: inputs.into_iter().map(|(i, _)| i.clone()).collect(),
         outputs,
     }))
+}
+
+/// The outputs of a stacked ensemble: the meta-model's, once it is shown to
+/// take the members' scores (`spec`'s type, one column per member).
+fn stacking(
+    meta: &ModelSignature,
+    spec: &TensorSignature,
+    members: usize,
+) -> Result<Vec<TensorSignature>, String> {
+    let [input] = meta.inputs.as_slice() else {
+        return Err(format!(
+            "the meta-model takes {} inputs; stacking gives it one, the members' scores [rows, {members}]",
+            meta.inputs.len()
+        ));
+    };
+    let width = input.shape.get(1).copied().unwrap_or(-1);
+    if input.datatype != spec.datatype
+        || input.shape.len() != 2
+        || (width >= 0 && width != members as i64)
+    {
+        return Err(format!(
+            "the meta-model takes {} as {} {:?}, but stacking gives it the members' scores as {} [rows, {members}]",
+            input.name, input.datatype, input.shape, spec.datatype
+        ));
+    }
+    Ok(meta.outputs.clone())
 }
 
 /// A combination as the version record the rollout machinery serves: its

@@ -2,7 +2,8 @@
 //! answers their weighted sum, their maximum or their vote, with each
 //! member's own answer on request; every combination is recorded; a
 //! member's moved champion rolls out under load without a failed request;
-//! a member that cannot join leaves the last good combination serving.
+//! a member that cannot join leaves the last good combination serving; a
+//! stack answers what its logistic meta-model computes by hand.
 //! Shadows likewise: a challenger scores half the requests off the answer's
 //! path, its agreement with the champion is reported exactly, and a shadow
 //! trial promotes the challenger that agrees and refuses the one that does
@@ -14,43 +15,54 @@ use std::time::Duration;
 use aimass_crds::v1alpha1::{Combination, Model, ModelDeployment};
 use aimass_e2e::load::{Endpoint, Load};
 use aimass_e2e::operator::run_with_operator;
-use aimass_e2e::{TestNamespace, close, endpoint, wait, wait_for, zoo, zoo_reference};
+use aimass_e2e::{
+    TestNamespace, close, endpoint, python_script, wait, wait_for, zoo, zoo_reference,
+};
 use anyhow::{Context, Result, ensure};
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
 const TIMEOUT: Duration = Duration::from_secs(150);
 
-/// Models `fraud-gbdt` and `fraud-mlp`, `fraud-forest` (the zoo's GBDT,
-/// MLP and random forest) and ModelDeployment `blend`: 0.7 × the GBDT's
-/// probabilities + 0.3 × the MLP's, on two replicas.
-fn manifests() -> String {
-    let model = |name: &str, zoo_name: &str| {
-        format!(
-            "apiVersion: aimass.io/v1alpha1\nkind: Model\nmetadata: {{name: {name}}}\nspec:\n  source: {{uri: \"{}\"}}\n---\n",
-            zoo(zoo_name)
-        )
-    };
+/// Model `name` imported from `uri`.
+fn model(name: &str, uri: &str) -> String {
     format!(
-        r#"{}{}{}
+        "apiVersion: aimass.io/v1alpha1\nkind: Model\nmetadata: {{name: {name}}}\nspec:\n  source: {{uri: \"{uri}\"}}\n---\n"
+    )
+}
+
+/// ModelDeployment `blend` of `ensemble` (a YAML flow mapping) on two
+/// replicas.
+fn blend(ensemble: &str) -> String {
+    format!(
+        r#"
 apiVersion: aimass.io/v1alpha1
 kind: ModelDeployment
 metadata: {{name: blend}}
 spec:
-  ensemble:
-    combine: WeightedSum
-    output: probabilities
-    members:
-    - {{name: gbdt, model: {{name: fraud-gbdt}}, weight: 0.7}}
-    - {{name: mlp, model: {{name: fraud-mlp, alias: champion}}, weight: 0.3}}
+  ensemble: {ensemble}
   replicas: {{min: 1, max: 4, count: 2}}
   autoscaling: {{enabled: false}}
   server: {{drainTimeoutSeconds: 5}}
-"#,
-        model("fraud-gbdt", "gbdt_classifier"),
-        model("fraud-mlp", "mlp_classifier"),
-        model("fraud-forest", "random_forest_classifier"),
+"#
     )
+}
+
+/// Models `fraud-gbdt` and `fraud-mlp`, `fraud-forest` (the zoo's GBDT,
+/// MLP and random forest) and ModelDeployment `blend`: 0.7 × the GBDT's
+/// probabilities + 0.3 × the MLP's.
+fn manifests() -> String {
+    [
+        model("fraud-gbdt", &zoo("gbdt_classifier")),
+        model("fraud-mlp", &zoo("mlp_classifier")),
+        model("fraud-forest", &zoo("random_forest_classifier")),
+        blend(
+            "{combine: WeightedSum, output: probabilities, members: [\
+             {name: gbdt, model: {name: fraud-gbdt}, weight: 0.7}, \
+             {name: mlp, model: {name: fraud-mlp, alias: champion}, weight: 0.3}]}",
+        ),
+    ]
+    .concat()
 }
 
 /// Waits until `blend` is Ready serving combination `revision` on every
@@ -595,6 +607,71 @@ async fn a_shadow_trial_refuses_a_challenger_that_disagrees_and_promotes_one_tha
             "{v3:?}"
         );
         eprintln!("shadow trials under load: {sent} requests, none failed");
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_stack_answers_what_its_logistic_meta_model_computes_from_the_members_scores()
+-> Result<()> {
+    run_with_operator("stack", |ns: Arc<TestNamespace>| async move {
+        // A logistic regression over the GBDT's and the MLP's scores, as
+        // ONNX, registered as a Model of its own.
+        let path = ns.scratch()?.join("meta.onnx");
+        let meta = python_script(
+            &["scripts/zoo-venv.sh"],
+            "meta_model.py",
+            &[path.to_str().context("a path")?],
+        )?;
+        let weights: Vec<f64> = serde_json::from_value(meta["weights"].clone())?;
+        let intercept = meta["intercept"].as_f64().context("an intercept")?;
+        ns.apply(
+            &[
+                model("fraud-gbdt", &zoo("gbdt_classifier")),
+                model("fraud-mlp", &zoo("mlp_classifier")),
+                model("fraud-meta", &format!("file://{}", path.display())),
+                blend(
+                    "{combine: Stack, output: probabilities, meta: {name: fraud-meta}, members: [\
+                     {name: gbdt, model: {name: fraud-gbdt}}, {name: mlp, model: {name: fraud-mlp}}]}",
+                ),
+            ]
+            .concat(),
+        )
+        .await?;
+        let first = serving(&ns, 1).await?;
+        ensure!(
+            first.describe() == "gbdt=fraud-gbdt v1, mlp=fraud-mlp v1, meta=fraud-meta v1",
+            "{first:?}"
+        );
+        let (request, _) = zoo_reference("gbdt_classifier")?;
+        let endpoint = endpoint(&ns, "blend", "blend", &request).await?;
+        let answer = ask(
+            &endpoint,
+            &request,
+            &["label", "probabilities", "gbdt.probabilities", "mlp.probabilities"],
+        )
+        .await?;
+        let (gbdt, mlp) = (
+            answer.numbers("gbdt.probabilities")?,
+            answer.numbers("mlp.probabilities")?,
+        );
+        ensure!(close(&json!(gbdt), &reference("gbdt_classifier", "probabilities")?));
+        ensure!(close(&json!(mlp), &reference("mlp_classifier", "probabilities")?));
+        let (labels, decided) = (answer.numbers("label")?, answer.numbers("probabilities")?);
+        ensure!(labels.len() == 16 && decided.len() == 32, "{}", answer.0);
+        for row in 0..16 {
+            // By hand: σ(w · (the members' positive classes) + b).
+            let z = weights[0] * gbdt[2 * row + 1] + weights[1] * mlp[2 * row + 1] + intercept;
+            let p = 1.0 / (1.0 + (-z).exp());
+            ensure!(
+                (decided[2 * row + 1] - p).abs() <= 1e-6 && (decided[2 * row] - (1.0 - p)).abs() <= 1e-6,
+                "row {row}: the stack answered {} and {}, by hand {p}",
+                decided[2 * row],
+                decided[2 * row + 1]
+            );
+            ensure!(labels[row] == f64::from(u8::from(z > 0.0)), "row {row}: label {}", labels[row]);
+        }
         Ok(())
     })
     .await

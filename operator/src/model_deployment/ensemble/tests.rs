@@ -55,6 +55,7 @@ fn spec(combine: CombineRule, output: &str) -> EnsembleSpec {
         combine,
         output: output.into(),
         members: vec![member("gbdt", 0.7), member("mlp", 0.3)],
+        meta: None,
     }
 }
 
@@ -224,6 +225,7 @@ fn the_record_keeps_twenty_and_never_what_serves() {
         combine: CombineRule::Maximum,
         output: "probabilities".into(),
         members: Vec::new(),
+        meta: None,
         signature: None,
         created: at(1),
     };
@@ -239,4 +241,70 @@ fn the_record_keeps_twenty_and_never_what_serves() {
         "the serving one stays, the oldest other goes"
     );
     assert_eq!(numbers.last(), Some(&21));
+}
+
+/// A logistic meta-model's signature over `width` scores.
+fn meta(width: i64, datatype: &str) -> String {
+    format!(
+        r#"{{inputs: [{{name: scores, datatype: {datatype}, shape: [-1, {width}]}}], outputs: [{{name: label, datatype: INT64, shape: [-1]}}, {{name: probabilities, datatype: FP32, shape: [-1, 2]}}]}}"#
+    )
+}
+
+#[test]
+fn a_stack_answers_with_its_meta_models_outputs_and_records_its_version() {
+    let good = classifier(8, "FP32", 2);
+    let mut stack = spec(CombineRule::Stack, "probabilities");
+    stack.meta = Some(ModelSelector {
+        name: "fraud-meta".into(),
+        alias: None,
+        version: None,
+    });
+    let registry = |meta_signature: String| {
+        BTreeMap::from([
+            model("fraud-gbdt", std::slice::from_ref(&good)),
+            model("fraud-mlp", std::slice::from_ref(&good)),
+            model("fraud-meta", &[meta_signature]),
+        ])
+    };
+    let c = combination(&stack, &registry(meta(2, "FP32")), &[], &at(1)).expect("a stack");
+    assert_eq!(
+        c.describe(),
+        "gbdt=fraud-gbdt v1, mlp=fraud-mlp v1, meta=fraud-meta v1"
+    );
+    let outputs: Vec<String> = c
+        .signature
+        .expect("derived")
+        .outputs
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(outputs[..3], ["label", "probabilities", "gbdt.label"]);
+    for (signature, message) in [
+        (
+            meta(3, "FP32"),
+            "the meta-model takes scores as FP32 [-1, 3], but stacking gives it the members' scores as FP32 [rows, 2]",
+        ),
+        (
+            meta(2, "FP64"),
+            "the meta-model takes scores as FP64 [-1, 2], but stacking gives it the members' scores as FP32 [rows, 2]",
+        ),
+        (
+            classifier(8, "FP32", 2).replace(
+                "inputs: [",
+                "inputs: [{name: extra, datatype: FP32, shape: [-1, 1]}, ",
+            ),
+            "the meta-model takes 2 inputs; stacking gives it one, the members' scores [rows, 2]",
+        ),
+    ] {
+        let problem = combination(&stack, &registry(signature), &[], &at(1)).expect_err(message);
+        assert_eq!(problem.reason, reasons::MEMBER_INCOMPATIBLE);
+        assert_eq!(problem.message, message);
+    }
+    let mut missing = registry(meta(2, "FP32"));
+    missing.remove("fraud-meta");
+    let problem = combination(&stack, &missing, &[], &at(1)).expect_err("no meta-model");
+    assert_eq!(
+        problem.message,
+        "the meta-model: Model \"fraud-meta\" does not exist in this namespace"
+    );
 }

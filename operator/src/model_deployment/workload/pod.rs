@@ -155,12 +155,16 @@ fn ensemble_plan(combination: &Combination) -> String {
             member
         })
         .collect();
-    serde_json::json!({
+    let mut plan = serde_json::json!({
         "combine": combination.combine.as_flag(),
         "output": combination.output,
         "members": members,
-    })
-    .to_string()
+    });
+    if let Some(meta) = &combination.meta {
+        plan["meta"] =
+            serde_json::json!({"name": meta.name, "uri": meta.uri, "sha256": meta.sha256});
+    }
+    plan.to_string()
 }
 
 /// Faults the end-to-end tests inject through annotations.
