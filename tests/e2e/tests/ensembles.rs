@@ -91,10 +91,28 @@ async fn serving(ns: &TestNamespace, revision: i64) -> Result<Combination> {
         .context("the serving combination is not recorded")
 }
 
-/// Waits until ten answers in a row come from combination `revision`:
-/// replaced servers keep answering while they drain.
-async fn answering(endpoint: &Endpoint, request: &Value, revision: i64) -> Result<()> {
+/// Waits until only servers of combination `revision` are left (replaced
+/// ones keep answering while they drain), then until ten answers in a row
+/// come from it.
+async fn answering(
+    ns: &TestNamespace,
+    endpoint: &Endpoint,
+    request: &Value,
+    revision: i64,
+) -> Result<()> {
     let revision = revision.to_string();
+    wait(TIMEOUT, "the replaced servers to be gone", || async {
+        let pods = aimass_e2e::pods(ns, "aimass.io/model-deployment=blend").await?;
+        Ok(pods.iter().all(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("aimass.io/model-version"))
+                    == Some(&revision)
+        }))
+    })
+    .await?;
     wait(
         Duration::from_secs(30),
         "every answer to come from the new combination",
@@ -245,7 +263,7 @@ async fn an_ensemble_combines_its_members_rolls_out_their_moves_and_keeps_its_la
         )
         .await?;
         serving(&ns, 2).await?;
-        answering(&endpoint, &request, 2).await?;
+        answering(&ns, &endpoint, &request, 2).await?;
         let answer = ask(&endpoint, &request, &outputs).await?;
         ensure!(answer.version() == "2", "{}", answer.0);
         ensure!(
@@ -266,7 +284,7 @@ async fn an_ensemble_combines_its_members_rolls_out_their_moves_and_keeps_its_la
         )
         .await?;
         serving(&ns, 3).await?;
-        answering(&endpoint, &request, 3).await?;
+        answering(&ns, &endpoint, &request, 3).await?;
         let votes = ["label", "gbdt.label", "mlp.label", "forest.label"];
         let answer = ask(&endpoint, &request, &votes).await?;
         let members: Vec<Vec<f64>> = votes[1..]
@@ -310,7 +328,7 @@ async fn an_ensemble_combines_its_members_rolls_out_their_moves_and_keeps_its_la
         let sent = load.finish_without_failures(50).await;
         let moved = rolled?;
         let sent = sent?;
-        answering(&endpoint, &request, 4).await?;
+        answering(&ns, &endpoint, &request, 4).await?;
         ensure!(
             moved.describe() == "gbdt=fraud-gbdt v1, mlp=fraud-mlp v2",
             "the record names the new member version: {moved:?}"
