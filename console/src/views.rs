@@ -213,4 +213,82 @@ status:
         }
         Ok(())
     }
+
+    /// The deployment page of `yaml`, rendered.
+    fn deployment_page(yaml: &str) -> Result<String, Error> {
+        let md: aimass_crds::v1alpha1::ModelDeployment =
+            serde_yaml_ng::from_str(yaml).map_err(|e| Error::BadRequest(e.to_string()))?;
+        let status = md.status.clone().unwrap_or_default();
+        Views::new()?.render(
+            "deployment.html",
+            minijinja::context! {
+                ns => "risk", name => "blend", user => "alice",
+                md => Value::from_serialize(&md),
+                status => Value::from_serialize(&status),
+                drift_class => "",
+            },
+            false,
+        )
+    }
+
+    #[test]
+    fn an_ensembles_page_shows_its_combinations_and_a_shadows_its_comparison() -> Result<(), Error>
+    {
+        let ensemble = deployment_page(
+            r#"
+apiVersion: aimass.io/v1alpha1
+kind: ModelDeployment
+metadata: {name: blend, namespace: risk}
+spec:
+  ensemble:
+    combine: Stack
+    meta: {name: fraud-meta}
+    members: [{name: gbdt, model: {name: fraud-gbdt}}, {name: mlp, model: {name: "<i>mlp</i>"}}]
+status:
+  servingVersion: 2
+  combinations:
+  - {revision: 1, combine: WeightedSum, output: probabilities, created: "2026-01-01T00:00:00Z",
+     members: [{name: gbdt, model: fraud-gbdt, version: 1, alias: champion, weight: 0.7, uri: "s3://m/1"}]}
+  - {revision: 2, combine: Stack, output: probabilities, created: "2026-01-02T00:00:00Z",
+     members: [{name: gbdt, model: fraud-gbdt, version: 3, weight: 1, uri: "s3://m/3"}],
+     meta: {name: meta, model: fraud-meta, version: 5, weight: 1, uri: "s3://m/5"}}
+"#,
+        )?;
+        for shown in [
+            "Ensemble (Stack) of <a href=\"/ns/risk/models/fraud-gbdt\">fraud-gbdt</a>",
+            "&lt;i&gt;mlp&lt;&#x2f;i&gt;",
+            "meta-model <a href=\"/ns/risk/models/fraud-meta\">fraud-meta</a>",
+            "<td>v1</td><td>WeightedSum of probabilities</td><td>gbdt = fraud-gbdt v1 (champion) × 0.7</td>",
+            r#"<tr class="ok"><td>v2</td><td>Stack of probabilities</td><td>gbdt = fraud-gbdt v3; meta-model fraud-meta v5</td>"#,
+        ] {
+            assert!(
+                ensemble.contains(shown),
+                "{shown:?} is not on the page:\n{ensemble}"
+            );
+        }
+        let shadowed = deployment_page(
+            r#"
+apiVersion: aimass.io/v1alpha1
+kind: ModelDeployment
+metadata: {name: scoring, namespace: risk}
+spec:
+  model: {name: card-fraud}
+  shadow: {percent: 50}
+status:
+  shadow: {version: 2, requests: 510, rows: 8160, labelAgreement: 0.875, meanAbsoluteDifference: 0.1211, dropped: 0,
+           differences: [{le: 0.02, rows: 510}, {le: 0.5, rows: 8160}]}
+"#,
+        )?;
+        for shown in [
+            "50 % of the requests",
+            "v2 scored 510 requests (8160 rows) · labels agree on 87.50 % · mean score difference 0.1211 · dropped 0",
+            "<td>0.5</td><td>8160</td>",
+        ] {
+            assert!(
+                shadowed.contains(shown),
+                "{shown:?} is not on the page:\n{shadowed}"
+            );
+        }
+        Ok(())
+    }
 }
