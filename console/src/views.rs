@@ -141,7 +141,7 @@ mod tests {
     /// autoscaler, migrations and a broken audit checkpoint.
     #[test]
     fn a_deployment_with_every_status_part_renders_each() -> Result<(), Error> {
-        let md: aimass_crds::v1alpha1::ModelDeployment = serde_yaml_ng::from_str(
+        let page = deployment_page(
             r#"
 apiVersion: aimass.io/v1alpha1
 kind: ModelDeployment
@@ -178,18 +178,6 @@ status:
   auditCheckpoints:
   - {pod: scoring-a, sequence: 41, mac: "ab", time: "2026-01-01T00:00:00Z", writeFailures: 0, broken: "record 12 does not chain"}
 "#,
-        )
-        .map_err(|e| Error::BadRequest(e.to_string()))?;
-        let status = md.status.clone().unwrap_or_default();
-        let page = Views::new()?.render(
-            "deployment.html",
-            minijinja::context! {
-                ns => "risk", name => "scoring", user => "alice",
-                md => Value::from_serialize(&md),
-                status => Value::from_serialize(&status),
-                drift_class => "bad",
-            },
-            false,
         )?;
         for shown in [
             "concurrency 9.5 over target 5",
@@ -222,10 +210,10 @@ status:
         Views::new()?.render(
             "deployment.html",
             minijinja::context! {
-                ns => "risk", name => "blend", user => "alice",
+                ns => "risk", name => md.metadata.name.clone(), user => "alice",
                 md => Value::from_serialize(&md),
                 status => Value::from_serialize(&status),
-                drift_class => "",
+                drift_class => "bad",
             },
             false,
         )

@@ -69,6 +69,29 @@ pub async fn serving(
     .await
 }
 
+/// Waits (two and a half minutes at most) until ModelDeployment `name` has
+/// condition `type_` True for `reason`.
+pub async fn condition_holds(
+    ns: &TestNamespace,
+    name: &str,
+    type_: &'static str,
+    reason: &'static str,
+) -> Result<aimass_crds::v1alpha1::ModelDeployment> {
+    wait_for(
+        &ns.api::<aimass_crds::v1alpha1::ModelDeployment>(),
+        name,
+        Duration::from_secs(150),
+        move |md: Option<&aimass_crds::v1alpha1::ModelDeployment>| {
+            md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == type_ && c.status == "True" && c.reason == reason)
+            })
+        },
+    )
+    .await
+}
+
 /// The inference endpoint of ModelDeployment `scoring`'s Service (model
 /// `card-fraud`), as [`endpoint`] finds it.
 pub async fn scoring_endpoint(

@@ -344,21 +344,7 @@ async fn an_ensemble_combines_its_members_rolls_out_their_moves_and_keeps_its_la
         // A regressor has no probabilities: it cannot join. The deployment
         // is Degraded naming it, and combination 4 keeps answering.
         retrain(&ns, "fraud-mlp", "gbdt_regressor").await?;
-        let md = wait_for(
-            &ns.api::<ModelDeployment>(),
-            "blend",
-            TIMEOUT,
-            |md: Option<&ModelDeployment>| {
-                md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
-                    s.conditions.iter().any(|c| {
-                        c.type_ == "Degraded"
-                            && c.status == "True"
-                            && c.reason == "MemberIncompatible"
-                    })
-                })
-            },
-        )
-        .await?;
+        let md = aimass_e2e::condition_holds(&ns, "blend", "Degraded", "MemberIncompatible").await?;
         let status = md.status.context("status")?;
         let degraded = status
             .conditions

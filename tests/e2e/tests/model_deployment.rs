@@ -26,19 +26,7 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Waits until the ModelDeployment reports `Degraded` for `reason`.
 async fn degraded(ns: &TestNamespace, reason: &'static str) -> Result<ModelDeployment> {
-    wait_for(
-        &ns.api::<ModelDeployment>(),
-        "scoring",
-        TIMEOUT,
-        move |md: Option<&ModelDeployment>| {
-            md.and_then(|m| m.status.as_ref()).is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Degraded" && c.status == "True" && c.reason == reason)
-            })
-        },
-    )
-    .await
+    aimass_e2e::condition_holds(ns, "scoring", "Degraded", reason).await
 }
 
 /// The OIP answer of every serving pod, by pod IP.
