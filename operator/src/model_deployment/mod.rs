@@ -76,8 +76,6 @@ struct Observed {
     models: BTreeMap<String, Model>,
     /// The Secrets it needs that do not exist.
     missing: BTreeSet<String>,
-    /// The version to shadow, decided once the target is.
-    shadow: Option<ModelVersion>,
 }
 
 impl Observed {
@@ -108,7 +106,7 @@ struct Applied {
 #[instrument(skip_all, fields(name = %md.name_any(), namespace = md.namespace()))]
 pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile.start(CONTROLLER);
-    let Some(mut seen) = observe(&ctx, &md).await? else {
+    let Some(seen) = observe(&ctx, &md).await? else {
         return Ok(Action::await_change());
     };
     let md = seen.md.clone();
@@ -137,11 +135,11 @@ pub async fn reconcile(md: Arc<ModelDeployment>, ctx: Arc<Context>) -> Result<Ac
         &seen.models,
         choice.target.as_ref().map(|t| &t.version),
     );
-    seen.shadow = shadowing.clone().ok().flatten();
     let desired = desired_replicas(&md, &old, seen.current.as_ref());
     status.replicas = desired;
     let foreign_key = access::ensure(&ctx, &md).await?;
-    let applied = apply(&ctx, &seen, choice, desired, &mut status, &now).await?;
+    let shadow = shadowing.as_ref().ok().and_then(Option::as_ref);
+    let applied = apply(&ctx, &seen, choice, shadow, desired, &mut status, &now).await?;
     let mut notices = report(&ctx, &md, &old, &mut status, &applied, desired, &now).await?;
     let secured = report::secured(&md, &status.audit_checkpoints, foreign_key.as_deref());
     set(&mut status, &md, secured, &now);
@@ -211,16 +209,17 @@ async fn observe(ctx: &Context, md: &ModelDeployment) -> Result<Option<Observed>
         current,
         models,
         missing,
-        shadow: None,
     }))
 }
 
 /// Applies the tracks the choice calls for (with a canary step when the
-/// strategy asks for one), the Service and the NetworkPolicy.
+/// strategy asks for one), with `shadow` beside the stable track when it
+/// serves the target, the Service and the NetworkPolicy.
 async fn apply(
     ctx: &Context,
     seen: &Observed,
     choice: Choice,
+    shadow: Option<&ModelVersion>,
     desired: i32,
     status: &mut ModelDeploymentStatus,
     now: &Time,
@@ -255,9 +254,7 @@ async fn apply(
     let deployments: Api<Deployment> =
         Api::namespaced(ctx.client.clone(), &md.namespace().unwrap_or_default());
     // The shadow runs beside the stable track when it serves the target.
-    let shadow = seen
-        .shadow
-        .as_ref()
+    let shadow = shadow
         .filter(|_| canary.is_none() && stable.0.version.version == target.version.version)
         .zip(md.spec.shadow.as_ref())
         .map(|(version, spec)| (version, spec.percent));
