@@ -83,12 +83,30 @@ async fn load_ensemble(plan: &EnsemblePlan) -> Result<Arc<dyn Backend>, Error> {
             return Err(invalid(format!("member {} is named twice", m.name)));
         }
     }
-    let loaded = futures::future::join_all(plan.members.iter().map(|m| async move {
+    match (plan.combine, &plan.meta) {
+        (Combine::Stack, None) => {
+            return Err(invalid("stack needs a meta-model (--meta)".into()));
+        }
+        (Combine::Stack, Some(_)) | (_, None) => {}
+        (_, Some(_)) => return Err(invalid("only stack takes a meta-model".into())),
+    }
+    // The members and the meta-model are fetched and loaded side by side.
+    let members = futures::future::join_all(plan.members.iter().map(|m| async move {
         load_model(&m.uri, m.sha256.as_deref())
             .await
             .map_err(|e| invalid(format!("member {}: {e}", m.name)))
-    }))
-    .await;
+    }));
+    let meta = async {
+        match &plan.meta {
+            Some(meta) => Some(
+                load_model(&meta.uri, meta.sha256.as_deref())
+                    .await
+                    .map_err(|e| invalid(format!("the meta-model: {e}"))),
+            ),
+            None => None,
+        }
+    };
+    let (loaded, meta) = futures::join!(members, meta);
     let mut members = Vec::new();
     for (m, backend) in plan.members.iter().zip(loaded) {
         members.push(Member {
@@ -97,17 +115,10 @@ async fn load_ensemble(plan: &EnsemblePlan) -> Result<Arc<dyn Backend>, Error> {
             weight: m.weight,
         });
     }
-    match (plan.combine, &plan.meta) {
-        (Combine::Stack, Some(meta)) => {
-            let meta = load_model(&meta.uri, meta.sha256.as_deref())
-                .await
-                .map_err(|e| invalid(format!("the meta-model: {e}")))?;
-            Ok(Arc::new(Ensemble::stacked(members, &plan.output, meta)?))
-        }
-        (Combine::Stack, None) => Err(invalid("stack needs a meta-model (--meta)".into())),
-        (_, Some(_)) => Err(invalid("only stack takes a meta-model".into())),
-        (rule, None) => Ok(Arc::new(Ensemble::new(members, rule.into(), &plan.output)?)),
-    }
+    Ok(match meta {
+        Some(meta) => Arc::new(Ensemble::stacked(members, &plan.output, meta?)?),
+        None => Arc::new(Ensemble::new(members, plan.combine.into(), &plan.output)?),
+    })
 }
 
 /// Loads the model and builds the service without any security layer.
