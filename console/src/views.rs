@@ -179,27 +179,35 @@ status:
   - {pod: scoring-a, sequence: 41, mac: "ab", time: "2026-01-01T00:00:00Z", writeFailures: 0, broken: "record 12 does not chain"}
 "#,
         )?;
-        for shown in [
-            "concurrency 9.5 over target 5",
-            "v4 Analysing at 10 %",
-            "PSI 0.4123",
-            "<td>amount</td><td>1.2500</td>",
-            "record 12 does not chain",
-            "12.5 requests/s · p50 1.50 ms · p99 4.25 ms · server errors 1.00 % · refused 2.00 %",
-            "<td>&lt;b&gt;partner&lt;&#x2f;b&gt;</td><td>42</td>",
-            "Completed",
-            // Degraded and Drift are bad when True, Progressing neither.
-            r#"class="cond good" data-status="True" title=""><b>Ready</b>"#,
-            r#"class="cond good" data-status="False" title=""><b>Degraded</b>"#,
-            r#"class="cond bad" data-status="True" title=""><b>Drift</b>"#,
-            r#"class="cond neutral" data-status="True" title=""><b>Progressing</b>"#,
-        ] {
+        shows(
+            &page,
+            &[
+                "concurrency 9.5 over target 5",
+                "v4 Analysing at 10 %",
+                "PSI 0.4123",
+                "<td>amount</td><td>1.2500</td>",
+                "record 12 does not chain",
+                "12.5 requests/s · p50 1.50 ms · p99 4.25 ms · server errors 1.00 % · refused 2.00 %",
+                "<td>&lt;b&gt;partner&lt;&#x2f;b&gt;</td><td>42</td>",
+                "Completed",
+                // Degraded and Drift are bad when True, Progressing neither.
+                r#"class="cond good" data-status="True" title=""><b>Ready</b>"#,
+                r#"class="cond good" data-status="False" title=""><b>Degraded</b>"#,
+                r#"class="cond bad" data-status="True" title=""><b>Drift</b>"#,
+                r#"class="cond neutral" data-status="True" title=""><b>Progressing</b>"#,
+            ],
+        );
+        Ok(())
+    }
+
+    /// Asserts that `page` shows every one of `shown`.
+    fn shows(page: &str, shown: &[&str]) {
+        for shown in shown {
             assert!(
                 page.contains(shown),
                 "{shown:?} is not on the page:\n{page}"
             );
         }
-        Ok(())
     }
 
     /// The deployment page of `yaml`, rendered.
@@ -242,18 +250,16 @@ status:
      meta: {name: meta, model: fraud-meta, version: 5, weight: 1, uri: "s3://m/5"}}
 "#,
         )?;
-        for shown in [
-            "Ensemble (Stack) of <a href=\"/ns/risk/models/fraud-gbdt\">fraud-gbdt</a>",
-            "&lt;i&gt;mlp&lt;&#x2f;i&gt;",
-            "meta-model <a href=\"/ns/risk/models/fraud-meta\">fraud-meta</a>",
-            "<td>v1</td><td>WeightedSum of probabilities</td><td>gbdt = fraud-gbdt v1 (champion) × 0.7</td>",
-            r#"<tr class="ok"><td>v2</td><td>Stack of probabilities</td><td>gbdt = fraud-gbdt v3; meta-model fraud-meta v5</td>"#,
-        ] {
-            assert!(
-                ensemble.contains(shown),
-                "{shown:?} is not on the page:\n{ensemble}"
-            );
-        }
+        shows(
+            &ensemble,
+            &[
+                "Ensemble (Stack) of <a href=\"/ns/risk/models/fraud-gbdt\">fraud-gbdt</a>",
+                "&lt;i&gt;mlp&lt;&#x2f;i&gt;",
+                "meta-model <a href=\"/ns/risk/models/fraud-meta\">fraud-meta</a>",
+                "<td>v1</td><td>WeightedSum of probabilities</td><td>gbdt = fraud-gbdt v1 (champion) × 0.7</td>",
+                r#"<tr class="ok"><td>v2</td><td>Stack of probabilities</td><td>gbdt = fraud-gbdt v3; meta-model fraud-meta v5</td>"#,
+            ],
+        );
         let shadowed = deployment_page(
             r#"
 apiVersion: aimass.io/v1alpha1
@@ -267,16 +273,14 @@ status:
            differences: [{le: 0.02, rows: 510}, {le: 0.5, rows: 8160}]}
 "#,
         )?;
-        for shown in [
-            "50 % of the requests",
-            "v2 scored 510 requests (8160 rows) · labels agree on 87.50 % · mean score difference 0.1211 · dropped 0",
-            "<td>0.5</td><td>8160</td>",
-        ] {
-            assert!(
-                shadowed.contains(shown),
-                "{shown:?} is not on the page:\n{shadowed}"
-            );
-        }
+        shows(
+            &shadowed,
+            &[
+                "50 % of the requests",
+                "v2 scored 510 requests (8160 rows) · labels agree on 87.50 % · mean score difference 0.1211 · dropped 0",
+                "<td>0.5</td><td>8160</td>",
+            ],
+        );
         Ok(())
     }
 }

@@ -73,6 +73,19 @@ pub async fn post_as(
     Ok((status, serde_json::from_slice(&bytes)?))
 }
 
+/// The `data` of output `name` among `outputs` (an OIP answer's, or a zoo
+/// reference's).
+pub fn output_data<'a>(
+    outputs: &'a serde_json::Value,
+    name: &str,
+) -> Option<&'a serde_json::Value> {
+    outputs
+        .as_array()?
+        .iter()
+        .find(|o| o["name"] == name)
+        .map(|o| &o["data"])
+}
+
 /// Whether two JSON arrays of numbers agree within a relative 1e-5.
 pub fn close(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     match (a.as_array(), b.as_array()) {

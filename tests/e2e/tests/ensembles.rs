@@ -16,7 +16,7 @@ use aimass_crds::v1alpha1::{Combination, Model, ModelDeployment};
 use aimass_e2e::load::{Endpoint, Load};
 use aimass_e2e::operator::run_with_operator;
 use aimass_e2e::{
-    TestNamespace, close, endpoint, python_script, wait, wait_for, zoo, zoo_reference,
+    TestNamespace, close, endpoint, output_data, python_script, wait, wait_for, zoo, zoo_reference,
 };
 use anyhow::{Context, Result, ensure};
 use kube::api::{Patch, PatchParams};
@@ -144,11 +144,8 @@ struct Answer(Value);
 impl Answer {
     /// An output's numbers.
     fn numbers(&self, name: &str) -> Result<Vec<f64>> {
-        let output = self.0["outputs"]
-            .as_array()
-            .and_then(|o| o.iter().find(|o| o["name"] == name))
-            .with_context(|| format!("no output {name} in {}", self.0))?;
-        output["data"]
+        output_data(&self.0["outputs"], name)
+            .with_context(|| format!("no output {name} in {}", self.0))?
             .as_array()
             .context("no data")?
             .iter()
@@ -165,10 +162,8 @@ impl Answer {
 /// A zoo model's reference output `name` (computed by onnxruntime).
 fn reference(model: &str, name: &str) -> Result<Value> {
     let (_, outputs) = zoo_reference(model)?;
-    outputs
-        .as_array()
-        .and_then(|o| o.iter().find(|o| o["name"] == name))
-        .map(|o| o["data"].clone())
+    output_data(&outputs, name)
+        .cloned()
         .with_context(|| format!("{model} has no reference {name}"))
 }
 

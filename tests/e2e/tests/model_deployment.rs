@@ -60,14 +60,10 @@ async fn answers(
 }
 
 fn matches(answer: &Value, expected: &Value) -> bool {
-    let probabilities = |v: &Value| {
-        v.as_array()
-            .and_then(|a| a.iter().find(|o| o["name"] == "probabilities"))
-            .map(|o| o["data"].clone())
-    };
+    let probabilities = |v| aimass_e2e::output_data(v, "probabilities");
     probabilities(&answer["outputs"])
         .zip(probabilities(expected))
-        .is_some_and(|(a, b)| close(&a, &b))
+        .is_some_and(|(a, b)| close(a, b))
 }
 
 #[tokio::test]

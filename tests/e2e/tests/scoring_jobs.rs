@@ -340,12 +340,8 @@ async fn a_backtest_scores_every_row_once_and_measures_as_scikit_learn_does() ->
                 .await?;
             ensure!(code == 200, "{code}: {answer}");
             let output = |name: &str| -> Vec<f64> {
-                answer["outputs"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|o| o["name"] == name)
-                    .and_then(|o| o["data"].as_array())
+                aimass_e2e::output_data(&answer["outputs"], name)
+                    .and_then(Value::as_array)
                     .map(|d| d.iter().filter_map(Value::as_f64).collect())
                     .unwrap_or_default()
             };
